@@ -1,0 +1,127 @@
+"""The local stack's resources: the same queues, tables, topic, bucket, secret and SES setup as in AWS, with
+fixed names, created on the local endpoint through boto3 exactly as an AWS deployment would have them."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+
+from postline.models import ALL_MODELS, EmailEvent, bind_tables
+from postline.settings import STREAMS, settings_from_environ
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
+SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
+EVENTS_QUEUE = "postline-ses-events"
+EVENTS_TOPIC = "postline-ses-events"
+TABLES = {
+    "POSTLINE_MESSAGES_TABLE": "postline-messages",
+    "POSTLINE_EVENTS_TABLE": "postline-email-events",
+    "POSTLINE_SUPPRESSIONS_TABLE": "postline-email-suppressions",
+    "POSTLINE_TEMPLATES_TABLE": "postline-templates",
+}
+CLAIM_CHECK_BUCKET = "postline-claim-check"
+SIGNING_SECRET = "postline/signing-keys"
+SENDING_DOMAIN = "mail.example.com"
+DEFAULT_FROM = f"Postline Demo <hello@{SENDING_DOMAIN}>"
+CONFIGURATION_SETS = {stream: f"postline-{stream}" for stream in STREAMS}
+
+# Local queues retry sooner than AWS ones (so a failed record comes back in seconds, not minutes); the
+# redrive count is the same.
+VISIBILITY_TIMEOUT_SECONDS = 10
+MAX_RECEIVE_COUNT = 5
+
+
+def all_queue_names() -> list[str]:
+    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE]
+    return names + [f"{name}-dlq" for name in names]
+
+
+def queue_url(endpoint: str, name: str) -> str:
+    return f"{endpoint}/{ACCOUNT}/{name}"
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+
+def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
+    """The environment the functions get locally: the same variables the CDK stack sets in AWS."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **TABLES,
+        "POSTLINE_INBOUND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in INBOUND_QUEUES.values()}),
+        "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,
+        "POSTLINE_TRACKING_BASE_URL": api_url,
+        "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{SENDING_DOMAIN}",
+        "POSTLINE_SIGNING_KEYS_SECRET": SIGNING_SECRET,
+        "POSTLINE_CLAIM_CHECK_BUCKET": CLAIM_CHECK_BUCKET,
+        "POWERTOOLS_SERVICE_NAME": "postline",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "postline",
+    }
+    for stream in STREAMS:
+        env[f"POSTLINE_SEND_QUEUE_URL_{stream.upper()}"] = queue_url(endpoint, SEND_QUEUES[stream])
+        env[f"POSTLINE_CONFIGURATION_SET_{stream.upper()}"] = CONFIGURATION_SETS[stream]
+    return env
+
+
+def signing_secret(state_dir: str) -> str:
+    """The local signing keys, generated once per checkout and kept in the state folder (mode 0600), so links
+    in emails already in the outbox keep working after a restart."""
+    path = os.path.join(state_dir, "signing-keys.json")
+    if not os.path.exists(path):
+        document = {"active": "k1", "keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(document, handle)
+    with open(path) as handle:
+        return handle.read()
+
+
+def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> None:
+    sqs = session.client("sqs")
+    for name in all_queue_names():
+        if name.endswith("-dlq"):
+            continue
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.create_queue(QueueName=name, Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
+        })
+
+    environment = function_environment(endpoint, api_url)
+    bind_tables(settings_from_environ(environment))
+    dynamodb = session.client("dynamodb")
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for model in ALL_MODELS:
+        if model.Meta.table_name not in existing:
+            model.create_table(wait=True)
+    dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+
+    sns = session.client("sns")
+    topic_arn = sns.create_topic(Name=EVENTS_TOPIC)["TopicArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE))
+
+    session.client("s3").create_bucket(Bucket=CLAIM_CHECK_BUCKET)
+    secrets_client = session.client("secretsmanager")
+    try:
+        secrets_client.create_secret(Name=SIGNING_SECRET, SecretString=signing_secret(state_dir))
+    except secrets_client.exceptions.ResourceExistsException:
+        pass
+
+    sesv2 = session.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity=SENDING_DOMAIN)
+    for name in CONFIGURATION_SETS.values():
+        try:
+            sesv2.create_configuration_set(ConfigurationSetName=name)
+        except sesv2.exceptions.AlreadyExistsException:
+            pass

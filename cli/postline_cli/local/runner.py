@@ -1,0 +1,150 @@
+"""Deliver SQS batches to the real function handlers the way the Lambda event source mapping does.
+
+Each poller receives up to 10 messages, builds the exact Lambda SQS event, calls the handler, and deletes only
+the records the handler did not report in ``batchItemFailures``. A handler that raises deletes nothing. Records
+left on the queue come back after their visibility timeout, and SQS's redrive policy moves them to the DLQ
+after the redrive count, as in AWS.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .resources import ACCOUNT, REGION, queue_arn
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+
+
+def load_handler_module(name: str):
+    """Import ``functions/<name>/app.py`` as Lambda would (each under its own module name)."""
+    path = FUNCTIONS_DIR / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"postline_function_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    timeout_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.time() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def lambda_sqs_record(message: dict[str, Any], queue_name: str) -> dict[str, Any]:
+    attributes = {k: v for k, v in message.get("Attributes", {}).items()}
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": attributes,
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn(queue_name),
+        "awsRegion": REGION,
+    }
+
+
+class QueuePoller(threading.Thread):
+    """One event source mapping: a queue feeding a function, batch size 10, partial batch responses."""
+
+    def __init__(self, sqs, queue_url: str, queue_name: str, function_name: str, handler, stop: threading.Event,
+                 on_batch=None):
+        super().__init__(name=f"poller-{queue_name}", daemon=True)
+        self.sqs, self.queue_url, self.queue_name = sqs, queue_url, queue_name
+        self.function_name, self.handler, self.stop = function_name, handler, stop
+        self.on_batch = on_batch
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll_once(wait_seconds=1)
+            except Exception:  # noqa: BLE001 - the poller outlives a bad moment of the endpoint
+                if not self.stop.is_set():
+                    traceback.print_exc()
+                    time.sleep(0.5)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [lambda_sqs_record(m, self.queue_name) for m in messages]}
+        try:
+            answer = self.handler(event, LambdaContext(self.function_name)) or {}
+            failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        except BaseException as error:  # noqa: BLE001 - as in Lambda, a crashed invocation deletes nothing
+            print(f"[{self.function_name}] invocation failed: {error!r}", file=sys.stderr, flush=True)
+            failed = {m["MessageId"] for m in messages}
+        done = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
+        if self.on_batch:
+            self.on_batch(self.function_name, len(messages), len(failed))
+        return len(messages)
+
+
+class SimulatedCrash(BaseException):
+    """The process dying: not an error a handler could catch and handle."""
+
+
+class CrashAfterSesAccepts:
+    """Fault injection for tests: wraps the SES client so that the first send to ``address`` is accepted by SES
+    and then the invocation dies before postline records it."""
+
+    def __init__(self, sesv2, address: str):
+        self._sesv2, self._address, self._armed = sesv2, address, True
+
+    def send_email(self, **kwargs):
+        answer = self._sesv2.send_email(**kwargs)
+        if self._armed and self._address in kwargs["Destination"]["ToAddresses"]:
+            self._armed = False
+            raise SimulatedCrash(f"process died after SES accepted {answer['MessageId']}")
+        return answer
+
+    def __getattr__(self, name):
+        return getattr(self._sesv2, name)
+
+
+def apply_faults(spec: str, modules: dict[str, Any]) -> None:
+    """``crash_after_ses:<address>`` (comma separated): the faults the e2e tests inject."""
+    for fault in filter(None, (part.strip() for part in spec.split(","))):
+        kind, _, argument = fault.partition(":")
+        if kind != "crash_after_ses":
+            raise ValueError(f"unknown fault {kind!r}")
+        context = modules["send"].send_context
+        context.sesv2 = CrashAfterSesAccepts(context.sesv2, argument)
+

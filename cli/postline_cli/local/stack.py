@@ -1,0 +1,233 @@
+"""The local stack: the AWS endpoint, the resources, the function runners, the SES event publisher and the HTTP
+API, started together and stopped together."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import resources
+from .http_api import LocalHttpApi
+from .runner import QueuePoller, apply_faults, load_handler_module
+from .ses_simulator import SesEventPublisher
+
+DEFAULT_AWS_PORT = 4566
+DEFAULT_API_PORT = 3000
+HOST = "127.0.0.1"
+SAMPLE_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+
+class LocalStackError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalPaths:
+    state_dir: Path
+    outbox: Path
+
+    @classmethod
+    def default(cls) -> LocalPaths:
+        return cls(Path(os.environ.get("POSTLINE_LOCAL_DIR", ".postline")).resolve(),
+                   Path(os.environ.get("POSTLINE_OUTBOX", "outbox")).resolve())
+
+    @property
+    def send_log(self) -> Path:
+        return self.state_dir / "ses-send-log.jsonl"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "local.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "local.log"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise LocalStackError(f"timed out waiting for {what}")
+
+
+def read_state(paths: LocalPaths) -> dict | None:
+    try:
+        return json.loads(paths.state_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def running_state(paths: LocalPaths) -> dict | None:
+    """The state of a local stack that is up and answering, or None."""
+    state = read_state(paths)
+    if not state or not state.get("ready") or not pid_alive(state["pid"]):
+        return None
+    try:
+        urllib.request.urlopen(state["endpoint"] + "/moto-api/", timeout=1)
+    except OSError:
+        return None
+    return state
+
+
+@dataclass
+class LocalStack:
+    paths: LocalPaths
+    aws_port: int = DEFAULT_AWS_PORT
+    api_port: int = DEFAULT_API_PORT
+    faults: str = ""
+    send_pollers: int = 2
+    log_batches: bool = True
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def run(self, on_ready=None) -> None:
+        """Start everything, call ``on_ready(queue_urls)``, and block until SIGINT/SIGTERM."""
+        for port in (self.aws_port, self.api_port):
+            if port_open(port):
+                raise LocalStackError(f"port {port} is in use: is the local stack already up? (postline local status)")
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.paths.outbox.glob("*.eml"):  # each run starts with an empty outbox
+            old.unlink()
+        self.paths.send_log.unlink(missing_ok=True)
+        endpoint_process = subprocess.Popen([
+            sys.executable, "-m", "postline_cli.local.aws_endpoint", "--host", HOST, "--port", str(self.aws_port),
+            "--outbox", str(self.paths.outbox), "--send-log", str(self.paths.send_log),
+        ])
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        api = None
+        try:
+            _wait_for(lambda: port_open(self.aws_port) or endpoint_process.poll() is not None, 30, "the AWS endpoint")
+            if endpoint_process.poll() is not None:
+                raise LocalStackError("the local AWS endpoint exited at start")
+            os.environ.update(resources.function_environment(self.endpoint, self.api_url))
+            import boto3
+
+            session = boto3.session.Session()
+            resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir))
+            publish_samples()
+            modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events")}
+            apply_faults(self.faults, modules)
+            self._start_pollers(session, modules)
+            topic_arn = f"arn:aws:sns:{resources.REGION}:{resources.ACCOUNT}:{resources.EVENTS_TOPIC}"
+            SesEventPublisher(session.client("sns"), topic_arn, str(self.paths.send_log), self._stop).start()
+            api = LocalHttpApi(HOST, self.api_port)
+            api.start()
+            queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}
+            self.paths.state_file.write_text(json.dumps({
+                "pid": os.getpid(), "endpoint_pid": endpoint_process.pid, "endpoint": self.endpoint,
+                "api_url": self.api_url, "outbox": str(self.paths.outbox), "queues": queue_urls, "ready": True,
+            }, indent=2))
+            if on_ready:
+                on_ready(queue_urls)
+            self._stop.wait()
+        finally:
+            self._stop.set()
+            if api:
+                api.stop()
+            endpoint_process.terminate()
+            try:
+                endpoint_process.wait(10)
+            except subprocess.TimeoutExpired:
+                endpoint_process.kill()
+            state = read_state(self.paths)
+            if state and state.get("pid") == os.getpid():
+                self.paths.state_file.unlink(missing_ok=True)
+
+    def _start_pollers(self, session, modules) -> None:
+        sqs = session.client("sqs")
+        wiring = [(name, "render", 1) for name in resources.INBOUND_QUEUES.values()]
+        wiring += [(name, "send", self.send_pollers) for name in resources.SEND_QUEUES.values()]
+        wiring += [(resources.EVENTS_QUEUE, "ses_events", 1)]
+        for queue_name, function, count in wiring:
+            for _ in range(count):
+                QueuePoller(sqs, resources.queue_url(self.endpoint, queue_name), queue_name, function,
+                            modules[function].handler, self._stop, self._log_batch if self.log_batches else None).start()
+
+    @staticmethod
+    def _log_batch(function: str, received: int, failed: int) -> None:
+        note = f", {failed} left for retry" if failed else ""
+        print(f"[{function}] batch of {received}{note}", file=sys.stderr, flush=True)
+
+
+def publish_samples() -> None:
+    """The sample templates shipped in ``templates/``, so a fresh local stack can send at once."""
+    from ..publish import load_template_dir, prepare, publish
+
+    for folder in sorted(SAMPLE_TEMPLATES.iterdir()):
+        if (folder / "template.json").exists():
+            publish(prepare(load_template_dir(folder), "postline-samples"))
+
+
+def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> dict:
+    """Start ``postline local up`` in the background (its output in the state folder's local.log) and wait
+    until it is ready."""
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    paths.state_file.unlink(missing_ok=True)
+    with open(paths.log_file, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "postline_cli.main", "local", "up", *args],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "POSTLINE_LOCAL_DIR": str(paths.state_dir), "POSTLINE_OUTBOX": str(paths.outbox)},
+        )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise LocalStackError(f"the local stack exited at start; see {paths.log_file}")
+        state = read_state(paths)
+        return bool(state and state.get("pid") == process.pid and state.get("ready"))
+
+    _wait_for(ready, timeout, "the local stack")
+    return read_state(paths)
+
+
+def stop(paths: LocalPaths, timeout: float = 20) -> bool:
+    """Stop a running local stack; True if one was running."""
+    state = read_state(paths)
+    if not state:
+        return False
+    pids = [state["pid"], state.get("endpoint_pid")]
+    was_running = pid_alive(state["pid"])
+    for pid in filter(None, pids):
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(pid_alive(p) for p in filter(None, pids)):
+        time.sleep(0.1)
+    for pid in filter(None, pids):
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    paths.state_file.unlink(missing_ok=True)
+    return was_running

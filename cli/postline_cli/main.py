@@ -1,0 +1,363 @@
+"""postline: the operator CLI. Every read command takes --json for scripts."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from postline.contract import Rejected
+from postline.settings import STREAMS
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def emit_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def fail(message: str, code: int = 1):
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(code)
+
+
+def parse_json_option(value: str | None, what: str) -> dict:
+    if value is None:
+        return {}
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as error:
+        fail(f"{what} is not valid JSON: {error}", 2)
+    if not isinstance(data, dict):
+        fail(f"{what} must be a JSON object", 2)
+    return data
+
+
+@click.group()
+def cli() -> None:
+    """postline: serverless email delivery on Amazon SES."""
+
+
+# ---------------------------------------------------------------- local stack
+@cli.group()
+def local() -> None:
+    """The local stack: a real AWS endpoint on loopback running postline's functions."""
+
+
+@local.command("up")
+@click.option("--detach", is_flag=True, help="Start in the background and return when ready.")
+@click.option("--aws-port", default=4566, show_default=True)
+@click.option("--api-port", default=3000, show_default=True)
+@click.option("--fault", "faults", default=os.environ.get("POSTLINE_LOCAL_FAULTS", ""), hidden=True,
+              help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.")
+def local_up(detach: bool, aws_port: int, api_port: int, faults: str) -> None:
+    """Start the local stack (in the foreground until Ctrl-C unless --detach)."""
+    from .local.stack import LocalPaths, LocalStack, LocalStackError, running_state, start_detached
+
+    paths = LocalPaths.default()
+    if running_state(paths):
+        fail("the local stack is already up (postline local down stops it)")
+    try:
+        if detach:
+            args = ["--aws-port", str(aws_port), "--api-port", str(api_port)] + (["--fault", faults] if faults else [])
+            state = start_detached(paths, args)
+            _print_state(state, detached=True)
+            return
+        LocalStack(paths, aws_port, api_port, faults).run(on_ready=lambda _: _print_state(
+            {"endpoint": f"http://127.0.0.1:{aws_port}", "api_url": f"http://127.0.0.1:{api_port}",
+             "outbox": str(paths.outbox),
+             "queues": {n: f"http://127.0.0.1:{aws_port}/123456789012/{n}" for n in _queue_names()}}, detached=False))
+    except LocalStackError as error:
+        fail(str(error))
+
+
+def _queue_names() -> list[str]:
+    from .local.resources import all_queue_names
+
+    return all_queue_names()
+
+
+def _print_state(state: dict, detached: bool) -> None:
+    console.print(f"[green]postline local stack is up[/green]  AWS endpoint {state['endpoint']}  "
+                  f"HTTP API {state['api_url']}", highlight=False)
+    console.print(f"outbox: {state['outbox']}", highlight=False)
+    width = max(map(len, state["queues"]))
+    for name, url in state["queues"].items():
+        click.echo(f"  {name:<{width}}  {url}")
+    console.print("use it with: export AWS_ENDPOINT_URL=" + state["endpoint"] +
+                  (" (or just run postline commands from this folder)"), highlight=False)
+    if not detached:
+        console.print("Ctrl-C stops it.")
+
+
+@local.command("down")
+def local_down() -> None:
+    """Stop a local stack started with --detach."""
+    from .local.stack import LocalPaths, stop
+
+    if stop(LocalPaths.default()):
+        console.print("local stack stopped")
+    else:
+        console.print("no local stack was running")
+
+
+@local.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def local_status(as_json: bool) -> None:
+    """Exit 0 and describe the local stack if it is up; exit 1 if not."""
+    from .local.stack import LocalPaths, running_state
+
+    state = running_state(LocalPaths.default())
+    if as_json:
+        emit_json({"up": bool(state), **(state or {})})
+    elif state:
+        console.print(f"up: AWS endpoint {state['endpoint']}, HTTP API {state['api_url']}, outbox {state['outbox']}",
+                      highlight=False)
+    else:
+        console.print("down")
+    sys.exit(0 if state else 1)
+
+
+# ---------------------------------------------------------------- templates
+@cli.group()
+def templates() -> None:
+    """Publish, list and preview templates."""
+
+
+@templates.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def templates_push(directory: Path, as_json: bool) -> None:
+    """Publish every template folder in DIRECTORY (or DIRECTORY itself if it is one)."""
+    from postline.templates import TemplateProblem
+
+    from .publish import load_template_dir, prepare, publish
+    from .target import target
+
+    target()
+    folders = [directory] if (directory / "template.json").exists() else sorted(
+        p for p in directory.iterdir() if (p / "template.json").exists())
+    if not folders:
+        fail(f"no template folders (with template.json) in {directory}")
+    author = os.environ.get("USER", "postline")
+    results, problems = [], []
+    for folder in folders:
+        try:
+            published = publish(prepare(load_template_dir(folder), author))
+        except TemplateProblem as problem:
+            problems.append(str(problem))
+            continue
+        results.append({"name": published.name, "version": published.version, "stream": published.stream,
+                        "changed": published.changed})
+    if as_json:
+        emit_json({"published": results, "problems": problems})
+    else:
+        table = Table("template", "stream", "version", "")
+        for r in results:
+            table.add_row(r["name"], r["stream"], str(r["version"]), "new version" if r["changed"] else "unchanged")
+        console.print(table)
+        for problem in problems:
+            errors.print(f"[red]not published:[/red] {problem}", highlight=False)
+    sys.exit(1 if problems else 0)
+
+
+@templates.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def templates_list(as_json: bool) -> None:
+    """The active version of every template."""
+    from .publish import active_templates
+    from .target import target
+
+    target()
+    items = [{"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
+              "required": list(t.required or []), "example_data": t.example_data or {}}
+             for t in active_templates()]
+    if as_json:
+        emit_json(items)
+        return
+    table = Table("template", "stream", "version", "needs")
+    for item in items:
+        table.add_row(item["name"], item["stream"], str(item["version"]), ", ".join(item["required"]))
+    console.print(table)
+
+
+@templates.command("render")
+@click.argument("name")
+@click.option("--data", help="JSON object of template data (default: the template's example data).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the HTML part to this file.")
+@click.option("--json", "as_json", is_flag=True)
+def templates_render(name: str, data: str | None, html_out: Path | None, as_json: bool) -> None:
+    """Preview NAME (or NAME@VERSION) rendered with --data or its example data."""
+    from postline.clients import client
+    from postline.contract import TEMPLATE_REF
+    from postline.models import Template
+    from postline.templates import TemplateProblem, TemplateStore
+
+    from .target import target
+
+    target()
+    match = TEMPLATE_REF.match(name)
+    if not match:
+        fail(f"{name!r} is not a template name like 'welcome' or 'welcome@3'", 2)
+    ref = (match["name"], int(match["version"]) if match["version"] else None)
+    compiled = TemplateStore(Template.Meta.table_name, client("dynamodb"), 0).resolve([ref])[ref]
+    if isinstance(compiled, TemplateProblem):
+        fail(str(compiled))
+    values = parse_json_option(data, "--data") if data is not None else Template.get(
+        compiled.name, compiled.version).example_data or {}
+    try:
+        rendered = compiled.render(values, {"unsubscribe_url": "https://example.com/u/preview-token"})
+    except TemplateProblem as problem:
+        fail(str(problem))
+    if html_out:
+        html_out.write_text(rendered.html)
+    if as_json:
+        emit_json({"name": compiled.name, "version": compiled.version, "stream": compiled.stream,
+                   "subject": rendered.subject, "text": rendered.text, "html": rendered.html})
+        return
+    console.print(f"[bold]{compiled.ref}[/bold] ({compiled.stream})", highlight=False)
+    console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
+    console.print(rendered.text, highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- sending and status
+@cli.command()
+@click.option("--template", "template_name", required=True, help="Template name, or NAME@VERSION to pin one.")
+@click.option("--to", "recipient", required=True)
+@click.option("--data", help="JSON object of template data.")
+@click.option("--id", "message_key", help="Idempotency key (default: a new one).")
+@click.option("--campaign")
+@click.option("--tag", "tags", multiple=True, help="NAME=VALUE, repeatable.")
+@click.option("--queue", "stream", type=click.Choice(STREAMS), help="Inbound queue (default: the template's stream).")
+@click.option("--json", "as_json", is_flag=True)
+def send(template_name, recipient, data, message_key, campaign, tags, stream, as_json) -> None:
+    """Enqueue one message the way an application does."""
+    from postline.client import PostlineClient
+    from postline.clients import client
+    from postline.contract import TEMPLATE_REF
+    from postline.models import ACTIVE_POINTER_VERSION, Template
+
+    from .target import target
+
+    where = target()
+    if stream is None:
+        match = TEMPLATE_REF.match(template_name)
+        try:
+            stream = Template.get(match["name"] if match else template_name, ACTIVE_POINTER_VERSION).stream
+        except Template.DoesNotExist:
+            stream = "transactional"  # postline will reject it with the reason; the app sees the same
+    tag_map = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep:
+            fail(f"--tag {tag!r} must be NAME=VALUE", 2)
+        tag_map[key] = value
+    mailer = PostlineClient({stream: where.inbound_queue_url(stream)}, client("sqs"))
+    try:
+        message_id = mailer.send(template_name, recipient, parse_json_option(data, "--data"), stream=stream,
+                                 id=message_key, campaign=campaign, tags=tag_map or None)
+    except Rejected as rejection:
+        fail(f"not sent: {rejection}", 2)
+    if as_json:
+        emit_json({"message_id": message_id, "queue": stream})
+    else:
+        console.print(f"queued {message_id} on the {stream} queue", highlight=False)
+
+
+@cli.command()
+@click.argument("message")
+@click.option("--json", "as_json", is_flag=True)
+def status(message: str, as_json: bool) -> None:
+    """What happened to MESSAGE (postline's message id, or the id the application gave it)."""
+    from .target import target
+    from .views import message_view
+
+    target()
+    view = message_view(message)
+    if as_json:
+        emit_json(view)
+        return
+    console.print(f"[bold]{view['message_id']}[/bold]: {view['status']}", highlight=False)
+    for key in ("reason", "recipient", "template", "stream", "campaign", "ses_message_id", "duplicates_ignored"):
+        if view.get(key):
+            console.print(f"  {key}: {view[key]}", highlight=False, markup=False)
+    for event in view["events"]:
+        console.print(f"  {event['time']}  {event['type']}", highlight=False)
+
+
+# ---------------------------------------------------------------- suppressions
+@cli.group()
+def suppressions() -> None:
+    """The suppression list."""
+
+
+@suppressions.command("add")
+@click.argument("address")
+@click.option("--scope", type=click.Choice(("all",) + STREAMS), default="all", show_default=True)
+@click.option("--reason", type=click.Choice(("manual", "hard_bounce", "complaint", "unsubscribe")), default="manual",
+              show_default=True)
+@click.option("--note", help="Why, for the record.")
+def suppressions_add(address: str, scope: str, reason: str, note: str | None) -> None:
+    """Stop sending to ADDRESS (for one stream, or all)."""
+    from postline.addresses import InvalidAddress, normalise_address
+    from postline.suppression import suppress
+
+    from .target import target
+
+    target()
+    try:
+        normalised = normalise_address(address)
+    except InvalidAddress as error:
+        fail(f"{address!r}: {error}", 2)
+    suppress(normalised, scope, reason, source="cli", detail=note)
+    console.print(f"suppressed {normalised} (scope {scope}, reason {reason})", highlight=False)
+
+
+@suppressions.command("remove")
+@click.argument("address")
+@click.option("--scope", type=click.Choice(("all",) + STREAMS), default="all", show_default=True)
+def suppressions_remove(address: str, scope: str) -> None:
+    """Allow sending to ADDRESS again (for one scope)."""
+    from postline.addresses import normalise_address
+    from postline.models import Suppression
+
+    from .target import target
+
+    target()
+    normalised = normalise_address(address)
+    Suppression(normalised, scope).delete()
+    console.print(f"removed the {scope} suppression of {normalised}", highlight=False)
+
+
+@suppressions.command("show")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True)
+def suppressions_show(address: str, as_json: bool) -> None:
+    """ADDRESS's suppressions (empty when it is not suppressed)."""
+    from postline.addresses import normalise_address
+    from postline.models import Suppression
+
+    from .target import target
+    from .views import suppression_view
+
+    target()
+    normalised = normalise_address(address)
+    items = [suppression_view(s) for s in Suppression.query(normalised)]
+    if as_json:
+        emit_json({"email": normalised, "suppressions": items})
+        return
+    if not items:
+        console.print(f"{normalised} is not suppressed", highlight=False)
+    for item in items:
+        console.print(f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']}",
+                      highlight=False)
+
+
+if __name__ == "__main__":
+    cli()

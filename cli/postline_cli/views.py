@@ -1,0 +1,70 @@
+"""What the read commands show, as plain data (printed as tables, or as JSON with ``--json``)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from postline.contract import message_id_for
+from postline.models import EmailEvent, Message, Suppression
+
+_MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
+
+# Record timestamp -> the event it marks, in pipeline order.
+_TIMELINE = (("queued_at", "queued"), ("rendered_at", "rendered"), ("claimed_at", "send_attempt"),
+             ("sent_at", "sent"), ("last_duplicate_at", "duplicate_ignored"))
+_FINISHED = {"suppressed": "suppressed", "rejected": "rejected", "failed": "failed"}
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def resolve_message_id(reference: str) -> str:
+    """A postline message id as given, or the message id of a caller's idempotency key."""
+    return reference if _MESSAGE_ID.match(reference) else message_id_for(reference)
+
+
+def message_view(reference: str) -> dict[str, Any]:
+    message_id = resolve_message_id(reference)
+    try:
+        record = Message.get(message_id, consistent_read=True)
+    except Message.DoesNotExist:
+        return {"message_id": message_id, "status": "unknown", "ses_message_id": None, "events": [],
+                "reason": "postline has no record of this message yet: it may still be waiting on an inbound queue"}
+    events = []
+    for attribute, name in _TIMELINE:
+        value = getattr(record, attribute)
+        if value is not None:
+            events.append({"type": name, "time": iso(value), "at": float(value)})
+    if record.status in _FINISHED and record.finished_at is not None:
+        events.append({"type": _FINISHED[record.status], "time": iso(record.finished_at),
+                       "at": float(record.finished_at), "reason": record.reason})
+    for event in EmailEvent.query(message_id):
+        entry = {"type": event.type, "time": iso(event.at), "at": float(event.at)}
+        if event.detail:
+            entry["detail"] = event.detail
+        events.append(entry)
+    events.sort(key=lambda e: e["at"])
+    return {
+        "message_id": message_id,
+        "status": record.status,
+        "reason": record.reason,
+        "recipient": record.recipient,
+        "template": record.template,
+        "template_version": int(record.template_version) if record.template_version is not None else None,
+        "stream": record.stream,
+        "campaign": record.campaign,
+        "tags": record.tags.as_dict() if record.tags else {},
+        "ses_message_id": record.ses_message_id,
+        "attempts": int(record.attempts or 0),
+        "duplicates_ignored": int(record.duplicates or 0),
+        "events": events,
+    }
+
+
+def suppression_view(item: Suppression) -> dict[str, Any]:
+    return {"email": item.email, "scope": item.scope, "reason": item.reason, "suppressed_at": iso(item.suppressed_at),
+            "source": item.source, "detail": item.detail}

@@ -1,0 +1,20 @@
+"""render: send messages from the inbound queues -> finished emails on the send queues."""
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from postline.batch import partial_batch_response
+from postline.models import bind_tables
+from postline.render import RenderContext, render_batch
+from postline.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+settings = get_settings()
+bind_tables(settings)
+render_context = RenderContext(settings)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return partial_batch_response(event, context, lambda records: render_batch(records, render_context))

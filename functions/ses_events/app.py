@@ -1,0 +1,20 @@
+"""ses_events: SES events from the postline-ses-events queue -> message status, events, suppressions."""
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from postline.batch import partial_batch_response
+from postline.events import EventsContext, apply_events
+from postline.models import bind_tables
+from postline.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+settings = get_settings()
+bind_tables(settings)
+events_context = EventsContext(settings)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return partial_batch_response(event, context, lambda records: apply_events(records, events_context))

@@ -1,0 +1,1 @@
+"""postline: the library every function shares (contract, models, rendering, suppression, tokens, SES transport)."""

@@ -1,0 +1,33 @@
+"""Email addresses: validated and normalised once, at the edge; everything after compares normalised values."""
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+
+class InvalidAddress(ValueError):
+    pass
+
+
+def normalise_address(value: str) -> str:
+    """Strip, reject header-injection characters, validate the syntax and lower-case the domain."""
+    if not isinstance(value, str):
+        raise InvalidAddress("must be a string")
+    if any(c in value for c in "\r\n\0"):
+        raise InvalidAddress("contains a line break or NUL (header injection)")
+    candidate = value.strip()
+    if not candidate:
+        raise InvalidAddress("is empty")
+    if "<" in candidate or ">" in candidate or "," in candidate:
+        raise InvalidAddress("must be a single bare address like name@example.com")
+    try:
+        result = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidAddress(str(error)) from None
+    local, _, domain = result.normalized.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def mask_address(address: str) -> str:
+    """``j***@example.com``: enough for a person to recognise their address, not enough to harvest it."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"

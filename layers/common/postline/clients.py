@@ -1,0 +1,20 @@
+"""boto3 clients created once per container and shared by the adapters (which also accept their own)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=32)
+# SES sends are never retried by botocore: a retried SendEmail after a read timeout could send the email twice.
+# postline decides itself what to retry, holding its idempotency claim.
+_NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=32)
+
+
+@lru_cache(maxsize=None)
+def client(service: str):
+    """The container's client for ``service`` (endpoint and region come from the standard AWS settings,
+    so ``AWS_ENDPOINT_URL`` points everything at the local stack)."""
+    config = _NO_RETRY if service == "sesv2" else _CONFIG
+    return boto3.session.Session().client(service, config=config)

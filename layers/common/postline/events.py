@@ -1,0 +1,196 @@
+"""SES events (configuration-set event publishing and identity notifications) applied to message records.
+
+Status only moves forward (``models.STATUS_RANK``), so events that arrive late, out of order or twice change
+nothing they should not. A Send event settles a claim left ``sending`` by a send attempt that died after SES
+accepted the message: that is what keeps a crash from turning into a second email.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from . import records
+from .addresses import InvalidAddress, normalise_address
+from .batch import BatchResult, Outcome, QueueRecord
+from .clients import client
+from .dynamo import RetryLater, transact_write
+from .models import (
+    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, STATUS_RANK, SUPPRESSION_SCOPE_ALL,
+    EmailEvent, Message, Suppression,
+)
+from .ses import MESSAGE_ID_TAG
+from .settings import Settings
+
+logger = Logger(child=True)
+
+
+@dataclass
+class EventsContext:
+    settings: Settings
+    dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class SesEvent:
+    type: str  # the SES event type: Send, Delivery, Bounce, Complaint, Reject, ...
+    ses_message_id: str
+    message_id: str | None
+    at: float
+    detail: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: str) -> SesEvent:
+        document = json.loads(body)
+        if document.get("Type") == "Notification" and "Message" in document:  # SNS envelope
+            document = json.loads(document["Message"])
+        event_type = document.get("eventType") or document.get("notificationType")
+        mail = document.get("mail")
+        if not event_type or not isinstance(mail, dict) or "messageId" not in mail:
+            raise ValueError("not an SES event: needs eventType or notificationType, and mail.messageId")
+        tags = mail.get("tags") or {}
+        tagged = tags.get(MESSAGE_ID_TAG) or [None]
+        key = event_type[0].lower() + event_type[1:].replace(" ", "")
+        detail = document.get(key) or document.get(event_type.lower()) or {}
+        stamp = detail.get("timestamp") or mail.get("timestamp")
+        return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail)
+
+
+def _epoch(stamp: str | None) -> float:
+    if not stamp:
+        return time.time()
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+# SES event type -> (postline event type recorded in email_events, status it moves the message to)
+_EFFECTS = {
+    "Send": (None, SENT),
+    "Delivery": ("delivered", DELIVERED),
+    "Bounce": ("bounced", BOUNCED),
+    "Complaint": ("complained", COMPLAINED),
+    "Reject": ("rejected", FAILED),
+    "DeliveryDelay": ("delayed", None),
+    "Open": ("opened", None),
+    "Click": ("clicked", None),
+    "Rendering Failure": ("rendering_failed", FAILED),
+    "RenderingFailure": ("rendering_failed", FAILED),
+    "Subscription": ("subscription", None),
+}
+
+
+def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
+    result = BatchResult()
+    settings, now = ctx.settings, ctx.clock()
+    parsed: dict[str, SesEvent] = {}
+    for record in batch:
+        try:
+            parsed[record.record_id] = SesEvent.from_body(record.body)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            # Retried until the redrive count moves it to the DLQ, where an operator finds it.
+            result.set(record.record_id, Outcome(None, "retry", f"malformed SES event: {error}", retry=True))
+    _resolve_message_ids(parsed, ctx)
+
+    status_updates: list[dict[str, Any]] = []
+    puts: dict[tuple[str, str, str], Any] = {}  # keyed, so a repeated event is written once
+    for rid, event in parsed.items():
+        if event.message_id is None:
+            result.set(rid, Outcome(None, "ignored", "not sent by postline"))
+            continue
+        recorded_type, status = _EFFECTS.get(event.type, (None, None))
+        if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":
+            recorded_type, status = "soft_bounced", None
+        if status:
+            status_updates.append(_advance(settings.messages_table, event, status, now))
+        if recorded_type:
+            sort_key = f"{event.at:.3f}#{recorded_type}"
+            puts[(settings.events_table, event.message_id, sort_key)] = EmailEvent(
+                event.message_id, sort_key, type=recorded_type, at=event.at,
+                detail=_summary(event), expires_at=int(now + settings.event_ttl_days * 86400),
+            )
+        for address, reason in _suppressions(event):
+            puts[(settings.suppressions_table, address, SUPPRESSION_SCOPE_ALL)] = Suppression(
+                address, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
+                detail=_diagnostic(event, address),
+            )
+        result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
+    try:
+        transact_write(ctx.dynamodb, status_updates)  # conditions that fail mean "already further along"
+        _batch_put(ctx.dynamodb, puts)
+    except RetryLater as error:
+        for rid in parsed:
+            result.set(rid, Outcome(None, "retry", str(error), retry=True))
+    return result
+
+
+def _resolve_message_ids(parsed: dict[str, SesEvent], ctx: EventsContext) -> None:
+    """Events without postline's tag (identity notifications can lack tags) are matched by SES message id."""
+    for rid, event in list(parsed.items()):
+        if event.message_id is None:
+            found = list(Message.by_ses_message_id.query(event.ses_message_id, limit=1))
+            if found:
+                parsed[rid] = SesEvent(event.type, event.ses_message_id, found[0].message_id, event.at, event.detail)
+
+
+def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
+    """Move the status forward to ``status`` only from statuses ranked below it (Send also settles claims)."""
+    lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and s not in (FAILED,)]
+    if status == SENT:
+        lower = [RENDERED, SENDING]
+    names = [f":c_{i}" for i in range(len(lower))]
+    values = {"status": status, "ses_message_id": event.ses_message_id, "updated_at": now}
+    if status == SENT:
+        values["sent_at"] = event.at
+    return records.update(
+        table, event.message_id, set_values=values,
+        condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, lower)),
+    )
+
+
+def _normalised(address: str) -> str:
+    try:
+        return normalise_address(address)
+    except InvalidAddress:
+        return address.strip()
+
+
+def _suppressions(event: SesEvent) -> list[tuple[str, str]]:
+    if event.type == "Bounce" and event.detail.get("bounceType") == "Permanent":
+        return [(_normalised(r["emailAddress"]), "hard_bounce") for r in event.detail.get("bouncedRecipients", [])]
+    if event.type == "Complaint":
+        return [(_normalised(r["emailAddress"]), "complaint") for r in event.detail.get("complainedRecipients", [])]
+    return []
+
+
+def _diagnostic(event: SesEvent, address: str) -> str | None:
+    for recipient in event.detail.get("bouncedRecipients", []):
+        if _normalised(recipient.get("emailAddress", "")) == address:
+            return recipient.get("diagnosticCode")
+    return event.detail.get("complaintFeedbackType")
+
+
+def _summary(event: SesEvent) -> dict[str, Any]:
+    keep = ("bounceType", "bounceSubType", "complaintFeedbackType", "reason", "delayType", "link", "ipAddress",
+            "userAgent", "smtpResponse", "processingTimeMillis")
+    return {k: event.detail[k] for k in keep if k in event.detail}
+
+
+def _batch_put(dynamodb, puts: dict[tuple[str, str, str], Any]) -> None:
+    pending = list(puts.items())
+    for start in range(0, len(pending), 25):
+        request: dict[str, list] = {}
+        for (table, _, _), model in pending[start:start + 25]:
+            request.setdefault(table, []).append({"PutRequest": {"Item": model.serialize()}})
+        for attempt in range(5):
+            response = dynamodb.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        if request:
+            raise RetryLater("DynamoDB left writes unprocessed")

@@ -1,0 +1,148 @@
+"""The DynamoDB tables as PynamoDB models.
+
+Table names are bound once from the settings (``bind_tables``); the hot paths serialise these models and write
+them with batched low-level calls, the operator tools use the models directly. Times are epoch seconds (numbers
+are smaller than ISO strings and write units are per KB).
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from .settings import Settings
+
+# Message statuses, in the order a message moves through them. A status only moves forward
+# (``STATUS_RANK``); the terminal outcomes of the send path share a rank.
+QUEUED = "queued"
+RENDERED = "rendered"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+SUPPRESSED = "suppressed"
+REJECTED = "rejected"
+FAILED = "failed"
+STATUS_RANK = {
+    QUEUED: 0, RENDERED: 1, SENDING: 2, SENT: 3, DELIVERED: 4, BOUNCED: 5, COMPLAINED: 6,
+    SUPPRESSED: 3, REJECTED: 3, FAILED: 3,
+}
+FINAL_BEFORE_SES = (SUPPRESSED, REJECTED, FAILED)
+
+SUPPRESSION_SCOPE_ALL = "all"
+
+
+class SesMessageIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_ses_message_id"
+        projection = AllProjection()
+        read_capacity_units = 0
+        write_capacity_units = 0
+
+    ses_message_id = UnicodeAttribute(hash_key=True)
+
+
+class Message(Model):
+    class Meta:
+        table_name = "postline-messages"
+        billing_mode = "PAY_PER_REQUEST"
+
+    message_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    recipient = UnicodeAttribute(null=True)
+    template = UnicodeAttribute(null=True)
+    template_version = NumberAttribute(null=True)
+    stream = UnicodeAttribute(null=True)
+    campaign = UnicodeAttribute(null=True)
+    tags = MapAttribute(null=True)
+    ses_message_id = UnicodeAttribute(null=True)
+    by_ses_message_id = SesMessageIndex()
+    queued_at = NumberAttribute(null=True)
+    rendered_at = NumberAttribute(null=True)
+    claimed_at = NumberAttribute(null=True)
+    sent_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)  # when it became suppressed / rejected / failed
+    updated_at = NumberAttribute(null=True)
+    attempts = NumberAttribute(null=True)
+    duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
+    last_duplicate_at = NumberAttribute(null=True)
+
+
+class EmailEvent(Model):
+    """One thing that happened to a message after it was accepted: sort key ``<time>#<type>``."""
+
+    class Meta:
+        table_name = "postline-email-events"
+        billing_mode = "PAY_PER_REQUEST"
+
+    message_id = UnicodeAttribute(hash_key=True)
+    time_type = UnicodeAttribute(range_key=True)
+    type = UnicodeAttribute()
+    at = NumberAttribute()
+    detail = JSONAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute
+
+
+class Suppression(Model):
+    class Meta:
+        table_name = "postline-email-suppressions"
+        billing_mode = "PAY_PER_REQUEST"
+
+    email = UnicodeAttribute(hash_key=True)
+    scope = UnicodeAttribute(range_key=True)  # "all" or a stream name
+    reason = UnicodeAttribute()
+    suppressed_at = NumberAttribute()
+    source = UnicodeAttribute(null=True)
+    detail = UnicodeAttribute(null=True)
+
+
+ACTIVE_POINTER_VERSION = 0
+
+
+class Template(Model):
+    """An immutable template version (version >= 1), or the ``active`` pointer (version 0)."""
+
+    class Meta:
+        table_name = "postline-templates"
+        billing_mode = "PAY_PER_REQUEST"
+
+    name = UnicodeAttribute(hash_key=True)
+    version = NumberAttribute(range_key=True)
+    active_version = NumberAttribute(null=True)  # only on the pointer
+    latest_version = NumberAttribute(null=True)  # only on the pointer
+    stream = UnicodeAttribute(null=True)
+    subject = UnicodeAttribute(null=True)
+    html = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    from_address = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    required = ListAttribute(of=UnicodeAttribute, null=True)
+    example_data = JSONAttribute(null=True)
+    author = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    content_hash = UnicodeAttribute(null=True)
+
+
+ALL_MODELS = (Message, EmailEvent, Suppression, Template)
+
+
+def bind_table_names(messages: str, events: str, suppressions: str, templates: str) -> None:
+    """Point the models at the named tables."""
+    for model, name in ((Message, messages), (EmailEvent, events), (Suppression, suppressions), (Template, templates)):
+        if model.Meta.table_name != name:
+            model.Meta.table_name = name
+            model._connection = None
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point the models at the tables named in the settings (once per container)."""
+    bind_table_names(settings.messages_table, settings.events_table, settings.suppressions_table,
+                     settings.templates_table)

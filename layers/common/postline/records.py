@@ -1,0 +1,98 @@
+"""Message records: the conditional writes that move a message's status forward.
+
+Every write here is a TransactWriteItems entry, so a whole SQS batch is recorded in one call, and every write
+is conditional on the status it expects, which is what makes redelivered and repeated messages harmless.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Message
+
+
+def attribute_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {k: attribute_value(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def put_new(table: str, record: Message, replaceable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Create the record unless it exists with a status other than ``replaceable``."""
+    condition = "attribute_not_exists(message_id)"
+    values = {}
+    if replaceable:
+        names = [f":r{i}" for i in range(len(replaceable))]
+        condition += f" OR #status IN ({', '.join(names)})"
+        values = {n: {"S": s} for n, s in zip(names, replaceable)}
+    entry = {
+        "TableName": table,
+        "Item": record.serialize(),
+        "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if replaceable:
+        entry["ExpressionAttributeNames"] = {"#status": "status"}
+        entry["ExpressionAttributeValues"] = values
+    return {"Put": entry}
+
+
+def update(
+    table: str,
+    message_id: str,
+    *,
+    set_values: dict[str, Any],
+    condition: str,
+    condition_values: dict[str, Any] | None = None,
+    add: dict[str, int] | None = None,
+    remove: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An Update entry; ``condition`` may name ``#status`` and the ``:c_*`` placeholders of ``condition_values``."""
+    names = {"#status": "status"} if "#status" in condition else {}
+    values: dict[str, Any] = {}
+    clauses = []
+    for i, (name, value) in enumerate(set_values.items()):
+        names[f"#s{i}"] = name
+        values[f":s{i}"] = attribute_value(value)
+        clauses.append(f"#s{i} = :s{i}")
+    expression = "SET " + ", ".join(clauses)
+    if add:
+        parts = []
+        for i, (name, amount) in enumerate(add.items()):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = attribute_value(amount)
+            parts.append(f"#a{i} :a{i}")
+        expression += " ADD " + ", ".join(parts)
+    if remove:
+        for i, name in enumerate(remove):
+            names[f"#r{i}"] = name
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    values.update({k: attribute_value(v) for k, v in (condition_values or {}).items()})
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"message_id": {"S": message_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def count_duplicate(table: str, message_id: str, now: float) -> dict[str, Any]:
+    """Note that a repeat of an already handled message was ignored (shown by ``postline status``)."""
+    return update(
+        table, message_id, set_values={"last_duplicate_at": now}, add={"duplicates": 1},
+        condition="attribute_exists(message_id)",
+    )
+
+
+def old_status(old: dict[str, Any] | None) -> str | None:
+    return old.get("status", {}).get("S") if old else None

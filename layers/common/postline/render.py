@@ -1,0 +1,231 @@
+"""The render stage: an SQS batch of send messages in, finished MIME messages on the send queues out.
+
+Per batch: one suppression read, one transaction recording every message's status, one queue write per
+destination queue. Rejected messages are recorded with their reason and moved to the inbound queue's DLQ
+with that reason, so they are never retried forever and never block their neighbours.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from . import records
+from .batch import BatchResult, Outcome, QueueRecord
+from .clients import client
+from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
+from .dynamo import RetryLater, transact_write
+from .mime import build_mime
+from .models import QUEUED, REJECTED, RENDERED, SUPPRESSED, Message
+from .queues import SendJob, enqueue
+from .settings import Settings
+from .suppression import describe, find_suppressions
+from .templates import CompiledTemplate, TemplateProblem, TemplateStore
+from .tokens import UNSUBSCRIBE, KeyRing, load_keyring
+from .tracking import add_tracking
+
+logger = Logger(child=True)
+
+# Streams whose emails get an open pixel and tracked links. Critical mail (password resets, sign-in codes)
+# carries its links untouched: they are security-sensitive and must work even if tracking is down.
+TRACKED_STREAMS = ("transactional", "marketing")
+
+
+@dataclass
+class RenderContext:
+    """What the render stage needs, built once per container; every client can be swapped in tests."""
+
+    settings: Settings
+    dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
+    sqs: Any = field(default_factory=lambda: client("sqs"))
+    s3: Any = field(default_factory=lambda: client("s3"))
+    secrets: Any = field(default_factory=lambda: client("secretsmanager"))
+    clock: Callable[[], float] = time.time
+
+    @cached_property
+    def templates(self) -> TemplateStore:
+        return TemplateStore(self.settings.templates_table, self.dynamodb, self.settings.template_pointer_ttl_seconds)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        return load_keyring(self.settings.signing_keys_secret, self.secrets)
+
+
+@dataclass
+class _Item:
+    record: QueueRecord
+    message_id: str
+    message: SendMessage | None = None
+    template: CompiledTemplate | None = None
+    status: str | None = None
+    reason: str | None = None
+    job: SendJob | None = None
+
+
+def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
+    result = BatchResult()
+    items = [_parse(record, ctx.settings.max_message_bytes) for record in batch]
+    valid = [item for item in items if item.status is None]
+
+    resolved = ctx.templates.resolve({(i.message.template_name, i.message.template_version) for i in valid})
+    for item in valid:
+        template = resolved[(item.message.template_name, item.message.template_version)]
+        if isinstance(template, TemplateProblem):
+            item.status, item.reason = REJECTED, str(template)
+        elif missing := template.missing(item.message.data):
+            item.status, item.reason = REJECTED, f"missing data the template {template.ref} needs: {', '.join(missing)}"
+        else:
+            item.template = template
+
+    candidates = [i for i in items if i.template is not None and i.status is None]
+    blocked = find_suppressions(ctx.dynamodb, ctx.settings.suppressions_table,
+                                {(i.message.to, i.template.stream) for i in candidates})
+    for item in candidates:
+        suppression = blocked.get((item.message.to, item.template.stream))
+        if suppression is not None:
+            item.status, item.reason = SUPPRESSED, describe(suppression)
+        else:
+            _render(item, ctx)
+
+    try:
+        _record(items, ctx, result)
+    except RetryLater as error:
+        for item in items:
+            result.set(item.record.record_id, Outcome(item.message_id, "retry", str(error), retry=True))
+        return result
+    _forward(items, ctx, result)
+    for item in items:
+        outcome = result.outcomes.get(item.record.record_id)
+        logger.info("rendered" if item.status == RENDERED else "not rendered", extra={
+            "message_id": item.message_id, "result": outcome.result if outcome else None,
+            "reason": outcome.reason if outcome else None,
+        })
+    return result
+
+
+def _parse(record: QueueRecord, max_bytes: int) -> _Item:
+    try:
+        message = parse_send_message(record.body, max_bytes)
+    except Rejected as rejection:
+        key = identifier_of(record.body)
+        message_id = message_id_for(key) if key else message_id_for(record.record_id, "sqs")
+        return _Item(record, message_id, status=REJECTED, reason=str(rejection))
+    message_id = message_id_for(message.id) if message.id else message_id_for(record.record_id, "sqs")
+    return _Item(record, message_id, message)
+
+
+def _render(item: _Item, ctx: RenderContext) -> None:
+    message, template, settings = item.message, item.template, ctx.settings
+    provided: dict[str, Any] = {}
+    list_headers: dict[str, list[str]] = {}
+    if template.stream == "marketing":
+        unsubscribe_token = ctx.keys.sign(UNSUBSCRIBE, item.message_id)
+        unsubscribe_url = f"{settings.tracking_base_url}/u/{unsubscribe_token}"
+        provided["unsubscribe_url"] = unsubscribe_url
+        # RFC 2369 + RFC 8058: one-click unsubscribe that mail providers show next to the sender.
+        list_headers["List-Unsubscribe"] = [
+            f"<{unsubscribe_url}>",
+            f"<mailto:{settings.unsubscribe_mailto}?subject=unsubscribe%20{unsubscribe_token}>",
+        ]
+        list_headers["List-Unsubscribe-Post"] = ["List-Unsubscribe=One-Click"]
+    try:
+        rendered = template.render(message.data, provided)
+    except TemplateProblem as problem:
+        item.status, item.reason = REJECTED, str(problem)
+        return
+    html = rendered.html
+    if template.stream in TRACKED_STREAMS:
+        untracked = frozenset(provided.values())
+        html = add_tracking(html, item.message_id, ctx.keys, settings.tracking_base_url, untracked)
+    sender = template.from_address or settings.default_from
+    mime = build_mime(sender=sender, recipient=message.to, subject=rendered.subject, text=rendered.text,
+                      html=html, reply_to=message.reply_to, list_headers=list_headers)
+    item.status = RENDERED
+    item.job = SendJob(
+        message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
+        template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
+    )
+
+
+def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:
+    """One transaction for the batch: each message's record is created, or found to exist already."""
+    now = ctx.clock()
+    table = ctx.settings.messages_table
+    entries = []
+    for item in items:
+        message, template = item.message, item.template
+        record = Message(
+            item.message_id,
+            status=item.status,
+            reason=item.reason,
+            recipient=message.to if message else None,
+            template=template.name if template else (message.template_name if message else None),
+            template_version=template.version if template else None,
+            stream=template.stream if template else None,
+            campaign=message.campaign if message else None,
+            tags=dict(message.tags) if message and message.tags else None,
+            queued_at=item.record.sent_at or now,
+            rendered_at=now if item.status == RENDERED else None,
+            finished_at=now if item.status != RENDERED else None,
+            updated_at=now,
+            attempts=0,
+        )
+        # A rendered record may be rewritten: the render was interrupted before the send queue got the message.
+        replaceable = (QUEUED, RENDERED) if item.status in (RENDERED, SUPPRESSED) else ()
+        entries.append(records.put_new(table, record, replaceable))
+    outcomes = transact_write(ctx.dynamodb, entries)
+    duplicates = []
+    for item, failed in zip(items, outcomes):
+        if failed is None:
+            continue
+        previous = records.old_status(failed.old)
+        if item.status == REJECTED:
+            # The id belongs to a message postline already knows: keep its record, still dead-letter this body.
+            item.reason = f"{item.reason} (id already used by a message that is {previous})"
+            continue
+        item.status = "duplicate"
+        item.reason = f"already {previous}"
+        item.job = None
+        duplicates.append(records.count_duplicate(table, item.message_id, now))
+    if duplicates:
+        transact_write(ctx.dynamodb, duplicates)
+
+
+def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:
+    """Rendered messages to their stream's send queue, rejected ones to their inbound queue's DLQ."""
+    settings = ctx.settings
+    by_queue: dict[str, list[tuple[_Item, dict[str, Any]]]] = defaultdict(list)
+    for item in items:
+        rid = item.record.record_id
+        if item.status == RENDERED:
+            entry = item.job.to_entry(rid, ctx.s3, settings.claim_check_bucket, settings.claim_check_threshold_bytes)
+            by_queue[settings.send_queue_urls[item.job.stream]].append((item, entry))
+        elif item.status == REJECTED:
+            dlq = settings.inbound_dlq_urls.get(item.record.queue_name)
+            if dlq is None:
+                result.set(rid, Outcome(item.message_id, "retry", f"no DLQ configured for {item.record.queue_name}", retry=True))
+                continue
+            by_queue[dlq].append((item, {
+                "Id": rid,
+                "MessageBody": item.record.body or "(empty body)",
+                "MessageAttributes": {
+                    "postline_reason": {"DataType": "String", "StringValue": item.reason[:1000]},
+                    "postline_message_id": {"DataType": "String", "StringValue": item.message_id},
+                },
+            }))
+        else:
+            result.set(rid, Outcome(item.message_id, item.status, item.reason))
+    for queue_url, pairs in by_queue.items():
+        failed = enqueue(ctx.sqs, queue_url, [entry for _, entry in pairs])
+        for item, entry in pairs:
+            rid = item.record.record_id
+            if rid in failed:
+                result.set(rid, Outcome(item.message_id, "retry", failed[rid], retry=True))
+            else:
+                result.set(rid, Outcome(item.message_id, item.status, item.reason))
+

@@ -1,0 +1,198 @@
+"""The send stage: claim each message, check the suppression list again, send through SES, record the result.
+
+Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before
+SES is called. A redelivered or repeated message finds the claim and SES is not called again. If the process
+dies after SES accepted the message but before ``sent`` was written, the claim stays: SES's Send event (tagged
+with postline's message id) settles it as sent within seconds (see ``events``), and only a claim still unsettled
+after ``stale_claim_seconds`` is sent again. The send queue keeps such a message invisible until then.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from . import records
+from .batch import BatchResult, Outcome, QueueRecord
+from .clients import client
+from .dynamo import RetryLater, transact_write
+from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
+from .queues import SendJob
+from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
+from .settings import Settings
+from .suppression import describe, find_suppressions
+
+logger = Logger(child=True)
+
+MAX_BACKOFF_SECONDS = 900
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+
+
+@dataclass
+class SendContext:
+    settings: Settings
+    dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
+    sqs: Any = field(default_factory=lambda: client("sqs"))
+    s3: Any = field(default_factory=lambda: client("s3"))
+    sesv2: Any = field(default_factory=lambda: client("sesv2"))
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="ses")
+        self._queue_urls = {url.rsplit("/", 1)[-1]: url for url in self.settings.send_queue_urls.values()}
+
+    def queue_url(self, queue_name: str) -> str | None:
+        return self._queue_urls.get(queue_name)
+
+
+def backoff_seconds(receive_count: int) -> int:
+    """30 s, 60 s, 2 min, ... capped at 15 min."""
+    return min(MAX_BACKOFF_SECONDS, 30 * 2 ** max(0, receive_count - 1))
+
+
+def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
+    result = BatchResult()
+    jobs: dict[str, SendJob] = {}
+    for record in batch:
+        try:
+            jobs[record.record_id] = SendJob.from_body(record.body)
+        except (ValueError, KeyError, TypeError) as error:
+            result.set(record.record_id, Outcome(None, "retry", f"unreadable send job: {error}", retry=True))
+    by_id = {record.record_id: record for record in batch}
+    delays: dict[str, int] = {}
+    try:
+        claimed = _claim(jobs, by_id, ctx, result, delays)
+        sent = _deliver(claimed, ctx)
+        _settle(claimed, sent, by_id, ctx, result, delays)
+    except RetryLater as error:
+        for rid, job in jobs.items():
+            if rid not in result.outcomes:
+                result.set(rid, Outcome(job.message_id, "retry", str(error), retry=True))
+        delays.update({rid: backoff_seconds(by_id[rid].receive_count) for rid in jobs if rid not in delays})
+    _delay(delays, by_id, ctx)
+    for rid, outcome in result.outcomes.items():
+        logger.info("send outcome", extra={"message_id": outcome.message_id, "result": outcome.result,
+                                           "reason": outcome.reason})
+    return result
+
+
+def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int]) -> dict[str, SendJob]:
+    """Re-check suppressions and claim the rest, in one read and one transaction."""
+    settings, now = ctx.settings, ctx.clock()
+    blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
+                                {(job.recipient, job.stream) for job in jobs.values()})
+    entries, order = [], []
+    for rid, job in jobs.items():
+        suppression = blocked.get((job.recipient, job.stream))
+        if suppression is not None:
+            entries.append(records.update(
+                settings.messages_table, job.message_id,
+                set_values={"status": SUPPRESSED, "reason": describe(suppression), "finished_at": now, "updated_at": now},
+                condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
+            ))
+        else:
+            entries.append(records.update(
+                settings.messages_table, job.message_id,
+                set_values={"status": SENDING, "claimed_at": now, "updated_at": now}, add={"attempts": 1},
+                condition="#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)",
+                condition_values={":c_rendered": RENDERED, ":c_sending": SENDING,
+                                  ":c_stale": now - settings.stale_claim_seconds},
+            ))
+        order.append((rid, job, suppression))
+    outcomes = transact_write(ctx.dynamodb, entries)
+    claimed: dict[str, SendJob] = {}
+    duplicates = []
+    for (rid, job, suppression), failed in zip(order, outcomes):
+        if failed is None:
+            if suppression is not None:
+                result.set(rid, Outcome(job.message_id, SUPPRESSED, describe(suppression)))
+            else:
+                claimed[rid] = job
+            continue
+        previous = records.old_status(failed.old)
+        if previous is None:
+            result.set(rid, Outcome(job.message_id, "retry", "no message record", retry=True))
+            delays[rid] = backoff_seconds(by_id[rid].receive_count)
+        elif previous == SENDING:
+            # Another attempt holds a fresh claim (or crashed after SES took the message): wait until the
+            # claim is stale; by then SES's Send event has settled it if the email left.
+            claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
+            result.set(rid, Outcome(job.message_id, "retry", "claimed by an earlier attempt", retry=True))
+            delays[rid] = int(max(1, claimed_at + settings.stale_claim_seconds - now)) + 1
+        else:
+            result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
+            duplicates.append(records.count_duplicate(settings.messages_table, job.message_id, now))
+    if duplicates:
+        transact_write(ctx.dynamodb, duplicates)
+    return claimed
+
+
+def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendResult]:
+    """Send the claimed messages concurrently (SES calls are I/O; a batch takes about one call's time)."""
+    settings = ctx.settings
+
+    def one(job: SendJob) -> SendResult:
+        return send_raw(
+            ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient,
+            mime=job.load_mime(ctx.s3, settings.claim_check_bucket),
+            configuration_set=settings.configuration_sets[job.stream], stream=job.stream,
+            template=job.template, campaign=job.campaign, tags=job.tags,
+        )
+
+    futures = {rid: ctx.pool.submit(one, job) for rid, job in claimed.items()}
+    return {rid: future.result() for rid, future in futures.items()}
+
+
+def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, result: BatchResult,
+            delays: dict[str, int]) -> None:
+    """Record every SES answer in one transaction. Each write expects the claim still in place; one that finds
+    the message already moved on (a Send event settled it first) changes nothing."""
+    table, now = ctx.settings.messages_table, ctx.clock()
+    entries = []
+    for rid, job in claimed.items():
+        answer = sent[rid]
+        holding = {"condition": "#status = :c_sending", "condition_values": {":c_sending": SENDING}}
+        if answer.kind == SES_SENT:
+            entries.append(records.update(table, job.message_id, set_values={
+                "status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now, "updated_at": now,
+            }, **holding))
+            result.set(rid, Outcome(job.message_id, SENT))
+        elif answer.kind == PERMANENT:
+            entries.append(records.update(table, job.message_id, set_values={
+                "status": FAILED, "reason": answer.reason, "finished_at": now, "updated_at": now,
+            }, **holding))
+            result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
+        elif answer.kind == TRANSIENT:
+            entries.append(records.update(table, job.message_id, set_values={
+                "status": RENDERED, "reason": answer.reason, "updated_at": now,
+            }, remove=("claimed_at",), **holding))
+            result.set(rid, Outcome(job.message_id, "retry", answer.reason, retry=True))
+            delays[rid] = backoff_seconds(by_id[rid].receive_count)
+        else:  # UNKNOWN: keep the claim; the Send event or the stale-claim rule decides
+            result.set(rid, Outcome(job.message_id, "retry", answer.reason, retry=True))
+            delays[rid] = ctx.settings.stale_claim_seconds + 1
+    transact_write(ctx.dynamodb, entries)
+
+
+def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendContext) -> None:
+    """Keep records that will be retried invisible for their backoff (best effort: on failure SQS's own
+    visibility timeout applies)."""
+    by_queue: dict[str, list[dict[str, Any]]] = {}
+    for rid, seconds in delays.items():
+        record = by_id[rid]
+        url = ctx.queue_url(record.queue_name)
+        if url and record.receipt_handle:
+            by_queue.setdefault(url, []).append({
+                "Id": rid, "ReceiptHandle": record.receipt_handle,
+                "VisibilityTimeout": min(SQS_MAX_VISIBILITY_SECONDS, seconds),
+            })
+    for url, entries in by_queue.items():
+        for start in range(0, len(entries), 10):
+            try:
+                ctx.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[start:start + 10])
+            except Exception as error:  # noqa: BLE001 - the retry still happens, only sooner
+                logger.warning("could not delay retries", extra={"error": str(error)})

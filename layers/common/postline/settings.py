@@ -1,0 +1,113 @@
+"""Settings: one validated model built once per container from the environment.
+
+Resource names are never defaulted: a function started without them fails at cold start with the
+list of what is missing. Tunables (intervals, sizes) have documented defaults.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+STREAMS = ("critical", "transactional", "marketing")
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or invalid."""
+
+
+class Settings(BaseModel, frozen=True):
+    messages_table: str
+    events_table: str
+    suppressions_table: str
+    templates_table: str
+    # stream -> URL of the send queue the render function writes to
+    send_queue_urls: dict[str, str]
+    # inbound queue name -> URL of its DLQ, where rejected messages go with their reason
+    inbound_dlq_urls: dict[str, str]
+    # stream -> SES configuration set name
+    configuration_sets: dict[str, str]
+    default_from: str
+    tracking_base_url: str
+    unsubscribe_mailto: str
+    signing_keys_secret: str
+    claim_check_bucket: str
+    # Tunables
+    claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
+    stale_claim_seconds: int = Field(default=900, gt=0)
+    max_message_bytes: int = Field(default=64_000, gt=0)
+    template_pointer_ttl_seconds: int = Field(default=30, ge=0)
+    event_ttl_days: int = Field(default=400, gt=0)
+    send_concurrency: int = Field(default=10, gt=0)
+
+    @field_validator("send_queue_urls", "configuration_sets")
+    @classmethod
+    def _every_stream(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [s for s in STREAMS if not value.get(s)]
+        if missing:
+            raise ValueError(f"needs an entry for every stream, missing {missing}")
+        return value
+
+    @field_validator("tracking_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
+# Environment variable -> field. Per-stream settings are one variable per stream so that CloudFormation
+# can fill each with a token; JSON maps are used only where the keys are not known in advance.
+ENVIRONMENT = {
+    "POSTLINE_MESSAGES_TABLE": "messages_table",
+    "POSTLINE_EVENTS_TABLE": "events_table",
+    "POSTLINE_SUPPRESSIONS_TABLE": "suppressions_table",
+    "POSTLINE_TEMPLATES_TABLE": "templates_table",
+    "POSTLINE_INBOUND_DLQ_URLS": "inbound_dlq_urls",
+    "POSTLINE_DEFAULT_FROM": "default_from",
+    "POSTLINE_TRACKING_BASE_URL": "tracking_base_url",
+    "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe_mailto",
+    "POSTLINE_SIGNING_KEYS_SECRET": "signing_keys_secret",
+    "POSTLINE_CLAIM_CHECK_BUCKET": "claim_check_bucket",
+    "POSTLINE_CLAIM_CHECK_THRESHOLD_BYTES": "claim_check_threshold_bytes",
+    "POSTLINE_STALE_CLAIM_SECONDS": "stale_claim_seconds",
+    "POSTLINE_MAX_MESSAGE_BYTES": "max_message_bytes",
+    "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "template_pointer_ttl_seconds",
+    "POSTLINE_EVENT_TTL_DAYS": "event_ttl_days",
+    "POSTLINE_SEND_CONCURRENCY": "send_concurrency",
+}
+PER_STREAM = {
+    "POSTLINE_SEND_QUEUE_URL_": "send_queue_urls",
+    "POSTLINE_CONFIGURATION_SET_": "configuration_sets",
+}
+JSON_FIELDS = {"inbound_dlq_urls"}
+
+
+def settings_from_environ(environ: Mapping[str, str]) -> Settings:
+    raw: dict[str, object] = {}
+    for variable, field in ENVIRONMENT.items():
+        if variable in environ:
+            value = environ[variable]
+            if field in JSON_FIELDS:
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as error:
+                    raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
+            raw[field] = value
+    for prefix, field in PER_STREAM.items():
+        raw[field] = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
+    try:
+        return Settings(**raw)
+    except ValidationError as error:
+        reverse = {f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
+        problems = [f"{reverse.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()]
+        raise ConfigurationError("postline is misconfigured: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, read from the environment on first use (the cold start)."""
+    return settings_from_environ(os.environ)

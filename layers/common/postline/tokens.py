@@ -1,0 +1,82 @@
+"""Signed tokens for the tracking and unsubscribe URLs.
+
+A token is ``base64url(payload).base64url(mac)``; the payload names the key id (for rotation), the kind
+(``o`` open, ``c`` click, ``u`` unsubscribe), postline's message id and, for clicks, the target URL. It never
+carries an email address. The MAC is HMAC-SHA256 truncated to 128 bits and compared in constant time.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
+KINDS = (OPEN, CLICK, UNSUBSCRIBE)
+_MAC_BYTES = 16
+_SEPARATOR = "\x1f"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Claims:
+    kind: str
+    message_id: str
+    target: str | None = None
+    key_id: str = ""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The active signing key and every key still accepted for verification."""
+
+    active_key_id: str
+    keys: dict[str, bytes]
+
+    @classmethod
+    def from_secret(cls, secret_string: str) -> KeyRing:
+        document = json.loads(secret_string)
+        keys = {kid: base64.b64decode(value) for kid, value in document["keys"].items()}
+        if document["active"] not in keys:
+            raise ValueError("the signing secret's active key id is not among its keys")
+        if any(len(k) < 32 for k in keys.values()):
+            raise ValueError("signing keys must be at least 32 bytes")
+        return cls(document["active"], keys)
+
+    def sign(self, kind: str, message_id: str, target: str | None = None) -> str:
+        fields = [self.active_key_id, kind, message_id] + ([target] if target is not None else [])
+        payload = _SEPARATOR.join(fields).encode()
+        mac = hmac.new(self.keys[self.active_key_id], payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return f"{_b64(payload)}.{_b64(mac)}"
+
+    def verify(self, token: str) -> Claims | None:
+        """The token's claims, or None for anything not signed by one of our keys."""
+        try:
+            encoded_payload, encoded_mac = token.split(".")
+            payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
+            fields = payload.decode().split(_SEPARATOR)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+        if len(fields) not in (3, 4) or fields[0] not in self.keys:
+            return None
+        expected = hmac.new(self.keys[fields[0]], payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        if not hmac.compare_digest(expected, mac):
+            return None
+        key_id, kind, message_id, *rest = fields
+        if kind not in KINDS or (kind == CLICK) != bool(rest):
+            return None
+        return Claims(kind, message_id, rest[0] if rest else None, key_id)
+
+
+def load_keyring(secret_id: str, secrets_client) -> KeyRing:
+    value = secrets_client.get_secret_value(SecretId=secret_id)["SecretString"]
+    return KeyRing.from_secret(value)

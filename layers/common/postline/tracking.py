@@ -1,0 +1,41 @@
+"""Open pixel and click-tracking links, added to a rendered HTML body.
+
+Every ``<a href>`` to an http(s) URL is replaced by a signed ``/c/<token>`` link whose token carries the
+original URL exactly as written (query string, fragment and non-ASCII characters included). Links marked
+``data-postline-notrack``, ``mailto:``/``tel:`` links, in-page anchors and the unsubscribe link stay as they are.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+from .tokens import CLICK, OPEN, KeyRing
+
+_ANCHOR_TAG = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
+_HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_NOTRACK = re.compile(r"\s+data-postline-notrack(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def add_tracking(body: str, message_id: str, keys: KeyRing, base_url: str, untracked: frozenset[str] = frozenset()) -> str:
+    def rewrite(match: re.Match) -> str:
+        tag = match.group(0)
+        if _NOTRACK.search(tag):
+            return _NOTRACK.sub("", tag)
+        href = _HREF.search(tag)
+        if not href:
+            return tag
+        target = html.unescape(href.group(2) if href.group(2) is not None else href.group(3)).strip()
+        if not target.lower().startswith(("http://", "https://")) or target in untracked:
+            return tag
+        tracked = f"{base_url}/c/{keys.sign(CLICK, message_id, target)}"
+        return tag[: href.start()] + f'{href.group(1)}"{tracked}"' + tag[href.end():]
+
+    body = _ANCHOR_TAG.sub(rewrite, body)
+    pixel = (
+        f'<img src="{base_url}/o/{keys.sign(OPEN, message_id)}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0;opacity:0" />'
+    )
+    if _BODY_END.search(body):
+        return _BODY_END.sub(lambda m: pixel + m.group(0), body, count=1)
+    return body + pixel
