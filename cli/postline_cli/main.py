@@ -359,5 +359,18 @@ def suppressions_show(address: str, as_json: bool) -> None:
                       highlight=False)
 
 
+# ---------------------------------------------------------------- demo
+@cli.command()
+def demo() -> None:
+    """Start the local stack, send a realistic mix of messages, print what happened to each, stop."""
+    from .demo import run_demo
+    from .local.stack import LocalStackError
+
+    try:
+        sys.exit(run_demo(console if console.is_terminal else Console(width=130)))
+    except LocalStackError as error:
+        fail(str(error))
+
+
 if __name__ == "__main__":
     cli()

@@ -20,7 +20,7 @@ from postline.templates import CompiledTemplate, TemplateProblem, required_varia
 
 _INVISIBLE = re.compile("[\u034f\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
-_EMPTY_LINK = re.compile(r"\[\]\([^)]*\)")  # an image-only link has no text worth keeping
+_EMPTY_LINK = re.compile(r"\[\s*\]\([^)]*\)")  # an image-only link has no text worth keeping
 
 
 @dataclass
@@ -67,7 +67,7 @@ def html_to_text(html: str) -> str:
 
     text = get_text(html, ParserConfig(css=CSS_PROFILES["strict"], display_links=True, display_anchors=False))
     text = _EMPTY_LINK.sub("", _INVISIBLE.sub("", text))
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.strip() for line in text.splitlines()]  # layout tables indent; plain text should not
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
@@ -77,7 +77,8 @@ def prepare(source: TemplateSource, author: str) -> Template:
     import css_inline
 
     html = css_inline.inline(source.html, keep_style_tags=True)
-    text = source.text if source.text is not None else html_to_text(source.html)
+    # From the inlined HTML, where hidden parts (the preheader) carry display:none and are left out.
+    text = source.text if source.text is not None else html_to_text(html)
     required = required_variables(source.subject, html, text, source.optional)
     if source.stream == "marketing" and "unsubscribe_url" not in html:
         raise TemplateProblem(f"{source.name}: a marketing template must show a link to {{{{ unsubscribe_url }}}}")

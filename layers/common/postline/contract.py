@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, f
 
 from .addresses import InvalidAddress, normalise_address
 
-SCHEMA_ID = "https://github.com/postline/postline/schema/send-message.schema.json"
+SCHEMA_ID = "urn:postline:send-message:1"
 MAX_TAGS = 10
+TEMPLATE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}(?:@[1-9][0-9]{0,8})?$"  # also valid as an ECMA-262 regex
 TEMPLATE_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<version>[1-9][0-9]{0,8}))?$")
 TAG_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 TAG_VALUE = r"^[A-Za-z0-9_.@-]{1,256}$"  # what SES accepts as a message tag value
@@ -42,7 +43,7 @@ class SendMessage(BaseModel):
 
     template: StrictStr = Field(
         description="Template name, optionally pinned to a version: 'welcome' or 'welcome@3'.",
-        pattern=TEMPLATE_REF.pattern,
+        pattern=TEMPLATE_PATTERN,
     )
     to: StrictStr = Field(description="One recipient address, e.g. ada@example.com.", max_length=320)
     data: dict[str, Any] = Field(default_factory=dict, description="Values the template uses.")

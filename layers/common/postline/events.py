@@ -1,6 +1,6 @@
 """SES events (configuration-set event publishing and identity notifications) applied to message records.
 
-Status only moves forward (``models.STATUS_RANK``), so events that arrive late, out of order or twice change
+Status only moves forward (``_REPLACES``), so events that arrive late, out of order or twice change
 nothing they should not. A Send event settles a claim left ``sending`` by a send attempt that died after SES
 accepted the message: that is what keeps a crash from turning into a second email.
 """
@@ -21,7 +21,7 @@ from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
 from .dynamo import RetryLater, transact_write
 from .models import (
-    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, STATUS_RANK, SUPPRESSION_SCOPE_ALL,
+    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL,
     EmailEvent, Message, Suppression,
 )
 from .ses import MESSAGE_ID_TAG
@@ -96,7 +96,9 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             result.set(record.record_id, Outcome(None, "retry", f"malformed SES event: {error}", retry=True))
     _resolve_message_ids(parsed, ctx)
 
-    status_updates: list[dict[str, Any]] = []
+    # One status write per message: a transaction may not touch an item twice, and only the furthest status
+    # counts anyway (a Send and its Delivery often arrive in the same batch).
+    furthest: dict[str, tuple[str, SesEvent]] = {}
     puts: dict[tuple[str, str, str], Any] = {}  # keyed, so a repeated event is written once
     for rid, event in parsed.items():
         if event.message_id is None:
@@ -105,8 +107,9 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         recorded_type, status = _EFFECTS.get(event.type, (None, None))
         if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":
             recorded_type, status = "soft_bounced", None
-        if status:
-            status_updates.append(_advance(settings.messages_table, event, status, now))
+        if status and (event.message_id not in furthest or
+                       _PATH.index(status) > _PATH.index(furthest[event.message_id][0])):
+            furthest[event.message_id] = (status, event)
         if recorded_type:
             sort_key = f"{event.at:.3f}#{recorded_type}"
             puts[(settings.events_table, event.message_id, sort_key)] = EmailEvent(
@@ -119,6 +122,7 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                 detail=_diagnostic(event, address),
             )
         result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
+    status_updates = [_advance(settings.messages_table, event, status, now) for status, event in furthest.values()]
     try:
         transact_write(ctx.dynamodb, status_updates)  # conditions that fail mean "already further along"
         _batch_put(ctx.dynamodb, puts)
@@ -137,18 +141,28 @@ def _resolve_message_ids(parsed: dict[str, SesEvent], ctx: EventsContext) -> Non
                 parsed[rid] = SesEvent(event.type, event.ses_message_id, found[0].message_id, event.at, event.detail)
 
 
+# The statuses a message passes through once SES has it, in order. A status is only ever replaced by one
+# further along; FAILED (an SES Reject or rendering failure) can only replace statuses before delivery.
+_PATH = [RENDERED, SENDING, SENT, FAILED, DELIVERED, BOUNCED, COMPLAINED]
+_REPLACES = {
+    SENT: (RENDERED, SENDING),
+    FAILED: (RENDERED, SENDING, SENT),
+    DELIVERED: (RENDERED, SENDING, SENT),
+    BOUNCED: (RENDERED, SENDING, SENT, DELIVERED),
+    COMPLAINED: (RENDERED, SENDING, SENT, DELIVERED, BOUNCED),
+}
+
+
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
-    """Move the status forward to ``status`` only from statuses ranked below it (Send also settles claims)."""
-    lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and s not in (FAILED,)]
-    if status == SENT:
-        lower = [RENDERED, SENDING]
-    names = [f":c_{i}" for i in range(len(lower))]
+    """Move the message to ``status`` if it is not already further along (a Send also settles a claim)."""
+    replaces = _REPLACES[status]
+    names = [f":c_{i}" for i in range(len(replaces))]
     values = {"status": status, "ses_message_id": event.ses_message_id, "updated_at": now}
     if status == SENT:
         values["sent_at"] = event.at
     return records.update(
         table, event.message_id, set_values=values,
-        condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, lower)),
+        condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, replaces)),
     )
 
 

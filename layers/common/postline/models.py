@@ -18,8 +18,9 @@ from pynamodb.models import Model
 
 from .settings import Settings
 
-# Message statuses, in the order a message moves through them. A status only moves forward
-# (``STATUS_RANK``); the terminal outcomes of the send path share a rank.
+# Message statuses. The pipeline moves a message QUEUED -> RENDERED -> SENDING (claimed) -> SENT, or ends it
+# as SUPPRESSED / REJECTED / FAILED; SES events then move a sent message on to DELIVERED, BOUNCED or COMPLAINED
+# (``events._REPLACES`` says which status may replace which).
 QUEUED = "queued"
 RENDERED = "rendered"
 SENDING = "sending"
@@ -30,11 +31,6 @@ COMPLAINED = "complained"
 SUPPRESSED = "suppressed"
 REJECTED = "rejected"
 FAILED = "failed"
-STATUS_RANK = {
-    QUEUED: 0, RENDERED: 1, SENDING: 2, SENT: 3, DELIVERED: 4, BOUNCED: 5, COMPLAINED: 6,
-    SUPPRESSED: 3, REJECTED: 3, FAILED: 3,
-}
-FINAL_BEFORE_SES = (SUPPRESSED, REJECTED, FAILED)
 
 SUPPRESSION_SCOPE_ALL = "all"
 

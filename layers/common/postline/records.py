@@ -5,6 +5,7 @@ is conditional on the status it expects, which is what makes redelivered and rep
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from .models import Message
@@ -86,12 +87,15 @@ def update(
     }
 
 
-def count_duplicate(table: str, message_id: str, now: float) -> dict[str, Any]:
-    """Note that a repeat of an already handled message was ignored (shown by ``postline status``)."""
-    return update(
-        table, message_id, set_values={"last_duplicate_at": now}, add={"duplicates": 1},
-        condition="attribute_exists(message_id)",
-    )
+def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dict[str, Any]]:
+    """Note on each record how many repeats of it were ignored (shown by ``postline status``): one entry per
+    message, as a transaction may touch an item only once."""
+    counts = Counter(message_ids)
+    return [
+        update(table, message_id, set_values={"last_duplicate_at": now}, add={"duplicates": count},
+               condition="attribute_exists(message_id)")
+        for message_id, count in counts.items()
+    ]
 
 
 def old_status(old: dict[str, Any] | None) -> str | None:

@@ -34,6 +34,7 @@ logger = Logger(child=True)
 # Streams whose emails get an open pixel and tracked links. Critical mail (password resets, sign-in codes)
 # carries its links untouched: they are security-sensitive and must work even if tracking is down.
 TRACKED_STREAMS = ("transactional", "marketing")
+DUPLICATE = "duplicate"
 
 
 @dataclass
@@ -70,6 +71,11 @@ class _Item:
 def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
     result = BatchResult()
     items = [_parse(record, ctx.settings.max_message_bytes) for record in batch]
+    first_seen: set[str] = set()
+    for item in items:  # the same message twice in one batch: the first one is the message
+        if item.message_id in first_seen:
+            item.status, item.reason = DUPLICATE, "repeated in the same batch"
+        first_seen.add(item.message_id)
     valid = [item for item in items if item.status is None]
 
     resolved = ctx.templates.resolve({(i.message.template_name, i.message.template_version) for i in valid})
@@ -156,8 +162,10 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
     """One transaction for the batch: each message's record is created, or found to exist already."""
     now = ctx.clock()
     table = ctx.settings.messages_table
-    entries = []
+    entries, written = [], []
     for item in items:
+        if item.status == DUPLICATE:
+            continue
         message, template = item.message, item.template
         record = Message(
             item.message_id,
@@ -178,9 +186,9 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
         # A rendered record may be rewritten: the render was interrupted before the send queue got the message.
         replaceable = (QUEUED, RENDERED) if item.status in (RENDERED, SUPPRESSED) else ()
         entries.append(records.put_new(table, record, replaceable))
+        written.append(item)
     outcomes = transact_write(ctx.dynamodb, entries)
-    duplicates = []
-    for item, failed in zip(items, outcomes):
+    for item, failed in zip(written, outcomes):
         if failed is None:
             continue
         previous = records.old_status(failed.old)
@@ -188,12 +196,10 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             # The id belongs to a message postline already knows: keep its record, still dead-letter this body.
             item.reason = f"{item.reason} (id already used by a message that is {previous})"
             continue
-        item.status = "duplicate"
-        item.reason = f"already {previous}"
-        item.job = None
-        duplicates.append(records.count_duplicate(table, item.message_id, now))
+        item.status, item.reason, item.job = DUPLICATE, f"already {previous}", None
+    duplicates = [item.message_id for item in items if item.status == DUPLICATE]
     if duplicates:
-        transact_write(ctx.dynamodb, duplicates)
+        transact_write(ctx.dynamodb, records.count_duplicates(table, duplicates, now))
 
 
 def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:

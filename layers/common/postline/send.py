@@ -57,15 +57,22 @@ def backoff_seconds(receive_count: int) -> int:
 def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
     result = BatchResult()
     jobs: dict[str, SendJob] = {}
+    repeats: list[str] = []
     for record in batch:
         try:
-            jobs[record.record_id] = SendJob.from_body(record.body)
+            job = SendJob.from_body(record.body)
         except (ValueError, KeyError, TypeError) as error:
             result.set(record.record_id, Outcome(None, "retry", f"unreadable send job: {error}", retry=True))
+            continue
+        if any(other.message_id == job.message_id for other in jobs.values()):
+            result.set(record.record_id, Outcome(job.message_id, "duplicate", "repeated in the same batch"))
+            repeats.append(job.message_id)
+        else:
+            jobs[record.record_id] = job
     by_id = {record.record_id: record for record in batch}
     delays: dict[str, int] = {}
     try:
-        claimed = _claim(jobs, by_id, ctx, result, delays)
+        claimed = _claim(jobs, by_id, ctx, result, delays, repeats)
         sent = _deliver(claimed, ctx)
         _settle(claimed, sent, by_id, ctx, result, delays)
     except RetryLater as error:
@@ -80,7 +87,8 @@ def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
     return result
 
 
-def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int]) -> dict[str, SendJob]:
+def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int],
+           duplicates: list[str]) -> dict[str, SendJob]:
     """Re-check suppressions and claim the rest, in one read and one transaction."""
     settings, now = ctx.settings, ctx.clock()
     blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
@@ -105,7 +113,6 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
         order.append((rid, job, suppression))
     outcomes = transact_write(ctx.dynamodb, entries)
     claimed: dict[str, SendJob] = {}
-    duplicates = []
     for (rid, job, suppression), failed in zip(order, outcomes):
         if failed is None:
             if suppression is not None:
@@ -125,9 +132,9 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
             delays[rid] = int(max(1, claimed_at + settings.stale_claim_seconds - now)) + 1
         else:
             result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
-            duplicates.append(records.count_duplicate(settings.messages_table, job.message_id, now))
+            duplicates.append(job.message_id)
     if duplicates:
-        transact_write(ctx.dynamodb, duplicates)
+        transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, duplicates, now))
     return claimed
 
 

@@ -1,0 +1,127 @@
+"""``postline demo``: start the local stack, send a realistic mix of messages, and show what became of each."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+FINAL = {"sent", "delivered", "bounced", "complained", "suppressed", "rejected", "failed"}
+NEWSLETTER_AUDIENCE = ["grace@example.org", "linus@example.net", "bounce@simulator.amazonses.com",
+                       "complaint@simulator.amazonses.com"]
+SUPPRESSED_ADDRESS = "blocked@example.com"
+
+
+@dataclass
+class Sent:
+    label: str
+    message_id: str
+    expect: str
+
+
+def run_demo(console: Console, wait_seconds: float = 90) -> int:
+    from postline.client import PostlineClient
+    from postline.clients import client
+    from postline.contract import message_id_for
+    from postline.suppression import suppress
+
+    from .local.stack import LocalPaths, running_state, start_detached, stop
+    from .publish import active_templates
+    from .target import target
+    from .views import message_view
+
+    paths = LocalPaths.default()
+    started_here = running_state(paths) is None
+    if started_here:
+        console.print("starting the local stack ...")
+        start_detached(paths, [])
+    try:
+        where = target()
+        examples = {t.name: t.example_data for t in active_templates()}
+        run = uuid.uuid4().hex[:6]
+        mail = PostlineClient(where.inbound_queue_urls(), client("sqs"))
+        suppress(SUPPRESSED_ADDRESS, "all", "manual", source="demo", detail="added by the demo")
+
+        sent: list[Sent] = []
+
+        def send(label, template, to, stream, expect, **kw) -> str:
+            message_id = mail.send(template, to, examples[template], stream=stream, **kw)
+            sent.append(Sent(label, message_id, expect))
+            return message_id
+
+        send("password reset", "password-reset", "ada@example.com", "critical", "delivered", id=f"reset-{run}")
+        send("order confirmation", "order-confirmation", "ada@example.com", "transactional", "delivered",
+             id=f"order-{run}")
+        send("welcome", "welcome", "alan@example.com", "transactional", "delivered", id=f"welcome-{run}")
+        for address in NEWSLETTER_AUDIENCE:
+            expect = "bounced" if address.startswith("bounce@") else (
+                "complained" if address.startswith("complaint@") else "delivered")
+            send(f"newsletter to {address.split('@')[0]}", "newsletter", address, "marketing", expect,
+                 id=f"june-{run}-{address}", campaign=f"june-{run}")
+        send("duplicate of the order confirmation", "order-confirmation", "ada@example.com", "transactional",
+             "duplicate", id=f"order-{run}")
+        send("welcome to a suppressed address", "welcome", SUPPRESSED_ADDRESS, "transactional", "suppressed",
+             id=f"blocked-{run}")
+        malformed_key = f"malformed-{run}"
+        client("sqs").send_message(QueueUrl=where.inbound_queue_url("transactional"), MessageBody=json.dumps(
+            {"id": malformed_key, "template": "welcome", "to": "not-an-address", "data": {}}))
+        sent.append(Sent("malformed message (bad address)", message_id_for(malformed_key), "rejected"))
+
+        console.print(f"sent {len(sent)} messages; waiting for the pipeline ...")
+        views = _wait(sent, message_view, wait_seconds)
+        _report(console, sent, views, paths)
+        unexpected = [s for s in sent if _result(s, views[s.message_id]) != s.expect]
+        if unexpected:
+            console.print(f"[red]{len(unexpected)} message(s) did not end as expected[/red]")
+            return 1
+        return 0
+    finally:
+        if started_here:
+            stop(paths)
+            console.print("local stack stopped")
+
+
+def _result(item: Sent, view: dict) -> str:
+    if item.expect == "duplicate":
+        return "duplicate" if view.get("duplicates_ignored") else view["status"]
+    return view["status"]
+
+
+def _wait(sent: list[Sent], message_view, seconds: float) -> dict[str, dict]:
+    deadline = time.time() + seconds
+    while True:
+        views = {s.message_id: message_view(s.message_id) for s in sent}
+        settled = all(
+            _result(s, views[s.message_id]) == s.expect or (s.expect != "duplicate" and views[s.message_id]["status"]
+                                                          in FINAL - {"sent"})
+            for s in sent
+        )
+        if settled or time.time() > deadline:
+            return views
+        time.sleep(0.5)
+
+
+def _report(console: Console, sent: list[Sent], views: dict, paths) -> None:
+    table = Table("message", "to", "template", "result", "detail", title="What happened")
+    table.columns[-1].overflow = "fold"
+    for item in sent:
+        view = views[item.message_id]
+        result = _result(item, view)
+        if item.expect == "duplicate":
+            detail, result = "same id as an earlier message: not sent again", "duplicate ignored"
+        else:
+            detail = view.get("reason") or ""
+            if view["status"] in ("sent", "delivered"):
+                detail = f"outbox/{item.message_id}.eml"
+            elif view["status"] in ("bounced", "complained"):
+                detail = "sent; the address is now suppressed"
+        colour = "green" if result in ("sent", "delivered") else "yellow"
+        table.add_row(item.label, view.get("recipient") or "", view.get("template") or "",
+                      f"[{colour}]{result}[/{colour}]", detail)
+    console.print(table)
+    console.print(f"emails (RFC 5322 .eml, open them in a mail client): {paths.outbox}", highlight=False)
+    console.print("rejected messages wait in their inbound queue's DLQ with the reason as the "
+                  "postline_reason message attribute.")

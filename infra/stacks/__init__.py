@@ -1,0 +1,1 @@
+"""The postline CDK stack and its constructs."""

@@ -1,0 +1,263 @@
+"""The deployment's configuration: a small JSON file, validated at synth with every problem listed at once.
+
+The file is chosen with CDK context (``cdk deploy -c config=postline.config.json``); without it the example
+in infra/config/example.json is used so that ``cdk synth`` works out of the box. docs/deploy.md lists every key.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+
+from .constants import STREAMS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO_ROOT / "infra" / "config" / "example.json"
+
+IP_POOL_MODES = ("none", "standard", "managed")
+DMARC_POLICIES = ("none", "quarantine", "reject")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+RETENTION_DAYS = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_EMAIL = re.compile(r"^[^@\s<>]+@([^@\s<>]+)$")
+_FROM = re.compile(r"^(?:[^<>]*<\s*([^<>\s]+)\s*>|([^<>\s]+))$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class HostedZone:
+    zone_id: str
+    zone_name: str
+
+
+@dataclass(frozen=True)
+class ApiDomain:
+    domain_name: str
+    certificate_arn: str | None  # None: a DNS-validated certificate is created in the hosted zone
+
+
+@dataclass(frozen=True)
+class Config:
+    domain: str
+    from_address: str
+    stack_name: str = "postline"
+    mail_from_subdomain: str = "bounce"
+    unsubscribe_mailto: str = ""  # defaults to unsubscribe@<domain>
+    hosted_zone: HostedZone | None = None
+    dmarc_policy: str = "none"
+    dmarc_report_address: str | None = None
+    alarm_email: str | None = None
+    ip_pools: str = "none"
+    api_domain: ApiDomain | None = None
+    api_rate_limit: int = 100
+    api_burst_limit: int = 200
+    # Maximum concurrent invocations per queue (Lambda event source mapping, 2..1000).
+    render_concurrency: dict[str, int] = field(default_factory=lambda: {
+        "critical": 10, "transactional": 10, "marketing": 5})
+    send_concurrency: dict[str, int] = field(default_factory=lambda: {
+        "critical": 10, "transactional": 5, "marketing": 2})
+    send_queue_age_alarm_seconds: int = 300
+    log_retention_days: int = 30
+    event_ttl_days: int = 400
+    log_level: str = "INFO"
+    retain_data: bool = True
+    sandbox_recipients: tuple[str, ...] = ()
+
+    @property
+    def mail_from_domain(self) -> str:
+        return f"{self.mail_from_subdomain}.{self.domain}"
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return RETENTION_DAYS[self.log_retention_days]
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate the config file (relative paths are from the repository root)."""
+    file = Path(path) if path else EXAMPLE_CONFIG
+    if not file.is_absolute():
+        file = REPO_ROOT / file
+    try:
+        raw = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"postline config {file} does not exist (copy {EXAMPLE_CONFIG.name})") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"postline config {file} is not valid JSON: {error}") from None
+    return parse_config(raw, source=str(file))
+
+
+def parse_config(raw: Any, source: str = "config") -> Config:
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(f"postline config {source}: must be a JSON object")
+    known = set(Config.__dataclass_fields__)
+    for key in sorted(set(raw) - known):
+        problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+
+    def take(key: str, kind: type | tuple[type, ...], required: bool = False) -> Any:
+        if key not in raw or raw[key] is None:
+            if required:
+                problems.append(f"{key}: required")
+            return None
+        value = raw[key]
+        # bool is an int in Python: refuse true/false where a number is meant
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            problems.append(f"{key}: must be {names}, got {type(value).__name__}")
+            return None
+        return value
+
+    values: dict[str, Any] = {}
+    domain = take("domain", str, required=True)
+    if domain is not None:
+        domain = domain.strip().lower().rstrip(".")
+        if not _DOMAIN.match(domain):
+            problems.append(f"domain: {domain!r} is not a domain name")
+        values["domain"] = domain
+
+    from_address = take("from_address", str, required=True)
+    if from_address is not None:
+        match = _FROM.match(from_address.strip())
+        email = (match.group(1) or match.group(2)) if match else None
+        sender = _EMAIL.match(email) if email else None
+        if not sender:
+            problems.append(f"from_address: {from_address!r} is not 'Name <user@domain>' or 'user@domain'")
+        elif domain and not within(sender.group(1).lower(), domain):
+            problems.append(f"from_address: {email} is not on the sending domain {domain}")
+        values["from_address"] = from_address.strip()
+
+    stack_name = take("stack_name", str)
+    if stack_name is not None:
+        if not _STACK_NAME.match(stack_name):
+            problems.append(f"stack_name: {stack_name!r} must start with a letter and hold letters, digits, -")
+        values["stack_name"] = stack_name
+
+    subdomain = take("mail_from_subdomain", str)
+    if subdomain is not None:
+        if not _LABEL.match(subdomain):
+            problems.append(f"mail_from_subdomain: {subdomain!r} must be one DNS label, like 'bounce'")
+        values["mail_from_subdomain"] = subdomain
+
+    mailto = take("unsubscribe_mailto", str)
+    if mailto is not None and not _EMAIL.match(mailto):
+        problems.append(f"unsubscribe_mailto: {mailto!r} is not an email address")
+    values["unsubscribe_mailto"] = mailto or (f"unsubscribe@{domain}" if domain else "")
+
+    zone = take("hosted_zone", dict)
+    if zone is not None:
+        zone_id, zone_name = zone.get("zone_id"), zone.get("zone_name")
+        if not isinstance(zone_id, str) or not _ZONE_ID.match(zone_id):
+            problems.append("hosted_zone.zone_id: must be a Route 53 zone id like Z0123456789ABCDEFGHIJ")
+        if not isinstance(zone_name, str) or not _DOMAIN.match(zone_name.lower().rstrip(".")):
+            problems.append("hosted_zone.zone_name: must be the zone's domain name")
+        else:
+            zone_name = zone_name.lower().rstrip(".")
+            if domain and not within(domain, zone_name):
+                problems.append(f"hosted_zone.zone_name: {zone_name} does not contain the domain {domain}")
+            values["hosted_zone"] = HostedZone(str(zone_id), zone_name)
+        for key in sorted(set(zone) - {"zone_id", "zone_name"}):
+            problems.append(f"hosted_zone.{key}: unknown key (known: zone_id, zone_name)")
+
+    values["dmarc_policy"] = _choice(take("dmarc_policy", str), "dmarc_policy", DMARC_POLICIES, problems)
+    for key in ("dmarc_report_address", "alarm_email"):
+        address = take(key, str)
+        if address is not None and not _EMAIL.match(address):
+            problems.append(f"{key}: {address!r} is not an email address")
+        values[key] = address
+    values["ip_pools"] = _choice(take("ip_pools", str), "ip_pools", IP_POOL_MODES, problems)
+    values["log_level"] = _choice(take("log_level", str), "log_level", LOG_LEVELS, problems)
+
+    api_domain = take("api_domain", dict)
+    if api_domain is not None:
+        name, arn = api_domain.get("domain_name"), api_domain.get("certificate_arn")
+        if not isinstance(name, str) or not _DOMAIN.match(name.lower()):
+            problems.append("api_domain.domain_name: must be a domain name, like links.example.com")
+        elif arn is None and "hosted_zone" not in values:
+            problems.append("api_domain.certificate_arn: required when no hosted_zone is given")
+        elif arn is None and not within(name.lower(), values["hosted_zone"].zone_name):
+            problems.append(f"api_domain.domain_name: {name} is outside the hosted zone; give a certificate_arn")
+        elif arn is not None and (not isinstance(arn, str) or not _ACM_ARN.match(arn)):
+            problems.append("api_domain.certificate_arn: must be an ACM certificate ARN in the stack's region")
+        else:
+            values["api_domain"] = ApiDomain(name.lower(), arn)
+        for key in sorted(set(api_domain) - {"domain_name", "certificate_arn"}):
+            problems.append(f"api_domain.{key}: unknown key (known: certificate_arn, domain_name)")
+
+    for key, low, high in (
+        ("api_rate_limit", 1, 10_000), ("api_burst_limit", 1, 5_000),
+        ("send_queue_age_alarm_seconds", 60, 86_400), ("event_ttl_days", 1, 3_650),
+    ):
+        number = take(key, int)
+        if number is not None:
+            if not low <= number <= high:
+                problems.append(f"{key}: {number} is outside {low}..{high}")
+            values[key] = number
+
+    for key in ("render_concurrency", "send_concurrency"):
+        limits = take(key, dict)
+        if limits is not None:
+            merged = dict(Config.__dataclass_fields__[key].default_factory())  # type: ignore[misc]
+            for stream, number in limits.items():
+                if stream not in STREAMS:
+                    problems.append(f"{key}.{stream}: unknown stream (streams: {', '.join(STREAMS)})")
+                elif not isinstance(number, int) or isinstance(number, bool) or not 2 <= number <= 1000:
+                    problems.append(f"{key}.{stream}: must be a whole number from 2 to 1000 (Lambda's range)")
+                else:
+                    merged[stream] = number
+            if merged["marketing"] > merged["critical"]:
+                problems.append(f"{key}: marketing ({merged['marketing']}) may not exceed critical "
+                                f"({merged['critical']}), or a newsletter could starve password resets")
+            values[key] = merged
+
+    retention = take("log_retention_days", int)
+    if retention is not None:
+        if retention not in RETENTION_DAYS:
+            problems.append(f"log_retention_days: {retention} is not one CloudWatch allows "
+                            f"({', '.join(map(str, RETENTION_DAYS))})")
+        values["log_retention_days"] = retention
+
+    retain = take("retain_data", bool)
+    if retain is not None:
+        values["retain_data"] = retain
+
+    recipients = take("sandbox_recipients", list)
+    if recipients is not None:
+        bad = [r for r in recipients if not isinstance(r, str) or not _EMAIL.match(r)]
+        if bad:
+            problems.append(f"sandbox_recipients: not email addresses: {bad}")
+        values["sandbox_recipients"] = tuple(r.lower() for r in recipients if r not in bad)
+
+    if problems:
+        raise ConfigError(f"postline config {source} is invalid:\n  - " + "\n  - ".join(problems))
+    return Config(**{k: v for k, v in values.items() if v is not None})
+
+
+def within(name: str, domain: str) -> bool:
+    return name == domain or name.endswith("." + domain)
+
+
+def _choice(value: str | None, key: str, allowed: tuple[str, ...], problems: list[str]) -> str | None:
+    if value is not None and value not in allowed:
+        problems.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    return value

@@ -1,0 +1,165 @@
+"""Every name and fixed number the stack uses, in one place.
+
+Physical names of queues, tables and topics are left to CloudFormation (so two stacks can live in one
+account); what must stay stable is listed here: logical groupings, the environment variables the library
+reads, and the stack output keys the operator CLI looks up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+
+STREAMS = ("critical", "transactional", "marketing")
+
+# Logical queue names (construct ids and output keys derive from them).
+INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
+SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
+SES_EVENTS = "postline-ses-events"  # the SNS topic and the SQS queue behind it
+MAX_RECEIVE_COUNT = 5
+SES_EVENTS_CONCURRENCY = 5  # events are cheap to apply; the ceiling only keeps a bounce storm in line
+DLQ_RETENTION = Duration.days(14)
+# Lambda requires the visibility timeout to cover the function timeout; AWS recommends six times it so
+# that retries inside the event source mapping never make a message visible twice.
+VISIBILITY_TIMEOUT_FACTOR = 6
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    partition_key: tuple[str, str]
+    sort_key: tuple[str, str] | None = None
+    ttl_attribute: str | None = None
+
+
+# DynamoDB tables: keys as in layers/common/postline/models.py (attribute name, S|N).
+TABLES = {
+    "messages": TableSpec(("message_id", "S")),
+    "email_events": TableSpec(("message_id", "S"), ("time_type", "S"), ttl_attribute="expires_at"),
+    "email_suppressions": TableSpec(("email", "S"), ("scope", "S")),
+    "templates": TableSpec(("name", "S"), ("version", "N")),
+    "campaigns": TableSpec(("campaign_id", "S")),
+    "rate_limits": TableSpec(("bucket", "S"), ("window", "S"), ttl_attribute="expires_at"),
+}
+SES_MESSAGE_ID_INDEX = "by_ses_message_id"  # messages GSI: SES event -> message
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    memory_mb: int
+    timeout: Duration
+    description: str
+
+
+# One entry per functions/<name>/ directory, each exposing app.handler.
+FUNCTIONS = {
+    "render": FunctionSpec(512, Duration.seconds(30), "Validates, renders and queues an email for sending"),
+    "send": FunctionSpec(512, Duration.seconds(60), "Claims a rendered email and sends it through SES"),
+    "ses_events": FunctionSpec(256, Duration.seconds(30), "Records SES delivery events and suppressions"),
+    "track_open": FunctionSpec(256, Duration.seconds(10), "Records an open and returns a 1x1 GIF"),
+    "track_click": FunctionSpec(256, Duration.seconds(10), "Records a click and redirects to the signed target"),
+    "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
+}
+HANDLER = "app.handler"
+
+# HTTP API routes -> function.
+ROUTES = (
+    ("GET", "/o/{token}", "track_open"),
+    ("GET", "/c/{token}", "track_click"),
+    ("GET", "/u/{token}", "unsubscribe"),
+    ("POST", "/u/{token}", "unsubscribe"),
+)
+
+# SES events published to the topic. OPEN and CLICK are left out on purpose: postline tracks them itself
+# with signed links, and enabling them in SES would make SES add its own pixel and rewrite every link.
+SES_EVENT_TYPES = (
+    "SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE", "SUBSCRIPTION",
+)
+# SES events counted as CloudWatch metrics per configuration set, for the dashboard.
+SES_METRIC_EVENT_TYPES = ("SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "REJECT")
+SES_CONFIGURATION_SET_DIMENSION = "ses:configuration-set"
+# IP pools: critical and transactional share one; marketing never shares with them.
+IP_POOL_OF_STREAM = {"critical": "transactional", "transactional": "transactional", "marketing": "marketing"}
+
+# Account-level SES reputation alarms (AWS reviews an account at 5% bounces / 0.1% complaints; pausing
+# sends is automatic at 10% / 0.5%).
+BOUNCE_RATE_ALARM = 0.05
+COMPLAINT_RATE_ALARM = 0.001
+
+POWERTOOLS_SERVICE_NAME = "postline"
+METRICS_NAMESPACE = "postline"
+SCHEDULE_GROUP = "postline"
+
+
+class Env:
+    """Environment variables the library reads (layers/common/postline/settings.py)."""
+
+    MESSAGES_TABLE = "POSTLINE_MESSAGES_TABLE"
+    EVENTS_TABLE = "POSTLINE_EVENTS_TABLE"
+    SUPPRESSIONS_TABLE = "POSTLINE_SUPPRESSIONS_TABLE"
+    TEMPLATES_TABLE = "POSTLINE_TEMPLATES_TABLE"
+    CAMPAIGNS_TABLE = "POSTLINE_CAMPAIGNS_TABLE"
+    RATE_LIMITS_TABLE = "POSTLINE_RATE_LIMITS_TABLE"
+    SEND_QUEUE_URL_PREFIX = "POSTLINE_SEND_QUEUE_URL_"
+    CONFIGURATION_SET_PREFIX = "POSTLINE_CONFIGURATION_SET_"
+    INBOUND_DLQ_URLS = "POSTLINE_INBOUND_DLQ_URLS"
+    DEFAULT_FROM = "POSTLINE_DEFAULT_FROM"
+    TRACKING_BASE_URL = "POSTLINE_TRACKING_BASE_URL"
+    UNSUBSCRIBE_MAILTO = "POSTLINE_UNSUBSCRIBE_MAILTO"
+    SIGNING_KEYS_SECRET = "POSTLINE_SIGNING_KEYS_SECRET"
+    CLAIM_CHECK_BUCKET = "POSTLINE_CLAIM_CHECK_BUCKET"
+    EVENT_TTL_DAYS = "POSTLINE_EVENT_TTL_DAYS"
+    SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    LOG_LEVEL = "LOG_LEVEL"
+
+
+TABLE_ENV = {
+    "messages": Env.MESSAGES_TABLE,
+    "email_events": Env.EVENTS_TABLE,
+    "email_suppressions": Env.SUPPRESSIONS_TABLE,
+    "templates": Env.TEMPLATES_TABLE,
+    "campaigns": Env.CAMPAIGNS_TABLE,
+    "rate_limits": Env.RATE_LIMITS_TABLE,
+}
+
+
+def pascal(name: str) -> str:
+    """postline-send-critical / email_events -> PostlineSendCritical / EmailEvents (ids, output keys)."""
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+class Outputs:
+    """Stack output keys; each is also exported as ``<stack name>-<key>``. The CLI reads these."""
+
+    @staticmethod
+    def inbound_queue_url(stream: str) -> str:
+        return f"InboundQueueUrl{pascal(stream)}"
+
+    @staticmethod
+    def inbound_dlq_url(stream: str) -> str:
+        return f"InboundDlqUrl{pascal(stream)}"
+
+    @staticmethod
+    def send_queue_url(stream: str) -> str:
+        return f"SendQueueUrl{pascal(stream)}"
+
+    @staticmethod
+    def configuration_set(stream: str) -> str:
+        return f"ConfigurationSet{pascal(stream)}"
+
+    @staticmethod
+    def table(name: str) -> str:
+        return f"Table{pascal(name)}"
+
+    SES_EVENTS_QUEUE_URL = "SesEventsQueueUrl"
+    EVENT_TOPIC_ARN = "EventTopicArn"
+    API_URL = "ApiUrl"
+    TRACKING_BASE_URL = "TrackingBaseUrl"
+    CLAIM_CHECK_BUCKET = "ClaimCheckBucket"
+    SIGNING_KEYS_SECRET = "SigningKeysSecretArn"
+    PRODUCER_POLICY = "ProducerPolicyArn"
+    SCHEDULER_ROLE = "SchedulerRoleArn"
+    SCHEDULE_GROUP = "ScheduleGroupName"
+    ALARM_TOPIC = "AlarmTopicArn"
+    DASHBOARD = "DashboardName"
+    DNS_RECORD_PREFIX = "Dns"  # + DkimRecord1..3, MailFromMxRecord, MailFromSpfRecord, DmarcRecord, ApiDomainRecord

@@ -1,0 +1,196 @@
+"""The Lambda functions: one per functions/<name>/, all on the shared layer, each with its own least-privilege role."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .bundling import layer_bundling
+from .config import REPO_ROOT, Config
+from .constants import (
+    FUNCTIONS,
+    HANDLER,
+    INBOUND_QUEUES,
+    METRICS_NAMESPACE,
+    POWERTOOLS_SERVICE_NAME,
+    SES_EVENTS_CONCURRENCY,
+    SES_MESSAGE_ID_INDEX,
+    STREAMS,
+    TABLE_ENV,
+    Env,
+    pascal,
+)
+from .nag import accept
+from .queues import Queues
+from .ses import Ses
+from .tables import Tables
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+LAYER_SOURCE = REPO_ROOT / "layers" / "common"
+LAYER_CACHE = REPO_ROOT / ".cache" / "layer-deps"
+CLAIM_CHECK_PREFIX = "mime/"  # where the library puts rendered bodies (postline.queues)
+EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
+
+READ = ("GetItem", "BatchGetItem", "Query")
+WRITE_EVENTS = ("PutItem", "BatchWriteItem")
+
+
+class Functions(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
+                 claim_check: s3.IBucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
+                 tracking_base_url: str) -> None:
+        super().__init__(scope, id)
+        self.layer = lambda_.LayerVersion(
+            self, "CommonLayer",
+            code=lambda_.Code.from_asset(
+                str(LAYER_SOURCE), exclude=EXCLUDE,
+                bundling=layer_bundling(LAYER_SOURCE / "requirements.txt", LAYER_SOURCE / "postline", LAYER_CACHE),
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="postline shared library and its dependencies",
+        )
+        environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
+                                        tracking_base_url)
+        self.functions: dict[str, lambda_.Function] = {
+            name: self._function(name, config, environment) for name in FUNCTIONS
+        }
+        self._consume(config, queues)
+        self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
+
+    def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.IBucket,
+                     signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
+                     ) -> dict[str, str]:
+        """The same settings for every function: the library validates all of them at cold start."""
+        environment = {TABLE_ENV[name]: table.table_name for name, table in tables.tables.items()}
+        for stream in STREAMS:
+            environment[Env.SEND_QUEUE_URL_PREFIX + stream.upper()] = queues.send[stream].queue_url
+            environment[Env.CONFIGURATION_SET_PREFIX + stream.upper()] = (
+                ses_resources.configuration_sets[stream].configuration_set_name)
+        # Keyed by the inbound queue's physical name, which is what a record's eventSourceARN ends with.
+        environment[Env.INBOUND_DLQ_URLS] = Stack.of(self).to_json_string({
+            queues.inbound[stream].queue_name: queues.dead_letter_queues[INBOUND_QUEUES[stream]].queue_url
+            for stream in STREAMS
+        })
+        environment.update({
+            Env.DEFAULT_FROM: config.from_address,
+            Env.TRACKING_BASE_URL: tracking_base_url,
+            Env.UNSUBSCRIBE_MAILTO: config.unsubscribe_mailto,
+            Env.SIGNING_KEYS_SECRET: signing_keys.secret_arn,
+            Env.CLAIM_CHECK_BUCKET: claim_check.bucket_name,
+            Env.EVENT_TTL_DAYS: str(config.event_ttl_days),
+            Env.SERVICE_NAME: POWERTOOLS_SERVICE_NAME,
+            Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
+            Env.LOG_LEVEL: config.log_level,
+        })
+        return environment
+
+    def _function(self, name: str, config: Config, environment: dict[str, str]) -> lambda_.Function:
+        spec = FUNCTIONS[name]
+        role = iam.Role(self, f"{pascal(name)}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"postline {name} function")
+        # An explicit log group: retention is set, and the role may write to it and nowhere else.
+        log_group = logs.LogGroup(self, f"{pascal(name)}Logs", retention=config.log_retention,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self, pascal(name),
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(REPO_ROOT / "functions" / name), exclude=EXCLUDE),
+            layers=[self.layer],
+            role=role,
+            memory_size=spec.memory_mb,
+            timeout=spec.timeout,
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel[LOG_LEVELS[config.log_level]],
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+        )
+        accept(function, "AwsSolutions-L1", f"The layer's binary wheels are built for {RUNTIME.name}; moving to a "
+               "newer runtime is a deliberate change of bundling.PYTHON_VERSION and this constant together.")
+        accept(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray's PutTraceSegments and PutTelemetryRecords support "
+               "no resource-level permissions; they are the only actions granted on '*'.")
+        return function
+
+    def _consume(self, config: Config, queues: Queues) -> None:
+        """Batches of 10 with partial failures; a ceiling per queue so marketing never takes critical's share."""
+        consumers = [("render", queues.inbound[s], config.render_concurrency[s]) for s in STREAMS]
+        consumers += [("send", queues.send[s], config.send_concurrency[s]) for s in STREAMS]
+        consumers.append(("ses_events", queues.ses_events, SES_EVENTS_CONCURRENCY))
+        for name, queue, ceiling in consumers:
+            self.functions[name].add_event_source(sources.SqsEventSource(
+                queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))
+
+    def _grant(self, tables: Tables, queues: Queues, claim_check: s3.IBucket,
+               signing_keys: secretsmanager.ISecret, ses_resources: Ses, config: Config) -> None:
+        f = self.functions
+        render, send, ses_events = f["render"], f["send"], f["ses_events"]
+
+        _table(render, tables.templates, *READ)
+        _table(render, tables.suppressions, *READ)
+        _table(render, tables.messages, "PutItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem")
+        _table(render, tables.events, *WRITE_EVENTS)
+        for stream in STREAMS:
+            queues.send[stream].grant_send_messages(render)
+            queues.dead_letter_queues[INBOUND_QUEUES[stream]].grant_send_messages(render)
+        _objects(render, claim_check, "s3:PutObject")
+        signing_keys.grant_read(render)
+
+        _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
+        _table(send, tables.suppressions, *READ)
+        _table(send, tables.events, *WRITE_EVENTS)
+        _table(send, tables.rate_limits, "GetItem", "UpdateItem")
+        _objects(send, claim_check, "s3:GetObject")
+        sending_identities = [ses_resources.identity_arn] + [
+            Stack.of(self).format_arn(service="ses", resource="identity", resource_name=address)
+            for address in config.sandbox_recipients  # the sandbox also authorises each recipient identity
+        ]
+        iam.Grant.add_to_principal(
+            grantee=send, actions=["ses:SendEmail", "ses:SendRawEmail"],
+            resource_arns=sending_identities + [ses_resources.configuration_set_arn(s) for s in STREAMS],
+        )
+
+        _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem", "ConditionCheckItem")
+        _table(ses_events, tables.messages, "Query", index=SES_MESSAGE_ID_INDEX)
+        _table(ses_events, tables.events, *WRITE_EVENTS)
+        _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
+               "BatchWriteItem")
+        _table(ses_events, tables.campaigns, "UpdateItem")
+        for stream in STREAMS:
+            queues.send[stream].grant_send_messages(ses_events)  # soft bounces are retried later
+
+        for name in ("track_open", "track_click", "unsubscribe"):
+            signing_keys.grant_read(f[name])
+            _table(f[name], tables.events, *WRITE_EVENTS)
+            _table(f[name], tables.messages, "GetItem", "UpdateItem")
+        _table(f["unsubscribe"], tables.suppressions, "PutItem", "BatchWriteItem")
+
+
+def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str, index: str | None = None) -> None:
+    """Named actions on one table, or on one of its indexes (Table.grant would add every index: index/*)."""
+    arn = f"{table.table_arn}/index/{index}" if index else table.table_arn
+    iam.Grant.add_to_principal(grantee=function, actions=[f"dynamodb:{a}" for a in actions], resource_arns=[arn])
+
+
+def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str) -> None:
+    """Object actions under the claim-check prefix only (object keys are message ids, so a wildcard)."""
+    iam.Grant.add_to_principal(grantee=function, actions=list(actions),
+                               resource_arns=[bucket.arn_for_objects(f"{CLAIM_CHECK_PREFIX}*")])
+    logical_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)
+    accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{CLAIM_CHECK_PREFIX}*]",
+           "Claim-check objects are named by message id, unknown in advance; access is limited to their prefix.")

@@ -1,0 +1,139 @@
+"""Alarms (to one topic, optionally emailed) and a dashboard of the pipeline's flow, backlogs and latency."""
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from .config import Config
+from .constants import (
+    BOUNCE_RATE_ALARM,
+    COMPLAINT_RATE_ALARM,
+    SES_CONFIGURATION_SET_DIMENSION,
+    STREAMS,
+    Outputs,
+    pascal,
+)
+from .outputs import stack_output
+from .queues import Queues
+from .ses import Ses
+
+PERIOD = Duration.minutes(5)
+REPUTATION_PERIOD = Duration.hours(1)
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: Config, queues: Queues, ses_resources: Ses,
+                 functions: dict[str, lambda_.Function], api: apigw.HttpApi) -> None:
+        super().__init__(scope, id)
+        # CloudWatch must be allowed to use the topic's key; an AWS managed key cannot grant that.
+        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+                      description="Encrypts the postline alarm topic")
+        key.add_to_resource_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+        ))
+        self.topic = sns.Topic(self, "AlarmTopic", display_name="postline alarms", master_key=key,
+                               enforce_ssl=True)
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self._action = actions.SnsAction(self.topic)
+
+        for name, _, dlq in queues.all_with_dlq:
+            self._alarm(f"{pascal(name)}DlqNotEmpty", f"{name}: messages in the dead-letter queue",
+                        dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"), 1)
+        for stream in STREAMS:
+            self._alarm(f"SendQueue{pascal(stream)}Age", f"{stream}: oldest email waiting to be sent is too old",
+                        queues.send[stream].metric_approximate_age_of_oldest_message(
+                            period=PERIOD, statistic="Maximum"),
+                        config.send_queue_age_alarm_seconds)
+        for name, function in functions.items():
+            self._alarm(f"{pascal(name)}Errors", f"{name}: invocation errors",
+                        function.metric_errors(period=PERIOD, statistic="Sum"), 1)
+            self._alarm(f"{pascal(name)}Throttles", f"{name}: throttled invocations",
+                        function.metric_throttles(period=PERIOD, statistic="Sum"), 1)
+        # Account-level reputation as SES computes it: AWS reviews an account past these rates.
+        bounce_rate = _reputation("Reputation.BounceRate")
+        complaint_rate = _reputation("Reputation.ComplaintRate")
+        self._alarm("SesBounceRate", f"SES bounce rate at or above {BOUNCE_RATE_ALARM:.0%}", bounce_rate,
+                    BOUNCE_RATE_ALARM)
+        self._alarm("SesComplaintRate", f"SES complaint rate at or above {COMPLAINT_RATE_ALARM:.1%}",
+                    complaint_rate, COMPLAINT_RATE_ALARM)
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
+        self.dashboard.add_widgets(*[self._flow(stream, queues, ses_resources) for stream in STREAMS])
+        self.dashboard.add_widgets(
+            _graph("Backlog: inbound queues (visible messages)", [
+                queues.inbound[s].metric_approximate_number_of_messages_visible(label=s, statistic="Maximum")
+                for s in STREAMS]),
+            _graph("Backlog: send queues (visible messages)", [
+                queues.send[s].metric_approximate_number_of_messages_visible(label=s, statistic="Maximum")
+                for s in STREAMS]),
+            _graph("Dead-letter queues (visible messages)", [
+                dlq.metric_approximate_number_of_messages_visible(label=name, statistic="Maximum")
+                for name, _, dlq in queues.all_with_dlq]),
+        )
+        self.dashboard.add_widgets(
+            _graph("Latency: oldest inbound message (s)", [
+                queues.inbound[s].metric_approximate_age_of_oldest_message(label=s, statistic="Maximum")
+                for s in STREAMS]),
+            _graph("Latency: oldest message waiting to be sent (s)", [
+                queues.send[s].metric_approximate_age_of_oldest_message(label=s, statistic="Maximum")
+                for s in STREAMS]),
+            _graph("Function duration p90 (ms)", [
+                f.metric_duration(label=name, statistic="p90") for name, f in functions.items()]),
+        )
+        self.dashboard.add_widgets(
+            _graph("SES reputation (account)", [bounce_rate, complaint_rate], left_annotations=[
+                cloudwatch.HorizontalAnnotation(value=BOUNCE_RATE_ALARM, label="bounce alarm"),
+                cloudwatch.HorizontalAnnotation(value=COMPLAINT_RATE_ALARM, label="complaint alarm")]),
+            _graph("Function errors and throttles", [
+                f.metric_errors(label=f"{name} errors", statistic="Sum") for name, f in functions.items()] + [
+                f.metric_throttles(label=f"{name} throttles", statistic="Sum") for name, f in functions.items()]),
+            _graph("Tracking API", [
+                api.metric_count(label="requests"), api.metric_client_error(label="4xx"),
+                api.metric_server_error(label="5xx")]),
+        )
+        stack_output(self, Outputs.ALARM_TOPIC, self.topic.topic_arn, "SNS topic every postline alarm goes to")
+        stack_output(self, Outputs.DASHBOARD, self.dashboard.dashboard_name, "CloudWatch dashboard")
+
+    def _alarm(self, id: str, description: str, metric: cloudwatch.IMetric, threshold: float) -> None:
+        alarm = metric.create_alarm(
+            self, id, alarm_description=description, threshold=threshold, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+
+    def _flow(self, stream: str, queues: Queues, ses_resources: Ses) -> cloudwatch.GraphWidget:
+        """queued -> rendered -> sent -> delivered / bounced / complained, for one stream."""
+        configuration_set = ses_resources.configuration_sets[stream].configuration_set_name
+        ses_metrics = [
+            cloudwatch.Metric(namespace="AWS/SES", metric_name=event, label=label, statistic="Sum",
+                              dimensions_map={SES_CONFIGURATION_SET_DIMENSION: configuration_set})
+            for event, label in (("Send", "sent"), ("Delivery", "delivered"), ("Bounce", "bounced"),
+                                 ("Complaint", "complained"))
+        ]
+        return _graph(f"Flow: {stream}", [
+            queues.inbound[stream].metric_number_of_messages_sent(label="queued", statistic="Sum"),
+            queues.send[stream].metric_number_of_messages_sent(label="rendered", statistic="Sum"),
+            *ses_metrics,
+        ])
+
+
+def _reputation(name: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(namespace="AWS/SES", metric_name=name, statistic="Maximum", period=REPUTATION_PERIOD)
+
+
+def _graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6, **options)
+

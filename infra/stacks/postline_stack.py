@@ -1,0 +1,50 @@
+"""The postline stack: composes one construct per concern and wires them together, nothing else."""
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from constructs import Construct
+
+from .api import TrackingApi
+from .config import Config
+from .constants import FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
+from .functions import Functions
+from .monitoring import Monitoring
+from .queues import Queues
+from .scheduling import Scheduling
+from .secrets import SigningKeys
+from .ses import Ses
+from .storage import ClaimCheckStorage
+from .tables import Tables
+
+
+class PostlineStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
+        super().__init__(scope, id, description="postline: serverless email delivery on Amazon SES", **kwargs)
+        self.tables = Tables(self, "Tables", retain_data=config.retain_data)
+        self.queues = Queues(
+            self, "Queues",
+            inbound_visibility=_visibility("render"),
+            send_visibility=_visibility("send"),
+            events_visibility=_visibility("ses_events"),
+        )
+        self.storage = ClaimCheckStorage(self, "ClaimCheck")
+        self.signing_keys = SigningKeys(self, "SigningKeys", retain_data=config.retain_data)
+        self.ses = Ses(self, "Ses", config=config, events_topic=self.queues.ses_events_topic)
+        # The API exists before the functions (they sign links with its URL); its routes come after them.
+        self.api = TrackingApi(self, "Api", config=config)
+        self.functions = Functions(
+            self, "Functions", config=config, tables=self.tables, queues=self.queues,
+            claim_check=self.storage.bucket, signing_keys=self.signing_keys.secret, ses_resources=self.ses,
+            tracking_base_url=self.api.base_url,
+        )
+        self.api.add_routes(self.functions.functions)
+        self.scheduling = Scheduling(self, "Scheduling", marketing_queue=self.queues.inbound["marketing"])
+        self.monitoring = Monitoring(
+            self, "Monitoring", config=config, queues=self.queues, ses_resources=self.ses,
+            functions=self.functions.functions, api=self.api.api,
+        )
+
+
+def _visibility(consumer: str) -> Duration:
+    """Six times the consuming function's timeout (constants.VISIBILITY_TIMEOUT_FACTOR says why)."""
+    return Duration.seconds(FUNCTIONS[consumer].timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)

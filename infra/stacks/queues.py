@@ -1,0 +1,99 @@
+"""The pipeline's queues: inbound per priority, send per stream, and the SES events topic and queue."""
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from .constants import (
+    DLQ_RETENTION,
+    INBOUND_QUEUES,
+    MAX_RECEIVE_COUNT,
+    SEND_QUEUES,
+    SES_EVENTS,
+    STREAMS,
+    Outputs,
+    pascal,
+)
+from .outputs import stack_output
+
+
+class Queues(Construct):
+    def __init__(self, scope: Construct, id: str, *, inbound_visibility: Duration, send_visibility: Duration,
+                 events_visibility: Duration) -> None:
+        super().__init__(scope, id)
+        self.inbound: dict[str, sqs.Queue] = {}
+        self.send: dict[str, sqs.Queue] = {}
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        for stream in STREAMS:
+            self.inbound[stream] = self._queue_with_dlq(INBOUND_QUEUES[stream], inbound_visibility)
+            self.send[stream] = self._queue_with_dlq(SEND_QUEUES[stream], send_visibility)
+        self.ses_events = self._queue_with_dlq(SES_EVENTS, events_visibility)
+
+        # SES must be allowed to use the topic's key; an AWS managed key cannot grant that.
+        self.topic_key = kms.Key(
+            self, "SesEventsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+            description="Encrypts the postline SES events topic",
+        )
+        self.topic_key.add_to_resource_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+        ))
+        self.ses_events_topic = sns.Topic(
+            self, "SesEventsTopic", display_name=SES_EVENTS, master_key=self.topic_key, enforce_ssl=True,
+        )
+        # Raw delivery: the queue holds the SES event itself (the library also accepts the SNS envelope).
+        self.ses_events_topic.add_subscription(
+            subscriptions.SqsSubscription(self.ses_events, raw_message_delivery=True))
+
+        # What an application attaches to its role to drop messages on the inbound queues.
+        self.producer_policy = iam.ManagedPolicy(
+            self, "ProducerPolicy", description="Send emails through postline (SendMessage to its inbound queues)",
+            statements=[iam.PolicyStatement(
+                actions=["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                resources=[queue.queue_arn for queue in self.inbound.values()],
+            )],
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        for stream in STREAMS:
+            stack_output(self, Outputs.inbound_queue_url(stream), self.inbound[stream].queue_url,
+                         f"Inbound queue for {stream} emails: applications send here")
+            stack_output(self, Outputs.inbound_dlq_url(stream),
+                         self.dead_letter_queues[INBOUND_QUEUES[stream]].queue_url,
+                         f"Dead-letter queue of the {stream} inbound queue (rejected messages, with reasons)")
+            stack_output(self, Outputs.send_queue_url(stream), self.send[stream].queue_url,
+                         f"Send queue of the {stream} stream")
+        stack_output(self, Outputs.SES_EVENTS_QUEUE_URL, self.ses_events.queue_url, "Queue of SES events")
+        stack_output(self, Outputs.EVENT_TOPIC_ARN, self.ses_events_topic.topic_arn,
+                     "SNS topic SES publishes sending events to")
+        stack_output(self, Outputs.PRODUCER_POLICY, self.producer_policy.managed_policy_arn,
+                     "Managed policy that lets an application queue emails")
+
+    @property
+    def all_with_dlq(self) -> list[tuple[str, sqs.Queue, sqs.Queue]]:
+        """(logical name, queue, its DLQ) for every pipeline queue."""
+        queues = [(INBOUND_QUEUES[s], self.inbound[s]) for s in STREAMS]
+        queues += [(SEND_QUEUES[s], self.send[s]) for s in STREAMS]
+        queues.append((SES_EVENTS, self.ses_events))
+        return [(name, queue, self.dead_letter_queues[name]) for name, queue in queues]
+
+    def _queue_with_dlq(self, name: str, visibility: Duration) -> sqs.Queue:
+        # SQS-managed encryption: SNS can deliver to it and producers need no KMS permission.
+        dlq = sqs.Queue(
+            self, f"{pascal(name)}Dlq", retention_period=DLQ_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+        )
+        self.dead_letter_queues[name] = dlq
+        return sqs.Queue(
+            self, pascal(name), visibility_timeout=visibility, retention_period=Duration.days(4),
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        )

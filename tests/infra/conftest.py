@@ -1,0 +1,90 @@
+"""Synthesizes the postline stack once per session (in-process, no CDK CLI, no AWS credentials).
+
+``synth`` is the default configuration (infra/config/example.json), built exactly as `make synth` builds it,
+cdk-nag included. ``variant`` turns on everything optional (hosted zone, custom links domain, IP pools, alarm
+email) and skips the layer bundling to stay fast.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+ROOT = Path(__file__).resolve().parents[2]
+for path in (ROOT / "infra", ROOT / "layers" / "common"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from aws_cdk import App  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+from stacks.app_builder import build  # noqa: E402
+from stacks.config import Config, load_config, parse_config  # noqa: E402
+from stacks.postline_stack import PostlineStack  # noqa: E402
+
+VARIANT_CONFIG = {
+    "stack_name": "postline-variant",
+    "domain": "mail.example.org",
+    "from_address": "Example Org <news@mail.example.org>",
+    "hosted_zone": {"zone_id": "Z0123456789ABCDEFGHIJ", "zone_name": "example.org"},
+    "dmarc_policy": "quarantine",
+    "dmarc_report_address": "dmarc@example.org",
+    "alarm_email": "ops@example.org",
+    "ip_pools": "managed",
+    "api_domain": {"domain_name": "links.example.org"},
+    "send_concurrency": {"critical": 20, "transactional": 10, "marketing": 3},
+    "retain_data": False,
+    "sandbox_recipients": ["tester@example.net"],
+}
+
+
+@dataclass
+class Synth:
+    config: Config
+    stack: PostlineStack
+    template: dict[str, Any]
+    assertions: Template
+    outdir: Path
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
+
+    def logical_id(self, construct: Any) -> str:
+        """Logical id of an L2 construct's resource (or of an L1)."""
+        return self.stack.get_logical_id(getattr(construct.node, "default_child", None) or construct)
+
+    def resource(self, construct: Any) -> dict[str, Any]:
+        return self.template["Resources"][self.logical_id(construct)]
+
+    def policy_statements(self, function_name: str) -> list[dict[str, Any]]:
+        """Every statement of the policies attached to a function's role."""
+        role = self.logical_id(self.stack.functions.functions[function_name].role)
+        statements = []
+        for policy in self.resources("AWS::IAM::Policy").values():
+            if {"Ref": role} in policy["Properties"]["Roles"]:
+                statements += policy["Properties"]["PolicyDocument"]["Statement"]
+        return statements
+
+
+def _synthesize(config: Config, outdir: Path, context: dict[str, Any] | None = None) -> Synth:
+    app = App(outdir=str(outdir), context=context)
+    stack = build(app, config)
+    assembly = app.synth()  # raises if cdk-nag reports an unacknowledged finding
+    template = assembly.get_stack_by_name(stack.stack_name).template
+    return Synth(config, stack, template, Template.from_json(template), outdir)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize(load_config(None), tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize(parse_config(VARIANT_CONFIG, "variant"), tmp_path_factory.mktemp("cdk.out.variant"),
+                       context={"aws:cdk:bundling-stacks": []})

@@ -1,0 +1,105 @@
+"""Functions: one runtime and architecture, the shared layer, tracing, JSON logs, one role each, the settings
+the library requires, and event source mappings with partial batch failures and per-queue ceilings."""
+from __future__ import annotations
+
+from postline.settings import ENVIRONMENT, PER_STREAM, STREAMS, Settings
+from stacks.constants import FUNCTIONS
+
+
+def test_six_functions_on_one_runtime_with_the_layer(synth):
+    functions = synth.resources("AWS::Lambda::Function")
+    assert len(functions) == len(FUNCTIONS) == 6
+    layer = next(iter(synth.resources("AWS::Lambda::LayerVersion")))
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["Handler"] == "app.handler"
+        assert properties["Layers"] == [{"Ref": layer}]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["LoggingConfig"]["LogFormat"] == "JSON"
+    layer_properties = synth.resources("AWS::Lambda::LayerVersion")[layer]["Properties"]
+    assert layer_properties["CompatibleRuntimes"] == ["python3.13"]
+    assert layer_properties["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
+    functions = synth.resources("AWS::Lambda::Function").values()
+    roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
+    log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
+    assert len(set(roles)) == len(set(log_groups)) == 6
+    for log_group in log_groups:
+        assert synth.template["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
+    for role in roles:
+        trust = synth.template["Resources"][role]["Properties"]
+        assert trust["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert "ManagedPolicyArns" not in trust
+
+
+def test_every_function_gets_every_setting_the_library_requires(synth):
+    required = {name for name, field in Settings.model_fields.items() if field.is_required()}
+    variables = {v for v, f in ENVIRONMENT.items() if f in required}
+    variables |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
+    environments = [f["Properties"]["Environment"]["Variables"]
+                    for f in synth.resources("AWS::Lambda::Function").values()]
+    assert all(env == environments[0] for env in environments)
+    assert variables <= set(environments[0]), variables - set(environments[0])
+    assert environments[0]["POWERTOOLS_SERVICE_NAME"] == "postline"
+    assert environments[0]["POSTLINE_DEFAULT_FROM"] == "Example <hello@mail.example.com>"
+
+
+def test_inbound_dlq_urls_are_keyed_by_inbound_queue_name(synth):
+    queues = synth.stack.queues
+    value = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"][
+        "Variables"]["POSTLINE_INBOUND_DLQ_URLS"]
+    parts = value["Fn::Join"][1]
+    for stream in STREAMS:
+        name = {"Fn::GetAtt": [synth.logical_id(queues.inbound[stream]), "QueueName"]}
+        dlq = {"Ref": synth.logical_id(queues.dead_letter_queues[f"postline-{stream}"])}
+        assert parts[parts.index(name) + 2] == dlq
+
+
+def test_tracking_base_url_is_the_api_endpoint(synth):
+    env = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]["Variables"]
+    assert env["POSTLINE_TRACKING_BASE_URL"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.api.api), "ApiEndpoint"]}
+
+
+def test_tracking_base_url_is_the_custom_domain_when_configured(variant):
+    env = next(iter(variant.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]["Variables"]
+    assert env["POSTLINE_TRACKING_BASE_URL"] == "https://links.example.org"
+
+
+def _mappings(synth, function_name):
+    function = synth.logical_id(synth.stack.functions.functions[function_name])
+    queues = synth.stack.queues
+    by_queue = {}
+    for mapping in synth.resources("AWS::Lambda::EventSourceMapping").values():
+        properties = mapping["Properties"]
+        if properties["FunctionName"] == {"Ref": function}:
+            by_queue[properties["EventSourceArn"]["Fn::GetAtt"][0]] = properties
+    names = {synth.logical_id(q): s for s, q in {**queues.inbound, **{f"send-{k}": v for k, v in queues.send.items()},
+                                                 "ses-events": queues.ses_events}.items()}
+    return {names[k]: v for k, v in by_queue.items()}
+
+
+def test_event_source_mappings_batch_ten_with_partial_failures(synth):
+    for mapping in synth.resources("AWS::Lambda::EventSourceMapping").values():
+        assert mapping["Properties"]["BatchSize"] == 10
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert 2 <= mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= 1000
+
+
+def test_marketing_is_capped_below_critical(synth, variant):
+    render = _mappings(synth, "render")
+    send = _mappings(synth, "send")
+    assert set(render) == set(STREAMS)
+    assert set(send) == {f"send-{s}" for s in STREAMS}
+    assert set(_mappings(synth, "ses_events")) == {"ses-events"}
+
+    def ceiling(mappings, key):
+        return mappings[key]["ScalingConfig"]["MaximumConcurrency"]
+
+    assert ceiling(render, "marketing") < ceiling(render, "critical")
+    assert ceiling(send, "send-marketing") < ceiling(send, "send-critical")
+    configured = _mappings(variant, "send")
+    assert [ceiling(configured, f"send-{s}") for s in STREAMS] == [20, 10, 3]

@@ -1,0 +1,115 @@
+"""Least privilege: named actions on named resources; '*' only where AWS offers nothing narrower (X-Ray)."""
+from __future__ import annotations
+
+import pytest
+
+from stacks.constants import FUNCTIONS, SES_MESSAGE_ID_INDEX, STREAMS
+
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _actions(statement):
+    actions = statement["Action"]
+    return {actions} if isinstance(actions, str) else set(actions)
+
+
+def _resources(statement):
+    resources = statement["Resource"]
+    return resources if isinstance(resources, list) else [resources]
+
+
+def _granted(synth, function, logical_id):
+    """Actions the function may take on a resource (given by logical id, matched by Ref or GetAtt)."""
+    actions = set()
+    for statement in synth.policy_statements(function):
+        for resource in _resources(statement):
+            if logical_id in str(resource):
+                actions |= _actions(statement)
+    return actions
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_wildcards_but_xray(synth, function):
+    statements = synth.policy_statements(function)
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert not any("*" in action for action in _actions(statement)), statement
+        if "*" in _resources(statement):
+            assert _actions(statement) == XRAY
+        assert not any(a.startswith("dynamodb:") and a.split(":")[1] in ("Scan", "DeleteItem", "DeleteTable")
+                       for a in _actions(statement)), statement
+
+
+def test_send_policy(synth):
+    stack = synth.stack
+    statements = synth.policy_statements("send")
+    ses_statements = [s for s in statements if any(a.startswith("ses:") for a in _actions(s))]
+    assert len(ses_statements) == 1
+    assert _actions(ses_statements[0]) == {"ses:SendEmail", "ses:SendRawEmail"}
+    resources = str(_resources(ses_statements[0]))
+    assert ":identity/mail.example.com" in resources
+    for stream in STREAMS:
+        assert synth.logical_id(stack.ses.configuration_sets[stream]) in resources
+    assert len(_resources(ses_statements[0])) == 1 + len(STREAMS)
+
+    tables = stack.tables
+    assert _granted(synth, "send", synth.logical_id(tables.messages)) == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem"}
+    assert _granted(synth, "send", synth.logical_id(tables.suppressions)) == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    assert _granted(synth, "send", synth.logical_id(tables.events)) == {"dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert not _granted(synth, "send", synth.logical_id(tables.templates))
+    for stream in STREAMS:
+        assert "sqs:ChangeMessageVisibility" in _granted(synth, "send", synth.logical_id(stack.queues.send[stream]))
+        assert not _granted(synth, "send", synth.logical_id(stack.queues.inbound[stream]))
+    assert _granted(synth, "send", synth.logical_id(stack.storage.bucket)) == {"s3:GetObject"}
+    assert not _granted(synth, "send", synth.logical_id(stack.signing_keys.secret))
+
+
+def test_send_policy_adds_sandbox_recipients_when_configured(variant):
+    ses_statement = next(s for s in variant.policy_statements("send") if "ses:SendEmail" in _actions(s))
+    resources = str(_resources(ses_statement))
+    assert ":identity/mail.example.org" in resources and ":identity/tester@example.net" in resources
+
+
+def test_ses_events_policy(synth):
+    stack = synth.stack
+    statements = synth.policy_statements("ses_events")
+    assert not any(a.startswith(("ses:", "s3:", "secretsmanager:")) for s in statements for a in _actions(s))
+    messages = synth.logical_id(stack.tables.messages)
+    index_statements = [s for s in statements if f"/index/{SES_MESSAGE_ID_INDEX}" in str(s["Resource"])]
+    assert len(index_statements) == 1 and _actions(index_statements[0]) == {"dynamodb:Query"}
+    assert messages in str(index_statements[0]["Resource"])
+    table_only = [s for s in statements if s["Resource"] == {"Fn::GetAtt": [messages, "Arn"]}]
+    assert {a for s in table_only for a in _actions(s)} == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+    assert "dynamodb:PutItem" in _granted(synth, "ses_events", synth.logical_id(stack.tables.suppressions))
+    assert _granted(synth, "ses_events", synth.logical_id(stack.tables.events)) == {
+        "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert _granted(synth, "ses_events", synth.logical_id(stack.queues.ses_events)) >= {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    for stream in STREAMS:
+        assert _granted(synth, "ses_events", synth.logical_id(stack.queues.send[stream])) == {
+            "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+        assert not _granted(synth, "ses_events", synth.logical_id(stack.queues.inbound[stream]))
+
+
+def test_render_policy(synth):
+    stack = synth.stack
+    assert _granted(synth, "render", synth.logical_id(stack.storage.bucket)) == {"s3:PutObject"}
+    assert "secretsmanager:GetSecretValue" in _granted(synth, "render", synth.logical_id(stack.signing_keys.secret))
+    assert _granted(synth, "render", synth.logical_id(stack.tables.templates)) == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    for stream in STREAMS:
+        dlq = stack.queues.dead_letter_queues[f"postline-{stream}"]
+        assert "sqs:SendMessage" in _granted(synth, "render", synth.logical_id(dlq))
+    assert not any(a.startswith("ses:") for s in synth.policy_statements("render") for a in _actions(s))
+
+
+def test_only_unsubscribe_may_suppress_among_the_endpoints(synth):
+    suppressions = synth.logical_id(synth.stack.tables.suppressions)
+    assert "dynamodb:PutItem" in _granted(synth, "unsubscribe", suppressions)
+    assert not _granted(synth, "track_open", suppressions)
+    assert not _granted(synth, "track_click", suppressions)

@@ -1,0 +1,59 @@
+"""Queues: every queue has a DLQ, SSE, TLS-only access, and a visibility timeout >= 6x its consumer's timeout."""
+from __future__ import annotations
+
+from stacks.constants import MAX_RECEIVE_COUNT, STREAMS
+
+
+def test_every_queue_has_its_own_dlq(synth):
+    queues = synth.resources("AWS::SQS::Queue")
+    with_redrive = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
+    assert len(queues) == 14 and len(with_redrive) == 7  # 3 inbound, 3 send, 1 SES events, and their DLQs
+    dlqs = [v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in with_redrive.values()]
+    assert len(set(dlqs)) == 7
+    assert set(dlqs) | set(with_redrive) == set(queues)
+    for queue in with_redrive.values():
+        assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
+
+
+def test_queues_are_encrypted_and_tls_only(synth):
+    queues = synth.resources("AWS::SQS::Queue")
+    assert all(q["Properties"].get("SqsManagedSseEnabled") is True for q in queues.values())
+    guarded = set()
+    for policy in synth.resources("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement.get("Condition") == {
+                    "Bool": {"aws:SecureTransport": "false"}}:
+                guarded |= {ref["Ref"] for ref in policy["Properties"]["Queues"]}
+    assert guarded == set(queues)
+
+
+def test_visibility_timeout_is_six_times_the_consumer_timeout(synth):
+    resources = synth.template["Resources"]
+    mappings = synth.resources("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 7
+    for mapping in mappings.values():
+        queue = resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
+        function = resources[mapping["Properties"]["FunctionName"]["Ref"]]
+        assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
+
+
+def test_ses_events_topic_feeds_its_queue(synth):
+    queues = synth.stack.queues
+    topic = synth.resource(queues.ses_events_topic)
+    assert "KmsMasterKeyId" in topic["Properties"]  # SES can publish only with the key policy below
+    subscription = next(iter(synth.resources("AWS::SNS::Subscription").values()))["Properties"]
+    assert subscription["Protocol"] == "sqs"
+    assert subscription["TopicArn"] == {"Ref": synth.logical_id(queues.ses_events_topic)}
+    assert subscription["Endpoint"] == {"Fn::GetAtt": [synth.logical_id(queues.ses_events), "Arn"]}
+    assert subscription["RawMessageDelivery"] is True
+    key_policy = synth.resource(queues.topic_key)["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s["Principal"] == {"Service": "ses.amazonaws.com"} for s in key_policy)
+
+
+def test_producer_policy_sends_to_inbound_queues_only(synth):
+    queues = synth.stack.queues
+    policy = synth.resource(queues.producer_policy)["Properties"]["PolicyDocument"]["Statement"]
+    assert policy == [{
+        "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"], "Effect": "Allow",
+        "Resource": [{"Fn::GetAtt": [synth.logical_id(queues.inbound[s]), "Arn"]} for s in STREAMS],
+    }]

@@ -1,0 +1,57 @@
+"""Outputs with stable keys and exports, the signing key ring, the scheduler role, and the claim-check bucket."""
+from __future__ import annotations
+
+from stacks.constants import STREAMS, TABLES, Outputs
+
+
+def test_stable_outputs_and_exports(synth):
+    outputs = synth.template["Outputs"]
+    keys = [Outputs.inbound_queue_url(s) for s in STREAMS] + [Outputs.send_queue_url(s) for s in STREAMS]
+    keys += [Outputs.inbound_dlq_url(s) for s in STREAMS] + [Outputs.configuration_set(s) for s in STREAMS]
+    keys += [Outputs.table(name) for name in TABLES]
+    keys += [Outputs.API_URL, Outputs.TRACKING_BASE_URL, Outputs.EVENT_TOPIC_ARN, Outputs.SES_EVENTS_QUEUE_URL,
+             Outputs.CLAIM_CHECK_BUCKET, Outputs.SIGNING_KEYS_SECRET, Outputs.PRODUCER_POLICY,
+             Outputs.SCHEDULER_ROLE, Outputs.SCHEDULE_GROUP, Outputs.ALARM_TOPIC, Outputs.DASHBOARD]
+    for key in keys:
+        assert outputs[key]["Export"] == {"Name": f"postline-{key}"}, key
+    assert outputs["InboundQueueUrlCritical"]["Value"] == {"Ref": synth.logical_id(synth.stack.queues.inbound["critical"])}
+    assert outputs["TableMessages"]["Value"] == {"Ref": synth.logical_id(synth.stack.tables.messages)}
+
+
+def test_signing_key_ring_has_the_shape_the_library_reads(synth):
+    keys = synth.stack.signing_keys
+    initial = synth.resource(keys.node.find_child("InitialKey"))["Properties"]
+    assert initial["GenerateSecretString"] == {
+        "ExcludePunctuation": True, "GenerateStringKey": "k1", "IncludeSpace": False, "PasswordLength": 64,
+        "SecretStringTemplate": "{}"}
+    ring = synth.resource(keys.secret)["Properties"]["SecretString"]["Fn::Join"][1]
+    assert ring[0] == '{"active":"k1","keys":{"k1":"{{resolve:secretsmanager:'
+    assert ring[1] == {"Ref": synth.logical_id(keys.node.find_child("InitialKey"))}
+    assert ring[2] == ':SecretString:k1::}}"}}'
+
+
+def test_scheduler_role_may_only_queue_campaign_messages(synth):
+    scheduling = synth.stack.scheduling
+    role = synth.resource(scheduling.role)["Properties"]
+    statement = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
+    synth.assertions.has_resource_properties("AWS::Scheduler::ScheduleGroup", {"Name": "postline-postline"})
+    policies = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::IAM::Policy").values()
+                if {"Ref": synth.logical_id(scheduling.role)} in p["Properties"]["Roles"]]
+    assert policies == [[{
+        "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], "Effect": "Allow",
+        "Resource": {"Fn::GetAtt": [synth.logical_id(synth.stack.queues.inbound["marketing"]), "Arn"]}}]]
+
+
+def test_claim_check_bucket(synth):
+    bucket = synth.resource(synth.stack.storage.bucket)["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    rule = bucket["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == 14 and rule["Status"] == "Enabled"
+    policy = next(iter(synth.resources("AWS::S3::BucketPolicy").values()))["Properties"]["PolicyDocument"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy["Statement"])

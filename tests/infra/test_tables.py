@@ -1,0 +1,70 @@
+"""Tables: keyed like the library's models, on-demand, PITR, encrypted, TTL on event data, the GSI it queries."""
+from __future__ import annotations
+
+import pytest
+from postline.models import EmailEvent, Message, Suppression, Template
+
+from stacks.constants import SES_MESSAGE_ID_INDEX, TABLES
+
+
+def _keys(properties):
+    return {k["AttributeName"]: k["KeyType"] for k in properties["KeySchema"]}
+
+
+def _table(synth, name):
+    return synth.resource(synth.stack.tables.tables[name])
+
+
+def test_every_table_is_on_demand_recoverable_and_encrypted(synth):
+    tables = synth.resources("AWS::DynamoDB::Table")
+    assert len(tables) == len(TABLES) == 6
+    for table in tables.values():
+        properties = table["Properties"]
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert properties["SSESpecification"] == {"SSEEnabled": True}  # the AWS managed KMS key
+        assert properties["DeletionProtectionEnabled"] is True
+        assert table["DeletionPolicy"] == "Retain"
+
+
+def test_data_can_be_released_when_configured(variant):
+    for table in variant.resources("AWS::DynamoDB::Table").values():
+        assert table["Properties"]["DeletionProtectionEnabled"] is False
+        assert table["DeletionPolicy"] == "Delete"
+
+
+@pytest.mark.parametrize("name, model", [
+    ("messages", Message), ("email_events", EmailEvent), ("email_suppressions", Suppression),
+    ("templates", Template),
+])
+def test_keys_match_the_library_models(synth, name, model):
+    expected = {model._hash_keyname: "HASH"}
+    if model._range_keyname:
+        expected[model._range_keyname] = "RANGE"
+    assert _keys(_table(synth, name)["Properties"]) == expected
+
+
+def test_keys_of_the_other_tables(synth):
+    assert _keys(_table(synth, "campaigns")["Properties"]) == {"campaign_id": "HASH"}
+    assert _keys(_table(synth, "rate_limits")["Properties"]) == {"bucket": "HASH", "window": "RANGE"}
+    types = {a["AttributeName"]: a["AttributeType"]
+             for a in _table(synth, "templates")["Properties"]["AttributeDefinitions"]}
+    assert types == {"name": "S", "version": "N"}
+
+
+def test_ttl_on_event_data(synth):
+    for name in ("email_events", "rate_limits"):
+        assert _table(synth, name)["Properties"]["TimeToLiveSpecification"] == {
+            "AttributeName": "expires_at", "Enabled": True}
+    assert "TimeToLiveSpecification" not in _table(synth, "messages")["Properties"]
+
+
+def test_ses_message_id_index_as_the_model_declares(synth):
+    index = Message.by_ses_message_id
+    assert index.Meta.index_name == SES_MESSAGE_ID_INDEX
+    indexes = _table(synth, "messages")["Properties"]["GlobalSecondaryIndexes"]
+    assert indexes == [{
+        "IndexName": SES_MESSAGE_ID_INDEX,
+        "KeySchema": [{"AttributeName": "ses_message_id", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }]
