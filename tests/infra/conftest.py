@@ -17,14 +17,15 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ROOT = Path(__file__).resolve().parents[2]
+# Appended, not prepended: infra/app.py must never shadow a function's app module in other tests.
 for path in (ROOT / "infra", ROOT / "layers" / "common"):
     if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+        sys.path.append(str(path))
 
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from stacks.app_builder import build  # noqa: E402
-from stacks.config import Config, load_config, parse_config  # noqa: E402
+from stacks.config import EXAMPLE_CONFIG, Config, load_config, parse_config  # noqa: E402
 from stacks.postline_stack import PostlineStack  # noqa: E402
 
 VARIANT_CONFIG = {
@@ -81,7 +82,7 @@ def _synthesize(config: Config, outdir: Path, context: dict[str, Any] | None = N
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return _synthesize(load_config(None), tmp_path_factory.mktemp("cdk.out"))
+    return _synthesize(load_config(EXAMPLE_CONFIG), tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="session")

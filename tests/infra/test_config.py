@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from stacks.config import EXAMPLE_CONFIG, ConfigError, load_config, parse_config
+from stacks import config as config_module
+from stacks.config import EXAMPLE_CONFIG, REPO_ROOT, ConfigError, config_path, load_config, parse_config
 
 MINIMAL = {"domain": "mail.example.com", "from_address": "Example <hello@mail.example.com>"}
 
@@ -16,11 +17,20 @@ def _problems(raw):
     return str(error.value)
 
 
-def test_the_example_config_is_valid_and_the_default():
-    config = load_config(None)
-    assert config == load_config(EXAMPLE_CONFIG)
+def test_the_example_config_is_valid():
+    config = load_config(EXAMPLE_CONFIG)
     assert config.domain == "mail.example.com" and config.mail_from_domain == "bounce.mail.example.com"
     assert config.unsubscribe_mailto == "unsubscribe@mail.example.com"
+
+
+def test_which_file_is_read(tmp_path, monkeypatch):
+    default = tmp_path / "postline.config.json"
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG", default)
+    assert config_path(None) == EXAMPLE_CONFIG  # nothing chosen, no postline.config.json
+    default.write_text("{}")
+    assert config_path(None) == default
+    assert config_path("staging.json") == REPO_ROOT / "staging.json"
+    assert config_path(str(tmp_path / "x.json")) == tmp_path / "x.json"
 
 
 def test_defaults():

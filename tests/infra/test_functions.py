@@ -70,16 +70,15 @@ def test_tracking_base_url_is_the_custom_domain_when_configured(variant):
 
 
 def _mappings(synth, function_name):
-    function = synth.logical_id(synth.stack.functions.functions[function_name])
+    """The function's event source mappings by queue: "critical", ... for inbound, "send-critical", ... for send."""
     queues = synth.stack.queues
-    by_queue = {}
-    for mapping in synth.resources("AWS::Lambda::EventSourceMapping").values():
-        properties = mapping["Properties"]
-        if properties["FunctionName"] == {"Ref": function}:
-            by_queue[properties["EventSourceArn"]["Fn::GetAtt"][0]] = properties
-    names = {synth.logical_id(q): s for s, q in {**queues.inbound, **{f"send-{k}": v for k, v in queues.send.items()},
-                                                 "ses-events": queues.ses_events}.items()}
-    return {names[k]: v for k, v in by_queue.items()}
+    label = {synth.logical_id(queue): stream for stream, queue in queues.inbound.items()}
+    label |= {synth.logical_id(queue): f"send-{stream}" for stream, queue in queues.send.items()}
+    label[synth.logical_id(queues.ses_events)] = "ses-events"
+    function = {"Ref": synth.logical_id(synth.stack.functions.functions[function_name])}
+    return {label[m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]: m["Properties"]
+            for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+            if m["Properties"]["FunctionName"] == function}
 
 
 def test_event_source_mappings_batch_ten_with_partial_failures(synth):

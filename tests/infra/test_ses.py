@@ -13,7 +13,6 @@ SES_EVENT_NAMES = {  # EmailSendingEvent -> CloudFormation's matching event type
 def test_domain_identity_with_easy_dkim_and_mail_from(synth):
     synth.assertions.has_resource_properties("AWS::SES::EmailIdentity", {
         "EmailIdentity": "mail.example.com",
-        "DkimAttributes": {"SigningEnabled": True},
         "DkimSigningAttributes": {"NextSigningKeyLength": "RSA_2048_BIT"},
         "MailFromAttributes": {"MailFromDomain": "bounce.mail.example.com", "BehaviorOnMxFailure": "USE_DEFAULT_VALUE"},
     })
@@ -35,7 +34,7 @@ def test_every_configuration_set_publishes_every_event_type_to_the_topic(synth):
         properties = destination["Properties"]
         event_destination = properties["EventDestination"]
         if "SnsDestination" in event_destination:
-            assert event_destination["SnsDestination"] == {"TopicArn": topic}
+            assert event_destination["SnsDestination"] == {"TopicARN": topic}
             assert event_destination["Enabled"] is True
             published[properties["ConfigurationSetName"]["Ref"]] = set(event_destination["MatchingEventTypes"])
     assert set(published) == set(synth.resources("AWS::SES::ConfigurationSet"))

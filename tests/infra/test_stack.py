@@ -14,7 +14,8 @@ def test_stable_outputs_and_exports(synth):
              Outputs.SCHEDULER_ROLE, Outputs.SCHEDULE_GROUP, Outputs.ALARM_TOPIC, Outputs.DASHBOARD]
     for key in keys:
         assert outputs[key]["Export"] == {"Name": f"postline-{key}"}, key
-    assert outputs["InboundQueueUrlCritical"]["Value"] == {"Ref": synth.logical_id(synth.stack.queues.inbound["critical"])}
+    critical = synth.stack.queues.inbound["critical"]
+    assert outputs["InboundQueueUrlCritical"]["Value"] == {"Ref": synth.logical_id(critical)}
     assert outputs["TableMessages"]["Value"] == {"Ref": synth.logical_id(synth.stack.tables.messages)}
 
 

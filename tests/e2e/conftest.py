@@ -1,0 +1,95 @@
+"""End-to-end: the local stack started as a user starts it (``postline local up --detach``), on free loopback
+ports with its own state folder and outbox, driven through SQS and the CLI exactly as an application and an
+operator would."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTLINE = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "postline")
+CRASH_ADDRESS = "crash-after-ses@example.com"
+FINAL = {"sent", "delivered", "bounced", "complained", "suppressed", "rejected", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    env: dict[str, str]
+    endpoint: str
+    api_url: str
+    outbox: Path
+    send_log: Path
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([POSTLINE, *args], capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"postline {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
+        return result
+
+    def cli_json(self, *args: str):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def queue_url(self, name: str) -> str:
+        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+    def wait_for(self, message_id: str, statuses=FINAL, seconds: float = 60) -> dict:
+        deadline = time.time() + seconds
+        while True:
+            view = self.cli_json("status", message_id)
+            if view["status"] in statuses or time.time() > deadline:
+                return view
+            time.sleep(0.3)
+
+    def outbox_for(self, address: str) -> list[email.message.EmailMessage]:
+        found = []
+        for path in sorted(self.outbox.glob("*.eml")):
+            parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if address in str(parsed["To"]):
+                found.append(parsed)
+        return found
+
+    def ses_sends_for(self, message_id: str) -> int:
+        if not self.send_log.exists():
+            return 0
+        lines = [json.loads(line) for line in self.send_log.read_text().splitlines() if line]
+        return sum(1 for entry in lines if entry["tags"].get("postline_message_id") == message_id)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("postline-local")
+    aws_port, api_port = free_port(), free_port()
+    env = dict(os.environ, POSTLINE_LOCAL_DIR=str(state / "state"), POSTLINE_OUTBOX=str(state / "outbox"),
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{aws_port}", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    stack = LocalStack(env, f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{api_port}", state / "outbox",
+                       state / "state" / "ses-send-log.jsonl")
+    stack.cli("local", "up", "--detach", "--aws-port", str(aws_port), "--api-port", str(api_port),
+              "--fault", f"crash_after_ses:{CRASH_ADDRESS}")
+    try:
+        yield stack
+    finally:
+        stack.cli("local", "down", check=False)
+        log = state / "state" / "local.log"
+        if log.exists():
+            print(log.read_text()[-5000:])

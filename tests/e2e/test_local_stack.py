@@ -1,0 +1,139 @@
+"""The local stack as applications and operators use it: SQS in, outbox and status out."""
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+import uuid
+
+from tests.e2e.conftest import CRASH_ADDRESS, ROOT
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.org"
+
+
+def example(name: str) -> dict:
+    return json.loads((ROOT / "templates" / name / "example.json").read_text())
+
+
+def test_stack_reports_up_and_serves_the_http_api(local_stack):
+    status = local_stack.cli_json("local", "status")
+    assert status["up"] and status["endpoint"] == local_stack.endpoint
+    with urllib.request.urlopen(local_stack.api_url + "/", timeout=5) as response:
+        assert response.status == 200
+    names = {url.rsplit("/", 1)[-1] for url in local_stack.client("sqs").list_queues()["QueueUrls"]}
+    for stream in ("critical", "transactional", "marketing"):
+        assert {f"postline-{stream}", f"postline-{stream}-dlq", f"postline-send-{stream}",
+                f"postline-send-{stream}-dlq"} <= names
+
+
+def test_every_sample_template_is_delivered_to_the_outbox(local_stack):
+    templates = local_stack.cli_json("templates", "list")
+    assert {t["stream"] for t in templates} == {"critical", "transactional", "marketing"}
+    for template in templates:
+        address = unique(template["name"])
+        sent = local_stack.cli_json("send", "--template", template["name"], "--to", address,
+                                    "--data", json.dumps(template["example_data"]))
+        view = local_stack.wait_for(sent["message_id"], statuses={"delivered"})
+        assert view["status"] == "delivered", view
+        assert view["ses_message_id"]
+        assert [e["type"] for e in view["events"]][:4] == ["queued", "rendered", "send_attempt", "sent"]
+        emails = local_stack.outbox_for(address)
+        assert len(emails) == 1
+        assert (local_stack.outbox / f"{sent['message_id']}.eml").exists()
+        assert emails[0]["Subject"]
+        assert ("List-Unsubscribe" in emails[0]) == (template["stream"] == "marketing")
+
+
+def test_an_application_batch_with_a_malformed_a_duplicate_and_a_suppressed_message(local_stack):
+    suppressed = unique("suppressed")
+    local_stack.cli("suppressions", "add", suppressed, "--reason", "manual")
+    good = [unique(f"good{i}") for i in range(6)]
+    run = uuid.uuid4().hex[:8]
+    bodies = [{"id": f"{run}-{i}", "template": "welcome", "to": a, "data": example("welcome")} for i, a in enumerate(good)]
+    bodies.append({"id": f"{run}-0", "template": "welcome", "to": good[0], "data": example("welcome")})  # duplicate
+    bodies.append({"id": f"{run}-supp", "template": "welcome", "to": suppressed, "data": example("welcome")})
+    malformed = {"id": f"{run}-bad", "template": "welcome", "to": "bad\r\nBcc: x@example.org", "data": {}}
+    bodies.append(malformed)
+    queue = local_stack.queue_url("postline-transactional")
+    answer = local_stack.client("sqs").send_message_batch(QueueUrl=queue, Entries=[
+        {"Id": str(i), "MessageBody": json.dumps(b)} for i, b in enumerate(bodies)])
+    assert not answer.get("Failed")
+
+    for i, address in enumerate(good):
+        assert local_stack.wait_for(f"{run}-{i}", statuses={"delivered"})["status"] == "delivered"
+        assert len(local_stack.outbox_for(address)) == 1  # the duplicate of good[0] was not sent
+    assert local_stack.wait_for(f"{run}-0")["duplicates_ignored"] == 1
+    assert local_stack.wait_for(f"{run}-supp")["status"] == "suppressed"
+    assert local_stack.outbox_for(suppressed) == []
+    rejected = local_stack.wait_for(f"{run}-bad")
+    assert rejected["status"] == "rejected" and "line break" in rejected["reason"]
+
+    dlq = local_stack.queue_url("postline-transactional-dlq")
+    messages = local_stack.client("sqs").receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
+                                                         MessageAttributeNames=["All"]).get("Messages", [])
+    mine = [m for m in messages if json.loads(m["Body"]).get("id") == f"{run}-bad"]
+    assert len(mine) == 1
+    assert "line break" in mine[0]["MessageAttributes"]["postline_reason"]["StringValue"]
+
+
+def test_a_crash_after_ses_accepted_sends_exactly_once(local_stack):
+    """The local stack's send function dies right after SES accepts mail to CRASH_ADDRESS (injected fault):
+    SES's Send event settles the claim, and the redelivered record is not sent again."""
+    sent = local_stack.cli_json("send", "--template", "password-reset", "--to", CRASH_ADDRESS,
+                                "--data", json.dumps(example("password-reset")))
+    view = local_stack.wait_for(sent["message_id"], statuses={"delivered"})
+    assert view["status"] == "delivered"
+    # Wait past the redelivery of the crashed batch (visibility timeout 10 s) and check it was not re-sent.
+    import time
+
+    deadline = time.time() + 25
+    queue = local_stack.queue_url("postline-send-critical")
+    sqs = local_stack.client("sqs")
+    while time.time() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        if attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}:
+            break
+        time.sleep(0.5)
+    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    assert local_stack.ses_sends_for(sent["message_id"]) == 1
+    assert len(local_stack.outbox_for(CRASH_ADDRESS)) == 1
+    assert local_stack.cli_json("status", sent["message_id"])["duplicates_ignored"] == 1
+
+
+def test_a_hard_bounce_suppresses_the_address_and_the_next_send_is_skipped(local_stack):
+    address = "bounce@simulator.amazonses.com"
+    first = local_stack.cli_json("send", "--template", "welcome", "--to", address,
+                                 "--data", json.dumps(example("welcome")))
+    assert local_stack.wait_for(first["message_id"], statuses={"bounced"})["status"] == "bounced"
+    shown = local_stack.cli_json("suppressions", "show", address)
+    assert [(s["scope"], s["reason"]) for s in shown["suppressions"]] == [("all", "hard_bounce")]
+    second = local_stack.cli_json("send", "--template", "password-reset", "--to", address,
+                                  "--data", json.dumps(example("password-reset")))
+    view = local_stack.wait_for(second["message_id"])
+    assert view["status"] == "suppressed" and "hard_bounce" in view["reason"]
+
+
+def test_templates_push_makes_a_new_version_and_pinning_keeps_the_old_one(local_stack, tmp_path):
+    folder = tmp_path / "invoice"
+    shutil.copytree(ROOT / "templates" / "invoice", folder)
+    meta = json.loads((folder / "template.json").read_text())
+    meta["subject"] = "Revised invoice {{ invoice_number }}"
+    (folder / "template.json").write_text(json.dumps(meta))
+    pushed = local_stack.cli_json("templates", "push", str(folder))["published"]
+    assert pushed[0]["changed"] and pushed[0]["version"] >= 2
+    again = local_stack.cli_json("templates", "push", str(folder))["published"]
+    assert again[0] == {**pushed[0], "changed": False}
+
+    data = json.dumps(example("invoice"))
+    preview = local_stack.cli_json("templates", "render", "invoice")
+    assert preview["subject"].startswith("Revised invoice")
+    active, pinned = unique("active"), unique("pinned")
+    a = local_stack.cli_json("send", "--template", "invoice", "--to", active, "--data", data)
+    p = local_stack.cli_json("send", "--template", "invoice@1", "--to", pinned, "--data", data)
+    for sent in (a, p):
+        assert local_stack.wait_for(sent["message_id"], statuses={"delivered"})["status"] == "delivered"
+    assert local_stack.outbox_for(active)[0]["Subject"].startswith("Revised invoice")
+    assert not local_stack.outbox_for(pinned)[0]["Subject"].startswith("Revised invoice")

@@ -1,0 +1,72 @@
+"""SES events applied to messages: forward-only status, idempotent repeats, suppressions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from postline.batch import QueueRecord
+from postline.contract import message_id_for
+from postline.events import EventsContext, apply_events
+from postline.models import EmailEvent, Message, Suppression
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def send_one(pipeline, address: str, key: str) -> str:
+    data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
+    pipeline.enqueue("transactional", {"template": "welcome", "to": address, "data": data, "id": key})
+    pipeline.drain()
+    return message_id_for(key)
+
+
+def test_a_delivery_after_a_bounce_never_unbounces(pipeline):
+    message_id = send_one(pipeline, "bounce@simulator.amazonses.com", "b1")
+    pipeline.publish_ses_events(only=("Send", "Bounce"))
+    assert Message.get(message_id).status == "bounced"
+    send = pipeline.ses.sends[0]
+    late = {"eventType": "Delivery", "mail": {"messageId": send["MessageId"], "timestamp": "2026-01-01T00:00:00Z",
+                                              "tags": {"postline_message_id": [message_id]}},
+            "delivery": {"timestamp": "2026-01-01T00:00:09.000Z", "recipients": [send["Destination"]["ToAddresses"][0]]}}
+    for event in ({"eventType": "Send", "mail": late["mail"], "send": {}}, late):
+        apply_events([QueueRecord("late", json.dumps(event), "postline-ses-events", 0, 1)],
+                     EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+    assert Message.get(message_id).status == "bounced"
+    suppression = Suppression.get("bounce@simulator.amazonses.com", "all")
+    assert suppression.reason == "hard_bounce" and "550" in suppression.detail
+
+
+def test_repeated_events_change_nothing(pipeline):
+    message_id = send_one(pipeline, "complaint@simulator.amazonses.com", "c1")
+    for _ in range(3):
+        result = pipeline.publish_ses_events()
+        assert not result.failed
+    assert Message.get(message_id).status == "complained"
+    types = sorted(e.type for e in EmailEvent.query(message_id))
+    assert types == ["complained", "delivered"]
+    assert Suppression.get("complaint@simulator.amazonses.com", "all").reason == "complaint"
+
+
+def test_a_malformed_event_is_left_for_the_dlq_and_does_not_block_its_batch(pipeline):
+    message_id = send_one(pipeline, "fine@example.com", "ok1")
+    send = pipeline.ses.sends[0]
+    good = {"eventType": "Delivery", "mail": {"messageId": send["MessageId"], "timestamp": "2026-01-01T00:00:00Z",
+                                              "tags": {"postline_message_id": [message_id]}},
+            "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["fine@example.com"]}}
+    sns_wrapped = json.dumps({"Type": "Notification", "Message": json.dumps(good)})
+    records = [QueueRecord("bad", "{garbage", "postline-ses-events", 0, 1),
+               QueueRecord("good", sns_wrapped, "postline-ses-events", 0, 1)]
+    result = apply_events(records, EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+    assert result.failed == {"bad"}
+    assert "malformed SES event" in result.outcomes["bad"].reason
+    assert Message.get(message_id).status == "delivered"
+
+
+def test_an_event_without_the_tag_is_matched_by_the_ses_message_id(pipeline):
+    message_id = send_one(pipeline, "untagged@example.com", "u1")
+    send = pipeline.ses.sends[0]
+    notification = {"notificationType": "Delivery", "mail": {"messageId": send["MessageId"],
+                                                             "timestamp": "2026-01-01T00:00:00Z"},
+                    "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["untagged@example.com"]}}
+    records = [QueueRecord("n", json.dumps(notification), "postline-ses-events", 0, 1)]
+    apply_events(records, EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+    assert Message.get(message_id).status == "delivered"

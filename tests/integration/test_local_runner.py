@@ -1,0 +1,68 @@
+"""The local event source mapping honours partial batch responses and the redrive policy, like Lambda + SQS."""
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from postline_cli.local.runner import QueuePoller
+
+
+@pytest.fixture
+def sqs(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def make_queue(sqs, max_receive_count: int = 2):
+    dlq = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName="work", Attributes={
+        "VisibilityTimeout": "0",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+    })["QueueUrl"]
+    return queue, dlq
+
+
+def bodies(sqs, queue_url):
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return sorted(m["Body"] for m in messages)
+
+
+def test_only_reported_failures_stay_and_they_reach_the_dlq_after_the_redrive_count(sqs):
+    queue, dlq = make_queue(sqs)
+    for body in ("good-1", "bad", "good-2"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    seen: list[list[str]] = []
+
+    def handler(event, context):
+        seen.append([r["body"] for r in event["Records"]])
+        assert context.get_remaining_time_in_millis() > 0
+        assert all(r["eventSource"] == "aws:sqs" and r["eventSourceARN"].endswith(":work") for r in event["Records"])
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]}
+
+    poller = QueuePoller(sqs, queue, "work", "fn", handler, threading.Event())
+    assert poller.poll_once() == 3
+    assert sorted(seen[0]) == ["bad", "good-1", "good-2"]
+    assert poller.poll_once() == 1  # only the failed record came back
+    assert poller.poll_once() == 0  # received twice = the redrive count: moved to the DLQ
+    assert bodies(sqs, dlq) == ["bad"]
+
+
+def test_a_crashed_invocation_deletes_nothing(sqs):
+    queue, _ = make_queue(sqs, max_receive_count=5)
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    def handler(event, context):
+        raise MemoryError("the function ran out of memory")
+
+    QueuePoller(sqs, queue, "work", "fn", handler, threading.Event()).poll_once()
+    assert bodies(sqs, queue) == ["a", "b"]

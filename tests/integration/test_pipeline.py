@@ -1,0 +1,352 @@
+"""render -> send against moto: what a user of postline sees (records, queues, SES calls), including failures."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from postline.contract import message_id_for
+from postline.models import Message, Suppression
+from postline.tokens import KeyRing
+from postline_cli.local import resources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example(template: str) -> dict:
+    return json.loads((ROOT / "templates" / template / "example.json").read_text())
+
+
+def message(template: str, to: str, key: str, pin: int | None = None, **extra) -> dict:
+    return {"template": f"{template}@{pin}" if pin else template, "to": to, "data": example(template), "id": key,
+            **extra}
+
+
+def record(message_id: str) -> Message:
+    return Message.get(message_id, consistent_read=True)
+
+
+def parsed_mime(send: dict) -> email.message.EmailMessage:
+    return email.message_from_bytes(send["Content"]["Raw"]["Data"], policy=email.policy.default)
+
+
+def ses_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "simulated"}}, "SendEmail")
+
+
+def test_each_template_is_rendered_and_sent_once_with_its_stream_settings(pipeline):
+    streams = {"password-reset": "critical", "welcome": "transactional", "order-confirmation": "transactional",
+               "invoice": "transactional", "newsletter": "marketing"}
+    for template, stream in streams.items():
+        pipeline.enqueue(stream, message(template, f"{template}@Example.ORG", f"k-{template}"))
+    pipeline.drain()
+
+    assert len(pipeline.ses.sends) == len(streams)
+    for template, stream in streams.items():
+        message_id = message_id_for(f"k-{template}")
+        stored = record(message_id)
+        assert stored.status == "sent"
+        assert stored.recipient == f"{template}@example.org"  # domain normalised once, at the edge
+        assert stored.ses_message_id and stored.queued_at <= stored.rendered_at <= stored.sent_at
+        send = next(s for s in pipeline.ses.sends if s["tags"]["postline_message_id"] == message_id)
+        assert send["ConfigurationSetName"] == pipeline.settings.configuration_sets[stream]
+        assert send["Destination"]["ToAddresses"] == [f"{template}@example.org"]
+        mime = parsed_mime(send)
+        assert mime.get_content_type() == "multipart/alternative"
+        assert mime["Subject"] and "\n" not in mime["Subject"]
+        assert mime.get_body(("plain",)).get_content().strip()
+
+
+def test_marketing_mail_carries_one_click_unsubscribe_and_tracking(pipeline):
+    pipeline.enqueue("marketing", message("newsletter", "reader@example.com", "news-1"))
+    pipeline.drain()
+    mime = parsed_mime(pipeline.ses.sends[0])
+    keys = KeyRing.from_secret(pipeline.session.client("secretsmanager").get_secret_value(
+        SecretId=resources.SIGNING_SECRET)["SecretString"])
+
+    header = mime["List-Unsubscribe"]
+    https_part, mailto_part = [part.strip(" <>") for part in header.split(",")]
+    assert https_part.startswith("https://t.example.com/u/")
+    assert keys.verify(https_part.rsplit("/", 1)[1]).message_id == message_id_for("news-1")
+    assert mailto_part.startswith("mailto:unsubscribe@")
+    assert mime["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = mime.get_body(("html",)).get_content()
+    assert https_part in html  # the visible unsubscribe link, untracked
+    assert "https://t.example.com/o/" in html  # open pixel
+    tracked = [part.split('"')[0] for part in html.split('href="https://t.example.com/c/')[1:]]
+    targets = {keys.verify(token).target for token in tracked}
+    assert {a["url"] for a in example("newsletter")["articles"]} <= targets
+    assert "reader@example.com" not in header
+
+
+def test_critical_mail_links_are_left_alone(pipeline):
+    data = example("password-reset")
+    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "reset-1"))
+    pipeline.drain()
+    html = parsed_mime(pipeline.ses.sends[0]).get_body(("html",)).get_content()
+    assert data["reset_url"] in html
+    assert "/c/" not in html and "/o/" not in html
+    assert "List-Unsubscribe" not in parsed_mime(pipeline.ses.sends[0])
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"template": "nope", "to": "a@example.com", "id": "r-1"}), "unknown template 'nope'"),
+    (json.dumps({"template": "welcome", "to": "a@example.com\r\nBcc: x@evil.test", "data": {}, "id": "r-2"}),
+     "line break"),
+    (json.dumps({"template": "welcome", "to": "a@example.com", "data": {"name": "A"}, "id": "r-3"}),
+     "missing data the template welcome@1 needs: dashboard_url, product_name"),
+    (json.dumps({"template": "welcome", "to": "a@example.com", "data": "x", "id": "r-4"}), "data:"),
+    (json.dumps({"template": "welcome", "to": "a@example.com", "data": {"big": "x" * 70_000}, "id": "r-5"}),
+     "payload too large"),
+    (json.dumps({"template": "welcome", "to": "a@example.com", "colour": "red", "id": "r-6"}), "colour: unknown field"),
+    (json.dumps({"template": "welcome@7", "to": "a@example.com", "id": "r-7"}), "unknown template version welcome@7"),
+])
+def test_a_bad_message_is_rejected_with_its_reason_and_its_neighbours_go_through(pipeline, body, reason):
+    pipeline.enqueue("transactional", message("welcome", "first@example.com", "good-1"))
+    pipeline.enqueue("transactional", body)
+    pipeline.enqueue("transactional", message("invoice", "second@example.com", "good-2"))
+    results = pipeline.run_render()
+    assert all(not r.failed for r in results)  # nothing is left to be retried forever
+    pipeline.run_send()
+
+    assert {s["tags"]["postline_message_id"] for s in pipeline.ses.sends} == {
+        message_id_for("good-1"), message_id_for("good-2")}
+    dlq = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url("postline-transactional-dlq"),
+                                       MessageAttributeNames=["All"], MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in dlq] == [body]
+    recorded_reason = dlq[0]["MessageAttributes"]["postline_reason"]["StringValue"]
+    assert reason in recorded_reason
+    rejected_id = dlq[0]["MessageAttributes"]["postline_message_id"]["StringValue"]
+    assert record(rejected_id).status == "rejected"
+    assert reason in record(rejected_id).reason
+
+
+def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline):
+    for _ in range(2):
+        pipeline.enqueue("transactional", message("welcome", "twice@example.com", "same-id"))
+    pipeline.drain()
+    pipeline.enqueue("transactional", message("welcome", "twice@example.com", "same-id"))
+    pipeline.drain()
+    message_id = message_id_for("same-id")
+    assert pipeline.ses.count(message_id) == 1
+    assert record(message_id).duplicates == 2
+
+
+def test_a_redelivered_send_record_is_not_sent_again(pipeline):
+    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "redeliver"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-critical", visibility=0)
+    from postline.send import send_batch
+
+    send_batch(records, pipeline.send_context())
+    again = send_batch(records, pipeline.send_context())  # the delete was lost: SQS delivers it again
+    assert pipeline.ses.count(message_id_for("redeliver")) == 1
+    assert {o.result for o in again.outcomes.values()} == {"duplicate"}
+    assert not again.failed
+
+
+def test_suppression_scopes(pipeline):
+    Suppression("unsub@example.com", "marketing", reason="unsubscribe", suppressed_at=1.0).save()
+    Suppression("bounced@example.com", "all", reason="hard_bounce", suppressed_at=1.0).save()
+    pipeline.enqueue("marketing", message("newsletter", "unsub@example.com", "s-news"))
+    pipeline.enqueue("critical", message("password-reset", "unsub@example.com", "s-reset"))
+    pipeline.enqueue("critical", message("password-reset", "bounced@example.com", "s-reset-bounced"))
+    pipeline.drain()
+    assert record(message_id_for("s-news")).status == "suppressed"
+    assert record(message_id_for("s-news")).reason == "suppressed: unsubscribe (scope marketing)"
+    assert record(message_id_for("s-reset")).status == "sent"  # a newsletter unsubscribe never blocks a reset
+    assert record(message_id_for("s-reset-bounced")).status == "suppressed"
+    assert [s["Destination"]["ToAddresses"] for s in pipeline.ses.sends] == [["unsub@example.com"]]
+
+
+def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline):
+    pipeline.enqueue("transactional", message("welcome", "late@example.com", "late"))
+    pipeline.run_render()
+    Suppression("late@example.com", "all", reason="complaint", suppressed_at=1.0).save()
+    pipeline.run_send()
+    assert pipeline.ses.sends == []
+    assert record(message_id_for("late")).status == "suppressed"
+
+
+def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeline):
+    from postline.send import send_batch
+
+    pipeline.enqueue("critical", message("password-reset", "crash@example.com", "crash"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-critical", visibility=0)
+
+    class Crash(BaseException):
+        pass
+
+    ctx = pipeline.send_context()
+    ses = ctx.sesv2
+
+    class DiesAfterSes:
+        def send_email(self, **kw):
+            ses.send_email(**kw)
+            raise Crash()  # the process dies: SES has the email, postline has not written "sent"
+
+    ctx.sesv2 = DiesAfterSes()
+    with pytest.raises(Crash):
+        send_batch(records, ctx)
+    message_id = message_id_for("crash")
+    assert record(message_id).status == "sending"
+
+    pipeline.now[0] += 60  # SQS redelivers after the visibility timeout
+    retry = send_batch(records, pipeline.send_context())
+    assert retry.failed and pipeline.ses.count(message_id) == 1  # held back while the claim is fresh
+
+    pipeline.publish_ses_events(only=("Send",))  # SES's Send event, tagged with the message id
+    assert record(message_id).status == "sent"
+    final = send_batch(records, pipeline.send_context())
+    assert not final.failed and pipeline.ses.count(message_id) == 1
+
+
+def test_a_stale_claim_with_no_send_event_is_sent_again_once(pipeline):
+    """The documented fallback: no Send event within the stale interval means SES never took the email."""
+    from postline.send import send_batch
+
+    pipeline.enqueue("critical", message("password-reset", "lost@example.com", "lost"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-critical", visibility=0)
+    ctx = pipeline.send_context()
+
+    class DiesBeforeSes:
+        def send_email(self, **kw):
+            raise SystemExit("killed before the request left")
+
+    ctx.sesv2 = DiesBeforeSes()
+    with pytest.raises(SystemExit):
+        send_batch(records, ctx)
+    pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
+    result = send_batch(records, pipeline.send_context())
+    assert not result.failed
+    assert pipeline.ses.count(message_id_for("lost")) == 1
+    assert record(message_id_for("lost")).attempts == 2
+
+
+def test_throttling_releases_the_claim_and_retries_later(pipeline):
+    pipeline.enqueue("transactional", message("welcome", "slow@example.com", "throttled"))
+    pipeline.run_render()
+    pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
+    first = pipeline.run_send(visibility=0)
+    message_id = message_id_for("throttled")
+    assert first[0].failed and pipeline.ses.count(message_id) == 0
+    assert record(message_id).status == "rendered"
+    # The record waits out its backoff invisible on the queue, then goes through.
+    assert pipeline.receive("postline-send-transactional") == []
+    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url("postline-send-transactional"),
+                                                   AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline):
+    from postline.send import send_batch
+
+    pipeline.enqueue("transactional", message("welcome", "slow@example.com", "recovers"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-transactional", visibility=0)
+    pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
+    assert send_batch(records, pipeline.send_context()).failed
+    assert not send_batch(records, pipeline.send_context()).failed
+    assert pipeline.ses.count(message_id_for("recovers")) == 1
+    assert record(message_id_for("recovers")).status == "sent"
+
+
+def test_a_permanent_ses_rejection_is_recorded_and_not_retried(pipeline):
+    pipeline.enqueue("transactional", message("welcome", "nope@example.com", "rejected-by-ses"))
+    pipeline.run_render()
+    pipeline.ses.fail_with = [ses_error("MessageRejected")]
+    results = pipeline.run_send()
+    assert not results[0].failed
+    stored = record(message_id_for("rejected-by-ses"))
+    assert stored.status == "failed" and "MessageRejected" in stored.reason
+
+
+def test_an_ambiguous_ses_timeout_keeps_the_claim(pipeline):
+    """A read timeout may mean SES sent it: postline must not send again until the Send event or the stale rule."""
+    pipeline.enqueue("transactional", message("welcome", "maybe@example.com", "maybe"))
+    pipeline.run_render()
+    pipeline.ses.fail_with = [ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com")]
+    assert pipeline.run_send(visibility=0)[0].failed
+    assert record(message_id_for("maybe")).status == "sending"
+
+
+class Unavailable:
+    """A DynamoDB client whose writes fail, as when the table is throttled or unreachable."""
+
+    def __init__(self, real, operations):
+        self._real, self._operations = real, operations
+
+    def __getattr__(self, name):
+        if name in self._operations:
+            def fail(**kwargs):
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "simulated"}}, name)
+            return fail
+        return getattr(self._real, name)
+
+
+def test_render_with_the_table_unavailable_loses_nothing(pipeline):
+    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "t-down"))
+    ctx = pipeline.render_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), {"transact_write_items"}))
+    records = pipeline.receive("postline-critical", visibility=0)
+    from postline.render import render_batch
+
+    with pytest.raises(ClientError):
+        render_batch(records, ctx)  # the invocation fails: Lambda keeps the whole batch on the queue
+    assert pipeline.receive("postline-send-critical") == []
+    pipeline.drain()  # the table is back
+    assert pipeline.ses.count(message_id_for("t-down")) == 1
+
+
+def test_send_with_the_table_unavailable_does_not_call_ses(pipeline):
+    from postline.send import send_batch
+
+    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "t-down-send"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-critical", visibility=0)
+    ctx = pipeline.send_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), {"transact_write_items"}))
+    with pytest.raises(ClientError):
+        send_batch(records, ctx)
+    assert pipeline.ses.sends == []
+    send_batch(records, pipeline.send_context())
+    assert pipeline.ses.count(message_id_for("t-down-send")) == 1
+
+
+def test_a_large_rendered_body_travels_through_s3(pipeline):
+    settings = pipeline.settings.model_copy(update={"claim_check_threshold_bytes": 1_000})
+    pipeline.settings = settings
+    pipeline.enqueue("marketing", message("newsletter", "big@example.com", "big"))
+    pipeline.drain()
+    objects = pipeline.session.client("s3").list_objects_v2(Bucket=resources.CLAIM_CHECK_BUCKET)["Contents"]
+    assert [o["Key"] for o in objects] == [f"mime/{message_id_for('big')}.eml"]
+    assert pipeline.ses.count(message_id_for("big")) == 1
+
+
+def test_a_pinned_template_version_is_used(pipeline):
+    from postline.models import ACTIVE_POINTER_VERSION, Template
+    from postline_cli.publish import load_template_dir, prepare, publish
+
+    source = load_template_dir(ROOT / "templates" / "welcome")
+    source.subject = "Version two, {{ name }}"
+    assert publish(prepare(source, "tests")).version == 2
+    assert Template.get("welcome", ACTIVE_POINTER_VERSION).active_version == 2
+    pipeline.enqueue("transactional", message("welcome", "pin@example.com", "pinned", pin=1))
+    pipeline.enqueue("transactional", message("welcome", "pin@example.com", "active"))
+    pipeline.drain()
+    subjects = {s["tags"]["postline_message_id"]: parsed_mime(s)["Subject"] for s in pipeline.ses.sends}
+    assert subjects[message_id_for("active")].startswith("Version two")
+    assert not subjects[message_id_for("pinned")].startswith("Version two")
+    assert record(message_id_for("pinned")).template_version == 1
+
+
+def test_publishing_an_unchanged_template_keeps_its_version(pipeline):
+    from postline_cli.publish import load_template_dir, prepare, publish
+
+    again = publish(prepare(load_template_dir(ROOT / "templates" / "invoice"), "tests"))
+    assert (again.version, again.changed) == (1, False)
