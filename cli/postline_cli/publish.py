@@ -16,8 +16,12 @@ from typing import Any
 
 from postline.models import ACTIVE_POINTER_VERSION, Template
 from postline.settings import STREAMS
-from postline.templates import CompiledTemplate, TemplateProblem, required_variables
+from postline.templates import CompiledTemplate, TemplateProblem, referenced_variables, required_variables
 
+# Jinja markup, hidden from the HTML parser while CSS is inlined: block tags become comments (which an HTML5
+# parser keeps where they are, even between table rows), expressions become plain words (safe in attributes).
+_JINJA = re.compile(r"\{%.*?%\}|\{#.*?#\}|\{\{.*?\}\}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"<!--postline-jinja-(\d+)-->|postlinejinja(\d+)x")
 _INVISIBLE = re.compile("[\u034f\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _EMPTY_LINK = re.compile(r"\[\s*\]\([^)]*\)")  # an image-only link has no text worth keeping
@@ -71,16 +75,34 @@ def html_to_text(html: str) -> str:
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
+def inline_css(html: str) -> str:
+    """The HTML with its <style> rules copied into style attributes, Jinja markup left exactly as written."""
+    import css_inline
+
+    saved: list[str] = []
+
+    def stash(match: re.Match) -> str:
+        saved.append(match.group(0))
+        index = len(saved) - 1
+        return f"<!--postline-jinja-{index}-->" if match.group(0)[1] in "%#" else f"postlinejinja{index}x"
+
+    inlined = css_inline.inline(_JINJA.sub(stash, html), keep_style_tags=True, load_remote_stylesheets=False)
+    return _PLACEHOLDER.sub(lambda m: saved[int(m.group(1) or m.group(2))], inlined)
+
+
 def prepare(source: TemplateSource, author: str) -> Template:
     """The version to store: CSS inlined, text part present, required variables known, and proven to render
     with its own example data."""
-    import css_inline
-
-    html = css_inline.inline(source.html, keep_style_tags=True)
+    html = inline_css(source.html)
     # From the inlined HTML, where hidden parts (the preheader) carry display:none and are left out.
     text = source.text if source.text is not None else html_to_text(html)
+    if source.text is None and referenced_variables(text, html=False) - referenced_variables(html):
+        # Jinja tags between table rows end up outside the table once the HTML is read as a document, so the
+        # derived text part loops over nothing; only a hand-written text part can be right then.
+        raise TemplateProblem(f"{source.name}: cannot derive a text part from html.j2 (Jinja tags between table "
+                              "rows or cells); add a text.j2")
     required = required_variables(source.subject, html, text, source.optional)
-    if source.stream == "marketing" and "unsubscribe_url" not in html:
+    if source.stream == "marketing" and "unsubscribe_url" not in referenced_variables(html):
         raise TemplateProblem(f"{source.name}: a marketing template must show a link to {{{{ unsubscribe_url }}}}")
     missing = [name for name in required if name not in source.example_data]
     if missing:

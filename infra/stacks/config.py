@@ -1,7 +1,8 @@
 """The deployment's configuration: a small JSON file, validated at synth with every problem listed at once.
 
-The file is chosen with CDK context (``cdk deploy -c config=postline.config.json``); without it the example
-in infra/config/example.json is used so that ``cdk synth`` works out of the box. docs/deploy.md lists every key.
+The file is postline.config.json at the repository root, or another one chosen with CDK context
+(``cdk deploy -c config=staging.json``); when neither exists the example (infra/config/example.json) is used so
+that ``cdk synth`` works out of the box. docs/deploy.md lists every key.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from .constants import STREAMS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "postline.config.json"
 EXAMPLE_CONFIG = REPO_ROOT / "infra" / "config" / "example.json"
 
 IP_POOL_MODES = ("none", "standard", "managed")
@@ -93,15 +95,20 @@ class Config:
         return RETENTION_DAYS[self.log_retention_days]
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read and validate the config file (relative paths are from the repository root)."""
-    file = Path(path) if path else EXAMPLE_CONFIG
-    if not file.is_absolute():
-        file = REPO_ROOT / file
+def config_path(chosen: str | Path | None) -> Path:
+    """The file to read: the chosen one (relative to the repository root), else the default, else the example."""
+    if chosen:
+        path = Path(chosen)
+        return path if path.is_absolute() else REPO_ROOT / path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else EXAMPLE_CONFIG
+
+
+def load_config(file: Path) -> Config:
+    """Read and validate a config file."""
     try:
         raw = json.loads(file.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"postline config {file} does not exist (copy {EXAMPLE_CONFIG.name})") from None
+        raise ConfigError(f"postline config {file} does not exist (start from {EXAMPLE_CONFIG})") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"postline config {file} is not valid JSON: {error}") from None
     return parse_config(raw, source=str(file))

@@ -18,7 +18,8 @@ SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
 SES_EVENTS = "postline-ses-events"  # the SNS topic and the SQS queue behind it
 MAX_RECEIVE_COUNT = 5
 SES_EVENTS_CONCURRENCY = 5  # events are cheap to apply; the ceiling only keeps a bounce storm in line
-DLQ_RETENTION = Duration.days(14)
+QUEUE_RETENTION = Duration.days(4)
+DLQ_RETENTION = Duration.days(14)  # the most SQS allows: time to find out why and redrive
 # Lambda requires the visibility timeout to cover the function timeout; AWS recommends six times it so
 # that retries inside the event source mapping never make a message visible twice.
 VISIBILITY_TIMEOUT_FACTOR = 6

@@ -1,7 +1,6 @@
 """The Lambda functions: one per functions/<name>/, all on the shared layer, each with its own least-privilege role."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -47,7 +46,7 @@ WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 
 class Functions(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
-                 claim_check: s3.IBucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
+                 claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
                  tracking_base_url: str) -> None:
         super().__init__(scope, id)
         self.layer = lambda_.LayerVersion(
@@ -68,7 +67,7 @@ class Functions(Construct):
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
 
-    def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.IBucket,
+    def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                      signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
                      ) -> dict[str, str]:
         """The same settings for every function: the library validates all of them at cold start."""
@@ -136,7 +135,7 @@ class Functions(Construct):
             self.functions[name].add_event_source(sources.SqsEventSource(
                 queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))
 
-    def _grant(self, tables: Tables, queues: Queues, claim_check: s3.IBucket,
+    def _grant(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                signing_keys: secretsmanager.ISecret, ses_resources: Ses, config: Config) -> None:
         f = self.functions
         render, send, ses_events = f["render"], f["send"], f["ses_events"]

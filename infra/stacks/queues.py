@@ -13,6 +13,7 @@ from .constants import (
     DLQ_RETENTION,
     INBOUND_QUEUES,
     MAX_RECEIVE_COUNT,
+    QUEUE_RETENTION,
     SEND_QUEUES,
     SES_EVENTS,
     STREAMS,
@@ -93,7 +94,7 @@ class Queues(Construct):
         )
         self.dead_letter_queues[name] = dlq
         return sqs.Queue(
-            self, pascal(name), visibility_timeout=visibility, retention_period=Duration.days(4),
+            self, pascal(name), visibility_timeout=visibility, retention_period=QUEUE_RETENTION,
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
         )

@@ -272,10 +272,6 @@ def test_schema_rejects_what_the_parser_rejects(document):
 
 
 @pytest.mark.skipif(jsonschema_missing, reason="jsonschema is not installed")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the published schema gives tag names only as patternProperties without additionalProperties: false, "
-    "so a tag name the parser rejects (e.g. 'bad name') passes schema validation in the caller's app "
-    "(contract.py:54 -> schema tags)"))
 def test_schema_rejects_tag_names_the_parser_rejects():
     document = {"template": "welcome", "to": "ada@example.com", "tags": {"bad name": "v"}}
     with pytest.raises(Rejected):

@@ -7,6 +7,7 @@ after the redrive count, as in AWS.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import sys
@@ -58,21 +59,22 @@ def lambda_sqs_record(message: dict[str, Any], queue_name: str) -> dict[str, Any
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": attributes,
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value["DataType"],
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
+        "messageAttributes": {name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()},
         "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn(queue_name),
         "awsRegion": REGION,
     }
+
+
+def _attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda shows it: the value present under its own key, binary as base64 text."""
+    shaped: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+    if "StringValue" in value:
+        shaped["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        shaped["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return shaped
 
 
 class QueuePoller(threading.Thread):

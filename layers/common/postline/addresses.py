@@ -23,8 +23,10 @@ def normalise_address(value: str) -> str:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidAddress(str(error)) from None
-    local, _, domain = result.normalized.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    if not result.local_part.isascii():
+        # SES does not support SMTPUTF8: an internationalised local part cannot be delivered through it.
+        raise InvalidAddress("the part before the @-sign must be ASCII (SES cannot send to SMTPUTF8 addresses)")
+    return f"{result.local_part}@{result.ascii_domain.lower()}"
 
 
 def mask_address(address: str) -> str:

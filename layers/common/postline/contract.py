@@ -129,4 +129,8 @@ def json_schema() -> dict[str, Any]:
     schema = SendMessage.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["required"] = ["template", "to"]
+    # pydantic describes the tag names as patternProperties; say also that no other names are allowed.
+    tags = next(option for option in schema["properties"]["tags"]["anyOf"] if option.get("type") == "object")
+    tags["propertyNames"] = {"pattern": TAG_NAME}
+    tags["additionalProperties"] = False
     return schema

@@ -45,16 +45,15 @@ def transact_write(dynamodb, items: list[dict[str, Any]]) -> list[ConditionFaile
                 reasons = error.response.get("CancellationReasons") or []
                 if len(reasons) != len(pending):
                     raise
-                retry = []
+                retry, contended = [], False
                 for index, reason in zip(pending, reasons):
                     code = reason.get("Code")
                     if code == "ConditionalCheckFailed":
                         outcome[index] = ConditionFailed(reason.get("Item"))
-                    elif code in (None, "None"):
-                        retry.append(index)  # cancelled only because a neighbour failed
                     else:
-                        retry.append(index)  # TransactionConflict, ThrottlingError: back off and try again
-                        attempt += 1
+                        retry.append(index)  # cancelled because of a neighbour, or throttled / conflicting
+                        contended = contended or code not in (None, "None")
+                attempt += contended
                 if attempt >= _ATTEMPTS:
                     raise RetryLater(f"DynamoDB transaction kept failing: {reasons}") from error
                 if attempt:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.policy import SMTP
+
+# Every part 7-bit (quoted-printable or base64 where needed): the MIME travels as ASCII text through SQS.
+_POLICY = SMTP.clone(cte_type="7bit")
 from email.utils import formatdate
 
 
@@ -23,7 +26,7 @@ def build_mime(
     reply_to: str | None = None,
     list_headers: dict[str, list[str]] | None = None,
 ) -> bytes:
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = subject

@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -19,22 +20,25 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or invalid."""
 
 
+Name = Annotated[str, Field(min_length=1)]
+
+
 class Settings(BaseModel, frozen=True):
-    messages_table: str
-    events_table: str
-    suppressions_table: str
-    templates_table: str
+    messages_table: Name
+    events_table: Name
+    suppressions_table: Name
+    templates_table: Name
     # stream -> URL of the send queue the render function writes to
     send_queue_urls: dict[str, str]
     # inbound queue name -> URL of its DLQ, where rejected messages go with their reason
     inbound_dlq_urls: dict[str, str]
     # stream -> SES configuration set name
     configuration_sets: dict[str, str]
-    default_from: str
+    default_from: Name
     tracking_base_url: str
-    unsubscribe_mailto: str
-    signing_keys_secret: str
-    claim_check_bucket: str
+    unsubscribe_mailto: Name
+    signing_keys_secret: Name
+    claim_check_bucket: Name
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)

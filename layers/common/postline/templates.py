@@ -36,14 +36,17 @@ class Rendered:
     text: str
 
 
+def referenced_variables(source: str, html: bool = True) -> set[str]:
+    """Top-level variables the template source uses in its markup (comments do not count)."""
+    try:
+        return meta.find_undeclared_variables((_HTML_ENV if html else _TEXT_ENV).parse(source))
+    except TemplateError as error:
+        raise TemplateProblem(f"template syntax error: {error}") from None
+
+
 def required_variables(subject: str, html: str, text: str, optional: Iterable[str] = ()) -> list[str]:
     """Top-level data variables the template needs that are neither optional nor supplied by postline."""
-    names: set[str] = set()
-    for env, source in ((_TEXT_ENV, subject), (_HTML_ENV, html), (_TEXT_ENV, text)):
-        try:
-            names |= meta.find_undeclared_variables(env.parse(source))
-        except TemplateError as error:
-            raise TemplateProblem(f"template syntax error: {error}") from None
+    names = referenced_variables(subject, html=False) | referenced_variables(html) | referenced_variables(text, False)
     return sorted(names - PROVIDED_VARIABLES - set(optional))
 
 
@@ -98,7 +101,8 @@ class CompiledTemplate:
                 html=self._html.render(context),
                 text=self._text.render(context),
             )
-        except TemplateError as error:  # includes undefined nested values and sandbox violations
+        except Exception as error:  # noqa: BLE001 - undefined values, sandbox violations, wrong types in filters:
+            # whatever this message's data makes the template do, it rejects this message and no other.
             raise TemplateProblem(f"cannot render {self.ref} with this data: {error}") from None
 
 

@@ -1,0 +1,1 @@
+"""postline's benchmarks: they print figures and never pass or fail on time."""
