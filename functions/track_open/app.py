@@ -1,0 +1,29 @@
+"""track_open: GET /o/{token} -> a 1x1 transparent GIF, recording the open for a valid token."""
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from postline.engagement import EngagementContext, record_open
+from postline.models import bind_tables
+from postline.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+settings = get_settings()
+bind_tables(settings)
+engagement = EngagementContext(settings)
+app = APIGatewayHttpResolver()
+
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+@app.get("/o/<token>")
+def open_pixel(token: str) -> Response:
+    record_open(engagement, token, app.current_event.headers.get("user-agent"))
+    return Response(200, "image/gif", PIXEL, headers={"Cache-Control": "no-store, no-cache, max-age=0, private"})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

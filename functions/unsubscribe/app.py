@@ -1,0 +1,52 @@
+"""unsubscribe: GET /u/{token} shows a confirmation page (never unsubscribes); POST /u/{token} unsubscribes
+(RFC 8058 one-click, or the page's button) or resubscribes (the page's undo button)."""
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from postline.engagement import EngagementContext, requested_action, resubscribe, subscription, unsubscribe
+from postline.models import bind_tables
+from postline.pages import confirm_page, not_found_page, resubscribed_page, unsubscribed_page
+from postline.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+settings = get_settings()
+bind_tables(settings)
+engagement = EngagementContext(settings)
+app = APIGatewayHttpResolver()
+HTML = "text/html; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def page(body: str, status: int = 200) -> Response:
+    return Response(status, HTML, body, headers=NO_STORE)
+
+
+@app.get("/u/<token>")
+def confirm(token: str) -> Response:
+    found = subscription(engagement, token)
+    if found is None:
+        return page(not_found_page(), 404)
+    render = unsubscribed_page if found.suppressed else confirm_page
+    return page(render(found.message.recipient, found.message.campaign))
+
+
+@app.post("/u/<token>")
+def change(token: str) -> Response:
+    event = app.current_event
+    action = requested_action(event.decoded_body or "", event.headers.get("content-type", ""))
+    if action == "resubscribe":
+        found = resubscribe(engagement, token)
+        return page(resubscribed_page(found.message.recipient, found.message.campaign)) if found else page(
+            not_found_page(), 404)
+    found = unsubscribe(engagement, token, how=action)
+    if found is None:
+        return page(not_found_page(), 404)
+    return page(unsubscribed_page(found.message.recipient, found.message.campaign))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,168 @@
+"""Opens, clicks and unsubscribes: what the public endpoints do with a signed token.
+
+Every request first verifies the token (constant-time HMAC); an invalid token is answered exactly like a valid
+one for opens (the pixel), and with the same 404 for clicks and unsubscribes, so nothing reveals which tokens
+are valid. Opens and clicks cost one read (the message, for its campaign and sending time) and one write (the
+event); a failure to record never breaks the pixel or the redirect.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from .clients import client
+from .models import EmailEvent, Message, Suppression
+from .settings import Settings
+from .tokens import CLICK, OPEN, UNSUBSCRIBE, Claims, KeyRing, load_keyring
+
+logger = Logger(child=True)
+
+# Fetchers that open images or follow links without a person: mail privacy proxies, security scanners,
+# link previewers. Apple Mail Privacy Protection fetches with the bare user agent "Mozilla/5.0".
+_MACHINE_AGENTS = re.compile(
+    r"GoogleImageProxy|YahooMailProxy|ggpht\.com|Barracuda|Mimecast|Proofpoint|Symantec|MessageLabs|Trend ?Micro|"
+    r"Forcepoint|Cisco|Microsoft Office Protocol Discovery|bot\b|crawler|spider|preview|scanner|python-requests|"
+    r"curl/|Go-http-client|HeadlessChrome",
+    re.IGNORECASE,
+)
+# An open this soon after sending is a prefetch (or a scanner), not a person reading.
+MACHINE_OPEN_SECONDS = 10
+UNSUBSCRIBE_SCOPE = "marketing"
+
+
+def is_machine(user_agent: str | None) -> bool:
+    agent = (user_agent or "").strip()
+    return agent in ("", "Mozilla/5.0") or bool(_MACHINE_AGENTS.search(agent))
+
+
+@dataclass
+class EngagementContext:
+    settings: Settings
+    dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
+    secrets: Any = field(default_factory=lambda: client("secretsmanager"))
+    clock: Callable[[], float] = time.time
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        return load_keyring(self.settings.signing_keys_secret, self.secrets)
+
+    def verify(self, token: str, kind: str) -> Claims | None:
+        claims = self.keys.verify(token or "")
+        return claims if claims is not None and claims.kind == kind else None
+
+
+def _message(message_id: str) -> Message | None:
+    try:
+        return Message.get(message_id, attributes_to_get=["message_id", "campaign", "sent_at", "recipient",
+                                                             "stream", "template"])
+    except Message.DoesNotExist:
+        return None
+
+
+def _record(ctx: EngagementContext, message: Message, event_type: str, detail: dict[str, Any]) -> None:
+    now = ctx.clock()
+    if message.campaign:
+        detail = {**detail, "campaign": message.campaign}
+    EmailEvent(message.message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
+               expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
+
+
+def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> None:
+    """Record an open for a valid token (a machine open when a proxy or scanner fetched it); never raises."""
+    claims = ctx.verify(token, OPEN)
+    if claims is None:
+        return
+    try:
+        message = _message(claims.message_id)
+        if message is None:
+            return
+        prefetch = message.sent_at is not None and ctx.clock() - float(message.sent_at) < MACHINE_OPEN_SECONDS
+        machine = is_machine(user_agent) or prefetch
+        _record(ctx, message, "machine_opened" if machine else "opened", {"machine": machine})
+    except Exception:  # noqa: BLE001 - the pixel is served whatever happens to the tracking write
+        logger.exception("could not record an open", extra={"message_id": claims.message_id})
+
+
+def follow_click(ctx: EngagementContext, token: str, user_agent: str | None) -> str | None:
+    """The signed target to redirect to (only http(s)), recording the click; None for an invalid token."""
+    claims = ctx.verify(token, CLICK)
+    if claims is None or not claims.target or not claims.target.lower().startswith(("https://", "http://")):
+        return None
+    try:
+        message = _message(claims.message_id)
+        if message is not None:
+            machine = is_machine(user_agent)
+            _record(ctx, message, "machine_clicked" if machine else "clicked",
+                    {"url": claims.target[:1000], "machine": machine})
+    except Exception:  # noqa: BLE001 - the redirect works even when the click cannot be recorded
+        logger.exception("could not record a click", extra={"message_id": claims.message_id})
+    return claims.target
+
+
+@dataclass(frozen=True)
+class Subscription:
+    message: Message
+    suppressed: bool
+
+
+def subscription(ctx: EngagementContext, token: str) -> Subscription | None:
+    """The message behind an unsubscribe token and whether its recipient is unsubscribed, or None."""
+    claims = ctx.verify(token, UNSUBSCRIBE)
+    if claims is None:
+        return None
+    message = _message(claims.message_id)
+    if message is None or not message.recipient:
+        return None
+    try:
+        Suppression.get(message.recipient, UNSUBSCRIBE_SCOPE)
+        suppressed = True
+    except Suppression.DoesNotExist:
+        suppressed = False
+    return Subscription(message, suppressed)
+
+
+def unsubscribe(ctx: EngagementContext, token: str, how: str) -> Subscription | None:
+    """Suppress the recipient for marketing mail (idempotent) and record it on the message and campaign."""
+    found = subscription(ctx, token)
+    if found is None:
+        return None
+    message, now = found.message, ctx.clock()
+    if not found.suppressed:
+        Suppression(message.recipient, UNSUBSCRIBE_SCOPE, reason="unsubscribe", suppressed_at=now, source=how,
+                    detail=f"message {message.message_id}" + (f", campaign {message.campaign}" if message.campaign else "")
+                    ).save()
+        _record(ctx, message, "unsubscribed", {"how": how})
+    return Subscription(message, True)
+
+
+def resubscribe(ctx: EngagementContext, token: str) -> Subscription | None:
+    """Undo an unsubscribe made from this link (other suppressions, such as bounces, stay)."""
+    found = subscription(ctx, token)
+    if found is None:
+        return None
+    if found.suppressed:
+        Suppression(found.message.recipient, UNSUBSCRIBE_SCOPE).delete(
+            condition=Suppression.reason == "unsubscribe")
+        _record(ctx, found.message, "resubscribed", {})
+    return Subscription(found.message, False)
+
+
+
+def requested_action(body: str, content_type: str) -> str:
+    """What a POST to an unsubscribe URL asks for: ``one-click`` (RFC 8058, form-encoded or multipart),
+    ``resubscribe`` or ``unsubscribe`` (the page's buttons). Any other POST unsubscribes, as RFC 8058 expects."""
+    from urllib.parse import parse_qs
+
+    if "multipart/form-data" in content_type.lower():
+        fields = dict(re.findall(r'name="([^"]+)"\r?\n(?:[^\r\n]+\r?\n)*\r?\n([^\r\n]*)', body))
+    else:
+        fields = {k: v[0] for k, v in parse_qs(body).items()}
+    if fields.get("List-Unsubscribe") == "One-Click":
+        return "one-click"
+    return "resubscribe" if fields.get("action") == "resubscribe" else "unsubscribe"

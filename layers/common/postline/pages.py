@@ -1,0 +1,65 @@
+"""The small HTML pages people see: the unsubscribe confirmation and the not-found page."""
+from __future__ import annotations
+
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from .addresses import mask_address
+
+_ENV = SandboxedEnvironment(autoescape=True)
+
+_LAYOUT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="robots" content="noindex"><title>{{ title }}</title>
+<style>
+body{margin:0;background:#f4f5f7;font:16px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,sans-serif;color:#1f2933}
+main{max-width:440px;margin:12vh auto;background:#fff;border-radius:12px;padding:36px 32px;
+box-shadow:0 1px 3px rgba(0,0,0,.08),0 8px 24px rgba(0,0,0,.06)}
+h1{font-size:22px;margin:0 0 12px}p{margin:0 0 16px;color:#52606d}strong{color:#1f2933}
+button{font:inherit;font-weight:600;border:0;border-radius:8px;padding:12px 20px;cursor:pointer;width:100%}
+.primary{background:#1f2933;color:#fff}.secondary{background:#e4e7eb;color:#1f2933}
+small{display:block;margin-top:20px;color:#7b8794;font-size:13px}
+</style></head><body><main>{{ body }}</main></body></html>"""
+
+_CONFIRM = """<h1>Unsubscribe from {{ list_name }}?</h1>
+<p><strong>{{ address }}</strong> will stop receiving {{ list_name }}. Password resets, receipts and other
+messages about your account will still arrive.</p>
+<form method="post"><input type="hidden" name="action" value="unsubscribe">
+<button class="primary" type="submit">Unsubscribe</button></form>"""
+
+_DONE = """<h1>You're unsubscribed</h1>
+<p><strong>{{ address }}</strong> will no longer receive {{ list_name }}.</p>
+<form method="post"><input type="hidden" name="action" value="resubscribe">
+<button class="secondary" type="submit">Unsubscribed by mistake? Resubscribe</button></form>
+<small>Messages about your account will still arrive.</small>"""
+
+_RESUBSCRIBED = """<h1>Welcome back</h1>
+<p><strong>{{ address }}</strong> will receive {{ list_name }} again.</p>"""
+
+_NOT_FOUND = """<h1>This link is not valid</h1><p>It may be incomplete or out of date. If you copied it from an
+email, make sure you copied all of it.</p>"""
+
+
+def _page(title: str, body_template: str, **values) -> str:
+    body = Markup(_ENV.from_string(body_template).render(**values))  # already escaped: insert as is
+    return _ENV.from_string(_LAYOUT).render(title=title, body=body)
+
+
+def _list_name(campaign: str | None) -> str:
+    return "these emails" if not campaign else f"emails like “{campaign}”"
+
+
+def confirm_page(address: str, campaign: str | None) -> str:
+    return _page("Unsubscribe", _CONFIRM, address=mask_address(address), list_name=_list_name(campaign))
+
+
+def unsubscribed_page(address: str, campaign: str | None) -> str:
+    return _page("Unsubscribed", _DONE, address=mask_address(address), list_name=_list_name(campaign))
+
+
+def resubscribed_page(address: str, campaign: str | None) -> str:
+    return _page("Resubscribed", _RESUBSCRIBED, address=mask_address(address), list_name=_list_name(campaign))
+
+
+def not_found_page() -> str:
+    return _page("Link not valid", _NOT_FOUND)
