@@ -38,7 +38,19 @@ def parse_json_option(value: str | None, what: str) -> dict:
     return data
 
 
-@click.group()
+class Cli(click.Group):
+    """Turns a missing target (no local stack, no AWS stack) into one clear line instead of a traceback."""
+
+    def invoke(self, ctx):
+        from .target import TargetError
+
+        try:
+            return super().invoke(ctx)
+        except TargetError as error:
+            fail(str(error))
+
+
+@click.group(cls=Cli)
 def cli() -> None:
     """postline: serverless email delivery on Amazon SES."""
 

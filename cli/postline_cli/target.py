@@ -1,8 +1,9 @@
 """Where the CLI's commands go: the local stack or an AWS account.
 
-``AWS_ENDPOINT_URL`` set: that endpoint. Otherwise, a local stack that is up (started from this folder): its
-endpoint. Otherwise AWS, with the normal AWS credentials. Resource names are the documented fixed names unless
-the ``POSTLINE_*`` variables the functions use say otherwise.
+``AWS_ENDPOINT_URL`` set: that endpoint, with the local stack's fixed resource names. Otherwise, a local stack
+that is up (started from this folder). Otherwise AWS, with the normal AWS credentials and the resource names
+read from the CloudFormation stack's outputs (stack ``postline``, or ``POSTLINE_STACK``). The ``POSTLINE_*``
+variables the functions use override any name.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from .local.stack import LocalPaths, running_state
 class Target:
     endpoint: str | None
     tables: dict[str, str]
+    queue_urls: dict[str, str]
 
     def inbound_queue_url(self, stream: str) -> str:
-        explicit = os.environ.get(f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}")
+        variable = f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}"
+        explicit = os.environ.get(variable) or self.queue_urls.get(variable)
         if explicit:
             return explicit
         from postline.clients import client
@@ -45,7 +48,40 @@ def target() -> Target:
             })
     if os.environ.get("AWS_ENDPOINT_URL"):
         os.environ.setdefault("AWS_DEFAULT_REGION", resources.REGION)
-    tables = {variable: os.environ.get(variable, name) for variable, name in resources.TABLES.items()}
+    names = dict(resources.TABLES) if os.environ.get("AWS_ENDPOINT_URL") else _names_from_stack(
+        os.environ.get("POSTLINE_STACK", "postline"))
+    tables = {variable: os.environ.get(variable, names[variable]) for variable in resources.TABLES}
     bind_table_names(*(tables[v] for v in ("POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE",
                                            "POSTLINE_SUPPRESSIONS_TABLE", "POSTLINE_TEMPLATES_TABLE")))
-    return Target(os.environ.get("AWS_ENDPOINT_URL"), tables)
+    queue_urls = {k: v for k, v in names.items() if k.startswith("POSTLINE_INBOUND_QUEUE_URL_")}
+    return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls)
+
+
+# Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
+STACK_OUTPUTS = {
+    "TableMessages": "POSTLINE_MESSAGES_TABLE",
+    "TableEmailEvents": "POSTLINE_EVENTS_TABLE",
+    "TableEmailSuppressions": "POSTLINE_SUPPRESSIONS_TABLE",
+    "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
+    **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
+}
+
+
+class TargetError(RuntimeError):
+    pass
+
+
+def _names_from_stack(stack_name: str, cloudformation=None) -> dict[str, str]:
+    from postline.clients import client
+
+    cloudformation = cloudformation or client("cloudformation")
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except Exception as error:  # noqa: BLE001 - no credentials, no stack, no network: one clear message
+        raise TargetError(f"no local stack is up here and the AWS stack {stack_name!r} could not be read ({error}). "
+                          "Start the local stack with `postline local up`, or deploy (docs/deploy.md).") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    missing = [key for key in STACK_OUTPUTS if key not in outputs]
+    if missing:
+        raise TargetError(f"the stack {stack_name!r} lacks the outputs {', '.join(missing)}")
+    return {variable: outputs[key] for key, variable in STACK_OUTPUTS.items()}

@@ -38,8 +38,10 @@ def change(token: str) -> Response:
     action = requested_action(event.decoded_body or "", event.headers.get("content-type", ""))
     if action == "resubscribe":
         found = resubscribe(engagement, token)
-        return page(resubscribed_page(found.message.recipient, found.message.campaign)) if found else page(
-            not_found_page(), 404)
+        if found is None:
+            return page(not_found_page(), 404)
+        render = unsubscribed_page if found.suppressed else resubscribed_page
+        return page(render(found.message.recipient, found.message.campaign))
     found = unsubscribe(engagement, token, how=action)
     if found is None:
         return page(not_found_page(), 404)

@@ -56,3 +56,10 @@ def test_claim_check_bucket(synth):
     policy = next(iter(synth.resources("AWS::S3::BucketPolicy").values()))["Properties"]["PolicyDocument"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                for s in policy["Statement"])
+
+
+def test_the_cli_finds_every_output_it_reads(synth):
+    """`postline` against AWS reads the stack's outputs; each one it needs is there."""
+    from postline_cli.target import STACK_OUTPUTS
+
+    assert set(STACK_OUTPUTS) <= set(synth.template["Outputs"])

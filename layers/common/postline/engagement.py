@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pynamodb.exceptions import DeleteError
 
 from .clients import client
 from .models import EmailEvent, Message, Suppression
@@ -147,8 +148,11 @@ def resubscribe(ctx: EngagementContext, token: str) -> Subscription | None:
     if found is None:
         return None
     if found.suppressed:
-        Suppression(found.message.recipient, UNSUBSCRIBE_SCOPE).delete(
-            condition=Suppression.reason == "unsubscribe")
+        try:
+            Suppression(found.message.recipient, UNSUBSCRIBE_SCOPE).delete(
+                condition=Suppression.reason == "unsubscribe")
+        except DeleteError:  # suppressed for another reason (a bounce, an operator): that stays
+            return found
         _record(ctx, found.message, "resubscribed", {})
     return Subscription(found.message, False)
 

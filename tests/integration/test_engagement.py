@@ -1,0 +1,114 @@
+"""Open, click and unsubscribe at the library level, against moto: what is recorded and what is refused."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from postline.contract import message_id_for
+from postline.engagement import (
+    EngagementContext, follow_click, is_machine, record_open, requested_action, resubscribe, subscription, unsubscribe,
+)
+from postline.models import EmailEvent, Suppression
+from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
+
+ROOT = Path(__file__).resolve().parents[2]
+HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+@pytest.fixture
+def sent(pipeline):
+    data = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
+    pipeline.enqueue("marketing", {"template": "newsletter", "to": "reader@example.com", "data": data, "id": "n1",
+                                   "campaign": "june"})
+    pipeline.drain()
+    ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
+                            secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    return ctx, message_id_for("n1")
+
+
+def events(message_id):
+    return [(e.type, e.detail) for e in EmailEvent.query(message_id)]
+
+
+def test_opens_are_recorded_with_the_campaign_and_classified(pipeline, sent):
+    ctx, message_id = sent
+    token = ctx.keys.sign(OPEN, message_id)
+    record_open(ctx, token, HUMAN)  # within seconds of sending: a prefetch
+    pipeline.now[0] += 3600
+    record_open(ctx, token, HUMAN)
+    record_open(ctx, token, "Mozilla/5.0")  # Apple Mail Privacy Protection
+    record_open(ctx, "garbage", HUMAN)
+    record_open(ctx, ctx.keys.sign(CLICK, message_id, "https://x.example"), HUMAN)  # a click token is no open
+    assert sorted(t for t, _ in events(message_id)) == ["machine_opened", "machine_opened", "opened"]
+    assert all(detail["campaign"] == "june" for _, detail in events(message_id))
+
+
+def test_a_failing_tracking_write_still_serves_the_pixel(pipeline, sent, monkeypatch):
+    ctx, message_id = sent
+
+    def unavailable(self, *args, **kwargs):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(EmailEvent, "save", unavailable)
+    record_open(ctx, ctx.keys.sign(OPEN, message_id), HUMAN)  # does not raise
+    assert follow_click(ctx, ctx.keys.sign(CLICK, message_id, "https://a.example/x?y=1#z"), HUMAN) == \
+        "https://a.example/x?y=1#z"
+
+
+def test_clicks_return_only_signed_http_targets(pipeline, sent):
+    ctx, message_id = sent
+    target = "https://shop.example/π/ünïcode?q=a%20b&x=1#section-2"
+    assert follow_click(ctx, ctx.keys.sign(CLICK, message_id, target), HUMAN) == target
+    assert follow_click(ctx, ctx.keys.sign(CLICK, message_id, "javascript:alert(1)"), HUMAN) is None
+    assert follow_click(ctx, ctx.keys.sign(CLICK, message_id, "//evil.example"), HUMAN) is None
+    assert follow_click(ctx, ctx.keys.sign(OPEN, message_id), HUMAN) is None
+    recorded = events(message_id)
+    assert recorded == [("clicked", {"url": target, "machine": False, "campaign": "june"})]
+
+
+def test_unsubscribe_is_idempotent_scoped_to_marketing_and_undone_by_resubscribe(pipeline, sent):
+    ctx, message_id = sent
+    token = ctx.keys.sign(UNSUBSCRIBE, message_id)
+    assert subscription(ctx, token).suppressed is False
+    for _ in range(2):
+        assert unsubscribe(ctx, token, "one-click").suppressed is True
+    assert [(s.scope, s.reason) for s in Suppression.query("reader@example.com")] == [("marketing", "unsubscribe")]
+    assert [t for t, _ in events(message_id)] == ["unsubscribed"]
+    assert resubscribe(ctx, token).suppressed is False
+    assert list(Suppression.query("reader@example.com")) == []
+
+
+def test_resubscribe_never_lifts_a_bounce(pipeline, sent):
+    ctx, message_id = sent
+    Suppression("reader@example.com", "marketing", reason="hard_bounce", suppressed_at=1.0).save()
+    assert resubscribe(ctx, ctx.keys.sign(UNSUBSCRIBE, message_id)).suppressed is True
+    assert Suppression.get("reader@example.com", "marketing").reason == "hard_bounce"
+
+
+def test_invalid_unsubscribe_tokens_change_nothing(pipeline, sent):
+    ctx, message_id = sent
+    for token in ("", "x.y", ctx.keys.sign(OPEN, message_id), ctx.keys.sign(UNSUBSCRIBE, "m" + "a" * 24)):
+        assert unsubscribe(ctx, token, "one-click") is None
+    assert list(Suppression.query("reader@example.com")) == []
+
+
+@pytest.mark.parametrize("body, content_type, action", [
+    ("List-Unsubscribe=One-Click", "application/x-www-form-urlencoded", "one-click"),
+    ("--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n",
+     "multipart/form-data; boundary=b", "one-click"),
+    ("action=resubscribe", "application/x-www-form-urlencoded", "resubscribe"),
+    ("action=unsubscribe", "application/x-www-form-urlencoded", "unsubscribe"),
+    ("", "", "unsubscribe"),
+])
+def test_requested_action(body, content_type, action):
+    assert requested_action(body, content_type) == action
+
+
+@pytest.mark.parametrize("agent, machine", [
+    ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)", True),
+    ("Mozilla/5.0", True), ("", True), ("Barracuda Sentinel (EE)", True), (HUMAN, False),
+])
+def test_machine_user_agents(agent, machine):
+    assert is_machine(agent) is machine
