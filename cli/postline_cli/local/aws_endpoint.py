@@ -55,6 +55,56 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
     SESV2Response.send_email = send_email
 
 
+def serialise_dynamodb() -> None:
+    """moto's DynamoDB is not safe across request threads, and a transaction deep-copies every table it touches
+    (the whole table, each time) to roll back on failure: wrong under concurrent writes, and slower with every
+    item stored. Here DynamoDB requests run one at a time (DynamoDB itself isolates them), and a transaction
+    snapshots only the items it writes."""
+    import copy
+    import types
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    handle = DynamoHandler.call_action
+
+    def call_action(self):
+        with lock:
+            return handle(self)
+
+    DynamoHandler.call_action = call_action
+    # The backend's whole-table snapshot becomes a no-op; the item snapshots below replace it.
+    models.copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo))
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        snapshots = []
+        for entry in transact_items:
+            _, operation = next(iter(entry.items()))
+            table = self.get_table(operation["TableName"])
+            key = operation.get("Item") or operation["Key"]
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            snapshots.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        try:
+            return transact(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(snapshots):
+                table.delete_item(hash_key, range_key)
+                if item is not None:
+                    if range_key is None:
+                        table.items[hash_key] = item
+                    else:
+                        table.items[hash_key][range_key] = item
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -70,6 +120,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the functions' logs
 
     install_ses_recorder(args.outbox, args.send_log)
+    serialise_dynamodb()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     stop = threading.Event()
