@@ -32,8 +32,10 @@ def message_view(reference: str) -> dict[str, Any]:
     try:
         record = Message.get(message_id, consistent_read=True)
     except Message.DoesNotExist:
-        return {"message_id": message_id, "status": "unknown", "ses_message_id": None, "events": [],
-                "reason": "postline has no record of this message yet: it may still be waiting on an inbound queue"}
+        # render writes the first record; until then the message can only be waiting on an inbound queue
+        # (or was never sent: postline cannot tell those apart, and says so).
+        return {"message_id": message_id, "status": "queued", "ses_message_id": None, "events": [],
+                "reason": "no record yet: waiting on an inbound queue, or never received"}
     events = []
     for attribute, name in _TIMELINE:
         value = getattr(record, attribute)

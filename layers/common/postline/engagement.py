@@ -20,7 +20,7 @@ from pynamodb.exceptions import DeleteError
 from .clients import client
 from .models import EmailEvent, Message, Suppression
 from .settings import Settings
-from .tokens import CLICK, OPEN, UNSUBSCRIBE, Claims, KeyRing, load_keyring
+from .tokens import CLICK, OPEN, UNSUBSCRIBE, Claims, RefreshingKeyRing, load_keyring
 
 logger = Logger(child=True)
 
@@ -50,8 +50,8 @@ class EngagementContext:
     clock: Callable[[], float] = time.time
 
     @cached_property
-    def keys(self) -> KeyRing:
-        return load_keyring(self.settings.signing_keys_secret, self.secrets)
+    def keys(self) -> RefreshingKeyRing:
+        return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
     def verify(self, token: str, kind: str) -> Claims | None:
         claims = self.keys.verify(token or "")

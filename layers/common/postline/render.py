@@ -26,7 +26,7 @@ from .queues import SendJob, enqueue
 from .settings import Settings
 from .suppression import describe, find_suppressions
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
-from .tokens import UNSUBSCRIBE, KeyRing, load_keyring
+from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
 
 logger = Logger(child=True)
@@ -53,8 +53,8 @@ class RenderContext:
         return TemplateStore(self.settings.templates_table, self.dynamodb, self.settings.template_pointer_ttl_seconds)
 
     @cached_property
-    def keys(self) -> KeyRing:
-        return load_keyring(self.settings.signing_keys_secret, self.secrets)
+    def keys(self) -> RefreshingKeyRing:
+        return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
 
 @dataclass

@@ -11,6 +11,8 @@ import binascii
 import hashlib
 import hmac
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
@@ -75,6 +77,47 @@ class KeyRing:
         if kind not in KINDS or (kind == CLICK) != bool(rest):
             return None
         return Claims(kind, message_id, rest[0] if rest else None, key_id)
+
+
+def key_id_of(token: str) -> str | None:
+    """The key id a token claims (unverified), or None when it cannot be read."""
+    try:
+        return _unb64(token.split(".")[0]).decode().split(_SEPARATOR)[0]
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+class RefreshingKeyRing:
+    """The key ring as Secrets Manager has it now: loaded on first use, reloaded when older than ``max_age``,
+    and reloaded early (at most once per ``min_interval``) when a token names a key this container has not
+    seen, so a rotation reaches warm containers without a restart and a flood of bad tokens costs nothing."""
+
+    def __init__(self, load: Callable[[], KeyRing], max_age: float = 600, min_interval: float = 60,
+                 clock: Callable[[], float] = time.monotonic):
+        self._load, self._max_age, self._min_interval, self._clock = load, max_age, min_interval, clock
+        self._ring: KeyRing | None = None
+        self._loaded_at = 0.0
+
+    @property
+    def current(self) -> KeyRing:
+        if self._ring is None or self._clock() - self._loaded_at > self._max_age:
+            self._reload()
+        return self._ring
+
+    def _reload(self) -> None:
+        self._ring, self._loaded_at = self._load(), self._clock()
+
+    def sign(self, kind: str, message_id: str, target: str | None = None) -> str:
+        return self.current.sign(kind, message_id, target)
+
+    def verify(self, token: str) -> Claims | None:
+        claims = self.current.verify(token)
+        if claims is None:
+            key_id = key_id_of(token)
+            if key_id and key_id not in self._ring.keys and self._clock() - self._loaded_at > self._min_interval:
+                self._reload()
+                claims = self._ring.verify(token)
+        return claims
 
 
 def load_keyring(secret_id: str, secrets_client) -> KeyRing:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 
-from .tokens import CLICK, OPEN, KeyRing
+from .tokens import CLICK, OPEN, KeyRing, RefreshingKeyRing
 
 _ANCHOR_TAG = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
 _HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -17,7 +17,8 @@ _NOTRACK = re.compile(r"\s+data-postline-notrack(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-def add_tracking(body: str, message_id: str, keys: KeyRing, base_url: str, untracked: frozenset[str] = frozenset()) -> str:
+def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, base_url: str,
+                 untracked: frozenset[str] = frozenset()) -> str:
     def rewrite(match: re.Match) -> str:
         tag = match.group(0)
         if _NOTRACK.search(tag):
