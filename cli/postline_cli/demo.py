@@ -26,8 +26,8 @@ def run_demo(console: Console, wait_seconds: float = 90) -> int:
     from postline.client import PostlineClient
     from postline.clients import client
     from postline.contract import message_id_for
-    from postline.suppression import suppress
 
+    from . import suppressions
     from .local.stack import LocalPaths, running_state, start_detached, stop
     from .publish import active_templates
     from .target import target
@@ -43,7 +43,7 @@ def run_demo(console: Console, wait_seconds: float = 90) -> int:
         examples = {t.name: t.example_data for t in active_templates()}
         run = uuid.uuid4().hex[:6]
         mail = PostlineClient(where.inbound_queue_urls(), client("sqs"))
-        suppress(SUPPRESSED_ADDRESS, "all", "manual", source="demo", detail="added by the demo")
+        suppressions.add(SUPPRESSED_ADDRESS, "all", "manual", "added by the demo", source="demo")
 
         sent: list[Sent] = []
 

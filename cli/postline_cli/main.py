@@ -12,6 +12,11 @@ from rich.table import Table
 
 from postline.contract import Rejected
 from postline.settings import STREAMS
+from postline.suppression import REASONS
+
+from .suppressions import SCOPES
+from .target import target
+from .views import iso
 
 console = Console()
 errors = Console(stderr=True)
@@ -149,7 +154,6 @@ def templates_push(directory: Path, as_json: bool) -> None:
     from postline.templates import TemplateProblem
 
     from .publish import load_template_dir, prepare, publish
-    from .target import target
 
     target()
     folders = [directory] if (directory / "template.json").exists() else sorted(
@@ -183,7 +187,6 @@ def templates_push(directory: Path, as_json: bool) -> None:
 def templates_list(as_json: bool) -> None:
     """The active version of every template."""
     from .publish import active_templates
-    from .target import target
 
     target()
     items = [{"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
@@ -211,7 +214,6 @@ def templates_render(name: str, data: str | None, html_out: Path | None, as_json
     from postline.models import Template
     from postline.templates import TemplateProblem, TemplateStore
 
-    from .target import target
 
     target()
     match = TEMPLATE_REF.match(name)
@@ -255,7 +257,6 @@ def send(template_name, recipient, data, message_key, campaign, tags, stream, as
     from postline.contract import TEMPLATE_REF
     from postline.models import ACTIVE_POINTER_VERSION, Template
 
-    from .target import target
 
     where = target()
     if stream is None:
@@ -287,7 +288,6 @@ def send(template_name, recipient, data, message_key, campaign, tags, stream, as
 @click.option("--json", "as_json", is_flag=True)
 def status(message: str, as_json: bool) -> None:
     """What happened to MESSAGE (postline's message id, or the id the application gave it)."""
-    from .target import target
     from .views import message_view
 
     target()
@@ -311,64 +311,137 @@ def suppressions() -> None:
 
 @suppressions.command("add")
 @click.argument("address")
-@click.option("--scope", type=click.Choice(("all",) + STREAMS), default="all", show_default=True)
-@click.option("--reason", type=click.Choice(("manual", "hard_bounce", "complaint", "unsubscribe")), default="manual",
-              show_default=True)
+@click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True)
+@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
 @click.option("--note", help="Why, for the record.")
 def suppressions_add(address: str, scope: str, reason: str, note: str | None) -> None:
     """Stop sending to ADDRESS (for one stream, or all)."""
-    from postline.addresses import InvalidAddress, normalise_address
-    from postline.suppression import suppress
-
-    from .target import target
+    from . import suppressions as manage
 
     target()
-    try:
-        normalised = normalise_address(address)
-    except InvalidAddress as error:
-        fail(f"{address!r}: {error}", 2)
-    suppress(normalised, scope, reason, source="cli", detail=note)
+    normalised = _address(address)
+    manage.add(normalised, scope, reason, note)
     console.print(f"suppressed {normalised} (scope {scope}, reason {reason})", highlight=False)
 
 
 @suppressions.command("remove")
 @click.argument("address")
-@click.option("--scope", type=click.Choice(("all",) + STREAMS), default="all", show_default=True)
-def suppressions_remove(address: str, scope: str) -> None:
+@click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True)
+@click.option("--reason", "note", required=True, help="Why it is removed (kept in the address's history).")
+def suppressions_remove(address: str, scope: str, note: str) -> None:
     """Allow sending to ADDRESS again (for one scope)."""
-    from postline.addresses import normalise_address
-    from postline.models import Suppression
-
-    from .target import target
+    from . import suppressions as manage
 
     target()
-    normalised = normalise_address(address)
-    Suppression(normalised, scope).delete()
-    console.print(f"removed the {scope} suppression of {normalised}", highlight=False)
+    normalised = _address(address)
+    removed = manage.remove(normalised, scope, note)
+    if removed is None:
+        fail(f"{normalised} has no {scope} suppression")
+    console.print(f"removed the {scope} suppression ({removed.reason}) of {normalised}", highlight=False)
 
 
 @suppressions.command("show")
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True)
 def suppressions_show(address: str, as_json: bool) -> None:
-    """ADDRESS's suppressions (empty when it is not suppressed)."""
-    from postline.addresses import normalise_address
-    from postline.models import Suppression
-
-    from .target import target
+    """ADDRESS's suppressions and their history (empty, not an error, when it is not suppressed)."""
+    from . import suppressions as manage
     from .views import suppression_view
 
     target()
-    normalised = normalise_address(address)
-    items = [suppression_view(s) for s in Suppression.query(normalised)]
+    normalised = _address(address)
+    active, history = manage.show(normalised)
+    view = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
+            "history": [{"time": iso(h.suppressed_at), "action": h.scope.rsplit("#", 1)[1], "scope": h.source,
+                         "reason": h.reason, "note": h.detail} for h in history]}
     if as_json:
-        emit_json({"email": normalised, "suppressions": items})
+        emit_json(view)
         return
-    if not items:
+    if not active:
         console.print(f"{normalised} is not suppressed", highlight=False)
-    for item in items:
-        console.print(f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']}",
-                      highlight=False)
+    for item in view["suppressions"]:
+        console.print(f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']}"
+                      f" ({item['source']})", highlight=False, markup=False)
+    for entry in view["history"]:
+        console.print(f"  {entry['time']}  {entry['action']} {entry['scope']} {entry['reason']}"
+                      + (f": {entry['note']}" if entry["note"] else ""), highlight=False, markup=False)
+
+
+@suppressions.command("list")
+@click.option("--reason", type=click.Choice(REASONS))
+@click.option("--scope", type=click.Choice(SCOPES))
+@click.option("--source", help="Only entries whose source starts with this (ses:, cli, import:...).")
+@click.option("--limit", type=int, default=100, show_default=True, help="0 for all.")
+@click.option("--json", "as_json", is_flag=True)
+def suppressions_list(reason, scope, source, limit, as_json) -> None:
+    """Suppressions in force, filtered."""
+    from itertools import islice
+
+    from . import suppressions as manage
+    from .views import suppression_view
+
+    target()
+    items = manage.iterate(reason=reason, scope=scope, source=source)
+    rows = [suppression_view(i) for i in (islice(items, limit) if limit else items)]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("email", "scope", "reason", "since", "source")
+    for row in rows:
+        table.add_row(row["email"], row["scope"], row["reason"], row["suppressed_at"], row["source"] or "")
+    console.print(table)
+
+
+@suppressions.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True,
+              help="For rows without a scope column.")
+@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True,
+              help="For rows without a reason column.")
+@click.option("--json", "as_json", is_flag=True)
+def suppressions_import(csv_file, scope, reason, as_json) -> None:
+    """Suppress every address in CSV_FILE (header with email[,scope,reason,detail], or one address a line)."""
+    from rich.progress import Progress
+
+    from . import suppressions as manage
+
+    target()
+    with Progress(console=errors, transient=True, disable=as_json) as bar:
+        task = bar.add_task("importing", total=None)
+        result = manage.import_csv(csv_file, scope, reason, source=f"import:{Path(csv_file.name).name}",
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        emit_json({"added": result.added, "invalid": [{"line": l, "value": v, "reason": r}
+                                                      for l, v, r in result.invalid]})
+        return
+    console.print(f"suppressed {result.added} addresses", highlight=False)
+    for line, value, why in result.invalid[:20]:
+        errors.print(f"line {line}: {value!r}: {why}", highlight=False, markup=False)
+    if len(result.invalid) > 20:
+        errors.print(f"... and {len(result.invalid) - 20} more invalid rows", highlight=False)
+
+
+@suppressions.command("export")
+@click.argument("csv_file", type=click.File("w", encoding="utf-8"), default="-")
+@click.option("--reason", type=click.Choice(REASONS))
+@click.option("--scope", type=click.Choice(SCOPES))
+def suppressions_export(csv_file, reason, scope) -> None:
+    """Write the suppressions in force as CSV (to CSV_FILE, or standard output)."""
+    from . import suppressions as manage
+
+    target()
+    count = manage.export_csv(csv_file, manage.iterate(reason=reason, scope=scope))
+    if csv_file.name != "<stdout>":
+        console.print(f"exported {count} suppressions to {csv_file.name}", highlight=False)
+
+
+def _address(address: str) -> str:
+    from postline.addresses import InvalidAddress, normalise_address
+
+    try:
+        return normalise_address(address)
+    except InvalidAddress as error:
+        fail(f"{address!r}: {error}", 2)
 
 
 # ---------------------------------------------------------------- demo

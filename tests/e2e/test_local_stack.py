@@ -137,3 +137,21 @@ def test_templates_push_makes_a_new_version_and_pinning_keeps_the_old_one(local_
         assert local_stack.wait_for(sent["message_id"], statuses={"delivered"})["status"] == "delivered"
     assert local_stack.outbox_for(active)[0]["Subject"].startswith("Revised invoice")
     assert not local_stack.outbox_for(pinned)[0]["Subject"].startswith("Revised invoice")
+
+
+def test_suppressions_cli_import_export_remove_and_history(local_stack, tmp_path):
+    run = uuid.uuid4().hex[:8]
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email,reason\n" + "".join(f"imp{i}-{run}@example.org,manual\n" for i in range(300))
+                        + "broken-address,manual\n")
+    result = local_stack.cli_json("suppressions", "import", str(csv_file))
+    assert result["added"] == 300 and [r["line"] for r in result["invalid"]] == [302]
+    exported = local_stack.cli("suppressions", "export").stdout
+    assert sum(1 for line in exported.splitlines() if run in line) == 300
+    address = f"imp0-{run}@example.org"
+    local_stack.cli("suppressions", "remove", address, "--reason", "imported by mistake")
+    shown = local_stack.cli_json("suppressions", "show", address)
+    assert shown["suppressions"] == []
+    assert [(h["action"], h["note"]) for h in shown["history"]] == [("removed", "imported by mistake")]
+    listed = local_stack.cli_json("suppressions", "list", "--source", "import:list.csv", "--limit", "0")
+    assert len([row for row in listed if run in row["email"]]) == 299

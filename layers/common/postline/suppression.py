@@ -6,7 +6,6 @@ password reset.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from .dynamo import batch_get
@@ -38,13 +37,3 @@ def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]]) -
 
 def describe(suppression: Suppression) -> str:
     return f"suppressed: {suppression.reason} (scope {suppression.scope})"
-
-
-def suppress(address: str, scope: str, reason: str, source: str, detail: str | None = None,
-             now: float | None = None) -> Suppression:
-    """Add (or refresh) a suppression through the model; used by the operator tools and event handlers."""
-    if reason not in REASONS:
-        raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-    item = Suppression(address, scope, reason=reason, suppressed_at=now or time.time(), source=source, detail=detail)
-    item.save()
-    return item
