@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -47,7 +48,7 @@ WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 class Functions(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
                  claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
-                 tracking_base_url: str) -> None:
+                 tracking_base_url: str, event_bus: events.IEventBus) -> None:
         super().__init__(scope, id)
         self.layer = lambda_.LayerVersion(
             self, "CommonLayer",
@@ -61,11 +62,14 @@ class Functions(Construct):
         )
         environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
                                         tracking_base_url)
+        environment[Env.EVENT_BUS] = event_bus.event_bus_name
         self.functions: dict[str, lambda_.Function] = {
             name: self._function(name, config, environment) for name in FUNCTIONS
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
+        for name in ("ses_events", "track_open", "track_click", "unsubscribe"):  # they announce status changes
+            event_bus.grant_put_events_to(self.functions[name])
 
     def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                      signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
@@ -177,7 +181,8 @@ class Functions(Construct):
             signing_keys.grant_read(f[name])
             _table(f[name], tables.events, *WRITE_EVENTS)
             _table(f[name], tables.messages, "GetItem", "UpdateItem")
-        _table(f["unsubscribe"], tables.suppressions, "PutItem", "BatchWriteItem")
+        # Read whether the address is unsubscribed; write the unsubscribe; delete it on resubscribe.
+        _table(f["unsubscribe"], tables.suppressions, "GetItem", "PutItem", "DeleteItem")
 
 
 def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str, index: str | None = None) -> None:

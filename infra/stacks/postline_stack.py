@@ -5,6 +5,7 @@ from aws_cdk import Duration, Stack
 from constructs import Construct
 
 from .api import TrackingApi
+from .app_events import ApplicationEvents
 from .config import Config
 from .constants import FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
 from .functions import Functions
@@ -32,10 +33,11 @@ class PostlineStack(Stack):
         self.ses = Ses(self, "Ses", config=config, events_topic=self.queues.ses_events_topic)
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
+        self.app_events = ApplicationEvents(self, "ApplicationEvents")
         self.functions = Functions(
             self, "Functions", config=config, tables=self.tables, queues=self.queues,
             claim_check=self.storage.bucket, signing_keys=self.signing_keys.secret, ses_resources=self.ses,
-            tracking_base_url=self.api.base_url,
+            tracking_base_url=self.api.base_url, event_bus=self.app_events.bus,
         )
         self.api.add_routes(self.functions.functions)
         self.scheduling = Scheduling(self, "Scheduling", marketing_queue=self.queues.inbound["marketing"])

@@ -155,3 +155,24 @@ def test_suppressions_cli_import_export_remove_and_history(local_stack, tmp_path
     assert [(h["action"], h["note"]) for h in shown["history"]] == [("removed", "imported by mistake")]
     listed = local_stack.cli_json("suppressions", "list", "--source", "import:list.csv", "--limit", "0")
     assert len([row for row in listed if run in row["email"]]) == 299
+
+
+def test_the_application_reads_postline_events_from_the_local_queue(local_stack):
+    address = "complaint@simulator.amazonses.com"
+    sent = local_stack.cli_json("send", "--template", "welcome", "--to", address, "--tag", "plan=pro",
+                                "--data", json.dumps(example("welcome")))
+    assert local_stack.wait_for(sent["message_id"], statuses={"complained"})["status"] == "complained"
+    sqs = local_stack.client("sqs")
+    queue = local_stack.queue_url("postline-app-events")
+    seen: set[str] = set()
+    import time
+
+    deadline = time.time() + 20
+    while {"email.sent", "email.delivered", "email.complained"} - seen and time.time() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []):
+            event = json.loads(message["Body"])
+            if event["detail"]["message_id"] == sent["message_id"]:
+                seen.add(event["detail-type"])
+                assert event["detail"]["tags"] == {"plan": "pro"}
+    assert {"email.sent", "email.delivered", "email.complained"} <= seen

@@ -37,8 +37,21 @@ def test_no_wildcards_but_xray(synth, function):
         assert not any("*" in action for action in _actions(statement)), statement
         if "*" in _resources(statement):
             assert _actions(statement) == XRAY
-        assert not any(a.startswith("dynamodb:") and a.split(":")[1] in ("Scan", "DeleteItem", "DeleteTable")
+        forbidden = {"Scan", "DeleteItem", "DeleteTable"}
+        if function == "unsubscribe" and "TablesEmailSuppressions" in str(_resources(statement)):
+            forbidden.discard("DeleteItem")  # the resubscribe button removes the unsubscribe it made
+        assert not any(a.startswith("dynamodb:") and a.split(":")[1] in forbidden
                        for a in _actions(statement)), statement
+
+
+def test_only_the_unsubscribe_function_may_delete_and_only_suppressions(synth):
+    deleters = {}
+    for function in FUNCTIONS:
+        for statement in synth.policy_statements(function):
+            if "dynamodb:DeleteItem" in _actions(statement):
+                deleters[function] = _resources(statement)
+    assert list(deleters) == ["unsubscribe"]
+    assert all("TablesEmailSuppressions" in str(r) for r in deleters["unsubscribe"])
 
 
 def test_send_policy(synth):

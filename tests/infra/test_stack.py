@@ -10,6 +10,7 @@ def test_stable_outputs_and_exports(synth):
     keys += [Outputs.inbound_dlq_url(s) for s in STREAMS] + [Outputs.configuration_set(s) for s in STREAMS]
     keys += [Outputs.table(name) for name in TABLES]
     keys += [Outputs.API_URL, Outputs.TRACKING_BASE_URL, Outputs.EVENT_TOPIC_ARN, Outputs.SES_EVENTS_QUEUE_URL,
+             Outputs.EVENT_BUS_NAME, Outputs.EVENT_BUS_ARN,
              Outputs.CLAIM_CHECK_BUCKET, Outputs.SIGNING_KEYS_SECRET, Outputs.PRODUCER_POLICY,
              Outputs.SCHEDULER_ROLE, Outputs.SCHEDULE_GROUP, Outputs.ALARM_TOPIC, Outputs.DASHBOARD]
     for key in keys:
@@ -63,3 +64,18 @@ def test_the_cli_finds_every_output_it_reads(synth):
     from postline_cli.target import STACK_OUTPUTS
 
     assert set(STACK_OUTPUTS) <= set(synth.template["Outputs"])
+
+
+def test_the_application_event_bus_and_who_may_publish_on_it(synth):
+    buses = synth.resources("AWS::Events::EventBus")
+    assert len(buses) == 1
+    (bus_id,) = buses
+    publishers = set()
+    for function in ("render", "send", "ses_events", "track_open", "track_click", "unsubscribe"):
+        for statement in synth.policy_statements(function):
+            if "events:PutEvents" in str(statement["Action"]):
+                assert bus_id in str(statement["Resource"])
+                publishers.add(function)
+    assert publishers == {"ses_events", "track_open", "track_click", "unsubscribe"}
+    environment = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]
+    assert environment["Variables"]["POSTLINE_EVENT_BUS"] == {"Ref": bus_id}

@@ -130,8 +130,21 @@ class Pipeline:
                 if only and event["eventType"] not in only:
                     continue
                 records.append(QueueRecord(f"e{index}-{n}", json.dumps(event), resources.EVENTS_QUEUE, self.clock(), 1))
-        ctx = EventsContext(self.settings, dynamodb=self.session.client("dynamodb"), clock=self.clock)
-        return apply_events(records, ctx)
+        return apply_events(records, self.events_context())
+
+    def events_context(self) -> EventsContext:
+        return EventsContext(self.settings, dynamodb=self.session.client("dynamodb"),
+                             events=self.session.client("events"), clock=self.clock)
+
+    def app_events(self) -> list[dict]:
+        """What the user's application received on the local app-events queue (the bus's rule target)."""
+        received = []
+        while batch := self.sqs.receive_message(QueueUrl=self.queue_url(resources.APP_EVENTS_QUEUE),
+                                                MaxNumberOfMessages=10).get("Messages", []):
+            received += [json.loads(m["Body"]) for m in batch]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url(resources.APP_EVENTS_QUEUE), Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        return received
 
     def drain(self):
         self.run_render()

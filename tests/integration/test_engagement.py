@@ -24,6 +24,7 @@ def sent(pipeline):
                                    "campaign": "june"})
     pipeline.drain()
     ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
+                            events=pipeline.session.client("events"),
                             secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
     return ctx, message_id_for("n1")
 
@@ -78,6 +79,9 @@ def test_unsubscribe_is_idempotent_scoped_to_marketing_and_undone_by_resubscribe
     assert [t for t, _ in events(message_id)] == ["unsubscribed"]
     assert resubscribe(ctx, token).suppressed is False
     assert list(Suppression.query("reader@example.com")) == []
+    announced = [e for e in pipeline.app_events() if e["detail"]["message_id"] == message_id]
+    assert [e["detail-type"] for e in announced] == ["email.unsubscribed"]
+    assert announced[0]["detail"]["campaign"] == "june" and announced[0]["detail"]["to"] == "reader@example.com"
 
 
 def test_resubscribe_never_lifts_a_bounce(pipeline, sent):

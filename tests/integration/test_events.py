@@ -29,7 +29,7 @@ def test_a_delivery_after_a_bounce_never_unbounces(pipeline):
             "delivery": {"timestamp": "2026-01-01T00:00:09.000Z", "recipients": [send["Destination"]["ToAddresses"][0]]}}
     for event in ({"eventType": "Send", "mail": late["mail"], "send": {}}, late):
         apply_events([QueueRecord("late", json.dumps(event), "postline-ses-events", 0, 1)],
-                     EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+                     pipeline.events_context())
     assert Message.get(message_id).status == "bounced"
     suppression = Suppression.get("bounce@simulator.amazonses.com", "all")
     assert suppression.reason == "hard_bounce" and "550" in suppression.detail
@@ -55,7 +55,7 @@ def test_a_malformed_event_is_left_for_the_dlq_and_does_not_block_its_batch(pipe
     sns_wrapped = json.dumps({"Type": "Notification", "Message": json.dumps(good)})
     records = [QueueRecord("bad", "{garbage", "postline-ses-events", 0, 1),
                QueueRecord("good", sns_wrapped, "postline-ses-events", 0, 1)]
-    result = apply_events(records, EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+    result = apply_events(records, pipeline.events_context())
     assert result.failed == {"bad"}
     assert "malformed SES event" in result.outcomes["bad"].reason
     assert Message.get(message_id).status == "delivered"
@@ -68,5 +68,26 @@ def test_an_event_without_the_tag_is_matched_by_the_ses_message_id(pipeline):
                                                              "timestamp": "2026-01-01T00:00:00Z"},
                     "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["untagged@example.com"]}}
     records = [QueueRecord("n", json.dumps(notification), "postline-ses-events", 0, 1)]
-    apply_events(records, EventsContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb")))
+    apply_events(records, pipeline.events_context())
     assert Message.get(message_id).status == "delivered"
+
+
+def test_the_application_receives_normalised_events_once_per_outcome(pipeline):
+    data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "bounce@simulator.amazonses.com", "data": data,
+                                       "id": "app-1", "campaign": "spring", "tags": {"plan": "pro"}})
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "fine@example.com", "data": data, "id": "app-2"})
+    pipeline.drain()
+    pipeline.publish_ses_events()
+    pipeline.publish_ses_events()  # SES/SNS delivered everything twice: the batch dedupes within itself only
+    received = pipeline.app_events()
+    assert {e["source"] for e in received} == {"postline"}
+    by_message = {}
+    for event in received:
+        by_message.setdefault(event["detail"]["message_id"], set()).add(event["detail-type"])
+    assert by_message[message_id_for("app-1")] == {"email.sent", "email.bounced"}
+    assert by_message[message_id_for("app-2")] == {"email.sent", "email.delivered"}
+    bounced = next(e["detail"] for e in received if e["detail-type"] == "email.bounced")
+    assert bounced["to"] == "bounce@simulator.amazonses.com"
+    assert (bounced["template"], bounced["campaign"], bounced["tags"]) == ("welcome", "spring", {"plan": "pro"})
+    assert bounced["detail"]["bounceType"] == "Permanent" and bounced["time"].endswith("Z")

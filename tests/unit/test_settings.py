@@ -21,6 +21,7 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe@mail.example.com",
         "POSTLINE_SIGNING_KEYS_SECRET": "postline/signing-keys",
         "POSTLINE_CLAIM_CHECK_BUCKET": "pl-claim-check",
+        "POSTLINE_EVENT_BUS": "pl-events",
         **{f"POSTLINE_SEND_QUEUE_URL_{s.upper()}": f"https://sqs.example/1/postline-send-{s}" for s in STREAMS},
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }

@@ -23,6 +23,9 @@ TABLES = {
     "POSTLINE_TEMPLATES_TABLE": "postline-templates",
 }
 CLAIM_CHECK_BUCKET = "postline-claim-check"
+# The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
+EVENT_BUS = "postline-events"
+APP_EVENTS_QUEUE = "postline-app-events"
 SIGNING_SECRET = "postline/signing-keys"
 SENDING_DOMAIN = "mail.example.com"
 DEFAULT_FROM = f"Postline Demo <hello@{SENDING_DOMAIN}>"
@@ -35,7 +38,7 @@ MAX_RECEIVE_COUNT = 5
 
 
 def all_queue_names() -> list[str]:
-    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE]
+    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, APP_EVENTS_QUEUE]
     return names + [f"{name}-dlq" for name in names]
 
 
@@ -62,6 +65,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{SENDING_DOMAIN}",
         "POSTLINE_SIGNING_KEYS_SECRET": SIGNING_SECRET,
         "POSTLINE_CLAIM_CHECK_BUCKET": CLAIM_CHECK_BUCKET,
+        "POSTLINE_EVENT_BUS": EVENT_BUS,
         "POWERTOOLS_SERVICE_NAME": "postline",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "postline",
@@ -110,6 +114,12 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
     sns = session.client("sns")
     topic_arn = sns.create_topic(Name=EVENTS_TOPIC)["TopicArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE))
+
+    events = session.client("events")
+    events.create_event_bus(Name=EVENT_BUS)
+    events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["postline"]}))
+    events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,
+                       Targets=[{"Id": "app-events-queue", "Arn": queue_arn(APP_EVENTS_QUEUE)}])
 
     session.client("s3").create_bucket(Bucket=CLAIM_CHECK_BUCKET)
     secrets_client = session.client("secretsmanager")

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import DeleteError
 
+from .app_events import AppEvent, publish
 from .clients import client
 from .models import EmailEvent, Message, Suppression
 from .settings import Settings
@@ -47,6 +48,7 @@ class EngagementContext:
     settings: Settings
     dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
     secrets: Any = field(default_factory=lambda: client("secretsmanager"))
+    events: Any = field(default_factory=lambda: client("events"))
     clock: Callable[[], float] = time.time
 
     @cached_property
@@ -61,17 +63,27 @@ class EngagementContext:
 def _message(message_id: str) -> Message | None:
     try:
         return Message.get(message_id, attributes_to_get=["message_id", "campaign", "sent_at", "recipient",
-                                                             "stream", "template"])
+                                                             "stream", "template", "tags"])
     except Message.DoesNotExist:
         return None
 
 
+# Recorded event type -> the user's application's event (machine opens and clicks are announced too, flagged).
+_ANNOUNCED = {"opened": "email.opened", "machine_opened": "email.opened", "clicked": "email.clicked",
+              "machine_clicked": "email.clicked", "unsubscribed": "email.unsubscribed"}
+
+
 def _record(ctx: EngagementContext, message: Message, event_type: str, detail: dict[str, Any]) -> None:
+    """The event on the message (with its campaign), then the announcement to the user's application."""
     now = ctx.clock()
     if message.campaign:
         detail = {**detail, "campaign": message.campaign}
     EmailEvent(message.message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
                expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
+    if event_type in _ANNOUNCED:
+        publish(ctx.events, ctx.settings.event_bus, [AppEvent(
+            _ANNOUNCED[event_type], message.message_id, now, to=message.recipient, template=message.template,
+            campaign=message.campaign, tags=message.tags.as_dict() if message.tags else {}, detail=detail)])
 
 
 def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> None:

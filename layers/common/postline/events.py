@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from . import records
 from .addresses import InvalidAddress, normalise_address
+from .app_events import AppEvent, publish
 from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
 from .dynamo import RetryLater, transact_write
@@ -34,6 +35,7 @@ logger = Logger(child=True)
 class EventsContext:
     settings: Settings
     dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
+    events: Any = field(default_factory=lambda: client("events"))
     clock: Callable[[], float] = time.time
 
 
@@ -44,6 +46,8 @@ class SesEvent:
     message_id: str | None
     at: float
     detail: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    destination: tuple[str, ...] = ()
 
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
@@ -59,7 +63,20 @@ class SesEvent:
         key = event_type[0].lower() + event_type[1:].replace(" ", "")
         detail = document.get(key) or document.get(event_type.lower()) or {}
         stamp = detail.get("timestamp") or mail.get("timestamp")
-        return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail)
+        flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
+        return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail, flat_tags,
+                   tuple(mail.get("destination") or ()))
+
+    def app_event(self, message_id: str) -> AppEvent | None:
+        name = _APP_EVENTS.get(self.type)
+        if self.type == "Bounce" and self.detail.get("bounceType") != "Permanent":
+            name = None  # a soft bounce is not an outcome: the message may still be delivered
+        if name is None:
+            return None
+        postline_tags = {"postline_message_id", "postline_stream", "postline_template", "postline_campaign"}
+        return AppEvent(name, message_id, self.at, to=self.destination[0] if self.destination else None,
+                        template=self.tags.get("postline_template"), campaign=self.tags.get("postline_campaign"),
+                        tags={k: v for k, v in self.tags.items() if k not in postline_tags}, detail=_summary(self))
 
 
 def _epoch(stamp: str | None) -> float:
@@ -67,6 +84,10 @@ def _epoch(stamp: str | None) -> float:
         return time.time()
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
+
+_APP_EVENTS = {"Send": "email.sent", "Delivery": "email.delivered", "Bounce": "email.bounced",
+               "Complaint": "email.complained", "Reject": "email.failed", "Rendering Failure": "email.failed",
+               "RenderingFailure": "email.failed"}
 
 # SES event type -> (postline event type recorded in email_events, status it moves the message to)
 _EFFECTS = {
@@ -100,6 +121,7 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     # counts anyway (a Send and its Delivery often arrive in the same batch).
     furthest: dict[str, tuple[str, SesEvent]] = {}
     puts: dict[tuple[str, str, str], Any] = {}  # keyed, so a repeated event is written once
+    feed: dict[tuple[str, str], AppEvent] = {}  # for the user's application, once per message and event
     for rid, event in parsed.items():
         if event.message_id is None:
             result.set(rid, Outcome(None, "ignored", "not sent by postline"))
@@ -121,6 +143,8 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                 address, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
                 detail=_diagnostic(event, address),
             )
+        if (app_event := event.app_event(event.message_id)) is not None:
+            feed[(event.message_id, app_event.name)] = app_event
         result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
     status_updates = [_advance(settings.messages_table, event, status, now) for status, event in furthest.values()]
     try:
@@ -129,6 +153,8 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     except RetryLater as error:
         for rid in parsed:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
+        return result
+    publish(ctx.events, settings.event_bus, list(feed.values()))
     return result
 
 
@@ -138,7 +164,7 @@ def _resolve_message_ids(parsed: dict[str, SesEvent], ctx: EventsContext) -> Non
         if event.message_id is None:
             found = list(Message.by_ses_message_id.query(event.ses_message_id, limit=1))
             if found:
-                parsed[rid] = SesEvent(event.type, event.ses_message_id, found[0].message_id, event.at, event.detail)
+                parsed[rid] = replace(event, message_id=found[0].message_id)
 
 
 # The statuses a message passes through once SES has it, in order. A status is only ever replaced by one

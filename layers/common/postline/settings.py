@@ -39,6 +39,7 @@ class Settings(BaseModel, frozen=True):
     unsubscribe_mailto: Name
     signing_keys_secret: Name
     claim_check_bucket: Name
+    event_bus: Name  # where the user's application receives postline's events (app_events)
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
@@ -76,6 +77,7 @@ ENVIRONMENT = {
     "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe_mailto",
     "POSTLINE_SIGNING_KEYS_SECRET": "signing_keys_secret",
     "POSTLINE_CLAIM_CHECK_BUCKET": "claim_check_bucket",
+    "POSTLINE_EVENT_BUS": "event_bus",
     "POSTLINE_CLAIM_CHECK_THRESHOLD_BYTES": "claim_check_threshold_bytes",
     "POSTLINE_STALE_CLAIM_SECONDS": "stale_claim_seconds",
     "POSTLINE_MAX_MESSAGE_BYTES": "max_message_bytes",

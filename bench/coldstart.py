@@ -1,0 +1,104 @@
+"""Cold start: the import time of each function's handler module, against the floor of importing boto3 and
+creating the clients that function creates, each in a fresh interpreter, median of several runs.
+
+Runs alternate (floor, handler, floor, handler, ...) so a busy moment of the machine falls on both alike. The
+handler is imported the way Lambda does (``functions/<name>/app.py`` as a module, with the environment the CDK
+stack sets, here the local stack's), which runs its module-level code: settings, table binding, contexts and
+clients. Interpreter start-up itself is in neither figure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS = ROOT / "functions"
+
+_HANDLER = """
+import time
+started = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+elapsed = time.perf_counter() - started
+import sys, json
+print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules)}}))
+"""
+
+_FLOOR = """
+import time
+started = time.perf_counter()
+import boto3
+from botocore.config import Config
+session = boto3.session.Session()
+clients = [session.client(name, config=Config(retries={{"mode": "standard"}})) for name in {services!r}]
+elapsed = time.perf_counter() - started
+import sys, json
+print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules)}}))
+"""
+
+# Which clients a handler creates at import: found by importing it once with boto3's client factory watched.
+_DISCOVER = """
+import boto3.session, json, importlib.util
+made = []
+original = boto3.session.Session.client
+def watched(self, service_name, *a, **k):
+    made.append(service_name)
+    return original(self, service_name, *a, **k)
+boto3.session.Session.client = watched
+spec = importlib.util.spec_from_file_location("app", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(set(made))))
+"""
+
+
+def function_names() -> list[str]:
+    return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "app.py").exists())
+
+
+def _environment() -> dict[str, str]:
+    from postline_cli.local import resources
+
+    env = dict(os.environ)
+    env.update(resources.function_environment("http://127.0.0.1:4566", "http://127.0.0.1:3000"))
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+def _run(code: str, env: dict[str, str]) -> dict:
+    answer = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    if answer.returncode != 0:
+        raise RuntimeError(answer.stderr[-2000:])
+    return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
+    env = _environment()
+    results = {}
+    for name in names or function_names():
+        path = str(FUNCTIONS / name / "app.py")
+        services = json.loads(subprocess.run([sys.executable, "-c", _DISCOVER.format(path=path)], env=env,
+                                             capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip())
+        handler, floor = [], []
+        _run(_FLOOR.format(services=services), env)  # page cache warm for both
+        _run(_HANDLER.format(path=path), env)
+        for _ in range(runs):
+            floor.append(_run(_FLOOR.format(services=services), env))
+            handler.append(_run(_HANDLER.format(path=path), env))
+        h = statistics.median(r["seconds"] for r in handler)
+        f = statistics.median(r["seconds"] for r in floor)
+        results[name] = {"clients": services, "runs": runs, "handler_ms": h * 1000, "floor_ms": f * 1000,
+                         "ratio": h / f, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"]}
+    return results
+
+
+if __name__ == "__main__":
+    for name, row in measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5).items():
+        print(f"{name:<12} {row['handler_ms']:7.1f} ms  floor {row['floor_ms']:7.1f} ms  x{row['ratio']:.2f}  "
+              f"modules {row['handler_modules']} vs {row['floor_modules']}  clients {','.join(row['clients'])}")

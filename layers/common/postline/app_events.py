@@ -1,0 +1,62 @@
+"""Events for the user's application: every status change as a normalised postline event on an EventBridge bus.
+
+Source ``postline``, detail-type the event name (``email.sent``, ``email.delivered``, ``email.bounced``,
+``email.complained``, ``email.opened``, ``email.clicked``, ``email.unsubscribed``, ``email.failed``), detail:
+
+    {"message_id": "m...", "event": "email.bounced", "time": "2026-11-27T23:39:51.501Z", "to": "ada@example.com",
+     "template": "welcome", "campaign": null, "tags": {"plan": "pro"}, "detail": {...event specific...}}
+
+Publishing is best effort after postline's own records are written: a failure is logged, never retried into
+a second status change. Schema: docs/events.md.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(child=True)
+
+SOURCE = "postline"
+EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
+               "email.clicked", "email.unsubscribed", "email.failed")
+_PUT_EVENTS_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class AppEvent:
+    name: str
+    message_id: str
+    at: float
+    to: str | None = None
+    template: str | None = None
+    campaign: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, bus: str) -> dict[str, Any]:
+        time = datetime.fromtimestamp(self.at, timezone.utc)
+        body = {"message_id": self.message_id, "event": self.name,
+                "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "to": self.to,
+                "template": self.template, "campaign": self.campaign, "tags": self.tags, "detail": self.detail}
+        return {"Source": SOURCE, "DetailType": self.name, "Detail": json.dumps(body), "EventBusName": bus,
+                "Time": time, "Resources": []}
+
+
+def publish(events_client, bus: str, events: list[AppEvent]) -> int:
+    """PutEvents in batches of 10; returns how many entries failed (logged, not raised)."""
+    failed = 0
+    for start in range(0, len(events), _PUT_EVENTS_LIMIT):
+        chunk = events[start:start + _PUT_EVENTS_LIMIT]
+        try:
+            response = events_client.put_events(Entries=[e.entry(bus) for e in chunk])
+            failed += response.get("FailedEntryCount", 0)
+        except Exception as error:  # noqa: BLE001 - the user's feed must never undo or repeat postline's work
+            failed += len(chunk)
+            logger.warning("could not publish application events", extra={"error": str(error)})
+    if failed:
+        logger.warning("application events not published", extra={"failed": failed})
+    return failed
