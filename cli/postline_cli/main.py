@@ -350,10 +350,11 @@ def suppressions_show(address: str, as_json: bool) -> None:
 
     target()
     normalised = _address(address)
-    active, history = manage.show(normalised)
+    active, history, soft = manage.show(normalised)
     view = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
             "history": [{"time": iso(h.suppressed_at), "action": h.scope.rsplit("#", 1)[1], "scope": h.source,
-                         "reason": h.reason, "note": h.detail} for h in history]}
+                         "reason": h.reason, "note": h.detail} for h in history],
+            "soft_bounces_since": iso(soft.suppressed_at) if soft else None}
     if as_json:
         emit_json(view)
         return
@@ -362,6 +363,8 @@ def suppressions_show(address: str, as_json: bool) -> None:
     for item in view["suppressions"]:
         console.print(f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']}"
                       f" ({item['source']})", highlight=False, markup=False)
+    if view["soft_bounces_since"]:
+        console.print(f"  soft-bouncing since {view['soft_bounces_since']}", highlight=False)
     for entry in view["history"]:
         console.print(f"  {entry['time']}  {entry['action']} {entry['scope']} {entry['reason']}"
                       + (f": {entry['note']}" if entry["note"] else ""), highlight=False, markup=False)

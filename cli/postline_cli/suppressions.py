@@ -14,6 +14,7 @@ from typing import IO
 
 from postline.addresses import InvalidAddress, normalise_address
 from postline.models import Suppression
+from postline.retries import SOFT_BOUNCES
 from postline.settings import STREAMS
 from postline.suppression import REASONS
 
@@ -50,18 +51,22 @@ def remove(address: str, scope: str, note: str) -> Suppression | None:
     return item
 
 
-def show(address: str) -> tuple[list[Suppression], list[Suppression]]:
-    """The address's suppressions in force, and its history (oldest first)."""
+def _in_force(item: Suppression) -> bool:
+    return item.scope in SCOPES
+
+
+def show(address: str) -> tuple[list[Suppression], list[Suppression], Suppression | None]:
+    """The address's suppressions in force, its history (oldest first), and its soft-bounce run if one is open."""
     items = list(Suppression.query(address))
-    return ([i for i in items if not i.scope.startswith(HISTORY)],
-            [i for i in items if i.scope.startswith(HISTORY)])
+    soft = next((i for i in items if i.scope == SOFT_BOUNCES and i.suppressed_at is not None), None)
+    return [i for i in items if _in_force(i)], [i for i in items if i.scope.startswith(HISTORY)], soft
 
 
 def iterate(reason: str | None = None, scope: str | None = None, source: str | None = None,
             since: float | None = None) -> Iterator[Suppression]:
     """Every suppression in force matching the filters (a scan: an operator's tool, not a hot path)."""
     for item in Suppression.scan():
-        if item.scope.startswith(HISTORY):
+        if not _in_force(item):
             continue
         if (reason and item.reason != reason) or (scope and item.scope != scope):
             continue

@@ -7,6 +7,7 @@ from typing import Any
 
 from postline.contract import message_id_for
 from postline.models import EmailEvent, Message, Suppression
+from postline.retries import REQUEST
 
 _MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
 
@@ -45,6 +46,8 @@ def message_view(reference: str) -> dict[str, Any]:
         events.append({"type": _FINISHED[record.status], "time": iso(record.finished_at),
                        "at": float(record.finished_at), "reason": record.reason})
     for event in EmailEvent.query(message_id):
+        if event.type == REQUEST:  # the send message kept for soft-bounce retries, not something that happened
+            continue
         entry = {"type": event.type, "time": iso(event.at), "at": float(event.at)}
         if event.detail:
             entry["detail"] = event.detail

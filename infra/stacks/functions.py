@@ -30,6 +30,7 @@ from .constants import (
 )
 from .nag import accept
 from .queues import Queues
+from .scheduling import Scheduling
 from .ses import Ses
 from .tables import Tables
 
@@ -48,7 +49,7 @@ WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 class Functions(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
                  claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
-                 tracking_base_url: str, event_bus: events.IEventBus) -> None:
+                 tracking_base_url: str, event_bus: events.IEventBus, scheduling: Scheduling) -> None:
         super().__init__(scope, id)
         self.layer = lambda_.LayerVersion(
             self, "CommonLayer",
@@ -63,6 +64,10 @@ class Functions(Construct):
         environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
+        environment[Env.SCHEDULE_GROUP] = scheduling.group_name
+        environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
+        for stream in STREAMS:
+            environment[Env.INBOUND_QUEUE_URL_PREFIX + stream.upper()] = queues.inbound[stream].queue_url
         self.functions: dict[str, lambda_.Function] = {
             name: self._function(name, config, environment) for name in FUNCTIONS
         }
@@ -70,6 +75,10 @@ class Functions(Construct):
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
         for name in ("ses_events", "track_open", "track_click", "unsubscribe"):  # they announce status changes
             event_bus.grant_put_events_to(self.functions[name])
+        # Soft-bounce retries go back through the inbound queues, later ones through a one-time schedule.
+        scheduling.grant_create(self.functions["ses_events"])
+        for stream in STREAMS:
+            queues.inbound[stream].grant_send_messages(self.functions["ses_events"])
 
     def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                      signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
@@ -170,12 +179,10 @@ class Functions(Construct):
 
         _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem", "ConditionCheckItem")
         _table(ses_events, tables.messages, "Query", index=SES_MESSAGE_ID_INDEX)
-        _table(ses_events, tables.events, *WRITE_EVENTS)
+        _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
         _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
                "BatchWriteItem")
         _table(ses_events, tables.campaigns, "UpdateItem")
-        for stream in STREAMS:
-            queues.send[stream].grant_send_messages(ses_events)  # soft bounces are retried later
 
         for name in ("track_open", "track_click", "unsubscribe"):
             signing_keys.grant_read(f[name])

@@ -34,13 +34,13 @@ class PostlineStack(Stack):
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
         self.app_events = ApplicationEvents(self, "ApplicationEvents")
+        self.scheduling = Scheduling(self, "Scheduling", inbound_queues=list(self.queues.inbound.values()))
         self.functions = Functions(
             self, "Functions", config=config, tables=self.tables, queues=self.queues,
             claim_check=self.storage.bucket, signing_keys=self.signing_keys.secret, ses_resources=self.ses,
-            tracking_base_url=self.api.base_url, event_bus=self.app_events.bus,
+            tracking_base_url=self.api.base_url, event_bus=self.app_events.bus, scheduling=self.scheduling,
         )
         self.api.add_routes(self.functions.functions)
-        self.scheduling = Scheduling(self, "Scheduling", marketing_queue=self.queues.inbound["marketing"])
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, queues=self.queues, ses_resources=self.ses,
             functions=self.functions.functions, api=self.api.api,

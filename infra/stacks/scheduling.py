@@ -1,7 +1,7 @@
-"""EventBridge Scheduler: the group and the role campaign schedules run under.
+"""EventBridge Scheduler: the group and the role postline's one-time schedules run under.
 
-A schedule starts a campaign by putting one message on the marketing queue; the campaign function (added by
-the campaign work) creates schedules in this group and passes this role to them.
+A schedule puts one message on an inbound queue: a soft-bounce retry (created by ses_events, postline.retries)
+or, later, a campaign start. Whoever creates schedules in this group passes this role to them.
 """
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .constants import SCHEDULE_GROUP, Outputs
+from .nag import accept
 from .outputs import stack_output
 
 
 class Scheduling(Construct):
-    def __init__(self, scope: Construct, id: str, *, marketing_queue: sqs.IQueue) -> None:
+    def __init__(self, scope: Construct, id: str, *, inbound_queues: list[sqs.IQueue]) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         group_name = f"{stack.stack_name}-{SCHEDULE_GROUP}"
         self.group = scheduler.CfnScheduleGroup(self, "Group", name=group_name)
         self.role = iam.Role(
-            self, "Role", description="Runs postline campaign schedules",
+            self, "Role", description="Runs postline's schedules (soft-bounce retries, campaigns)",
             # Only schedules of this account may assume it (confused deputy protection).
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={
                 "StringEquals": {"aws:SourceAccount": stack.account},
@@ -30,6 +31,19 @@ class Scheduling(Construct):
                     service="scheduler", resource="schedule", resource_name=f"{group_name}/*")},
             }),
         )
-        marketing_queue.grant_send_messages(self.role)
-        stack_output(self, Outputs.SCHEDULER_ROLE, self.role.role_arn, "Role for campaign schedules")
-        stack_output(self, Outputs.SCHEDULE_GROUP, self.group.ref, "EventBridge Scheduler group for campaigns")
+        for queue in inbound_queues:
+            queue.grant_send_messages(self.role)
+        self.group_name = group_name
+        stack_output(self, Outputs.SCHEDULER_ROLE, self.role.role_arn, "Role for postline's schedules")
+        stack_output(self, Outputs.SCHEDULE_GROUP, self.group.ref, "EventBridge Scheduler group for postline")
+
+    def grant_create(self, grantee: iam.IGrantable) -> None:
+        """Create schedules in this group, handing them this role (and no other)."""
+        stack = Stack.of(self)
+        iam.Grant.add_to_principal(grantee=grantee, actions=["scheduler:CreateSchedule"], resource_arns=[
+            stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{self.group_name}/*")])
+        self.role.grant_pass_role(grantee)
+        accept(grantee.grant_principal, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+               f"<AWS::AccountId>:schedule/{self.group_name}/*]",
+               "Schedules are named per message and retry, unknown in advance; creation is limited to postline's "
+               "own schedule group.")

@@ -1,6 +1,8 @@
 """Least privilege: named actions on named resources; '*' only where AWS offers nothing narrower (X-Ray)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stacks.constants import FUNCTIONS, SES_MESSAGE_ID_INDEX, STREAMS
@@ -99,14 +101,20 @@ def test_ses_events_policy(synth):
     assert {a for s in table_only for a in _actions(s)} == {
         "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
     assert "dynamodb:PutItem" in _granted(synth, "ses_events", synth.logical_id(stack.tables.suppressions))
+    # GetItem: the send message kept for soft-bounce retries.
     assert _granted(synth, "ses_events", synth.logical_id(stack.tables.events)) == {
-        "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
     assert _granted(synth, "ses_events", synth.logical_id(stack.queues.ses_events)) >= {
         "sqs:ReceiveMessage", "sqs:DeleteMessage"}
     for stream in STREAMS:
-        assert _granted(synth, "ses_events", synth.logical_id(stack.queues.send[stream])) == {
+        # Soft-bounce retries go back through the inbound queue; nothing is put on the send queues directly.
+        assert _granted(synth, "ses_events", synth.logical_id(stack.queues.inbound[stream])) == {
             "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
-        assert not _granted(synth, "ses_events", synth.logical_id(stack.queues.inbound[stream]))
+        assert not _granted(synth, "ses_events", synth.logical_id(stack.queues.send[stream]))
+    scheduler = [s for s in statements if "scheduler:CreateSchedule" in _actions(s)]
+    assert len(scheduler) == 1 and "schedule/postline-postline/*" in json.dumps(scheduler[0]["Resource"])
+    pass_role = [s for s in statements if "iam:PassRole" in _actions(s)]
+    assert len(pass_role) == 1 and synth.logical_id(stack.scheduling.role) in str(pass_role[0]["Resource"])
 
 
 def test_render_policy(synth):

@@ -32,7 +32,7 @@ def test_signing_key_ring_has_the_shape_the_library_reads(synth):
     assert ring[2] == ':SecretString:k1::}}"}}'
 
 
-def test_scheduler_role_may_only_queue_campaign_messages(synth):
+def test_scheduler_role_may_only_put_messages_on_the_inbound_queues(synth):
     scheduling = synth.stack.scheduling
     role = synth.resource(scheduling.role)["Properties"]
     statement = role["AssumeRolePolicyDocument"]["Statement"][0]
@@ -43,7 +43,8 @@ def test_scheduler_role_may_only_queue_campaign_messages(synth):
                 if {"Ref": synth.logical_id(scheduling.role)} in p["Properties"]["Roles"]]
     assert policies == [[{
         "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], "Effect": "Allow",
-        "Resource": {"Fn::GetAtt": [synth.logical_id(synth.stack.queues.inbound["marketing"]), "Arn"]}}]]
+        "Resource": {"Fn::GetAtt": [synth.logical_id(synth.stack.queues.inbound[stream]), "Arn"]}}
+        for stream in STREAMS]]
 
 
 def test_claim_check_bucket(synth):

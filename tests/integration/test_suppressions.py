@@ -16,7 +16,7 @@ def test_add_and_remove_keep_a_history_and_show_separates_it(pipeline):
     manage.add("ada@example.com", "all", "manual", "asked by phone")
     removed = manage.remove("ada@example.com", "all", "ticket 1234: mistaken")
     assert removed.reason == "manual"
-    active, history = manage.show("ada@example.com")
+    active, history, _ = manage.show("ada@example.com")
     assert active == []
     assert [(h.scope.rsplit("#", 1)[1], h.reason, h.detail) for h in history] == [
         ("added", "manual", "asked by phone"), ("removed", "manual", "ticket 1234: mistaken")]

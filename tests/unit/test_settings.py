@@ -22,6 +22,11 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_SIGNING_KEYS_SECRET": "postline/signing-keys",
         "POSTLINE_CLAIM_CHECK_BUCKET": "pl-claim-check",
         "POSTLINE_EVENT_BUS": "pl-events",
+        "POSTLINE_INBOUND_QUEUE_URL_CRITICAL": "https://sqs.example/1/postline-critical",
+        "POSTLINE_INBOUND_QUEUE_URL_TRANSACTIONAL": "https://sqs.example/1/postline-transactional",
+        "POSTLINE_INBOUND_QUEUE_URL_MARKETING": "https://sqs.example/1/postline-marketing",
+        "POSTLINE_SCHEDULE_GROUP": "pl-retries",
+        "POSTLINE_SCHEDULER_ROLE_ARN": "arn:aws:iam::1:role/pl-scheduler",
         **{f"POSTLINE_SEND_QUEUE_URL_{s.upper()}": f"https://sqs.example/1/postline-send-{s}" for s in STREAMS},
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }

@@ -26,6 +26,7 @@ CLAIM_CHECK_BUCKET = "postline-claim-check"
 # The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
 EVENT_BUS = "postline-events"
 APP_EVENTS_QUEUE = "postline-app-events"
+SCHEDULE_GROUP = "postline-retries"
 SIGNING_SECRET = "postline/signing-keys"
 SENDING_DOMAIN = "mail.example.com"
 DEFAULT_FROM = f"Postline Demo <hello@{SENDING_DOMAIN}>"
@@ -66,11 +67,14 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_SIGNING_KEYS_SECRET": SIGNING_SECRET,
         "POSTLINE_CLAIM_CHECK_BUCKET": CLAIM_CHECK_BUCKET,
         "POSTLINE_EVENT_BUS": EVENT_BUS,
+        "POSTLINE_SCHEDULE_GROUP": SCHEDULE_GROUP,
+        "POSTLINE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/postline-scheduler",
         "POWERTOOLS_SERVICE_NAME": "postline",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "postline",
     }
     for stream in STREAMS:
+        env[f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}"] = queue_url(endpoint, INBOUND_QUEUES[stream])
         env[f"POSTLINE_SEND_QUEUE_URL_{stream.upper()}"] = queue_url(endpoint, SEND_QUEUES[stream])
         env[f"POSTLINE_CONFIGURATION_SET_{stream.upper()}"] = CONFIGURATION_SETS[stream]
     return env
@@ -121,6 +125,7 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
     events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,
                        Targets=[{"Id": "app-events-queue", "Arn": queue_arn(APP_EVENTS_QUEUE)}])
 
+    session.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
     session.client("s3").create_bucket(Bucket=CLAIM_CHECK_BUCKET)
     secrets_client = session.client("secretsmanager")
     try:

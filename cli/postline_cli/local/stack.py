@@ -17,6 +17,7 @@ from pathlib import Path
 from . import resources
 from .http_api import LocalHttpApi
 from .runner import QueuePoller, apply_faults, load_handler_module
+from .scheduler import LocalScheduler
 from .ses_simulator import SesEventPublisher
 
 DEFAULT_AWS_PORT = 4566
@@ -143,6 +144,8 @@ class LocalStack:
             self._start_pollers(session, modules)
             topic_arn = f"arn:aws:sns:{resources.REGION}:{resources.ACCOUNT}:{resources.EVENTS_TOPIC}"
             SesEventPublisher(session.client("sns"), topic_arn, str(self.paths.send_log), self._stop).start()
+            LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
+                           self._stop).start()
             api = LocalHttpApi(HOST, self.api_port)
             api.start()
             queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}

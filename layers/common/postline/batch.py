@@ -13,6 +13,7 @@ class QueueRecord:
     sent_at: float
     receive_count: int
     receipt_handle: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)  # string message attributes
 
     @classmethod
     def from_event_record(cls, record: Any) -> QueueRecord:
@@ -26,6 +27,8 @@ class QueueRecord:
             sent_at=int(attributes.get("SentTimestamp", "0")) / 1000,
             receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
             receipt_handle=raw.get("receiptHandle", ""),
+            attributes={name: value["stringValue"] for name, value in (raw.get("messageAttributes") or {}).items()
+                        if value.get("stringValue") is not None},
         )
 
 

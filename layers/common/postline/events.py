@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,11 +20,12 @@ from .addresses import InvalidAddress, normalise_address
 from .app_events import AppEvent, publish
 from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
-from .dynamo import RetryLater, transact_write
+from .dynamo import RetryLater, batch_get, transact_write
 from .models import (
     BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL,
     EmailEvent, Message, Suppression,
 )
+from .retries import REQUEST, SOFT_BOUNCES, retry_delay, schedule_retry
 from .ses import MESSAGE_ID_TAG
 from .settings import Settings
 
@@ -36,6 +37,8 @@ class EventsContext:
     settings: Settings
     dynamodb: Any = field(default_factory=lambda: client("dynamodb"))
     events: Any = field(default_factory=lambda: client("events"))
+    sqs: Any = field(default_factory=lambda: client("sqs"))
+    scheduler: Any = field(default_factory=lambda: client("scheduler"))
     clock: Callable[[], float] = time.time
 
 
@@ -122,6 +125,8 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     furthest: dict[str, tuple[str, SesEvent]] = {}
     puts: dict[tuple[str, str, str], Any] = {}  # keyed, so a repeated event is written once
     feed: dict[tuple[str, str], AppEvent] = {}  # for the user's application, once per message and event
+    soft_bounces: dict[str, SesEvent] = {}
+    delivered: set[str] = set()
     for rid, event in parsed.items():
         if event.message_id is None:
             result.set(rid, Outcome(None, "ignored", "not sent by postline"))
@@ -129,6 +134,9 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         recorded_type, status = _EFFECTS.get(event.type, (None, None))
         if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":
             recorded_type, status = "soft_bounced", None
+            soft_bounces[event.message_id] = event
+        if event.type == "Delivery":
+            delivered.update(_normalised(a) for a in event.detail.get("recipients", []))
         if status and (event.message_id not in furthest or
                        _PATH.index(status) > _PATH.index(furthest[event.message_id][0])):
             furthest[event.message_id] = (status, event)
@@ -155,7 +163,74 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
         return result
     publish(ctx.events, settings.event_bus, list(feed.values()))
+    _reset_soft_bounce_history(delivered, ctx)
+    for event in soft_bounces.values():
+        _soft_bounce(event, ctx)
     return result
+
+
+def _reset_soft_bounce_history(addresses: set[str], ctx: EventsContext) -> None:
+    """A delivery ends an address's run of soft bounces (one read for the batch; a write only where a run was
+    open)."""
+    table = ctx.settings.suppressions_table
+    keys = [{"email": {"S": a}, "scope": {"S": SOFT_BOUNCES}} for a in sorted(addresses)]
+    open_runs = batch_get(ctx.dynamodb, {table: keys})[table] if keys else []
+    for item in open_runs:
+        if "suppressed_at" in item:
+            ctx.dynamodb.update_item(
+                TableName=table, Key={"email": item["email"], "scope": item["scope"]},
+                UpdateExpression="SET bounces = :zero, reset_at = :now REMOVE suppressed_at",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": repr(round(ctx.clock(), 3))}})
+
+
+def _soft_bounce(event: SesEvent, ctx: EventsContext) -> None:
+    """Count the soft bounce in each address's history, then send the message again later, or, when the
+    window is over, suppress the address (reason ``soft_bounce_exhausted``)."""
+    settings, now = ctx.settings, ctx.clock()
+    window = settings.soft_bounce_window_seconds
+    first_at = now
+    addresses = [_normalised(r["emailAddress"]) for r in event.detail.get("bouncedRecipients", [])]
+    for address in addresses:
+        history = ctx.dynamodb.update_item(
+            TableName=settings.suppressions_table, Key={"email": {"S": address}, "scope": {"S": SOFT_BOUNCES}},
+            UpdateExpression="SET reason = :reason, suppressed_at = if_not_exists(suppressed_at, :at), "
+                             "last_at = :at, #source = :source ADD bounces :one",
+            ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues={":reason": {"S": SOFT_BOUNCES}, ":at": {"N": repr(round(event.at, 3))},
+                                       ":source": {"S": "ses:Bounce"}, ":one": {"N": "1"}},
+            ReturnValues="ALL_NEW")["Attributes"]
+        first_at = min(first_at, float(history["suppressed_at"]["N"]))
+    try:
+        message = Message.get(event.message_id)
+    except Message.DoesNotExist:
+        return
+    request = None
+    if message.stream in settings.soft_bounce_retry_streams:
+        try:
+            request = EmailEvent.get(event.message_id, REQUEST)
+        except EmailEvent.DoesNotExist:
+            request = None
+    attempt = int(message.retry or 0) + 1
+    due_at = max(now, event.at) + retry_delay(attempt, settings.soft_bounce_first_retry_seconds)
+    window_ends = first_at + window
+    if request is not None and due_at <= window_ends:
+        how = schedule_retry(ctx.sqs, ctx.scheduler, queue_url=settings.inbound_queue_urls[message.stream],
+                             group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
+                             message_id=event.message_id, body=json.dumps(request.detail), attempt=attempt,
+                             due_at=due_at, now=now)
+        _note(ctx, event.message_id, "retry_scheduled", {"attempt": attempt, "due_at": due_at, "via": how})
+    elif request is not None or now >= window_ends:
+        for address in addresses:
+            Suppression(address, SUPPRESSION_SCOPE_ALL, reason="soft_bounce_exhausted", suppressed_at=now,
+                        source="ses:Bounce", detail=f"soft bounces since {datetime.fromtimestamp(first_at, timezone.utc).isoformat()}"
+                        ).save()
+        _note(ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at})
+
+
+def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str, Any]) -> None:
+    now = ctx.clock()
+    EmailEvent(message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
+               expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
 
 
 def _resolve_message_ids(parsed: dict[str, SesEvent], ctx: EventsContext) -> None:

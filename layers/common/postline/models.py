@@ -68,6 +68,7 @@ class Message(Model):
     finished_at = NumberAttribute(null=True)  # when it became suppressed / rejected / failed
     updated_at = NumberAttribute(null=True)
     attempts = NumberAttribute(null=True)
+    retry = NumberAttribute(null=True)  # which soft-bounce retry this attempt is (none for the first)
     duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
     last_duplicate_at = NumberAttribute(null=True)
 

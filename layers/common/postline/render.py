@@ -15,13 +15,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from . import records
+from . import records, retries
+from .retries import RETRY_ATTRIBUTE
 from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
 from .dynamo import RetryLater, transact_write
 from .mime import build_mime
-from .models import QUEUED, REJECTED, RENDERED, SUPPRESSED, Message
+from .models import QUEUED, REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
 from .suppression import describe, find_suppressions
@@ -104,6 +105,7 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
         for item in items:
             result.set(item.record.record_id, Outcome(item.message_id, "retry", str(error), retry=True))
         return result
+    _keep_requests(items, ctx)
     _forward(items, ctx, result)
     for item in items:
         outcome = result.outcomes.get(item.record.record_id)
@@ -182,9 +184,12 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             finished_at=now if item.status != RENDERED else None,
             updated_at=now,
             attempts=0,
+            retry=_retry_number(item.record),
         )
         # A rendered record may be rewritten: the render was interrupted before the send queue got the message.
         replaceable = (QUEUED, RENDERED) if item.status in (RENDERED, SUPPRESSED) else ()
+        if replaceable and _retry_number(item.record):
+            replaceable += (SENT,)  # a soft-bounce retry: the last attempt was sent, then soft-bounced
         entries.append(records.put_new(table, record, replaceable))
         written.append(item)
     outcomes = transact_write(ctx.dynamodb, entries)
@@ -200,6 +205,29 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
     duplicates = [item.message_id for item in items if item.status == DUPLICATE]
     if duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(table, duplicates, now))
+
+
+def _retry_number(record: QueueRecord) -> int | None:
+    value = record.attributes.get(RETRY_ATTRIBUTE)
+    return int(value) if value and value.isdigit() else None
+
+
+def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
+    """Keep what the application sent for the streams whose soft bounces are retried (see ``retries``); best
+    effort: without it a soft bounce is counted but not retried."""
+    settings, now = ctx.settings, ctx.clock()
+    keep = settings.soft_bounce_window_seconds + 86_400
+    kept = [retries.request_item(i.message_id, i.record.body, now, keep) for i in items
+            if i.status == RENDERED and i.job.stream in settings.soft_bounce_retry_streams
+            and not _retry_number(i.record)]
+    for start in range(0, len(kept), 25):
+        request = {settings.events_table: [{"PutRequest": {"Item": k.serialize()}} for k in kept[start:start + 25]]}
+        try:
+            unprocessed = ctx.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems")
+            if unprocessed:
+                ctx.dynamodb.batch_write_item(RequestItems=unprocessed)
+        except Exception as error:  # noqa: BLE001 - the email goes out either way
+            logger.warning("could not keep send messages for soft-bounce retries", extra={"error": str(error)})
 
 
 def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:

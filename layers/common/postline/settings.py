@@ -28,6 +28,8 @@ class Settings(BaseModel, frozen=True):
     events_table: Name
     suppressions_table: Name
     templates_table: Name
+    # stream -> URL of the inbound queue (soft-bounce retries go back through it)
+    inbound_queue_urls: dict[str, str]
     # stream -> URL of the send queue the render function writes to
     send_queue_urls: dict[str, str]
     # inbound queue name -> URL of its DLQ, where rejected messages go with their reason
@@ -40,6 +42,9 @@ class Settings(BaseModel, frozen=True):
     signing_keys_secret: Name
     claim_check_bucket: Name
     event_bus: Name  # where the user's application receives postline's events (app_events)
+    # EventBridge Scheduler: one-time schedules for soft-bounce retries later than SQS can delay a message
+    schedule_group: Name
+    scheduler_role_arn: Name
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
@@ -47,13 +52,26 @@ class Settings(BaseModel, frozen=True):
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
     event_ttl_days: int = Field(default=400, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
+    soft_bounce_window_seconds: int = Field(default=72 * 3600, gt=0)
+    soft_bounce_first_retry_seconds: int = Field(default=600, ge=60)
+    # Streams whose soft-bounced emails are sent again; a late newsletter is worse than none, so by default
+    # marketing soft bounces only count towards the address's soft-bounce history.
+    soft_bounce_retry_streams: tuple[str, ...] = ("critical", "transactional")
 
-    @field_validator("send_queue_urls", "configuration_sets")
+    @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
     def _every_stream(cls, value: dict[str, str]) -> dict[str, str]:
         missing = [s for s in STREAMS if not value.get(s)]
         if missing:
             raise ValueError(f"needs an entry for every stream, missing {missing}")
+        return value
+
+    @field_validator("soft_bounce_retry_streams")
+    @classmethod
+    def _known_streams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(STREAMS)
+        if unknown:
+            raise ValueError(f"unknown streams {sorted(unknown)}")
         return value
 
     @field_validator("tracking_base_url")
@@ -77,15 +95,21 @@ ENVIRONMENT = {
     "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe_mailto",
     "POSTLINE_SIGNING_KEYS_SECRET": "signing_keys_secret",
     "POSTLINE_CLAIM_CHECK_BUCKET": "claim_check_bucket",
-    "POSTLINE_EVENT_BUS": "event_bus",
     "POSTLINE_CLAIM_CHECK_THRESHOLD_BYTES": "claim_check_threshold_bytes",
     "POSTLINE_STALE_CLAIM_SECONDS": "stale_claim_seconds",
     "POSTLINE_MAX_MESSAGE_BYTES": "max_message_bytes",
     "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "template_pointer_ttl_seconds",
     "POSTLINE_EVENT_TTL_DAYS": "event_ttl_days",
     "POSTLINE_SEND_CONCURRENCY": "send_concurrency",
+    "POSTLINE_EVENT_BUS": "event_bus",
+    "POSTLINE_SCHEDULE_GROUP": "schedule_group",
+    "POSTLINE_SCHEDULER_ROLE_ARN": "scheduler_role_arn",
+    "POSTLINE_SOFT_BOUNCE_WINDOW_SECONDS": "soft_bounce_window_seconds",
+    "POSTLINE_SOFT_BOUNCE_FIRST_RETRY_SECONDS": "soft_bounce_first_retry_seconds",
+    "POSTLINE_SOFT_BOUNCE_RETRY_STREAMS": "soft_bounce_retry_streams",
 }
 PER_STREAM = {
+    "POSTLINE_INBOUND_QUEUE_URL_": "inbound_queue_urls",
     "POSTLINE_SEND_QUEUE_URL_": "send_queue_urls",
     "POSTLINE_CONFIGURATION_SET_": "configuration_sets",
 }
@@ -102,6 +126,8 @@ def settings_from_environ(environ: Mapping[str, str]) -> Settings:
                     value = json.loads(value)
                 except json.JSONDecodeError as error:
                     raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
+            if field == "soft_bounce_retry_streams":
+                value = tuple(s.strip() for s in value.split(",") if s.strip())
             raw[field] = value
     for prefix, field in PER_STREAM.items():
         raw[field] = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
