@@ -447,6 +447,35 @@ def _address(address: str) -> str:
         fail(f"{address!r}: {error}", 2)
 
 
+# ---------------------------------------------------------------- erasure
+@cli.command()
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+def erase(address: str, yes: bool, as_json: bool) -> None:
+    """Forget ADDRESS (GDPR): delete its messages and events, keep it suppressed only as a keyed hash."""
+    from postline.clients import client
+    from postline.tokens import load_keyring
+
+    from .erase import erase as erase_address
+
+    where = target()
+    normalised = _address(address)
+    if not yes and not click.confirm(f"Erase every record of {normalised}? This cannot be undone", err=True):
+        fail("nothing erased")
+    keys = load_keyring(where.signing_keys_secret, client("secretsmanager"))
+    if keys.erasure_key is None:
+        fail("the signing keys secret has no erasure_key (docs/deploy.md, 'Signing keys')")
+    report = erase_address(normalised, keys.erasure_key, client("s3"), where.claim_check_bucket)
+    view = {"messages": report.messages, "events": report.events, "still_suppressed": report.kept_suppressed}
+    if as_json:
+        emit_json(view)
+        return
+    console.print(f"erased {normalised}: {report.messages} messages, {report.events} events"
+                  + (f"; still suppressed ({', '.join(report.kept_suppressed)}) as a keyed hash"
+                     if report.kept_suppressed else ""), highlight=False)
+
+
 # ---------------------------------------------------------------- demo
 @cli.command()
 def demo() -> None:

@@ -23,6 +23,8 @@ class Target:
     endpoint: str | None
     tables: dict[str, str]
     queue_urls: dict[str, str]
+    signing_keys_secret: str
+    claim_check_bucket: str
 
     def inbound_queue_url(self, stream: str) -> str:
         variable = f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}"
@@ -48,13 +50,20 @@ def target() -> Target:
             })
     if os.environ.get("AWS_ENDPOINT_URL"):
         os.environ.setdefault("AWS_DEFAULT_REGION", resources.REGION)
-    names = dict(resources.TABLES) if os.environ.get("AWS_ENDPOINT_URL") else _names_from_stack(
+    names = _local_names() if os.environ.get("AWS_ENDPOINT_URL") else _names_from_stack(
         os.environ.get("POSTLINE_STACK", "postline"))
     tables = {variable: os.environ.get(variable, names[variable]) for variable in resources.TABLES}
     bind_table_names(*(tables[v] for v in ("POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE",
                                            "POSTLINE_SUPPRESSIONS_TABLE", "POSTLINE_TEMPLATES_TABLE")))
     queue_urls = {k: v for k, v in names.items() if k.startswith("POSTLINE_INBOUND_QUEUE_URL_")}
-    return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls)
+    return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls,
+                  os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
+                  os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]))
+
+
+def _local_names() -> dict[str, str]:
+    return {**resources.TABLES, "POSTLINE_SIGNING_KEYS_SECRET": resources.SIGNING_SECRET,
+            "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET}
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -64,6 +73,8 @@ STACK_OUTPUTS = {
     "TableEmailSuppressions": "POSTLINE_SUPPRESSIONS_TABLE",
     "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
+    "SigningKeysSecretArn": "POSTLINE_SIGNING_KEYS_SECRET",
+    "ClaimCheckBucket": "POSTLINE_CLAIM_CHECK_BUCKET",
 }
 
 

@@ -84,6 +84,7 @@ class Config:
     event_ttl_days: int = 400
     log_level: str = "INFO"
     retain_data: bool = True
+    mirror_ses_suppressions: bool = False
     sandbox_recipients: tuple[str, ...] = ()
 
     @property
@@ -247,6 +248,10 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     retain = take("retain_data", bool)
     if retain is not None:
         values["retain_data"] = retain
+
+    mirror = take("mirror_ses_suppressions", bool)
+    if mirror is not None:
+        values["mirror_ses_suppressions"] = mirror
 
     recipients = take("sandbox_recipients", list)
     if recipients is not None:

@@ -64,6 +64,7 @@ class Functions(Construct):
         environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
+        environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
         for stream in STREAMS:
@@ -75,6 +76,12 @@ class Functions(Construct):
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
         for name in ("ses_events", "track_open", "track_click", "unsubscribe"):  # they announce status changes
             event_bus.grant_put_events_to(self.functions[name])
+        if config.mirror_ses_suppressions:
+            ses_events = self.functions["ses_events"]
+            iam.Grant.add_to_principal(grantee=ses_events, actions=["ses:PutSuppressedDestination"],
+                                       resource_arns=["*"])
+            accept(ses_events.role, "AwsSolutions-IAM5[Resource::*]", "ses:PutSuppressedDestination acts on the "
+                   "account-level suppression list and supports no resource-level permissions.")
         # Soft-bounce retries go back through the inbound queues, later ones through a one-time schedule.
         scheduling.grant_create(self.functions["ses_events"])
         for stream in STREAMS:

@@ -15,6 +15,7 @@ from .nag import accept
 from .outputs import stack_output
 
 INITIAL_KEY_ID = "k1"
+ERASURE_KEY = "erasure_key"  # never rotated: it keeps erased addresses suppressed (postline.suppression)
 
 
 class SigningKeys(Construct):
@@ -30,13 +31,23 @@ class SigningKeys(Construct):
                 password_length=64, exclude_punctuation=True, include_space=False,
             ),
         )
+        erasure = secretsmanager.Secret(
+            self, "ErasureKey", removal_policy=removal,
+            description="postline: the key of erased addresses' hashes, copied into the key ring at creation",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}", generate_string_key=ERASURE_KEY,
+                password_length=64, exclude_punctuation=True, include_space=False,
+            ),
+        )
         self.secret = secretsmanager.Secret(
             self, "KeyRing", removal_policy=removal,
-            description="postline: HMAC keys signing tracking and unsubscribe links",
+            description="postline: HMAC keys signing tracking and unsubscribe links, and hashing erased addresses",
             secret_string_value=SecretValue(Fn.join("", [
                 f'{{"active":"{INITIAL_KEY_ID}","keys":{{"{INITIAL_KEY_ID}":"',
                 initial.secret_value_from_json(INITIAL_KEY_ID).unsafe_unwrap(),  # a {{resolve:...}} reference
-                '"}}',
+                f'"}},"{ERASURE_KEY}":"',
+                erasure.secret_value_from_json(ERASURE_KEY).unsafe_unwrap(),
+                '"}',
             ])),
         )
         accept(self, "AwsSolutions-SMG4", "Signing keys are rotated by adding a key and switching 'active' while "

@@ -176,3 +176,18 @@ def test_the_application_reads_postline_events_from_the_local_queue(local_stack)
                 seen.add(event["detail-type"])
                 assert event["detail"]["tags"] == {"plan": "pro"}
     assert {"email.sent", "email.delivered", "email.complained"} <= seen
+
+
+def test_erase_from_the_cli(local_stack):
+    address = unique("erase-me")
+    sent = local_stack.cli_json("send", "--template", "welcome", "--to", address,
+                                "--data", json.dumps(example("welcome")))
+    local_stack.wait_for(sent["message_id"], statuses={"delivered"})
+    local_stack.cli("suppressions", "add", address, "--reason", "manual")
+    report = local_stack.cli_json("erase", address, "--yes")
+    assert report == {"messages": 1, "events": report["events"], "still_suppressed": ["all"]}
+    assert local_stack.cli_json("status", sent["message_id"])["status"] == "queued"  # no record left
+    assert local_stack.cli_json("suppressions", "show", address)["suppressions"] == []
+    again = local_stack.cli_json("send", "--template", "welcome", "--to", address,
+                                 "--data", json.dumps(example("welcome")))
+    assert local_stack.wait_for(again["message_id"])["status"] == "suppressed"

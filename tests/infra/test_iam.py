@@ -134,3 +134,12 @@ def test_only_unsubscribe_may_suppress_among_the_endpoints(synth):
     assert "dynamodb:PutItem" in _granted(synth, "unsubscribe", suppressions)
     assert not _granted(synth, "track_open", suppressions)
     assert not _granted(synth, "track_click", suppressions)
+
+
+def test_mirroring_to_the_ses_suppression_list_is_granted_only_when_configured(synth, variant):
+    def may_mirror(s):
+        return any("ses:PutSuppressedDestination" in _actions(st) for st in s.policy_statements("ses_events"))
+
+    assert may_mirror(variant) is variant.config.mirror_ses_suppressions
+    assert may_mirror(synth) is synth.config.mirror_ses_suppressions
+    assert variant.config.mirror_ses_suppressions != synth.config.mirror_ses_suppressions

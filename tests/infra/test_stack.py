@@ -1,6 +1,10 @@
 """Outputs with stable keys and exports, the signing key ring, the scheduler role, and the claim-check bucket."""
 from __future__ import annotations
 
+import base64
+import re
+
+from postline.tokens import KeyRing
 from stacks.constants import STREAMS, TABLES, Outputs
 
 
@@ -26,10 +30,17 @@ def test_signing_key_ring_has_the_shape_the_library_reads(synth):
     assert initial["GenerateSecretString"] == {
         "ExcludePunctuation": True, "GenerateStringKey": "k1", "IncludeSpace": False, "PasswordLength": 64,
         "SecretStringTemplate": "{}"}
-    ring = synth.resource(keys.secret)["Properties"]["SecretString"]["Fn::Join"][1]
-    assert ring[0] == '{"active":"k1","keys":{"k1":"{{resolve:secretsmanager:'
-    assert ring[1] == {"Ref": synth.logical_id(keys.node.find_child("InitialKey"))}
-    assert ring[2] == ':SecretString:k1::}}"}}'
+    erasure = synth.resource(keys.node.find_child("ErasureKey"))["Properties"]
+    assert erasure["GenerateSecretString"]["GenerateStringKey"] == "erasure_key"
+    # What CloudFormation will store once it resolves the two dynamic references: the library reads it.
+    generated = {synth.logical_id(keys.node.find_child("InitialKey")): "A" * 64,
+                 synth.logical_id(keys.node.find_child("ErasureKey")): "B" * 64}
+    parts = synth.resource(keys.secret)["Properties"]["SecretString"]["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else f"<{part['Ref']}>" for part in parts)
+    for logical_id, value in generated.items():
+        text = re.sub(r"\{\{resolve:secretsmanager:<" + logical_id + r">:SecretString:[a-z_0-9]+::\}\}", value, text)
+    ring = KeyRing.from_secret(text)
+    assert ring.active_key_id == "k1" and ring.erasure_key == base64.b64decode("B" * 64)
 
 
 def test_scheduler_role_may_only_put_messages_on_the_inbound_queues(synth):

@@ -91,3 +91,33 @@ def test_the_application_receives_normalised_events_once_per_outcome(pipeline):
     assert bounced["to"] == "bounce@simulator.amazonses.com"
     assert (bounced["template"], bounced["campaign"], bounced["tags"]) == ("welcome", "spring", {"plan": "pro"})
     assert bounced["detail"]["bounceType"] == "Permanent" and bounced["time"].endswith("Z")
+
+
+class RecordingSes:
+    def __init__(self):
+        self.suppressed = []
+
+    def put_suppressed_destination(self, EmailAddress, Reason):
+        self.suppressed.append((EmailAddress, Reason))
+
+
+def test_hard_bounces_and_complaints_are_mirrored_to_ses_only_when_configured(pipeline):
+    from dataclasses import replace
+
+    from postline_cli.local.ses_simulator import events_for
+
+    send_one(pipeline, "bounce@simulator.amazonses.com", "m1")
+    send_one(pipeline, "complaint@simulator.amazonses.com", "m2")
+    records = []
+    for send in pipeline.ses.sends:
+        entry = {"ses_message_id": send["MessageId"], "timestamp": pipeline.clock(), "source": "x@mail.example.com",
+                 "tags": send["tags"], "destination": send["Destination"]["ToAddresses"]}
+        records += [QueueRecord(f"{send['MessageId']}-{n}", json.dumps(event), "postline-ses-events", 0, 1)
+                    for n, event in enumerate(events_for(entry))]
+    ses = RecordingSes()
+    apply_events(records, replace(pipeline.events_context(), sesv2=ses))  # mirroring off: the default
+    assert ses.suppressed == []
+    mirroring = pipeline.settings.model_copy(update={"mirror_ses_suppressions": True})
+    apply_events(records, replace(pipeline.events_context(), sesv2=ses, settings=mirroring))
+    assert sorted(ses.suppressed) == [("bounce@simulator.amazonses.com", "BOUNCE"),
+                                      ("complaint@simulator.amazonses.com", "COMPLAINT")]

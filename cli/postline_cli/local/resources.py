@@ -84,13 +84,21 @@ def signing_secret(state_dir: str) -> str:
     """The local signing keys, generated once per checkout and kept in the state folder (mode 0600), so links
     in emails already in the outbox keep working after a restart."""
     path = os.path.join(state_dir, "signing-keys.json")
-    if not os.path.exists(path):
-        document = {"active": "k1", "keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}}
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    document = {"active": "k1", "keys": {"k1": _new_key()}}
+    if os.path.exists(path):
+        with open(path) as handle:
+            document = json.load(handle)
+    if "erasure_key" not in document:  # also upgrades a state folder from before erasure existed
+        document["erasure_key"] = _new_key()
+        descriptor = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(document, handle)
-    with open(path) as handle:
-        return handle.read()
+        os.replace(path + ".new", path)
+    return json.dumps(document)
+
+
+def _new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> None:

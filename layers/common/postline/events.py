@@ -39,6 +39,7 @@ class EventsContext:
     events: Any = field(default_factory=lambda: client("events"))
     sqs: Any = field(default_factory=lambda: client("sqs"))
     scheduler: Any = field(default_factory=lambda: client("scheduler"))
+    sesv2: Any = field(default_factory=lambda: client("sesv2"))
     clock: Callable[[], float] = time.time
 
 
@@ -163,10 +164,23 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
         return result
     publish(ctx.events, settings.event_bus, list(feed.values()))
+    if settings.mirror_ses_suppressions:
+        _mirror_to_ses([s for (table, _, _), s in puts.items() if table == settings.suppressions_table], ctx)
     _reset_soft_bounce_history(delivered, ctx)
     for event in soft_bounces.values():
         _soft_bounce(event, ctx)
     return result
+
+
+def _mirror_to_ses(suppressions: list[Suppression], ctx: EventsContext) -> None:
+    """Add hard bounces and complaints to SES's account-level suppression list (best effort: postline's own
+    list already blocks the address)."""
+    for item in suppressions:
+        try:
+            ctx.sesv2.put_suppressed_destination(
+                EmailAddress=item.email, Reason="COMPLAINT" if item.reason == "complaint" else "BOUNCE")
+        except Exception as error:  # noqa: BLE001
+            logger.warning("could not mirror a suppression to SES", extra={"error": str(error)})
 
 
 def _reset_soft_bounce_history(addresses: set[str], ctx: EventsContext) -> None:

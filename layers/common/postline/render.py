@@ -91,7 +91,8 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
 
     candidates = [i for i in items if i.template is not None and i.status is None]
     blocked = find_suppressions(ctx.dynamodb, ctx.settings.suppressions_table,
-                                {(i.message.to, i.template.stream) for i in candidates})
+                                {(i.message.to, i.template.stream) for i in candidates},
+                                ctx.keys.current.erasure_key if candidates else None)
     for item in candidates:
         suppression = blocked.get((item.message.to, item.template.stream))
         if suppression is not None:

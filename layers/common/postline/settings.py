@@ -52,6 +52,8 @@ class Settings(BaseModel, frozen=True):
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
     event_ttl_days: int = Field(default=400, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
+    # Also add hard bounces and complaints to SES's account-level suppression list.
+    mirror_ses_suppressions: bool = False
     soft_bounce_window_seconds: int = Field(default=72 * 3600, gt=0)
     soft_bounce_first_retry_seconds: int = Field(default=600, ge=60)
     # Streams whose soft-bounced emails are sent again; a late newsletter is worse than none, so by default
@@ -105,6 +107,7 @@ ENVIRONMENT = {
     "POSTLINE_SCHEDULE_GROUP": "schedule_group",
     "POSTLINE_SCHEDULER_ROLE_ARN": "scheduler_role_arn",
     "POSTLINE_SOFT_BOUNCE_WINDOW_SECONDS": "soft_bounce_window_seconds",
+    "POSTLINE_MIRROR_SES_SUPPRESSIONS": "mirror_ses_suppressions",
     "POSTLINE_SOFT_BOUNCE_FIRST_RETRY_SECONDS": "soft_bounce_first_retry_seconds",
     "POSTLINE_SOFT_BOUNCE_RETRY_STREAMS": "soft_bounce_retry_streams",
 }

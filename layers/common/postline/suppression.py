@@ -6,6 +6,8 @@ password reset.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable
 
 from .dynamo import batch_get
@@ -18,20 +20,30 @@ def scopes_for(stream: str) -> tuple[str, str]:
     return (SUPPRESSION_SCOPE_ALL, stream)
 
 
-def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Suppression]:
-    """For each (address, stream) pair, the suppression that blocks it, if any: one batched read for all."""
+def erased_address(address: str, erasure_key: bytes) -> str:
+    """What stands for an erased address in the suppression list: a keyed hash, so the address stays
+    suppressed without being kept (and cannot be recovered by hashing a list of guesses)."""
+    return "erased:" + hmac.new(erasure_key, address.encode(), hashlib.sha256).hexdigest()
+
+
+def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]],
+                      erasure_key: bytes | None = None) -> dict[tuple[str, str], Suppression]:
+    """For each (address, stream) pair, the suppression that blocks it, if any: one batched read for all.
+    With ``erasure_key``, the suppressions of erased addresses (kept as keyed hashes) are checked too."""
     wanted = set(wanted)
-    keys = {(address, scope) for address, stream in wanted for scope in scopes_for(stream)}
+    names = {address: [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
+             for address, _ in wanted}
+    keys = {(name, scope) for address, stream in wanted for name in names[address] for scope in scopes_for(stream)}
     if not keys:
         return {}
     raw = batch_get(dynamodb, {table: [{"email": {"S": a}, "scope": {"S": s}} for a, s in keys]})[table]
     by_key = {(item.email, item.scope): item for item in map(Suppression.from_raw_data, raw)}
     blocking = {}
     for address, stream in wanted:
-        for scope in scopes_for(stream):  # "all" first: it is the stronger reason to report
-            if (address, scope) in by_key:
-                blocking[(address, stream)] = by_key[(address, scope)]
-                break
+        found = [by_key[(name, scope)] for scope in scopes_for(stream) for name in names[address]
+                 if (name, scope) in by_key]
+        if found:  # "all" first: it is the stronger reason to report
+            blocking[(address, stream)] = found[0]
     return blocking
 
 

@@ -43,6 +43,9 @@ class KeyRing:
 
     active_key_id: str
     keys: dict[str, bytes]
+    # Keys the hashes of erased addresses (``suppression.erased_address``); never rotated, or erased addresses
+    # would stop being recognised.
+    erasure_key: bytes | None = None
 
     @classmethod
     def from_secret(cls, secret_string: str) -> KeyRing:
@@ -50,9 +53,10 @@ class KeyRing:
         keys = {kid: base64.b64decode(value) for kid, value in document["keys"].items()}
         if document["active"] not in keys:
             raise ValueError("the signing secret's active key id is not among its keys")
-        if any(len(k) < 32 for k in keys.values()):
+        erasure_key = base64.b64decode(document["erasure_key"]) if document.get("erasure_key") else None
+        if any(len(k) < 32 for k in [*keys.values(), *filter(None, [erasure_key])]):
             raise ValueError("signing keys must be at least 32 bytes")
-        return cls(document["active"], keys)
+        return cls(document["active"], keys, erasure_key)
 
     def sign(self, kind: str, message_id: str, target: str | None = None) -> str:
         fields = [self.active_key_id, kind, message_id] + ([target] if target is not None else [])

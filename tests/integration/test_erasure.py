@@ -1,0 +1,62 @@
+"""Erasure: every trace of the address goes, its suppressions stay in force as keyed hashes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from postline.contract import message_id_for
+from postline.models import Message, Suppression
+from postline.tokens import KeyRing
+from postline_cli import suppressions as manage
+from postline_cli.erase import erase
+from postline_cli.local import resources
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = "gone@example.com"
+
+
+def example(name):
+    return json.loads((ROOT / "templates" / name / "example.json").read_text())
+
+
+def everything_stored(pipeline) -> str:
+    dynamodb = pipeline.session.client("dynamodb")
+    dump = []
+    for table in dynamodb.list_tables()["TableNames"]:
+        dump += dynamodb.scan(TableName=table)["Items"]
+    return json.dumps(dump)
+
+
+def erasure_key(pipeline) -> bytes:
+    secret = pipeline.session.client("secretsmanager").get_secret_value(SecretId=resources.SIGNING_SECRET)
+    return KeyRing.from_secret(secret["SecretString"]).erasure_key
+
+
+def test_erase_forgets_the_address_and_keeps_it_suppressed(pipeline):
+    pipeline.enqueue("transactional", {"template": "welcome", "to": ADDRESS, "data": example("welcome"), "id": "w"})
+    pipeline.enqueue("marketing", {"template": "newsletter", "to": ADDRESS, "data": example("newsletter"), "id": "n"})
+    pipeline.drain()
+    pipeline.publish_ses_events()
+    manage.add(ADDRESS, "marketing", "unsubscribe", "one-click")
+    assert ADDRESS in everything_stored(pipeline)
+
+    report = erase(ADDRESS, erasure_key(pipeline), pipeline.session.client("s3"), resources.CLAIM_CHECK_BUCKET)
+    assert (report.messages, report.kept_suppressed) == (2, ["marketing"])
+    assert report.events >= 3  # delivered x2 and the send message kept for retries
+    assert ADDRESS not in everything_stored(pipeline)
+    assert list(Suppression.query(ADDRESS)) == []
+
+    pipeline.enqueue("marketing", {"template": "newsletter", "to": ADDRESS, "data": example("newsletter"), "id": "n2"})
+    pipeline.enqueue("critical", {"template": "password-reset", "to": ADDRESS, "data": example("password-reset"),
+                                  "id": "r2"})
+    pipeline.drain()
+    assert Message.get(message_id_for("n2")).status == "suppressed"  # still unsubscribed, through the hash
+    assert Message.get(message_id_for("r2")).status == "sent"  # and only from marketing
+
+
+def test_erasing_an_unsuppressed_address_leaves_no_hash(pipeline):
+    pipeline.enqueue("transactional", {"template": "welcome", "to": ADDRESS, "data": example("welcome"), "id": "w"})
+    pipeline.drain()
+    report = erase(ADDRESS, erasure_key(pipeline))
+    assert (report.messages, report.kept_suppressed) == (1, [])
+    assert list(manage.iterate()) == []
