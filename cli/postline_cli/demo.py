@@ -122,6 +122,10 @@ def _report(console: Console, sent: list[Sent], views: dict, paths) -> None:
         table.add_row(item.label, view.get("recipient") or "", view.get("template") or "",
                       f"[{colour}]{result}[/{colour}]", detail)
     console.print(table)
+    from . import suppressions
+
+    listed = [f"{s.email} ({s.reason})" for s in suppressions.iterate()]
+    console.print(f"suppression list now: {', '.join(sorted(listed))}", highlight=False)
     console.print(f"emails (RFC 5322 .eml, open them in a mail client): {paths.outbox}", highlight=False)
     console.print("rejected messages wait in their inbound queue's DLQ with the reason as the "
                   "postline_reason message attribute.")

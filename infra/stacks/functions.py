@@ -21,6 +21,7 @@ from .constants import (
     INBOUND_QUEUES,
     METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
+    SES_EVENTS,
     SES_EVENTS_CONCURRENCY,
     SES_MESSAGE_ID_INDEX,
     STREAMS,
@@ -64,6 +65,7 @@ class Functions(Construct):
         environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
+        environment[Env.SES_EVENTS_DLQ_URL] = queues.dead_letter_queues[SES_EVENTS].queue_url
         environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
@@ -82,6 +84,8 @@ class Functions(Construct):
                                        resource_arns=["*"])
             accept(ses_events.role, "AwsSolutions-IAM5[Resource::*]", "ses:PutSuppressedDestination acts on the "
                    "account-level suppression list and supports no resource-level permissions.")
+        # Unreadable SES event records go to the DLQ with the reason.
+        queues.dead_letter_queues[SES_EVENTS].grant_send_messages(self.functions["ses_events"])
         # Soft-bounce retries go back through the inbound queues, later ones through a one-time schedule.
         scheduling.grant_create(self.functions["ses_events"])
         for stream in STREAMS:

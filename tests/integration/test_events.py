@@ -56,9 +56,12 @@ def test_a_malformed_event_is_left_for_the_dlq_and_does_not_block_its_batch(pipe
     records = [QueueRecord("bad", "{garbage", "postline-ses-events", 0, 1),
                QueueRecord("good", sns_wrapped, "postline-ses-events", 0, 1)]
     result = apply_events(records, pipeline.events_context())
-    assert result.failed == {"bad"}
-    assert "malformed SES event" in result.outcomes["bad"].reason
+    assert result.failed == set()  # nothing to retry: it went to the DLQ at once, with the reason
     assert Message.get(message_id).status == "delivered"
+    dlq = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url("postline-ses-events-dlq"),
+                                       MessageAttributeNames=["All"])["Messages"]
+    assert [m["Body"] for m in dlq] == ["{garbage"]
+    assert "malformed SES event" in dlq[0]["MessageAttributes"]["postline_reason"]["StringValue"]
 
 
 def test_an_event_without_the_tag_is_matched_by_the_ses_message_id(pipeline):
@@ -121,3 +124,38 @@ def test_hard_bounces_and_complaints_are_mirrored_to_ses_only_when_configured(pi
     apply_events(records, replace(pipeline.events_context(), sesv2=ses, settings=mirroring))
     assert sorted(ses.suppressed) == [("bounce@simulator.amazonses.com", "BOUNCE"),
                                       ("complaint@simulator.amazonses.com", "COMPLAINT")]
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "ses"
+
+
+def fixture_for(pipeline, name: str, message_id: str, tagged: bool = True) -> QueueRecord:
+    """A documented SES event, pointed at a message postline really sent."""
+    document = json.loads((FIXTURES / name).read_text())
+    send = next(s for s in pipeline.ses.sends if s["tags"]["postline_message_id"] == message_id)
+    document["mail"]["messageId"] = send["MessageId"]
+    if tagged:
+        document["mail"]["tags"]["postline_message_id"] = [message_id]
+    return QueueRecord(name, json.dumps(document), "postline-ses-events", 0, 1)
+
+
+def test_documented_events_have_their_effects(pipeline):
+    ids = {name: send_one(pipeline, "recipient@example.com", name) for name in (
+        "bounce", "complaint", "reject", "delay", "render", "open", "notification")}
+    records = [fixture_for(pipeline, "bounce-permanent-two-recipients.json", ids["bounce"]),
+               fixture_for(pipeline, "complaint-two-recipients.json", ids["complaint"]),
+               fixture_for(pipeline, "reject.json", ids["reject"]),
+               fixture_for(pipeline, "delivery-delay.json", ids["delay"]),
+               fixture_for(pipeline, "rendering-failure.json", ids["render"]),
+               fixture_for(pipeline, "open.json", ids["open"]),
+               fixture_for(pipeline, "notification-bounce.json", ids["notification"], tagged=False)]
+    result = apply_events(records, pipeline.events_context())
+    assert not result.failed
+    status = {name: Message.get(message_id).status for name, message_id in ids.items()}
+    assert status == {"bounce": "bounced", "complaint": "complained", "reject": "failed", "delay": "sent",
+                      "render": "failed", "open": "sent", "notification": "bounced"}
+    # Every recipient of a multi-recipient bounce or complaint is suppressed, normalised.
+    assert Suppression.get("second@example.org", "all").reason in ("hard_bounce", "complaint")
+    assert Suppression.get("recipient@example.com", "all").reason in ("hard_bounce", "complaint")
+    delayed = [e for e in EmailEvent.query(ids["delay"]) if e.type == "delayed"]
+    assert delayed and delayed[0].detail["delayType"] == "TransientCommunicationFailure"

@@ -22,6 +22,7 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_SIGNING_KEYS_SECRET": "postline/signing-keys",
         "POSTLINE_CLAIM_CHECK_BUCKET": "pl-claim-check",
         "POSTLINE_EVENT_BUS": "pl-events",
+        "POSTLINE_SES_EVENTS_DLQ_URL": "https://sqs.example/1/postline-ses-events-dlq",
         "POSTLINE_INBOUND_QUEUE_URL_CRITICAL": "https://sqs.example/1/postline-critical",
         "POSTLINE_INBOUND_QUEUE_URL_TRANSACTIONAL": "https://sqs.example/1/postline-transactional",
         "POSTLINE_INBOUND_QUEUE_URL_MARKETING": "https://sqs.example/1/postline-marketing",

@@ -61,6 +61,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         **TABLES,
         "POSTLINE_INBOUND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in INBOUND_QUEUES.values()}),
+        "POSTLINE_SES_EVENTS_DLQ_URL": queue_url(endpoint, f"{EVENTS_QUEUE}-dlq"),
         "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,
         "POSTLINE_TRACKING_BASE_URL": api_url,
         "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{SENDING_DOMAIN}",

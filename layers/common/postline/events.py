@@ -25,6 +25,7 @@ from .models import (
     BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL,
     EmailEvent, Message, Suppression,
 )
+from .queues import enqueue
 from .retries import REQUEST, SOFT_BOUNCES, retry_delay, schedule_retry
 from .ses import MESSAGE_ID_TAG
 from .settings import Settings
@@ -64,8 +65,7 @@ class SesEvent:
             raise ValueError("not an SES event: needs eventType or notificationType, and mail.messageId")
         tags = mail.get("tags") or {}
         tagged = tags.get(MESSAGE_ID_TAG) or [None]
-        key = event_type[0].lower() + event_type[1:].replace(" ", "")
-        detail = document.get(key) or document.get(event_type.lower()) or {}
+        detail = document.get(_DETAIL_FIELDS.get(event_type, event_type[:1].lower() + event_type[1:])) or {}
         stamp = detail.get("timestamp") or mail.get("timestamp")
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
         return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail, flat_tags,
@@ -88,6 +88,9 @@ def _epoch(stamp: str | None) -> float:
         return time.time()
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
+
+# Where each event type keeps its details (``failure`` for a rendering failure, as SES documents it).
+_DETAIL_FIELDS = {"Rendering Failure": "failure", "RenderingFailure": "failure"}
 
 _APP_EVENTS = {"Send": "email.sent", "Delivery": "email.delivered", "Bounce": "email.bounced",
                "Complaint": "email.complained", "Reject": "email.failed", "Rendering Failure": "email.failed",
@@ -113,12 +116,13 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     result = BatchResult()
     settings, now = ctx.settings, ctx.clock()
     parsed: dict[str, SesEvent] = {}
+    unreadable: list[tuple[QueueRecord, str]] = []
     for record in batch:
         try:
             parsed[record.record_id] = SesEvent.from_body(record.body)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            # Retried until the redrive count moves it to the DLQ, where an operator finds it.
-            result.set(record.record_id, Outcome(None, "retry", f"malformed SES event: {error}", retry=True))
+            unreadable.append((record, f"malformed SES event: {error}"))
+    _dead_letter(unreadable, ctx, result)
     _resolve_message_ids(parsed, ctx)
 
     # One status write per message: a transaction may not touch an item twice, and only the furthest status
@@ -170,6 +174,21 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     for event in soft_bounces.values():
         _soft_bounce(event, ctx)
     return result
+
+
+def _dead_letter(unreadable: list[tuple[QueueRecord, str]], ctx: EventsContext, result: BatchResult) -> None:
+    """Records that are not SES events go to the DLQ at once, with the reason as a message attribute (retrying
+    them cannot help); if even that fails they stay on the queue and the redrive policy moves them later."""
+    if not unreadable:
+        return
+    failed = enqueue(ctx.sqs, ctx.settings.ses_events_dlq_url, [{
+        "Id": record.record_id, "MessageBody": record.body or "(empty body)",
+        "MessageAttributes": {"postline_reason": {"DataType": "String", "StringValue": reason[:1000]}},
+    } for record, reason in unreadable])
+    for record, reason in unreadable:
+        logger.warning("unreadable SES event", extra={"reason": reason})
+        result.set(record.record_id, Outcome(None, "dead-lettered" if record.record_id not in failed else "retry",
+                                             reason, retry=record.record_id in failed))
 
 
 def _mirror_to_ses(suppressions: list[Suppression], ctx: EventsContext) -> None:
@@ -304,8 +323,8 @@ def _diagnostic(event: SesEvent, address: str) -> str | None:
 
 
 def _summary(event: SesEvent) -> dict[str, Any]:
-    keep = ("bounceType", "bounceSubType", "complaintFeedbackType", "reason", "delayType", "link", "ipAddress",
-            "userAgent", "smtpResponse", "processingTimeMillis")
+    keep = ("bounceType", "bounceSubType", "complaintFeedbackType", "reason", "delayType", "expirationTime", "link",
+            "userAgent", "smtpResponse", "processingTimeMillis", "errorMessage", "templateName", "source")
     return {k: event.detail[k] for k in keep if k in event.detail}
 
 

@@ -34,6 +34,8 @@ class Settings(BaseModel, frozen=True):
     send_queue_urls: dict[str, str]
     # inbound queue name -> URL of its DLQ, where rejected messages go with their reason
     inbound_dlq_urls: dict[str, str]
+    # where SES event records that cannot be read go, with the reason
+    ses_events_dlq_url: Name
     # stream -> SES configuration set name
     configuration_sets: dict[str, str]
     default_from: Name
@@ -92,6 +94,7 @@ ENVIRONMENT = {
     "POSTLINE_SUPPRESSIONS_TABLE": "suppressions_table",
     "POSTLINE_TEMPLATES_TABLE": "templates_table",
     "POSTLINE_INBOUND_DLQ_URLS": "inbound_dlq_urls",
+    "POSTLINE_SES_EVENTS_DLQ_URL": "ses_events_dlq_url",
     "POSTLINE_DEFAULT_FROM": "default_from",
     "POSTLINE_TRACKING_BASE_URL": "tracking_base_url",
     "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe_mailto",
