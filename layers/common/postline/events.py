@@ -253,10 +253,10 @@ def _soft_bounce(event: SesEvent, ctx: EventsContext) -> None:
                              due_at=due_at, now=now)
         _note(ctx, event.message_id, "retry_scheduled", {"attempt": attempt, "due_at": due_at, "via": how})
     elif request is not None or now >= window_ends:
+        since = datetime.fromtimestamp(first_at, timezone.utc).isoformat()
         for address in addresses:
             Suppression(address, SUPPRESSION_SCOPE_ALL, reason="soft_bounce_exhausted", suppressed_at=now,
-                        source="ses:Bounce", detail=f"soft bounces since {datetime.fromtimestamp(first_at, timezone.utc).isoformat()}"
-                        ).save()
+                        source="ses:Bounce", detail=f"soft bounces since {since}").save()
         _note(ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at})
 
 
