@@ -1,46 +1,175 @@
-"""``make bench``: print the figures table and write it to bench/results/latest.json.
+"""``make bench``: measure every figure beside its floor, print one figures table (figure, floor, ratio, target)
+and the cost breakdown, and write it all to bench/results/latest.json. Benchmarks never pass or fail on time.
 
-    python -m bench [--newsletter N]
+    python -m bench [--only calls,cpu,cold,stack] [--newsletter 5000] [--backlog 1000] [--cold-runs 7]
+                    [--experiment moto-sqs]
+
+  calls  AWS calls per email over the real handlers (bench.lifecycle), and the cost model built on them
+  cpu    CPU per rendered email against bare Jinja2 + stdlib MIME (bench.cpu)
+  cold   handler import time against boto3 + its clients, fresh processes (bench.coldstart)
+  stack  the whole local stack: newsletter throughput against bare SendEmail, critical latency idle and under
+         a marketing backlog (bench.pipeline)
+
+``--experiment moto-sqs`` runs the stack figures a second time with moto's SQS bookkeeping fixed in the local
+endpoint (bench/experiments/moto_sqs), to show how much of the local figures is moto's; it is reported apart.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 
-from . import pipeline
-
 RESULTS = Path(__file__).resolve().parent / "results"
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+SECTIONS = ("calls", "cpu", "cold", "stack")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--newsletter", type=int, default=1000, help="emails in the throughput run")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    parser.add_argument("--newsletter", type=int, default=5000, help="emails in the throughput run")
+    parser.add_argument("--backlog", type=int, default=1000, help="marketing emails queued for the latency run")
+    parser.add_argument("--floor-sends", type=int, default=1000, help="bare SendEmail calls in the floor run")
+    parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start figure")
+    parser.add_argument("--experiment", action="append", default=[], choices=["moto-sqs"])
     args = parser.parse_args()
+    sections = [s for s in args.only.split(",") if s]
 
-    figures = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
-               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    figures["aws_calls"] = pipeline.calls_per_email()
-    with pipeline.RunningStack() as stack:
-        figures["critical_latency"] = pipeline.critical_latency(stack)
-        figures["newsletter_throughput"] = pipeline.newsletter_throughput(stack, args.newsletter)
+    figures: dict = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                                 "cores": os.cpu_count()},
+                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "command": "make bench  (.venv/bin/python -m bench " + " ".join(sys.argv[1:]) + ")"}
+    if "calls" in sections:
+        from . import cost_model, lifecycle
 
-    print("\nAWS calls per email (render + send, counted with a botocore before-call hook)")
-    for label, row in figures["aws_calls"].items():
-        detail = ", ".join(f"{name} {count}" for name, count in sorted(row["calls"].items()))
-        print(f"  {label:<24} {row['per_email']:.2f} per email   ({detail})")
-    latency = figures["critical_latency"]
-    print(f"\nOne critical email, SendMessage -> .eml in the outbox, idle local stack ({latency['samples']} samples)")
-    print(f"  median {latency['median_s'] * 1000:.0f} ms   p90 {latency['p90_s'] * 1000:.0f} ms   "
-          f"min {latency['min_s'] * 1000:.0f} ms   max {latency['max_s'] * 1000:.0f} ms")
-    run = figures["newsletter_throughput"]
-    print(f"\nNewsletter of {run['emails']} through the whole local pipeline")
-    print(f"  {run['emails_per_second']:.1f} emails/s   ({run['in_outbox']} in the outbox after {run['seconds']:.1f} s)")
+        _progress("AWS calls per email over the real handlers")
+        figures["lifecycle"] = lifecycle.measure()
+        figures["cost"] = cost_model.model(figures["lifecycle"]["marketing, batch of 10"])
+        figures["cost"]["fixed_monthly"] = cost_model.fixed_monthly_costs()
+    if "cpu" in sections:
+        from . import cpu
+
+        _progress("CPU per rendered email")
+        figures["cpu"] = cpu.measure()
+    if "cold" in sections:
+        from . import coldstart
+
+        _progress("cold start, fresh processes")
+        figures["cold_start"] = coldstart.measure(runs=args.cold_runs)
+    if "stack" in sections:
+        figures["stack"] = _stack(args)
+        if "moto-sqs" in args.experiment:
+            _progress("experiment: the same with moto's SQS bookkeeping fixed")
+            os.environ["POSTLINE_BENCH_MOTO_SQS"] = "1"
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(EXPERIMENTS / "moto_sqs"), os.environ.get("PYTHONPATH")]))
+            figures["experiment_moto_sqs"] = _stack(args)
+
+    rows = table(figures)
+    figures["table"] = rows
+    print_table(rows)
+    if "cost" in figures:
+        print_cost(figures["cost"])
+    if "experiment_moto_sqs" in figures:
+        print_experiment(figures["experiment_moto_sqs"])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
+    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nwritten to {RESULTS / 'latest.json'}")
+
+
+def _progress(what: str) -> None:
+    print(f"... {what}", file=sys.stderr, flush=True)
+
+
+def _stack(args) -> dict:
+    from . import pipeline
+
+    out = {}
+    with pipeline.RunningStack() as stack:
+        _progress("local stack: critical latency, idle")
+        out["critical_idle"] = pipeline.critical_latency(stack, samples=30)
+        stack.wait_idle()
+        _progress(f"local stack: critical latency under a backlog of {args.backlog} marketing emails")
+        out["critical_backlog"] = pipeline.critical_latency_under_backlog(stack, args.backlog)
+        stack.wait_idle(timeout=max(600, args.backlog * 2))
+        width = int(os.environ.get("POSTLINE_SEND_CONCURRENCY", "10"))
+        _progress(f"local stack: floor, {args.floor_sends} bare SendEmail calls, {width} at a time")
+        out["floor"] = pipeline.send_floor(stack, args.floor_sends, width)
+        stack.wait_idle(timeout=max(600, args.floor_sends))
+        _progress(f"local stack: newsletter of {args.newsletter}")
+        out["newsletter"] = pipeline.newsletter_throughput(stack, args.newsletter)
+    return out
+
+
+def table(figures: dict) -> list[dict]:
+    """One row per figure: what, measured, floor, ratio, target (units in the text)."""
+    rows = []
+
+    def row(figure, measured, floor, ratio, target, unit=""):
+        rows.append({"figure": figure, "measured": measured, "floor": floor, "ratio": ratio, "target": target,
+                     "unit": unit})
+
+    for label, scenario in figures.get("lifecycle", {}).items():
+        calls = ", ".join(f"{k.split('.')[1]} {v}" for k, v in sorted(scenario["calls"].items(), key=lambda kv: -kv[1]))
+        target = "<= 2.0" if scenario["emails"] > 1 else "<= 5"
+        # Floor: one SESv2 SendEmail per email, the one call nothing can remove.
+        row(f"AWS calls per email, {label} ({calls})", round(scenario["per_email"], 2), 1.0,
+            round(scenario["per_email"], 2), target)
+    for name, r in figures.get("cpu", {}).items():
+        row(f"CPU per rendered email, {name} ({r['mime_bytes'] // 1000} KB MIME)", round(r["postline_ms"], 2),
+            round(r["floor_ms"], 2), round(r["ratio"], 2), "<= 2x", "ms")
+    for name, r in figures.get("cold_start", {}).items():
+        row(f"cold start, {name} (import; floor: boto3 + {', '.join(r['clients'])})", round(r["handler_ms"]),
+            round(r["floor_ms"]), round(r["ratio"], 2), "<= 1.3x", "ms")
+    stack = figures.get("stack")
+    if stack:
+        n, f = stack["newsletter"], stack["floor"]
+        row(f"local throughput, {n['emails']:,}-email newsletter, SendMessage -> outbox (floor: bare SendEmail, "
+            f"{f['width']} at a time)", round(n["emails_per_second"], 1), round(f["emails_per_second"], 1),
+            round(n["emails_per_second"] / f["emails_per_second"], 2), ">= 0.4", "emails/s")
+        idle, busy = stack["critical_idle"], stack["critical_backlog"]
+        row(f"critical email p99, SendMessage -> outbox, while {busy['backlog']:,} marketing drain "
+            f"(floor: idle p99, same run)", round(busy["p99_s"] * 1000), round(idle["p99_s"] * 1000),
+            round(busy["p99_s"] / idle["p99_s"], 1), "(no target yet)", "ms")
+    cost = figures.get("cost")
+    if cost:
+        row("cost per million emails in AWS, tracking on (floor: SES's own $100)", round(cost["total_usd"], 2),
+            cost["ses_usd"], round(cost["share_of_ses"], 3), "<= $5 (0.05)", "$")
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    width = max((len(r["figure"]) for r in rows), default=10)
+    print(f"\n{'figure':<{width}}  {'measured':>10}  {'floor':>9}  {'ratio':>7}  target")
+    for r in rows:
+        unit = f" {r['unit']}" if r["unit"] and r["unit"] != "$" else ""
+        measured = f"${r['measured']}" if r["unit"] == "$" else f"{r['measured']}{unit}"
+        floor = f"${r['floor']}" if r["unit"] == "$" else f"{r['floor']}"
+        print(f"{r['figure']:<{width}}  {measured:>10}  {floor:>9}  {r['ratio']:>7}  {r['target']}")
+
+
+def print_cost(cost: dict) -> None:
+    print(f"\nCost per million emails with tracking on ({cost['note']}), biggest first:")
+    for item in cost["per_million_emails"]:
+        print(f"  ${item['usd']:6.2f}  {item['item']:<34} {item['detail']}")
+    print(f"  ${cost['total_usd']:6.2f}  total = {cost['share_of_ses']:.1%} of SES's ${cost['ses_usd']:.0f} "
+          f"(target ${cost['target_usd']:.0f}, 5%)")
+    for name, text in cost.get("fixed_monthly", []):
+        print(f"  fixed, not per email: {name}: {text}")
+
+
+def print_experiment(stack: dict) -> None:
+    n, f = stack["newsletter"], stack["floor"]
+    busy, idle = stack["critical_backlog"], stack["critical_idle"]
+    print("\nExperiment (not a figure): moto's SQS without its O(queue depth) bookkeeping "
+          "(bench/experiments/moto_sqs)")
+    print(f"  throughput {n['emails_per_second']:.1f} emails/s, floor {f['emails_per_second']:.1f}, "
+          f"ratio {n['emails_per_second'] / f['emails_per_second']:.2f}")
+    print(f"  critical p99 under backlog {busy['p99_s'] * 1000:.0f} ms, idle {idle['p99_s'] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

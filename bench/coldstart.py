@@ -58,6 +58,19 @@ print(json.dumps(sorted(set(made))))
 """
 
 
+def _packages(code: str, env: dict[str, str]) -> dict[str, float]:
+    """Import time by top-level package (self time, ``-X importtime``, milliseconds)."""
+    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True,
+                            cwd=ROOT)
+    totals: dict[str, float] = {}
+    for line in answer.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].startswith("import time:") and parts[0].split(":")[1].strip().isdigit():
+            package = parts[2].strip().split(".")[0]
+            totals[package] = totals.get(package, 0.0) + int(parts[0].split(":")[1]) / 1000
+    return totals
+
+
 def function_names() -> list[str]:
     return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "app.py").exists())
 
@@ -91,14 +104,20 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
         for _ in range(runs):
             floor.append(_run(_FLOOR.format(services=services), env))
             handler.append(_run(_HANDLER.format(path=path), env))
+        # Where the difference goes: import time by package, the handler's minus the floor's (one run each, under
+        # -X importtime, which inflates everything; read it as proportions).
+        mine, floors = _packages(_HANDLER.format(path=path), env), _packages(_FLOOR.format(services=services), env)
+        extra = {p: round(t - floors.get(p, 0.0), 1) for p, t in mine.items() if t - floors.get(p, 0.0) >= 2}
         h = statistics.median(r["seconds"] for r in handler)
         f = statistics.median(r["seconds"] for r in floor)
         results[name] = {"clients": services, "runs": runs, "handler_ms": h * 1000, "floor_ms": f * 1000,
-                         "ratio": h / f, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"]}
+                         "ratio": h / f, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
+                         "extra_import_ms_by_package": dict(sorted(extra.items(), key=lambda kv: -kv[1]))}
     return results
 
 
 if __name__ == "__main__":
     for name, row in measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5).items():
         print(f"{name:<12} {row['handler_ms']:7.1f} ms  floor {row['floor_ms']:7.1f} ms  x{row['ratio']:.2f}  "
-              f"modules {row['handler_modules']} vs {row['floor_modules']}  clients {','.join(row['clients'])}")
+              f"modules {row['handler_modules']} vs {row['floor_modules']}  clients {','.join(row['clients'])}\n"
+              f"             extra by package: {row['extra_import_ms_by_package']}")

@@ -30,7 +30,8 @@ SAMPLES = ROOT / "templates"
 BIG = Path(__file__).resolve().parent / "templates" / "big-newsletter"
 BASE_URL = "https://t.example.com"
 SENDER = "Postline Demo <hello@mail.example.com>"
-KEYRING_SECRET = json.dumps({"active": "k1", "keys": {"k1": base64.b64encode(b"k" * 32).decode()}})
+KEYRING_SECRET = json.dumps({"active": "k1", "keys": {"k1": base64.b64encode(b"k" * 32).decode()},
+                             "erasure_key": base64.b64encode(b"e" * 32).decode()})
 _FLOOR_POLICY = SMTP.clone(cte_type="7bit")
 
 
@@ -103,7 +104,7 @@ def measure(iterations: int | None = None, rounds: int = 7) -> dict[str, Any]:
     from postline.mime import build_mime
     from postline.render import TRACKED_STREAMS, RenderContext, render_batch
     from postline.templates import TemplateStore
-    from postline.tokens import UNSUBSCRIBE, KeyRing
+    from postline.tokens import UNSUBSCRIBE, KeyRing, RefreshingKeyRing
     from postline.tracking import add_tracking
 
     settings = _settings()
@@ -154,7 +155,7 @@ def measure(iterations: int | None = None, rounds: int = 7) -> dict[str, Any]:
         ctx = RenderContext(settings, dynamodb=_Instant(stored), sqs=_Instant(stored), s3=_Instant(stored),
                             secrets=None, clock=lambda: 1.0)
         ctx.__dict__["templates"] = TemplateStore(settings.templates_table, _Instant(stored), 3600, clock=lambda: 1.0)
-        ctx.__dict__["keys"] = keys
+        ctx.__dict__["keys"] = RefreshingKeyRing(lambda: keys)
         queue = f"postline-{stream}"
         batch = [QueueRecord(f"r{i}", json.dumps({**json.loads(body), "id": f"bench-{i}", "to": f"reader{i}@example.com"}),
                              queue, 1.0, 1, f"h{i}") for i in range(10)]

@@ -73,13 +73,15 @@ class Recorder:
 
 
 class LogBytes:
-    """Bytes written by the functions' Powertools loggers (what CloudWatch Logs would ingest)."""
+    """Bytes and lines written by the functions' Powertools loggers (what CloudWatch Logs would ingest)."""
 
     def __init__(self):
         self.count = 0
+        self.lines = 0
 
     def write(self, text: str) -> int:
         self.count += len(text.encode())
+        self.lines += text.count("\n")
         return len(text)
 
     def flush(self) -> None:
@@ -167,40 +169,60 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         return messages
 
     def invoke_sqs(function: str, queue_name: str, messages: list[dict]) -> dict:
+        """The handler, as the event source mapping calls it (its receive and delete are Lambda's, not counted
+        here; the cost model counts them as SQS requests)."""
         event = {"Records": [lambda_sqs_record(m, queue_name) for m in messages]}
         answer = modules[function].handler(event, LambdaContext(function)) or {}
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
-        done = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages if m["MessageId"] not in failed]
-        if done:
-            sqs.delete_message_batch(QueueUrl=resources.queue_url(endpoint, queue_name), Entries=done)
+        finished.append((queue_name, [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]}
+                                      for m in messages if m["MessageId"] not in failed]))
         return {"failed": len(failed)}
 
+    finished: list[tuple[str, list[dict]]] = []
+
+    def delete_finished() -> None:
+        while finished:
+            queue_name, done = finished.pop()
+            if done:
+                sqs.delete_message_batch(QueueUrl=resources.queue_url(endpoint, queue_name), Entries=done)
+
     def phase(label: str, name: str, action) -> dict:
-        log_before = log_bytes.count
+        log_before, lines_before = log_bytes.count, log_bytes.lines
         cpu_before = time.process_time()
         wall_before = time.perf_counter()
         with recorder.counting(f"{label}/{name}"):
             outcome = action()
         cpu = time.process_time() - cpu_before
+        delete_finished()
         return {"cpu_s": cpu, "wall_s": time.perf_counter() - wall_before, "log_bytes": log_bytes.count - log_before,
+                "log_lines": log_bytes.lines - lines_before,
                 "calls": dict(recorder.calls[f"{label}/{name}"]), "outcome": outcome,
                 "requests": recorder.requests[f"{label}/{name}"]}
 
     figures: dict[str, Any] = {}
     sent_lines = 0
-    for label, template, stream, count in SCENARIOS:
+    for round_, (label, template, stream, count) in enumerate(SCENARIOS * 2):
+        # The first round warms what a warm container has warmed (botocore's operation models, first-call
+        # paths); the second round's figures are kept.
+        if round_ >= len(SCENARIOS):
+            for key in list(recorder.calls):
+                if key.startswith(label + "/"):
+                    recorder.calls.pop(key)
+                    recorder.requests.pop(key, None)
         # Warm containers: templates compiled and keys loaded, as after the first invocation.
         modules["render"].render_context.templates.resolve([(template, None)])
         modules["render"].render_context.keys.sign("o", "warm")
         inbound, send_queue = resources.INBOUND_QUEUES[stream], resources.SEND_QUEUES[stream]
         keys_of = {}
+        inbound_bytes = 0
         for i in range(count):
             key = f"{label[:4]}-{i}-{time.time_ns()}"
             keys_of[key] = f"reader{i}.{stream}@example.com"
-            sqs.send_message(QueueUrl=resources.queue_url(endpoint, inbound), MessageBody=json.dumps(
-                {"template": template, "to": keys_of[key], "data": example(template), "id": key,
-                 "campaign": "bench" if stream == "marketing" else None} if stream == "marketing" else
-                {"template": template, "to": keys_of[key], "data": example(template), "id": key}))
+            body = {"template": template, "to": keys_of[key], "data": example(template), "id": key}
+            if stream == "marketing":
+                body["campaign"] = "bench"
+            inbound_bytes += len(json.dumps(body).encode())
+            sqs.send_message(QueueUrl=resources.queue_url(endpoint, inbound), MessageBody=json.dumps(body))
         phases: dict[str, dict] = {}
         inbound_messages = receive(inbound, count)
         phases["render"] = phase(label, "render", lambda: invoke_sqs("render", inbound, inbound_messages))
@@ -224,6 +246,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}", lambda: [
                 invoke_sqs("ses_events", resources.EVENTS_QUEUE, batch) for batch in batches])
             phases[f"ses_events {kind}"]["events"] = published
+            phases[f"ses_events {kind}"]["batches"] = len(batches)
             phases[f"ses_events {kind}"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in event_messages)
 
         # One open and one click on the first email, through the HTTP API handlers (per hit).
@@ -248,7 +271,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             pipeline_calls.update(phases[name]["calls"])
         total = sum(pipeline_calls.values())
         figures[label] = {
-            "emails": count, "stream": stream, "template": template,
+            "emails": count, "stream": stream, "template": template, "inbound_bytes_per_email": inbound_bytes / count,
             "calls": dict(sorted(pipeline_calls.items())), "total": total, "per_email": total / count,
             "phases": {name: {k: v for k, v in row.items() if k != "requests"} | {"requests": _summarise(row["requests"])}
                        for name, row in phases.items()},
@@ -288,7 +311,7 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
             row["bytes"] = len(params["Content"]["Raw"]["Data"])
         elif operation == "events.PutEvents":
             row["entries"] = len(params["Entries"])
-            row["bytes"] = sum(len(json.dumps(e).encode()) for e in params["Entries"])
+            row["bytes"] = sum(len(json.dumps(e, default=str).encode()) for e in params["Entries"])
         out.append(row)
     return out
 

@@ -1,20 +1,22 @@
-"""Pipeline figures on the local stack: AWS calls per email, one critical email's latency, newsletter throughput.
+"""Figures on the whole local stack, started as a user starts it (``postline local up --detach``) on free ports
+with its own outbox: newsletter throughput against the local floor, and one critical email's latency, idle and
+while a marketing backlog drains.
 
-AWS calls are counted with a botocore ``before-call`` hook on the clients the real render and send stages use,
-against the local endpoint (moto server over HTTP). Latency and throughput are measured on the whole local
-stack started as a user starts it, from SendMessage to the ``.eml`` file in the outbox.
+Floor for throughput: bare SESv2 SendEmail calls per second against the same local endpoint, from a thread pool
+as wide as the send function's (``POSTLINE_SEND_CONCURRENCY``), with a raw MIME of the newsletter's size,
+measured in the same run just before the newsletter. It is what the endpoint alone can accept; everything
+postline adds (render, the queues, claims, status writes, SES events) comes on top.
 """
 from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -24,6 +26,8 @@ POSTLINE = str(Path(sys.executable).parent / "postline")
 
 
 def free_port() -> int:
+    import socket
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -31,92 +35,6 @@ def free_port() -> int:
 
 def example(name: str) -> dict:
     return json.loads((ROOT / "templates" / name / "example.json").read_text())
-
-
-class CallCounter:
-    def __init__(self):
-        self.calls: Counter[str] = Counter()
-
-    def attach(self, client):
-        client.meta.events.register("before-call.*.*", self._count)
-        return client
-
-    def _count(self, model, **_):
-        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
-
-
-def calls_per_email() -> dict:
-    """Render + send for a batch of 10 marketing emails and for one critical email, with counted clients."""
-    from postline.batch import QueueRecord
-    from postline.render import RenderContext, render_batch
-    from postline.send import SendContext, send_batch
-    from postline.settings import settings_from_environ
-    from postline_cli.local import resources
-    from postline_cli.local.runner import lambda_sqs_record
-    from postline_cli.local.stack import publish_samples
-
-    workdir = Path(tempfile.mkdtemp(prefix="postline-bench-"))
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "postline_cli.local.aws_endpoint", "--port", str(port),
-                               "--outbox", str(workdir / "outbox"), "--send-log", str(workdir / "send.jsonl")])
-    try:
-        _wait_port(port)
-        environment = resources.function_environment(endpoint, "http://127.0.0.1:3000")
-        os.environ.update(environment)
-        session = boto3.session.Session()
-        resources.create_resources(session, endpoint, "http://127.0.0.1:3000", str(workdir))
-        publish_samples()
-        settings = settings_from_environ(environment)
-        sqs = session.client("sqs")
-        figures = {}
-        for label, template, stream, count in (("marketing, batch of 10", "newsletter", "marketing", 10),
-                                               ("critical, one email", "password-reset", "critical", 1)):
-            counter = CallCounter()
-            clients = {name: counter.attach(session.client(name)) for name in
-                       ("dynamodb", "sqs", "s3", "secretsmanager", "sesv2")}
-            render = RenderContext(settings, dynamodb=clients["dynamodb"], sqs=clients["sqs"], s3=clients["s3"],
-                                   secrets=clients["secretsmanager"])
-            send = SendContext(settings, dynamodb=clients["dynamodb"], sqs=clients["sqs"], s3=clients["s3"],
-                               sesv2=clients["sesv2"])
-            # Warm: templates cached and keys loaded, as in a warm container.
-            render.templates.resolve([(template, None)])
-            render.keys  # noqa: B018
-            counter.calls.clear()
-            inbound = resources.INBOUND_QUEUES[stream]
-            for i in range(count):
-                sqs.send_message(QueueUrl=resources.queue_url(endpoint, inbound), MessageBody=json.dumps(
-                    {"template": template, "to": f"reader{i}-{label[:4]}@example.com", "data": example(template)}))
-            render_batch(_receive(sqs, endpoint, inbound, count, lambda_sqs_record, QueueRecord), render)
-            send_batch(_receive(sqs, endpoint, resources.SEND_QUEUES[stream], count, lambda_sqs_record,
-                                QueueRecord), send)
-            total = sum(counter.calls.values())
-            figures[label] = {"calls": dict(counter.calls), "total": total, "per_email": total / count}
-        return figures
-    finally:
-        server.terminate()
-        server.wait()
-
-
-def _receive(sqs, endpoint, queue_name, count, lambda_sqs_record, QueueRecord):
-    from postline_cli.local import resources
-
-    records = []
-    while len(records) < count:
-        answer = sqs.receive_message(QueueUrl=resources.queue_url(endpoint, queue_name), MaxNumberOfMessages=10,
-                                     AttributeNames=["All"], WaitTimeSeconds=1)
-        records += [QueueRecord.from_event_record(lambda_sqs_record(m, queue_name)) for m in answer.get("Messages", [])]
-    return records
-
-
-def _wait_port(port: int, seconds: float = 30) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("the local endpoint did not start")
 
 
 class RunningStack:
@@ -132,8 +50,13 @@ class RunningStack:
                         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         subprocess.run([POSTLINE, "local", "up", "--detach", "--aws-port", str(self.aws_port), "--api-port",
                         str(self.api_port)], env=self.env, check=True, capture_output=True)
-        self.sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1",
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        from botocore.config import Config
+
+        config = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 10})
+        self.session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                             region_name="us-east-1")
+        self.sqs = self.session.client("sqs", endpoint_url=self.endpoint, config=config)
+        self.sesv2 = self.session.client("sesv2", endpoint_url=self.endpoint, config=config)
         return self
 
     def __exit__(self, *_):
@@ -142,43 +65,139 @@ class RunningStack:
     def queue(self, name: str) -> str:
         return self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
+    def delivered(self, prefix: str = "m") -> int:
+        """Emails of postline's in the outbox (named by message id); the floor's are named otherwise."""
+        with os.scandir(self.outbox) as entries:
+            return sum(1 for e in entries if e.name.startswith(prefix) and e.name.endswith(".eml"))
+
+    def wait_idle(self, timeout: float = 600) -> None:
+        """Until every queue is empty (the SES events of earlier sends included)."""
+        urls = [self.queue(n) for n in ("postline-marketing", "postline-critical", "postline-send-marketing",
+                                        "postline-send-critical", "postline-ses-events")]
+        deadline = time.time() + timeout
+        quiet = 0
+        while time.time() < deadline and quiet < 3:
+            busy = 0
+            for url in urls:
+                attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+                busy += int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            quiet = quiet + 1 if busy == 0 else 0
+            time.sleep(0.5)
+
+
+def newsletter_mime() -> bytes:
+    """A rendered newsletter as postline builds it (same size and shape as the throughput run's emails)."""
+    from postline.mime import build_mime
+    from postline.templates import CompiledTemplate
+    from postline.tokens import KeyRing
+    from postline.tracking import add_tracking
+    from postline_cli.publish import load_template_dir, prepare
+
+    from .cpu import BASE_URL, KEYRING_SECRET
+
+    item = prepare(load_template_dir(ROOT / "templates" / "newsletter"), "bench")
+    rendered = CompiledTemplate.compile(item).render(example("newsletter"), {"unsubscribe_url": f"{BASE_URL}/u/x"})
+    html = add_tracking(rendered.html, "mfloor", KeyRing.from_secret(KEYRING_SECRET), BASE_URL)
+    return build_mime(sender="Postline Demo <hello@mail.example.com>", recipient="reader@example.com",
+                      subject=rendered.subject, text=rendered.text, html=html)
+
+
+def send_floor(stack: RunningStack, emails: int, width: int) -> dict:
+    """Bare SendEmail calls per second against the stack's endpoint, ``width`` at a time."""
+    mime = newsletter_mime()
+
+    def one(i: int) -> None:
+        stack.sesv2.send_email(FromEmailAddress="Postline Demo <hello@mail.example.com>",
+                               Destination={"ToAddresses": [f"floor{i}@example.com"]},
+                               Content={"Raw": {"Data": mime}}, ConfigurationSetName="postline-marketing",
+                               EmailTags=[{"Name": "postline_message_id", "Value": f"floor-{i}"}])
+
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        list(pool.map(one, range(min(20, emails))))  # connections open, first-call paths warm
+        started = time.perf_counter()
+        list(pool.map(one, range(20, 20 + emails)))
+        elapsed = time.perf_counter() - started
+    return {"emails": emails, "width": width, "seconds": elapsed, "emails_per_second": emails / elapsed,
+            "mime_bytes": len(mime)}
+
+
+def enqueue_newsletter(stack: RunningStack, emails: int, tag: str) -> float:
+    """Put the newsletter on the marketing queue (batches of 10, 4 writers, as a campaign fan-out would)."""
+    queue = stack.queue("postline-marketing")
+    data = example("newsletter")
+
+    def batch(start: int) -> None:
+        stack.sqs.send_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps({"id": f"{tag}-{i}", "template": "newsletter",
+                                                      "to": f"reader{i}@example.com", "data": data,
+                                                      "campaign": tag})}
+            for i in range(start, min(start + 10, emails))])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(batch, range(0, emails, 10)))
+    return time.perf_counter() - started
+
+
+def newsletter_throughput(stack: RunningStack, emails: int) -> dict:
+    before = stack.delivered()
+    started = time.perf_counter()
+    enqueue_seconds = enqueue_newsletter(stack, emails, f"nl{int(started)}")
+    deadline = time.time() + max(600, emails)
+    delivered = 0
+    while time.time() < deadline:
+        delivered = stack.delivered() - before
+        if delivered >= emails:
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    return {"emails": emails, "in_outbox": delivered, "seconds": elapsed, "emails_per_second": delivered / elapsed,
+            "enqueue_seconds": enqueue_seconds}
+
+
+def _critical_once(stack: RunningStack, queue: str, key: str, to: str) -> float:
+    from postline.contract import message_id_for
+
+    target = stack.outbox / f"{message_id_for(key)}.eml"
+    started = time.perf_counter()
+    stack.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
+        {"id": key, "template": "password-reset", "to": to, "data": example("password-reset")}))
+    deadline = time.time() + 120
+    while not target.exists() and time.time() < deadline:
+        time.sleep(0.002)
+    return time.perf_counter() - started
+
+
+def _summary(timings: list[float]) -> dict:
+    timings = sorted(timings)
+    n = len(timings)
+    return {"samples": n, "median_s": statistics.median(timings), "p90_s": timings[int(0.9 * (n - 1))],
+            "p99_s": timings[min(n - 1, int(round(0.99 * (n - 1))))], "min_s": timings[0], "max_s": timings[-1]}
+
 
 def critical_latency(stack: RunningStack, samples: int = 15) -> dict:
+    """One critical email, SendMessage to the .eml in the outbox, on an idle stack."""
     queue = stack.queue("postline-critical")
     timings = []
     for i in range(samples):
-        key = f"latency-{i}-{time.time_ns()}"
-        from postline.contract import message_id_for
-
-        target = stack.outbox / f"{message_id_for(key)}.eml"
-        started = time.perf_counter()
-        stack.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
-            {"id": key, "template": "password-reset", "to": f"user{i}@example.com", "data": example("password-reset")}))
-        while not target.exists():
-            time.sleep(0.002)
-        timings.append(time.perf_counter() - started)
+        timings.append(_critical_once(stack, queue, f"latency-{i}-{time.time_ns()}", f"user{i}@example.com"))
         time.sleep(0.3)  # idle between samples
-    timings.sort()
-    return {"samples": samples, "median_s": statistics.median(timings), "p90_s": timings[int(0.9 * (samples - 1))],
-            "min_s": timings[0], "max_s": timings[-1]}
+    return _summary(timings)
 
 
-def newsletter_throughput(stack: RunningStack, emails: int = 1000) -> dict:
-    queue = stack.queue("postline-marketing")
-    data = example("newsletter")
-    before = len(list(stack.outbox.glob("*.eml")))
-    started = time.perf_counter()
-    for start in range(0, emails, 10):
-        stack.sqs.send_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "MessageBody": json.dumps({"id": f"nl-{started}-{i}", "template": "newsletter",
-                                                      "to": f"reader{i}@example.com", "data": data,
-                                                      "campaign": "bench"})}
-            for i in range(start, min(start + 10, emails))])
-    enqueued = time.perf_counter() - started
-    deadline = time.time() + 1800
-    while len(list(stack.outbox.glob("*.eml"))) - before < emails and time.time() < deadline:
-        time.sleep(0.2)
-    elapsed = time.perf_counter() - started
-    delivered = len(list(stack.outbox.glob("*.eml"))) - before
-    return {"emails": emails, "in_outbox": delivered, "seconds": elapsed, "emails_per_second": delivered / elapsed,
-            "enqueue_seconds": enqueued}
+def critical_latency_under_backlog(stack: RunningStack, backlog: int, samples: int = 30) -> dict:
+    """Critical emails, SendMessage to the .eml, sent one every 0.5 s while a marketing backlog of ``backlog``
+    emails drains; with the idle figure of the same run as its floor."""
+    queue = stack.queue("postline-critical")
+    before = stack.delivered()
+    tag = f"bl{int(time.time())}"
+    enqueue_newsletter(stack, backlog, tag)
+    timings = []
+    for i in range(samples):
+        timings.append(_critical_once(stack, queue, f"{tag}-critical-{i}", f"urgent{i}@example.com"))
+        time.sleep(0.5)
+    drained = stack.delivered() - before - samples
+    figure = _summary(timings)
+    figure.update({"backlog": backlog, "marketing_delivered_meanwhile": drained})
+    return figure

@@ -1,14 +1,15 @@
 """track_open: GET /o/{token} -> a 1x1 transparent GIF, recording the open for a valid token."""
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from postline.engagement import EngagementContext, record_open
 from postline.models import bind_tables
 from postline.settings import get_settings
+from postline.tracing import lambda_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only where tracing is on
 settings = get_settings()
 bind_tables(settings)
 engagement = EngagementContext(settings)

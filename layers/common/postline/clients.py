@@ -12,9 +12,16 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_conne
 _NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=32)
 
 
+@lru_cache(maxsize=1)
+def _session() -> boto3.session.Session:
+    """One session for all of the container's clients: they share its loaded endpoint and service data, which
+    each new session would read and parse again (tens of milliseconds per client at cold start)."""
+    return boto3.session.Session()
+
+
 @lru_cache(maxsize=None)
 def client(service: str):
     """The container's client for ``service`` (endpoint and region come from the standard AWS settings,
     so ``AWS_ENDPOINT_URL`` points everything at the local stack)."""
     config = _NO_RETRY if service == "sesv2" else _CONFIG
-    return boto3.session.Session().client(service, config=config)
+    return _session().client(service, config=config)

@@ -28,12 +28,27 @@ def _pause(attempt: int) -> None:
     time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())
 
 
-def transact_write(dynamodb, items: list[dict[str, Any]]) -> list[ConditionFailed | None]:
+@dataclass(frozen=True)
+class Withdrawn:
+    """Not written because an item it depends on (``because``, its index) failed its condition."""
+
+    because: int
+
+
+def transact_write(dynamodb, items: list[dict[str, Any]],
+                   dependents: dict[int, list[int]] | None = None) -> list[ConditionFailed | Withdrawn | None]:
     """Write ``items`` (TransactWriteItems entries) in as few calls as possible. Items whose condition fails are
-    reported, not raised, and the rest are written: a cancelled transaction is retried without them."""
-    outcome: list[ConditionFailed | None] = [None] * len(items)
-    for start in range(0, len(items), _TRANSACT_LIMIT):
-        pending = list(range(start, min(start + _TRANSACT_LIMIT, len(items))))
+    reported, not raised, and the rest are written: a cancelled transaction is retried without them.
+
+    ``dependents`` maps an item (typically a ``ConditionCheck``) to the items that may only be written together
+    with it: when its condition fails they are withdrawn too (and their own dependents, in turn), reported as
+    ``Withdrawn`` with the index of the item that failed. An item and its dependents always travel in the same
+    transaction, so whatever is written was written with its checks holding.
+    """
+    outcome: list[ConditionFailed | Withdrawn | None] = [None] * len(items)
+    dependents = dependents or {}
+    for chunk in _chunks(len(items), dependents):
+        pending = chunk
         attempt = 0
         while pending:
             try:
@@ -45,14 +60,25 @@ def transact_write(dynamodb, items: list[dict[str, Any]]) -> list[ConditionFaile
                 reasons = error.response.get("CancellationReasons") or []
                 if len(reasons) != len(pending):
                     raise
-                retry, contended = [], False
+                retry, contended, failed = [], False, set()
                 for index, reason in zip(pending, reasons):
                     code = reason.get("Code")
                     if code == "ConditionalCheckFailed":
                         outcome[index] = ConditionFailed(reason.get("Item"))
+                        failed.add(index)
                     else:
                         retry.append(index)  # cancelled because of a neighbour, or throttled / conflicting
                         contended = contended or code not in (None, "None")
+                for index in failed:  # withdrawn with it: its dependents, theirs, and so on
+                    work = [(dependent, index) for dependent in dependents.get(index, ())]
+                    while work:
+                        dependent, because = work.pop()
+                        if outcome[dependent] is None:
+                            outcome[dependent] = Withdrawn(because)
+                            work += [(further, because) for further in dependents.get(dependent, ())]
+                retry = [i for i in retry if outcome[i] is None]
+                # A check left with nothing depending on it has nothing left to protect.
+                retry = [i for i in retry if i not in dependents or any(outcome[d] is None for d in dependents[i])]
                 attempt += contended
                 if attempt >= _ATTEMPTS:
                     raise RetryLater(f"DynamoDB transaction kept failing: {reasons}") from error
@@ -60,6 +86,32 @@ def transact_write(dynamodb, items: list[dict[str, Any]]) -> list[ConditionFaile
                     _pause(attempt)
                 pending = retry
     return outcome
+
+
+def _chunks(count: int, dependents: dict[int, list[int]]) -> list[list[int]]:
+    """Indexes in transactions of at most ``_TRANSACT_LIMIT``, each item in the same one as its dependents."""
+    group = list(range(count))  # union-find: an item and its dependents form one group
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for index, those in dependents.items():
+        for dependent in those:
+            group[root(dependent)] = root(index)
+    members: dict[int, list[int]] = {}
+    for i in range(count):
+        members.setdefault(root(i), []).append(i)
+    chunks: list[list[int]] = []
+    for together in members.values():
+        if len(together) > _TRANSACT_LIMIT:
+            raise ValueError(f"{len(together)} items must be written together, more than one transaction holds")
+        if not chunks or len(chunks[-1]) + len(together) > _TRANSACT_LIMIT:
+            chunks.append([])
+        chunks[-1].extend(together)
+    return [sorted(chunk) for chunk in chunks]
 
 
 def batch_get(dynamodb, keys_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .models import Message
+from .models import Message, Suppression
+from .suppression import describe
 
 
 def attribute_value(value: Any) -> dict[str, Any]:
@@ -100,3 +101,30 @@ def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dic
 
 def old_status(old: dict[str, Any] | None) -> str | None:
     return old.get("status", {}).get("S") if old else None
+
+
+# Streams whose suppression checks ride in the stage's transaction as ConditionChecks (2 write units per key)
+# instead of a batched read before it (half a read unit per key): one round trip less in each stage for the mail
+# where latency matters most (password resets, sign-in codes), at a price only low-volume mail should pay.
+CHECKED_IN_TRANSACTION = frozenset({"critical"})
+
+
+def absent(table: str, key: dict[str, Any]) -> dict[str, Any]:
+    """A ConditionCheck entry that holds while no item has ``key``; when one has, the transaction's cancellation
+    reason for this entry carries that item."""
+    return {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": key,
+            "ConditionExpression": "attribute_not_exists(#key)",
+            "ExpressionAttributeNames": {"#key": next(iter(key))},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def describe_suppression(item: dict[str, Any] | None) -> str:
+    """The reason recorded for a message whose suppression check failed on ``item`` (the suppression)."""
+    if item is None:  # DynamoDB returns the item that failed the check; without it, say what is known
+        return "suppressed"
+    return describe(Suppression.from_raw_data(item))

@@ -20,12 +20,12 @@ from .retries import RETRY_ATTRIBUTE
 from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
-from .dynamo import RetryLater, transact_write
+from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .mime import build_mime
 from .models import QUEUED, REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
-from .suppression import describe, find_suppressions
+from .suppression import describe, erased_address, find_suppressions, scopes_for
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
 from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
@@ -67,6 +67,8 @@ class _Item:
     status: str | None = None
     reason: str | None = None
     job: SendJob | None = None
+    checked: bool = False  # suppressions checked by the record transaction, rendered after it
+    kept: bool = False  # its request kept for soft-bounce retries by the record transaction
 
 
 def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
@@ -89,19 +91,25 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
         else:
             item.template = template
 
+    # Suppressions are checked before rendering: in one batched read, or, for the streams in
+    # records.CHECKED_IN_TRANSACTION, by ConditionChecks in the transaction that records the messages.
     candidates = [i for i in items if i.template is not None and i.status is None]
     blocked = find_suppressions(ctx.dynamodb, ctx.settings.suppressions_table,
-                                {(i.message.to, i.template.stream) for i in candidates},
+                                {(i.message.to, i.template.stream) for i in candidates
+                                 if i.template.stream not in records.CHECKED_IN_TRANSACTION},
                                 ctx.keys.current.erasure_key if candidates else None)
     for item in candidates:
         suppression = blocked.get((item.message.to, item.template.stream))
         if suppression is not None:
             item.status, item.reason = SUPPRESSED, describe(suppression)
+        elif item.template.stream in records.CHECKED_IN_TRANSACTION:
+            item.status, item.checked = RENDERED, True  # recorded as rendered with its check, rendered right after
         else:
             _render(item, ctx)
 
     try:
         _record(items, ctx, result)
+        _render_checked(items, ctx)
     except RetryLater as error:
         for item in items:
             result.set(item.record.record_id, Outcome(item.message_id, "retry", str(error), retry=True))
@@ -193,10 +201,22 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             replaceable += (SENT,)  # a soft-bounce retry: the last attempt was sent, then soft-bounced
         entries.append(records.put_new(table, record, replaceable))
         written.append(item)
-    outcomes = transact_write(ctx.dynamodb, entries)
+    checks, dependents, checks_of = _suppression_checks(
+        written, ctx.settings.suppressions_table,
+        ctx.keys.current.erasure_key if any(item.checked for item in written) else None)
+    kept = _kept_in_transaction(written, ctx, len(entries) + len(checks), dependents)
+    outcomes = transact_write(ctx.dynamodb, entries + checks + kept, dependents)
+    withdrawn = []
     for item, failed in zip(written, outcomes):
         if failed is None:
             continue
+        if isinstance(failed, Withdrawn):  # its recipient is suppressed: recorded so below, never rendered
+            found = [outcomes[c] for c in checks_of[item.message_id] if isinstance(outcomes[c], ConditionFailed)]
+            item.status, item.checked, item.kept = SUPPRESSED, False, False
+            item.reason = records.describe_suppression(found[0].old if found else None)
+            withdrawn.append(item)
+            continue
+        item.checked = False
         previous = records.old_status(failed.old)
         if item.status == REJECTED:
             # The id belongs to a message postline already knows: keep its record, still dead-letter this body.
@@ -204,6 +224,8 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             continue
         item.status, item.reason, item.job = DUPLICATE, f"already {previous}", None
     duplicates = [item.message_id for item in items if item.status == DUPLICATE]
+    if withdrawn:
+        _record(withdrawn, ctx, result)
     if duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(table, duplicates, now))
 
@@ -220,7 +242,7 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
     keep = settings.soft_bounce_window_seconds + 86_400
     kept = [retries.request_item(i.message_id, i.record.body, now, keep) for i in items
             if i.status == RENDERED and i.job.stream in settings.soft_bounce_retry_streams
-            and not _retry_number(i.record)]
+            and not _retry_number(i.record) and not i.kept]
     for start in range(0, len(kept), 25):
         request = {settings.events_table: [{"PutRequest": {"Item": k.serialize()}} for k in kept[start:start + 25]]}
         try:
@@ -229,6 +251,63 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
                 ctx.dynamodb.batch_write_item(RequestItems=unprocessed)
         except Exception as error:  # noqa: BLE001 - the email goes out either way
             logger.warning("could not keep send messages for soft-bounce retries", extra={"error": str(error)})
+
+
+def _suppression_checks(written: list[_Item], table: str, erasure_key: bytes | None):
+    """ConditionChecks for the messages whose suppressions the record transaction checks: one per suppression
+    key (the address's, and with ``erasure_key`` its erased form's, for each scope that applies), placed after
+    the records (whose indexes are their positions in ``written``), each record depending on its checks."""
+    checks: list[dict[str, Any]] = []
+    dependents: dict[int, list[int]] = {}
+    index_of: dict[tuple[str, str], int] = {}
+    checks_of: dict[str, list[int]] = {}
+    for position, item in enumerate(written):
+        if not item.checked:
+            continue
+        address = item.message.to
+        names = [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
+        for scope in scopes_for(item.template.stream):  # "all" first: it is the stronger reason to report
+            for name in names:
+                if (name, scope) not in index_of:
+                    index_of[(name, scope)] = len(written) + len(checks)
+                    checks.append(records.absent(table, {"email": {"S": name}, "scope": {"S": scope}}))
+                dependents.setdefault(index_of[(name, scope)], []).append(position)
+                checks_of.setdefault(item.message_id, []).append(index_of[(name, scope)])
+    return checks, dependents, checks_of
+
+
+def _kept_in_transaction(written: list[_Item], ctx: RenderContext, offset: int,
+                         dependents: dict[int, list[int]]) -> list[dict[str, Any]]:
+    """For the messages recorded with their suppression checks, the request a soft-bounce retry needs (see
+    ``_keep_requests``) rides in the same transaction, written only if the record is: no call of its own."""
+    settings, now = ctx.settings, ctx.clock()
+    keep = settings.soft_bounce_window_seconds + 86_400
+    entries: list[dict[str, Any]] = []
+    for position, item in enumerate(written):
+        if item.checked and item.template.stream in settings.soft_bounce_retry_streams and not _retry_number(item.record):
+            dependents.setdefault(position, []).append(offset + len(entries))
+            request = retries.request_item(item.message_id, item.record.body, now, keep)
+            entries.append({"Put": {"TableName": settings.events_table, "Item": request.serialize()}})
+            item.kept = True
+    return entries
+
+
+def _render_checked(items: list[_Item], ctx: RenderContext) -> None:
+    """Render the messages recorded together with their suppression checks. One whose data the template cannot
+    render after all (the common problems were caught before recording) is recorded as rejected instead."""
+    now = ctx.clock()
+    rejected = []
+    for item in items:
+        if item.checked and item.status == RENDERED and item.job is None:
+            _render(item, ctx)
+            if item.status == REJECTED:
+                rejected.append(item)
+    if rejected:
+        transact_write(ctx.dynamodb, [records.update(
+            ctx.settings.messages_table, item.message_id,
+            set_values={"status": REJECTED, "reason": item.reason, "finished_at": now, "updated_at": now},
+            remove=("rendered_at",), condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
+        ) for item in rejected])
 
 
 def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:

@@ -19,12 +19,12 @@ from aws_lambda_powertools import Logger
 from . import records
 from .batch import BatchResult, Outcome, QueueRecord
 from .clients import client
-from .dynamo import RetryLater, transact_write
+from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
 from .queues import SendJob
 from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
 from .settings import Settings
-from .suppression import describe, find_suppressions
+from .suppression import describe, find_suppressions, scopes_for
 
 logger = Logger(child=True)
 
@@ -89,20 +89,35 @@ def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
 
 def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int],
            duplicates: list[str]) -> dict[str, SendJob]:
-    """Re-check suppressions and claim the rest, in one read and one transaction."""
+    """Re-check suppressions and claim the rest, in one transaction (plus one read for streams that check first).
+
+    For the streams in ``records.CHECKED_IN_TRANSACTION`` (critical) the re-check is part of the claim: the transaction holds a
+    ConditionCheck that no suppression exists for each of the recipient's scopes, so a claim is only ever written
+    while its address is not suppressed. A failed check withdraws the claims that depend on it; those messages
+    are then recorded as suppressed (a second write, only on that path). The other streams read their
+    suppressions first, in one batched read for the batch.
+    """
     settings, now = ctx.settings, ctx.clock()
     blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
-                                {(job.recipient, job.stream) for job in jobs.values()})
-    entries, order = [], []
+                                {(job.recipient, job.stream) for job in jobs.values()
+                                 if job.stream not in records.CHECKED_IN_TRANSACTION})
+    entries: list[dict[str, Any]] = []
+    dependents: dict[int, list[int]] = {}
+    checks: dict[tuple[str, str], int] = {}  # suppression key -> its ConditionCheck entry (one per key)
+    order = []
     for rid, job in jobs.items():
         suppression = blocked.get((job.recipient, job.stream))
+        job_checks: list[int] = []
         if suppression is not None:
-            entries.append(records.update(
-                settings.messages_table, job.message_id,
-                set_values={"status": SUPPRESSED, "reason": describe(suppression), "finished_at": now, "updated_at": now},
-                condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
-            ))
+            entries.append(_suppressed(settings.messages_table, job, describe(suppression), now))
         else:
+            if job.stream in records.CHECKED_IN_TRANSACTION:
+                for scope in scopes_for(job.stream):  # "all" first: it is the stronger reason to report
+                    if (job.recipient, scope) not in checks:
+                        checks[(job.recipient, scope)] = len(entries)
+                        entries.append(records.absent(settings.suppressions_table,
+                                                      {"email": {"S": job.recipient}, "scope": {"S": scope}}))
+                    job_checks.append(checks[(job.recipient, scope)])
             entries.append(records.update(
                 settings.messages_table, job.message_id,
                 set_values={"status": SENDING, "claimed_at": now, "updated_at": now}, add={"attempts": 1},
@@ -110,16 +125,12 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
                 condition_values={":c_rendered": RENDERED, ":c_sending": SENDING,
                                   ":c_stale": now - settings.stale_claim_seconds},
             ))
-        order.append((rid, job, suppression))
-    outcomes = transact_write(ctx.dynamodb, entries)
-    claimed: dict[str, SendJob] = {}
-    for (rid, job, suppression), failed in zip(order, outcomes):
-        if failed is None:
-            if suppression is not None:
-                result.set(rid, Outcome(job.message_id, SUPPRESSED, describe(suppression)))
-            else:
-                claimed[rid] = job
-            continue
+            for check in job_checks:
+                dependents.setdefault(check, []).append(len(entries) - 1)
+        order.append((rid, job, suppression, len(entries) - 1, job_checks))
+    outcomes = transact_write(ctx.dynamodb, entries, dependents)
+
+    def not_written(rid: str, job: SendJob, failed: ConditionFailed) -> None:
         previous = records.old_status(failed.old)
         if previous is None:
             result.set(rid, Outcome(job.message_id, "retry", "no message record", retry=True))
@@ -133,9 +144,39 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
         else:
             result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
             duplicates.append(job.message_id)
+
+    claimed: dict[str, SendJob] = {}
+    late: list[tuple[str, SendJob, str]] = []  # suppressed according to the claim's condition checks
+    for rid, job, suppression, index, job_checks in order:
+        failed = outcomes[index]
+        if failed is None:
+            if suppression is not None:
+                result.set(rid, Outcome(job.message_id, SUPPRESSED, describe(suppression)))
+            else:
+                claimed[rid] = job
+        elif isinstance(failed, Withdrawn):
+            found = [outcomes[c] for c in job_checks if isinstance(outcomes[c], ConditionFailed)]
+            late.append((rid, job, records.describe_suppression(found[0].old if found else None)))
+        else:
+            not_written(rid, job, failed)
+    if late:
+        entries = [_suppressed(settings.messages_table, job, reason, now) for _, job, reason in late]
+        for (rid, job, reason), failed in zip(late, transact_write(ctx.dynamodb, entries)):
+            if failed is None:
+                result.set(rid, Outcome(job.message_id, SUPPRESSED, reason))
+            else:
+                not_written(rid, job, failed)
     if duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, duplicates, now))
     return claimed
+
+
+def _suppressed(table: str, job: SendJob, reason: str, now: float) -> dict[str, Any]:
+    return records.update(
+        table, job.message_id,
+        set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
+        condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
+    )
 
 
 def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendResult]:
