@@ -160,3 +160,40 @@ def test_the_request_kept_for_soft_bounce_retries_rides_in_the_record_transactio
     pipeline.enqueue("critical", reset("kept2@example.com", "c-kept2"))
     pipeline.run_render()
     assert list(EmailEvent.query(message_id_for("c-kept2"))) == []  # nothing kept for a suppressed message
+
+
+def test_a_failing_suppressed_write_does_not_hold_back_the_claimed_neighbours(pipeline, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from postline import dynamo
+    from postline.send import send_batch
+
+    monkeypatch.setattr(dynamo, "_pause", lambda attempt: None)
+    pipeline.enqueue("critical", reset("ok@example.com", "c-ok"))
+    pipeline.enqueue("critical", reset("blocked@example.com", "c-blocked"))
+    pipeline.run_render()
+    Suppression("blocked@example.com", "all", reason="manual", suppressed_at=1.0).save()
+    real = pipeline.session.client("dynamodb")
+
+    class ThrottledAfterTheClaim:
+        def __init__(self):
+            self.calls = 0
+
+        def transact_write_items(self, **kwargs):
+            self.calls += 1
+            if self.calls <= 2:  # the claim transaction, and its retry without the failed check
+                return real.transact_write_items(**kwargs)
+            reasons = [{"Code": "ThrottlingError"} for _ in kwargs["TransactItems"]]
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "throttled"},
+                               "CancellationReasons": reasons}, "TransactWriteItems")
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    records = pipeline.receive("postline-send-critical", visibility=0)
+    result = send_batch(records, pipeline.send_context(dynamodb=ThrottledAfterTheClaim()))
+    outcomes = {o.message_id: o for o in result.outcomes.values()}
+    assert pipeline.ses.count(message_id_for("c-ok")) == 1
+    assert pipeline.ses.count(message_id_for("c-blocked")) == 0
+    assert outcomes[message_id_for("c-blocked")].retry
+    assert record("c-blocked").status == "rendered"

@@ -161,7 +161,14 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
             not_written(rid, job, failed)
     if late:
         entries = [_suppressed(settings.messages_table, job, reason, now) for _, job, reason in late]
-        for (rid, job, reason), failed in zip(late, transact_write(ctx.dynamodb, entries)):
+        try:
+            written = transact_write(ctx.dynamodb, entries)
+        except RetryLater as error:  # not claimed, so not lost: the redelivery checks again
+            for rid, job, _ in late:
+                result.set(rid, Outcome(job.message_id, "retry", str(error), retry=True))
+                delays[rid] = backoff_seconds(by_id[rid].receive_count)
+            written = []
+        for (rid, job, reason), failed in zip(late, written):
             if failed is None:
                 result.set(rid, Outcome(job.message_id, SUPPRESSED, reason))
             else:
