@@ -6,7 +6,9 @@ in memory. Here every accepted send is also
 - appended to a JSON-lines send log that the local stack turns into SES events (Send, Delivery, Bounce, ...).
 
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
-not compete with the functions for the interpreter lock.
+not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
+(DynamoDB) or where its cost grows with the data or with every request (SQS, the server's connections and
+dispatch, EventBridge's input paths), each patch keeping moto's answers.
 """
 from __future__ import annotations
 
@@ -105,6 +107,195 @@ def serialise_dynamodb() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def speed_up_sqs() -> None:
+    """moto's SQS makes every queue operation cost time proportional to the queue's depth, so a backlog drains
+    in quadratic time (a 5,000-message queue cost it about 0.5 s per message sent and 3 s per ReceiveMessage):
+    - it derives a queue's state by scanning all its messages, reading the clock (a datetime computation of
+      several µs) once or twice per message;
+    - it computes every queue attribute, the three approximate counts included (four such scans), for each
+      message sent (to read ContentBasedDeduplication) and three times for each message received (to read the
+      MessageRetentionPeriod), and GetQueueAttributes computes them all again for each name asked;
+    - a delete scans and copies the whole message list (and swapping in the copy can drop a message another
+      request thread appended meanwhile).
+    Here, with moto's answers unchanged: a scan reads the clock once; within one send, retention check or
+    GetQueueAttributes the attributes are computed once, and send and the retention check, which never read
+    the counts, leave them out; a delete removes its message in place, under the queue's lock. Two constant
+    costs go too: each attribute name was turned into a Python name by a regular expression every time, and each
+    receipt handle drew its 185 letters one call at a time."""
+    import functools
+    import string
+
+    from moto.core.utils import unix_time_millis
+    from moto.sqs import models
+
+    models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(models.camelcase_to_underscores)
+    models.generate_receipt_handle = lambda: "".join(models.random.choices(string.ascii_lowercase, k=185))
+
+    queue_class, backend_class = models.Queue, models.SQSBackend
+    counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+              "ApproximateNumberOfMessagesNotVisible")
+    scope = threading.local()  # memo: {id(queue): attributes} while a wrapped call runs; counted: bool
+
+    def skipped() -> bool:
+        return getattr(scope, "memo", None) is not None and not scope.counted
+
+    # Message.visible is ``now > visible_at``, Message.delayed is ``now < delayed_until``: one ``now`` per scan.
+    def messages(self):
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self):
+        if skipped():
+            return None
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self):
+        if skipped():
+            return None
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    queue_class.messages = property(messages)
+    queue_class.approximate_number_of_messages = property(lambda self: None if skipped() else len(self.messages))
+    queue_class.approximate_number_of_messages_delayed = property(delayed)
+    queue_class.approximate_number_of_messages_not_visible = property(not_visible)
+
+    every_attribute = queue_class.attributes.fget
+
+    def attributes(self):
+        memo = getattr(scope, "memo", None)
+        if memo is None:
+            return every_attribute(self)
+        if id(self) not in memo:
+            memo[id(self)] = every_attribute(self)
+            if not scope.counted:
+                for name in counts:
+                    del memo[id(self)][name]
+        return memo[id(self)]
+
+    queue_class.attributes = property(attributes)
+
+    def attributes_once(method, counted: bool):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            if getattr(scope, "memo", None) is not None:  # nested: the outer call's scope holds
+                return method(*args, **kwargs)
+            scope.memo, scope.counted = {}, counted
+            try:
+                return method(*args, **kwargs)
+            finally:
+                scope.memo = None
+        return wrapper
+
+    backend_class.send_message = attributes_once(backend_class.send_message, counted=False)
+    backend_class.send_message_batch = attributes_once(backend_class.send_message_batch, counted=False)
+    backend_class.is_message_valid_based_on_retention_period = attributes_once(
+        backend_class.is_message_valid_based_on_retention_period, counted=False)
+    backend_class.get_queue_attributes = attributes_once(backend_class.get_queue_attributes, counted=True)
+
+    def delete_message(self, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:  # already deleted: as moto, accepted again
+            return
+        with self._messages_lock:  # add_message appends under it
+            for message in self._messages:
+                if message.had_receipt_handle(receipt_handle):
+                    self._messages.remove(message)  # by identity; moto's dead-letter move removes unlocked
+                    self.pending_messages.discard(message)
+                    self.deleted_messages.update(message.all_receipt_handles)
+                    return
+        raise models.ReceiptHandleIsInvalid()
+
+    queue_class.delete_message = delete_message
+
+
+def remember_event_paths() -> None:
+    """moto's EventBridge, for each event it delivers to a target, compiles the target's eight JSONPath
+    expressions anew, building a parser (its grammar tables included) for each: milliseconds per event.
+    Compiled expressions are immutable, so here each is compiled once."""
+    import functools
+
+    import jsonpath_ng.ext
+
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+
+
+def remember_backends() -> None:
+    """moto's server finds the service of every request under one lock for all requests, by listing and
+    stat-ing the ~200 folders of moto's package and then matching URL patterns: milliseconds per request, one
+    request at a time. The answer depends only on the host name, so here it is looked up once per host."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    look_up = DomainDispatcherApplication.get_backend_for_host
+    found: dict = {}
+
+    def get_backend_for_host(self, host):
+        if host not in found:  # called under the dispatcher's lock
+            found[host] = look_up(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+
+def keep_alive_server(host: str, port: int):
+    """moto's server (werkzeug's development server) closes the connection after every response, since it
+    cannot tell where a request body it did not read ends: every AWS call cost a new TCP connection on both
+    sides and a new thread here, and the answering thread then waited 10 ms for stray bytes. Here moto's
+    request handler reads the request body whole before moto runs and sends the response whole, with its
+    length, in one write, so a connection carries request after request (HTTP/1.1 keep-alive)."""
+    import io
+    import traceback
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class KeepAliveHandler(MotoRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.environ = environ = self.make_environ()
+            status, headers, chunks = "500 INTERNAL SERVER ERROR", [], []
+
+            def start_response(status_, headers_, exc_info=None):
+                nonlocal status, headers
+                status, headers = status_, list(headers_)
+                return chunks.append
+
+            try:
+                if environ.get("wsgi.input_terminated"):  # a chunked body: werkzeug's reader finds its end
+                    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read())
+                else:
+                    environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(environ.get("CONTENT_LENGTH") or 0)))
+                answer = self.server.app(environ, start_response)
+                try:
+                    for chunk in answer:
+                        chunks.append(chunk)
+                finally:
+                    if hasattr(answer, "close"):
+                        answer.close()
+            except Exception:  # noqa: BLE001 - as werkzeug: a 500, logged; and this connection ends
+                self.close_connection = True
+                status, headers, chunks = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], [
+                    b"Internal Server Error"]
+                self.server.log("error", f"Error on request:\n{traceback.format_exc()}")
+            code, _, reason = status.partition(" ")
+            head = environ["REQUEST_METHOD"] == "HEAD"
+            body = b"" if head else b"".join(chunks)
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if not (name.lower() == "content-length" and not head):  # a HEAD's tells the GET's length
+                    self.send_header(name, value)
+            if not head and int(code) >= 200 and int(code) not in (204, 304):
+                self.send_header("Content-Length", str(len(body)))
+            self._headers_buffer.extend([b"\r\n", body])
+            self.flush_headers()  # status line, headers and body: one write
+
+    return make_server(host, port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                       request_handler=KeepAliveHandler)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -115,19 +306,20 @@ def main() -> None:
 
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the functions' logs
 
     install_ses_recorder(args.outbox, args.send_log)
     serialise_dynamodb()
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
+    speed_up_sqs()
+    remember_backends()
+    remember_event_paths()
+    server = keep_alive_server(args.host, args.port)
+    threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.stop()
+    server.shutdown()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ class LocalStack:
     aws_port: int = DEFAULT_AWS_PORT
     api_port: int = DEFAULT_API_PORT
     faults: str = ""
+    # Concurrent batches per inbound / send queue (Lambda scales a mapping's concurrency with the backlog); with
+    # one render poller per queue, render alone bounded a newsletter to about 45 emails/s locally.
+    render_pollers: int = 2
     send_pollers: int = 2
     log_batches: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -171,7 +174,7 @@ class LocalStack:
 
     def _start_pollers(self, session, modules) -> None:
         sqs = session.client("sqs")
-        wiring = [(name, "render", 1) for name in resources.INBOUND_QUEUES.values()]
+        wiring = [(name, "render", self.render_pollers) for name in resources.INBOUND_QUEUES.values()]
         wiring += [(name, "send", self.send_pollers) for name in resources.SEND_QUEUES.values()]
         wiring += [(resources.EVENTS_QUEUE, "ses_events", 1)]
         for queue_name, function, count in wiring:
