@@ -2,17 +2,12 @@
 and the cost breakdown, and write it all to bench/results/latest.json. Benchmarks never pass or fail on time.
 
     python -m bench [--only calls,cpu,cold,stack] [--newsletter 5000] [--backlog 1000] [--cold-runs 7]
-                    [--experiment moto-sqs]
 
   calls  AWS calls per email over the real handlers (bench.lifecycle), and the cost model built on them
   cpu    CPU per rendered email against bare Jinja2 + stdlib MIME (bench.cpu)
   cold   handler import time against boto3 + its clients, fresh processes (bench.coldstart)
   stack  the whole local stack: newsletter throughput against bare SendEmail, critical latency idle and under
          a marketing backlog (bench.pipeline)
-
-``--experiment moto-sqs`` runs the stack figures (again) with moto's SQS bookkeeping fixed in the local endpoint
-(bench/experiments/moto_sqs), to show how much of the local figures is moto's; it is reported apart, never as a
-figure. ``--only none --experiment moto-sqs`` runs just that.
 """
 from __future__ import annotations
 
@@ -25,7 +20,6 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 SECTIONS = ("calls", "cpu", "cold", "stack")
 
 
@@ -36,7 +30,6 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1000, help="marketing emails queued for the latency run")
     parser.add_argument("--floor-sends", type=int, default=1000, help="bare SendEmail calls in the floor run")
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start figure")
-    parser.add_argument("--experiment", action="append", default=[], choices=["moto-sqs"])
     parser.add_argument("--out", default="latest.json", help="file name in bench/results/")
     args = parser.parse_args()
     sections = [s for s in args.only.split(",") if s]
@@ -64,20 +57,12 @@ def main() -> None:
         figures["cold_start"] = coldstart.measure(runs=args.cold_runs)
     if "stack" in sections:
         figures["stack"] = _stack(args)
-    if "moto-sqs" in args.experiment:
-        _progress("experiment: the stack figures with moto's SQS bookkeeping fixed")
-        os.environ["POSTLINE_BENCH_MOTO_SQS"] = "1"
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(EXPERIMENTS / "moto_sqs"), os.environ.get("PYTHONPATH")]))
-        figures["experiment_moto_sqs"] = _stack(args)
 
     rows = table(figures)
     figures["table"] = rows
     print_table(rows)
     if "cost" in figures:
         print_cost(figures["cost"])
-    if "experiment_moto_sqs" in figures:
-        print_experiment(figures["experiment_moto_sqs"])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nwritten to {RESULTS / args.out}")
@@ -160,18 +145,10 @@ def print_cost(cost: dict) -> None:
         print(f"  ${item['usd']:6.2f}  {item['item']:<34} {item['detail']}")
     print(f"  ${cost['total_usd']:6.2f}  total = {cost['share_of_ses']:.1%} of SES's ${cost['ses_usd']:.0f} "
           f"(target ${cost['target_usd']:.0f}, 5%)")
+    for item in cost.get("optional_per_million_emails", []):
+        print(f"  +${item['usd']:5.2f}  if turned on: {item['item']}: {item['detail']}")
     for name, text in cost.get("fixed_monthly", []):
         print(f"  fixed, not per email: {name}: {text}")
-
-
-def print_experiment(stack: dict) -> None:
-    n, f = stack["newsletter"], stack["floor"]
-    busy, idle = stack["critical_backlog"], stack["critical_idle"]
-    print("\nExperiment (not a figure): moto's SQS without its O(queue depth) bookkeeping "
-          "(bench/experiments/moto_sqs)")
-    print(f"  throughput {n['emails_per_second']:.1f} emails/s, floor {f['emails_per_second']:.1f}, "
-          f"ratio {n['emails_per_second'] / f['emails_per_second']:.2f}")
-    print(f"  critical p99 under backlog {busy['p99_s'] * 1000:.0f} ms, idle {idle['p99_s'] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class Prices:
     dynamodb_per_million_wru: float = 0.625          # on-demand; transactional writes cost 2 WRU per KB
     dynamodb_per_million_rru: float = 0.125          # on-demand; eventually consistent reads 0.5 RRU per 4 KB
     dynamodb_storage_per_gb_month: float = 0.25
+    dynamodb_pitr_per_gb_month: float = 0.20         # continuous backups (point-in-time recovery), on table size
     sns_per_million_publishes: float = 0.50          # each 64 KB chunk is a publish; delivery to SQS is free
     eventbridge_per_million_events: float = 1.00     # custom events; each 64 KB chunk is an event
     api_gateway_http_per_million: float = 1.00       # HTTP API, first 300 M requests a month
@@ -64,23 +65,27 @@ class Assumptions:
     # Function memory (infra/stacks/constants.py FUNCTIONS).
     memory_mb: dict[str, int] = field(default_factory=lambda: {
         "render": 512, "send": 512, "ses_events": 256, "track_open": 256, "track_click": 256, "unsubscribe": 256})
-    # The messages table's GSI on ses_message_id projects ALL attributes: every successful write to a message
-    # that has an SES message id also writes the index (1 WRU per KB): the ``sent`` settle and the Delivery.
-    gsi_writes_per_email: float = 2
+    # The messages table's GSI on ses_message_id projects keys only: it is written once, when the send stage
+    # records the SES message id (1 WRU), and not by later status changes.
+    gsi_writes_per_email: float = 1
+    gsi_item_bytes: int = 120
     # Every item of every TransactWriteItems call made is charged, cancelled attempts included (an upper
     # bound: AWS does not document what a cancelled attempt is charged).
     # CloudWatch Logs bills 26 bytes of overhead per log event; API Gateway access logs, about 350 B a hit.
     log_event_overhead_bytes: int = 26
     access_log_bytes_per_hit: int = 350
-    # X-Ray (functions have active tracing): the default sampling rule traces 1 request a second per function
-    # plus 5 % of the rest, so what a trace costs per email depends on the monthly volume.
+    # X-Ray is off by default (config ``tracing``); when on, the default sampling rule traces 1 request a
+    # second per function plus 5 % of the rest, so what a trace costs per email depends on the monthly volume.
+    tracing: bool = False
     monthly_emails: float = 10_000_000
     xray_reservoir_per_second: float = 1.0
     xray_fixed_rate: float = 0.05
-    # Storage: email_events items live POSTLINE_EVENT_TTL_DAYS (400); message records have no TTL: counted
-    # for 12 months here.
-    event_retention_months: float = 400 / 30.4
-    message_retention_months: float = 12
+    # Storage: email_events items live event_ttl_days (default 90), message records message_ttl_days (400);
+    # point-in-time recovery on those two history tables only when config backup_history is true (the other
+    # tables always have it, but they do not grow with the emails sent).
+    backup_history: bool = False
+    event_retention_months: float = 90 / 30.4
+    message_retention_months: float = 400 / 30.4
 
 
 # phase (as measured by bench.lifecycle) -> function
@@ -143,8 +148,10 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
                 units = _kb_units(request.get("bytes", record_bytes))
                 wru += units * weight
                 wru_by[name] = wru_by.get(name, 0) + units * weight
-            elif op == "dynamodb.BatchGetItem":
-                rru += 0.5 * sum(request["keys"].values()) * weight
+            elif op == "dynamodb.BatchGetItem":  # a strongly consistent read costs twice an eventual one
+                consistent = request.get("consistent", [])
+                rru += sum((1.0 if table in consistent else 0.5) * keys
+                           for table, keys in request["keys"].items()) * weight
             elif op in ("dynamodb.GetItem", "dynamodb.Query"):
                 rru += 0.5 * weight
             elif op == "sqs.SendMessageBatch":
@@ -165,8 +172,8 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     per_request = assume.inbound_messages_per_request
     sqs_requests["application -> inbound queue"] = _chunks(inbound * per_request) / per_request
     sqs_requests["render receive + delete"] = (_chunks(inbound * emails) + 1) / emails
-    wru += assume.gsi_writes_per_email * _kb_units(record_bytes)
-    wru_by["messages GSI (by_ses_message_id, ALL)"] = assume.gsi_writes_per_email * _kb_units(record_bytes)
+    wru += assume.gsi_writes_per_email
+    wru_by["messages GSI (by_ses_message_id, keys only)"] = assume.gsi_writes_per_email
     hits = assume.opens_per_email + assume.clicks_per_email
     log_bytes += hits * assume.access_log_bytes_per_hit
     sns_publishes = sum(phases[n].get("events", 0) for n in phases if n.startswith("ses_events")) / emails
@@ -180,13 +187,16 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
         traces += min(monthly, reservoir) + assume.xray_fixed_rate * max(0.0, monthly - reservoir)
     traces = max(0.0, traces - 100_000)  # the free tier
     traces_per_email = traces / assume.monthly_emails
+    # Every application event that exists but the default configuration does not publish, for the optional line.
+    all_app_events = 2 + hits  # sent, delivered, and one per open or click
 
     # Storage accrued over the retention, per email.
     event_items = [i for n in phases for r in phases[n]["requests"] if r["op"] in ("dynamodb.BatchWriteItem",)
                    for i in r["items"]]
     event_bytes = (sum(i["bytes"] for i in event_items) / emails if event_items else 190) + hits * 190
     storage_gb_months = ((record_bytes + 100) * assume.message_retention_months
-                         + (event_bytes + 100 * (1 + hits)) * assume.event_retention_months) / 1e9
+                         + (event_bytes + 100 * (1 + hits)) * assume.event_retention_months
+                         + (assume.gsi_item_bytes + 100) * assume.message_retention_months) / 1e9
 
     million = 1_000_000
     items = [
@@ -211,15 +221,27 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
         ("API Gateway (opens, clicks)", hits * prices.api_gateway_http_per_million, f"{hits:.2f} requests/email"),
         ("CloudWatch Logs", log_bytes / 1e9 * prices.cloudwatch_logs_per_gb * million,
          f"{log_bytes:.0f} B/email (function logs + access logs)"),
-        ("X-Ray traces", traces_per_email * prices.xray_per_million_traces,
-         f"{traces_per_email:.3f} traces/email at {assume.monthly_emails / 1e6:g} M emails a month"),
     ]
+    xray = ("X-Ray traces (config tracing: true)", traces_per_email * prices.xray_per_million_traces,
+            f"{traces_per_email:.3f} traces/email at {assume.monthly_emails / 1e6:g} M emails a month")
+    announced = ("every application event (config app_events: all)",
+                 max(0.0, all_app_events - eventbridge_events) * prices.eventbridge_per_million_events,
+                 f"{all_app_events:.2f} events/email instead of {eventbridge_events:.2f}: sent, delivered, opens, "
+                 "clicks")
+    backups = ("DynamoDB point-in-time recovery of the history (config backup_history: true)",
+               storage_gb_months * million * prices.dynamodb_pitr_per_gb_month,
+               "continuous backups, billed on the same table size")
+    items += [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history)) if on]
     items.sort(key=lambda row: -row[1])
     total = sum(cost for _, cost, _ in items)
+    optional = [announced] + [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history))
+                              if not on]
     ses = prices.ses_per_thousand_emails * 1000
     return {
         "per_million_emails": [{"item": name, "usd": cost, "detail": detail} for name, cost, detail in items],
         "total_usd": total, "ses_usd": ses, "share_of_ses": total / ses, "target_usd": 5.0,
+        "optional_per_million_emails": [{"item": name, "usd": cost, "detail": detail}
+                                        for name, cost, detail in optional],
         "note": PRICE_NOTE, "prices": asdict(prices), "assumptions": asdict(assume),
     }
 

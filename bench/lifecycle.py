@@ -147,6 +147,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
 
     api_url = "http://127.0.0.1:3000"
     environment = resources.function_environment(endpoint, api_url)
+    del environment["POSTLINE_APP_EVENTS"]  # a deployment's default, not the local stack's "all"
     os.environ.update(environment)
     session = boto3.session.Session()
     resources.create_resources(session, endpoint, api_url, workdir)
@@ -294,6 +295,8 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
                             for item in params["TransactItems"] for kind, body in item.items()]
         elif operation == "dynamodb.BatchGetItem":
             row["keys"] = {table: len(request["Keys"]) for table, request in params["RequestItems"].items()}
+            row["consistent"] = [table for table, request in params["RequestItems"].items()
+                                 if request.get("ConsistentRead")]
         elif operation == "dynamodb.BatchWriteItem":
             row["items"] = [{"table": table, "bytes": _item_bytes(w.get("PutRequest", {}).get("Item", {}))}
                             for table, writes in params["RequestItems"].items() for w in writes]

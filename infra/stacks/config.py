@@ -16,6 +16,11 @@ from aws_cdk import aws_logs as logs
 
 from .constants import STREAMS
 
+# The names the functions accept (layers/common/postline/settings.py), repeated so synth needs no layer import.
+APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
+                   "email.clicked", "email.unsubscribed", "email.failed")
+DEFAULT_APP_EVENTS = ("email.bounced", "email.complained", "email.unsubscribed", "email.failed")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "postline.config.json"
 EXAMPLE_CONFIG = REPO_ROOT / "infra" / "config" / "example.json"
@@ -81,7 +86,14 @@ class Config:
         "critical": 10, "transactional": 5, "marketing": 2})
     send_queue_age_alarm_seconds: int = 300
     log_retention_days: int = 30
-    event_ttl_days: int = 400
+    event_ttl_days: int = 90
+    message_ttl_days: int = 400
+    # Events published for the application (settings.APP_EVENT_NAMES); "all" in the file means every one.
+    app_events: tuple[str, ...] = DEFAULT_APP_EVENTS
+    # Point-in-time recovery for the history tables (messages, email_events) too, not only the others.
+    backup_history: bool = False
+    # X-Ray active tracing on every function (about $3.60 per million emails at 10 M a month: docs/cost-model.md).
+    tracing: bool = False
     log_level: str = "INFO"
     retain_data: bool = True
     mirror_ses_suppressions: bool = False
@@ -215,6 +227,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     for key, low, high in (
         ("api_rate_limit", 1, 10_000), ("api_burst_limit", 1, 5_000),
         ("send_queue_age_alarm_seconds", 60, 86_400), ("event_ttl_days", 1, 3_650),
+        ("message_ttl_days", 30, 3_650),
     ):
         number = take(key, int)
         if number is not None:
@@ -252,6 +265,22 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     mirror = take("mirror_ses_suppressions", bool)
     if mirror is not None:
         values["mirror_ses_suppressions"] = mirror
+
+    for key in ("tracing", "backup_history"):
+        flag = take(key, bool)
+        if flag is not None:
+            values[key] = flag
+
+    app_events = take("app_events", (list, str))
+    if app_events == "all":
+        values["app_events"] = APP_EVENT_NAMES
+    elif isinstance(app_events, str):
+        problems.append(f"app_events: must be a list of event names or \"all\", got {app_events!r}")
+    elif app_events is not None:
+        unknown = [e for e in app_events if e not in APP_EVENT_NAMES]
+        if unknown:
+            problems.append(f"app_events: unknown events {unknown} (known: {', '.join(APP_EVENT_NAMES)})")
+        values["app_events"] = tuple(dict.fromkeys(app_events))
 
     recipients = take("sandbox_recipients", list)
     if recipients is not None:

@@ -34,13 +34,16 @@ class TableSpec:
 
 # DynamoDB tables: keys as in layers/common/postline/models.py (attribute name, S|N).
 TABLES = {
-    "messages": TableSpec(("message_id", "S")),
+    "messages": TableSpec(("message_id", "S"), ttl_attribute="expires_at"),
     "email_events": TableSpec(("message_id", "S"), ("time_type", "S"), ttl_attribute="expires_at"),
     "email_suppressions": TableSpec(("email", "S"), ("scope", "S")),
     "templates": TableSpec(("name", "S"), ("version", "N")),
     "campaigns": TableSpec(("campaign_id", "S")),
     "rate_limits": TableSpec(("bucket", "S"), ("window", "S"), ttl_attribute="expires_at"),
 }
+# Tables that hold sending history (expiring records and events), backed up only when the config asks; the
+# others (suppressions, templates, ...) are the product's memory and always have point-in-time recovery.
+HISTORY_TABLES = ("messages", "email_events")
 SES_MESSAGE_ID_INDEX = "by_ses_message_id"  # messages GSI: SES event -> message
 
 
@@ -115,6 +118,9 @@ class Env:
     SCHEDULER_ROLE_ARN = "POSTLINE_SCHEDULER_ROLE_ARN"
     INBOUND_QUEUE_URL_PREFIX = "POSTLINE_INBOUND_QUEUE_URL_"
     EVENT_TTL_DAYS = "POSTLINE_EVENT_TTL_DAYS"
+    MESSAGE_TTL_DAYS = "POSTLINE_MESSAGE_TTL_DAYS"
+    APP_EVENTS = "POSTLINE_APP_EVENTS"
+    TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     LOG_LEVEL = "LOG_LEVEL"

@@ -112,6 +112,9 @@ class Functions(Construct):
             Env.SIGNING_KEYS_SECRET: signing_keys.secret_arn,
             Env.CLAIM_CHECK_BUCKET: claim_check.bucket_name,
             Env.EVENT_TTL_DAYS: str(config.event_ttl_days),
+            Env.MESSAGE_TTL_DAYS: str(config.message_ttl_days),
+            Env.APP_EVENTS: ",".join(config.app_events),
+            Env.TRACE_DISABLED: "false" if config.tracing else "true",
             Env.SERVICE_NAME: POWERTOOLS_SERVICE_NAME,
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
             Env.LOG_LEVEL: config.log_level,
@@ -138,7 +141,7 @@ class Functions(Construct):
             memory_size=spec.memory_mb,
             timeout=spec.timeout,
             environment=environment,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel[LOG_LEVELS[config.log_level]],
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
@@ -146,8 +149,9 @@ class Functions(Construct):
         )
         accept(function, "AwsSolutions-L1", f"The layer's binary wheels are built for {RUNTIME.name}; moving to a "
                "newer runtime is a deliberate change of bundling.PYTHON_VERSION and this constant together.")
-        accept(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray's PutTraceSegments and PutTelemetryRecords support "
-               "no resource-level permissions; they are the only actions granted on '*'.")
+        if config.tracing:
+            accept(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray's PutTraceSegments and PutTelemetryRecords "
+                   "support no resource-level permissions; they are the only actions granted on '*'.")
         return function
 
     def _consume(self, config: Config, queues: Queues) -> None:

@@ -21,7 +21,8 @@ from .tables import Tables
 class PostlineStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
         super().__init__(scope, id, description="postline: serverless email delivery on Amazon SES", **kwargs)
-        self.tables = Tables(self, "Tables", retain_data=config.retain_data)
+        self.tables = Tables(self, "Tables", retain_data=config.retain_data,
+                             backup_history=config.backup_history)
         self.queues = Queues(
             self, "Queues",
             inbound_visibility=_visibility("render"),

@@ -5,7 +5,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from .constants import SES_MESSAGE_ID_INDEX, TABLES, Outputs, pascal
+from .constants import HISTORY_TABLES, SES_MESSAGE_ID_INDEX, TABLES, Outputs, pascal
+from .nag import accept
 from .outputs import stack_output
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -17,10 +18,11 @@ def _attribute(key: tuple[str, str]) -> dynamodb.Attribute:
 
 
 class Tables(Construct):
-    def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
+    def __init__(self, scope: Construct, id: str, *, retain_data: bool, backup_history: bool) -> None:
         super().__init__(scope, id)
         self.tables: dict[str, dynamodb.Table] = {}
         for name, spec in TABLES.items():
+            recoverable = backup_history or name not in HISTORY_TABLES
             self.tables[name] = dynamodb.Table(
                 self, pascal(name),
                 partition_key=_attribute(spec.partition_key),
@@ -28,16 +30,21 @@ class Tables(Construct):
                 time_to_live_attribute=spec.ttl_attribute,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True),
+                    point_in_time_recovery_enabled=recoverable),
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 deletion_protection=retain_data,
                 removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
             )
-        # SES events name the SES message id; this index finds the message without a scan.
+            if not recoverable:
+                accept(self.tables[name], "AwsSolutions-DDB3", "Sending history with a TTL: losing it loses reports, "
+                       "never an email or a suppression, and continuous backups would cost as much as storing it "
+                       "(docs/cost-model.md). Config backup_history turns them on.")
+        # SES events name the SES message id; this index finds the message without a scan. Keys only, so later
+        # status changes do not write the index again (each write of an ALL projection is billed).
         self.messages.add_global_secondary_index(
             index_name=SES_MESSAGE_ID_INDEX,
             partition_key=dynamodb.Attribute(name="ses_message_id", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         for name, table in self.tables.items():
             stack_output(self, Outputs.table(name), table.table_name, f"DynamoDB table {name}")

@@ -31,6 +31,10 @@ from stacks.postline_stack import PostlineStack  # noqa: E402
 VARIANT_CONFIG = {
     "stack_name": "postline-variant",
     "mirror_ses_suppressions": True,
+    "tracing": True,
+    "backup_history": True,
+    "app_events": "all",
+    "event_ttl_days": 30,
     "domain": "mail.example.org",
     "from_address": "Example Org <news@mail.example.org>",
     "hosted_zone": {"zone_id": "Z0123456789ABCDEFGHIJ", "zone_name": "example.org"},

@@ -2,7 +2,9 @@
 the library requires, and event source mappings with partial batch failures and per-queue ceilings."""
 from __future__ import annotations
 
-from postline.settings import ENVIRONMENT, PER_STREAM, STREAMS, Settings
+import dataclasses
+
+from postline.settings import APP_EVENT_NAMES, ENVIRONMENT, PER_STREAM, STREAMS, Settings
 from stacks.constants import FUNCTIONS
 
 
@@ -16,11 +18,29 @@ def test_six_functions_on_one_runtime_with_the_layer(synth):
         assert properties["Architectures"] == ["arm64"]
         assert properties["Handler"] == "app.handler"
         assert properties["Layers"] == [{"Ref": layer}]
-        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert "TracingConfig" not in properties  # X-Ray is opt-in: it would be a sixth of the cost per email
+        assert properties["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
         assert properties["LoggingConfig"]["LogFormat"] == "JSON"
     layer_properties = synth.resources("AWS::Lambda::LayerVersion")[layer]["Properties"]
     assert layer_properties["CompatibleRuntimes"] == ["python3.13"]
     assert layer_properties["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_tracing_and_every_application_event_when_the_config_asks(variant):
+    for function in variant.resources("AWS::Lambda::Function").values():
+        properties = function["Properties"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        variables = properties["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == "false"
+        assert variables["POSTLINE_APP_EVENTS"].split(",") == list(APP_EVENT_NAMES)
+        assert variables["POSTLINE_EVENT_TTL_DAYS"] == "30"
+
+
+def test_by_default_only_the_events_an_application_must_act_on(synth):
+    for function in synth.resources("AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POSTLINE_APP_EVENTS"] == "email.bounced,email.complained,email.unsubscribed,email.failed"
+        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("90", "400")
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
@@ -37,7 +57,7 @@ def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
 
 
 def test_every_function_gets_every_setting_the_library_requires(synth):
-    required = {name for name, field in Settings.model_fields.items() if field.is_required()}
+    required = {field.name for field in dataclasses.fields(Settings) if field.default is dataclasses.MISSING}
     variables = {v for v, f in ENVIRONMENT.items() if f in required}
     variables |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
     environments = [f["Properties"]["Environment"]["Variables"]

@@ -18,17 +18,19 @@ def _table(synth, name):
 def test_every_table_is_on_demand_recoverable_and_encrypted(synth):
     tables = synth.resources("AWS::DynamoDB::Table")
     assert len(tables) == len(TABLES) == 6
-    for table in tables.values():
-        properties = table["Properties"]
+    for name in TABLES:
+        properties = _table(synth, name)["Properties"]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
-        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        backed_up = name not in ("messages", "email_events")  # the expiring history, unless the config asks
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": backed_up}
         assert properties["SSESpecification"] == {"SSEEnabled": True}  # the AWS managed KMS key
         assert properties["DeletionProtectionEnabled"] is True
-        assert table["DeletionPolicy"] == "Retain"
+        assert _table(synth, name)["DeletionPolicy"] == "Retain"
 
 
-def test_data_can_be_released_when_configured(variant):
+def test_data_can_be_released_and_history_backed_up_when_configured(variant):
     for table in variant.resources("AWS::DynamoDB::Table").values():
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert table["Properties"]["DeletionProtectionEnabled"] is False
         assert table["DeletionPolicy"] == "Delete"
 
@@ -52,11 +54,12 @@ def test_keys_of_the_other_tables(synth):
     assert types == {"name": "S", "version": "N"}
 
 
-def test_ttl_on_event_data(synth):
-    for name in ("email_events", "rate_limits"):
+def test_ttl_on_event_data_and_message_records(synth):
+    for name in ("email_events", "rate_limits", "messages"):
         assert _table(synth, name)["Properties"]["TimeToLiveSpecification"] == {
             "AttributeName": "expires_at", "Enabled": True}
-    assert "TimeToLiveSpecification" not in _table(synth, "messages")["Properties"]
+    for name in ("email_suppressions", "templates"):  # kept until removed: they are the product's memory
+        assert "TimeToLiveSpecification" not in _table(synth, name)["Properties"]
 
 
 def test_ses_message_id_index_as_the_model_declares(synth):
@@ -66,5 +69,5 @@ def test_ses_message_id_index_as_the_model_declares(synth):
     assert indexes == [{
         "IndexName": SES_MESSAGE_ID_INDEX,
         "KeySchema": [{"AttributeName": "ses_message_id", "KeyType": "HASH"}],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }]

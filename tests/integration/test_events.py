@@ -159,3 +159,58 @@ def test_documented_events_have_their_effects(pipeline):
     assert Suppression.get("recipient@example.com", "all").reason in ("hard_bounce", "complaint")
     delayed = [e for e in EmailEvent.query(ids["delay"]) if e.type == "delayed"]
     assert delayed and delayed[0].detail["delayType"] == "TransientCommunicationFailure"
+
+
+def test_by_default_only_the_events_an_application_must_act_on_are_published(pipeline):
+    from postline.settings import settings_from_environ
+    from postline_cli.local import resources
+
+    from .conftest import MOTO_SQS, TRACKING
+
+    environment = resources.function_environment(MOTO_SQS, TRACKING)
+    del environment["POSTLINE_APP_EVENTS"]  # the local stack publishes all; a deployment's default is narrower
+    pipeline.settings = settings_from_environ(environment)
+    data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "bounce@simulator.amazonses.com", "data": data,
+                                       "id": "quiet-1"})
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "fine@example.com", "data": data, "id": "quiet-2"})
+    pipeline.drain()
+    pipeline.publish_ses_events()
+    announced = {(e["detail"]["message_id"], e["detail-type"]) for e in pipeline.app_events()}
+    assert announced == {(message_id_for("quiet-1"), "email.bounced")}  # no sent or delivered for either
+    assert Message.get(message_id_for("quiet-2")).status == "delivered"  # recorded all the same
+
+
+def test_app_events_setting_accepts_all_and_refuses_unknown_names():
+    import pytest
+
+    from postline.settings import APP_EVENT_NAMES, ConfigurationError, settings_from_environ
+    from postline_cli.local import resources
+
+    environment = resources.function_environment("http://unused", "https://t.example.com")
+    assert settings_from_environ(environment).app_events == APP_EVENT_NAMES
+    with pytest.raises(ConfigurationError, match="POSTLINE_APP_EVENTS"):
+        settings_from_environ({**environment, "POSTLINE_APP_EVENTS": "email.sent,email.deliverd"})
+
+
+def test_a_send_event_for_a_message_already_sent_writes_nothing_and_one_left_sending_is_settled(pipeline, monkeypatch):
+    settled = send_one(pipeline, "fine@example.com", "w-settled")
+    assert Message.get(settled).status == "sent"
+    crashed = send_one(pipeline, "other@example.com", "w-crashed")
+    Message(crashed).update(actions=[Message.status.set("sending")])  # as if the send stage died after SES
+    writes = []
+    real = pipeline.session.client("dynamodb")
+
+    class CountingWrites:
+        def __getattr__(self, name):
+            if name in ("update_item", "put_item", "transact_write_items", "batch_write_item"):
+                writes.append(name)
+            return getattr(real, name)
+
+    monkeypatch.setattr(pipeline, "events_context",
+                        lambda: EventsContext(pipeline.settings, dynamodb=CountingWrites(),
+                                              events=pipeline.session.client("events"), sqs=pipeline.sqs,
+                                              scheduler=pipeline.session.client("scheduler"), clock=pipeline.clock))
+    pipeline.publish_ses_events(only=("Send",))
+    assert writes == ["update_item"]  # the crashed claim's settle; the other Send event only read
+    assert Message.get(crashed).status == "sent" and Message.get(settled).status == "sent"

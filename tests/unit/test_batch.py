@@ -73,3 +73,24 @@ def test_partial_batch_response_lists_exactly_the_records_to_retry():
     answer = partial_batch_response(event, LambdaContext("render"), process)
     assert seen == ["r0", "r1", "r2", "r3"]
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["r1", "r3"]
+
+
+def test_a_batch_logs_one_line_for_its_sent_messages_and_one_warning_per_exception():
+    class Recorder:
+        def __init__(self):
+            self.lines = []
+
+        def info(self, message, extra):
+            self.lines.append(("INFO", message, extra))
+
+        def warning(self, message, extra):
+            self.lines.append(("WARNING", message, extra))
+
+    from postline.batch import log_outcomes
+
+    logger = Recorder()
+    log_outcomes(logger, "send", result(r0=Outcome("m0", "sent"), r1=Outcome("m1", "sent"),
+                                        r2=Outcome("m2", "suppressed", "hard bounce")), expected="sent")
+    assert logger.lines[0] == ("INFO", "send batch", {"outcomes": {"sent": 2, "suppressed": 1}, "sent": ["m0", "m1"]})
+    assert logger.lines[1:] == [("WARNING", "send: suppressed",
+                                 {"message_id": "m2", "result": "suppressed", "reason": "hard bounce"})]

@@ -68,6 +68,10 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_SIGNING_KEYS_SECRET": SIGNING_SECRET,
         "POSTLINE_CLAIM_CHECK_BUCKET": CLAIM_CHECK_BUCKET,
         "POSTLINE_EVENT_BUS": EVENT_BUS,
+        "POSTLINE_APP_EVENTS": "all",  # locally every event, so their shapes can be seen (docs/events.md)
+        # Locally a pushed template is sent within a second (in AWS the render function trusts its cached
+        # pointer for the default 30 s): a developer pushes and sends at once, and so do the e2e tests.
+        "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "1",
         "POSTLINE_SCHEDULE_GROUP": SCHEDULE_GROUP,
         "POSTLINE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/postline-scheduler",
         "POWERTOOLS_SERVICE_NAME": "postline",

@@ -1,8 +1,6 @@
 """Email addresses: validated and normalised once, at the edge; everything after compares normalised values."""
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 
 class InvalidAddress(ValueError):
     pass
@@ -19,6 +17,11 @@ def normalise_address(value: str) -> str:
         raise InvalidAddress("is empty")
     if "<" in candidate or ">" in candidate or "," in candidate:
         raise InvalidAddress("must be a single bare address like name@example.com")
+    # email_validator compiles its grammar at import (a tenth of a cold start): loaded by the first address checked,
+    # not by every function that imports this module (the unsubscribe page only masks; SES events check addresses
+    # only for bounces and complaints). The render function loads it at import: it checks every message's.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as error:

@@ -1,4 +1,8 @@
-"""Events for the user's application: every status change as a normalised postline event on an EventBridge bus.
+"""Events for the user's application: status changes as normalised postline events on an EventBridge bus.
+
+Which events are published is the ``app_events`` setting (``POSTLINE_APP_EVENTS``); by default the ones an
+application must act on (bounced, complained, unsubscribed, failed), as sent, delivered, opened and clicked come
+with nearly every email and each published event is billed.
 
 Source ``postline``, detail-type the event name (``email.sent``, ``email.delivered``, ``email.bounced``,
 ``email.complained``, ``email.opened``, ``email.clicked``, ``email.unsubscribed``, ``email.failed``), detail:
@@ -12,6 +16,7 @@ a second status change. Schema: docs/events.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,8 +26,6 @@ from aws_lambda_powertools import Logger
 logger = Logger(child=True)
 
 SOURCE = "postline"
-EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
-               "email.clicked", "email.unsubscribed", "email.failed")
 _PUT_EVENTS_LIMIT = 10
 
 
@@ -46,8 +49,10 @@ class AppEvent:
                 "Time": time, "Resources": []}
 
 
-def publish(events_client, bus: str, events: list[AppEvent]) -> int:
-    """PutEvents in batches of 10; returns how many entries failed (logged, not raised)."""
+def publish(events_client, bus: str, events: list[AppEvent], enabled: Collection[str]) -> int:
+    """PutEvents in batches of 10 for the ``enabled`` event names (the others are dropped); returns how many
+    entries failed (logged, not raised)."""
+    events = [event for event in events if event.name in enabled]
     failed = 0
     for start in range(0, len(events), _PUT_EVENTS_LIMIT):
         chunk = events[start:start + _PUT_EVENTS_LIMIT]

@@ -64,6 +64,20 @@ class BatchResult:
         return outcome.result
 
 
+def log_outcomes(logger: Any, stage: str, result: BatchResult, expected: str) -> None:
+    """One line for the batch, naming the messages that went as ``expected`` (CloudWatch bills log bytes and
+    most batches are all alike), then one warning for each message that did not, with its reason."""
+    done = [o.message_id for o in result.outcomes.values() if o.result == expected]
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes.values():
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+    logger.info(f"{stage} batch", extra={"outcomes": counts, expected: done})
+    for outcome in result.outcomes.values():
+        if outcome.result != expected:
+            logger.warning(f"{stage}: {outcome.result}", extra={"message_id": outcome.message_id,
+                                                                 "result": outcome.result, "reason": outcome.reason})
+
+
 def partial_batch_response(event: dict, context: Any, process) -> dict:
     """Run ``process`` over the whole SQS batch, then report each record to Lambda through Powertools' batch
     processor: records that failed stay on the queue, the rest are deleted."""

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Annotated, Any
 
+import email_validator  # noqa: F401  (every message's address is checked: load it with the contract, at cold start)
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from .addresses import InvalidAddress, normalise_address

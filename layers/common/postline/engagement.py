@@ -83,7 +83,8 @@ def _record(ctx: EngagementContext, message: Message, event_type: str, detail: d
     if event_type in _ANNOUNCED:
         publish(ctx.events, ctx.settings.event_bus, [AppEvent(
             _ANNOUNCED[event_type], message.message_id, now, to=message.recipient, template=message.template,
-            campaign=message.campaign, tags=message.tags.as_dict() if message.tags else {}, detail=detail)])
+            campaign=message.campaign, tags=message.tags.as_dict() if message.tags else {}, detail=detail)],
+            ctx.settings.app_events)
 
 
 def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> None:

@@ -13,7 +13,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from .settings import Settings
@@ -36,9 +36,12 @@ SUPPRESSION_SCOPE_ALL = "all"
 
 
 class SesMessageIndex(GlobalSecondaryIndex):
+    """Finds a message from an SES message id. Keys only: the index is written once, when the id is set, and
+    not again on every later status change (as it would be if it held the whole record)."""
+
     class Meta:
         index_name = "by_ses_message_id"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
         read_capacity_units = 0
         write_capacity_units = 0
 
@@ -71,6 +74,7 @@ class Message(Model):
     retry = NumberAttribute(null=True)  # which soft-bounce retry this attempt is (none for the first)
     duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
     last_duplicate_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute (settings.message_ttl_days after queueing)
 
 
 class EmailEvent(Model):

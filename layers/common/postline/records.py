@@ -1,7 +1,8 @@
 """Message records: the conditional writes that move a message's status forward.
 
-Every write here is a TransactWriteItems entry, so a whole SQS batch is recorded in one call, and every write
-is conditional on the status it expects, which is what makes redelivered and repeated messages harmless.
+Every write here is a TransactWriteItems entry, so a whole SQS batch is recorded in one call (an ``Update``
+entry's body is also a valid UpdateItem request, for writes that stand alone), and every write is conditional
+on the status it expects, which is what makes redelivered and repeated messages harmless.
 """
 from __future__ import annotations
 

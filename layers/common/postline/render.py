@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 
 from . import records, retries
 from .retries import RETRY_ATTRIBUTE
-from .batch import BatchResult, Outcome, QueueRecord
+from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
 from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
 from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
@@ -116,12 +116,7 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
         return result
     _keep_requests(items, ctx)
     _forward(items, ctx, result)
-    for item in items:
-        outcome = result.outcomes.get(item.record.record_id)
-        logger.info("rendered" if item.status == RENDERED else "not rendered", extra={
-            "message_id": item.message_id, "result": outcome.result if outcome else None,
-            "reason": outcome.reason if outcome else None,
-        })
+    log_outcomes(logger, "render", result, expected=RENDERED)
     return result
 
 
@@ -194,6 +189,7 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             updated_at=now,
             attempts=0,
             retry=_retry_number(item.record),
+            expires_at=int(now + ctx.settings.message_ttl_days * 86400),
         )
         # A rendered record may be rewritten: the render was interrupted before the send queue got the message.
         replaceable = (QUEUED, RENDERED) if item.status in (RENDERED, SUPPRESSED) else ()

@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from . import records
-from .batch import BatchResult, Outcome, QueueRecord
+from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
 from .clients import client
 from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
@@ -81,9 +81,7 @@ def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
                 result.set(rid, Outcome(job.message_id, "retry", str(error), retry=True))
         delays.update({rid: backoff_seconds(by_id[rid].receive_count) for rid in jobs if rid not in delays})
     _delay(delays, by_id, ctx)
-    for rid, outcome in result.outcomes.items():
-        logger.info("send outcome", extra={"message_id": outcome.message_id, "result": outcome.result,
-                                           "reason": outcome.reason})
+    log_outcomes(logger, "send", result, expected=SENT)
     return result
 
 

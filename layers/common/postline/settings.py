@@ -8,12 +8,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from .validated import Field, Validated, ValidationError, field_validator
 
 STREAMS = ("critical", "transactional", "marketing")
+APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
+                   "email.clicked", "email.unsubscribed", "email.failed")
+# What needs the application to act: the address is bad, the person objected, or the email did not go.
+DEFAULT_APP_EVENTS = ("email.bounced", "email.complained", "email.unsubscribed", "email.failed")
 
 
 class ConfigurationError(RuntimeError):
@@ -23,7 +28,8 @@ class ConfigurationError(RuntimeError):
 Name = Annotated[str, Field(min_length=1)]
 
 
-class Settings(BaseModel, frozen=True):
+@dataclass(frozen=True, init=False)  # validated on construction (see validated.py), as the pydantic model was
+class Settings(Validated):
     messages_table: Name
     events_table: Name
     suppressions_table: Name
@@ -52,7 +58,10 @@ class Settings(BaseModel, frozen=True):
     stale_claim_seconds: int = Field(default=900, gt=0)
     max_message_bytes: int = Field(default=64_000, gt=0)
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
-    event_ttl_days: int = Field(default=400, gt=0)
+    # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Records
+    # back the unsubscribe and tracking links, so they outlive the events.
+    event_ttl_days: int = Field(default=90, gt=0)
+    message_ttl_days: int = Field(default=400, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
     # Also add hard bounces and complaints to SES's account-level suppression list.
     mirror_ses_suppressions: bool = False
@@ -61,6 +70,9 @@ class Settings(BaseModel, frozen=True):
     # Streams whose soft-bounced emails are sent again; a late newsletter is worse than none, so by default
     # marketing soft bounces only count towards the address's soft-bounce history.
     soft_bounce_retry_streams: tuple[str, ...] = ("critical", "transactional")
+    # The events published for the user's application; the rest are recorded but not announced (each published
+    # event is billed, and sent/delivered/opened/clicked come with nearly every email).
+    app_events: tuple[str, ...] = DEFAULT_APP_EVENTS
 
     @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
@@ -76,6 +88,14 @@ class Settings(BaseModel, frozen=True):
         unknown = set(value) - set(STREAMS)
         if unknown:
             raise ValueError(f"unknown streams {sorted(unknown)}")
+        return value
+
+    @field_validator("app_events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(APP_EVENT_NAMES)
+        if unknown:
+            raise ValueError(f"unknown events {sorted(unknown)} (known: {', '.join(APP_EVENT_NAMES)}, or all)")
         return value
 
     @field_validator("tracking_base_url")
@@ -105,6 +125,8 @@ ENVIRONMENT = {
     "POSTLINE_MAX_MESSAGE_BYTES": "max_message_bytes",
     "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "template_pointer_ttl_seconds",
     "POSTLINE_EVENT_TTL_DAYS": "event_ttl_days",
+    "POSTLINE_MESSAGE_TTL_DAYS": "message_ttl_days",
+    "POSTLINE_APP_EVENTS": "app_events",
     "POSTLINE_SEND_CONCURRENCY": "send_concurrency",
     "POSTLINE_EVENT_BUS": "event_bus",
     "POSTLINE_SCHEDULE_GROUP": "schedule_group",
@@ -132,8 +154,10 @@ def settings_from_environ(environ: Mapping[str, str]) -> Settings:
                     value = json.loads(value)
                 except json.JSONDecodeError as error:
                     raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
-            if field == "soft_bounce_retry_streams":
+            if field in ("soft_bounce_retry_streams", "app_events"):
                 value = tuple(s.strip() for s in value.split(",") if s.strip())
+                if field == "app_events" and value == ("all",):
+                    value = APP_EVENT_NAMES
             raw[field] = value
     for prefix, field in PER_STREAM.items():
         raw[field] = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
