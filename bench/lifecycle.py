@@ -25,12 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from .support import example, free_port
 HUMAN_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
-
-
-def example(name: str) -> dict:
-    return json.loads((ROOT / "templates" / name / "example.json").read_text())
 
 
 class Recorder:
@@ -98,14 +94,6 @@ def _wait_port(port: int, seconds: float = 30) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError("the local endpoint did not start")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 SCENARIOS = (

@@ -21,20 +21,8 @@ from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parents[1]
+from .support import ROOT, example, free_port
 POSTLINE = str(Path(sys.executable).parent / "postline")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def example(name: str) -> dict:
-    return json.loads((ROOT / "templates" / name / "example.json").read_text())
 
 
 class RunningStack:

@@ -5,6 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from postline.engagement import EngagementContext, follow_click
 from postline.models import bind_tables
+from postline.pages import not_found_page
 from postline.settings import get_settings
 from postline.tracing import lambda_tracer
 
@@ -20,8 +21,6 @@ app = APIGatewayHttpResolver()
 def click(token: str) -> Response:
     target = follow_click(engagement, token, app.current_event.headers.get("user-agent"))
     if target is None:
-        from postline.pages import not_found_page  # Jinja2 and the page only for links postline did not sign
-
         return Response(404, "text/html; charset=utf-8", not_found_page(), headers={"Cache-Control": "no-store"})
     return Response(302, "text/plain", "", headers={"Location": target, "Cache-Control": "no-store",
                                                      "Referrer-Policy": "no-referrer"})

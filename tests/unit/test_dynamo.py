@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 from postline import dynamo
 from postline.dynamo import ConditionFailed, RetryLater, batch_get, transact_write
 
-from .fakes import client_error
+from .fakes import FakeTransactions, client_error
 
 
 @pytest.fixture(autouse=True)
@@ -20,49 +20,6 @@ def no_sleeping(monkeypatch):
 def item(message_id: str) -> dict:
     return {"Update": {"TableName": "t", "Key": {"message_id": {"S": message_id}}, "UpdateExpression": "SET a = :a",
                        "ConditionExpression": "attribute_exists(message_id)", "ExpressionAttributeValues": {":a": {"N": "1"}}}}
-
-
-def key_of(entry: dict) -> str:
-    body = next(iter(entry.values()))
-    return (body.get("Key") or body["Item"])["message_id"]["S"]
-
-
-class FakeTransactions:
-    """TransactWriteItems with DynamoDB's all-or-nothing semantics: one failing item cancels the whole call and
-    every item gets a cancellation reason (``None`` for the innocent ones)."""
-
-    def __init__(self, condition_fails: dict[str, dict | None] | None = None,
-                 transient: dict[str, list[str]] | None = None, error: Exception | None = None) -> None:
-        self.condition_fails = condition_fails or {}
-        self.transient = {k: list(v) for k, v in (transient or {}).items()}
-        self.error = error
-        self.calls: list[list[str]] = []
-        self.written: list[str] = []
-
-    def transact_write_items(self, TransactItems):
-        keys = [key_of(e) for e in TransactItems]
-        self.calls.append(keys)
-        assert len(TransactItems) <= 100, "DynamoDB takes at most 100 items per transaction"
-        assert len(set(keys)) == len(keys), "a transaction may touch an item only once"
-        if self.error is not None:
-            raise self.error
-        reasons, cancelled = [], False
-        for k in keys:
-            if k in self.condition_fails:
-                old = self.condition_fails[k]
-                reasons.append({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed",
-                                **({"Item": old} if old is not None else {})})
-                cancelled = True
-            elif self.transient.get(k):
-                reasons.append({"Code": self.transient[k].pop(0), "Message": "try again"})
-                cancelled = True
-            else:
-                reasons.append({"Code": "None"})
-        if cancelled:
-            raise client_error("TransactionCanceledException", "Transaction cancelled", "TransactWriteItems",
-                               CancellationReasons=reasons)
-        self.written.extend(keys)
-        return {}
 
 
 def test_all_items_written_in_one_call():

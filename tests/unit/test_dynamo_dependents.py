@@ -6,7 +6,7 @@ import pytest
 from postline import dynamo
 from postline.dynamo import ConditionFailed, Withdrawn, transact_write
 
-from .fakes import client_error
+from .fakes import FakeTransactions
 
 
 @pytest.fixture(autouse=True)
@@ -24,43 +24,9 @@ def check(name: str) -> dict:
                                "ConditionExpression": "attribute_not_exists(email)"}}
 
 
-def name_of(entry: dict) -> str:
-    body = next(iter(entry.values()))
-    return next(iter(body["Key"].values()))["S"]
-
-
-class Fake:
-    """All-or-nothing transactions; ``present`` names the checks that fail (with the item they found)."""
-
-    def __init__(self, present: dict[str, dict] | None = None, own_failures: set[str] = frozenset()):
-        self.present = present or {}
-        self.own_failures = own_failures
-        self.calls: list[list[str]] = []
-        self.written: list[str] = []
-
-    def transact_write_items(self, TransactItems):
-        names = [name_of(e) for e in TransactItems]
-        self.calls.append(names)
-        reasons, cancelled = [], False
-        for entry, name in zip(TransactItems, names):
-            if "ConditionCheck" in entry and name in self.present:
-                reasons.append({"Code": "ConditionalCheckFailed", "Item": self.present[name]})
-                cancelled = True
-            elif name in self.own_failures:
-                reasons.append({"Code": "ConditionalCheckFailed"})
-                cancelled = True
-            else:
-                reasons.append({"Code": "None"})
-        if cancelled:
-            raise client_error("TransactionCanceledException", "cancelled", "TransactWriteItems",
-                               CancellationReasons=reasons)
-        self.written.extend(n for e, n in zip(TransactItems, names) if "ConditionCheck" not in e)
-        return {}
-
-
 def test_a_failed_check_withdraws_its_dependents_and_the_rest_are_written_with_their_checks():
     found = {"email": {"S": "bad@x"}, "scope": {"S": "all"}, "reason": {"S": "complaint"}}
-    fake = Fake(present={"bad@x": found})
+    fake = FakeTransactions(condition_fails={"bad@x": found})
     items = [check("ok@x"), write("m1"), check("bad@x"), write("m2"), write("m3")]
     outcome = transact_write(fake, items, {0: [1], 2: [3]})
     assert outcome == [None, None, ConditionFailed(found), Withdrawn(2), None]
@@ -69,14 +35,14 @@ def test_a_failed_check_withdraws_its_dependents_and_the_rest_are_written_with_t
 
 
 def test_a_check_shared_by_two_writes_withdraws_both():
-    fake = Fake(present={"bad@x": {}})
+    fake = FakeTransactions(condition_fails={"bad@x": {}})
     outcome = transact_write(fake, [write("m1"), write("m2"), check("bad@x")], {2: [0, 1]})
     assert outcome[:2] == [Withdrawn(2), Withdrawn(2)]
     assert fake.written == [] and len(fake.calls) == 1  # nothing left to write: no second call
 
 
 def test_a_write_failing_its_own_condition_reports_that_and_its_idle_check_is_dropped():
-    fake = Fake(own_failures={"m1"})
+    fake = FakeTransactions(condition_fails={"m1": None})
     outcome = transact_write(fake, [check("ok@x"), write("m1"), write("m2")], {0: [1]})
     assert outcome == [None, ConditionFailed(None), None]
     assert fake.calls[-1] == ["m2"]
@@ -88,7 +54,7 @@ def test_dependents_travel_with_their_check_across_transactions():
         dependents[len(items)] = [len(items) + 1]
         items += [check(f"a{i}@x"), write(f"c{i}")]
     items += [write(f"p{i}") for i in range(30)]
-    fake = Fake()
+    fake = FakeTransactions()
     transact_write(fake, items, dependents)
     assert [len(c) for c in fake.calls] == [100, 10]
     for call in fake.calls:
@@ -97,12 +63,12 @@ def test_dependents_travel_with_their_check_across_transactions():
 
 
 def test_without_dependents_nothing_changes():
-    fake = Fake(own_failures={"m1"})
+    fake = FakeTransactions(condition_fails={"m1": None})
     assert transact_write(fake, [write("m0"), write("m1")]) == [None, ConditionFailed(None)]
 
 
 def test_withdrawal_reaches_the_dependents_of_a_withdrawn_item():
-    fake = Fake(present={"bad@x": {}})
+    fake = FakeTransactions(condition_fails={"bad@x": {}})
     outcome = transact_write(fake, [check("bad@x"), write("m1"), write("kept1"), write("m2")], {0: [1], 1: [2]})
     assert outcome[1:] == [Withdrawn(0), Withdrawn(0), None]
     assert fake.written == ["m2"]

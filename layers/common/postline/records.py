@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from .models import Message, Suppression
-from .suppression import describe
+from .suppression import describe, scopes_for
 
 
 def attribute_value(value: Any) -> dict[str, Any]:
@@ -122,6 +122,31 @@ def absent(table: str, key: dict[str, Any]) -> dict[str, Any]:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
+
+
+class SuppressionChecks:
+    """The ConditionChecks that let a transaction's writes happen only while their recipients are not suppressed:
+    one check per suppression key however many writes need it, numbered from ``first_index`` (they go after the
+    transaction's writes), and ``dependents`` as ``transact_write`` takes them."""
+
+    def __init__(self, table: str, first_index: int) -> None:
+        self.table, self.first_index = table, first_index
+        self.entries: list[dict[str, Any]] = []
+        self.dependents: dict[int, list[int]] = {}
+        self._index: dict[tuple[str, str], int] = {}
+
+    def require(self, write: int, names: list[str], stream: str) -> list[int]:
+        """Make the write at index ``write`` depend on no suppression of ``names`` (an address, and its erased
+        form where erasure applies) in the scopes of ``stream``; returns the indexes of its checks."""
+        indexes = []
+        for scope in scopes_for(stream):  # "all" first: it is the stronger reason to report
+            for name in names:
+                if (name, scope) not in self._index:
+                    self._index[(name, scope)] = self.first_index + len(self.entries)
+                    self.entries.append(absent(self.table, {"email": {"S": name}, "scope": {"S": scope}}))
+                self.dependents.setdefault(self._index[(name, scope)], []).append(write)
+                indexes.append(self._index[(name, scope)])
+        return indexes
 
 
 def describe_suppression(item: dict[str, Any] | None) -> str:

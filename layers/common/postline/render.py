@@ -25,7 +25,7 @@ from .mime import build_mime
 from .models import QUEUED, REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
-from .suppression import describe, erased_address, find_suppressions, scopes_for
+from .suppression import describe, find_suppressions, suppression_names
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
 from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
@@ -197,11 +197,13 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             replaceable += (SENT,)  # a soft-bounce retry: the last attempt was sent, then soft-bounced
         entries.append(records.put_new(table, record, replaceable))
         written.append(item)
-    checks, dependents, checks_of = _suppression_checks(
-        written, ctx.settings.suppressions_table,
-        ctx.keys.current.erasure_key if any(item.checked for item in written) else None)
-    kept = _kept_in_transaction(written, ctx, len(entries) + len(checks), dependents)
-    outcomes = transact_write(ctx.dynamodb, entries + checks + kept, dependents)
+    checks = records.SuppressionChecks(ctx.settings.suppressions_table, first_index=len(entries))
+    erasure_key = ctx.keys.current.erasure_key if any(item.checked for item in written) else None
+    checks_of = {item.message_id: checks.require(position, suppression_names(item.message.to, erasure_key),
+                                                 item.template.stream)
+                 for position, item in enumerate(written) if item.checked}
+    kept = _kept_in_transaction(written, ctx, len(entries) + len(checks.entries), checks.dependents)
+    outcomes = transact_write(ctx.dynamodb, entries + checks.entries + kept, checks.dependents)
     withdrawn = []
     for item, failed in zip(written, outcomes):
         if failed is None:
@@ -235,10 +237,8 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
     """Keep what the application sent for the streams whose soft bounces are retried (see ``retries``); best
     effort: without it a soft bounce is counted but not retried."""
     settings, now = ctx.settings, ctx.clock()
-    keep = settings.soft_bounce_window_seconds + 86_400
-    kept = [retries.request_item(i.message_id, i.record.body, now, keep) for i in items
-            if i.status == RENDERED and i.job.stream in settings.soft_bounce_retry_streams
-            and not _retry_number(i.record) and not i.kept]
+    kept = [_request_to_keep(i, settings, now) for i in items
+            if i.status == RENDERED and _keeps_request(i, settings) and not i.kept]
     for start in range(0, len(kept), 25):
         request = {settings.events_table: [{"PutRequest": {"Item": k.serialize()}} for k in kept[start:start + 25]]}
         try:
@@ -249,43 +249,29 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
             logger.warning("could not keep send messages for soft-bounce retries", extra={"error": str(error)})
 
 
-def _suppression_checks(written: list[_Item], table: str, erasure_key: bytes | None):
-    """ConditionChecks for the messages whose suppressions the record transaction checks: one per suppression
-    key (the address's, and with ``erasure_key`` its erased form's, for each scope that applies), placed after
-    the records (whose indexes are their positions in ``written``), each record depending on its checks."""
-    checks: list[dict[str, Any]] = []
-    dependents: dict[int, list[int]] = {}
-    index_of: dict[tuple[str, str], int] = {}
-    checks_of: dict[str, list[int]] = {}
-    for position, item in enumerate(written):
-        if not item.checked:
-            continue
-        address = item.message.to
-        names = [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
-        for scope in scopes_for(item.template.stream):  # "all" first: it is the stronger reason to report
-            for name in names:
-                if (name, scope) not in index_of:
-                    index_of[(name, scope)] = len(written) + len(checks)
-                    checks.append(records.absent(table, {"email": {"S": name}, "scope": {"S": scope}}))
-                dependents.setdefault(index_of[(name, scope)], []).append(position)
-                checks_of.setdefault(item.message_id, []).append(index_of[(name, scope)])
-    return checks, dependents, checks_of
-
-
 def _kept_in_transaction(written: list[_Item], ctx: RenderContext, offset: int,
                          dependents: dict[int, list[int]]) -> list[dict[str, Any]]:
     """For the messages recorded with their suppression checks, the request a soft-bounce retry needs (see
     ``_keep_requests``) rides in the same transaction, written only if the record is: no call of its own."""
     settings, now = ctx.settings, ctx.clock()
-    keep = settings.soft_bounce_window_seconds + 86_400
     entries: list[dict[str, Any]] = []
     for position, item in enumerate(written):
-        if item.checked and item.template.stream in settings.soft_bounce_retry_streams and not _retry_number(item.record):
+        if item.checked and _keeps_request(item, settings):
             dependents.setdefault(position, []).append(offset + len(entries))
-            request = retries.request_item(item.message_id, item.record.body, now, keep)
-            entries.append({"Put": {"TableName": settings.events_table, "Item": request.serialize()}})
+            entries.append({"Put": {"TableName": settings.events_table,
+                                    "Item": _request_to_keep(item, settings, now).serialize()}})
             item.kept = True
     return entries
+
+
+def _keeps_request(item: _Item, settings: Settings) -> bool:
+    """Whether a soft bounce of this message is retried, so its request must be kept (a retry keeps none)."""
+    return item.template.stream in settings.soft_bounce_retry_streams and not _retry_number(item.record)
+
+
+def _request_to_keep(item: _Item, settings: Settings, now: float):
+    return retries.request_item(item.message_id, item.record.body, now,
+                                settings.soft_bounce_window_seconds + 86_400)  # the window, and a day's margin
 
 
 def _render_checked(items: list[_Item], ctx: RenderContext) -> None:

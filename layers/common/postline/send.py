@@ -24,7 +24,7 @@ from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
 from .queues import SendJob
 from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
 from .settings import Settings
-from .suppression import describe, find_suppressions, scopes_for
+from .suppression import describe, find_suppressions
 
 logger = Logger(child=True)
 
@@ -100,22 +100,12 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
                                 {(job.recipient, job.stream) for job in jobs.values()
                                  if job.stream not in records.CHECKED_IN_TRANSACTION})
     entries: list[dict[str, Any]] = []
-    dependents: dict[int, list[int]] = {}
-    checks: dict[tuple[str, str], int] = {}  # suppression key -> its ConditionCheck entry (one per key)
     order = []
     for rid, job in jobs.items():
         suppression = blocked.get((job.recipient, job.stream))
-        job_checks: list[int] = []
         if suppression is not None:
             entries.append(_suppressed(settings.messages_table, job, describe(suppression), now))
         else:
-            if job.stream in records.CHECKED_IN_TRANSACTION:
-                for scope in scopes_for(job.stream):  # "all" first: it is the stronger reason to report
-                    if (job.recipient, scope) not in checks:
-                        checks[(job.recipient, scope)] = len(entries)
-                        entries.append(records.absent(settings.suppressions_table,
-                                                      {"email": {"S": job.recipient}, "scope": {"S": scope}}))
-                    job_checks.append(checks[(job.recipient, scope)])
             entries.append(records.update(
                 settings.messages_table, job.message_id,
                 set_values={"status": SENDING, "claimed_at": now, "updated_at": now}, add={"attempts": 1},
@@ -123,10 +113,11 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
                 condition_values={":c_rendered": RENDERED, ":c_sending": SENDING,
                                   ":c_stale": now - settings.stale_claim_seconds},
             ))
-            for check in job_checks:
-                dependents.setdefault(check, []).append(len(entries) - 1)
-        order.append((rid, job, suppression, len(entries) - 1, job_checks))
-    outcomes = transact_write(ctx.dynamodb, entries, dependents)
+        order.append((rid, job, suppression, len(entries) - 1))
+    checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
+    checks_of = {index: checks.require(index, [job.recipient], job.stream) for _, job, suppression, index in order
+                 if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION}
+    outcomes = transact_write(ctx.dynamodb, entries + checks.entries, checks.dependents)
 
     def not_written(rid: str, job: SendJob, failed: ConditionFailed) -> None:
         previous = records.old_status(failed.old)
@@ -145,7 +136,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
 
     claimed: dict[str, SendJob] = {}
     late: list[tuple[str, SendJob, str]] = []  # suppressed according to the claim's condition checks
-    for rid, job, suppression, index, job_checks in order:
+    for rid, job, suppression, index in order:
         failed = outcomes[index]
         if failed is None:
             if suppression is not None:
@@ -153,7 +144,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
             else:
                 claimed[rid] = job
         elif isinstance(failed, Withdrawn):
-            found = [outcomes[c] for c in job_checks if isinstance(outcomes[c], ConditionFailed)]
+            found = [outcomes[c] for c in checks_of[index] if isinstance(outcomes[c], ConditionFailed)]
             late.append((rid, job, records.describe_suppression(found[0].old if found else None)))
         else:
             not_written(rid, job, failed)

@@ -26,13 +26,17 @@ def erased_address(address: str, erasure_key: bytes) -> str:
     return "erased:" + hmac.new(erasure_key, address.encode(), hashlib.sha256).hexdigest()
 
 
+def suppression_names(address: str, erasure_key: bytes | None) -> list[str]:
+    """The names an address may be suppressed under: itself and, where erasure applies, its erased form."""
+    return [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
+
+
 def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]],
                       erasure_key: bytes | None = None) -> dict[tuple[str, str], Suppression]:
     """For each (address, stream) pair, the suppression that blocks it, if any: one batched read for all.
     With ``erasure_key``, the suppressions of erased addresses (kept as keyed hashes) are checked too."""
     wanted = set(wanted)
-    names = {address: [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
-             for address, _ in wanted}
+    names = {address: suppression_names(address, erasure_key) for address, _ in wanted}
     keys = {(name, scope) for address, stream in wanted for name in names[address] for scope in scopes_for(stream)}
     if not keys:
         return {}
