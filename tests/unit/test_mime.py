@@ -133,3 +133,34 @@ def test_every_accepted_recipient_is_written_as_a_valid_ascii_address(address):
     to = raw_header(build(recipient=recipient), "To")
     assert to.isascii() and "=?" not in to
     assert re.fullmatch(r"[!-~]+@[A-Za-z0-9.-]+", to)
+
+
+def test_a_line_break_in_a_header_value_is_refused():
+    with pytest.raises(ValueError):
+        build(subject="Hello\r\nBcc: eve@evil.example")
+
+
+def test_long_body_lines_are_wrapped_on_the_wire_and_read_back_whole():
+    text = "word " * 400 + "\n" + "trailing space   \n" + "tab\tinside\n"
+    html = "<table>" + "<td style='padding:0'>cell=value</td>" * 200 + "</table>"
+    raw = build(text=text, html=html)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    text_part, html_part = parse(raw).iter_parts()
+    assert unix(text_part.get_content()) == text
+    assert unix(html_part.get_content()).rstrip("\n") == html
+
+
+def test_mostly_non_latin_text_is_sent_in_the_shorter_encoding():
+    text = "日本語のニュースレター。今週のお知らせです。\n" * 50
+    html = f"<p>{text}</p>"
+    raw = build(text=text, html=html)
+    text_part, html_part = parse(raw).iter_parts()
+    assert text_part["Content-Transfer-Encoding"] == "base64"
+    assert unix(text_part.get_content()) == text
+    # base64 takes about 1.37 times the bytes, quoted-printable would take about 3 times
+    assert len(raw) < 1.6 * len((text + html).encode("utf-8"))
+
+
+def test_each_message_has_its_own_boundary():
+    first, second = parse(build()), parse(build())
+    assert first.get_boundary() != second.get_boundary()
