@@ -4,8 +4,9 @@ while a marketing backlog drains.
 
 Floor for throughput: bare SESv2 SendEmail calls per second against the same local endpoint, from a thread pool
 as wide as the send function's (``POSTLINE_SEND_CONCURRENCY``), with a raw MIME of the newsletter's size,
-measured in the same run just before the newsletter. It is what the endpoint alone can accept; everything
-postline adds (render, the queues, claims, status writes, SES events) comes on top.
+measured in the same run just before and just after the newsletter (``bench.__main__`` averages the two). It is
+what the endpoint alone can accept; everything postline adds (render, the queues, claims, status writes, SES
+events) comes on top.
 """
 from __future__ import annotations
 

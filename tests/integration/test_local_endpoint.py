@@ -1,36 +1,63 @@
-"""The local endpoint's moto SQS patch (aws_endpoint.speed_up_sqs) keeps moto's answers: every scenario here runs
-on plain moto and on the patched one with the same expectations."""
+"""The local endpoint's moto patches (``aws_endpoint``) keep moto's answers: every scenario here runs on plain moto
+and on the patched one with the same expectations."""
 from __future__ import annotations
 
+import base64
 import json
 
 import boto3
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from moto import mock_aws
+from moto.core import responses as core_responses
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.responses import DynamoHandler
+from moto.moto_api._internal.moto_random import MotoRandom
+from moto.sns import models as sns_models
 from moto.sqs import models as sqs_models
 
-from postline_cli.local.aws_endpoint import speed_up_sqs
+from postline_cli.local import aws_endpoint
 
 COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+# Every module and class a patch changes, put back after each test.
+PATCHED = [sqs_models, sqs_models.Queue, sqs_models.SQSBackend, dynamodb_models, dynamodb_models.DynamoDBBackend,
+           DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, core_responses,
+           MotoRandom, sns_models]
 
 
 @pytest.fixture(params=["plain moto", "patched"])
-def sqs(request, monkeypatch):
+def aws(request, monkeypatch):
+    """A boto3 session against moto, as it is or with every patch of the local endpoint."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    saved = {cls: dict(vars(cls)) for cls in (sqs_models.Queue, sqs_models.SQSBackend)}
+    saved = [(owner, dict(vars(owner))) for owner in PATCHED]
     if request.param == "patched":
-        speed_up_sqs()
+        for patch in (aws_endpoint.serialise_dynamodb, aws_endpoint.lighten_dynamodb_expressions,
+                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs, aws_endpoint.sign_with_one_certificate):
+            patch()
     try:
         with mock_aws():
-            yield boto3.client("sqs", region_name="us-east-1")
+            yield boto3.session.Session(region_name="us-east-1")
     finally:
-        for cls, attributes in saved.items():
+        for owner, attributes in saved:
+            for name in set(vars(owner)) - set(attributes):
+                delattr(owner, name)
             for name, value in attributes.items():
-                if vars(cls).get(name) is not value:
-                    setattr(cls, name, value)
+                if vars(owner).get(name) is not value:
+                    setattr(owner, name, value)
+
+
+@pytest.fixture
+def sqs(aws):
+    return aws.client("sqs")
 
 
 def counts(sqs, url) -> tuple[int, int, int]:
@@ -107,3 +134,93 @@ def test_fifo_deduplication(sqs):
     assert counts(sqs, url) == (2, 0, 0)
     every = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert every["ContentBasedDeduplication"] == "true" and every["FifoQueue"] == "true"
+
+
+def test_received_messages_carry_the_attributes_asked_for_and_the_queue_keeps_them_all(sqs):
+    url = sqs.create_queue(QueueName="work")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="m", MessageAttributes={
+        "kept": {"DataType": "String", "StringValue": "1"}, "other": {"DataType": "String", "StringValue": "2"}})
+    first = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["kept"], VisibilityTimeout=0)["Messages"][0]
+    assert set(first["MessageAttributes"]) == {"kept"}
+    again = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], AttributeNames=["All"])["Messages"][0]
+    assert set(again["MessageAttributes"]) == {"kept", "other"}
+    assert again["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert again["ReceiptHandle"] != first["ReceiptHandle"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"])
+    assert counts(sqs, url) == (0, 0, 0)
+
+
+def test_request_ids_are_new_for_every_request(sqs):
+    ids = {sqs.list_queues()["ResponseMetadata"]["RequestId"] for _ in range(20)}
+    assert len(ids) == 20
+
+
+@pytest.fixture
+def dynamodb(aws):
+    client = aws.client("dynamodb")
+    client.create_table(TableName="records", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                        BillingMode="PAY_PER_REQUEST")
+    for key in ("a", "b", "c"):
+        client.put_item(TableName="records", Item={"id": {"S": key}, "status": {"S": "rendered"}})
+    return client
+
+
+CLAIM = {"UpdateExpression": "SET #st = :new, claimed_at = :at ADD attempts :one", "ConditionExpression": "#st = :old",
+         "ExpressionAttributeNames": {"#st": "status"}}
+
+
+def claim(key: str, new: str, at: int) -> dict:
+    return {"Update": {"TableName": "records", "Key": {"id": {"S": key}}, **CLAIM, "ExpressionAttributeValues": {
+        ":new": {"S": new}, ":old": {"S": "rendered"}, ":at": {"N": str(at)}, ":one": {"N": "1"}}}}
+
+
+def item(dynamodb, key: str) -> dict:
+    return dynamodb.get_item(TableName="records", Key={"id": {"S": key}}, ConsistentRead=True)["Item"]
+
+
+def test_one_expression_text_with_different_values_updates_each_item_with_its_own(dynamodb):
+    dynamodb.transact_write_items(TransactItems=[claim("a", "sending", 1), claim("b", "sent", 2)])
+    dynamodb.update_item(**claim("c", "held", 3)["Update"])
+    assert [(item(dynamodb, k)["status"]["S"], item(dynamodb, k)["claimed_at"]["N"]) for k in "abc"] == [
+        ("sending", "1"), ("sent", "2"), ("held", "3")]
+
+
+def test_a_condition_read_from_a_remembered_expression_still_decides(dynamodb):
+    dynamodb.update_item(**claim("a", "sending", 1)["Update"])
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
+        dynamodb.update_item(**claim("a", "sending", 2)["Update"])
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
+        dynamodb.transact_write_items(TransactItems=[claim("b", "sending", 3), claim("a", "sending", 3)])
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert item(dynamodb, "a")["claimed_at"]["N"] == "1" and item(dynamodb, "a")["attempts"]["N"] == "1"
+    assert "claimed_at" not in item(dynamodb, "b")  # the whole transaction was rolled back
+
+
+@pytest.mark.parametrize("expression", ["SET a = :v SET b = :v", "SET a = :v REMOVE b SET c = :v", "SET id = :v"])
+def test_invalid_update_expressions_are_refused_every_time(dynamodb, expression):
+    for _ in range(2):  # the second time from what was remembered of the first
+        with pytest.raises(dynamodb.exceptions.ClientError, match="ValidationException"):
+            dynamodb.update_item(TableName="records", Key={"id": {"S": "a"}}, UpdateExpression=expression,
+                                 ExpressionAttributeValues={":v": {"S": "x"}})
+    assert item(dynamodb, "a") == {"id": {"S": "a"}, "status": {"S": "rendered"}}
+
+
+def test_sns_notifications_reach_the_queue_each_signed_by_the_certificate_at_its_url(aws):
+    sns, sqs = aws.client("sns"), aws.client("sqs")
+    topic = sns.create_topic(Name="events")["TopicArn"]
+    url = sqs.create_queue(QueueName="events")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:events")
+    sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": f"event {i}"}
+                                                                   for i in range(3)])
+    sns.publish(TopicArn=topic, Message="event 3")
+    notifications = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        notifications += [json.loads(m["Body"]) for m in batch]
+    assert sorted(n["Message"] for n in notifications) == [f"event {i}" for i in range(4)]
+    for n in notifications:
+        certificate = x509.load_pem_x509_certificate(requests.get(n["SigningCertURL"]).content)
+        signed = "".join(f"{name}\n{n[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type"))
+        certificate.public_key().verify(base64.b64decode(n["Signature"]), signed.encode(), padding.PKCS1v15(),
+                                        hashes.SHA256())  # raises InvalidSignature otherwise

@@ -7,19 +7,24 @@ in memory. Here every accepted send is also
 
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
-(DynamoDB) or where its cost grows with the data or with every request (SQS, the server's connections and
-dispatch, EventBridge's input paths), each patch keeping moto's answers.
+(DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, SNS's
+signing certificates, the server's connections and dispatch, EventBridge's input paths), each patch keeping
+moto's answers (tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import copy
+import functools
 import json
 import os
 import re
 import signal
+import string
 import threading
 import time
+from typing import Any
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 
@@ -62,7 +67,6 @@ def serialise_dynamodb() -> None:
     (the whole table, each time) to roll back on failure: wrong under concurrent writes, and slower with every
     item stored. Here DynamoDB requests run one at a time (DynamoDB itself isolates them), and a transaction
     snapshots only the items it writes."""
-    import copy
     import types
 
     from moto.dynamodb import models
@@ -107,6 +111,69 @@ def serialise_dynamodb() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def lighten_dynamodb_expressions() -> None:
+    """moto's DynamoDB parses an UpdateExpression two or three times per item written (to check its names, then to
+    run it), lexes a ConditionExpression with a regular-expression cache lookup per pattern per token, and walks
+    each expression tree about ten times, rebuilding for every node it visits the table of what to do with it:
+    most of what a write cost the endpoint. Here a parsed UpdateExpression is kept by its text (every use either
+    only reads it or deep-copies it before changing it), a condition's tokens likewise (immutable tuples that the
+    parser never changes), and each tree walker builds its table once."""
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    UpdateExpressionParser.make = staticmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    lexed: dict[str, tuple] = {}
+
+    def lex_condition_expression(self):
+        tokens = lexed.get(self.condition_expression)
+        if tokens is None:
+            tokens = tuple(lex(self))
+            if len(lexed) < 1024:
+                lexed[self.condition_expression] = tokens
+        return deque(tokens)
+
+    ConditionExpressionParser._lex_condition_expression = lex_condition_expression
+
+    def table(self) -> tuple[dict, tuple]:
+        try:
+            return self._postline_table
+        except AttributeError:
+            mapping = self._processing_map()
+            self._postline_table = (mapping, tuple(mapping))
+            return self._postline_table
+
+    def process(self, node):
+        for node_class, processor in table(self)[0].items():
+            if isinstance(node, node_class):
+                return processor(node)
+        return None
+
+    DepthFirstTraverser.nodes_to_be_processed = lambda self: table(self)[1]
+    DepthFirstTraverser.process = process
+
+
+def lighten_dispatch() -> None:
+    """For every request moto lists the answering class's members with ``inspect`` (hundreds of them) to find the
+    action's method, and draws the 52-letter request id one random letter per call. A class's methods do not
+    change once the server runs, and ``random.choices`` draws the letters from the same pool in one call."""
+    from moto.core import responses, utils
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(utils.method_names_from_class)
+
+    def get_random_string(self, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    MotoRandom.get_random_string = get_random_string
+
+
 def speed_up_sqs() -> None:
     """moto's SQS makes every queue operation cost time proportional to the queue's depth, so a backlog drains
     in quadratic time (a 5,000-message queue cost it about 0.5 s per message sent and 3 s per ReceiveMessage):
@@ -117,19 +184,22 @@ def speed_up_sqs() -> None:
       MessageRetentionPeriod), and GetQueueAttributes computes them all again for each name asked;
     - a delete scans and copies the whole message list (and swapping in the copy can drop a message another
       request thread appended meanwhile).
-    Here, with moto's answers unchanged: a scan reads the clock once; within one send, retention check or
-    GetQueueAttributes the attributes are computed once, and send and the retention check, which never read
-    the counts, leave them out; a delete removes its message in place, under the queue's lock. Two constant
-    costs go too: each attribute name was turned into a Python name by a regular expression every time, and each
-    receipt handle drew its 185 letters one call at a time."""
-    import functools
-    import string
-
+    - a receive checks each message's retention period by computing every queue attribute again, and
+      deep-copies each message it returns.
+    Here, with moto's answers unchanged: a scan reads the clock once; within one send, receive or
+    GetQueueAttributes the attributes are computed once, and send and receive, which never read the counts,
+    leave them out; a received message is copied shallowly; a delete removes its message in place, under the
+    queue's lock. Two constant costs go too: each attribute name was turned into a Python name by a regular
+    expression every time, and each receipt handle drew its 185 letters one call at a time (it is now 185 random
+    hex digits)."""
     from moto.core.utils import unix_time_millis
     from moto.sqs import models
 
     models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(models.camelcase_to_underscores)
-    models.generate_receipt_handle = lambda: "".join(models.random.choices(string.ascii_lowercase, k=185))
+    models.generate_receipt_handle = lambda: os.urandom(93).hex()[:185]
+    # The copy of a received message only gets its own attribute dict (rebound, never changed in place).
+    models.deepcopy = lambda value, memo=None: (
+        copy.copy(value) if isinstance(value, models.Message) else copy.deepcopy(value, memo))
 
     queue_class, backend_class = models.Queue, models.SQSBackend
     counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
@@ -192,6 +262,7 @@ def speed_up_sqs() -> None:
     backend_class.send_message_batch = attributes_once(backend_class.send_message_batch, counted=False)
     backend_class.is_message_valid_based_on_retention_period = attributes_once(
         backend_class.is_message_valid_based_on_retention_period, counted=False)
+    backend_class.receive_message = attributes_once(backend_class.receive_message, counted=False)
     backend_class.get_queue_attributes = attributes_once(backend_class.get_queue_attributes, counted=True)
 
     def delete_message(self, receipt_handle: str) -> None:
@@ -209,12 +280,45 @@ def speed_up_sqs() -> None:
     queue_class.delete_message = delete_message
 
 
+def sign_with_one_certificate() -> None:
+    """moto's SNS builds and signs a new X.509 certificate for every notification it delivers, on top of the
+    notification's own signature: two RSA signatures per SES event locally. Real SNS signs with a certificate
+    that lasts for months, so here each signing key gets its certificate once; every notification is still
+    signed, with a certificate URL of its own as in moto."""
+    import types
+
+    import cryptography.x509
+    from moto.sns import models
+
+    made: dict[int, Any] = {}
+    lock = threading.Lock()
+
+    class OneCertificate:
+        """The builder calls moto's SNS makes, answering with the certificate already made for the key."""
+
+        def __init__(self) -> None:
+            self.builder = cryptography.x509.CertificateBuilder()
+
+        def __getattr__(self, step: str):
+            def chained(*args):
+                self.builder = getattr(self.builder, step)(*args)
+                return self
+            return chained
+
+        def sign(self, key, algorithm):
+            with lock:
+                if id(key) not in made:
+                    made[id(key)] = (key, self.builder.sign(key, algorithm))  # with its key: the id stays unique
+                return made[id(key)][1]
+
+    models.cryptography = types.SimpleNamespace(x509=types.SimpleNamespace(
+        CertificateBuilder=OneCertificate, random_serial_number=cryptography.x509.random_serial_number))
+
+
 def remember_event_paths() -> None:
     """moto's EventBridge, for each event it delivers to a target, compiles the target's eight JSONPath
     expressions anew, building a parser (its grammar tables included) for each: milliseconds per event.
     Compiled expressions are immutable, so here each is compiled once."""
-    import functools
-
     import jsonpath_ng.ext
 
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
@@ -310,9 +414,12 @@ def main() -> None:
 
     install_ses_recorder(args.outbox, args.send_log)
     serialise_dynamodb()
+    lighten_dynamodb_expressions()
+    lighten_dispatch()
     speed_up_sqs()
     remember_backends()
     remember_event_paths()
+    sign_with_one_certificate()
     server = keep_alive_server(args.host, args.port)
     threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
     stop = threading.Event()
