@@ -32,7 +32,7 @@ class Prices:
     dynamodb_per_million_rru: float = 0.125          # on-demand; eventually consistent reads 0.5 RRU per 4 KB
     dynamodb_storage_per_gb_month: float = 0.25
     dynamodb_pitr_per_gb_month: float = 0.20         # continuous backups (point-in-time recovery), on table size
-    sns_per_million_publishes: float = 0.50          # each 64 KB chunk is a publish; delivery to SQS is free
+    ses_events_on_default_bus: float = 0.00          # events AWS services put on the default bus are free
     eventbridge_per_million_events: float = 1.00     # custom events; each 64 KB chunk is an event
     api_gateway_http_per_million: float = 1.00       # HTTP API, first 300 M requests a month
     cloudwatch_logs_per_gb: float = 0.50             # ingestion (standard class)
@@ -176,7 +176,9 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     wru_by["messages GSI (by_ses_message_id, keys only)"] = assume.gsi_writes_per_email
     hits = assume.opens_per_email + assume.clicks_per_email
     log_bytes += hits * assume.access_log_bytes_per_hit
-    sns_publishes = sum(phases[n].get("events", 0) for n in phases if n.startswith("ses_events")) / emails
+    ses_events = sum(phases[n].get("events", 0) for n in phases if n.startswith("ses_events")) / emails
+    # The rule's delivery of each SES event into the events queue is a SendMessage the queue's owner pays for.
+    sqs_requests["SES events -> events queue"] = ses_events
 
     # X-Ray: traces per function per month under the default rule.
     seconds_per_month = 30.4 * 86_400
@@ -206,8 +208,8 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
         ("DynamoDB storage", storage_gb_months * million * prices.dynamodb_storage_per_gb_month,
          f"{storage_gb_months * 1e9 / 1024:.2f} KB-months/email (events {assume.event_retention_months:.0f} months, "
          f"records {assume.message_retention_months:.0f})"),
-        ("SNS (SES event publishing)", sns_publishes * prices.sns_per_million_publishes,
-         f"{sns_publishes:.1f} publishes/email"),
+        ("EventBridge (SES events, default bus)", ses_events * prices.ses_events_on_default_bus,
+         f"{ses_events:.1f} events/email, published by SES: free (an SNS topic would cost $0.50 per million)"),
         ("EventBridge (application events)", eventbridge_events * prices.eventbridge_per_million_events,
          f"{eventbridge_events:.2f} events/email"),
         ("SQS", sum(sqs_requests.values()) * prices.sqs_per_million_requests,

@@ -12,7 +12,6 @@ Phases are run on warm handlers (templates cached, signing keys loaded), as in a
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -130,7 +129,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
     from postline_cli.local import resources
     from postline_cli.local.http_api import api_event
     from postline_cli.local.runner import LambdaContext, lambda_sqs_record, load_handler_module
-    from postline_cli.local.ses_simulator import events_for
+    from postline_cli.local.ses_simulator import bus_entry, events_for
     from postline_cli.local.stack import publish_samples
 
     api_url = "http://127.0.0.1:3000"
@@ -140,8 +139,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
     session = boto3.session.Session()
     resources.create_resources(session, endpoint, api_url, workdir)
     publish_samples()
-    sqs, sns = session.client("sqs"), session.client("sns")
-    topic_arn = f"arn:aws:sns:{resources.REGION}:{resources.ACCOUNT}:{resources.EVENTS_TOPIC}"
+    sqs, events = session.client("sqs"), session.client("events")
     modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "track_open", "track_click")}
     log_bytes = LogBytes()
     for handler in logging.getLogger(environment.get("POWERTOOLS_SERVICE_NAME", "postline")).handlers:
@@ -224,12 +222,10 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         sent_lines += len(lines)
         entries = [json.loads(line) for line in lines]
         for kind in ("Send", "Delivery"):
-            published = 0
-            for entry in entries:
-                for event in events_for(entry):
-                    if event["eventType"] == kind:
-                        sns.publish(TopicArn=topic_arn, Message=json.dumps(event))
-                        published += 1
+            put = [bus_entry(event) for entry in entries for event in events_for(entry) if event["eventType"] == kind]
+            for start in range(0, len(put), 10):
+                events.put_events(Entries=put[start:start + 10])
+            published = len(put)
             event_messages = receive(resources.EVENTS_QUEUE, published)
             batches = [event_messages[i:i + 10] for i in range(0, len(event_messages), 10)]
             phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}", lambda: [

@@ -15,7 +15,7 @@ STREAMS = ("critical", "transactional", "marketing")
 # Logical queue names (construct ids and output keys derive from them).
 INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
 SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
-SES_EVENTS = "postline-ses-events"  # the SNS topic and the SQS queue behind it
+SES_EVENTS = "postline-ses-events"  # the EventBridge rule on the default bus and the SQS queue behind it
 MAX_RECEIVE_COUNT = 5
 SES_EVENTS_CONCURRENCY = 5  # events are cheap to apply; the ceiling only keeps a bounce storm in line
 QUEUE_RETENTION = Duration.days(4)
@@ -73,7 +73,7 @@ ROUTES = (
     ("POST", "/u/{token}", "unsubscribe"),
 )
 
-# SES events published to the topic. OPEN and CLICK are left out on purpose: postline tracks them itself
+# SES events published to the default event bus. OPEN and CLICK are left out on purpose: postline tracks them itself
 # with signed links, and enabling them in SES would make SES add its own pixel and rewrite every link.
 SES_EVENT_TYPES = (
     "SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE", "SUBSCRIPTION",
@@ -165,7 +165,7 @@ class Outputs:
         return f"Table{pascal(name)}"
 
     SES_EVENTS_QUEUE_URL = "SesEventsQueueUrl"
-    EVENT_TOPIC_ARN = "EventTopicArn"
+    SES_EVENTS_RULE_ARN = "SesEventsRuleArn"
     EVENT_BUS_NAME = "EventBusName"
     EVENT_BUS_ARN = "EventBusArn"
     API_URL = "ApiUrl"

@@ -1,11 +1,8 @@
-"""The pipeline's queues: inbound per priority, send per stream, and the SES events topic and queue."""
+"""The pipeline's queues: inbound per priority, send per stream, and the SES events queue."""
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -35,24 +32,6 @@ class Queues(Construct):
             self.send[stream] = self._queue_with_dlq(SEND_QUEUES[stream], send_visibility)
         self.ses_events = self._queue_with_dlq(SES_EVENTS, events_visibility)
 
-        # SES must be allowed to use the topic's key; an AWS managed key cannot grant that.
-        self.topic_key = kms.Key(
-            self, "SesEventsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
-            description="Encrypts the postline SES events topic",
-        )
-        self.topic_key.add_to_resource_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            principals=[iam.ServicePrincipal("ses.amazonaws.com")],
-            resources=["*"],  # in a key policy "*" means this key
-            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-        ))
-        self.ses_events_topic = sns.Topic(
-            self, "SesEventsTopic", display_name=SES_EVENTS, master_key=self.topic_key, enforce_ssl=True,
-        )
-        # Raw delivery: the queue holds the SES event itself (the library also accepts the SNS envelope).
-        self.ses_events_topic.add_subscription(
-            subscriptions.SqsSubscription(self.ses_events, raw_message_delivery=True))
-
         # What an application attaches to its role to drop messages on the inbound queues.
         self.producer_policy = iam.ManagedPolicy(
             self, "ProducerPolicy", description="Send emails through postline (SendMessage to its inbound queues)",
@@ -73,8 +52,6 @@ class Queues(Construct):
             stack_output(self, Outputs.send_queue_url(stream), self.send[stream].queue_url,
                          f"Send queue of the {stream} stream")
         stack_output(self, Outputs.SES_EVENTS_QUEUE_URL, self.ses_events.queue_url, "Queue of SES events")
-        stack_output(self, Outputs.EVENT_TOPIC_ARN, self.ses_events_topic.topic_arn,
-                     "SNS topic SES publishes sending events to")
         stack_output(self, Outputs.PRODUCER_POLICY, self.producer_policy.managed_policy_arn,
                      "Managed policy that lets an application queue emails")
 
@@ -87,7 +64,7 @@ class Queues(Construct):
         return [(name, queue, self.dead_letter_queues[name]) for name, queue in queues]
 
     def _queue_with_dlq(self, name: str, visibility: Duration) -> sqs.Queue:
-        # SQS-managed encryption: SNS can deliver to it and producers need no KMS permission.
+        # SQS-managed encryption: EventBridge can deliver to it and producers need no KMS permission.
         dlq = sqs.Queue(
             self, f"{pascal(name)}Dlq", retention_period=DLQ_RETENTION,
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,

@@ -1,10 +1,17 @@
-"""SES: the sending domain, one configuration set per stream, optional dedicated IP pools, and DNS."""
+"""SES: the sending domain, one configuration set per stream, optional dedicated IP pools, DNS, and the route
+of its sending events to postline's events queue.
+
+SES publishes the events to the account's default EventBridge bus, where events from AWS services cost nothing
+(an SNS topic charged $0.50 per million, two events per email); a rule on that bus sends the events of
+postline's configuration sets, and only those, to the queue."""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_ses as ses
-from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import Config
@@ -23,7 +30,8 @@ DNS_TTL = Duration.minutes(30)
 
 
 class Ses(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, events_topic: sns.ITopic) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: Config, events_queue: sqs.IQueue,
+                 events_dlq: sqs.IQueue) -> None:
         super().__init__(scope, id)
         self.identity = ses.EmailIdentity(
             self, "Identity",
@@ -36,6 +44,7 @@ class Ses(Construct):
         self.identity_arn = Stack.of(self).format_arn(
             service="ses", resource="identity", resource_name=config.domain)
 
+        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         pools = self._ip_pools(config.ip_pools)
         self.configuration_sets: dict[str, ses.ConfigurationSet] = {}
         for stream in STREAMS:
@@ -45,7 +54,7 @@ class Ses(Construct):
                 dedicated_ip_pool=pools.get(IP_POOL_OF_STREAM[stream]),
             )
             configuration_set.add_event_destination(
-                "Events", destination=ses.EventDestination.sns_topic(events_topic),
+                "Events", destination=ses.EventDestination.event_bus(default_bus),
                 events=[ses.EmailSendingEvent[name] for name in SES_EVENT_TYPES],
             )
             # Counts per stream for the dashboard, without any code in the pipeline.
@@ -60,7 +69,22 @@ class Ses(Construct):
             stack_output(self, Outputs.configuration_set(stream), configuration_set.configuration_set_name,
                          f"SES configuration set of the {stream} stream")
 
+        self._route_events(events_queue, events_dlq)
         self._dns(config)
+
+    def _route_events(self, queue: sqs.IQueue, dlq: sqs.IQueue) -> None:
+        """The default bus's SES events of postline's configuration sets to the events queue; what EventBridge
+        cannot deliver after its retries goes to the queue's DLQ, whose alarm already watches it."""
+        names = [c.configuration_set_name for c in self.configuration_sets.values()]
+        self.events_rule = events.Rule(
+            self, "EventsRule", description="SES sending events of postline's configuration sets",
+            event_pattern=events.EventPattern(source=["aws.ses"], detail={"mail": {"tags": {
+                "ses:configuration-set": names}}}),
+            targets=[targets.SqsQueue(queue, dead_letter_queue=dlq, retry_attempts=185,
+                                      max_event_age=Duration.hours(24))],
+        )
+        stack_output(self, Outputs.SES_EVENTS_RULE_ARN, self.events_rule.rule_arn,
+                     "EventBridge rule (default bus) that routes SES events to the events queue")
 
     def configuration_set_arn(self, stream: str) -> str:
         return Stack.of(self).format_arn(service="ses", resource="configuration-set",

@@ -37,17 +37,33 @@ def test_visibility_timeout_is_six_times_the_consumer_timeout(synth):
         assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
 
 
-def test_ses_events_topic_feeds_its_queue(synth):
-    queues = synth.stack.queues
-    topic = synth.resource(queues.ses_events_topic)
-    assert "KmsMasterKeyId" in topic["Properties"]  # SES can publish only with the key policy below
-    subscription = next(iter(synth.resources("AWS::SNS::Subscription").values()))["Properties"]
-    assert subscription["Protocol"] == "sqs"
-    assert subscription["TopicArn"] == {"Ref": synth.logical_id(queues.ses_events_topic)}
-    assert subscription["Endpoint"] == {"Fn::GetAtt": [synth.logical_id(queues.ses_events), "Arn"]}
-    assert subscription["RawMessageDelivery"] is True
-    key_policy = synth.resource(queues.topic_key)["Properties"]["KeyPolicy"]["Statement"]
-    assert any(s["Principal"] == {"Service": "ses.amazonaws.com"} for s in key_policy)
+def test_ses_events_reach_their_queue_from_the_default_bus_only_for_postline_configuration_sets(synth):
+    ses, queues = synth.stack.ses, synth.stack.queues
+    rule = synth.resource(ses.events_rule)["Properties"]
+    assert "EventBusName" not in rule  # the default bus, the only one SES publishes to
+    assert rule["EventPattern"]["source"] == ["aws.ses"]
+    assert rule["EventPattern"]["detail"]["mail"]["tags"]["ses:configuration-set"] == [
+        {"Ref": synth.logical_id(ses.configuration_sets[s])} for s in STREAMS]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(queues.ses_events), "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": [synth.logical_id(queues.dead_letter_queues["postline-ses-events"]), "Arn"]}
+    assert "InputTransformer" not in target and "Input" not in target  # the whole event, as ses_events parses it
+    # EventBridge may send to the queue and its DLQ, and only on behalf of this rule.
+    allowed = {}
+    for policy in synth.resources("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Principal") == {"Service": "events.amazonaws.com"}:
+                for queue in policy["Properties"]["Queues"]:
+                    allowed[queue["Ref"]] = statement
+    rule_arn = {"Fn::GetAtt": [synth.logical_id(ses.events_rule), "Arn"]}
+    assert set(allowed) == {synth.logical_id(queues.ses_events),
+                            synth.logical_id(queues.dead_letter_queues["postline-ses-events"])}
+    for statement in allowed.values():
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert "sqs:SendMessage" in actions and not any("Delete" in a or "Receive" in a for a in actions)
+        assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn
+    assert not synth.resources("AWS::SNS::Subscription")  # no topic in between
 
 
 def test_producer_policy_sends_to_inbound_queues_only(synth):

@@ -1,6 +1,8 @@
 """SES: the domain identity with Easy DKIM and MAIL FROM, a configuration set per stream with reputation metrics
-and an event destination to the SNS topic, IP pools only when configured, and the DNS records."""
+and an event destination to the default event bus, IP pools only when configured, and the DNS records."""
 from __future__ import annotations
+
+import json
 
 from stacks.constants import SES_EVENT_TYPES, STREAMS
 
@@ -27,14 +29,13 @@ def test_a_configuration_set_per_stream_with_reputation_metrics(synth):
     assert not synth.resources("AWS::SES::DedicatedIpPool")
 
 
-def test_every_configuration_set_publishes_every_event_type_to_the_topic(synth):
-    topic = {"Ref": synth.logical_id(synth.stack.queues.ses_events_topic)}
+def test_every_configuration_set_publishes_every_event_type_to_the_default_bus(synth):
     published = {}
     for destination in synth.resources("AWS::SES::ConfigurationSetEventDestination").values():
         properties = destination["Properties"]
         event_destination = properties["EventDestination"]
-        if "SnsDestination" in event_destination:
-            assert event_destination["SnsDestination"] == {"TopicARN": topic}
+        if "EventBridgeDestination" in event_destination:
+            assert ":event-bus/default" in json.dumps(event_destination["EventBridgeDestination"]["EventBusArn"])
             assert event_destination["Enabled"] is True
             published[properties["ConfigurationSetName"]["Ref"]] = set(event_destination["MatchingEventTypes"])
     assert set(published) == set(synth.resources("AWS::SES::ConfigurationSet"))
@@ -42,16 +43,8 @@ def test_every_configuration_set_publishes_every_event_type_to_the_topic(synth):
     assert all(types == expected for types in published.values())
     # SES's own open and click tracking would rewrite postline's signed links
     assert not any({"open", "click"} & types for types in published.values())
-
-
-def test_ses_may_publish_to_the_topic_only_from_its_configuration_sets(synth):
-    statements = [s for p in synth.resources("AWS::SNS::TopicPolicy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]
-                  if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
-    assert len(statements) == len(STREAMS)
-    for statement in statements:
-        assert statement["Action"] == "sns:Publish"
-        assert set(statement["Condition"]["StringEquals"]) == {"AWS:SourceAccount", "AWS:SourceArn"}
+    assert not synth.resources("AWS::SNS::TopicPolicy") or all(  # no topic for SES events any more
+        "ses.amazonaws.com" not in json.dumps(p) for p in synth.resources("AWS::SNS::TopicPolicy").values())
 
 
 def test_dns_records_are_output_when_there_is_no_hosted_zone(synth):

@@ -2,15 +2,10 @@
 and on the patched one with the same expectations."""
 from __future__ import annotations
 
-import base64
 import json
 
 import boto3
 import pytest
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from moto import mock_aws
 from moto.core import responses as core_responses
 from moto.dynamodb import models as dynamodb_models
@@ -19,7 +14,6 @@ from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_api._internal.moto_random import MotoRandom
-from moto.sns import models as sns_models
 from moto.sqs import models as sqs_models
 
 from postline_cli.local import aws_endpoint
@@ -28,7 +22,7 @@ COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "
 # Every module and class a patch changes, put back after each test.
 PATCHED = [sqs_models, sqs_models.Queue, sqs_models.SQSBackend, dynamodb_models, dynamodb_models.DynamoDBBackend,
            DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, core_responses,
-           MotoRandom, sns_models]
+           MotoRandom]
 
 
 @pytest.fixture(params=["plain moto", "patched"])
@@ -41,7 +35,7 @@ def aws(request, monkeypatch):
     saved = [(owner, dict(vars(owner))) for owner in PATCHED]
     if request.param == "patched":
         for patch in (aws_endpoint.serialise_dynamodb, aws_endpoint.lighten_dynamodb_expressions,
-                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs, aws_endpoint.sign_with_one_certificate):
+                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs):
             patch()
     try:
         with mock_aws():
@@ -205,22 +199,3 @@ def test_invalid_update_expressions_are_refused_every_time(dynamodb, expression)
             dynamodb.update_item(TableName="records", Key={"id": {"S": "a"}}, UpdateExpression=expression,
                                  ExpressionAttributeValues={":v": {"S": "x"}})
     assert item(dynamodb, "a") == {"id": {"S": "a"}, "status": {"S": "rendered"}}
-
-
-def test_sns_notifications_reach_the_queue_each_signed_by_the_certificate_at_its_url(aws):
-    sns, sqs = aws.client("sns"), aws.client("sqs")
-    topic = sns.create_topic(Name="events")["TopicArn"]
-    url = sqs.create_queue(QueueName="events")["QueueUrl"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:events")
-    sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": f"event {i}"}
-                                                                   for i in range(3)])
-    sns.publish(TopicArn=topic, Message="event 3")
-    notifications = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        notifications += [json.loads(m["Body"]) for m in batch]
-    assert sorted(n["Message"] for n in notifications) == [f"event {i}" for i in range(4)]
-    for n in notifications:
-        certificate = x509.load_pem_x509_certificate(requests.get(n["SigningCertURL"]).content)
-        signed = "".join(f"{name}\n{n[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type"))
-        certificate.public_key().verify(base64.b64decode(n["Signature"]), signed.encode(), padding.PKCS1v15(),
-                                        hashes.SHA256())  # raises InvalidSignature otherwise

@@ -47,6 +47,11 @@ def test_the_sns_envelope_is_unwrapped():
     assert SesEvent.from_body(load("sns-envelope-delivery.json")) == SesEvent.from_body(load("delivery.json"))
 
 
+def test_the_eventbridge_event_is_unwrapped():
+    """What the queue holds in AWS: SES publishes to the default bus, the rule sends the whole event."""
+    assert SesEvent.from_body(load("eventbridge-delivery.json")) == SesEvent.from_body(load("delivery.json"))
+
+
 def test_unknown_fields_are_ignored():
     document = json.loads(load("delivery.json")) | {"somethingNew": {"x": 1}}
     document["delivery"]["newField"] = True

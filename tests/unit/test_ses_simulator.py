@@ -7,7 +7,7 @@ import pytest
 
 from postline.events import SesEvent
 from postline.ses import MESSAGE_ID_TAG
-from postline_cli.local.ses_simulator import events_for
+from postline_cli.local.ses_simulator import DETAIL_TYPES, bus_entry, events_for
 
 SENT_AT = 1_718_000_000.25
 SES_ID = "0100018f-local-0000-0000-000000000001"
@@ -99,9 +99,27 @@ def test_timestamps_are_iso_utc_and_outcomes_follow_the_send():
     assert events[2]["complaint"]["timestamp"] == "2024-06-10T06:13:21.250Z"
 
 
-def test_events_are_json_as_published_to_sns():
-    for event in events_for(entry("bounce@simulator.amazonses.com")):
-        assert json.loads(json.dumps(event)) == event
+def test_events_go_to_the_default_bus_as_ses_puts_them_there():
+    for event in events_for(entry("complaint@simulator.amazonses.com")):
+        put = bus_entry(event)
+        assert (put["EventBusName"], put["Source"]) == ("default", "aws.ses")
+        assert put["DetailType"] == {"Send": "Email Sent", "Delivery": "Email Delivered",
+                                     "Complaint": "Email Complaint Received"}[event["eventType"]]
+        assert put["Resources"] == ["arn:aws:ses:us-east-1:123456789012:configuration-set/postline-transactional"]
+        assert json.loads(put["Detail"]) == event
+
+
+def eventbridge_event(event: dict) -> str:
+    """The queue's message body: the whole event, as an EventBridge rule's SQS target delivers it."""
+    put = bus_entry(event)
+    return json.dumps({"version": "0", "id": "e1", "detail-type": put["DetailType"], "source": put["Source"],
+                       "account": "123456789012", "time": "2024-06-10T06:13:20Z", "region": "us-east-1",
+                       "resources": put["Resources"], "detail": json.loads(put["Detail"])})
+
+
+def test_every_event_type_has_its_eventbridge_detail_type():
+    assert set(DETAIL_TYPES) >= {"Send", "Delivery", "Bounce", "Complaint", "Reject", "DeliveryDelay",
+                                 "Rendering Failure", "Subscription"}
 
 
 # --- parsed by postline ----------------------------------------------------------------------------------------
@@ -111,7 +129,7 @@ def test_events_are_json_as_published_to_sns():
     ("bounce@simulator.amazonses.com", ["Send", "Bounce"]),
     ("complaint@simulator.amazonses.com", ["Send", "Delivery", "Complaint"]),
 ])
-@pytest.mark.parametrize("wrap", [json.dumps, sns_envelope], ids=["raw", "sns"])
+@pytest.mark.parametrize("wrap", [json.dumps, sns_envelope, eventbridge_event], ids=["raw", "sns", "eventbridge"])
 def test_postline_parses_every_simulated_event(recipient, expected, wrap):
     parsed = [SesEvent.from_body(wrap(event)) for event in events_for(entry(recipient))]
     assert [e.type for e in parsed] == expected

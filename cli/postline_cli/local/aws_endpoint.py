@@ -7,9 +7,8 @@ in memory. Here every accepted send is also
 
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
-(DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, SNS's
-signing certificates, the server's connections and dispatch, EventBridge's input paths), each patch keeping
-moto's answers (tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
+(DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
+server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers (tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
 """
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ import signal
 import string
 import threading
 import time
-from typing import Any
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 
@@ -280,41 +278,6 @@ def speed_up_sqs() -> None:
     queue_class.delete_message = delete_message
 
 
-def sign_with_one_certificate() -> None:
-    """moto's SNS builds and signs a new X.509 certificate for every notification it delivers, on top of the
-    notification's own signature: two RSA signatures per SES event locally. Real SNS signs with a certificate
-    that lasts for months, so here each signing key gets its certificate once; every notification is still
-    signed, with a certificate URL of its own as in moto."""
-    import types
-
-    import cryptography.x509
-    from moto.sns import models
-
-    made: dict[int, Any] = {}
-    lock = threading.Lock()
-
-    class OneCertificate:
-        """The builder calls moto's SNS makes, answering with the certificate already made for the key."""
-
-        def __init__(self) -> None:
-            self.builder = cryptography.x509.CertificateBuilder()
-
-        def __getattr__(self, step: str):
-            def chained(*args):
-                self.builder = getattr(self.builder, step)(*args)
-                return self
-            return chained
-
-        def sign(self, key, algorithm):
-            with lock:
-                if id(key) not in made:
-                    made[id(key)] = (key, self.builder.sign(key, algorithm))  # with its key: the id stays unique
-                return made[id(key)][1]
-
-    models.cryptography = types.SimpleNamespace(x509=types.SimpleNamespace(
-        CertificateBuilder=OneCertificate, random_serial_number=cryptography.x509.random_serial_number))
-
-
 def remember_event_paths() -> None:
     """moto's EventBridge, for each event it delivers to a target, compiles the target's eight JSONPath
     expressions anew, building a parser (its grammar tables included) for each: milliseconds per event.
@@ -419,7 +382,6 @@ def main() -> None:
     speed_up_sqs()
     remember_backends()
     remember_event_paths()
-    sign_with_one_certificate()
     server = keep_alive_server(args.host, args.port)
     threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
     stop = threading.Event()

@@ -1,4 +1,4 @@
-"""The local stack's resources: the same queues, tables, topic, bucket, secret and SES setup as in AWS, with
+"""The local stack's resources: the same queues, tables, event rules, bucket, secret and SES setup as in AWS, with
 fixed names, created on the local endpoint through boto3 exactly as an AWS deployment would have them."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REGION = "us-east-1"
 INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
 SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
 EVENTS_QUEUE = "postline-ses-events"
-EVENTS_TOPIC = "postline-ses-events"
+SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes there
 TABLES = {
     "POSTLINE_MESSAGES_TABLE": "postline-messages",
     "POSTLINE_EVENTS_TABLE": "postline-email-events",
@@ -128,11 +128,11 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
     dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires_at"})
 
-    sns = session.client("sns")
-    topic_arn = sns.create_topic(Name=EVENTS_TOPIC)["TopicArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE))
-
     events = session.client("events")
+    events.put_rule(Name=SES_EVENTS_RULE, EventBusName="default", EventPattern=json.dumps({
+        "source": ["aws.ses"], "detail": {"mail": {"tags": {"ses:configuration-set": list(CONFIGURATION_SETS.values())}}}}))
+    events.put_targets(Rule=SES_EVENTS_RULE, EventBusName="default",
+                       Targets=[{"Id": "ses-events-queue", "Arn": queue_arn(EVENTS_QUEUE)}])
     events.create_event_bus(Name=EVENT_BUS)
     events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["postline"]}))
     events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,

@@ -1,8 +1,9 @@
 """What SES would publish after a send, produced locally.
 
 The local endpoint logs every accepted send (with the tags and configuration set moto ignores); this thread
-turns each into the event records SES publishes through a configuration set's event destination, and
-publishes them to the real local SNS topic, from where they reach the ses_events function like in AWS.
+turns each into the event records SES publishes through a configuration set's event destination, and puts
+them on the local default EventBridge bus as SES does (ten to a request), from where the same rule as in AWS
+sends them to the events queue and the ses_events function.
 The SES mailbox simulator addresses behave as documented: bounce@ hard-bounces, complaint@ complains,
 suppressionlist@ bounces as on the account suppression list, ooto@ and everything else is delivered.
 """
@@ -69,12 +70,27 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+# SES's detail-type on EventBridge for each event type.
+DETAIL_TYPES = {"Send": "Email Sent", "Delivery": "Email Delivered", "Bounce": "Email Bounced",
+                "Complaint": "Email Complaint Received", "Reject": "Email Rejected",
+                "DeliveryDelay": "Email Delivery Delayed", "Rendering Failure": "Email Rendering Failed",
+                "Subscription": "Email Subscribed", "Open": "Email Opened", "Click": "Email Clicked"}
+
+
+def bus_entry(event: dict[str, Any]) -> dict[str, Any]:
+    """A PutEvents entry as SES publishes the event to the default bus."""
+    configuration_set = (event["mail"]["tags"].get("ses:configuration-set") or [""])[0]
+    return {"EventBusName": "default", "Source": "aws.ses", "DetailType": DETAIL_TYPES[event["eventType"]],
+            "Resources": [f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{configuration_set}"],
+            "Detail": json.dumps(event)}
+
+
 class SesEventPublisher(threading.Thread):
     """Follows the endpoint's send log and publishes the SES events for each new send."""
 
-    def __init__(self, sns, topic_arn: str, send_log: str, stop: threading.Event):
+    def __init__(self, events, send_log: str, stop: threading.Event):
         super().__init__(name="ses-events", daemon=True)
-        self.sns, self.topic_arn, self.send_log, self.stop = sns, topic_arn, send_log, stop
+        self.events, self.send_log, self.stop = events, send_log, stop
 
     def run(self) -> None:
         offset = 0
@@ -88,9 +104,7 @@ class SesEventPublisher(threading.Thread):
             offset += len(complete)
             events = [event for line in filter(None, complete.decode("utf-8").split("\n"))
                       for event in events_for(json.loads(line))]
-            # Ten per request: each still reaches the subscribed queue as its own SNS notification, as from SES.
             for start in range(0, len(events), 10):
-                answer = self.sns.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=[
-                    {"Id": str(i), "Message": json.dumps(event)} for i, event in enumerate(events[start:start + 10])])
-                for failure in answer.get("Failed", []):
-                    print(f"[ses-simulator] SNS refused an event: {failure}", file=sys.stderr, flush=True)
+                answer = self.events.put_events(Entries=[bus_entry(event) for event in events[start:start + 10]])
+                for failure in (entry for entry in answer["Entries"] if "ErrorCode" in entry):
+                    print(f"[ses-simulator] EventBridge refused an event: {failure}", file=sys.stderr, flush=True)

@@ -145,8 +145,7 @@ class LocalStack:
             modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events")}
             apply_faults(self.faults, modules)
             self._start_pollers(session, modules)
-            topic_arn = f"arn:aws:sns:{resources.REGION}:{resources.ACCOUNT}:{resources.EVENTS_TOPIC}"
-            SesEventPublisher(session.client("sns"), topic_arn, str(self.paths.send_log), self._stop).start()
+            SesEventPublisher(session.client("events"), str(self.paths.send_log), self._stop).start()
             LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
                            self._stop).start()
             api = LocalHttpApi(HOST, self.api_port)

@@ -58,7 +58,9 @@ class SesEvent:
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
         document = json.loads(body)
-        if document.get("Type") == "Notification" and "Message" in document:  # SNS envelope
+        if document.get("source") == "aws.ses" and isinstance(document.get("detail"), dict):  # from EventBridge
+            document = document["detail"]
+        elif document.get("Type") == "Notification" and "Message" in document:  # SNS envelope
             document = json.loads(document["Message"])
         event_type = document.get("eventType") or document.get("notificationType")
         mail = document.get("mail")
