@@ -87,18 +87,29 @@ def _stack(args) -> dict:
         width = int(os.environ.get("POSTLINE_SEND_CONCURRENCY", "10"))
         # The floor on both sides of the newsletter, so that a machine slowing down or speeding up between the
         # two measurements moves the floor with it.
-        floors = []
+        floors, floor_cpu = [], []
         for when in ("before", "after"):
             if when == "after":
                 _progress(f"local stack: newsletter of {args.newsletter}")
+                cpu_before = stack.endpoint_cpu_seconds()
                 out["newsletter"] = pipeline.newsletter_throughput(stack, args.newsletter)
-                stack.wait_idle(timeout=max(600, args.newsletter))
+                stack.wait_idle(timeout=max(600, args.newsletter))  # its SES events included
+                newsletter_cpu = _spent(cpu_before, stack.endpoint_cpu_seconds(), args.newsletter)
             _progress(f"local stack: floor {when}, {args.floor_sends} bare SendEmail calls, {width} at a time")
+            cpu_before = stack.endpoint_cpu_seconds()
             floors.append(pipeline.send_floor(stack, args.floor_sends, width))
             stack.wait_idle(timeout=max(600, args.floor_sends))
+            floor_cpu.append(_spent(cpu_before, stack.endpoint_cpu_seconds(), args.floor_sends))
         out["floor"] = {**floors[0], "emails_per_second": statistics.mean(f["emails_per_second"] for f in floors),
                         "before_and_after": [round(f["emails_per_second"], 1) for f in floors]}
+        if newsletter_cpu is not None and None not in floor_cpu:
+            out["endpoint_cpu_ms_per_email"] = {"newsletter": newsletter_cpu, "floor": statistics.mean(floor_cpu)}
     return out
+
+
+def _spent(before: float | None, after: float | None, emails: int) -> float | None:
+    """Milliseconds of CPU per email between two readings (None when the platform gives none)."""
+    return None if before is None or after is None else (after - before) * 1000 / emails
 
 
 def table(figures: dict) -> list[dict]:
@@ -128,6 +139,11 @@ def table(figures: dict) -> list[dict]:
             f"{f['width']} at a time, mean of before {f['before_and_after'][0]} and after {f['before_and_after'][1]})",
             round(n["emails_per_second"], 1), round(f["emails_per_second"], 1),
             round(n["emails_per_second"] / f["emails_per_second"], 2), ">= 0.4", "emails/s")
+        cpu = stack.get("endpoint_cpu_ms_per_email")
+        if cpu:
+            row("local AWS endpoint CPU per newsletter email, its SES events included (floor: per bare SendEmail "
+                "and its events)", round(cpu["newsletter"], 1), round(cpu["floor"], 1),
+                round(cpu["newsletter"] / cpu["floor"], 2), "(explains the throughput)", "ms")
         idle, busy = stack["critical_idle"], stack["critical_backlog"]
         row(f"critical email p99, SendMessage -> outbox, while {busy['backlog']:,} marketing drain "
             f"(floor: idle p99, same run)", round(busy["p99_s"] * 1000), round(idle["p99_s"] * 1000),

@@ -51,6 +51,15 @@ class RunningStack:
     def __exit__(self, *_):
         subprocess.run([POSTLINE, "local", "down"], env=self.env, capture_output=True)
 
+    def endpoint_cpu_seconds(self) -> float | None:
+        """CPU time the local AWS endpoint's process has used so far (Linux's /proc; None elsewhere)."""
+        state = json.loads((self.dir / "state" / "local.json").read_text())
+        try:
+            fields = Path(f"/proc/{state['endpoint_pid']}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def queue(self, name: str) -> str:
         return self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
