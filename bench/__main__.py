@@ -85,31 +85,34 @@ def _stack(args) -> dict:
         out["critical_backlog"] = pipeline.critical_latency_under_backlog(stack, args.backlog)
         stack.wait_idle(timeout=max(600, args.backlog * 2))
         width = int(os.environ.get("POSTLINE_SEND_CONCURRENCY", "10"))
+
+        def measured(what: str, emails: int, run):
+            """``run()``'s figure, and the endpoint's CPU per email until the stack is idle again."""
+            _progress(f"local stack: {what}")
+            cpu_before = stack.endpoint_cpu_seconds()
+            figure = run()
+            stack.wait_idle(timeout=max(600, emails))  # the SES events of these sends included
+            cpu_after = stack.endpoint_cpu_seconds()
+            cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) * 1000 / emails
+            return figure, cpu
+
+        def floor(when: str):
+            return measured(f"floor {when}, {args.floor_sends} bare SendEmail calls, {width} at a time",
+                            args.floor_sends, lambda: pipeline.send_floor(stack, args.floor_sends, width))
+
         # The floor on both sides of the newsletter, so that a machine slowing down or speeding up between the
         # two measurements moves the floor with it.
-        floors, floor_cpu = [], []
-        for when in ("before", "after"):
-            if when == "after":
-                _progress(f"local stack: newsletter of {args.newsletter}")
-                cpu_before = stack.endpoint_cpu_seconds()
-                out["newsletter"] = pipeline.newsletter_throughput(stack, args.newsletter)
-                stack.wait_idle(timeout=max(600, args.newsletter))  # its SES events included
-                newsletter_cpu = _spent(cpu_before, stack.endpoint_cpu_seconds(), args.newsletter)
-            _progress(f"local stack: floor {when}, {args.floor_sends} bare SendEmail calls, {width} at a time")
-            cpu_before = stack.endpoint_cpu_seconds()
-            floors.append(pipeline.send_floor(stack, args.floor_sends, width))
-            stack.wait_idle(timeout=max(600, args.floor_sends))
-            floor_cpu.append(_spent(cpu_before, stack.endpoint_cpu_seconds(), args.floor_sends))
-        out["floor"] = {**floors[0], "emails_per_second": statistics.mean(f["emails_per_second"] for f in floors),
-                        "before_and_after": [round(f["emails_per_second"], 1) for f in floors]}
-        if newsletter_cpu is not None and None not in floor_cpu:
-            out["endpoint_cpu_ms_per_email"] = {"newsletter": newsletter_cpu, "floor": statistics.mean(floor_cpu)}
+        before, before_cpu = floor("before")
+        out["newsletter"], newsletter_cpu = measured(f"newsletter of {args.newsletter}", args.newsletter,
+                                                     lambda: pipeline.newsletter_throughput(stack, args.newsletter))
+        after, after_cpu = floor("after")
+        rates = [before["emails_per_second"], after["emails_per_second"]]
+        out["floor"] = {**before, "emails_per_second": statistics.mean(rates),
+                        "before_and_after": [round(rate, 1) for rate in rates]}
+        if None not in (newsletter_cpu, before_cpu, after_cpu):
+            out["endpoint_cpu_ms_per_email"] = {"newsletter": newsletter_cpu,
+                                                "floor": statistics.mean([before_cpu, after_cpu])}
     return out
-
-
-def _spent(before: float | None, after: float | None, emails: int) -> float | None:
-    """Milliseconds of CPU per email between two readings (None when the platform gives none)."""
-    return None if before is None or after is None else (after - before) * 1000 / emails
 
 
 def table(figures: dict) -> list[dict]:

@@ -129,7 +129,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
     from postline_cli.local import resources
     from postline_cli.local.http_api import api_event
     from postline_cli.local.runner import LambdaContext, lambda_sqs_record, load_handler_module
-    from postline_cli.local.ses_simulator import bus_entry, events_for
+    from postline_cli.local.ses_simulator import events_for, put_on_bus
     from postline_cli.local.stack import publish_samples
 
     api_url = "http://127.0.0.1:3000"
@@ -222,9 +222,9 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         sent_lines += len(lines)
         entries = [json.loads(line) for line in lines]
         for kind in ("Send", "Delivery"):
-            put = [bus_entry(event) for entry in entries for event in events_for(entry) if event["eventType"] == kind]
-            for start in range(0, len(put), 10):
-                events.put_events(Entries=put[start:start + 10])
+            put = [event for entry in entries for event in events_for(entry) if event["eventType"] == kind]
+            if refused := put_on_bus(events, put):
+                raise RuntimeError(f"the local bus refused SES events: {refused}")
             published = len(put)
             event_messages = receive(resources.EVENTS_QUEUE, published)
             batches = [event_messages[i:i + 10] for i in range(0, len(event_messages), 10)]

@@ -8,7 +8,8 @@ in memory. Here every accepted send is also
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
 (DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
-server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers (tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
+server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers
+(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
 """
 from __future__ import annotations
 

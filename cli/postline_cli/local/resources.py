@@ -129,8 +129,9 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
         "Enabled": True, "AttributeName": "expires_at"})
 
     events = session.client("events")
+    postline_sets = list(CONFIGURATION_SETS.values())
     events.put_rule(Name=SES_EVENTS_RULE, EventBusName="default", EventPattern=json.dumps({
-        "source": ["aws.ses"], "detail": {"mail": {"tags": {"ses:configuration-set": list(CONFIGURATION_SETS.values())}}}}))
+        "source": ["aws.ses"], "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}}}))
     events.put_targets(Rule=SES_EVENTS_RULE, EventBusName="default",
                        Targets=[{"Id": "ses-events-queue", "Arn": queue_arn(EVENTS_QUEUE)}])
     events.create_event_bus(Name=EVENT_BUS)

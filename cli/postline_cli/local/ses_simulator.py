@@ -85,6 +85,15 @@ def bus_entry(event: dict[str, Any]) -> dict[str, Any]:
             "Detail": json.dumps(event)}
 
 
+def put_on_bus(events_client, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put SES events on the default bus, ten to a request (PutEvents' limit); the entries it refused."""
+    refused = []
+    for start in range(0, len(events), 10):
+        answer = events_client.put_events(Entries=[bus_entry(event) for event in events[start:start + 10]])
+        refused += [entry for entry in answer["Entries"] if "ErrorCode" in entry]
+    return refused
+
+
 class SesEventPublisher(threading.Thread):
     """Follows the endpoint's send log and publishes the SES events for each new send."""
 
@@ -104,7 +113,5 @@ class SesEventPublisher(threading.Thread):
             offset += len(complete)
             events = [event for line in filter(None, complete.decode("utf-8").split("\n"))
                       for event in events_for(json.loads(line))]
-            for start in range(0, len(events), 10):
-                answer = self.events.put_events(Entries=[bus_entry(event) for event in events[start:start + 10]])
-                for failure in (entry for entry in answer["Entries"] if "ErrorCode" in entry):
-                    print(f"[ses-simulator] EventBridge refused an event: {failure}", file=sys.stderr, flush=True)
+            for refused in put_on_bus(self.events, events):
+                print(f"[ses-simulator] EventBridge refused an event: {refused}", file=sys.stderr, flush=True)

@@ -3,8 +3,9 @@
 Headers go through the standard library's email policy: address parsing, RFC 2047 encoding, folding, and its
 refusal of a line break inside a value (no header injection from template data). The body is assembled here, as
 the standard library would write it: multipart/alternative, a text part then an HTML part, each UTF-8 and
-quoted-printable (base64 where that is shorter, as for most non-Latin scripts), every line ending in CRLF. Building the parts with ``EmailMessage`` cost more than rendering the
-template, because its quoted-printable encoder is pure Python; ``binascii`` encodes in C.
+quoted-printable (base64 where that is shorter, as for most non-Latin scripts), every line ending in CRLF.
+Building the parts with ``EmailMessage`` cost more than rendering the template, because its quoted-printable
+encoder is pure Python; ``binascii`` encodes in C.
 """
 from __future__ import annotations
 
