@@ -65,10 +65,6 @@ class Assumptions:
     # Function memory (infra/stacks/constants.py FUNCTIONS).
     memory_mb: dict[str, int] = field(default_factory=lambda: {
         "render": 512, "send": 512, "ses_events": 256, "track_open": 256, "track_click": 256, "unsubscribe": 256})
-    # The messages table's GSI on ses_message_id projects keys only: it is written once, when the send stage
-    # records the SES message id (1 WRU), and not by later status changes.
-    gsi_writes_per_email: float = 1
-    gsi_item_bytes: int = 120
     # Every item of every TransactWriteItems call made is charged, cancelled attempts included (an upper
     # bound: AWS does not document what a cancelled attempt is charged).
     # CloudWatch Logs bills 26 bytes of overhead per log event; API Gateway access logs, about 350 B a hit.
@@ -172,8 +168,6 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     per_request = assume.inbound_messages_per_request
     sqs_requests["application -> inbound queue"] = _chunks(inbound * per_request) / per_request
     sqs_requests["render receive + delete"] = (_chunks(inbound * emails) + 1) / emails
-    wru += assume.gsi_writes_per_email
-    wru_by["messages GSI (by_ses_message_id, keys only)"] = assume.gsi_writes_per_email
     hits = assume.opens_per_email + assume.clicks_per_email
     log_bytes += hits * assume.access_log_bytes_per_hit
     ses_events = sum(phases[n].get("events", 0) for n in phases if n.startswith("ses_events")) / emails
@@ -195,10 +189,10 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     # Storage accrued over the retention, per email.
     event_items = [i for n in phases for r in phases[n]["requests"] if r["op"] in ("dynamodb.BatchWriteItem",)
                    for i in r["items"]]
-    event_bytes = (sum(i["bytes"] for i in event_items) / emails if event_items else 190) + hits * 190
+    event_rows = len(event_items) / emails + hits
+    event_bytes = sum(i["bytes"] for i in event_items) / emails + hits * 190
     storage_gb_months = ((record_bytes + 100) * assume.message_retention_months
-                         + (event_bytes + 100 * (1 + hits)) * assume.event_retention_months
-                         + (assume.gsi_item_bytes + 100) * assume.message_retention_months) / 1e9
+                         + (event_bytes + 100 * event_rows) * assume.event_retention_months) / 1e9
 
     million = 1_000_000
     items = [

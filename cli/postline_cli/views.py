@@ -42,6 +42,9 @@ def message_view(reference: str) -> dict[str, Any]:
         value = getattr(record, attribute)
         if value is not None:
             events.append({"type": name, "time": iso(value), "at": float(value)})
+    if record.delivered_at is not None:  # a delivery is kept on the record (an event row only if it came late)
+        events.append({"type": "delivered", "time": iso(record.delivered_at), "at": float(record.delivered_at)}
+                      | ({"detail": record.delivery.as_dict()} if record.delivery else {}))
     if record.status in _FINISHED and record.finished_at is not None:
         events.append({"type": _FINISHED[record.status], "time": iso(record.finished_at),
                        "at": float(record.finished_at), "reason": record.reason})

@@ -44,7 +44,6 @@ TABLES = {
 # Tables that hold sending history (expiring records and events), backed up only when the config asks; the
 # others (suppressions, templates, ...) are the product's memory and always have point-in-time recovery.
 HISTORY_TABLES = ("messages", "email_events")
-SES_MESSAGE_ID_INDEX = "by_ses_message_id"  # messages GSI: SES event -> message
 
 
 @dataclass(frozen=True)

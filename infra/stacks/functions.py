@@ -23,7 +23,6 @@ from .constants import (
     POWERTOOLS_SERVICE_NAME,
     SES_EVENTS,
     SES_EVENTS_CONCURRENCY,
-    SES_MESSAGE_ID_INDEX,
     STREAMS,
     TABLE_ENV,
     Env,
@@ -193,7 +192,6 @@ class Functions(Construct):
         )
 
         _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem", "ConditionCheckItem")
-        _table(ses_events, tables.messages, "Query", index=SES_MESSAGE_ID_INDEX)
         _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
         _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
                "BatchWriteItem")
@@ -207,10 +205,10 @@ class Functions(Construct):
         _table(f["unsubscribe"], tables.suppressions, "GetItem", "PutItem", "DeleteItem")
 
 
-def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str, index: str | None = None) -> None:
-    """Named actions on one table, or on one of its indexes (Table.grant would add every index: index/*)."""
-    arn = f"{table.table_arn}/index/{index}" if index else table.table_arn
-    iam.Grant.add_to_principal(grantee=function, actions=[f"dynamodb:{a}" for a in actions], resource_arns=[arn])
+def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str) -> None:
+    """Named actions on one table (Table.grant would add a wildcard for indexes: index/*)."""
+    iam.Grant.add_to_principal(grantee=function, actions=[f"dynamodb:{a}" for a in actions],
+                               resource_arns=[table.table_arn])
 
 
 def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str) -> None:

@@ -5,7 +5,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from .constants import HISTORY_TABLES, SES_MESSAGE_ID_INDEX, TABLES, Outputs, pascal
+from .constants import HISTORY_TABLES, TABLES, Outputs, pascal
 from .nag import accept
 from .outputs import stack_output
 
@@ -39,13 +39,6 @@ class Tables(Construct):
                 accept(self.tables[name], "AwsSolutions-DDB3", "Sending history with a TTL: losing it loses reports, "
                        "never an email or a suppression, and continuous backups would cost as much as storing it "
                        "(docs/cost-model.md). Config backup_history turns them on.")
-        # SES events name the SES message id; this index finds the message without a scan. Keys only, so later
-        # status changes do not write the index again (each write of an ALL projection is billed).
-        self.messages.add_global_secondary_index(
-            index_name=SES_MESSAGE_ID_INDEX,
-            partition_key=dynamodb.Attribute(name="ses_message_id", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
         for name, table in self.tables.items():
             stack_output(self, Outputs.table(name), table.table_name, f"DynamoDB table {name}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from postline.models import EmailEvent, Message, Suppression, Template
 
-from stacks.constants import SES_MESSAGE_ID_INDEX, TABLES
+from stacks.constants import TABLES
 
 
 def _keys(properties):
@@ -62,12 +62,8 @@ def test_ttl_on_event_data_and_message_records(synth):
         assert "TimeToLiveSpecification" not in _table(synth, name)["Properties"]
 
 
-def test_ses_message_id_index_as_the_model_declares(synth):
-    index = Message.by_ses_message_id
-    assert index.Meta.index_name == SES_MESSAGE_ID_INDEX
-    indexes = _table(synth, "messages")["Properties"]["GlobalSecondaryIndexes"]
-    assert indexes == [{
-        "IndexName": SES_MESSAGE_ID_INDEX,
-        "KeySchema": [{"AttributeName": "ses_message_id", "KeyType": "HASH"}],
-        "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }]
+def test_no_table_has_a_secondary_index(synth):
+    """Every index entry is another billed write (SES events find their message by its tag, not by an index)."""
+    for name in TABLES:
+        assert "GlobalSecondaryIndexes" not in _table(synth, name)["Properties"]
+        assert "LocalSecondaryIndexes" not in _table(synth, name)["Properties"]

@@ -64,15 +64,19 @@ def test_a_malformed_event_is_left_for_the_dlq_and_does_not_block_its_batch(pipe
     assert "malformed SES event" in dlq[0]["MessageAttributes"]["postline_reason"]["StringValue"]
 
 
-def test_an_event_without_the_tag_is_matched_by_the_ses_message_id(pipeline):
+def test_an_event_without_postlines_tag_is_ignored_and_changes_nothing(pipeline):
     message_id = send_one(pipeline, "untagged@example.com", "u1")
     send = pipeline.ses.sends[0]
-    notification = {"notificationType": "Delivery", "mail": {"messageId": send["MessageId"],
-                                                             "timestamp": "2026-01-01T00:00:00Z"},
-                    "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["untagged@example.com"]}}
+    notification = {"notificationType": "Bounce", "mail": {"messageId": send["MessageId"],
+                                                           "timestamp": "2026-01-01T00:00:00Z"},
+                    "bounce": {"bounceType": "Permanent", "timestamp": "2026-01-01T00:00:01.000Z",
+                               "bouncedRecipients": [{"emailAddress": "untagged@example.com"}]}}
     records = [QueueRecord("n", json.dumps(notification), "postline-ses-events", 0, 1)]
-    apply_events(records, pipeline.events_context())
-    assert Message.get(message_id).status == "delivered"
+    result = apply_events(records, pipeline.events_context())
+    assert result.failed == set()
+    assert result.outcomes["n"].result == "ignored" and "not sent by postline" in result.outcomes["n"].reason
+    assert Message.get(message_id).status == "sent"
+    assert list(Suppression.query("untagged@example.com")) == []
 
 
 def test_the_application_receives_normalised_events_once_per_outcome(pipeline):
@@ -153,7 +157,8 @@ def test_documented_events_have_their_effects(pipeline):
     assert not result.failed
     status = {name: Message.get(message_id).status for name, message_id in ids.items()}
     assert status == {"bounce": "bounced", "complaint": "complained", "reject": "failed", "delay": "sent",
-                      "render": "failed", "open": "sent", "notification": "bounced"}
+                      "render": "failed", "open": "sent",
+                      "notification": "sent"}  # an identity notification has no tags: not postline's to apply
     # Every recipient of a multi-recipient bounce or complaint is suppressed, normalised.
     assert Suppression.get("second@example.org", "all").reason in ("hard_bounce", "complaint")
     assert Suppression.get("recipient@example.com", "all").reason in ("hard_bounce", "complaint")
@@ -214,3 +219,28 @@ def test_a_send_event_for_a_message_already_sent_writes_nothing_and_one_left_sen
     pipeline.publish_ses_events(only=("Send",))
     assert writes == ["update_item"]  # the crashed claim's settle; the other Send event only read
     assert Message.get(crashed).status == "sent" and Message.get(settled).status == "sent"
+
+
+def test_a_delivery_is_kept_on_the_record_once_however_often_it_comes(pipeline):
+    from postline_cli.views import message_view
+
+    message_id = send_one(pipeline, "fine@example.com", "d1")
+    for _ in range(2):  # SES and the queue may each deliver an event more than once
+        assert not pipeline.publish_ses_events().failed
+    record = Message.get(message_id)
+    assert record.status == "delivered" and record.delivered_at is not None
+    assert "250" in record.delivery.as_dict()["smtpResponse"]
+    assert [e.type for e in EmailEvent.query(message_id) if e.type != "request"] == []  # no row: one write
+    delivered = [e for e in message_view(message_id)["events"] if e["type"] == "delivered"]
+    assert len(delivered) == 1 and "250" in delivered[0]["detail"]["smtpResponse"]
+
+
+def test_a_delivery_that_arrives_after_the_complaint_still_shows_in_the_history(pipeline):
+    from postline_cli.views import message_view
+
+    message_id = send_one(pipeline, "complaint@simulator.amazonses.com", "d2")
+    pipeline.publish_ses_events(only=("Send", "Complaint"))
+    pipeline.publish_ses_events(only=("Delivery",))
+    assert Message.get(message_id).status == "complained"
+    types = [e["type"] for e in message_view(message_id)["events"]]
+    assert types.count("delivered") == 1 and "complained" in types

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -126,7 +126,6 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             unreadable.append((record, f"malformed SES event: {error}"))
     _dead_letter(unreadable, ctx, result)
-    _resolve_message_ids(parsed, ctx)
 
     # One status write per message: a transaction may not touch an item twice, and only the furthest status
     # counts anyway (a Send and its Delivery often arrive in the same batch).
@@ -135,9 +134,11 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     feed: dict[tuple[str, str], AppEvent] = {}  # for the user's application, once per message and event
     soft_bounces: dict[str, SesEvent] = {}
     delivered: set[str] = set()
+    deliveries: dict[str, EmailEvent] = {}
     for rid, event in parsed.items():
         if event.message_id is None:
-            result.set(rid, Outcome(None, "ignored", "not sent by postline"))
+            # Every email postline sends carries its message id as a tag, and configuration-set events keep it.
+            result.set(rid, Outcome(None, "ignored", "not sent by postline: no postline_message_id tag"))
             continue
         recorded_type, status = _EFFECTS.get(event.type, (None, None))
         if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":
@@ -150,10 +151,12 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             furthest[event.message_id] = (status, event)
         if recorded_type:
             sort_key = f"{event.at:.3f}#{recorded_type}"
-            puts[(settings.events_table, event.message_id, sort_key)] = EmailEvent(
-                event.message_id, sort_key, type=recorded_type, at=event.at,
-                detail=_summary(event), expires_at=int(now + settings.event_ttl_days * 86400),
-            )
+            row = EmailEvent(event.message_id, sort_key, type=recorded_type, at=event.at,
+                             detail=_summary(event), expires_at=int(now + settings.event_ttl_days * 86400))
+            if event.type == "Delivery":  # kept on the record by the status move, a row only if that cannot
+                deliveries[event.message_id] = row
+            else:
+                puts[(settings.events_table, event.message_id, sort_key)] = row
         for address, reason in _suppressions(event):
             puts[(settings.suppressions_table, address, SUPPRESSION_SCOPE_ALL)] = Suppression(
                 address, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
@@ -163,7 +166,10 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             feed[(event.message_id, app_event.name)] = app_event
         result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
     try:
-        _advance_all(ctx, [(status, event) for status, event in furthest.values()], now)
+        on_record = _advance_all(ctx, [(status, event) for status, event in furthest.values()], now)
+        for message_id, row in deliveries.items():
+            if message_id not in on_record:
+                puts[(settings.events_table, message_id, row.time_type)] = row
         _batch_put(ctx.dynamodb, puts)
     except RetryLater as error:
         for rid in parsed:
@@ -268,15 +274,6 @@ def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str
                expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
 
 
-def _resolve_message_ids(parsed: dict[str, SesEvent], ctx: EventsContext) -> None:
-    """Events without postline's tag (identity notifications can lack tags) are matched by SES message id."""
-    for rid, event in list(parsed.items()):
-        if event.message_id is None:
-            found = list(Message.by_ses_message_id.query(event.ses_message_id, limit=1))
-            if found:
-                parsed[rid] = replace(event, message_id=found[0].message_id)
-
-
 # The statuses a message passes through once SES has it, in order. A status is only ever replaced by one
 # further along; FAILED (an SES Reject or rendering failure) can only replace statuses before delivery.
 _PATH = [RENDERED, SENDING, SENT, FAILED, DELIVERED, BOUNCED, COMPLAINED]
@@ -289,12 +286,15 @@ _REPLACES = {
 }
 
 
-def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float) -> None:
+def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float) -> set[str]:
     """Move each message forward with its own conditional UpdateItem (1 write unit; a transaction would cost two
     and buys nothing here, each move stands alone). A condition that fails means "already further along".
 
     A Send event usually finds its message already ``sent`` by the send stage: one consistent read for the
     batch finds the few claims it must settle, so the common case costs no write at all.
+
+    Returns the messages whose record holds their delivery: moved to ``delivered`` now (the move writes the
+    delivery's details too, so the common case needs no event row), or found delivered already (a repeat).
     """
     table = ctx.settings.messages_table
     sends = [event.message_id for status, event in moves if status == SENT]
@@ -304,12 +304,19 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
                           names={"#status": "status"}, consistent=True)[table]
         unsettled = {item["message_id"]["S"] for item in found if item["status"]["S"] in _REPLACES[SENT]}
         moves = [(status, event) for status, event in moves if status != SENT or event.message_id in unsettled]
+    on_record = set()
     for status, event in moves:
         try:
             ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"])
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise RetryLater(f"could not record {event.type} for {event.message_id}: {error}") from error
+            if status == DELIVERED and "delivered_at" in (error.response.get("Item") or {}):
+                on_record.add(event.message_id)
+        else:
+            if status == DELIVERED:
+                on_record.add(event.message_id)
+    return on_record
 
 
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
@@ -319,6 +326,10 @@ def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, 
     values = {"status": status, "ses_message_id": event.ses_message_id, "updated_at": now}
     if status == SENT:
         values["sent_at"] = event.at
+    elif status == DELIVERED:
+        values["delivered_at"] = event.at
+        if details := _summary(event):
+            values["delivery"] = details
     return records.update(
         table, event.message_id, set_values=values,
         condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, replaces)),

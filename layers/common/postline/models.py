@@ -13,7 +13,6 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from .settings import Settings
@@ -35,19 +34,6 @@ FAILED = "failed"
 SUPPRESSION_SCOPE_ALL = "all"
 
 
-class SesMessageIndex(GlobalSecondaryIndex):
-    """Finds a message from an SES message id. Keys only: the index is written once, when the id is set, and
-    not again on every later status change (as it would be if it held the whole record)."""
-
-    class Meta:
-        index_name = "by_ses_message_id"
-        projection = KeysOnlyProjection()
-        read_capacity_units = 0
-        write_capacity_units = 0
-
-    ses_message_id = UnicodeAttribute(hash_key=True)
-
-
 class Message(Model):
     class Meta:
         table_name = "postline-messages"
@@ -62,12 +48,13 @@ class Message(Model):
     stream = UnicodeAttribute(null=True)
     campaign = UnicodeAttribute(null=True)
     tags = MapAttribute(null=True)
-    ses_message_id = UnicodeAttribute(null=True)
-    by_ses_message_id = SesMessageIndex()
+    ses_message_id = UnicodeAttribute(null=True)  # shown by `postline status`; SES events find the record by tag
     queued_at = NumberAttribute(null=True)
     rendered_at = NumberAttribute(null=True)
     claimed_at = NumberAttribute(null=True)
     sent_at = NumberAttribute(null=True)
+    delivered_at = NumberAttribute(null=True)
+    delivery = MapAttribute(null=True)  # the Delivery event's details (SMTP response, processing time)
     finished_at = NumberAttribute(null=True)  # when it became suppressed / rejected / failed
     updated_at = NumberAttribute(null=True)
     attempts = NumberAttribute(null=True)
