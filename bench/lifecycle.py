@@ -262,9 +262,15 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
                        for name, row in phases.items()},
             "message_item_bytes": _message_item_bytes(session, environment["POSTLINE_MESSAGES_TABLE"],
                                                       [message_id_for(k) for k in keys_of]),
-            "mime_bytes": [len(json.loads(m["Body"]).get("mime", "")) for m in send_messages],
+            "mime_bytes": [len(_mime_as_queued(m["Body"])) for m in send_messages],
         }
     return figures
+
+
+def _mime_as_queued(body: str) -> str:
+    """The MIME as the send queue carries it (deflated and base64-encoded since format 2)."""
+    document = json.loads(body)
+    return document.get("mime_z") or document.get("mime") or ""
 
 
 def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
