@@ -17,6 +17,11 @@ from postline_cli.local import resources
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# One template of each stream: critical mail is recorded with its suppression checks, transactional mail by
+# render, marketing mail by the send stage's claim; the exactly-once tests run over the ways that differ.
+TEMPLATE_OF = {"critical": "password-reset", "transactional": "welcome", "marketing": "newsletter"}
+
+
 def example(template: str) -> dict:
     return json.loads((ROOT / "templates" / template / "example.json").read_text())
 
@@ -126,21 +131,23 @@ def test_a_bad_message_is_rejected_with_its_reason_and_its_neighbours_go_through
     assert reason in record(rejected_id).reason
 
 
-def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline):
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline, stream):
     for _ in range(2):
-        pipeline.enqueue("transactional", message("welcome", "twice@example.com", "same-id"))
+        pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "twice@example.com", "same-id"))
     pipeline.drain()
-    pipeline.enqueue("transactional", message("welcome", "twice@example.com", "same-id"))
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "twice@example.com", "same-id"))
     pipeline.drain()
     message_id = message_id_for("same-id")
     assert pipeline.ses.count(message_id) == 1
     assert record(message_id).duplicates == 2
 
 
-def test_a_redelivered_send_record_is_not_sent_again(pipeline):
-    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "redeliver"))
+@pytest.mark.parametrize("stream", ['critical', 'marketing'])
+def test_a_redelivered_send_record_is_not_sent_again(pipeline, stream):
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "redeliver"))
     pipeline.run_render()
-    records = pipeline.receive("postline-send-critical", visibility=0)
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     from postline.send import send_batch
 
     send_batch(records, pipeline.send_context())
@@ -148,6 +155,27 @@ def test_a_redelivered_send_record_is_not_sent_again(pipeline):
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
     assert {o.result for o in again.outcomes.values()} == {"duplicate"}
     assert not again.failed
+
+
+def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
+    """Render leaves a marketing message's record to the claim (a write less per email): until the send stage
+    takes it, `postline status` says it is waiting on a queue; then the record has everything render knew."""
+    from postline_cli.views import message_view
+
+    pipeline.enqueue("marketing", message("newsletter", "reader@example.com", "rec-1", campaign="june",
+                                          tags={"cohort": "b"}))
+    pipeline.run_render()
+    waiting = message_view(message_id_for("rec-1"))
+    assert waiting["status"] == "queued" and "send queue" in waiting["reason"]
+    pipeline.run_send()
+    stored = record(message_id_for("rec-1"))
+    assert (stored.status, stored.recipient, stored.template, stored.stream, stored.campaign) == (
+        "sent", "reader@example.com", "newsletter", "marketing", "june")
+    assert stored.tags.as_dict() == {"cohort": "b"} and stored.template_version >= 1 and stored.attempts == 1
+    assert stored.queued_at <= stored.rendered_at <= stored.claimed_at <= stored.sent_at
+    assert stored.expires_at > stored.sent_at + 300 * 86400  # message_ttl_days: its links keep working
+    assert [e["type"] for e in message_view(message_id_for("rec-1"))["events"]][:3] == [
+        "queued", "rendered", "send_attempt"]
 
 
 def test_suppression_scopes(pipeline):
@@ -164,8 +192,9 @@ def test_suppression_scopes(pipeline):
     assert [s["Destination"]["ToAddresses"] for s in pipeline.ses.sends] == [["unsub@example.com"]]
 
 
-def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline):
-    pipeline.enqueue("transactional", message("welcome", "late@example.com", "late"))
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline, stream):
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "late@example.com", "late"))
     pipeline.run_render()
     Suppression("late@example.com", "all", reason="complaint", suppressed_at=1.0).save()
     pipeline.run_send()
@@ -173,12 +202,13 @@ def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline):
     assert record(message_id_for("late")).status == "suppressed"
 
 
-def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeline):
+@pytest.mark.parametrize("stream", ['critical', 'marketing'])
+def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeline, stream):
     from postline.send import send_batch
 
-    pipeline.enqueue("critical", message("password-reset", "crash@example.com", "crash"))
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "crash@example.com", "crash"))
     pipeline.run_render()
-    records = pipeline.receive("postline-send-critical", visibility=0)
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
 
     class Crash(BaseException):
         pass
@@ -207,13 +237,14 @@ def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeli
     assert not final.failed and pipeline.ses.count(message_id) == 1
 
 
-def test_a_stale_claim_with_no_send_event_is_sent_again_once(pipeline):
+@pytest.mark.parametrize("stream", ['critical', 'marketing'])
+def test_a_stale_claim_with_no_send_event_is_sent_again_once(pipeline, stream):
     """The documented fallback: no Send event within the stale interval means SES never took the email."""
     from postline.send import send_batch
 
-    pipeline.enqueue("critical", message("password-reset", "lost@example.com", "lost"))
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "lost@example.com", "lost"))
     pipeline.run_render()
-    records = pipeline.receive("postline-send-critical", visibility=0)
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     ctx = pipeline.send_context()
 
     class DiesBeforeSes:
@@ -245,12 +276,13 @@ def test_throttling_releases_the_claim_and_retries_later(pipeline):
     assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
 
 
-def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline):
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     from postline.send import send_batch
 
-    pipeline.enqueue("transactional", message("welcome", "slow@example.com", "recovers"))
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "slow@example.com", "recovers"))
     pipeline.run_render()
-    records = pipeline.receive("postline-send-transactional", visibility=0)
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
     assert send_batch(records, pipeline.send_context()).failed
     assert not send_batch(records, pipeline.send_context()).failed
@@ -304,12 +336,13 @@ def test_render_with_the_table_unavailable_loses_nothing(pipeline):
     assert pipeline.ses.count(message_id_for("t-down")) == 1
 
 
-def test_send_with_the_table_unavailable_does_not_call_ses(pipeline):
+@pytest.mark.parametrize("stream", ['critical', 'marketing'])
+def test_send_with_the_table_unavailable_does_not_call_ses(pipeline, stream):
     from postline.send import send_batch
 
-    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "t-down-send"))
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "t-down-send"))
     pipeline.run_render()
-    records = pipeline.receive("postline-send-critical", visibility=0)
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     ctx = pipeline.send_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), {"transact_write_items"}))
     with pytest.raises(ClientError):
         send_batch(records, ctx)

@@ -25,12 +25,17 @@ class SendJob:
     tags: dict[str, str] = field(default_factory=dict)
     mime: bytes | None = None
     mime_key: str | None = None  # set when the body waits in the claim-check bucket
+    # The message record's fields, for a message render did not record: the send stage's claim creates the
+    # record with them (``records.recorded_at_claim``).
+    record: dict[str, Any] | None = None
 
     def to_entry(self, entry_id: str, s3, bucket: str, threshold: int) -> dict[str, Any]:
         document = {
             "v": FORMAT_VERSION, "message_id": self.message_id, "stream": self.stream, "from": self.sender,
             "to": self.recipient, "template": self.template, "campaign": self.campaign, "tags": self.tags,
         }
+        if self.record is not None:
+            document["record"] = self.record
         # Deflated, a newsletter's quoted-printable MIME is about a quarter of its size (base64 included): SQS
         # bills each 64 KB of a request, and four times as large an email stays out of the claim-check bucket.
         packed = base64.b64encode(zlib.compress(self.mime)).decode("ascii")
@@ -62,6 +67,7 @@ class SendJob:
             message_id=document["message_id"], stream=document["stream"], sender=document["from"],
             recipient=document["to"], template=document["template"], campaign=document.get("campaign"),
             tags=document.get("tags") or {}, mime=mime, mime_key=document.get("mime_key"),
+            record=document.get("record"),
         )
 
     def load_mime(self, s3, bucket: str) -> bytes:

@@ -54,8 +54,10 @@ def update(
     condition_values: dict[str, Any] | None = None,
     add: dict[str, int] | None = None,
     remove: tuple[str, ...] = (),
+    initial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An Update entry; ``condition`` may name ``#status`` and the ``:c_*`` placeholders of ``condition_values``."""
+    """An Update entry; ``condition`` may name ``#status`` and the ``:c_*`` placeholders of ``condition_values``.
+    ``initial`` values are set only where the item has none yet (``if_not_exists``)."""
     names = {"#status": "status"} if "#status" in condition else {}
     values: dict[str, Any] = {}
     clauses = []
@@ -63,6 +65,10 @@ def update(
         names[f"#s{i}"] = name
         values[f":s{i}"] = attribute_value(value)
         clauses.append(f"#s{i} = :s{i}")
+    for i, (name, value) in enumerate((initial or {}).items()):
+        names[f"#i{i}"] = name
+        values[f":i{i}"] = attribute_value(value)
+        clauses.append(f"#i{i} = if_not_exists(#i{i}, :i{i})")
     expression = "SET " + ", ".join(clauses)
     if add:
         parts = []
@@ -108,6 +114,17 @@ def old_status(old: dict[str, Any] | None) -> str | None:
 # instead of a batched read before it (half a read unit per key): one round trip less in each stage for the mail
 # where latency matters most (password resets, sign-in codes), at a price only low-volume mail should pay.
 CHECKED_IN_TRANSACTION = frozenset({"critical"})
+
+
+def recorded_at_claim(stream: str, retried_streams: tuple[str, ...], retry: int | None) -> bool:
+    """Whether render leaves a message's record to the send stage's claim, which creates it.
+
+    Saves a transactional write per email (render's), at the price of a record that appears only when the send
+    stage takes the message, so a duplicate is caught at the claim instead of before rendering. Only for
+    streams whose suppressions are read before the transaction (critical mail records them together) and whose
+    soft bounces are not retried (a retry replaces a sent record, which render decides).
+    """
+    return stream not in CHECKED_IN_TRANSACTION and stream not in retried_streams and not retry
 
 
 def absent(table: str, key: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The render stage: an SQS batch of send messages in, finished MIME messages on the send queues out.
 
-Per batch: one suppression read, one transaction recording every message's status, one queue write per
-destination queue. Rejected messages are recorded with their reason and moved to the inbound queue's DLQ
+Per batch: one suppression read, one transaction recording the messages' status (marketing mail is recorded
+by the send stage's claim instead), one queue write per destination queue. Rejected messages are recorded with their reason and moved to the inbound queue's DLQ
 with that reason, so they are never retried forever and never block their neighbours.
 """
 from __future__ import annotations
@@ -165,14 +165,21 @@ def _render(item: _Item, ctx: RenderContext) -> None:
 
 
 def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:
-    """One transaction for the batch: each message's record is created, or found to exist already."""
+    """One transaction for the batch: each message's record is created, or found to exist already. A message
+    whose record its claim creates (``records.recorded_at_claim``) carries the record's fields to the send stage
+    instead, and costs no write here."""
     now = ctx.clock()
     table = ctx.settings.messages_table
-    entries, written = [], []
+    entries, written, left_to_claim = [], [], []
     for item in items:
         if item.status == DUPLICATE:
             continue
         message, template = item.message, item.template
+        if item.status == RENDERED and not item.checked and records.recorded_at_claim(
+                template.stream, ctx.settings.soft_bounce_retry_streams, _retry_number(item.record)):
+            item.job.record = _record_fields(item, now, ctx.settings)
+            left_to_claim.append(item)
+            continue
         record = Message(
             item.message_id,
             status=item.status,
@@ -221,11 +228,29 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             item.reason = f"{item.reason} (id already used by a message that is {previous})"
             continue
         item.status, item.reason, item.job = DUPLICATE, f"already {previous}", None
-    duplicates = [item.message_id for item in items if item.status == DUPLICATE]
+    # Repeats within the batch of a message whose claim will create its record are counted by that claim.
+    at_claim = {item.message_id: item.job.record for item in left_to_claim}
+    duplicates = []
+    for item in items:
+        if item.status == DUPLICATE and item.message_id in at_claim:
+            record = at_claim[item.message_id]
+            record["duplicates"], record["last_duplicate_at"] = record.get("duplicates", 0) + 1, now
+        elif item.status == DUPLICATE:
+            duplicates.append(item.message_id)
     if withdrawn:
         _record(withdrawn, ctx, result)
     if duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(table, duplicates, now))
+
+
+def _record_fields(item: _Item, now: float, settings: Settings) -> dict[str, Any]:
+    """What the claim writes into the record it creates (as ``Message`` names them)."""
+    message, template = item.message, item.template
+    fields = {"recipient": message.to, "template": template.name, "template_version": template.version,
+              "stream": template.stream, "campaign": message.campaign, "tags": dict(message.tags or {}) or None,
+              "queued_at": item.record.sent_at or now, "rendered_at": now,
+              "expires_at": int(now + settings.message_ttl_days * 86400)}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _retry_number(record: QueueRecord) -> int | None:

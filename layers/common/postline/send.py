@@ -4,7 +4,9 @@ Exactly once: a message is claimed with a conditional write (status ``sending`` 
 SES is called. A redelivered or repeated message finds the claim and SES is not called again. If the process
 dies after SES accepted the message but before ``sent`` was written, the claim stays: SES's Send event (tagged
 with postline's message id) settles it as sent within seconds (see ``events``), and only a claim still unsettled
-after ``stale_claim_seconds`` is sent again. The send queue keeps such a message invisible until then.
+after ``stale_claim_seconds`` is sent again. The send queue keeps such a message invisible until then. For
+marketing mail the claim also creates the record (render left it to the claim, ``records.recorded_at_claim``),
+so a message that exists in any state other than ``rendered`` or a stale ``sending`` is never claimed.
 """
 from __future__ import annotations
 
@@ -106,13 +108,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
         if suppression is not None:
             entries.append(_suppressed(settings.messages_table, job, describe(suppression), now))
         else:
-            entries.append(records.update(
-                settings.messages_table, job.message_id,
-                set_values={"status": SENDING, "claimed_at": now, "updated_at": now}, add={"attempts": 1},
-                condition="#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)",
-                condition_values={":c_rendered": RENDERED, ":c_sending": SENDING,
-                                  ":c_stale": now - settings.stale_claim_seconds},
-            ))
+            entries.append(_claim_entry(settings.messages_table, job, now, now - settings.stale_claim_seconds))
         order.append((rid, job, suppression, len(entries) - 1))
     checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
     checks_of = {index: checks.require(index, [job.recipient], job.stream) for _, job, suppression, index in order
@@ -167,12 +163,24 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     return claimed
 
 
+def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> dict[str, Any]:
+    """Claim a message that render recorded, or one whose record the claim creates (``job.record``), unless
+    another attempt holds a fresh claim or the message has moved on."""
+    condition = "#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)"
+    if job.record is not None:
+        condition = f"attribute_not_exists(message_id) OR {condition}"
+    return records.update(table, job.message_id, set_values={"status": SENDING, "claimed_at": now, "updated_at": now},
+                          initial=job.record, add={"attempts": 1}, condition=condition,
+                          condition_values={":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before})
+
+
 def _suppressed(table: str, job: SendJob, reason: str, now: float) -> dict[str, Any]:
-    return records.update(
-        table, job.message_id,
-        set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
-        condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
-    )
+    condition = "#status = :c_rendered"
+    if job.record is not None:  # render did not record it: this write creates the record
+        condition = f"attribute_not_exists(message_id) OR {condition}"
+    return records.update(table, job.message_id, initial=job.record, condition=condition,
+                          set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
+                          condition_values={":c_rendered": RENDERED})
 
 
 def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendResult]:
