@@ -62,14 +62,18 @@ def test_an_application_batch_with_a_malformed_a_duplicate_and_a_suppressed_mess
         {"Id": str(i), "MessageBody": json.dumps(b)} for i, b in enumerate(bodies)])
     assert not answer.get("Failed")
 
+    # Each assertion shows the message's whole view when it fails: this test once failed without saying where.
     for i, address in enumerate(good):
-        assert local_stack.wait_for(f"{run}-{i}", statuses={"delivered"})["status"] == "delivered"
-        assert len(local_stack.outbox_for(address)) == 1  # the duplicate of good[0] was not sent
-    assert local_stack.wait_for(f"{run}-0")["duplicates_ignored"] == 1
-    assert local_stack.wait_for(f"{run}-supp")["status"] == "suppressed"
+        view = local_stack.wait_for(f"{run}-{i}", statuses={"delivered"})
+        assert view["status"] == "delivered", view
+        assert len(local_stack.outbox_for(address)) == 1, view  # the duplicate of good[0] was not sent
+    view = local_stack.wait_for(f"{run}-0")
+    assert view["duplicates_ignored"] == 1, view
+    view = local_stack.wait_for(f"{run}-supp")
+    assert view["status"] == "suppressed", view
     assert local_stack.outbox_for(suppressed) == []
     rejected = local_stack.wait_for(f"{run}-bad")
-    assert rejected["status"] == "rejected" and "line break" in rejected["reason"]
+    assert rejected["status"] == "rejected" and "line break" in rejected["reason"], rejected
 
     # The record is written before the body is dead-lettered: the DLQ may get it a moment after the status.
     dlq = local_stack.queue_url("postline-transactional-dlq")
@@ -78,7 +82,7 @@ def test_an_application_batch_with_a_malformed_a_duplicate_and_a_suppressed_mess
         messages = local_stack.client("sqs").receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                                              MessageAttributeNames=["All"]).get("Messages", [])
         mine = [m for m in messages if json.loads(m["Body"]).get("id") == f"{run}-bad"]
-    assert len(mine) == 1
+    assert len(mine) == 1, f"{len(mine)} copies of the rejected body found in the DLQ within 15 s"
     assert "line break" in mine[0]["MessageAttributes"]["postline_reason"]["StringValue"]
 
 

@@ -10,8 +10,9 @@ from moto import mock_aws
 from moto.core import responses as core_responses
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_api._internal.moto_random import MotoRandom
 from moto.sqs import models as sqs_models
@@ -21,8 +22,8 @@ from postline_cli.local import aws_endpoint
 COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
 # Every module and class a patch changes, put back after each test.
 PATCHED = [sqs_models, sqs_models.Queue, sqs_models.SQSBackend, dynamodb_models, dynamodb_models.DynamoDBBackend,
-           DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, core_responses,
-           MotoRandom]
+           DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, Node,
+           ActionCountValidator, OverlappingPathsValidator, core_responses, MotoRandom]
 
 
 @pytest.fixture(params=["plain moto", "patched"])
@@ -192,10 +193,33 @@ def test_a_condition_read_from_a_remembered_expression_still_decides(dynamodb):
     assert "claimed_at" not in item(dynamodb, "b")  # the whole transaction was rolled back
 
 
-@pytest.mark.parametrize("expression", ["SET a = :v SET b = :v", "SET a = :v REMOVE b SET c = :v", "SET id = :v"])
+def test_a_claim_that_creates_its_item_keeps_what_an_existing_item_has(dynamodb):
+    """The send stage's claim of a marketing message: record fields only where absent, a counter added."""
+    creating = {"TableName": "records", "UpdateExpression": "SET #st = :new, #f0 = if_not_exists(#f0, :f0), "
+                "#f1 = if_not_exists(#f1, :f1), tags = if_not_exists(tags, :tags) ADD attempts :one",
+                "ConditionExpression": "attribute_not_exists(id) OR #st = :old",
+                "ExpressionAttributeNames": {"#st": "status", "#f0": "recipient", "#f1": "queued_at"}}
+    values = {":new": {"S": "sending"}, ":old": {"S": "rendered"}, ":one": {"N": "1"}, ":f0": {"S": "ada@example.com"},
+              ":f1": {"N": "5"}, ":tags": {"M": {"plan": {"S": "pro"}}}}
+    dynamodb.update_item(Key={"id": {"S": "new"}}, ExpressionAttributeValues=values, **creating)
+    dynamodb.put_item(TableName="records", Item={"id": {"S": "d"}, "status": {"S": "rendered"},
+                                                 "queued_at": {"N": "1"}})
+    dynamodb.update_item(Key={"id": {"S": "d"}}, ExpressionAttributeValues=values, **creating)
+    assert item(dynamodb, "new") == {"id": {"S": "new"}, "status": {"S": "sending"}, "recipient": {"S": "ada@example.com"},
+                                     "queued_at": {"N": "5"}, "tags": {"M": {"plan": {"S": "pro"}}},
+                                     "attempts": {"N": "1"}}
+    assert item(dynamodb, "d")["queued_at"] == {"N": "1"} and item(dynamodb, "d")["recipient"]["S"] == "ada@example.com"
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
+        dynamodb.update_item(Key={"id": {"S": "new"}}, ExpressionAttributeValues=values, **creating)
+
+
+@pytest.mark.parametrize("expression", ["SET a = :v SET b = :v", "SET a = :v REMOVE b SET c = :v", "SET id = :v",
+                                        "SET a = :v, b = :v, a = :v", "SET a.b = :v, a = :v ADD n :n",
+                                        "SET a = :v ADD n :n REMOVE c ADD m :n"])
 def test_invalid_update_expressions_are_refused_every_time(dynamodb, expression):
     for _ in range(2):  # the second time from what was remembered of the first
         with pytest.raises(dynamodb.exceptions.ClientError, match="ValidationException"):
             dynamodb.update_item(TableName="records", Key={"id": {"S": "a"}}, UpdateExpression=expression,
-                                 ExpressionAttributeValues={":v": {"S": "x"}})
+                                 ExpressionAttributeValues={":v": {"S": "x"}} | (
+                                     {":n": {"N": "1"}} if ":n" in expression else {}))
     assert item(dynamodb, "a") == {"id": {"S": "a"}, "status": {"S": "rendered"}}

@@ -143,6 +143,35 @@ def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline, stre
     assert record(message_id).duplicates == 2
 
 
+def test_a_repeat_in_another_render_batch_is_a_duplicate_at_once(pipeline):
+    """Two copies of one message rendered by different invocations (one after the other, or side by side):
+    the second finds the record and is counted, rather than rendered and queued again."""
+    from postline.render import render_batch
+
+    for _ in range(2):
+        pipeline.enqueue("transactional", message("welcome", "twice@example.com", "apart"))
+    first, second = pipeline.receive("postline-transactional", visibility=0)[:2]
+    assert render_batch([first], pipeline.render_context()).outcomes[first.record_id].result == "rendered"
+    repeat = render_batch([second], pipeline.render_context()).outcomes[second.record_id]
+    assert repeat.result == "duplicate" and "already rendered" in repeat.reason
+    assert record(message_id_for("apart")).duplicates == 1
+    assert len(pipeline.receive("postline-send-transactional", visibility=0)) == 1
+
+
+def test_a_render_interrupted_before_the_send_queue_took_the_message_is_redone(pipeline):
+    from postline.render import render_batch
+
+    pipeline.enqueue("transactional", message("welcome", "ada@example.com", "interrupted"))
+    records = pipeline.receive("postline-transactional", visibility=0)
+    ctx = pipeline.render_context(sqs=Unavailable(pipeline.sqs, {"send_message_batch"}))
+    assert render_batch(records, ctx).failed  # recorded as rendered, but the send queue never got it
+    assert record(message_id_for("interrupted")).status == "rendered"
+    again = render_batch(records, pipeline.render_context())  # SQS delivers the same message again
+    assert not again.failed and again.outcomes[records[0].record_id].result == "rendered"
+    pipeline.run_send()
+    assert pipeline.ses.count(message_id_for("interrupted")) == 1
+
+
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])
 def test_a_redelivered_send_record_is_not_sent_again(pipeline, stream):
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "redeliver"))

@@ -46,12 +46,15 @@ def test_put_new_creates_only_when_absent():
     assert put["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"  # so the caller learns what was there
 
 
-def test_put_new_may_replace_the_listed_statuses():
-    entry = put_new(TABLE, record(), replaceable=("queued", "rendered"))
+def test_put_new_may_be_replaced_by_its_own_redelivery_or_a_retry():
+    entry = put_new(TABLE, record(rendered_by="sqs-1"), redelivery_replaces=("rendered",), retry_replaces=("sent",))
     check_placeholders(entry)
     put = entry["Put"]
-    assert put["ConditionExpression"].startswith("attribute_not_exists(message_id) OR #status IN (")
-    assert sorted(v["S"] for v in put["ExpressionAttributeValues"].values()) == ["queued", "rendered"]
+    assert put["ConditionExpression"].startswith("attribute_not_exists(message_id) OR (#status IN (")
+    assert "rendered_by = :by" in put["ConditionExpression"]
+    values = put["ExpressionAttributeValues"]
+    assert values[":by"] == {"S": "sqs-1"}
+    assert sorted(v["S"] for k, v in values.items() if k != ":by") == ["rendered", "sent"]
     assert put["ExpressionAttributeNames"] == {"#status": "status"}
 
 
@@ -69,6 +72,10 @@ def test_put_new_may_replace_the_listed_statuses():
     # SET + ADD + REMOVE together
     dict(set_values={"status": "rendered"}, add={"attempts": 1, "duplicates": 2}, remove=("claimed_at", "reason"),
          condition="#status IN (:c_0, :c_1)", condition_values={":c_0": "sending", ":c_1": "rendered"}),
+    # a claim that creates the record: fields set only where absent
+    dict(set_values={"status": "sending"}, initial={"recipient": "ada@example.com", "tags": {"plan": "pro"}},
+         add={"attempts": 1}, condition="attribute_not_exists(message_id) OR #status = :c_rendered",
+         condition_values={":c_rendered": "rendered"}),
     # no #status and no condition values at all
     dict(set_values={"last_duplicate_at": 5}, add={"duplicates": 3}, condition="attribute_exists(message_id)"),
     # values of every supported type
@@ -82,7 +89,8 @@ def test_update_placeholders_are_all_defined_and_all_used(kwargs):
     assert body["Key"] == {"message_id": {"S": "m1"}}
     assert body["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     # every attribute the caller named is written, under its real name
-    expected = set(kwargs["set_values"]) | set(kwargs.get("add") or {}) | set(kwargs.get("remove", ()))
+    expected = (set(kwargs["set_values"]) | set(kwargs.get("initial") or {}) | set(kwargs.get("add") or {})
+                | set(kwargs.get("remove", ())))
     if "#status" in kwargs["condition"]:
         expected.add("status")
     assert set(body["ExpressionAttributeNames"].values()) == expected

@@ -154,7 +154,87 @@ def lighten_dynamodb_expressions() -> None:
 
     DepthFirstTraverser.nodes_to_be_processed = lambda self: table(self)[1]
     DepthFirstTraverser.process = process
+    _walk_by_node_type()
+    _check_update_expressions_once()
+    _copy_trees_directly()
 
+
+def _walk_by_node_type() -> None:
+    """moto's tree walker asks, for every node it visits, ``isinstance`` against each node class it handles:
+    abstract-base-class checks, millions of them for a long UpdateExpression. Here the answer (which handler, if
+    any) is looked up by the node's concrete type and kept per walker, the same answer moto's loop finds."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+
+    is_node: dict[type, bool] = {}
+
+    def handler_for(self, node_type: type):
+        try:
+            handlers = self._postline_handlers
+        except AttributeError:
+            handlers = self._postline_handlers = {}
+        if node_type not in handlers:
+            handlers[node_type] = next((handler for node_class, handler in self._processing_map().items()
+                                        if issubclass(node_type, node_class)), None)
+        return handlers[node_type]
+
+    def traverse_node_recursively(self, node, child_id=-1):
+        node_type = type(node)
+        if node_type not in is_node:
+            is_node[node_type] = issubclass(node_type, Node)
+        if not is_node[node_type]:
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                self.traverse_node_recursively(child_node, i)
+        handler = handler_for(self, node_type)
+        if handler is not None:
+            node = handler(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+
+
+def _check_update_expressions_once() -> None:
+    """moto counts an UpdateExpression's clauses and compares its paths at every nested expression node, each
+    time collecting the clauses of the whole subtree below it: quadratic in the number of actions. The root's
+    subtree holds every clause and path, so checking the root alone finds every error moto would."""
+    from moto.dynamodb.parsing.ast_nodes import UpdateExpression
+    from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
+
+    for validator, check in ((ActionCountValidator, ActionCountValidator.verify_action_counts),
+                             (OverlappingPathsValidator, OverlappingPathsValidator.check_for_overlapping_paths)):
+        walk = validator.traverse
+
+        def traverse(self, node, walk=walk, check=check):
+            return check(self, node) if isinstance(node, UpdateExpression) else walk(self, node)
+
+        validator.traverse = traverse
+
+
+
+def _copy_trees_directly() -> None:
+    """Every validation of an UpdateExpression starts from a deep copy of its tree, which the standard library
+    makes through the pickle protocol for each node. Here a node copies its own attributes (the same result,
+    through the same memo, so a node's parent is the copy of its parent)."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    def node_deepcopy(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            if name == "children" and value is not None:
+                value = [child if isinstance(child, str) else copy.deepcopy(child, memo) for child in value]
+            elif not isinstance(value, str):
+                value = copy.deepcopy(value, memo)
+            new.__dict__[name] = value
+        return new
+
+    Node.__deepcopy__ = node_deepcopy
 
 def lighten_dispatch() -> None:
     """For every request moto lists the answering class's members with ``inspect`` (hundreds of them) to find the

@@ -61,6 +61,7 @@ class Message(Model):
     retry = NumberAttribute(null=True)  # which soft-bounce retry this attempt is (none for the first)
     duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
     last_duplicate_at = NumberAttribute(null=True)
+    rendered_by = UnicodeAttribute(null=True)  # the SQS message render recorded it from: only its redelivery may again
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (settings.message_ttl_days after queueing)
 
 

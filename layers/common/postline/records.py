@@ -25,21 +25,30 @@ def attribute_value(value: Any) -> dict[str, Any]:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def put_new(table: str, record: Message, replaceable: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Create the record unless it exists with a status other than ``replaceable``."""
+def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = (),
+            retry_replaces: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Create the record unless it exists. A redelivery of the SQS message that wrote it (same ``rendered_by``)
+    may replace it while its status is one of ``redelivery_replaces``; a repeat of the message (another SQS
+    message with the same id) may not, so it is reported as a duplicate however the two were batched. A
+    soft-bounce retry may replace a record whose status is one of ``retry_replaces``."""
     condition = "attribute_not_exists(message_id)"
-    values = {}
-    if replaceable:
-        names = [f":r{i}" for i in range(len(replaceable))]
+    values: dict[str, Any] = {}
+    if redelivery_replaces:
+        names = [f":r{i}" for i in range(len(redelivery_replaces))]
+        condition += f" OR (#status IN ({', '.join(names)}) AND rendered_by = :by)"
+        values.update({n: {"S": s} for n, s in zip(names, redelivery_replaces)})
+        values[":by"] = {"S": record.rendered_by}
+    if retry_replaces:
+        names = [f":t{i}" for i in range(len(retry_replaces))]
         condition += f" OR #status IN ({', '.join(names)})"
-        values = {n: {"S": s} for n, s in zip(names, replaceable)}
+        values.update({n: {"S": s} for n, s in zip(names, retry_replaces)})
     entry = {
         "TableName": table,
         "Item": record.serialize(),
         "ConditionExpression": condition,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
-    if replaceable:
+    if values:
         entry["ExpressionAttributeNames"] = {"#status": "status"}
         entry["ExpressionAttributeValues"] = values
     return {"Put": entry}

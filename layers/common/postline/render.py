@@ -22,7 +22,7 @@ from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
 from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .mime import build_mime
-from .models import QUEUED, REJECTED, RENDERED, SENT, SUPPRESSED, Message
+from .models import REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
 from .suppression import describe, find_suppressions, suppression_names
@@ -197,12 +197,13 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             attempts=0,
             retry=_retry_number(item.record),
             expires_at=int(now + ctx.settings.message_ttl_days * 86400),
+            rendered_by=item.record.record_id,
         )
-        # A rendered record may be rewritten: the render was interrupted before the send queue got the message.
-        replaceable = (QUEUED, RENDERED) if item.status in (RENDERED, SUPPRESSED) else ()
-        if replaceable and _retry_number(item.record):
-            replaceable += (SENT,)  # a soft-bounce retry: the last attempt was sent, then soft-bounced
-        entries.append(records.put_new(table, record, replaceable))
+        # A rendered record may be rewritten by a redelivery of the same SQS message (the render was interrupted
+        # before the send queue got it), and a sent one by a soft-bounce retry.
+        replaceable = (RENDERED,) if item.status in (RENDERED, SUPPRESSED) else ()
+        retry = (SENT,) if replaceable and _retry_number(item.record) else ()
+        entries.append(records.put_new(table, record, replaceable, retry))
         written.append(item)
     checks = records.SuppressionChecks(ctx.settings.suppressions_table, first_index=len(entries))
     erasure_key = ctx.keys.current.erasure_key if any(item.checked for item in written) else None
