@@ -15,6 +15,7 @@ from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_api._internal.moto_random import MotoRandom
+from moto.ses import models as ses_models
 from moto.sqs import models as sqs_models
 
 from postline_cli.local import aws_endpoint
@@ -23,7 +24,7 @@ COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "
 # Every module and class a patch changes, put back after each test.
 PATCHED = [sqs_models, sqs_models.Queue, sqs_models.SQSBackend, dynamodb_models, dynamodb_models.DynamoDBBackend,
            DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, Node,
-           ActionCountValidator, OverlappingPathsValidator, core_responses, MotoRandom]
+           ActionCountValidator, OverlappingPathsValidator, core_responses, MotoRandom, ses_models]
 
 
 @pytest.fixture(params=["plain moto", "patched"])
@@ -36,7 +37,8 @@ def aws(request, monkeypatch):
     saved = [(owner, dict(vars(owner))) for owner in PATCHED]
     if request.param == "patched":
         for patch in (aws_endpoint.serialise_dynamodb, aws_endpoint.lighten_dynamodb_expressions,
-                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs):
+                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs,
+                      aws_endpoint.read_raw_email_headers_only):
             patch()
     try:
         with mock_aws():
@@ -223,3 +225,21 @@ def test_invalid_update_expressions_are_refused_every_time(dynamodb, expression)
                                  ExpressionAttributeValues={":v": {"S": "x"}} | (
                                      {":n": {"N": "1"}} if ":n" in expression else {}))
     assert item(dynamodb, "a") == {"id": {"S": "a"}, "status": {"S": "rendered"}}
+
+
+def test_a_raw_email_is_checked_and_counted_by_its_headers(aws):
+    from postline.mime import build_mime
+
+    sesv2 = aws.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="mail.example.com")
+    mime = build_mime(sender="News <hello@mail.example.com>", recipient="ada@example.com", subject="Hi",
+                      text="Hello\n" * 500, html="<p>Hello</p>" * 500)
+    mime = mime.replace(b"To: ada@example.com", b"To: ada@example.com\r\nCc: Bob <bob@example.org>")
+    sent = sesv2.send_email(Destination={"ToAddresses": ["ada@example.com"]}, Content={"Raw": {"Data": mime}})
+    assert sent["MessageId"]
+    # moto counts the envelope's recipient and each one in the To and Cc headers
+    assert aws.client("ses").get_send_quota()["SentLast24Hours"] == 3
+    forged = mime.replace(b"hello@mail.example.com", b"someone@elsewhere.example")
+    with pytest.raises(sesv2.exceptions.MessageRejected):
+        sesv2.send_email(Content={"Raw": {"Data": forged}})
+    assert aws.client("ses").get_send_quota()["SentLast24Hours"] == 3
