@@ -75,7 +75,7 @@ class Functions(Construct):
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
-        for name in ("ses_events", "track_open", "track_click", "unsubscribe"):  # they announce status changes
+        for name in ("send", "ses_events", "track_open", "track_click", "unsubscribe"):  # they announce changes
             event_bus.grant_put_events_to(self.functions[name])
         if config.mirror_ses_suppressions:
             ses_events = self.functions["ses_events"]

@@ -88,6 +88,6 @@ def test_the_application_event_bus_and_who_may_publish_on_it(synth):
             if "events:PutEvents" in str(statement["Action"]):
                 assert bus_id in str(statement["Resource"])
                 publishers.add(function)
-    assert publishers == {"ses_events", "track_open", "track_click", "unsubscribe"}
+    assert publishers == {"send", "ses_events", "track_open", "track_click", "unsubscribe"}
     environment = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]
     assert environment["Variables"]["POSTLINE_EVENT_BUS"] == {"Ref": bus_id}

@@ -76,7 +76,7 @@ class Pipeline:
 
     def send_context(self, **overrides) -> SendContext:
         kw = dict(dynamodb=self.session.client("dynamodb"), sqs=self.sqs, s3=self.session.client("s3"),
-                  sesv2=self.ses, clock=self.clock)
+                  sesv2=self.ses, events=self.session.client("events"), clock=self.clock)
         kw.update(overrides)
         return SendContext(self.settings, **kw)
 

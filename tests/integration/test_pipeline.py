@@ -319,14 +319,19 @@ def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     assert record(message_id_for("recovers")).status == "sent"
 
 
-def test_a_permanent_ses_rejection_is_recorded_and_not_retried(pipeline):
-    pipeline.enqueue("transactional", message("welcome", "nope@example.com", "rejected-by-ses"))
+def test_a_permanent_ses_rejection_is_recorded_not_retried_and_announced(pipeline):
+    pipeline.enqueue("transactional", message("welcome", "nope@example.com", "rejected-by-ses", campaign="c1"))
     pipeline.run_render()
     pipeline.ses.fail_with = [ses_error("MessageRejected")]
     results = pipeline.run_send()
     assert not results[0].failed
     stored = record(message_id_for("rejected-by-ses"))
     assert stored.status == "failed" and "MessageRejected" in stored.reason
+    # The application learns it from its event feed: once, with the reason and what it sent.
+    (failed,) = [e for e in pipeline.app_events() if e["detail-type"] == "email.failed"]
+    assert failed["detail"]["message_id"] == message_id_for("rejected-by-ses")
+    assert failed["detail"]["to"] == "nope@example.com" and failed["detail"]["campaign"] == "c1"
+    assert "MessageRejected" in failed["detail"]["detail"]["reason"]
 
 
 def test_an_ambiguous_ses_timeout_keeps_the_claim(pipeline):

@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from . import records
+from .app_events import AppEvent, publish
 from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
 from .clients import client
 from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
@@ -41,6 +42,7 @@ class SendContext:
     sqs: Any = field(default_factory=lambda: client("sqs"))
     s3: Any = field(default_factory=lambda: client("s3"))
     sesv2: Any = field(default_factory=lambda: client("sesv2"))
+    events: Any = field(default_factory=lambda: client("events"))
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -202,9 +204,11 @@ def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendRes
 def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, result: BatchResult,
             delays: dict[str, int]) -> None:
     """Record every SES answer in one transaction. Each write expects the claim still in place; one that finds
-    the message already moved on (a Send event settled it first) changes nothing."""
+    the message already moved on (a Send event settled it first) changes nothing. A message SES refused for
+    good is announced to the application (``email.failed``) once its record says so."""
     table, now = ctx.settings.messages_table, ctx.clock()
     entries = []
+    refused: dict[int, AppEvent] = {}  # entry index -> the announcement, made if that write succeeds
     for rid, job in claimed.items():
         answer = sent[rid]
         holding = {"condition": "#status = :c_sending", "condition_values": {":c_sending": SENDING}}
@@ -214,6 +218,9 @@ def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, resul
             }, **holding))
             result.set(rid, Outcome(job.message_id, SENT))
         elif answer.kind == PERMANENT:
+            refused[len(entries)] = AppEvent("email.failed", job.message_id, now, to=job.recipient,
+                                             template=job.template, campaign=job.campaign, tags=job.tags,
+                                             detail={"reason": answer.reason})
             entries.append(records.update(table, job.message_id, set_values={
                 "status": FAILED, "reason": answer.reason, "finished_at": now, "updated_at": now,
             }, **holding))
@@ -227,7 +234,10 @@ def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, resul
         else:  # UNKNOWN: keep the claim; the Send event or the stale-claim rule decides
             result.set(rid, Outcome(job.message_id, "retry", answer.reason, retry=True))
             delays[rid] = ctx.settings.stale_claim_seconds + 1
-    transact_write(ctx.dynamodb, entries)
+    outcomes = transact_write(ctx.dynamodb, entries)
+    announced = [event for index, event in refused.items() if outcomes[index] is None]
+    if announced:
+        publish(ctx.events, ctx.settings.event_bus, announced, ctx.settings.app_events)
 
 
 def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendContext) -> None:
