@@ -244,3 +244,14 @@ def test_a_delivery_that_arrives_after_the_complaint_still_shows_in_the_history(
     assert Message.get(message_id).status == "complained"
     types = [e["type"] for e in message_view(message_id)["events"]]
     assert types.count("delivered") == 1 and "complained" in types
+
+
+def test_a_repeated_delivery_beside_a_complaint_shows_once(pipeline):
+    from postline_cli.views import message_view
+
+    message_id = send_one(pipeline, "complaint@simulator.amazonses.com", "d3")
+    pipeline.publish_ses_events(only=("Send", "Delivery"))
+    pipeline.publish_ses_events(only=("Delivery", "Complaint"))  # the Delivery again, in the complaint's batch
+    assert Message.get(message_id).status == "complained"
+    types = [e["type"] for e in message_view(message_id)["events"]]
+    assert types.count("delivered") == 1 and "complained" in types

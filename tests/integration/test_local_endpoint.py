@@ -207,9 +207,9 @@ def test_a_claim_that_creates_its_item_keeps_what_an_existing_item_has(dynamodb)
     dynamodb.put_item(TableName="records", Item={"id": {"S": "d"}, "status": {"S": "rendered"},
                                                  "queued_at": {"N": "1"}})
     dynamodb.update_item(Key={"id": {"S": "d"}}, ExpressionAttributeValues=values, **creating)
-    assert item(dynamodb, "new") == {"id": {"S": "new"}, "status": {"S": "sending"}, "recipient": {"S": "ada@example.com"},
-                                     "queued_at": {"N": "5"}, "tags": {"M": {"plan": {"S": "pro"}}},
-                                     "attempts": {"N": "1"}}
+    assert item(dynamodb, "new") == {"id": {"S": "new"}, "status": {"S": "sending"},
+                                     "recipient": {"S": "ada@example.com"}, "queued_at": {"N": "5"},
+                                     "tags": {"M": {"plan": {"S": "pro"}}}, "attempts": {"N": "1"}}
     assert item(dynamodb, "d")["queued_at"] == {"N": "1"} and item(dynamodb, "d")["recipient"]["S"] == "ada@example.com"
     with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.update_item(Key={"id": {"S": "new"}}, ExpressionAttributeValues=values, **creating)

@@ -294,7 +294,7 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
     batch finds the few claims it must settle, so the common case costs no write at all.
 
     Returns the messages whose record holds their delivery: moved to ``delivered`` now (the move writes the
-    delivery's details too, so the common case needs no event row), or found delivered already (a repeat).
+    delivery's details too, so the common case needs no event row), or delivered before (a repeat).
     """
     table = ctx.settings.messages_table
     sends = [event.message_id for status, event in moves if status == SENT]
@@ -307,15 +307,16 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
     on_record = set()
     for status, event in moves:
         try:
-            ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"])
+            old = ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"],
+                                           ReturnValues="ALL_OLD").get("Attributes") or {}
+            if status == DELIVERED:
+                old["delivered_at"] = event.at
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise RetryLater(f"could not record {event.type} for {event.message_id}: {error}") from error
-            if status == DELIVERED and "delivered_at" in (error.response.get("Item") or {}):
-                on_record.add(event.message_id)
-        else:
-            if status == DELIVERED:
-                on_record.add(event.message_id)
+            old = error.response.get("Item") or {}
+        if "delivered_at" in old:
+            on_record.add(event.message_id)
     return on_record
 
 

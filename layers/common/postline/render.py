@@ -1,8 +1,9 @@
 """The render stage: an SQS batch of send messages in, finished MIME messages on the send queues out.
 
 Per batch: one suppression read, one transaction recording the messages' status (marketing mail is recorded
-by the send stage's claim instead), one queue write per destination queue. Rejected messages are recorded with their reason and moved to the inbound queue's DLQ
-with that reason, so they are never retried forever and never block their neighbours.
+by the send stage's claim instead), one queue write per destination queue. Rejected messages are recorded with
+their reason and moved to the inbound queue's DLQ with that reason, so they are never retried forever and never
+block their neighbours.
 """
 from __future__ import annotations
 
