@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from postline.contract import message_id_for
 from postline.models import Message, Suppression
 from postline.tokens import KeyRing
@@ -60,3 +62,19 @@ def test_erasing_an_unsuppressed_address_leaves_no_hash(pipeline):
     report = erase(ADDRESS, erasure_key(pipeline))
     assert (report.messages, report.kept_suppressed) == (1, [])
     assert list(manage.iterate()) == []
+
+
+@pytest.mark.parametrize("stream, template, scope", [("marketing", "newsletter", "marketing"),
+                                                     ("transactional", "welcome", "all"),
+                                                     ("critical", "password-reset", "all")])
+def test_a_message_waiting_on_a_send_queue_when_its_address_is_suppressed_and_erased_is_not_sent(
+        pipeline, stream, template, scope):
+    """The send stage's re-check finds the suppression that erasure keeps as a keyed hash (render put the
+    recipient's erased form in the send job), and the address does not come back with the record."""
+    pipeline.enqueue(stream, {"template": template, "to": ADDRESS, "data": example(template), "id": "waiting"})
+    pipeline.run_render()
+    manage.add(ADDRESS, scope, "complaint" if scope == "all" else "unsubscribe", "test")
+    erase(ADDRESS, erasure_key(pipeline))
+    pipeline.run_send()
+    assert pipeline.ses.sends == []
+    assert ADDRESS not in everything_stored(pipeline)

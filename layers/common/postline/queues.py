@@ -28,6 +28,9 @@ class SendJob:
     # The message record's fields, for a message render did not record: the send stage's claim creates the
     # record with them (``records.recorded_at_claim``).
     record: dict[str, Any] | None = None
+    # The recipient's erased form (``suppression.erased_address``), so the send stage's re-check also finds a
+    # suppression kept for an address erased after rendering, without holding the erasure key itself.
+    erased_recipient: str | None = None
 
     def to_entry(self, entry_id: str, s3, bucket: str, threshold: int) -> dict[str, Any]:
         document = {
@@ -36,6 +39,8 @@ class SendJob:
         }
         if self.record is not None:
             document["record"] = self.record
+        if self.erased_recipient is not None:
+            document["erased_to"] = self.erased_recipient
         # Deflated, a newsletter's quoted-printable MIME is about a quarter of its size (base64 included): SQS
         # bills each 64 KB of a request, and four times as large an email stays out of the claim-check bucket.
         packed = base64.b64encode(zlib.compress(self.mime)).decode("ascii")
@@ -67,7 +72,7 @@ class SendJob:
             message_id=document["message_id"], stream=document["stream"], sender=document["from"],
             recipient=document["to"], template=document["template"], campaign=document.get("campaign"),
             tags=document.get("tags") or {}, mime=mime, mime_key=document.get("mime_key"),
-            record=document.get("record"),
+            record=document.get("record"), erased_recipient=document.get("erased_to"),
         )
 
     def load_mime(self, s3, bucket: str) -> bytes:

@@ -26,7 +26,7 @@ from .mime import build_mime
 from .models import REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
-from .suppression import describe, find_suppressions, suppression_names
+from .suppression import describe, erased_address, find_suppressions, suppression_names
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
 from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
@@ -159,9 +159,11 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     mime = build_mime(sender=sender, recipient=message.to, subject=rendered.subject, text=rendered.text,
                       html=html, reply_to=message.reply_to, list_headers=list_headers)
     item.status = RENDERED
+    erasure_key = ctx.keys.current.erasure_key
     item.job = SendJob(
         message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
         template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
+        erased_recipient=erased_address(message.to, erasure_key) if erasure_key else None,
     )
 
 

@@ -102,18 +102,23 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     settings, now = ctx.settings, ctx.clock()
     blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
                                 {(job.recipient, job.stream) for job in jobs.values()
-                                 if job.stream not in records.CHECKED_IN_TRANSACTION})
+                                 if job.stream not in records.CHECKED_IN_TRANSACTION},
+                                erased={job.recipient: job.erased_recipient for job in jobs.values()
+                                        if job.erased_recipient})
     entries: list[dict[str, Any]] = []
     order = []
     for rid, job in jobs.items():
         suppression = blocked.get((job.recipient, job.stream))
         if suppression is not None:
-            entries.append(_suppressed(settings.messages_table, job, describe(suppression), now))
+            entries.append(_suppressed(settings.messages_table, job, describe(suppression), now,
+                                       erased=suppression.email != job.recipient))
         else:
             entries.append(_claim_entry(settings.messages_table, job, now, now - settings.stale_claim_seconds))
         order.append((rid, job, suppression, len(entries) - 1))
     checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
-    checks_of = {index: checks.require(index, [job.recipient], job.stream) for _, job, suppression, index in order
+    checks_of = {index: checks.require(index, [job.recipient] + ([job.erased_recipient] if job.erased_recipient
+                                                                  else []), job.stream)
+                 for _, job, suppression, index in order
                  if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION}
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries, checks.dependents)
 
@@ -176,11 +181,14 @@ def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> d
                           condition_values={":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before})
 
 
-def _suppressed(table: str, job: SendJob, reason: str, now: float) -> dict[str, Any]:
+def _suppressed(table: str, job: SendJob, reason: str, now: float, erased: bool = False) -> dict[str, Any]:
     condition = "#status = :c_rendered"
-    if job.record is not None:  # render did not record it: this write creates the record
+    initial = job.record
+    if initial is not None:  # render did not record it: this write creates the record
         condition = f"attribute_not_exists(message_id) OR {condition}"
-    return records.update(table, job.message_id, initial=job.record, condition=condition,
+        if erased:  # the address was erased since rendering: the record must not bring it back
+            initial = {name: value for name, value in initial.items() if name != "recipient"}
+    return records.update(table, job.message_id, initial=initial, condition=condition,
                           set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
                           condition_values={":c_rendered": RENDERED})
 
