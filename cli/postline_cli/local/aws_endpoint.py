@@ -216,7 +216,6 @@ def _check_update_expressions_once() -> None:
         validator.traverse = traverse
 
 
-
 def _copy_trees_directly() -> None:
     """Every validation of an UpdateExpression starts from a deep copy of its tree, which the standard library
     makes through the pickle protocol for each node. Here a node copies its own attributes (the same result,
@@ -235,6 +234,7 @@ def _copy_trees_directly() -> None:
         return new
 
     Node.__deepcopy__ = node_deepcopy
+
 
 def lighten_dispatch() -> None:
     """For every request moto lists the answering class's members with ``inspect`` (hundreds of them) to find the
@@ -359,7 +359,6 @@ def speed_up_sqs() -> None:
     queue_class.delete_message = delete_message
 
 
-
 def read_raw_email_headers_only() -> None:
     """moto's SES parses every raw email whole (the standard library's pure-Python parser, a tenth of the
     endpoint's CPU during a newsletter) to read four headers: From, To, Cc and Bcc. Here it parses the headers
@@ -370,6 +369,7 @@ def read_raw_email_headers_only() -> None:
     from moto.ses import models
 
     models.email = SimpleNamespace(message_from_string=HeaderParser().parsestr)
+
 
 def remember_event_paths() -> None:
     """moto's EventBridge, for each event it delivers to a target, compiles the target's eight JSONPath
