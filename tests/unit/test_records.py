@@ -74,7 +74,7 @@ def test_put_new_may_be_replaced_by_its_own_redelivery_or_a_retry():
          condition="#status IN (:c_0, :c_1)", condition_values={":c_0": "sending", ":c_1": "rendered"}),
     # a claim that creates the record: fields set only where absent
     dict(set_values={"status": "sending"}, initial={"recipient": "ada@example.com", "tags": {"plan": "pro"}},
-         add={"attempts": 1}, condition="attribute_not_exists(message_id) OR #status = :c_rendered",
+         add={"attempts": 1}, condition="#status = :c_rendered",
          condition_values={":c_rendered": "rendered"}),
     # no #status and no condition values at all
     dict(set_values={"last_duplicate_at": 5}, add={"duplicates": 3}, condition="attribute_exists(message_id)"),
@@ -102,6 +102,16 @@ def test_update_expression_has_set_add_and_remove_clauses():
     expression = body["UpdateExpression"]
     assert expression.startswith("SET ")
     assert expression.index("SET ") < expression.index(" ADD ") < expression.index(" REMOVE ")
+
+
+def test_update_with_the_records_fields_may_create_the_record_and_only_fills_what_is_missing():
+    body = update(TABLE, "m1", set_values={"status": "sending"}, initial={"recipient": "ada@example.com"},
+                  condition="#status = :c_rendered", condition_values={":c_rendered": "rendered"})["Update"]
+    assert body["ConditionExpression"] == "attribute_not_exists(message_id) OR #status = :c_rendered"
+    assert "if_not_exists(#i0, :i0)" in body["UpdateExpression"]
+    without = update(TABLE, "m1", set_values={"status": "sending"}, condition="#status = :c_rendered",
+                     condition_values={":c_rendered": "rendered"})["Update"]
+    assert without["ConditionExpression"] == "#status = :c_rendered"  # an existing record only
 
 
 def test_update_values_are_typed_for_dynamodb():

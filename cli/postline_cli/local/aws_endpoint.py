@@ -116,11 +116,10 @@ def lighten_dynamodb_expressions() -> None:
     each expression tree about ten times, rebuilding for every node it visits the table of what to do with it:
     most of what a write cost the endpoint. Here a parsed UpdateExpression is kept by its text (every use either
     only reads it or deep-copies it before changing it), a condition's tokens likewise (immutable tuples that the
-    parser never changes), and each tree walker builds its table once."""
+    parser never changes), and the tree walks are lightened (below)."""
     from collections import deque
 
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     UpdateExpressionParser.make = staticmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
@@ -138,31 +137,16 @@ def lighten_dynamodb_expressions() -> None:
 
     ConditionExpressionParser._lex_condition_expression = lex_condition_expression
 
-    def table(self) -> tuple[dict, tuple]:
-        try:
-            return self._postline_table
-        except AttributeError:
-            mapping = self._processing_map()
-            self._postline_table = (mapping, tuple(mapping))
-            return self._postline_table
-
-    def process(self, node):
-        for node_class, processor in table(self)[0].items():
-            if isinstance(node, node_class):
-                return processor(node)
-        return None
-
-    DepthFirstTraverser.nodes_to_be_processed = lambda self: table(self)[1]
-    DepthFirstTraverser.process = process
     _walk_by_node_type()
     _check_update_expressions_once()
     _copy_trees_directly()
 
 
 def _walk_by_node_type() -> None:
-    """moto's tree walker asks, for every node it visits, ``isinstance`` against each node class it handles:
-    abstract-base-class checks, millions of them for a long UpdateExpression. Here the answer (which handler, if
-    any) is looked up by the node's concrete type and kept per walker, the same answer moto's loop finds."""
+    """moto's tree walker rebuilds, for every node it visits, its table of what to do with each node class, and
+    asks ``isinstance`` against each: abstract-base-class checks, millions of them for a long UpdateExpression.
+    Here a walker builds its table once, and the answer (which handler, if any) is looked up by the node's
+    concrete type and kept, the same answer moto's loop finds."""
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 
     is_node: dict[type, bool] = {}
@@ -172,8 +156,9 @@ def _walk_by_node_type() -> None:
             handlers = self._postline_handlers
         except AttributeError:
             handlers = self._postline_handlers = {}
+            self._postline_table = tuple(self._processing_map().items())
         if node_type not in handlers:
-            handlers[node_type] = next((handler for node_class, handler in self._processing_map().items()
+            handlers[node_type] = next((handler for node_class, handler in self._postline_table
                                         if issubclass(node_type, node_class)), None)
         return handlers[node_type]
 

@@ -32,6 +32,11 @@ class SendJob:
     # suppression kept for an address erased after rendering, without holding the erasure key itself.
     erased_recipient: str | None = None
 
+    @property
+    def suppression_names(self) -> list[str]:
+        """The names the recipient may be suppressed under (``suppression.suppression_names``)."""
+        return [self.recipient] + ([self.erased_recipient] if self.erased_recipient else [])
+
     def to_entry(self, entry_id: str, s3, bucket: str, threshold: int) -> dict[str, Any]:
         document = {
             "v": FORMAT_VERSION, "message_id": self.message_id, "stream": self.stream, "from": self.sender,

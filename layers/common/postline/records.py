@@ -66,7 +66,10 @@ def update(
     initial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An Update entry; ``condition`` may name ``#status`` and the ``:c_*`` placeholders of ``condition_values``.
-    ``initial`` values are set only where the item has none yet (``if_not_exists``)."""
+    With ``initial`` (the record's fields) the write may also create the record: the condition passes where no
+    record exists, and ``initial`` values are set only where the item has none yet (``if_not_exists``)."""
+    if initial is not None:
+        condition = f"attribute_not_exists(message_id) OR {condition}"
     names = {"#status": "status"} if "#status" in condition else {}
     values: dict[str, Any] = {}
     clauses = []

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -95,10 +95,10 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
     # Suppressions are checked before rendering: in one batched read, or, for the streams in
     # records.CHECKED_IN_TRANSACTION, by ConditionChecks in the transaction that records the messages.
     candidates = [i for i in items if i.template is not None and i.status is None]
+    names_of = partial(suppression_names, erasure_key=ctx.keys.current.erasure_key if candidates else None)
     blocked = find_suppressions(ctx.dynamodb, ctx.settings.suppressions_table,
                                 {(i.message.to, i.template.stream) for i in candidates
-                                 if i.template.stream not in records.CHECKED_IN_TRANSACTION},
-                                ctx.keys.current.erasure_key if candidates else None)
+                                 if i.template.stream not in records.CHECKED_IN_TRANSACTION}, names_of)
     for item in candidates:
         suppression = blocked.get((item.message.to, item.template.stream))
         if suppression is not None:

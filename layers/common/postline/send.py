@@ -103,8 +103,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
                                 {(job.recipient, job.stream) for job in jobs.values()
                                  if job.stream not in records.CHECKED_IN_TRANSACTION},
-                                erased={job.recipient: job.erased_recipient for job in jobs.values()
-                                        if job.erased_recipient})
+                                {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__)
     entries: list[dict[str, Any]] = []
     order = []
     for rid, job in jobs.items():
@@ -116,8 +115,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
             entries.append(_claim_entry(settings.messages_table, job, now, now - settings.stale_claim_seconds))
         order.append((rid, job, suppression, len(entries) - 1))
     checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
-    checks_of = {index: checks.require(index, [job.recipient] + ([job.erased_recipient] if job.erased_recipient
-                                                                  else []), job.stream)
+    checks_of = {index: checks.require(index, job.suppression_names, job.stream)
                  for _, job, suppression, index in order
                  if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION}
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries, checks.dependents)
@@ -173,22 +171,17 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
 def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> dict[str, Any]:
     """Claim a message that render recorded, or one whose record the claim creates (``job.record``), unless
     another attempt holds a fresh claim or the message has moved on."""
-    condition = "#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)"
-    if job.record is not None:
-        condition = f"attribute_not_exists(message_id) OR {condition}"
     return records.update(table, job.message_id, set_values={"status": SENDING, "claimed_at": now, "updated_at": now},
-                          initial=job.record, add={"attempts": 1}, condition=condition,
+                          initial=job.record, add={"attempts": 1},
+                          condition="#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)",
                           condition_values={":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before})
 
 
 def _suppressed(table: str, job: SendJob, reason: str, now: float, erased: bool = False) -> dict[str, Any]:
-    condition = "#status = :c_rendered"
-    initial = job.record
-    if initial is not None:  # render did not record it: this write creates the record
-        condition = f"attribute_not_exists(message_id) OR {condition}"
-        if erased:  # the address was erased since rendering: the record must not bring it back
-            initial = {name: value for name, value in initial.items() if name != "recipient"}
-    return records.update(table, job.message_id, initial=initial, condition=condition,
+    initial = job.record  # set when render did not record it: this write creates the record
+    if initial is not None and erased:  # the address was erased since rendering: the record must not bring it back
+        initial = {name: value for name, value in initial.items() if name != "recipient"}
+    return records.update(table, job.message_id, initial=initial, condition="#status = :c_rendered",
                           set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
                           condition_values={":c_rendered": RENDERED})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 
 from .dynamo import batch_get
 from .models import SUPPRESSION_SCOPE_ALL, Suppression
@@ -31,14 +31,14 @@ def suppression_names(address: str, erasure_key: bytes | None) -> list[str]:
     return [address] + ([erased_address(address, erasure_key)] if erasure_key else [])
 
 
-def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]], erasure_key: bytes | None = None,
-                      erased: Mapping[str, str] | None = None) -> dict[tuple[str, str], Suppression]:
+def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]],
+                      names_of: Callable[[str], Sequence[str]] = lambda address: [address],
+                      ) -> dict[tuple[str, str], Suppression]:
     """For each (address, stream) pair, the suppression that blocks it, if any: one batched read for all.
-    With ``erasure_key``, or each address's erased form in ``erased`` (computed earlier by whoever had the key),
-    the suppressions of erased addresses (kept as keyed hashes) are checked too."""
+    ``names_of`` gives the names each address may be suppressed under (``suppression_names``: with erasure on,
+    its erased form too, as erased addresses are kept as keyed hashes)."""
     wanted = set(wanted)
-    names = {address: [address, erased[address]] if erased and address in erased
-             else suppression_names(address, erasure_key) for address, _ in wanted}
+    names = {address: names_of(address) for address, _ in wanted}
     keys = {(name, scope) for address, stream in wanted for name in names[address] for scope in scopes_for(stream)}
     if not keys:
         return {}
