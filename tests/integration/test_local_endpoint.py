@@ -227,6 +227,29 @@ def test_invalid_update_expressions_are_refused_every_time(dynamodb, expression)
     assert item(dynamodb, "a") == {"id": {"S": "a"}, "status": {"S": "rendered"}}
 
 
+@pytest.mark.parametrize("expression", ["SET m = zz", "SET m = :missing", "SET id = :v", "SET m.x = :v",
+                                        "SET m = if_not_exists(zz, :v), n = zz"])
+def test_an_invalid_update_of_a_missing_item_creates_nothing(dynamodb, expression):
+    for _ in range(2):
+        with pytest.raises(dynamodb.exceptions.ClientError, match="ValidationException"):
+            dynamodb.update_item(TableName="records", Key={"id": {"S": "new"}}, UpdateExpression=expression,
+                                 ExpressionAttributeValues={":v": {"S": "x"}})
+    assert "Item" not in dynamodb.get_item(TableName="records", Key={"id": {"S": "new"}}, ConsistentRead=True)
+
+
+def test_updates_that_create_their_items_each_get_their_own_values(dynamodb):
+    def create(key: str, value: str) -> dict:
+        return {"Update": {"TableName": "records", "Key": {"id": {"S": key}},
+                           "UpdateExpression": "SET v = if_not_exists(v, :v), w = :v ADD n :one",
+                           "ExpressionAttributeValues": {":v": {"S": value}, ":one": {"N": "1"}}}}
+
+    dynamodb.transact_write_items(TransactItems=[create("x", "1"), claim("a", "sending", 1), create("y", "2")])
+    dynamodb.update_item(**create("x", "3")["Update"])
+    assert item(dynamodb, "x") == {"id": {"S": "x"}, "v": {"S": "1"}, "w": {"S": "3"}, "n": {"N": "2"}}
+    assert item(dynamodb, "y") == {"id": {"S": "y"}, "v": {"S": "2"}, "w": {"S": "2"}, "n": {"N": "1"}}
+    assert item(dynamodb, "a")["status"] == {"S": "sending"}
+
+
 def test_a_raw_email_is_checked_and_counted_by_its_headers(aws):
     from postline.mime import build_mime
 

@@ -140,6 +140,7 @@ def lighten_dynamodb_expressions() -> None:
     _walk_by_node_type()
     _check_update_expressions_once()
     _copy_trees_directly()
+    _validate_created_items_once()
 
 
 def _walk_by_node_type() -> None:
@@ -219,6 +220,47 @@ def _copy_trees_directly() -> None:
         return new
 
     Node.__deepcopy__ = node_deepcopy
+
+
+def _validate_created_items_once() -> None:
+    """moto validates the UpdateExpression of an update that creates its item twice: against an empty item first
+    (so that an invalid expression creates nothing), then against the created item, which holds only its key, and
+    keeps the second answer. Here the first validation is made against the item as it will be created, its key
+    alone, and the second is given that answer: the same tree, for half the work on every write that creates an
+    item (each marketing claim). DynamoDB requests run one at a time (``serialise_dynamodb``), so the two
+    validations of one update follow each other; an answer is only reused for the same update of the same key."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import Item
+
+    validator_class = models.UpdateExpressionValidator
+    kept: list[tuple] = []  # at most one: (which update, its validated tree)
+
+    class Answered:
+        def __init__(self, tree):
+            self.tree = tree
+
+        def validate(self):
+            return self.tree
+
+    def validator(expression, expression_attribute_names, expression_attribute_values, item, table):
+        update = (id(expression), id(expression_attribute_names), id(expression_attribute_values), id(table),
+                  item.hash_key, item.range_key)
+        earlier = kept.pop() if kept else None
+        arguments = dict(expression=expression, expression_attribute_names=expression_attribute_names,
+                         expression_attribute_values=expression_attribute_values, table=table)
+        if table.get_item(item.hash_key, item.range_key) is None:  # before creating it
+            key = {table.hash_key_attr: {item.hash_key.type: item.hash_key.value}}
+            if item.range_key is not None:
+                key[table.range_key_attr] = {item.range_key.type: item.range_key.value}
+            tree = validator_class(item=Item(item.hash_key, item.range_key, attrs=key), **arguments).validate()
+            kept.append((update, tree))
+            return Answered(tree)
+        if earlier is not None and earlier[0] == update and set(item.attrs) <= {table.hash_key_attr,
+                                                                                  table.range_key_attr}:
+            return Answered(earlier[1])
+        return validator_class(item=item, **arguments)
+
+    models.UpdateExpressionValidator = validator
 
 
 def lighten_dispatch() -> None:
