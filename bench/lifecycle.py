@@ -135,6 +135,9 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
     api_url = "http://127.0.0.1:3000"
     environment = resources.function_environment(endpoint, api_url)
     del environment["POSTLINE_APP_EVENTS"]  # a deployment's default, not the local stack's "all"
+    # A warm container re-reads a template's active pointer every 30 s, one read for all the messages of those
+    # 30 s: not a call per email. Kept for the whole run, so a slow machine does not count it in one scenario.
+    environment["POSTLINE_TEMPLATE_POINTER_TTL_SECONDS"] = "3600"
     os.environ.update(environment)
     session = boto3.session.Session()
     resources.create_resources(session, endpoint, api_url, workdir)
