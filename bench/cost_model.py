@@ -76,12 +76,12 @@ class Assumptions:
     monthly_emails: float = 10_000_000
     xray_reservoir_per_second: float = 1.0
     xray_fixed_rate: float = 0.05
-    # Storage: email_events items live event_ttl_days (default 90), message records message_ttl_days (400);
+    # Storage: email_events items live event_ttl_days (default 90), message records message_ttl_days (90);
     # point-in-time recovery on those two history tables only when config backup_history is true (the other
     # tables always have it, but they do not grow with the emails sent).
     backup_history: bool = False
     event_retention_months: float = 90 / 30.4
-    message_retention_months: float = 400 / 30.4
+    message_retention_months: float = 90 / 30.4
 
 
 # phase (as measured by bench.lifecycle) -> function

@@ -12,10 +12,10 @@ from rich.table import Table
 
 from postline.contract import Rejected
 from postline.settings import STREAMS
-from postline.suppression import REASONS
+from postline.suppression import REASONS, suppression_names
 
 from .suppressions import SCOPES
-from .target import target
+from .target import Target, target
 from .views import iso
 
 console = Console()
@@ -304,6 +304,15 @@ def status(message: str, as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- suppressions
+def _suppression_names(where: Target, address: str) -> list[str]:
+    """ADDRESS and its erased form (with the deployment's erasure key): an unsubscribe made after its message's
+    record expired, and an erased address, are kept under the erased form."""
+    from postline.clients import client
+    from postline.tokens import load_keyring
+
+    return suppression_names(address, load_keyring(where.signing_keys_secret, client("secretsmanager")).erasure_key)
+
+
 @cli.group()
 def suppressions() -> None:
     """The suppression list."""
@@ -332,12 +341,13 @@ def suppressions_remove(address: str, scope: str, note: str) -> None:
     """Allow sending to ADDRESS again (for one scope)."""
     from . import suppressions as manage
 
-    target()
     normalised = _address(address)
-    removed = manage.remove(normalised, scope, note)
-    if removed is None:
+    removed = manage.remove(_suppression_names(target(), normalised), scope, note)
+    if not removed:
         fail(f"{normalised} has no {scope} suppression")
-    console.print(f"removed the {scope} suppression ({removed.reason}) of {normalised}", highlight=False)
+    for item in removed:
+        console.print(f"removed the {scope} suppression ({item.reason}) of {normalised}"
+                      + (" (held under its keyed hash)" if item.email != normalised else ""), highlight=False)
 
 
 @suppressions.command("show")
@@ -348,9 +358,8 @@ def suppressions_show(address: str, as_json: bool) -> None:
     from . import suppressions as manage
     from .views import suppression_view
 
-    target()
     normalised = _address(address)
-    active, history, soft = manage.show(normalised)
+    active, history, soft = manage.show(_suppression_names(target(), normalised))
     view = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
             "history": [{"time": iso(h.suppressed_at), "action": h.scope.rsplit("#", 1)[1], "scope": h.source,
                          "reason": h.reason, "note": h.detail} for h in history],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -40,26 +40,33 @@ def add(address: str, scope: str, reason: str, note: str | None, source: str = "
     return item
 
 
-def remove(address: str, scope: str, note: str) -> Suppression | None:
-    """Delete the suppression and record who-knows-why in the history; None when there was none."""
-    try:
-        item = Suppression.get(address, scope)
-    except Suppression.DoesNotExist:
-        return None
-    item.delete()
-    _history(address, "removed", scope, item.reason, note, time.time()).save()
-    return item
+def remove(names: Sequence[str], scope: str, note: str) -> list[Suppression]:
+    """Delete the scope's suppression under each of an address's names (``suppression_names``) and record
+    who-knows-why in the history; returns what was removed (empty when there was none)."""
+    removed = []
+    for name in names:
+        try:
+            item = Suppression.get(name, scope)
+        except Suppression.DoesNotExist:
+            continue
+        item.delete()
+        _history(name, "removed", scope, item.reason, note, time.time()).save()
+        removed.append(item)
+    return removed
 
 
 def _in_force(item: Suppression) -> bool:
     return item.scope in SCOPES
 
 
-def show(address: str) -> tuple[list[Suppression], list[Suppression], Suppression | None]:
-    """The address's suppressions in force, its history (oldest first), and its soft-bounce run if one is open."""
-    items = list(Suppression.query(address))
+def show(names: Sequence[str]) -> tuple[list[Suppression], list[Suppression], Suppression | None]:
+    """An address's suppressions in force under any of its names (``suppression_names``: an unsubscribe made
+    after its message's record expired, or an erased address, is kept under the erased form), its history
+    (oldest first), and its soft-bounce run if one is open."""
+    items = [item for name in names for item in Suppression.query(name)]
     soft = next((i for i in items if i.scope == SOFT_BOUNCES and i.suppressed_at is not None), None)
-    return [i for i in items if _in_force(i)], [i for i in items if i.scope.startswith(HISTORY)], soft
+    history = sorted((i for i in items if i.scope.startswith(HISTORY)), key=lambda i: i.suppressed_at)
+    return [i for i in items if _in_force(i)], history, soft
 
 
 def iterate(reason: str | None = None, scope: str | None = None, source: str | None = None,

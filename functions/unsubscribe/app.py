@@ -30,7 +30,7 @@ def confirm(token: str) -> Response:
     if found is None:
         return page(not_found_page(), 404)
     render = unsubscribed_page if found.suppressed else confirm_page
-    return page(render(found.message.recipient, found.message.campaign))
+    return page(render(found.address, found.message.campaign))
 
 
 @app.post("/u/<token>")
@@ -42,11 +42,11 @@ def change(token: str) -> Response:
         if found is None:
             return page(not_found_page(), 404)
         render = unsubscribed_page if found.suppressed else resubscribed_page
-        return page(render(found.message.recipient, found.message.campaign))
+        return page(render(found.address, found.message.campaign))
     found = unsubscribe(engagement, token, how=action)
     if found is None:
         return page(not_found_page(), 404)
-    return page(unsubscribed_page(found.message.recipient, found.message.campaign))
+    return page(unsubscribed_page(found.address, found.message.campaign))
 
 
 @logger.inject_lambda_context

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from postline.tokens import CLICK, KeyRing
+from postline_cli.local import resources
 from tests.e2e.conftest import ROOT
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
@@ -137,6 +138,27 @@ def test_get_shows_a_page_and_changes_nothing_then_one_click_post_unsubscribes(l
     status, _, body = request(links["unsubscribe"], "POST", b"action=resubscribe",
                               {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200 and b"again" in body
+    assert local_stack.cli_json("suppressions", "show", address)["suppressions"] == []
+
+
+def test_one_click_still_unsubscribes_after_the_message_record_has_expired(local_stack):
+    address = f"expired-{uuid.uuid4().hex[:8]}@example.org"
+    message_id, links = newsletter(local_stack, address)
+    local_stack.client("dynamodb").delete_item(  # what DynamoDB's TTL does after message_ttl_days
+        TableName=resources.TABLES["POSTLINE_MESSAGES_TABLE"], Key={"message_id": {"S": message_id}})
+
+    status, _, body = request(links["unsubscribe"])
+    assert status == 200 and b"Your address" in body
+    status, _, _ = request(links["unsubscribe"], "POST", b"List-Unsubscribe=One-Click",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    shown = local_stack.cli_json("suppressions", "show", address)["suppressions"]  # found under its keyed hash
+    assert [(s["email"][:7], s["scope"], s["reason"]) for s in shown] == [("erased:", "marketing", "unsubscribe")]
+    news = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
+    again = local_stack.cli_json("send", "--template", "newsletter", "--to", address, "--data", json.dumps(news))
+    assert local_stack.wait_for(again["message_id"])["status"] == "suppressed"
+
+    local_stack.cli("suppressions", "remove", address, "--scope", "marketing", "--reason", "asked to rejoin")
     assert local_stack.cli_json("suppressions", "show", address)["suppressions"] == []
 
 

@@ -1,6 +1,8 @@
 """Open, click and unsubscribe at the library level, against moto: what is recorded and what is refused."""
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from postline.contract import message_id_for
 from postline.engagement import (
     EngagementContext, follow_click, is_machine, record_open, requested_action, resubscribe, subscription, unsubscribe,
 )
-from postline.models import EmailEvent, Suppression
+from postline.models import EmailEvent, Message, Suppression
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,20 @@ def sent(pipeline):
 
 def events(message_id):
     return [(e.type, e.detail) for e in EmailEvent.query(message_id)]
+
+
+def newsletter(pipeline, to: str, message_id: str) -> None:
+    data = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
+    pipeline.enqueue("marketing", {"template": "newsletter", "to": to, "data": data, "id": message_id,
+                                   "campaign": "june"})
+    pipeline.drain()
+
+
+def unsubscribe_token(pipeline, message_id: str) -> str:
+    """The token of the one-click unsubscribe link in the email postline sent."""
+    send = next(s for s in pipeline.ses.sends if s["tags"]["postline_message_id"] == message_id)
+    mime = email.message_from_bytes(send["Content"]["Raw"]["Data"], policy=email.policy.default)
+    return mime["List-Unsubscribe"].split(",")[0].strip(" <>").rsplit("/", 1)[1]
 
 
 def test_opens_are_recorded_with_the_campaign_and_classified(pipeline, sent):
@@ -96,6 +112,53 @@ def test_invalid_unsubscribe_tokens_change_nothing(pipeline, sent):
     for token in ("", "x.y", ctx.keys.sign(OPEN, message_id), ctx.keys.sign(UNSUBSCRIBE, "m" + "a" * 24)):
         assert unsubscribe(ctx, token, "one-click") is None
     assert list(Suppression.query("reader@example.com")) == []
+
+
+def test_an_unsubscribe_link_works_after_its_message_record_has_expired(pipeline, sent):
+    ctx, message_id = sent
+    token = unsubscribe_token(pipeline, message_id)
+    Message(message_id).delete()  # what DynamoDB's TTL does after message_ttl_days
+    found = subscription(ctx, token)
+    assert (found.address, found.suppressed) == (None, False)
+
+    assert unsubscribe(ctx, token, "one-click").suppressed is True
+    (kept,) = Suppression.scan()
+    assert kept.email.startswith("erased:") and (kept.scope, kept.reason) == ("marketing", "unsubscribe")
+    assert "record had expired" in kept.detail
+    assert [t for t, _ in events(message_id)] == ["unsubscribed"]
+    (announced,) = [e for e in pipeline.app_events() if e["detail"]["message_id"] == message_id]
+    assert announced["detail-type"] == "email.unsubscribed" and announced["detail"]["to"] is None
+
+    newsletter(pipeline, "reader@example.com", "n2")  # the next newsletter is not sent to the address
+    assert Message.get(message_id_for("n2")).status == "suppressed"
+    assert [s["tags"]["postline_message_id"] for s in pipeline.ses.sends] == [message_id]
+
+    assert resubscribe(ctx, token).suppressed is False
+    assert list(Suppression.scan()) == []
+
+
+def test_a_live_link_sees_and_lifts_an_unsubscribe_made_from_an_expired_one(pipeline, sent):
+    ctx, old_id = sent
+    newsletter(pipeline, "reader@example.com", "n2")
+    old_token, new_token = unsubscribe_token(pipeline, old_id), unsubscribe_token(pipeline, message_id_for("n2"))
+    Message(old_id).delete()
+    unsubscribe(ctx, old_token, "one-click")
+
+    found = subscription(ctx, new_token)  # the newer email's record still knows the address
+    assert found.address == "reader@example.com" and found.suppressed is True
+    assert unsubscribe(ctx, new_token, "unsubscribe").suppressed is True  # already: nothing written twice
+    assert len(list(Suppression.scan())) == 1
+    assert resubscribe(ctx, new_token).suppressed is False
+    assert list(Suppression.scan()) == []
+
+
+def test_an_old_link_without_its_subscriber_stops_working_when_the_record_expires(pipeline, sent):
+    ctx, message_id = sent
+    token = ctx.keys.sign(UNSUBSCRIBE, message_id)  # as postline signed unsubscribe links before they carried it
+    assert subscription(ctx, token).address == "reader@example.com"
+    Message(message_id).delete()
+    assert subscription(ctx, token) is None and unsubscribe(ctx, token, "one-click") is None
+    assert list(Suppression.scan()) == []
 
 
 @pytest.mark.parametrize("body, content_type, action", [

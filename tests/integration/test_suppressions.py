@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from postline.contract import message_id_for
-from postline.models import Message
+from postline.models import Message, Suppression
+from postline.suppression import suppression_names
 from postline_cli import suppressions as manage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,14 +15,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_add_and_remove_keep_a_history_and_show_separates_it(pipeline):
     manage.add("ada@example.com", "all", "manual", "asked by phone")
-    removed = manage.remove("ada@example.com", "all", "ticket 1234: mistaken")
+    [removed] = manage.remove(["ada@example.com"], "all", "ticket 1234: mistaken")
     assert removed.reason == "manual"
-    active, history, _ = manage.show("ada@example.com")
+    active, history, _ = manage.show(["ada@example.com"])
     assert active == []
     assert [(h.scope.rsplit("#", 1)[1], h.reason, h.detail) for h in history] == [
         ("added", "manual", "asked by phone"), ("removed", "manual", "ticket 1234: mistaken")]
-    assert manage.remove("ada@example.com", "all", "again") is None
+    assert manage.remove(["ada@example.com"], "all", "again") == []
     assert list(manage.iterate()) == []  # history entries are not suppressions
+
+
+def test_show_and_remove_find_an_address_kept_under_its_erased_form(pipeline):
+    names = suppression_names("ada@example.com", b"e" * 32)  # an unsubscribe after its record expired
+    Suppression(names[1], "marketing", reason="unsubscribe", suppressed_at=1.0, source="one-click").save()
+    active, _, _ = manage.show(names)
+    assert [(s.email, s.scope, s.reason) for s in active] == [(names[1], "marketing", "unsubscribe")]
+    assert [s.reason for s in manage.remove(names, "marketing", "asked to rejoin")] == ["unsubscribe"]
+    active, history, _ = manage.show(names)
+    assert active == [] and [(h.email, h.detail) for h in history] == [(names[1], "asked to rejoin")]
 
 
 def test_iterate_filters(pipeline):

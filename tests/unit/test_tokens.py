@@ -8,11 +8,13 @@ import re
 import pytest
 
 from postline.contract import message_id_for
+from postline.suppression import erased_address
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE, KeyRing
 
 from .fakes import KEY_NEW, KEY_OLD, secret_json
 
 MESSAGE_ID = message_id_for("order-1234")
+SUBSCRIBER = erased_address("ada.lovelace@example.com", b"e" * 32)
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
@@ -56,6 +58,13 @@ def test_open_and_unsubscribe_tokens_verify(keyring, kind):
     claims = keyring.verify(keyring.sign(kind, MESSAGE_ID))
     assert claims is not None
     assert (claims.kind, claims.message_id, claims.target, claims.key_id) == (kind, MESSAGE_ID, None, "k2")
+    assert claims.subscriber is None  # links sent before unsubscribe tokens carried the subscriber still work
+
+
+def test_unsubscribe_token_carries_the_subscribers_erased_name(keyring):
+    claims = keyring.verify(keyring.sign(UNSUBSCRIBE, MESSAGE_ID, SUBSCRIBER))
+    assert (claims.kind, claims.message_id, claims.subscriber, claims.target) == (
+        UNSUBSCRIBE, MESSAGE_ID, SUBSCRIBER, None)
 
 
 @pytest.mark.parametrize("target", [
@@ -83,7 +92,8 @@ def test_tokens_are_url_safe(keyring, kind, target):
 def test_token_never_carries_the_recipient_address(keyring):
     recipient = "ada.lovelace@example.com"
     message_id = message_id_for(recipient)  # even when the caller used the address as its idempotency key
-    for kind, target in ((OPEN, None), (UNSUBSCRIBE, None), (CLICK, "https://example.com/welcome")):
+    for kind, target in ((OPEN, None), (UNSUBSCRIBE, None), (UNSUBSCRIBE, SUBSCRIBER),
+                         (CLICK, "https://example.com/welcome")):
         token = keyring.sign(kind, message_id, target)
         payload = _unb64(token.split(".")[0]).decode()
         assert "@" not in token and "@" not in payload
@@ -174,7 +184,10 @@ def test_open_token_cannot_be_passed_off_as_click_with_a_target(keyring):
 @pytest.mark.parametrize("kind, target", [
     (CLICK, None),                          # a click without a target would redirect nowhere
     (OPEN, "https://example.com/"),         # open and unsubscribe tokens carry no target
-    (UNSUBSCRIBE, "https://example.com/"),
+    (OPEN, SUBSCRIBER),
+    (UNSUBSCRIBE, "https://example.com/"),  # an unsubscribe carries nothing but its subscriber's erased name
+    (UNSUBSCRIBE, "ada.lovelace@example.com"),
+    (UNSUBSCRIBE, SUBSCRIBER.upper()),
     ("x", None),                            # unknown kinds
     ("", None),
 ])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -121,54 +121,70 @@ def follow_click(ctx: EngagementContext, token: str, user_agent: str | None) -> 
 
 @dataclass(frozen=True)
 class Subscription:
+    """Who an unsubscribe link speaks for. ``message`` is the message's record, or only its id once the record
+    has expired (then ``address`` is None and the recipient is known by its erased name alone)."""
+
     message: Message
-    suppressed: bool
+    names: tuple[str, ...]  # what the recipient is suppressed under: its address first while known, its erased name
+    unsubscribes: tuple[Suppression, ...]  # the recipient's marketing suppressions under any of its names
+
+    @property
+    def address(self) -> str | None:
+        return self.message.recipient
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.unsubscribes)
 
 
 def subscription(ctx: EngagementContext, token: str) -> Subscription | None:
-    """The message behind an unsubscribe token and whether its recipient is unsubscribed, or None."""
+    """The recipient behind an unsubscribe token and its marketing suppressions, or None for an invalid token
+    (or an old link, without the recipient's erased name, whose message record has expired)."""
     claims = ctx.verify(token, UNSUBSCRIBE)
     if claims is None:
         return None
-    message = _message(claims.message_id)
-    if message is None or not message.recipient:
+    message = _message(claims.message_id) or Message(claims.message_id)
+    names = tuple(dict.fromkeys(filter(None, [message.recipient, claims.subscriber])))
+    if not names:
         return None
-    try:
-        Suppression.get(message.recipient, UNSUBSCRIBE_SCOPE)
-        suppressed = True
-    except Suppression.DoesNotExist:
-        suppressed = False
-    return Subscription(message, suppressed)
+    found = Suppression.batch_get([(name, UNSUBSCRIBE_SCOPE) for name in names])
+    return Subscription(message, names, tuple(sorted(found, key=lambda s: names.index(s.email))))
 
 
 def unsubscribe(ctx: EngagementContext, token: str, how: str) -> Subscription | None:
-    """Suppress the recipient for marketing mail (idempotent) and record it on the message and campaign."""
-    found = subscription(ctx, token)
-    if found is None:
-        return None
-    message, now = found.message, ctx.clock()
-    if not found.suppressed:
-        Suppression(message.recipient, UNSUBSCRIBE_SCOPE, reason="unsubscribe", suppressed_at=now, source=how,
-                    detail=f"message {message.message_id}" + (f", campaign {message.campaign}" if message.campaign else "")
-                    ).save()
-        _record(ctx, message, "unsubscribed", {"how": how})
-    return Subscription(message, True)
-
-
-def resubscribe(ctx: EngagementContext, token: str) -> Subscription | None:
-    """Undo an unsubscribe made from this link (other suppressions, such as bounces, stay)."""
+    """Suppress the recipient for marketing mail (idempotent) and record it on the message and campaign. The
+    suppression is kept under the address while the message's record knows it, under its erased name after."""
     found = subscription(ctx, token)
     if found is None:
         return None
     if found.suppressed:
-        try:
-            Suppression(found.message.recipient, UNSUBSCRIBE_SCOPE).delete(
-                condition=Suppression.reason == "unsubscribe")
-        except DeleteError:  # suppressed for another reason (a bounce, an operator): that stays
-            return found
-        _record(ctx, found.message, "resubscribed", {})
-    return Subscription(found.message, False)
+        return found
+    message = found.message
+    detail = f"message {message.message_id}" + (f", campaign {message.campaign}" if message.campaign else "")
+    if found.address is None:
+        detail += " (the message's record had expired: the address is kept only as its keyed hash)"
+    suppression = Suppression(found.names[0], UNSUBSCRIBE_SCOPE, reason="unsubscribe", suppressed_at=ctx.clock(),
+                              source=how, detail=detail)
+    suppression.save()
+    _record(ctx, message, "unsubscribed", {"how": how})
+    return replace(found, unsubscribes=(suppression,))
 
+
+def resubscribe(ctx: EngagementContext, token: str) -> Subscription | None:
+    """Undo unsubscribes of this link's recipient, under any of its names (other suppressions, such as bounces or
+    an operator's, stay)."""
+    found = subscription(ctx, token)
+    if found is None:
+        return None
+    kept = []
+    for suppression in found.unsubscribes:
+        try:
+            suppression.delete(condition=Suppression.reason == "unsubscribe")
+        except DeleteError:  # suppressed for another reason (a bounce, an operator): that stays
+            kept.append(suppression)
+    if found.suppressed and not kept:
+        _record(ctx, found.message, "resubscribed", {})
+    return replace(found, unsubscribes=tuple(kept))
 
 
 def requested_action(body: str, content_type: str) -> str:

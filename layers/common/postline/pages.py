@@ -57,16 +57,21 @@ def _list_name(campaign: str | None) -> str:
     return "these emails" if not campaign else f"emails like “{campaign}”"
 
 
-def confirm_page(address: str, campaign: str | None) -> str:
-    return _page("Unsubscribe", _CONFIRM, address=mask_address(address), list_name=_list_name(campaign))
+def _who(address: str | None) -> str:
+    """The masked address, or a neutral stand-in once the message's record (and so the address) has expired."""
+    return mask_address(address) if address else "Your address"
 
 
-def unsubscribed_page(address: str, campaign: str | None) -> str:
-    return _page("Unsubscribed", _DONE, address=mask_address(address), list_name=_list_name(campaign))
+def confirm_page(address: str | None, campaign: str | None) -> str:
+    return _page("Unsubscribe", _CONFIRM, address=_who(address), list_name=_list_name(campaign))
 
 
-def resubscribed_page(address: str, campaign: str | None) -> str:
-    return _page("Resubscribed", _RESUBSCRIBED, address=mask_address(address), list_name=_list_name(campaign))
+def unsubscribed_page(address: str | None, campaign: str | None) -> str:
+    return _page("Unsubscribed", _DONE, address=_who(address), list_name=_list_name(campaign))
+
+
+def resubscribed_page(address: str | None, campaign: str | None) -> str:
+    return _page("Resubscribed", _RESUBSCRIBED, address=_who(address), list_name=_list_name(campaign))
 
 
 def not_found_page() -> str:

@@ -134,10 +134,13 @@ def _parse(record: QueueRecord, max_bytes: int) -> _Item:
 
 def _render(item: _Item, ctx: RenderContext) -> None:
     message, template, settings = item.message, item.template, ctx.settings
+    erasure_key = ctx.keys.current.erasure_key
+    erased_recipient = erased_address(message.to, erasure_key) if erasure_key else None
     provided: dict[str, Any] = {}
     list_headers: dict[str, list[str]] = {}
     if template.stream == "marketing":
-        unsubscribe_token = ctx.keys.sign(UNSUBSCRIBE, item.message_id)
+        # The recipient's erased name in the link lets it unsubscribe after the message's record has expired.
+        unsubscribe_token = ctx.keys.sign(UNSUBSCRIBE, item.message_id, erased_recipient)
         unsubscribe_url = f"{settings.tracking_base_url}/u/{unsubscribe_token}"
         provided["unsubscribe_url"] = unsubscribe_url
         # RFC 2369 + RFC 8058: one-click unsubscribe that mail providers show next to the sender.
@@ -159,11 +162,10 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     mime = build_mime(sender=sender, recipient=message.to, subject=rendered.subject, text=rendered.text,
                       html=html, reply_to=message.reply_to, list_headers=list_headers)
     item.status = RENDERED
-    erasure_key = ctx.keys.current.erasure_key
     item.job = SendJob(
         message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
         template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
-        erased_recipient=erased_address(message.to, erasure_key) if erasure_key else None,
+        erased_recipient=erased_recipient,
     )
 
 

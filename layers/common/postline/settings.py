@@ -61,7 +61,7 @@ class Settings(Validated):
     # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Records
     # back the unsubscribe and tracking links, so they outlive the events.
     event_ttl_days: int = Field(default=90, gt=0)
-    message_ttl_days: int = Field(default=400, gt=0)
+    message_ttl_days: int = Field(default=90, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
     # Also add hard bounces and complaints to SES's account-level suppression list.
     mirror_ses_suppressions: bool = False

@@ -1,8 +1,10 @@
 """Signed tokens for the tracking and unsubscribe URLs.
 
 A token is ``base64url(payload).base64url(mac)``; the payload names the key id (for rotation), the kind
-(``o`` open, ``c`` click, ``u`` unsubscribe), postline's message id and, for clicks, the target URL. It never
-carries an email address. The MAC is HMAC-SHA256 truncated to 128 bits and compared in constant time.
+(``o`` open, ``c`` click, ``u`` unsubscribe), postline's message id, for clicks the target URL, and for
+unsubscribes the recipient's keyed hash (``suppression.erased_address``), so the link still works after the
+message's record has expired. It never carries an email address. The MAC is HMAC-SHA256 truncated to 128 bits
+and compared in constant time.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
 KINDS = (OPEN, CLICK, UNSUBSCRIBE)
 _MAC_BYTES = 16
 _SEPARATOR = "\x1f"
+# An unsubscribe's subscriber: the recipient's erased name, as ``suppression.erased_address`` writes it.
+_SUBSCRIBER = re.compile(r"erased:[0-9a-f]{64}")
 
 
 def _b64(data: bytes) -> str:
@@ -33,8 +38,9 @@ def _unb64(text: str) -> bytes:
 class Claims:
     kind: str
     message_id: str
-    target: str | None = None
+    target: str | None = None  # clicks: the URL to redirect to
     key_id: str = ""
+    subscriber: str | None = None  # unsubscribes: the recipient's erased name (older links have none)
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,9 @@ class KeyRing:
             raise ValueError("signing keys must be at least 32 bytes")
         return cls(document["active"], keys, erasure_key)
 
-    def sign(self, kind: str, message_id: str, target: str | None = None) -> str:
-        fields = [self.active_key_id, kind, message_id] + ([target] if target is not None else [])
+    def sign(self, kind: str, message_id: str, extra: str | None = None) -> str:
+        """A token for ``message_id``; ``extra`` is a click's target URL or an unsubscribe's subscriber."""
+        fields = [self.active_key_id, kind, message_id] + ([extra] if extra is not None else [])
         payload = _SEPARATOR.join(fields).encode()
         mac = hmac.new(self.keys[self.active_key_id], payload, hashlib.sha256).digest()[:_MAC_BYTES]
         return f"{_b64(payload)}.{_b64(mac)}"
@@ -78,9 +85,14 @@ class KeyRing:
         if not hmac.compare_digest(expected, mac):
             return None
         key_id, kind, message_id, *rest = fields
-        if kind not in KINDS or (kind == CLICK) != bool(rest):
+        if kind not in KINDS or (kind == CLICK and not rest) or (kind == OPEN and rest):
             return None
-        return Claims(kind, message_id, rest[0] if rest else None, key_id)
+        extra = rest[0] if rest else None
+        if kind == UNSUBSCRIBE:
+            if extra is not None and not _SUBSCRIBER.fullmatch(extra):
+                return None
+            return Claims(kind, message_id, key_id=key_id, subscriber=extra)
+        return Claims(kind, message_id, extra, key_id)
 
 
 def key_id_of(token: str) -> str | None:
@@ -111,8 +123,8 @@ class RefreshingKeyRing:
     def _reload(self) -> None:
         self._ring, self._loaded_at = self._load(), self._clock()
 
-    def sign(self, kind: str, message_id: str, target: str | None = None) -> str:
-        return self.current.sign(kind, message_id, target)
+    def sign(self, kind: str, message_id: str, extra: str | None = None) -> str:
+        return self.current.sign(kind, message_id, extra)
 
     def verify(self, token: str) -> Claims | None:
         claims = self.current.verify(token)
