@@ -16,7 +16,7 @@ from postline.addresses import InvalidAddress, normalise_address
 from postline.models import Suppression
 from postline.retries import SOFT_BOUNCES
 from postline.settings import STREAMS
-from postline.suppression import REASONS
+from postline.suppression import REASONS, is_erased_name
 
 HISTORY = "history#"
 SCOPES = ("all",) + STREAMS
@@ -113,7 +113,8 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
         raw = cell("email") or ""
         scope, reason = cell("scope", default_scope), cell("reason", default_reason)
         try:
-            address = normalise_address(raw)
+            # An address kept as its keyed hash (erased, or unsubscribed after its record expired) stays one.
+            address = raw if is_erased_name(raw) else normalise_address(raw)
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r}")
             if reason not in REASONS:

@@ -46,14 +46,15 @@ def test_iterate_filters(pipeline):
 
 def test_import_thousands_reports_bad_rows_and_takes_effect(pipeline):
     rows = ["email,scope,reason"] + [f"User{i}@Example.COM,marketing,unsubscribe" for i in range(3000)]
-    rows += ["not-an-address,all,manual", "x@example.com,everything,manual", "y@example.com,all,because", ""]
+    rows += ["not-an-address,all,manual", "x@example.com,everything,manual", "y@example.com,all,because",
+             "erased:12ab,all,manual", ""]
     rows += ["block@example.com,,"]  # defaults apply
     progress = []
     result = manage.import_csv(io.StringIO("\n".join(rows)), "all", "manual", source="import:test.csv",
                                progress=lambda done, total: progress.append((done, total)))
     assert result.added == 3001
     assert [(line, value) for line, value, _ in result.invalid] == [
-        (3002, "not-an-address"), (3003, "x@example.com"), (3004, "y@example.com")]
+        (3002, "not-an-address"), (3003, "x@example.com"), (3004, "y@example.com"), (3005, "erased:12ab")]
     assert progress[-1] == (3001, 3001) and len(progress) == 121
     assert {i.email for i in manage.iterate(reason="unsubscribe")} >= {"User0@example.com", "User2999@example.com"}
 
@@ -74,13 +75,16 @@ def test_a_headerless_file_of_addresses(pipeline):
 def test_export_round_trips_through_import(pipeline):
     manage.add("a@example.com", "all", "complaint", "feedback loop")
     manage.add("b@example.com", "marketing", "unsubscribe", None)
+    erased = suppression_names("c@example.com", b"e" * 32)[1]  # kept only as its keyed hash
+    manage.add(erased, "marketing", "unsubscribe", None)
     exported = io.StringIO()
-    assert manage.export_csv(exported, manage.iterate()) == 2
+    assert manage.export_csv(exported, manage.iterate()) == 3
     text = exported.getvalue()
     assert text.splitlines()[0] == "email,scope,reason,suppressed_at,source,detail"
     for item in list(manage.iterate()):
         item.delete()
     result = manage.import_csv(io.StringIO(text), "all", "manual", source="import:export.csv")
-    assert result.added == 2
+    assert result.added == 3 and result.invalid == []
     assert {(i.email, i.scope, i.reason) for i in manage.iterate()} == {
-        ("a@example.com", "all", "complaint"), ("b@example.com", "marketing", "unsubscribe")}
+        ("a@example.com", "all", "complaint"), ("b@example.com", "marketing", "unsubscribe"),
+        (erased, "marketing", "unsubscribe")}

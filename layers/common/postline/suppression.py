@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 from .dynamo import batch_get
 from .models import SUPPRESSION_SCOPE_ALL, Suppression
 
 REASONS = ("hard_bounce", "complaint", "unsubscribe", "manual", "soft_bounce_exhausted")
+_ERASED_NAME = re.compile(r"erased:[0-9a-f]{64}")
 
 
 def scopes_for(stream: str) -> tuple[str, str]:
@@ -24,6 +26,11 @@ def erased_address(address: str, erasure_key: bytes) -> str:
     """What stands for an erased address in the suppression list: a keyed hash, so the address stays
     suppressed without being kept (and cannot be recovered by hashing a list of guesses)."""
     return "erased:" + hmac.new(erasure_key, address.encode(), hashlib.sha256).hexdigest()
+
+
+def is_erased_name(name: str) -> bool:
+    """Whether ``name`` is an address's erased form (``erased_address``), not an address."""
+    return bool(_ERASED_NAME.fullmatch(name))
 
 
 def suppression_names(address: str, erasure_key: bytes | None) -> list[str]:

@@ -13,17 +13,16 @@ import binascii
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .suppression import is_erased_name
 
 OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
 KINDS = (OPEN, CLICK, UNSUBSCRIBE)
 _MAC_BYTES = 16
 _SEPARATOR = "\x1f"
-# An unsubscribe's subscriber: the recipient's erased name, as ``suppression.erased_address`` writes it.
-_SUBSCRIBER = re.compile(r"erased:[0-9a-f]{64}")
 
 
 def _b64(data: bytes) -> str:
@@ -89,7 +88,7 @@ class KeyRing:
             return None
         extra = rest[0] if rest else None
         if kind == UNSUBSCRIBE:
-            if extra is not None and not _SUBSCRIBER.fullmatch(extra):
+            if extra is not None and not is_erased_name(extra):
                 return None
             return Claims(kind, message_id, key_id=key_id, subscriber=extra)
         return Claims(kind, message_id, extra, key_id)
