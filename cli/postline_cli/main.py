@@ -304,13 +304,18 @@ def status(message: str, as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- suppressions
-def _suppression_names(where: Target, address: str) -> list[str]:
-    """ADDRESS and its erased form (with the deployment's erasure key): an unsubscribe made after its message's
-    record expired, and an erased address, are kept under the erased form."""
+def _erasure_key(where: Target) -> bytes | None:
+    """The deployment's erasure key, from its signing keys secret (None where the secret has none)."""
     from postline.clients import client
     from postline.tokens import load_keyring
 
-    return suppression_names(address, load_keyring(where.signing_keys_secret, client("secretsmanager")).erasure_key)
+    return load_keyring(where.signing_keys_secret, client("secretsmanager")).erasure_key
+
+
+def _suppression_names(where: Target, address: str) -> list[str]:
+    """ADDRESS and its erased form: an unsubscribe made after its message's record expired, and an erased
+    address, are kept under the erased form."""
+    return suppression_names(address, _erasure_key(where))
 
 
 @cli.group()
@@ -464,7 +469,6 @@ def _address(address: str) -> str:
 def erase(address: str, yes: bool, as_json: bool) -> None:
     """Forget ADDRESS (GDPR): delete its messages and events, keep it suppressed only as a keyed hash."""
     from postline.clients import client
-    from postline.tokens import load_keyring
 
     from .erase import erase as erase_address
 
@@ -472,10 +476,10 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
     normalised = _address(address)
     if not yes and not click.confirm(f"Erase every record of {normalised}? This cannot be undone", err=True):
         fail("nothing erased")
-    keys = load_keyring(where.signing_keys_secret, client("secretsmanager"))
-    if keys.erasure_key is None:
+    erasure_key = _erasure_key(where)
+    if erasure_key is None:
         fail("the signing keys secret has no erasure_key (docs/deploy.md, 'Signing keys')")
-    report = erase_address(normalised, keys.erasure_key, client("s3"), where.claim_check_bucket)
+    report = erase_address(normalised, erasure_key, client("s3"), where.claim_check_bucket)
     view = {"messages": report.messages, "events": report.events, "still_suppressed": report.kept_suppressed}
     if as_json:
         emit_json(view)

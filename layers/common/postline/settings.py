@@ -58,8 +58,8 @@ class Settings(Validated):
     stale_claim_seconds: int = Field(default=900, gt=0)
     max_message_bytes: int = Field(default=64_000, gt=0)
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
-    # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Records
-    # back the unsubscribe and tracking links, so they outlive the events.
+    # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Opens and
+    # clicks are recorded while the record exists; unsubscribe links work without it (they carry the erased name).
     event_ttl_days: int = Field(default=90, gt=0)
     message_ttl_days: int = Field(default=90, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
