@@ -191,7 +191,7 @@ class Functions(Construct):
             resource_arns=sending_identities + [ses_resources.configuration_set_arn(s) for s in STREAMS],
         )
 
-        _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem", "ConditionCheckItem")
+        _table(ses_events, tables.messages, "GetItem", "UpdateItem")
         _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
         _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
                "BatchWriteItem")

@@ -97,7 +97,7 @@ def test_ses_events_policy(synth):
     assert not any("/index/" in str(s["Resource"]) for s in statements)
     table_only = [s for s in statements if s["Resource"] == {"Fn::GetAtt": [messages, "Arn"]}]
     assert {a for s in table_only for a in _actions(s)} == {
-        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+        "dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert "dynamodb:PutItem" in _granted(synth, "ses_events", synth.logical_id(stack.tables.suppressions))
     # GetItem: the send message kept for soft-bounce retries.
     assert _granted(synth, "ses_events", synth.logical_id(stack.tables.events)) == {

@@ -57,6 +57,7 @@ class Pipeline:
     settings: Any
     ses: CountingSes
     now: list[float] = field(default_factory=lambda: [1_800_000_000.0])
+    send_events_applied: int = 0  # how many of ``ses.sends`` have had their Send event applied
 
     def clock(self) -> float:
         return self.now[0]
@@ -147,9 +148,17 @@ class Pipeline:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
         return received
 
+    def apply_send_events(self):
+        """Apply SES's Send event for each send since the last call: what moves an accepted email's claim to
+        ``sent`` (the send stage leaves that write to it)."""
+        result = self.publish_ses_events(self.ses.sends[self.send_events_applied:], only=("Send",))
+        self.send_events_applied = len(self.ses.sends)
+        return result
+
     def drain(self):
         self.run_render()
         self.run_send()
+        self.apply_send_events()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ def sent(pipeline):
     pipeline.enqueue("marketing", {"template": "newsletter", "to": "reader@example.com", "data": data, "id": "n1",
                                    "campaign": "june"})
     pipeline.drain()
+    pipeline.app_events()  # what sending announced (email.sent): the tests look at what follows
     ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
                             events=pipeline.session.client("events"),
                             secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
@@ -60,6 +61,21 @@ def test_opens_are_recorded_with_the_campaign_and_classified(pipeline, sent):
     record_open(ctx, ctx.keys.sign(CLICK, message_id, "https://x.example"), HUMAN)  # a click token is no open
     assert sorted(t for t, _ in events(message_id)) == ["machine_opened", "machine_opened", "opened"]
     assert all(detail["campaign"] == "june" for _, detail in events(message_id))
+
+
+def test_an_open_before_ses_send_event_arrived_counts_as_a_prefetch(pipeline):
+    """Until SES's Send event settles the message it has no sent_at; its claim's time stands in."""
+    data = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
+    pipeline.enqueue("marketing", {"template": "newsletter", "to": "quick@example.com", "data": data, "id": "n-q"})
+    pipeline.run_render()
+    pipeline.run_send()
+    message_id = message_id_for("n-q")
+    assert Message.get(message_id).sent_at is None
+    ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
+                            events=pipeline.session.client("events"),
+                            secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    record_open(ctx, ctx.keys.sign(OPEN, message_id), HUMAN)
+    assert [t for t, _ in events(message_id)] == ["machine_opened"]
 
 
 def test_a_failing_tracking_write_still_serves_the_pixel(pipeline, sent, monkeypatch):

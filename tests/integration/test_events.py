@@ -198,17 +198,23 @@ def test_app_events_setting_accepts_all_and_refuses_unknown_names():
         settings_from_environ({**environment, "POSTLINE_APP_EVENTS": "email.sent,email.deliverd"})
 
 
-def test_a_send_event_for_a_message_already_sent_writes_nothing_and_one_left_sending_is_settled(pipeline, monkeypatch):
-    settled = send_one(pipeline, "fine@example.com", "w-settled")
-    assert Message.get(settled).status == "sent"
-    crashed = send_one(pipeline, "other@example.com", "w-crashed")
-    Message(crashed).update(actions=[Message.status.set("sending")])  # as if the send stage died after SES
+def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_changes_nothing(pipeline,
+                                                                                                 monkeypatch):
+    from postline.send import send_batch
+
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "fine@example.com", "id": "w-settled",
+                                       "data": json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())})
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-transactional", visibility=0)
+    assert not send_batch(records, pipeline.send_context()).failed
+    message_id = message_id_for("w-settled")
+    assert Message.get(message_id).status == "sending"  # SES has it; the send stage leaves the settle to SES's event
     writes = []
     real = pipeline.session.client("dynamodb")
 
     class CountingWrites:
         def __getattr__(self, name):
-            if name in ("update_item", "put_item", "transact_write_items", "batch_write_item"):
+            if name in ("update_item", "put_item", "transact_write_items", "batch_write_item", "batch_get_item"):
                 writes.append(name)
             return getattr(real, name)
 
@@ -216,9 +222,34 @@ def test_a_send_event_for_a_message_already_sent_writes_nothing_and_one_left_sen
                         lambda: EventsContext(pipeline.settings, dynamodb=CountingWrites(),
                                               events=pipeline.session.client("events"), sqs=pipeline.sqs,
                                               scheduler=pipeline.session.client("scheduler"), clock=pipeline.clock))
+    pipeline.apply_send_events()
+    assert writes == ["update_item"]  # no read first, no transaction
+    settled = Message.get(message_id)
+    assert (settled.status, settled.ses_message_id) == ("sent", pipeline.ses.sends[0]["MessageId"])
+    assert settled.sent_at == pipeline.clock()
+
+    pipeline.now[0] += 60
+    pipeline.publish_ses_events(only=("Send",))  # SES events can come twice
+    assert Message.get(message_id).sent_at == settled.sent_at and Message.get(message_id).status == "sent"
+    pipeline.publish_ses_events(only=("Delivery",))
+    assert Message.get(message_id).status == "delivered"
+    pipeline.publish_ses_events(only=("Send",))  # a Send after the Delivery never moves it back
+    assert Message.get(message_id).status == "delivered"
+
+
+def test_a_delivery_that_overtakes_its_send_event_still_leaves_the_send_time(pipeline):
+    from postline.send import send_batch
+
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "fast@example.com", "id": "w-overtaken",
+                                       "data": json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())})
+    pipeline.run_render()
+    send_batch(pipeline.receive("postline-send-transactional", visibility=0), pipeline.send_context())
+    pipeline.publish_ses_events(only=("Delivery",))  # EventBridge and SQS keep no order
+    stored = Message.get(message_id_for("w-overtaken"))
+    # The Delivery event's mail.timestamp is when SES took the email; the delivery came half a second later.
+    assert stored.status == "delivered" and stored.delivered_at == stored.sent_at + 0.5
     pipeline.publish_ses_events(only=("Send",))
-    assert writes == ["update_item"]  # the crashed claim's settle; the other Send event only read
-    assert Message.get(crashed).status == "sent" and Message.get(settled).status == "sent"
+    assert Message.get(message_id_for("w-overtaken")).status == "delivered"
 
 
 def test_a_delivery_is_kept_on_the_record_once_however_often_it_comes(pipeline):

@@ -180,10 +180,42 @@ def test_a_redelivered_send_record_is_not_sent_again(pipeline, stream):
     from postline.send import send_batch
 
     send_batch(records, pipeline.send_context())
-    again = send_batch(records, pipeline.send_context())  # the delete was lost: SQS delivers it again
+    delays = []
+
+    class RecordingSqs:
+        def change_message_visibility_batch(self, **kw):
+            delays.extend(entry["VisibilityTimeout"] for entry in kw["Entries"])
+            return pipeline.sqs.change_message_visibility_batch(**kw)
+
+    early = send_batch(records, pipeline.send_context(sqs=RecordingSqs()))  # SQS delivers it again at once
+    assert early.failed and pipeline.ses.count(message_id_for("redeliver")) == 1  # the claim holds it back
+    assert delays == [61]  # for as long as SES's Send event takes, not the 15 minutes a claim takes to go stale
+    pipeline.apply_send_events()  # SES's Send event settles the claim as sent
+    again = send_batch(records, pipeline.send_context())
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
     assert {o.result for o in again.outcomes.values()} == {"duplicate"}
     assert not again.failed
+
+
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_a_repeat_long_after_the_first_copy_is_a_duplicate_even_while_ses_events_stall(pipeline, stream):
+    """The application sends the same id again after the first copy's claim went stale, while SES's events are
+    not being applied (say the ses_events function is failing): the first email's claim is never settled, and
+    the repeat must still not become a second email."""
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "again"))
+    pipeline.run_render()
+    pipeline.run_send()
+    message_id = message_id_for("again")
+    assert record(message_id).status == "sending" and pipeline.ses.count(message_id) == 1
+
+    pipeline.now[0] += pipeline.settings.stale_claim_seconds + 60
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "again"))
+    results = pipeline.run_render() + pipeline.run_send()
+    assert pipeline.ses.count(message_id) == 1
+    # Render knows a transactional repeat by its record; a marketing one is known by the send stage's claim.
+    assert [o.result for o in results[-1].outcomes.values()] == ["duplicate"]
+    assert not any(r.failed for r in results)  # nothing left waiting to be retried
+    assert record(message_id).duplicates == 1
 
 
 def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
@@ -197,6 +229,8 @@ def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
     waiting = message_view(message_id_for("rec-1"))
     assert waiting["status"] == "queued" and "send queue" in waiting["reason"]
     pipeline.run_send()
+    assert record(message_id_for("rec-1")).status == "sending"  # claimed; SES's Send event settles it
+    pipeline.apply_send_events()
     stored = record(message_id_for("rec-1"))
     assert (stored.status, stored.recipient, stored.template, stored.stream, stored.campaign) == (
         "sent", "reader@example.com", "newsletter", "marketing", "june")
@@ -315,6 +349,7 @@ def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
     assert send_batch(records, pipeline.send_context()).failed
     assert not send_batch(records, pipeline.send_context()).failed
+    pipeline.apply_send_events()
     assert pipeline.ses.count(message_id_for("recovers")) == 1
     assert record(message_id_for("recovers")).status == "sent"
 

@@ -20,7 +20,7 @@ MIME = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: Hi\r\n\r\nHello\r\
 def job(mime: bytes = MIME, **overrides) -> SendJob:
     fields = dict(message_id="mabc123", stream="marketing", sender="Lumen <hello@mail.example.com>",
                   recipient="ada@example.com", template="newsletter", campaign="june-2025",
-                  tags={"plan": "pro", "cohort": "b"}, mime=mime)
+                  tags={"plan": "pro", "cohort": "b"}, mime=mime, rendered_by="sqs-message-1")
     fields.update(overrides)
     return SendJob(**fields)
 
@@ -93,6 +93,7 @@ def test_a_job_queued_before_the_upgrade_is_still_sent():
                        "to": "ada@example.com", "template": "newsletter", "campaign": None, "tags": {},
                        "mime": MIME.decode()})
     assert SendJob.from_body(body).load_mime(FakeS3(), BUCKET) == MIME
+    assert SendJob.from_body(body).rendered_by is None  # so its claim keeps the rule it was queued under
 
 
 @pytest.mark.parametrize("packed", ["not base64!", base64.b64encode(b"not deflated").decode()])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from postline.send import MAX_BACKOFF_SECONDS, SQS_MAX_VISIBILITY_SECONDS, backoff_seconds
+from postline.send import MAX_BACKOFF_SECONDS, SQS_MAX_VISIBILITY_SECONDS, backoff_seconds, claim_wait_seconds
 
 
 def test_backoff_starts_at_thirty_seconds():
@@ -29,3 +29,18 @@ def test_backoff_never_decreases_and_caps_at_fifteen_minutes():
 def test_backoff_is_a_valid_sqs_visibility_timeout():
     assert all(0 < backoff_seconds(n) <= SQS_MAX_VISIBILITY_SECONDS for n in range(0, 100))
     assert all(isinstance(backoff_seconds(n), int) for n in range(0, 100))
+
+
+def test_a_copy_that_finds_a_young_claim_looks_again_once_the_send_event_has_had_time():
+    # SQS delivered the job twice: the first copy claimed it a second ago.
+    assert claim_wait_seconds(claimed_at=1000.0, now=1001.0, stale_claim_seconds=900) == 60
+
+
+def test_a_copy_that_finds_an_older_claim_waits_until_it_is_stale():
+    # The attempt died (or SES's events are late): look when the claim may be taken over, not before.
+    assert claim_wait_seconds(claimed_at=1000.0, now=1090.0, stale_claim_seconds=900) == 811
+    assert claim_wait_seconds(claimed_at=1000.0, now=1060.0, stale_claim_seconds=900) == 841
+
+
+def test_a_claim_already_stale_is_looked_at_again_at_once():
+    assert claim_wait_seconds(claimed_at=1000.0, now=5000.0, stale_claim_seconds=900) == 2

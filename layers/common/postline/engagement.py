@@ -62,8 +62,8 @@ class EngagementContext:
 
 def _message(message_id: str) -> Message | None:
     try:
-        return Message.get(message_id, attributes_to_get=["message_id", "campaign", "sent_at", "recipient",
-                                                             "stream", "template", "tags"])
+        return Message.get(message_id, attributes_to_get=["message_id", "campaign", "claimed_at", "sent_at",
+                                                             "recipient", "stream", "template", "tags"])
     except Message.DoesNotExist:
         return None
 
@@ -96,7 +96,9 @@ def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> N
         message = _message(claims.message_id)
         if message is None:
             return
-        prefetch = message.sent_at is not None and ctx.clock() - float(message.sent_at) < MACHINE_OPEN_SECONDS
+        # Before SES's Send event has settled the message, the claim's time is when it went.
+        sent_at = message.sent_at if message.sent_at is not None else message.claimed_at
+        prefetch = sent_at is not None and ctx.clock() - float(sent_at) < MACHINE_OPEN_SECONDS
         machine = is_machine(user_agent) or prefetch
         _record(ctx, message, "machine_opened" if machine else "opened", {"machine": machine})
     except Exception:  # noqa: BLE001 - the pixel is served whatever happens to the tracking write

@@ -1,8 +1,8 @@
 """SES events (configuration-set event publishing and identity notifications) applied to message records.
 
 Status only moves forward (``_REPLACES``), so events that arrive late, out of order or twice change
-nothing they should not. A Send event settles a claim left ``sending`` by a send attempt that died after SES
-accepted the message: that is what keeps a crash from turning into a second email.
+nothing they should not. A Send event settles the claim (``sending``) the send stage leaves on every email SES
+accepted, whether or not the send attempt lived on: that is what keeps a crash from turning into a second email.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class SesEvent:
     detail: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
     destination: tuple[str, ...] = ()
+    sent_at: float | None = None  # when SES accepted the email (``mail.timestamp``), in every event about it
 
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
@@ -72,7 +73,7 @@ class SesEvent:
         stamp = detail.get("timestamp") or mail.get("timestamp")
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
         return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail, flat_tags,
-                   tuple(mail.get("destination") or ()))
+                   tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None)
 
     def app_event(self, message_id: str) -> AppEvent | None:
         name = _APP_EVENTS.get(self.type)
@@ -290,20 +291,10 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
     """Move each message forward with its own conditional UpdateItem (1 write unit; a transaction would cost two
     and buys nothing here, each move stands alone). A condition that fails means "already further along".
 
-    A Send event usually finds its message already ``sent`` by the send stage: one consistent read for the
-    batch finds the few claims it must settle, so the common case costs no write at all.
-
     Returns the messages whose record holds their delivery: moved to ``delivered`` now (the move writes the
     delivery's details too, so the common case needs no event row), or delivered before (a repeat).
     """
     table = ctx.settings.messages_table
-    sends = [event.message_id for status, event in moves if status == SENT]
-    if sends:
-        keys = [{"message_id": {"S": message_id}} for message_id in sorted(set(sends))]
-        found = batch_get(ctx.dynamodb, {table: keys}, projection="message_id, #status",
-                          names={"#status": "status"}, consistent=True)[table]
-        unsettled = {item["message_id"]["S"] for item in found if item["status"]["S"] in _REPLACES[SENT]}
-        moves = [(status, event) for status, event in moves if status != SENT or event.message_id in unsettled]
     on_record = set()
     for status, event in moves:
         try:
@@ -321,18 +312,17 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
 
 
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
-    """Move the message to ``status`` if it is not already further along (a Send also settles a claim)."""
+    """Move the message to ``status`` if it is not already further along (a Send settles the claim). Any event
+    sets ``sent_at`` when it is missing: a Delivery that overtook its Send still leaves the time SES took it."""
     replaces = _REPLACES[status]
     names = [f":c_{i}" for i in range(len(replaces))]
     values = {"status": status, "ses_message_id": event.ses_message_id, "updated_at": now}
-    if status == SENT:
-        values["sent_at"] = event.at
-    elif status == DELIVERED:
+    if status == DELIVERED:
         values["delivered_at"] = event.at
         if details := _summary(event):
             values["delivery"] = details
     return records.update(
-        table, event.message_id, set_values=values,
+        table, event.message_id, set_values=values, set_once={"sent_at": event.sent_at or event.at},
         condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, replaces)),
     )
 

@@ -31,6 +31,9 @@ class SendJob:
     # The recipient's erased form (``suppression.erased_address``), so the send stage's re-check also finds a
     # suppression kept for an address erased after rendering, without holding the erasure key itself.
     erased_recipient: str | None = None
+    # The inbound SQS message this job was rendered from (the record's ``rendered_by``): only a copy of this job
+    # may take over its claim once stale; a repeat of the message, rendered from another, may not.
+    rendered_by: str | None = None
 
     @property
     def suppression_names(self) -> list[str]:
@@ -46,6 +49,8 @@ class SendJob:
             document["record"] = self.record
         if self.erased_recipient is not None:
             document["erased_to"] = self.erased_recipient
+        if self.rendered_by is not None:
+            document["by"] = self.rendered_by
         # Deflated, a newsletter's quoted-printable MIME is about a quarter of its size (base64 included): SQS
         # bills each 64 KB of a request, and four times as large an email stays out of the claim-check bucket.
         packed = base64.b64encode(zlib.compress(self.mime)).decode("ascii")
@@ -78,6 +83,7 @@ class SendJob:
             recipient=document["to"], template=document["template"], campaign=document.get("campaign"),
             tags=document.get("tags") or {}, mime=mime, mime_key=document.get("mime_key"),
             record=document.get("record"), erased_recipient=document.get("erased_to"),
+            rendered_by=document.get("by"),
         )
 
     def load_mime(self, s3, bucket: str) -> bytes:

@@ -63,11 +63,13 @@ def update(
     condition_values: dict[str, Any] | None = None,
     add: dict[str, int] | None = None,
     remove: tuple[str, ...] = (),
+    set_once: dict[str, Any] | None = None,
     initial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An Update entry; ``condition`` may name ``#status`` and the ``:c_*`` placeholders of ``condition_values``.
-    With ``initial`` (the record's fields) the write may also create the record: the condition passes where no
-    record exists, and ``initial`` values are set only where the item has none yet (``if_not_exists``)."""
+    ``set_once`` values are set only where the item has none yet (``if_not_exists``). With ``initial`` (the
+    record's fields) the write may also create the record: the condition passes where no record exists, and
+    ``initial`` values are set once, like ``set_once``."""
     if initial is not None:
         condition = f"attribute_not_exists(message_id) OR {condition}"
     names = {"#status": "status"} if "#status" in condition else {}
@@ -77,7 +79,7 @@ def update(
         names[f"#s{i}"] = name
         values[f":s{i}"] = attribute_value(value)
         clauses.append(f"#s{i} = :s{i}")
-    for i, (name, value) in enumerate((initial or {}).items()):
+    for i, (name, value) in enumerate({**(set_once or {}), **(initial or {})}.items()):
         names[f"#i{i}"] = name
         values[f":i{i}"] = attribute_value(value)
         clauses.append(f"#i{i} = if_not_exists(#i{i}, :i{i})")

@@ -165,7 +165,7 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     item.job = SendJob(
         message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
         template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
-        erased_recipient=erased_recipient,
+        erased_recipient=erased_recipient, rendered_by=item.record.record_id,
     )
 
 
@@ -255,7 +255,7 @@ def _record_fields(item: _Item, now: float, settings: Settings) -> dict[str, Any
     fields = {"recipient": message.to, "template": template.name, "template_version": template.version,
               "stream": template.stream, "campaign": message.campaign, "tags": dict(message.tags or {}) or None,
               "queued_at": item.record.sent_at or now, "rendered_at": now,
-              "expires_at": int(now + settings.message_ttl_days * 86400)}
+              "expires_at": int(now + settings.message_ttl_days * 86400), "rendered_by": item.record.record_id}
     return {name: value for name, value in fields.items() if value is not None}
 
 

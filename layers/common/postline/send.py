@@ -1,12 +1,16 @@
 """The send stage: claim each message, check the suppression list again, send through SES, record the result.
 
 Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before
-SES is called. A redelivered or repeated message finds the claim and SES is not called again. If the process
-dies after SES accepted the message but before ``sent`` was written, the claim stays: SES's Send event (tagged
-with postline's message id) settles it as sent within seconds (see ``events``), and only a claim still unsettled
-after ``stale_claim_seconds`` is sent again. The send queue keeps such a message invisible until then. For
-marketing mail the claim also creates the record (render left it to the claim, ``records.recorded_at_claim``),
-so a message that exists in any state other than ``rendered`` or a stale ``sending`` is never claimed.
+SES is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES
+accepted keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` within
+seconds (see ``events``). That write is needed anyway for a process that dies after SES accepted the email, so
+the send stage does not make it too: one single-item write per email instead of a transactional one. Only a
+claim still unsettled after ``stale_claim_seconds`` is sent again, and only by a copy of the job that made it
+(its redelivery); the send queue keeps that copy invisible until then. A repeat of the message (the same id sent
+again by the application) is a duplicate as soon as it finds the claim, so it never depends on how soon SES's
+events are applied. For marketing mail the claim also creates the record (render left it to the claim,
+``records.recorded_at_claim``), so a message that exists in any state other than ``rendered`` or a stale
+``sending`` is never claimed.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ logger = Logger(child=True)
 
 MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
+SEND_EVENT_WAIT_SECONDS = 60  # SES's Send event settles a claim within seconds; this leaves room for a backlog
 
 
 @dataclass
@@ -51,6 +56,17 @@ class SendContext:
 
     def queue_url(self, queue_name: str) -> str | None:
         return self._queue_urls.get(queue_name)
+
+
+def claim_wait_seconds(claimed_at: float, now: float, stale_claim_seconds: int) -> int:
+    """How long a copy of a job that finds its claim held waits before it looks again. An earlier attempt holds
+    it: one that SES accepted is settled by SES's Send event within seconds, so a young claim is looked at again
+    once that has had time (SQS delivering a message twice, a common case, then ends as a duplicate within a
+    minute); an older one is left until it is stale, when the look takes it over (the attempt died before SES
+    had the email) or finds it settled."""
+    settled_by = claimed_at + SEND_EVENT_WAIT_SECONDS
+    next_look = settled_by if now < settled_by else claimed_at + stale_claim_seconds
+    return int(max(1, next_look - now)) + 1
 
 
 def backoff_seconds(receive_count: int) -> int:
@@ -125,12 +141,13 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
         if previous is None:
             result.set(rid, Outcome(job.message_id, "retry", "no message record", retry=True))
             delays[rid] = backoff_seconds(by_id[rid].receive_count)
+        elif previous == SENDING and not _same_job(job, failed.old):
+            result.set(rid, Outcome(job.message_id, "duplicate", "already claimed by another copy of the message"))
+            duplicates.append(job.message_id)
         elif previous == SENDING:
-            # Another attempt holds a fresh claim (or crashed after SES took the message): wait until the
-            # claim is stale; by then SES's Send event has settled it if the email left.
             claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
             result.set(rid, Outcome(job.message_id, "retry", "claimed by an earlier attempt", retry=True))
-            delays[rid] = int(max(1, claimed_at + settings.stale_claim_seconds - now)) + 1
+            delays[rid] = claim_wait_seconds(claimed_at, now, settings.stale_claim_seconds)
         else:
             result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
             duplicates.append(job.message_id)
@@ -168,13 +185,24 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     return claimed
 
 
+def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
+    """Whether the claim on ``record`` was made by a copy of ``job`` (always, for jobs that do not say)."""
+    return job.rendered_by is None or record.get("rendered_by", {}).get("S") == job.rendered_by
+
+
 def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> dict[str, Any]:
     """Claim a message that render recorded, or one whose record the claim creates (``job.record``), unless
-    another attempt holds a fresh claim or the message has moved on."""
+    another attempt holds a fresh claim or the message has moved on. A stale claim is taken over only by a copy
+    of the job that made it (same ``rendered_by``: a redelivery after a crash, or a dead-lettered job redriven),
+    never by a repeat of the message: a repeat cannot know whether SES took the first one."""
+    stale = "#status = :c_sending AND claimed_at < :c_stale"
+    values = {":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before}
+    if job.rendered_by is not None:  # jobs queued before jobs carried it keep the rule they were queued under
+        stale += " AND rendered_by = :c_by"
+        values[":c_by"] = job.rendered_by
     return records.update(table, job.message_id, set_values={"status": SENDING, "claimed_at": now, "updated_at": now},
-                          initial=job.record, add={"attempts": 1},
-                          condition="#status = :c_rendered OR (#status = :c_sending AND claimed_at < :c_stale)",
-                          condition_values={":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before})
+                          initial=job.record, add={"attempts": 1}, condition=f"#status = :c_rendered OR ({stale})",
+                          condition_values=values)
 
 
 def _suppressed(table: str, job: SendJob, reason: str, now: float, erased: bool = False) -> dict[str, Any]:
@@ -204,9 +232,10 @@ def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendRes
 
 def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, result: BatchResult,
             delays: dict[str, int]) -> None:
-    """Record every SES answer in one transaction. Each write expects the claim still in place; one that finds
-    the message already moved on (a Send event settled it first) changes nothing. A message SES refused for
-    good is announced to the application (``email.failed``) once its record says so."""
+    """Record the SES answers that SES will not: an accepted email keeps its claim for SES's Send event to
+    settle (module docstring); refusals and transient errors are written in one transaction, each expecting the
+    claim still in place. A message SES refused for good is announced to the application (``email.failed``)
+    once its record says so."""
     table, now = ctx.settings.messages_table, ctx.clock()
     entries = []
     refused: dict[int, AppEvent] = {}  # entry index -> the announcement, made if that write succeeds
@@ -214,9 +243,6 @@ def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, resul
         answer = sent[rid]
         holding = {"condition": "#status = :c_sending", "condition_values": {":c_sending": SENDING}}
         if answer.kind == SES_SENT:
-            entries.append(records.update(table, job.message_id, set_values={
-                "status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now, "updated_at": now,
-            }, **holding))
             result.set(rid, Outcome(job.message_id, SENT))
         elif answer.kind == PERMANENT:
             refused[len(entries)] = AppEvent("email.failed", job.message_id, now, to=job.recipient,
