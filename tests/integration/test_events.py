@@ -19,6 +19,15 @@ def send_one(pipeline, address: str, key: str) -> str:
     return message_id_for(key)
 
 
+def send_before_any_event(pipeline, address: str, key: str) -> str:
+    """Render and send one email, leaving every SES event (its Send event too) to the test."""
+    data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
+    pipeline.enqueue("transactional", {"template": "welcome", "to": address, "data": data, "id": key})
+    pipeline.run_render()
+    assert not any(result.failed for result in pipeline.run_send())
+    return message_id_for(key)
+
+
 def test_a_delivery_after_a_bounce_never_unbounces(pipeline):
     message_id = send_one(pipeline, "bounce@simulator.amazonses.com", "b1")
     pipeline.publish_ses_events(only=("Send", "Bounce"))
@@ -200,30 +209,23 @@ def test_app_events_setting_accepts_all_and_refuses_unknown_names():
 
 def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_changes_nothing(pipeline,
                                                                                                  monkeypatch):
-    from postline.send import send_batch
-
-    pipeline.enqueue("transactional", {"template": "welcome", "to": "fine@example.com", "id": "w-settled",
-                                       "data": json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())})
-    pipeline.run_render()
-    records = pipeline.receive("postline-send-transactional", visibility=0)
-    assert not send_batch(records, pipeline.send_context()).failed
-    message_id = message_id_for("w-settled")
+    message_id = send_before_any_event(pipeline, "fine@example.com", "w-settled")
     assert Message.get(message_id).status == "sending"  # SES has it; the send stage leaves the settle to SES's event
-    writes = []
+    calls = []
     real = pipeline.session.client("dynamodb")
 
-    class CountingWrites:
+    class CountingCalls:
         def __getattr__(self, name):
             if name in ("update_item", "put_item", "transact_write_items", "batch_write_item", "batch_get_item"):
-                writes.append(name)
+                calls.append(name)
             return getattr(real, name)
 
     monkeypatch.setattr(pipeline, "events_context",
-                        lambda: EventsContext(pipeline.settings, dynamodb=CountingWrites(),
+                        lambda: EventsContext(pipeline.settings, dynamodb=CountingCalls(),
                                               events=pipeline.session.client("events"), sqs=pipeline.sqs,
                                               scheduler=pipeline.session.client("scheduler"), clock=pipeline.clock))
     pipeline.apply_send_events()
-    assert writes == ["update_item"]  # no read first, no transaction
+    assert calls == ["update_item"]  # no read first, no transaction
     settled = Message.get(message_id)
     assert (settled.status, settled.ses_message_id) == ("sent", pipeline.ses.sends[0]["MessageId"])
     assert settled.sent_at == pipeline.clock()
@@ -238,18 +240,13 @@ def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_
 
 
 def test_a_delivery_that_overtakes_its_send_event_still_leaves_the_send_time(pipeline):
-    from postline.send import send_batch
-
-    pipeline.enqueue("transactional", {"template": "welcome", "to": "fast@example.com", "id": "w-overtaken",
-                                       "data": json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())})
-    pipeline.run_render()
-    send_batch(pipeline.receive("postline-send-transactional", visibility=0), pipeline.send_context())
+    message_id = send_before_any_event(pipeline, "fast@example.com", "w-overtaken")
     pipeline.publish_ses_events(only=("Delivery",))  # EventBridge and SQS keep no order
-    stored = Message.get(message_id_for("w-overtaken"))
+    stored = Message.get(message_id)
     # The Delivery event's mail.timestamp is when SES took the email; the delivery came half a second later.
     assert stored.status == "delivered" and stored.delivered_at == stored.sent_at + 0.5
     pipeline.publish_ses_events(only=("Send",))
-    assert Message.get(message_id_for("w-overtaken")).status == "delivered"
+    assert Message.get(message_id).status == "delivered"
 
 
 def test_a_delivery_is_kept_on_the_record_once_however_often_it_comes(pipeline):
