@@ -168,7 +168,9 @@ class Functions(Construct):
         render, send, ses_events = f["render"], f["send"], f["ses_events"]
 
         _table(render, tables.templates, *READ)
-        _table(render, tables.suppressions, *READ)
+        # Suppressions are read in one batch, and checked inside the record transaction for critical mail: a
+        # transaction's ConditionCheck is authorised as ConditionCheckItem, not as a read.
+        _table(render, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
         _table(render, tables.messages, "PutItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem")
         _table(render, tables.events, *WRITE_EVENTS)
         for stream in STREAMS:
@@ -178,7 +180,7 @@ class Functions(Construct):
         signing_keys.grant_read(render)
 
         _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
-        _table(send, tables.suppressions, *READ)
+        _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")  # the re-check, as in render
         _table(send, tables.events, *WRITE_EVENTS)
         _table(send, tables.rate_limits, "GetItem", "UpdateItem")
         _objects(send, claim_check, "s3:GetObject")
@@ -201,8 +203,9 @@ class Functions(Construct):
             signing_keys.grant_read(f[name])
             _table(f[name], tables.events, *WRITE_EVENTS)
             _table(f[name], tables.messages, "GetItem", "UpdateItem")
-        # Read whether the address is unsubscribed; write the unsubscribe; delete it on resubscribe.
-        _table(f["unsubscribe"], tables.suppressions, "GetItem", "PutItem", "DeleteItem")
+        # Read whether the address (or its erased name) is unsubscribed; write the unsubscribe; delete it on
+        # resubscribe.
+        _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
 
 
 def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str) -> None:

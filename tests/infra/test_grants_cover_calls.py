@@ -1,0 +1,199 @@
+"""Every AWS call a function makes is allowed by its role in the synthesized template.
+
+The stages run over moto (which checks no permissions) through the paths a deployment takes: each stream,
+suppressed and rejected mail, every kind of SES event, a soft-bounce retry, opens, clicks, unsubscribes. A
+botocore hook records what each call needs from IAM, expanding transactions and batches into the actions AWS
+authorises them by (a ConditionCheck needs ``dynamodb:ConditionCheckItem`` on its table). Each need is then
+looked up in the policies of that function's role: a call the role does not allow would be refused in AWS
+however green the other tests are.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from postline.contract import message_id_for
+from postline.engagement import (
+    EngagementContext, follow_click, record_open, resubscribe, subscription, unsubscribe,
+)
+from postline.events import apply_events
+from postline.models import ALL_MODELS, SUPPRESSION_SCOPE_ALL, Suppression
+from postline.render import render_batch
+from postline.send import send_batch
+from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
+from postline_cli.local import resources
+from tests.integration.conftest import pipeline  # noqa: F401  (the fixture)
+from tests.integration.test_soft_bounces import ses_event
+
+ROOT = Path(__file__).resolve().parents[2]
+HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                       "ConditionCheck": "ConditionCheckItem"}
+
+
+class Needs:
+    """What each function's calls need from IAM: {function: {(action, resource name or None)}}."""
+
+    def __init__(self):
+        self.function: str | None = None
+        self.by_function: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+
+    def install(self, monkeypatch) -> None:
+        original = botocore.session.Session.create_client
+
+        def create_client(session, *args, **kwargs):
+            made = original(session, *args, **kwargs)
+            made.meta.events.register("before-parameter-build.*.*", self._record)
+            return made
+
+        monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+
+    @contextmanager
+    def acting_as(self, function: str):
+        self.function = function
+        try:
+            yield
+        finally:
+            self.function = None
+
+    def _record(self, params, model, **_):
+        if self.function:
+            self.by_function[self.function].update(needed(model.service_model.service_name, model.name, params))
+
+
+def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | None]]:
+    """(IAM action, resource name) pairs one call needs; the name is a table, queue, bucket or bus."""
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", body["TableName"])
+                    for item in params["TransactItems"] for kind, body in item.items()]
+        if operation == "TransactGetItems":
+            return [("dynamodb:GetItem", item["Get"]["TableName"]) for item in params["TransactItems"]]
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{operation}", table) for table in params["RequestItems"]]
+        return [(f"dynamodb:{operation}", params.get("TableName"))]
+    if service == "sqs":
+        action = operation.removesuffix("Batch")  # SendMessageBatch is authorised as sqs:SendMessage
+        return [(f"sqs:{action}", params["QueueUrl"].rsplit("/", 1)[-1])]
+    if service == "sesv2":
+        return [(f"ses:{operation}", None)]
+    if service == "s3":
+        return [(f"s3:{operation}", params.get("Bucket"))]
+    if service == "events":
+        return [("events:PutEvents", None)]
+    if service == "scheduler":
+        passes_role = [("iam:PassRole", None)] if params.get("Target", {}).get("RoleArn") else []
+        return [(f"scheduler:{operation}", None), *passes_role]
+    return [(f"{service}:{operation}", None)]
+
+
+def _resource_construct(stack, name: str):
+    """The stack's construct for a local resource name (tables and queues: the ones a role names)."""
+    tables = {f"postline-{key.replace('_', '-')}": table for key, table in stack.tables.tables.items()}
+    queues = {**{q: stack.queues.inbound[s] for s, q in resources.INBOUND_QUEUES.items()},
+              **{q: stack.queues.send[s] for s, q in resources.SEND_QUEUES.items()},
+              resources.EVENTS_QUEUE: stack.queues.ses_events}
+    queues.update({f"{name}-dlq": stack.queues.dead_letter_queues[name] for name in queues})
+    return tables.get(name) or queues.get(name)
+
+
+def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
+    construct = _resource_construct(synth.stack, resource) if resource else None
+    logical_id = synth.logical_id(construct) if construct is not None else None
+    for statement in synth.policy_statements(function):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action not in actions:
+            continue
+        if logical_id is None or logical_id in json.dumps(statement["Resource"]):
+            return True
+    return False
+
+
+def _example(name: str) -> dict:
+    return json.loads((ROOT / "templates" / name / "example.json").read_text())
+
+
+def _queued(pipeline, queues):
+    for name in queues:
+        while records := pipeline.receive(name, visibility=0):
+            yield name, records
+
+
+def _walk_every_path(pipeline, needs: Needs) -> None:
+    Suppression("blocked@example.com", SUPPRESSION_SCOPE_ALL, reason="manual", suppressed_at=1.0,
+                source="test").save()
+    mail = [("critical", "password-reset", "reset@example.com"), ("critical", "password-reset", "blocked@example.com"),
+            ("transactional", "order-confirmation", "buyer@example.com"),
+            ("transactional", "order-confirmation", "blocked@example.com"),
+            ("marketing", "newsletter", "reader@example.com"), ("marketing", "newsletter", "blocked@example.com"),
+            ("marketing", "newsletter", "bounce@simulator.amazonses.com"),
+            ("marketing", "newsletter", "complaint@simulator.amazonses.com")]
+    for n, (stream, template, to) in enumerate(mail):
+        pipeline.enqueue(stream, {"template": template, "to": to, "data": _example(template), "id": f"m{n}"})
+    pipeline.enqueue("marketing", {"template": "newsletter"})  # rejected: no recipient, dead-lettered
+
+    render, send = pipeline.render_context(), pipeline.send_context()
+    for name, records in _queued(pipeline, resources.INBOUND_QUEUES.values()):
+        with needs.acting_as("render"):
+            result = render_batch(records, render)
+        pipeline.settle(name, records, result)
+    for name, records in _queued(pipeline, resources.SEND_QUEUES.values()):
+        with needs.acting_as("send"):
+            result = send_batch(records, send)
+        pipeline.settle(name, records, result)
+    assert len(pipeline.ses.sends) == 5  # all but the suppressed three
+
+    with needs.acting_as("ses_events"):
+        pipeline.publish_ses_events()  # Send, Delivery, a hard bounce, a complaint
+        # Soft bounces are retried: soon through a delayed queue message, later through a schedule.
+        apply_events([ses_event(pipeline, message_id_for("m2"), "Bounce", "buyer@example.com")],
+                     pipeline.events_context())
+        pipeline.settings = pipeline.settings.model_copy(update={"soft_bounce_first_retry_seconds": 3600})
+        apply_events([ses_event(pipeline, message_id_for("m0"), "Bounce", "reset@example.com")],
+                     pipeline.events_context())
+
+    engagement = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
+                                   events=pipeline.session.client("events"),
+                                   secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    newsletter = message_id_for("m4")
+    pipeline.now[0] += 3600
+    with needs.acting_as("track_open"):
+        record_open(engagement, engagement.keys.sign(OPEN, newsletter), HUMAN)
+    with needs.acting_as("track_click"):
+        click = engagement.keys.sign(CLICK, newsletter, "https://example.com/june")
+        assert follow_click(engagement, click, HUMAN) == "https://example.com/june"
+    with needs.acting_as("unsubscribe"):
+        token = engagement.keys.sign(UNSUBSCRIBE, newsletter)
+        assert subscription(engagement, token) is not None
+        assert unsubscribe(engagement, token, how="one-click") is not None
+        assert resubscribe(engagement, token) is not None
+
+
+@pytest.fixture
+def needs(pipeline, monkeypatch):  # noqa: F811  (the fixture imported above)
+    recorder = Needs()
+    recorder.install(monkeypatch)
+    for model in ALL_MODELS:  # PynamoDB connects again, through the hooked client factory
+        model._connection = None
+    pipeline.ses._sesv2 = pipeline.session.client("sesv2")
+    _walk_every_path(pipeline, recorder)
+    return recorder.by_function
+
+
+def test_every_path_was_walked_by_every_function(synth, needs):
+    assert set(needs) == set(synth.stack.functions.functions)
+    assert ("dynamodb:ConditionCheckItem", "postline-email-suppressions") in needs["send"]  # critical mail
+    assert ("sqs:SendMessage", "postline-transactional") in needs["ses_events"]  # a soft-bounce retry soon
+    assert ("scheduler:CreateSchedule", None) in needs["ses_events"]  # and one later
+
+
+def test_each_function_role_allows_every_call_it_makes(synth, needs):
+    refused = {function: sorted(f"{action} on {resource or 'its resource'}" for action, resource in wanted
+                                if not _allowed(synth, function, action, resource))
+               for function, wanted in needs.items()}
+    assert not any(refused.values()), refused
