@@ -168,9 +168,9 @@ class Functions(Construct):
         render, send, ses_events = f["render"], f["send"], f["ses_events"]
 
         _table(render, tables.templates, *READ)
-        # Suppressions are read in one batch, and checked inside the record transaction for critical mail: a
+        # Render reads no suppressions: it checks critical mail's inside the record transaction, and a
         # transaction's ConditionCheck is authorised as ConditionCheckItem, not as a read.
-        _table(render, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
+        _table(render, tables.suppressions, "ConditionCheckItem")
         _table(render, tables.messages, "PutItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem")
         _table(render, tables.events, *WRITE_EVENTS)
         for stream in STREAMS:
@@ -180,7 +180,8 @@ class Functions(Construct):
         signing_keys.grant_read(render)
 
         _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
-        _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")  # the re-check, as in render
+        # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical).
+        _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
         _table(send, tables.events, *WRITE_EVENTS)
         _table(send, tables.rate_limits, "GetItem", "UpdateItem")
         _objects(send, claim_check, "s3:GetObject")

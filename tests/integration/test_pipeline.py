@@ -256,6 +256,27 @@ def test_suppression_scopes(pipeline):
 
 
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_suppressions_are_read_once_per_batch_by_the_send_stage_not_by_render(pipeline, stream):
+    Suppression("gone@example.com", "all", reason="hard_bounce", suppressed_at=1.0).save()
+    for n, to in enumerate(["gone@example.com", "here@example.com", "there@example.com"]):
+        pipeline.enqueue(stream, message(TEMPLATE_OF[stream], to, f"batch-{n}"))
+    reads = []
+    pipeline.session.events.register("before-parameter-build.dynamodb.BatchGetItem",
+                                     lambda params, **_: reads.append(set(params["RequestItems"])))
+    ctx = pipeline.render_context()
+    ctx.templates.resolve([(TEMPLATE_OF[stream], None)])  # a warm container has the template cached
+    reads.clear()
+    pipeline.run_render(ctx)
+    assert reads == []
+    pipeline.run_send()
+    assert reads == [{pipeline.settings.suppressions_table}]  # the whole batch's addresses in one read
+    assert record(message_id_for("batch-0")).status == "suppressed"
+    assert record(message_id_for("batch-0")).reason == "suppressed: hard_bounce (scope all)"
+    assert sorted(s["Destination"]["ToAddresses"][0] for s in pipeline.ses.sends) == [
+        "here@example.com", "there@example.com"]
+
+
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
 def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline, stream):
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "late@example.com", "late"))
     pipeline.run_render()

@@ -1,9 +1,10 @@
 """The render stage: an SQS batch of send messages in, finished MIME messages on the send queues out.
 
-Per batch: one suppression read, one transaction recording the messages' status (marketing mail is recorded
-by the send stage's claim instead), one queue write per destination queue. Rejected messages are recorded with
-their reason and moved to the inbound queue's DLQ with that reason, so they are never retried forever and never
-block their neighbours.
+Per batch: one transaction recording the messages' status (marketing mail is recorded by the send stage's claim
+instead; critical mail is checked against the suppression list in it), one queue write per destination queue.
+Rejected messages are recorded with their reason and moved to the inbound queue's DLQ with that reason, so they
+are never retried forever and never block their neighbours. Suppressions are the send stage's to check, before
+its claim, for every stream.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -26,7 +27,7 @@ from .mime import build_mime
 from .models import REJECTED, RENDERED, SENT, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
-from .suppression import describe, erased_address, find_suppressions, suppression_names
+from .suppression import erased_address, suppression_names
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
 from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
@@ -92,18 +93,13 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
         else:
             item.template = template
 
-    # Suppressions are checked before rendering: in one batched read, or, for the streams in
-    # records.CHECKED_IN_TRANSACTION, by ConditionChecks in the transaction that records the messages.
-    candidates = [i for i in items if i.template is not None and i.status is None]
-    names_of = partial(suppression_names, erasure_key=ctx.keys.current.erasure_key if candidates else None)
-    blocked = find_suppressions(ctx.dynamodb, ctx.settings.suppressions_table,
-                                {(i.message.to, i.template.stream) for i in candidates
-                                 if i.template.stream not in records.CHECKED_IN_TRANSACTION}, names_of)
-    for item in candidates:
-        suppression = blocked.get((item.message.to, item.template.stream))
-        if suppression is not None:
-            item.status, item.reason = SUPPRESSED, describe(suppression)
-        elif item.template.stream in records.CHECKED_IN_TRANSACTION:
+    # The streams in records.CHECKED_IN_TRANSACTION are checked against the suppression list by ConditionChecks in
+    # the transaction that records them. The others are not read here: the send stage checks every message before
+    # its claim, and a read here too would cost more than rendering the few suppressed ones does.
+    for item in items:
+        if item.template is None or item.status is not None:
+            continue
+        if item.template.stream in records.CHECKED_IN_TRANSACTION:
             item.status, item.checked = RENDERED, True  # recorded as rendered with its check, rendered right after
         else:
             _render(item, ctx)
