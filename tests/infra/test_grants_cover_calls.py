@@ -17,6 +17,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
+from postline.batch import QueueRecord
 from postline.contract import message_id_for
 from postline.engagement import (
     EngagementContext, follow_click, record_open, resubscribe, subscription, unsubscribe,
@@ -28,6 +29,7 @@ from postline.send import send_batch
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
 from postline_cli.local import resources
 from tests.integration.conftest import pipeline  # noqa: F401  (the fixture)
+from tests.integration.test_pipeline import ses_error
 from tests.integration.test_soft_bounces import ses_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,13 +95,14 @@ def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | 
 
 
 def _resource_construct(stack, name: str):
-    """The stack's construct for a local resource name (tables and queues: the ones a role names)."""
+    """The stack's construct for a local resource name (tables, queues, the bucket: the ones a role names)."""
     tables = {f"postline-{key.replace('_', '-')}": table for key, table in stack.tables.tables.items()}
     queues = {**{q: stack.queues.inbound[s] for s, q in resources.INBOUND_QUEUES.items()},
               **{q: stack.queues.send[s] for s, q in resources.SEND_QUEUES.items()},
               resources.EVENTS_QUEUE: stack.queues.ses_events}
     queues.update({f"{name}-dlq": stack.queues.dead_letter_queues[name] for name in queues})
-    return tables.get(name) or queues.get(name)
+    buckets = {resources.CLAIM_CHECK_BUCKET: stack.storage.bucket}
+    return tables.get(name) or queues.get(name) or buckets.get(name)
 
 
 def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
@@ -136,20 +139,24 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
     for n, (stream, template, to) in enumerate(mail):
         pipeline.enqueue(stream, {"template": template, "to": to, "data": _example(template), "id": f"m{n}"})
     pipeline.enqueue("marketing", {"template": "newsletter"})  # rejected: no recipient, dead-lettered
-
-    render, send = pipeline.render_context(), pipeline.send_context()
-    for name, records in _queued(pipeline, resources.INBOUND_QUEUES.values()):
-        with needs.acting_as("render"):
-            result = render_batch(records, render)
-        pipeline.settle(name, records, result)
-    for name, records in _queued(pipeline, resources.SEND_QUEUES.values()):
-        with needs.acting_as("send"):
-            result = send_batch(records, send)
-        pipeline.settle(name, records, result)
+    _render_and_send(pipeline, needs)
     assert len(pipeline.ses.sends) == 5  # all but the suppressed three
+
+    # SES refusing one email and throttling another; each email's body parked in S3 (claim check) this time.
+    for key in ("refused", "throttled"):
+        pipeline.enqueue("transactional", {"template": "order-confirmation", "to": f"{key}@example.com",
+                                           "data": _example("order-confirmation"), "id": key})
+    pipeline.enqueue("critical", {"template": "password-reset", "to": "reset@example.com",
+                                  "data": _example("password-reset"), "id": "m0"})  # a repeat, counted
+    pipeline.settings = pipeline.settings.model_copy(update={"claim_check_threshold_bytes": 1_000})
+    pipeline.ses.fail_with = [ses_error("MessageRejected"), ses_error("TooManyRequestsException")]
+    _render_and_send(pipeline, needs)
+    assert pipeline.ses.fail_with == [] and len(pipeline.ses.sends) == 5
 
     with needs.acting_as("ses_events"):
         pipeline.publish_ses_events()  # Send, Delivery, a hard bounce, a complaint
+        unreadable = QueueRecord("not-ses", "{}", resources.EVENTS_QUEUE, pipeline.clock(), 1)
+        assert apply_events([unreadable], pipeline.events_context()).outcomes["not-ses"].result == "dead-lettered"
         # Soft bounces are retried: soon through a delayed queue message, later through a schedule.
         apply_events([ses_event(pipeline, message_id_for("m2"), "Bounce", "buyer@example.com")],
                      pipeline.events_context())
@@ -174,6 +181,18 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
         assert resubscribe(engagement, token) is not None
 
 
+def _render_and_send(pipeline, needs: Needs) -> None:
+    render, send = pipeline.render_context(), pipeline.send_context()
+    for name, records in _queued(pipeline, resources.INBOUND_QUEUES.values()):
+        with needs.acting_as("render"):
+            result = render_batch(records, render)
+        pipeline.settle(name, records, result)
+    for name, records in _queued(pipeline, resources.SEND_QUEUES.values()):
+        with needs.acting_as("send"):
+            result = send_batch(records, send)
+        pipeline.settle(name, records, result)
+
+
 @pytest.fixture
 def needs(pipeline, monkeypatch):  # noqa: F811  (the fixture imported above)
     recorder = Needs()
@@ -189,6 +208,9 @@ def test_every_path_was_walked_by_every_function(synth, needs):
     assert set(needs) == set(synth.stack.functions.functions)
     assert ("dynamodb:ConditionCheckItem", "postline-email-suppressions") in needs["send"]  # critical mail
     assert ("sqs:SendMessage", "postline-transactional") in needs["ses_events"]  # a soft-bounce retry soon
+    assert ("sqs:SendMessage", "postline-ses-events-dlq") in needs["ses_events"]  # an unreadable event
+    assert ("sqs:ChangeMessageVisibility", "postline-send-transactional") in needs["send"]  # SES throttled
+    assert ("s3:GetObject", resources.CLAIM_CHECK_BUCKET) in needs["send"]  # a body parked by render
     assert ("scheduler:CreateSchedule", None) in needs["ses_events"]  # and one later
 
 
