@@ -69,7 +69,7 @@ def test_erasing_an_unsuppressed_address_leaves_no_hash(pipeline):
                                                      ("critical", "password-reset", "all")])
 def test_a_message_waiting_on_a_send_queue_when_its_address_is_suppressed_and_erased_is_not_sent(
         pipeline, stream, template, scope):
-    """The send stage's re-check finds the suppression that erasure keeps as a keyed hash (render put the
+    """The send stage's check finds the suppression that erasure keeps as a keyed hash (render put the
     recipient's erased form in the send job), and the address does not come back with the record."""
     pipeline.enqueue(stream, {"template": template, "to": ADDRESS, "data": example(template), "id": "waiting"})
     pipeline.run_render()

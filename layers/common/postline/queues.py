@@ -28,7 +28,7 @@ class SendJob:
     # The message record's fields, for a message render did not record: the send stage's claim creates the
     # record with them (``records.recorded_at_claim``).
     record: dict[str, Any] | None = None
-    # The recipient's erased form (``suppression.erased_address``), so the send stage's re-check also finds a
+    # The recipient's erased form (``suppression.erased_address``), so the send stage's check also finds a
     # suppression kept for an address erased after rendering, without holding the erasure key itself.
     erased_recipient: str | None = None
     # The inbound SQS message this job was rendered from (the record's ``rendered_by``): only a copy of this job

@@ -1,4 +1,4 @@
-"""The send stage: claim each message, check the suppression list again, send through SES, record the result.
+"""The send stage: check the suppression list, claim each message, send through SES, record the result.
 
 Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before
 SES is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES
@@ -107,13 +107,14 @@ def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
 
 def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int],
            duplicates: list[str]) -> dict[str, SendJob]:
-    """Re-check suppressions and claim the rest, in one transaction (plus one read for streams that check first).
+    """Check suppressions and claim the rest, in one transaction (plus one read for streams that check first).
+    This is the check that guards every email: render checks only critical mail, as it records it.
 
-    For the streams in ``records.CHECKED_IN_TRANSACTION`` (critical) the re-check is part of the claim: the transaction holds a
-    ConditionCheck that no suppression exists for each of the recipient's scopes, so a claim is only ever written
-    while its address is not suppressed. A failed check withdraws the claims that depend on it; those messages
-    are then recorded as suppressed (a second write, only on that path). The other streams read their
-    suppressions first, in one batched read for the batch.
+    For the streams in ``records.CHECKED_IN_TRANSACTION`` (critical) the check is part of the claim: the
+    transaction holds a ConditionCheck that no suppression exists for each of the recipient's scopes, so a claim
+    is only ever written while its address is not suppressed. A failed check withdraws the claims that depend on
+    it; those messages are then recorded as suppressed (a second write, only on that path). The other streams
+    read their suppressions first, in one batched read for the batch.
     """
     settings, now = ctx.settings, ctx.clock()
     blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
