@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import responses as core_responses
 from moto.dynamodb import models as dynamodb_models
@@ -266,3 +267,31 @@ def test_a_raw_email_is_checked_and_counted_by_its_headers(aws):
     with pytest.raises(sesv2.exceptions.MessageRejected):
         sesv2.send_email(Content={"Raw": {"Data": forged}})
     assert aws.client("ses").get_send_quota()["SentLast24Hours"] == 3
+
+
+def test_the_local_ses_refuses_a_send_whose_tags_ses_would_refuse(tmp_path, monkeypatch):
+    from moto.sesv2.responses import SESV2Response
+
+    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(SESV2Response, "send_email", SESV2Response.send_email)  # put back after the test
+    send_log = tmp_path / "sends.jsonl"
+    aws_endpoint.install_ses_recorder(str(tmp_path / "outbox"), str(send_log))
+    with mock_aws():
+        ses = boto3.client("sesv2", region_name="us-east-1")
+        ses.create_email_identity(EmailIdentity="example.com")
+
+        def send(value: str):
+            return ses.send_email(FromEmailAddress="a@example.com", Destination={"ToAddresses": ["b@example.net"]},
+                                  Content={"Raw": {"Data": b"Subject: hi\r\n\r\nhello\r\n"}},
+                                  EmailTags=[{"Name": "postline_campaign", "Value": value}])
+
+        for refused_value in ("2026.12", "ops@example.com", "spring sale"):
+            with pytest.raises(ClientError) as refused:
+                send(refused_value)
+            assert refused.value.response["Error"]["Code"] == "BadRequestException"
+            assert "only alphanumeric ASCII characters" in refused.value.response["Error"]["Message"]
+        send("2026-12_spring")
+    assert [json.loads(line)["tags"] for line in send_log.read_text().splitlines()] == [
+        {"postline_campaign": "2026-12_spring"}]

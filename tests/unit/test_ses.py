@@ -79,12 +79,13 @@ def test_no_campaign_tag_without_a_campaign():
     assert "postline_campaign" not in tags_of(ses.calls[0])
 
 
-@pytest.mark.parametrize("value", ["spring sale 2025!", "a/b:c", "naïve", "x" * 300, "", "tab\tand\nnewline"])
+@pytest.mark.parametrize("value", ["spring sale 2025!", "a/b:c", "naïve", "x" * 300, "", "tab\tand\nnewline",
+                                   "2026.12", "ops@example.com"])
 def test_tag_values_are_sanitised_to_what_ses_accepts(value):
     ses = FakeSES()
     send(ses, campaign=value or None, tags={"note": value}, template="news letter/v2")
     for tag in ses.calls[0]["EmailTags"]:
-        assert re.fullmatch(r"[A-Za-z0-9_.@-]{1,256}", tag["Value"]), tag
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tag["Value"]), tag  # SES refuses the send otherwise
 
 
 def test_sanitised_values_keep_their_safe_characters():
@@ -92,7 +93,7 @@ def test_sanitised_values_keep_their_safe_characters():
     send(ses, tags={"note": "spring sale!"}, campaign="c-1.2@x")
     tags = tags_of(ses.calls[0])
     assert tags["note"] == "spring_sale_"
-    assert tags["postline_campaign"] == "c-1.2@x"
+    assert tags["postline_campaign"] == "c-1_2_x"
 
 
 @pytest.mark.parametrize("code", sorted(TRANSIENT_CODES))

@@ -1,7 +1,8 @@
 """The local AWS endpoint: a moto server on loopback, plus what moto's SES leaves out.
 
 moto's SESv2 accepts a send but ignores the configuration set and the message tags, and keeps the email only
-in memory. Here every accepted send is also
+in memory. Here a send is refused, as SES refuses it, when a message tag breaks SES's rule, and every accepted
+send is also
 - written as an RFC 5322 ``.eml`` file to the outbox, named by postline's message id (from the message tag), and
 - appended to a JSON-lines send log that the local stack turns into SES events (Send, Delivery, Bounce, ...).
 
@@ -26,6 +27,7 @@ import threading
 import time
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
+_SES_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the SESv2 MessageTag rule, for names and values alike
 
 
 def install_ses_recorder(outbox: str, send_log: str) -> None:
@@ -36,8 +38,9 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
     os.makedirs(outbox, exist_ok=True)
 
     def send_email(self) -> str:
-        answer = original(self)
         params = json.loads(self.body)
+        _refuse_tags_ses_refuses(params.get("EmailTags", []))
+        answer = original(self)
         tags = {t["Name"]: t["Value"] for t in params.get("EmailTags", [])}
         ses_message_id = json.loads(answer)["MessageId"]
         name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
@@ -59,6 +62,18 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
         return answer
 
     SESV2Response.send_email = send_email
+
+
+def _refuse_tags_ses_refuses(tags: list[dict[str, str]]) -> None:
+    """SES refuses a send whose message tags break its rule (moto takes anything): refused here too, so the
+    local stack fails where AWS would."""
+    from moto.core.exceptions import JsonRESTError
+
+    for tag in tags:
+        for part in ("Name", "Value"):
+            if not _SES_TAG.fullmatch(tag.get(part, "")):
+                raise JsonRESTError("BadRequestException", f"Invalid tag {part.lower()} <{tag.get(part, '')}>: only "
+                                    "alphanumeric ASCII characters, '_', and '-' are allowed.")
 
 
 def serialise_dynamodb() -> None:

@@ -21,7 +21,9 @@ MAX_TAGS = 10
 TEMPLATE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}(?:@[1-9][0-9]{0,8})?$"  # also valid as an ECMA-262 regex
 TEMPLATE_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<version>[1-9][0-9]{0,8}))?$")
 TAG_NAME = r"^[A-Za-z0-9_-]{1,64}$"
-TAG_VALUE = r"^[A-Za-z0-9_.@-]{1,256}$"  # what SES accepts as a message tag value
+# A tag value. SES accepts only [A-Za-z0-9_-] in its message tags; '.' and '@', accepted here since the first
+# version of the contract, read '_' in the tags postline puts on the SES send (ses._tag).
+TAG_VALUE = r"^[A-Za-z0-9_.@-]{1,256}$"
 LOCALE = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
 
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]

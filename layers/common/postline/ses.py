@@ -14,7 +14,9 @@ from botocore.exceptions import (
 )
 
 MESSAGE_ID_TAG = "postline_message_id"
-_TAG_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+# SES refuses the whole send (InvalidParameterValue) for a tag value with anything else: "only alphanumeric ASCII
+# characters, '_', and '-' are allowed" (the SESv2 MessageTag reference). moto accepts anything.
+_TAG_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 # Retried with backoff, holding no claim: SES did not take the message.
 TRANSIENT_CODES = {
