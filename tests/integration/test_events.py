@@ -109,6 +109,20 @@ def test_the_application_receives_normalised_events_once_per_outcome(pipeline):
     assert bounced["detail"]["bounceType"] == "Permanent" and bounced["time"].endswith("Z")
 
 
+def test_the_application_gets_its_own_campaign_and_tags_back_not_the_copies_ses_could_take(pipeline):
+    data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
+    pipeline.enqueue("transactional", {"template": "welcome", "to": "bounce@simulator.amazonses.com", "data": data,
+                                       "id": "app-3", "campaign": "2026.12", "tags": {"ref": "a.b@c"}})
+    pipeline.drain()
+    assert (pipeline.ses.sends[0]["tags"]["postline_campaign"], pipeline.ses.sends[0]["tags"]["ref"]) == (
+        "2026_12", "a_b_c")  # what SES accepts in a tag
+    pipeline.publish_ses_events()
+    announced = {e["detail-type"]: e["detail"] for e in pipeline.app_events()}
+    assert set(announced) == {"email.sent", "email.bounced"}
+    for detail in announced.values():
+        assert (detail["template"], detail["campaign"], detail["tags"]) == ("welcome", "2026.12", {"ref": "a.b@c"})
+
+
 class RecordingSes:
     def __init__(self):
         self.suppressed = []

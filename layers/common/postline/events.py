@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -167,7 +167,7 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             feed[(event.message_id, app_event.name)] = app_event
         result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
     try:
-        on_record = _advance_all(ctx, [(status, event) for status, event in furthest.values()], now)
+        on_record, recorded = _advance_all(ctx, [(status, event) for status, event in furthest.values()], now)
         for message_id, row in deliveries.items():
             if message_id not in on_record:
                 puts[(settings.events_table, message_id, row.time_type)] = row
@@ -176,7 +176,8 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         for rid in parsed:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
         return result
-    publish(ctx.events, settings.event_bus, list(feed.values()), settings.app_events)
+    publish(ctx.events, settings.event_bus, [_as_given(e, recorded.get(e.message_id)) for e in feed.values()],
+            settings.app_events)
     if settings.mirror_ses_suppressions:
         _mirror_to_ses([s for (table, _, _), s in puts.items() if table == settings.suppressions_table], ctx)
     _reset_soft_bounce_history(delivered, ctx)
@@ -287,28 +288,40 @@ _REPLACES = {
 }
 
 
-def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float) -> set[str]:
+def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]],
+                 now: float) -> tuple[set[str], dict[str, dict[str, Any]]]:
     """Move each message forward with its own conditional UpdateItem (1 write unit; a transaction would cost two
     and buys nothing here, each move stands alone). A condition that fails means "already further along".
 
     Returns the messages whose record holds their delivery: moved to ``delivered`` now (the move writes the
-    delivery's details too, so the common case needs no event row), or delivered before (a repeat).
+    delivery's details too, so the common case needs no event row), or delivered before (a repeat); and each
+    message's record as it was before the move (DynamoDB's ``ALL_OLD``, empty when there is none).
     """
     table = ctx.settings.messages_table
-    on_record = set()
+    on_record, recorded = set(), {}
     for status, event in moves:
         try:
             old = ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"],
                                            ReturnValues="ALL_OLD").get("Attributes") or {}
-            if status == DELIVERED:
-                old["delivered_at"] = event.at
+            delivered_now = status == DELIVERED
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise RetryLater(f"could not record {event.type} for {event.message_id}: {error}") from error
-            old = error.response.get("Item") or {}
-        if "delivered_at" in old:
+            old, delivered_now = error.response.get("Item") or {}, False
+        if delivered_now or "delivered_at" in old:
             on_record.add(event.message_id)
-    return on_record
+        recorded[event.message_id] = old
+    return on_record, recorded
+
+
+def _as_given(event: AppEvent, record: dict[str, Any] | None) -> AppEvent:
+    """The event with the template, campaign and tags the application gave, from the message's record: SES's
+    copies in the event's tags read ``_`` for every character SES does not take in a tag (``ses._tag``)."""
+    if not record or "template" not in record:
+        return event  # no record (expired, or never written): SES's copies are all there is
+    tags = {name: value["S"] for name, value in record.get("tags", {}).get("M", {}).items() if "S" in value}
+    return replace(event, template=record["template"].get("S"), campaign=record.get("campaign", {}).get("S"),
+                   tags=tags)
 
 
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
