@@ -1,7 +1,8 @@
 """Every AWS call a function makes is allowed by its role in the synthesized template.
 
 The stages run over moto (which checks no permissions) through the paths a deployment takes: each stream,
-suppressed and rejected mail, every kind of SES event, a soft-bounce retry, opens, clicks, unsubscribes. A
+suppressed, rejected and repeated mail, SES refusing and throttling, the claim-check bucket, every kind of SES
+event, both soft-bounce retries, opens, clicks, unsubscribes. A
 botocore hook records what each call needs from IAM, expanding transactions and batches into the actions AWS
 authorises them by (a ConditionCheck needs ``dynamodb:ConditionCheckItem`` on its table). Each need is then
 looked up in the policies of that function's role: a call the role does not allow would be refused in AWS
@@ -69,7 +70,8 @@ class Needs:
 
 
 def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | None]]:
-    """(IAM action, resource name) pairs one call needs; the name is a table, queue, bucket or bus."""
+    """(IAM action, resource name) pairs one call needs; the name is a table, queue or bucket (None: the action is
+    looked for on any resource)."""
     if service == "dynamodb":
         if operation == "TransactWriteItems":
             return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", body["TableName"])
@@ -107,6 +109,7 @@ def _resource_construct(stack, name: str):
 
 def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
     construct = _resource_construct(synth.stack, resource) if resource else None
+    assert construct is not None or resource is None, f"no resource of the stack is named like {resource}"
     logical_id = synth.logical_id(construct) if construct is not None else None
     for statement in synth.policy_statements(function):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
