@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from contextlib import contextmanager
-from pathlib import Path
 
 import botocore.session
 import pytest
 
 from postline.batch import QueueRecord
 from postline.contract import message_id_for
-from postline.engagement import (
-    EngagementContext, follow_click, record_open, resubscribe, subscription, unsubscribe,
-)
+from postline.engagement import follow_click, record_open, resubscribe, subscription, unsubscribe
 from postline.events import apply_events
 from postline.models import ALL_MODELS, SUPPRESSION_SCOPE_ALL, Suppression
 from postline.render import render_batch
@@ -30,11 +27,10 @@ from postline.send import send_batch
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
 from postline_cli.local import resources
 from tests.integration.conftest import pipeline  # noqa: F401  (the fixture)
-from tests.integration.test_pipeline import ses_error
+from tests.integration.test_engagement import HUMAN, engagement_context
+from tests.integration.test_pipeline import example, ses_error
 from tests.integration.test_soft_bounces import ses_event
 
-ROOT = Path(__file__).resolve().parents[2]
-HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                        "ConditionCheck": "ConditionCheckItem"}
 
@@ -120,10 +116,6 @@ def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
     return False
 
 
-def _example(name: str) -> dict:
-    return json.loads((ROOT / "templates" / name / "example.json").read_text())
-
-
 def _queued(pipeline, queues):
     for name in queues:
         while records := pipeline.receive(name, visibility=0):
@@ -140,7 +132,7 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
             ("marketing", "newsletter", "bounce@simulator.amazonses.com"),
             ("marketing", "newsletter", "complaint@simulator.amazonses.com")]
     for n, (stream, template, to) in enumerate(mail):
-        pipeline.enqueue(stream, {"template": template, "to": to, "data": _example(template), "id": f"m{n}"})
+        pipeline.enqueue(stream, {"template": template, "to": to, "data": example(template), "id": f"m{n}"})
     pipeline.enqueue("marketing", {"template": "newsletter"})  # rejected: no recipient, dead-lettered
     _render_and_send(pipeline, needs)
     assert len(pipeline.ses.sends) == 5  # all but the suppressed three
@@ -148,9 +140,9 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
     # SES refusing one email and throttling another; each email's body parked in S3 (claim check) this time.
     for key in ("refused", "throttled"):
         pipeline.enqueue("transactional", {"template": "order-confirmation", "to": f"{key}@example.com",
-                                           "data": _example("order-confirmation"), "id": key})
+                                           "data": example("order-confirmation"), "id": key})
     pipeline.enqueue("critical", {"template": "password-reset", "to": "reset@example.com",
-                                  "data": _example("password-reset"), "id": "m0"})  # a repeat, counted
+                                  "data": example("password-reset"), "id": "m0"})  # a repeat, counted
     pipeline.settings = pipeline.settings.model_copy(update={"claim_check_threshold_bytes": 1_000})
     pipeline.ses.fail_with = [ses_error("MessageRejected"), ses_error("TooManyRequestsException")]
     _render_and_send(pipeline, needs)
@@ -167,9 +159,7 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
         apply_events([ses_event(pipeline, message_id_for("m0"), "Bounce", "reset@example.com")],
                      pipeline.events_context())
 
-    engagement = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
-                                   events=pipeline.session.client("events"),
-                                   secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    engagement = engagement_context(pipeline)
     newsletter = message_id_for("m4")
     pipeline.now[0] += 3600
     with needs.acting_as("track_open"):

@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 
+def engagement_context(pipeline) -> EngagementContext:
+    """What the endpoint functions build at cold start, on the pipeline's clients and clock."""
+    return EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
+                             events=pipeline.session.client("events"),
+                             secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+
+
 @pytest.fixture
 def sent(pipeline):
     data = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
@@ -26,9 +33,7 @@ def sent(pipeline):
                                    "campaign": "june"})
     pipeline.drain()
     pipeline.app_events()  # what sending announced (email.sent): the tests look at what follows
-    ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
-                            events=pipeline.session.client("events"),
-                            secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    ctx = engagement_context(pipeline)
     return ctx, message_id_for("n1")
 
 
@@ -71,9 +76,7 @@ def test_an_open_before_ses_send_event_arrived_counts_as_a_prefetch(pipeline):
     pipeline.run_send()
     message_id = message_id_for("n-q")
     assert Message.get(message_id).sent_at is None
-    ctx = EngagementContext(pipeline.settings, dynamodb=pipeline.session.client("dynamodb"),
-                            events=pipeline.session.client("events"),
-                            secrets=pipeline.session.client("secretsmanager"), clock=pipeline.clock)
+    ctx = engagement_context(pipeline)
     record_open(ctx, ctx.keys.sign(OPEN, message_id), HUMAN)
     assert [t for t, _ in events(message_id)] == ["machine_opened"]
 
