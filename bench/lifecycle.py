@@ -1,5 +1,5 @@
 """AWS calls per email, counted over the real handlers against a local AWS endpoint, for the whole life of an
-email: render, send, the SES events it causes (Send, then Delivery), and one open and one click.
+email: render, send, the SES events it causes (the Delivery, then the held-back Send), and one open and one click.
 
 Every botocore client made in this process (boto3's and PynamoDB's alike) gets a ``before-call`` hook that
 counts its API calls by service and operation, and a ``before-parameter-build`` hook that keeps the request
@@ -220,19 +220,22 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         phases["send"] = phase(label, "send", lambda: invoke_sqs("send", send_queue, send_messages))
         phases["send"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in send_messages)
 
-        # What SES publishes for these sends: first the Send events (at once), then the Deliveries (seconds later).
+        # What SES publishes for these sends: the Send events at once, the Deliveries a second or so later. The
+        # rules route them as in AWS; the Send events' queue holds them back, so the Deliveries are applied first.
         lines = send_log.read_text().splitlines()[sent_lines:]
         sent_lines += len(lines)
         entries = [json.loads(line) for line in lines]
-        for kind in ("Send", "Delivery"):
+        for kind, queue_name in (("Delivery", resources.EVENTS_QUEUE), ("Send", resources.SEND_EVENTS_QUEUE)):
             put = [event for entry in entries for event in events_for(entry) if event["eventType"] == kind]
             if refused := put_on_bus(events, put):
                 raise RuntimeError(f"the local bus refused SES events: {refused}")
             published = len(put)
-            event_messages = receive(resources.EVENTS_QUEUE, published)
+            event_messages = receive(queue_name, published)
+            if len(event_messages) != published:
+                raise RuntimeError(f"{kind} events: {len(event_messages)} of {published} reached {queue_name}")
             batches = [event_messages[i:i + 10] for i in range(0, len(event_messages), 10)]
             phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}", lambda: [
-                invoke_sqs("ses_events", resources.EVENTS_QUEUE, batch) for batch in batches])
+                invoke_sqs("ses_events", queue_name, batch) for batch in batches])
             phases[f"ses_events {kind}"]["events"] = published
             phases[f"ses_events {kind}"]["batches"] = len(batches)
             phases[f"ses_events {kind}"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in event_messages)

@@ -16,6 +16,13 @@ STREAMS = ("critical", "transactional", "marketing")
 INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
 SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
 SES_EVENTS = "postline-ses-events"  # the EventBridge rule on the default bus and the SQS queue behind it
+# SES's Send events take their own rule and queue, which holds each one back for SEND_EVENT_DELAY: by then the
+# email's Delivery (or bounce) has usually moved its record past ``sent``, and the Send event only reads it
+# (half a read unit) instead of writing it (a write unit). postline.events explains; the send stage must know
+# the delay (Env.SEND_EVENT_DELAY_SECONDS), as it waits that long before it looks at a claim again.
+SES_SEND_EVENTS = "postline-ses-send-events"
+SEND_EVENT_DELAY = Duration.seconds(60)
+SES_SEND_EVENT_DETAIL_TYPE = "Email Sent"  # SES's detail-type for a Send event on EventBridge
 MAX_RECEIVE_COUNT = 5
 SES_EVENTS_CONCURRENCY = 5  # events are cheap to apply; the ceiling only keeps a bounce storm in line
 QUEUE_RETENTION = Duration.days(4)
@@ -106,6 +113,7 @@ class Env:
     CONFIGURATION_SET_PREFIX = "POSTLINE_CONFIGURATION_SET_"
     INBOUND_DLQ_URLS = "POSTLINE_INBOUND_DLQ_URLS"
     SES_EVENTS_DLQ_URL = "POSTLINE_SES_EVENTS_DLQ_URL"
+    SEND_EVENT_DELAY_SECONDS = "POSTLINE_SEND_EVENT_DELAY_SECONDS"
     DEFAULT_FROM = "POSTLINE_DEFAULT_FROM"
     TRACKING_BASE_URL = "POSTLINE_TRACKING_BASE_URL"
     UNSUBSCRIBE_MAILTO = "POSTLINE_UNSUBSCRIBE_MAILTO"
@@ -165,6 +173,8 @@ class Outputs:
 
     SES_EVENTS_QUEUE_URL = "SesEventsQueueUrl"
     SES_EVENTS_RULE_ARN = "SesEventsRuleArn"
+    SES_SEND_EVENTS_QUEUE_URL = "SesSendEventsQueueUrl"
+    SES_SEND_EVENTS_RULE_ARN = "SesSendEventsRuleArn"
     EVENT_BUS_NAME = "EventBusName"
     EVENT_BUS_ARN = "EventBusArn"
     API_URL = "ApiUrl"

@@ -21,6 +21,7 @@ from .constants import (
     INBOUND_QUEUES,
     METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
+    SEND_EVENT_DELAY,
     SES_EVENTS,
     SES_EVENTS_CONCURRENCY,
     STREAMS,
@@ -65,6 +66,7 @@ class Functions(Construct):
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
         environment[Env.SES_EVENTS_DLQ_URL] = queues.dead_letter_queues[SES_EVENTS].queue_url
+        environment[Env.SEND_EVENT_DELAY_SECONDS] = str(int(SEND_EVENT_DELAY.to_seconds()))
         environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
@@ -157,7 +159,8 @@ class Functions(Construct):
         """Batches of 10 with partial failures; a ceiling per queue so marketing never takes critical's share."""
         consumers = [("render", queues.inbound[s], config.render_concurrency[s]) for s in STREAMS]
         consumers += [("send", queues.send[s], config.send_concurrency[s]) for s in STREAMS]
-        consumers.append(("ses_events", queues.ses_events, SES_EVENTS_CONCURRENCY))
+        consumers += [("ses_events", queues.ses_events, SES_EVENTS_CONCURRENCY),
+                      ("ses_events", queues.ses_send_events, SES_EVENTS_CONCURRENCY)]
         for name, queue, ceiling in consumers:
             self.functions[name].add_event_source(sources.SqsEventSource(
                 queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))
@@ -194,7 +197,8 @@ class Functions(Construct):
             resource_arns=sending_identities + [ses_resources.configuration_set_arn(s) for s in STREAMS],
         )
 
-        _table(ses_events, tables.messages, "GetItem", "UpdateItem")
+        # BatchGetItem: a Send event reads whether its email is already past sent before it writes.
+        _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem")
         _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
         _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
                "BatchWriteItem")

@@ -7,7 +7,7 @@ from constructs import Construct
 from .api import TrackingApi
 from .app_events import ApplicationEvents
 from .config import Config
-from .constants import FUNCTIONS, SES_EVENTS, VISIBILITY_TIMEOUT_FACTOR
+from .constants import FUNCTIONS, SES_EVENTS, SES_SEND_EVENTS, VISIBILITY_TIMEOUT_FACTOR
 from .functions import Functions
 from .monitoring import Monitoring
 from .queues import Queues
@@ -32,7 +32,9 @@ class PostlineStack(Stack):
         self.storage = ClaimCheckStorage(self, "ClaimCheck")
         self.signing_keys = SigningKeys(self, "SigningKeys", retain_data=config.retain_data)
         self.ses = Ses(self, "Ses", config=config, events_queue=self.queues.ses_events,
-                       events_dlq=self.queues.dead_letter_queues[SES_EVENTS])
+                       events_dlq=self.queues.dead_letter_queues[SES_EVENTS],
+                       send_events_queue=self.queues.ses_send_events,
+                       send_events_dlq=self.queues.dead_letter_queues[SES_SEND_EVENTS])
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
         self.app_events = ApplicationEvents(self, "ApplicationEvents")

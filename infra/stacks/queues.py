@@ -1,4 +1,5 @@
-"""The pipeline's queues: inbound per priority, send per stream, and the SES events queue."""
+"""The pipeline's queues: inbound per priority, send per stream, and the SES events queues (Send events held
+back in their own, ``SEND_EVENT_DELAY``)."""
 from __future__ import annotations
 
 from aws_cdk import Duration
@@ -11,8 +12,10 @@ from .constants import (
     INBOUND_QUEUES,
     MAX_RECEIVE_COUNT,
     QUEUE_RETENTION,
+    SEND_EVENT_DELAY,
     SEND_QUEUES,
     SES_EVENTS,
+    SES_SEND_EVENTS,
     STREAMS,
     Outputs,
     pascal,
@@ -31,6 +34,7 @@ class Queues(Construct):
             self.inbound[stream] = self._queue_with_dlq(INBOUND_QUEUES[stream], inbound_visibility)
             self.send[stream] = self._queue_with_dlq(SEND_QUEUES[stream], send_visibility)
         self.ses_events = self._queue_with_dlq(SES_EVENTS, events_visibility)
+        self.ses_send_events = self._queue_with_dlq(SES_SEND_EVENTS, events_visibility, delay=SEND_EVENT_DELAY)
 
         # What an application attaches to its role to drop messages on the inbound queues.
         self.producer_policy = iam.ManagedPolicy(
@@ -52,6 +56,8 @@ class Queues(Construct):
             stack_output(self, Outputs.send_queue_url(stream), self.send[stream].queue_url,
                          f"Send queue of the {stream} stream")
         stack_output(self, Outputs.SES_EVENTS_QUEUE_URL, self.ses_events.queue_url, "Queue of SES events")
+        stack_output(self, Outputs.SES_SEND_EVENTS_QUEUE_URL, self.ses_send_events.queue_url,
+                     "Queue of SES Send events, each held back for a minute")
         stack_output(self, Outputs.PRODUCER_POLICY, self.producer_policy.managed_policy_arn,
                      "Managed policy that lets an application queue emails")
 
@@ -60,10 +66,10 @@ class Queues(Construct):
         """(logical name, queue, its DLQ) for every pipeline queue."""
         queues = [(INBOUND_QUEUES[s], self.inbound[s]) for s in STREAMS]
         queues += [(SEND_QUEUES[s], self.send[s]) for s in STREAMS]
-        queues.append((SES_EVENTS, self.ses_events))
+        queues += [(SES_EVENTS, self.ses_events), (SES_SEND_EVENTS, self.ses_send_events)]
         return [(name, queue, self.dead_letter_queues[name]) for name, queue in queues]
 
-    def _queue_with_dlq(self, name: str, visibility: Duration) -> sqs.Queue:
+    def _queue_with_dlq(self, name: str, visibility: Duration, delay: Duration | None = None) -> sqs.Queue:
         # SQS-managed encryption: EventBridge can deliver to it and producers need no KMS permission.
         dlq = sqs.Queue(
             self, f"{pascal(name)}Dlq", retention_period=DLQ_RETENTION,
@@ -71,7 +77,7 @@ class Queues(Construct):
         )
         self.dead_letter_queues[name] = dlq
         return sqs.Queue(
-            self, pascal(name), visibility_timeout=visibility, retention_period=QUEUE_RETENTION,
+            self, pascal(name), visibility_timeout=visibility, retention_period=QUEUE_RETENTION, delivery_delay=delay,
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
         )

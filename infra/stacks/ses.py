@@ -2,8 +2,9 @@
 of its sending events to postline's events queue.
 
 SES publishes the events to the account's default EventBridge bus, where events from AWS services cost nothing
-(an SNS topic charged $0.50 per million, two events per email); a rule on that bus sends the events of
-postline's configuration sets, and only those, to the queue."""
+(an SNS topic charged $0.50 per million, two events per email); rules on that bus send the events of
+postline's configuration sets, and only those, to the events queues: Send events to the queue that holds them
+back a minute (constants.SES_SEND_EVENTS), every other type to the events queue."""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, Stack
@@ -20,6 +21,7 @@ from .constants import (
     SES_CONFIGURATION_SET_DIMENSION,
     SES_EVENT_TYPES,
     SES_METRIC_EVENT_TYPES,
+    SES_SEND_EVENT_DETAIL_TYPE,
     STREAMS,
     Outputs,
     pascal,
@@ -31,7 +33,7 @@ DNS_TTL = Duration.minutes(30)
 
 class Ses(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, events_queue: sqs.IQueue,
-                 events_dlq: sqs.IQueue) -> None:
+                 events_dlq: sqs.IQueue, send_events_queue: sqs.IQueue, send_events_dlq: sqs.IQueue) -> None:
         super().__init__(scope, id)
         self.identity = ses.EmailIdentity(
             self, "Identity",
@@ -69,22 +71,33 @@ class Ses(Construct):
             stack_output(self, Outputs.configuration_set(stream), configuration_set.configuration_set_name,
                          f"SES configuration set of the {stream} stream")
 
-        self._route_events(events_queue, events_dlq)
+        self._route_events(events_queue, events_dlq, send_events_queue, send_events_dlq)
         self._dns(config)
 
-    def _route_events(self, queue: sqs.IQueue, dlq: sqs.IQueue) -> None:
-        """The default bus's SES events of postline's configuration sets to the events queue; what EventBridge
-        cannot deliver after its retries goes to the queue's DLQ, whose alarm already watches it."""
+    def _route_events(self, queue: sqs.IQueue, dlq: sqs.IQueue, send_queue: sqs.IQueue,
+                      send_dlq: sqs.IQueue) -> None:
+        """The default bus's SES events of postline's configuration sets: Send events to the queue that holds them
+        back, every other type (whatever its name) to the events queue. What EventBridge cannot deliver after its
+        retries goes to the queue's DLQ, whose alarm already watches it."""
         names = [c.configuration_set_name for c in self.configuration_sets.values()]
-        self.events_rule = events.Rule(
-            self, "EventsRule", description="SES sending events of postline's configuration sets",
-            event_pattern=events.EventPattern(source=["aws.ses"], detail={"mail": {"tags": {
-                "ses:configuration-set": names}}}),
-            targets=[targets.SqsQueue(queue, dead_letter_queue=dlq, retry_attempts=185,
-                                      max_event_age=Duration.hours(24))],
-        )
+
+        def rule(id: str, description: str, detail_type: list, target: sqs.IQueue, target_dlq: sqs.IQueue):
+            return events.Rule(
+                self, id, description=description,
+                event_pattern=events.EventPattern(source=["aws.ses"], detail_type=detail_type, detail={"mail": {
+                    "tags": {"ses:configuration-set": names}}}),
+                targets=[targets.SqsQueue(target, dead_letter_queue=target_dlq, retry_attempts=185,
+                                          max_event_age=Duration.hours(24))],
+            )
+
+        self.events_rule = rule("EventsRule", "SES sending events of postline's configuration sets, but Send",
+                                events.Match.anything_but(SES_SEND_EVENT_DETAIL_TYPE), queue, dlq)
+        self.send_events_rule = rule("SendEventsRule", "SES Send events of postline's configuration sets",
+                                     [SES_SEND_EVENT_DETAIL_TYPE], send_queue, send_dlq)
         stack_output(self, Outputs.SES_EVENTS_RULE_ARN, self.events_rule.rule_arn,
-                     "EventBridge rule (default bus) that routes SES events to the events queue")
+                     "EventBridge rule (default bus) that routes SES events but Send to the events queue")
+        stack_output(self, Outputs.SES_SEND_EVENTS_RULE_ARN, self.send_events_rule.rule_arn,
+                     "EventBridge rule (default bus) that routes SES Send events to their queue")
 
     def configuration_set_arn(self, stream: str) -> str:
         return Stack.of(self).format_arn(service="ses", resource="configuration-set",

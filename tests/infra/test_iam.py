@@ -97,14 +97,15 @@ def test_ses_events_policy(synth):
     messages = synth.logical_id(stack.tables.messages)
     assert not any("/index/" in str(s["Resource"]) for s in statements)
     table_only = [s for s in statements if s["Resource"] == {"Fn::GetAtt": [messages, "Arn"]}]
+    # BatchGetItem: a held-back Send event reads whether its email's Delivery has settled the claim already.
     assert {a for s in table_only for a in _actions(s)} == {
-        "dynamodb:GetItem", "dynamodb:UpdateItem"}
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
     assert "dynamodb:PutItem" in _granted(synth, "ses_events", synth.logical_id(stack.tables.suppressions))
     # GetItem: the send message kept for soft-bounce retries.
     assert _granted(synth, "ses_events", synth.logical_id(stack.tables.events)) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
-    assert _granted(synth, "ses_events", synth.logical_id(stack.queues.ses_events)) >= {
-        "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    for queue in (stack.queues.ses_events, stack.queues.ses_send_events):
+        assert _granted(synth, "ses_events", synth.logical_id(queue)) >= {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
     for stream in STREAMS:
         # Soft-bounce retries go back through the inbound queue; nothing is put on the send queues directly.
         assert _granted(synth, "ses_events", synth.logical_id(stack.queues.inbound[stream])) == {

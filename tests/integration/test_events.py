@@ -221,16 +221,15 @@ def test_app_events_setting_accepts_all_and_refuses_unknown_names():
         settings_from_environ({**environment, "POSTLINE_APP_EVENTS": "email.sent,email.deliverd"})
 
 
-def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_changes_nothing(pipeline,
-                                                                                                 monkeypatch):
-    message_id = send_before_any_event(pipeline, "fine@example.com", "w-settled")
-    assert Message.get(message_id).status == "sending"  # SES has it; the send stage leaves the settle to SES's event
-    calls = []
+def counting_dynamodb_calls(pipeline, monkeypatch) -> list[str]:
+    """The DynamoDB reads and writes the events stage makes from now on, by operation."""
+    calls: list[str] = []
     real = pipeline.session.client("dynamodb")
 
     class CountingCalls:
         def __getattr__(self, name):
-            if name in ("update_item", "put_item", "transact_write_items", "batch_write_item", "batch_get_item"):
+            if name in ("update_item", "put_item", "transact_write_items", "batch_write_item", "batch_get_item",
+                        "get_item"):
                 calls.append(name)
             return getattr(real, name)
 
@@ -238,8 +237,16 @@ def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_
                         lambda: EventsContext(pipeline.settings, dynamodb=CountingCalls(),
                                               events=pipeline.session.client("events"), sqs=pipeline.sqs,
                                               scheduler=pipeline.session.client("scheduler"), clock=pipeline.clock))
-    pipeline.apply_send_events()
-    assert calls == ["update_item"]  # no read first, no transaction
+    return calls
+
+
+def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_changes_nothing(pipeline,
+                                                                                                 monkeypatch):
+    message_id = send_before_any_event(pipeline, "fine@example.com", "w-settled")
+    assert Message.get(message_id).status == "sending"  # SES has it; the send stage leaves the settle to SES's event
+    calls = counting_dynamodb_calls(pipeline, monkeypatch)
+    pipeline.apply_send_events()  # no Delivery yet (a slow or greylisting mail server): the Send settles the claim
+    assert calls == ["batch_get_item", "update_item"]  # is it settled already? no: one single-item write
     settled = Message.get(message_id)
     assert (settled.status, settled.ses_message_id) == ("sent", pipeline.ses.sends[0]["MessageId"])
     assert settled.sent_at == pipeline.clock()
@@ -253,13 +260,16 @@ def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_
     assert Message.get(message_id).status == "delivered"
 
 
-def test_a_delivery_that_overtakes_its_send_event_still_leaves_the_send_time(pipeline):
+def test_a_delivery_that_overtakes_its_send_event_still_leaves_the_send_time(pipeline, monkeypatch):
     message_id = send_before_any_event(pipeline, "fast@example.com", "w-overtaken")
-    pipeline.publish_ses_events(only=("Delivery",))  # EventBridge and SQS keep no order
+    pipeline.publish_ses_events(only=("Delivery",))  # the usual order: Send events are held back a minute
     stored = Message.get(message_id)
     # The Delivery event's mail.timestamp is when SES took the email; the delivery came half a second later.
     assert stored.status == "delivered" and stored.delivered_at == stored.sent_at + 0.5
+    assert stored.ses_message_id == pipeline.ses.sends[0]["MessageId"]
+    calls = counting_dynamodb_calls(pipeline, monkeypatch)
     pipeline.publish_ses_events(only=("Send",))
+    assert calls == ["batch_get_item"]  # the Delivery settled the claim: the Send event reads, and writes nothing
     assert Message.get(message_id).status == "delivered"
 
 

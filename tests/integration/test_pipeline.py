@@ -189,7 +189,9 @@ def test_a_redelivered_send_record_is_not_sent_again(pipeline, stream):
 
     early = send_batch(records, pipeline.send_context(sqs=RecordingSqs()))  # SQS delivers it again at once
     assert early.failed and pipeline.ses.count(message_id_for("redeliver")) == 1  # the claim holds it back
-    assert delays == [61]  # for as long as SES's Send event takes, not the 15 minutes a claim takes to go stale
+    # For as long as SES's Send event takes (its queue's delay and a minute), not the 15 minutes a claim takes to
+    # go stale.
+    assert delays == [pipeline.settings.send_event_delay_seconds + 61] and delays[0] < 900
     pipeline.apply_send_events()  # SES's Send event settles the claim as sent
     again = send_batch(records, pipeline.send_context())
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
@@ -286,8 +288,11 @@ def test_a_suppression_added_after_rendering_is_honoured_at_send_time(pipeline, 
     assert record(message_id_for("late")).status == "suppressed"
 
 
+@pytest.mark.parametrize("settled_by, status", [("Send", "sent"), ("Delivery", "delivered")])
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])
-def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeline, stream):
+def test_crash_after_ses_accepted_is_settled_by_ses_events_not_resent(pipeline, stream, settled_by, status):
+    """SES's Send event settles the claim, or the email's Delivery when it comes first (Send events are held
+    back a minute): either way, no copy of the job sends it again, even once the claim would be stale."""
     from postline.send import send_batch
 
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "crash@example.com", "crash"))
@@ -315,10 +320,14 @@ def test_crash_after_ses_accepted_is_settled_by_the_send_event_not_resent(pipeli
     retry = send_batch(records, pipeline.send_context())
     assert retry.failed and pipeline.ses.count(message_id) == 1  # held back while the claim is fresh
 
-    pipeline.publish_ses_events(only=("Send",))  # SES's Send event, tagged with the message id
-    assert record(message_id).status == "sent"
+    pipeline.publish_ses_events(only=(settled_by,))  # SES's event, tagged with the message id
+    assert record(message_id).status == status
     final = send_batch(records, pipeline.send_context())
     assert not final.failed and pipeline.ses.count(message_id) == 1
+    pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
+    pipeline.publish_ses_events(only=("Send",))  # the held-back Send event, after the Delivery: changes nothing
+    assert record(message_id).status == status
+    assert not send_batch(records, pipeline.send_context()).failed and pipeline.ses.count(message_id) == 1
 
 
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])

@@ -31,16 +31,22 @@ def test_backoff_is_a_valid_sqs_visibility_timeout():
     assert all(isinstance(backoff_seconds(n), int) for n in range(0, 100))
 
 
+def _wait(claimed_at: float, now: float, delay: int = 60) -> int:
+    return claim_wait_seconds(claimed_at, now, stale_claim_seconds=900, send_event_delay_seconds=delay)
+
+
 def test_a_copy_that_finds_a_young_claim_looks_again_once_the_send_event_has_had_time():
-    # SQS delivered the job twice: the first copy claimed it a second ago.
-    assert claim_wait_seconds(claimed_at=1000.0, now=1001.0, stale_claim_seconds=900) == 60
+    # SQS delivered the job twice: the first copy claimed it a second ago. Its Send event is held back a minute,
+    # and given a minute more to be applied.
+    assert _wait(claimed_at=1000.0, now=1001.0) == 120
+    assert _wait(claimed_at=1000.0, now=1001.0, delay=0) == 60
 
 
 def test_a_copy_that_finds_an_older_claim_waits_until_it_is_stale():
     # The attempt died (or SES's events are late): look when the claim may be taken over, not before.
-    assert claim_wait_seconds(claimed_at=1000.0, now=1090.0, stale_claim_seconds=900) == 811
-    assert claim_wait_seconds(claimed_at=1000.0, now=1060.0, stale_claim_seconds=900) == 841
+    assert _wait(claimed_at=1000.0, now=1150.0) == 751
+    assert _wait(claimed_at=1000.0, now=1120.0) == 781
 
 
 def test_a_claim_already_stale_is_looked_at_again_at_once():
-    assert claim_wait_seconds(claimed_at=1000.0, now=5000.0, stale_claim_seconds=900) == 2
+    assert _wait(claimed_at=1000.0, now=5000.0) == 2

@@ -60,9 +60,19 @@ def test_complete_environment_builds_settings():
 def test_tunables_have_documented_defaults_and_can_be_set():
     defaults = settings_from_environ(environment())
     assert defaults.stale_claim_seconds == 900 and defaults.max_message_bytes == 64_000
-    tuned = settings_from_environ(environment(POSTLINE_STALE_CLAIM_SECONDS="120", POSTLINE_SEND_CONCURRENCY="4",
-                                              POSTLINE_TEMPLATE_POINTER_TTL_SECONDS="0"))
-    assert (tuned.stale_claim_seconds, tuned.send_concurrency, tuned.template_pointer_ttl_seconds) == (120, 4, 0)
+    assert defaults.send_event_delay_seconds == 60
+    tuned = settings_from_environ(environment(POSTLINE_STALE_CLAIM_SECONDS="180", POSTLINE_SEND_CONCURRENCY="4",
+                                              POSTLINE_TEMPLATE_POINTER_TTL_SECONDS="0",
+                                              POSTLINE_SEND_EVENT_DELAY_SECONDS="5"))
+    assert (tuned.stale_claim_seconds, tuned.send_concurrency, tuned.template_pointer_ttl_seconds,
+            tuned.send_event_delay_seconds) == (180, 4, 0, 5)
+
+
+@pytest.mark.parametrize("stale, delay", [("120", None), ("600", "600"), ("60", "0")])
+def test_a_claim_may_not_go_stale_before_its_send_event_is_applied(stale, delay):
+    # Taking over a claim whose email SES accepted, before its Send event could settle it, would send it twice.
+    message = misconfiguration(POSTLINE_STALE_CLAIM_SECONDS=stale, POSTLINE_SEND_EVENT_DELAY_SECONDS=delay)
+    assert "POSTLINE_STALE_CLAIM_SECONDS" in message and "send_event_delay_seconds" in message
 
 
 @pytest.mark.parametrize("variable", ["POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE", "POSTLINE_SUPPRESSIONS_TABLE",
@@ -130,7 +140,9 @@ def test_tracking_base_url_loses_its_trailing_slash(value, expected):
 @pytest.mark.parametrize("variable, value", [("POSTLINE_MAX_MESSAGE_BYTES", "lots"),
                                              ("POSTLINE_MAX_MESSAGE_BYTES", "0"),
                                              ("POSTLINE_SEND_CONCURRENCY", "-1"),
-                                             ("POSTLINE_STALE_CLAIM_SECONDS", "1.5")])
+                                             ("POSTLINE_STALE_CLAIM_SECONDS", "1.5"),
+                                             ("POSTLINE_SEND_EVENT_DELAY_SECONDS", "901"),  # SQS's longest delay
+                                             ("POSTLINE_SEND_EVENT_DELAY_SECONDS", "-1")])
 def test_invalid_tunable_is_an_error_naming_the_variable(variable, value):
     assert variable in misconfiguration(**{variable: value})
 

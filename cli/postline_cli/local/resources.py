@@ -16,6 +16,11 @@ INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
 SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
 EVENTS_QUEUE = "postline-ses-events"
 SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes there
+# SES's Send events have their own rule and queue, which holds them back (postline.events): a minute in AWS,
+# two seconds locally, which keeps the order that matters (the Delivery first) without a minute's wait.
+SEND_EVENTS_QUEUE = "postline-ses-send-events"
+SES_SEND_EVENTS_RULE = "postline-ses-send-events"
+SEND_EVENT_DELAY_SECONDS = 2
 TABLES = {
     "POSTLINE_MESSAGES_TABLE": "postline-messages",
     "POSTLINE_EVENTS_TABLE": "postline-email-events",
@@ -39,7 +44,7 @@ MAX_RECEIVE_COUNT = 5
 
 
 def all_queue_names() -> list[str]:
-    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, APP_EVENTS_QUEUE]
+    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, SEND_EVENTS_QUEUE, APP_EVENTS_QUEUE]
     return names + [f"{name}-dlq" for name in names]
 
 
@@ -62,6 +67,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         **TABLES,
         "POSTLINE_INBOUND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in INBOUND_QUEUES.values()}),
         "POSTLINE_SES_EVENTS_DLQ_URL": queue_url(endpoint, f"{EVENTS_QUEUE}-dlq"),
+        "POSTLINE_SEND_EVENT_DELAY_SECONDS": str(SEND_EVENT_DELAY_SECONDS),
         "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,
         "POSTLINE_TRACKING_BASE_URL": api_url,
         "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{SENDING_DOMAIN}",
@@ -116,6 +122,7 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
         sqs.create_queue(QueueName=name, Attributes={
             "VisibilityTimeout": str(VISIBILITY_TIMEOUT_SECONDS),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
+            "DelaySeconds": str(SEND_EVENT_DELAY_SECONDS if name == SEND_EVENTS_QUEUE else 0),
         })
 
     environment = function_environment(endpoint, api_url)
@@ -130,10 +137,12 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
 
     events = session.client("events")
     postline_sets = list(CONFIGURATION_SETS.values())
-    events.put_rule(Name=SES_EVENTS_RULE, EventBusName="default", EventPattern=json.dumps({
-        "source": ["aws.ses"], "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}}}))
-    events.put_targets(Rule=SES_EVENTS_RULE, EventBusName="default",
-                       Targets=[{"Id": "ses-events-queue", "Arn": queue_arn(EVENTS_QUEUE)}])
+    for rule, detail_type, queue in ((SES_EVENTS_RULE, [{"anything-but": ["Email Sent"]}], EVENTS_QUEUE),
+                                     (SES_SEND_EVENTS_RULE, ["Email Sent"], SEND_EVENTS_QUEUE)):
+        events.put_rule(Name=rule, EventBusName="default", EventPattern=json.dumps({
+            "source": ["aws.ses"], "detail-type": detail_type,
+            "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}}}))
+        events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "queue", "Arn": queue_arn(queue)}])
     events.create_event_bus(Name=EVENT_BUS)
     events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["postline"]}))
     events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,

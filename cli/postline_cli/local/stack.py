@@ -175,7 +175,7 @@ class LocalStack:
         sqs = session.client("sqs")
         wiring = [(name, "render", self.render_pollers) for name in resources.INBOUND_QUEUES.values()]
         wiring += [(name, "send", self.send_pollers) for name in resources.SEND_QUEUES.values()]
-        wiring += [(resources.EVENTS_QUEUE, "ses_events", 1)]
+        wiring += [(resources.EVENTS_QUEUE, "ses_events", 1), (resources.SEND_EVENTS_QUEUE, "ses_events", 1)]
         for queue_name, function, count in wiring:
             for _ in range(count):
                 QueuePoller(sqs, resources.queue_url(self.endpoint, queue_name), queue_name, function,

@@ -2,13 +2,13 @@
 
 Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before
 SES is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES
-accepted keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` within
-seconds (see ``events``). That write is needed anyway for a process that dies after SES accepted the email, so
-the send stage does not make it too: one single-item write per email instead of a transactional one. Only a
-claim still unsettled after ``stale_claim_seconds`` is sent again, and only by a copy of the job that made it
-(its redelivery); the send queue keeps that copy invisible until then. A repeat of the message (the same id sent
-again by the application) is a duplicate as soon as it finds the claim, so it never depends on how soon SES's
-events are applied. For marketing mail the claim also creates the record (render left it to the claim,
+accepted keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` about a
+minute later, unless the email's Delivery has settled it first (see ``events``). Those writes are needed anyway
+for a process that dies after SES accepted the email, so the send stage does not make one too: one single-item
+write per email instead of a transactional one. Only a claim still unsettled after ``stale_claim_seconds`` is
+sent again, and only by a copy of the job that made it (its redelivery); the send queue keeps that copy invisible
+until then. A repeat of the message (the same id sent again by the application) is a duplicate as soon as it
+finds the claim, so it never depends on how soon SES's events are applied. For marketing mail the claim also creates the record (render left it to the claim,
 ``records.recorded_at_claim``), so a message that exists in any state other than ``rendered`` or a stale
 ``sending`` is never claimed.
 """
@@ -30,14 +30,13 @@ from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
 from .queues import SendJob
 from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
-from .settings import Settings
+from .settings import SEND_EVENT_MARGIN_SECONDS, Settings
 from .suppression import describe, find_suppressions
 
 logger = Logger(child=True)
 
 MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
-SEND_EVENT_WAIT_SECONDS = 60  # SES's Send event settles a claim within seconds; this leaves room for a backlog
 
 
 @dataclass
@@ -58,13 +57,15 @@ class SendContext:
         return self._queue_urls.get(queue_name)
 
 
-def claim_wait_seconds(claimed_at: float, now: float, stale_claim_seconds: int) -> int:
+def claim_wait_seconds(claimed_at: float, now: float, *, stale_claim_seconds: int,
+                       send_event_delay_seconds: int) -> int:
     """How long a copy of a job that finds its claim held waits before it looks again. An earlier attempt holds
-    it: one that SES accepted is settled by SES's Send event within seconds, so a young claim is looked at again
-    once that has had time (SQS delivering a message twice, a common case, then ends as a duplicate within a
-    minute); an older one is left until it is stale, when the look takes it over (the attempt died before SES
-    had the email) or finds it settled."""
-    settled_by = claimed_at + SEND_EVENT_WAIT_SECONDS
+    it: one that SES accepted is settled by SES's Send event once its queue has held it back
+    (``send_event_delay_seconds``) and it is applied, or sooner by the email's Delivery, so a young claim is looked
+    at again once that has had time (SQS delivering a message twice, a common case, then ends as a duplicate
+    within two minutes); an older one is left until it is stale, when the look takes it over (the attempt died
+    before SES had the email) or finds it settled."""
+    settled_by = claimed_at + send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
     next_look = settled_by if now < settled_by else claimed_at + stale_claim_seconds
     return int(max(1, next_look - now)) + 1
 
@@ -148,7 +149,8 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
         elif previous == SENDING:
             claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
             result.set(rid, Outcome(job.message_id, "retry", "claimed by an earlier attempt", retry=True))
-            delays[rid] = claim_wait_seconds(claimed_at, now, settings.stale_claim_seconds)
+            delays[rid] = claim_wait_seconds(claimed_at, now, stale_claim_seconds=settings.stale_claim_seconds,
+                                             send_event_delay_seconds=settings.send_event_delay_seconds)
         else:
             result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
             duplicates.append(job.message_id)

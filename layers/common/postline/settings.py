@@ -21,6 +21,10 @@ APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.comp
 DEFAULT_APP_EVENTS = ("email.bounced", "email.complained", "email.unsubscribed", "email.failed")
 
 
+# How long after its delay a Send event is applied, at most, short of a backlog in the events queue.
+SEND_EVENT_MARGIN_SECONDS = 60
+
+
 class ConfigurationError(RuntimeError):
     """A required setting is missing or invalid."""
 
@@ -56,6 +60,9 @@ class Settings(Validated):
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
+    # How long SES's Send events wait in their queue before they are applied (the queue's delivery delay, which
+    # the stack sets here too). A claim is looked at again only once its Send event can have been applied.
+    send_event_delay_seconds: int = Field(default=60, ge=0, le=900)
     max_message_bytes: int = Field(default=64_000, gt=0)
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
     # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Opens and
@@ -98,6 +105,14 @@ class Settings(Validated):
             raise ValueError(f"unknown events {sorted(unknown)} (known: {', '.join(APP_EVENT_NAMES)}, or all)")
         return value
 
+    def _problems_together(self) -> list[tuple[str, str]]:
+        # A claim younger than this may have an email SES accepted whose Send event is not applied yet.
+        settled_by = self.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+        if self.stale_claim_seconds <= settled_by:
+            return [("stale_claim_seconds", f"must be more than send_event_delay_seconds + {SEND_EVENT_MARGIN_SECONDS}"
+                     f" ({settled_by}): a claim must not go stale before its Send event is applied")]
+        return []
+
     @field_validator("tracking_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -122,6 +137,7 @@ ENVIRONMENT = {
     "POSTLINE_CLAIM_CHECK_BUCKET": "claim_check_bucket",
     "POSTLINE_CLAIM_CHECK_THRESHOLD_BYTES": "claim_check_threshold_bytes",
     "POSTLINE_STALE_CLAIM_SECONDS": "stale_claim_seconds",
+    "POSTLINE_SEND_EVENT_DELAY_SECONDS": "send_event_delay_seconds",
     "POSTLINE_MAX_MESSAGE_BYTES": "max_message_bytes",
     "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "template_pointer_ttl_seconds",
     "POSTLINE_EVENT_TTL_DAYS": "event_ttl_days",

@@ -49,9 +49,10 @@ class _Invalid(Exception):
 
 
 def Field(default: Any = dataclasses.MISSING, *, gt: int | None = None, ge: int | None = None,  # noqa: N802
-          min_length: int | None = None) -> Any:
+          le: int | None = None, min_length: int | None = None) -> Any:
     """A field's default and constraints (as a dataclass field, so it works as the default of an attribute)."""
-    constraints = {k: v for k, v in (("gt", gt), ("ge", ge), ("min_length", min_length)) if v is not None}
+    constraints = {k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("min_length", min_length))
+                   if v is not None}
     return dataclasses.field(default=default, metadata={_CONSTRAINTS: constraints})
 
 
@@ -134,6 +135,8 @@ def _check(value: Any, constraints: dict[str, int]) -> None:
         raise _Invalid(f"Input should be greater than {constraints['gt']}")
     if "ge" in constraints and not value >= constraints["ge"]:
         raise _Invalid(f"Input should be greater than or equal to {constraints['ge']}")
+    if "le" in constraints and not value <= constraints["le"]:
+        raise _Invalid(f"Input should be less than or equal to {constraints['le']}")
 
 
 class _Spec:
@@ -200,8 +203,14 @@ class Validated:
                 problems.append((spec.name, str(problem)))
                 continue
             object.__setattr__(self, spec.name, value)
+        if not problems:
+            problems = self._problems_together()
         if problems:
             raise ValidationError(type(self).__name__, problems)
+
+    def _problems_together(self) -> list[tuple[str, str]]:
+        """(field, problem) for rules between fields, checked once each field is valid on its own."""
+        return []
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Any:
         """A copy with some fields changed (validated), as pydantic's ``model_copy`` that callers already use."""
