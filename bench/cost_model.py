@@ -54,7 +54,7 @@ class Assumptions:
     lambda_full_vcpu_mb: int = 1769
     # Round trips as seen from Lambda in the same region (milliseconds, typical, not measured here).
     latency_ms: dict[str, float] = field(default_factory=lambda: {
-        "dynamodb.BatchGetItem": 5, "dynamodb.TransactWriteItems": 12, "dynamodb.BatchWriteItem": 8,
+        "dynamodb.BatchGetItem": 5, "dynamodb.TransactWriteItems": 12, "dynamodb.BatchWriteItem": 8, "dynamodb.BatchExecuteStatement": 8,
         "dynamodb.GetItem": 4, "dynamodb.PutItem": 6, "dynamodb.UpdateItem": 6, "dynamodb.Query": 6,
         "sqs.SendMessageBatch": 20, "sqs.SendMessage": 10, "sqs.ChangeMessageVisibilityBatch": 10,
         "sesv2.SendEmail": 60, "events.PutEvents": 15, "s3.PutObject": 25, "s3.GetObject": 20,
@@ -142,7 +142,7 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
                     units += 2 * _kb_units(size)
                 wru += units * weight
                 wru_by[name] = wru_by.get(name, 0) + units * weight
-            elif op == "dynamodb.BatchWriteItem":
+            elif op in ("dynamodb.BatchWriteItem", "dynamodb.BatchExecuteStatement"):  # 1 WRU per KB each
                 units = sum(_kb_units(i["bytes"]) for i in request["items"])
                 wru += units * weight
                 wru_by[name] = wru_by.get(name, 0) + units * weight

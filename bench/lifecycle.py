@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -293,6 +294,11 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
             row["keys"] = {table: len(request["Keys"]) for table, request in params["RequestItems"].items()}
             row["consistent"] = [table for table, request in params["RequestItems"].items()
                                  if request.get("ConsistentRead")]
+        elif operation == "dynamodb.BatchExecuteStatement":  # PartiQL INSERTs: the items, named in the statement
+            row["items"] = [{"table": _STATEMENT_TABLE.search(statement["Statement"]).group(1),
+                             "bytes": _item_bytes(dict(zip(_STATEMENT_NAMES.findall(statement["Statement"]),
+                                                           statement.get("Parameters", []))))}
+                            for statement in params["Statements"]]
         elif operation == "dynamodb.BatchWriteItem":
             row["items"] = [{"table": table, "bytes": _item_bytes(w.get("PutRequest", {}).get("Item", {}))}
                             for table, writes in params["RequestItems"].items() for w in writes]
@@ -313,6 +319,10 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
             row["bytes"] = sum(len(json.dumps(e, default=str).encode()) for e in params["Entries"])
         out.append(row)
     return out
+
+
+_STATEMENT_TABLE = re.compile(r'"([^"]+)"')
+_STATEMENT_NAMES = re.compile(r"'([^']+)'\s*:\s*\?")
 
 
 def _item_bytes(item: dict) -> int:

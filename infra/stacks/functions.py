@@ -182,7 +182,9 @@ class Functions(Construct):
         _objects(render, claim_check, "s3:PutObject")
         signing_keys.grant_read(render)
 
-        _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
+        # PartiQLInsert: a marketing email's first claim (BatchExecuteStatement; IAM authorises each statement).
+        _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem",
+               "PartiQLInsert")
         # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical).
         _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
         _table(send, tables.events, *WRITE_EVENTS)

@@ -11,6 +11,7 @@ however green the other tests are.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 
@@ -65,6 +66,11 @@ class Needs:
             self.by_function[self.function].update(needed(model.service_model.service_name, model.name, params))
 
 
+# A PartiQL statement's verb and table: INSERT INTO "t", UPDATE "t", DELETE FROM "t", SELECT ... FROM "t".
+PARTIQL_TARGET = re.compile(r'\s*(INSERT|UPDATE|DELETE|SELECT)\b.*?(?:INTO|FROM|UPDATE)?\s*"([^"]+)"',
+                            re.IGNORECASE | re.DOTALL)
+
+
 def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | None]]:
     """(IAM action, resource name) pairs one call needs; the name is a table, queue or bucket (None: the action is
     looked for on any resource)."""
@@ -76,6 +82,10 @@ def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | 
             return [("dynamodb:GetItem", item["Get"]["TableName"]) for item in params["TransactItems"]]
         if operation in ("BatchGetItem", "BatchWriteItem"):
             return [(f"dynamodb:{operation}", table) for table in params["RequestItems"]]
+        if operation in ("BatchExecuteStatement", "ExecuteStatement"):  # authorised per statement: PartiQL<verb>
+            statements = params.get("Statements") or [params]
+            return [(f"dynamodb:PartiQL{verb.capitalize()}", table) for verb, table in
+                    (PARTIQL_TARGET.match(statement["Statement"]).groups() for statement in statements)]
         return [(f"dynamodb:{operation}", params.get("TableName"))]
     if service == "sqs":
         action = operation.removesuffix("Batch")  # SendMessageBatch is authorised as sqs:SendMessage

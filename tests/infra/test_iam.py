@@ -69,9 +69,10 @@ def test_send_policy(synth):
     assert len(_resources(ses_statements[0])) == 1 + len(STREAMS)
 
     tables = stack.tables
+    # PartiQLInsert: marketing's first claims (a BatchExecuteStatement of INSERTs); no other PartiQL verb.
     assert _granted(synth, "send", synth.logical_id(tables.messages)) == {
         "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-        "dynamodb:ConditionCheckItem"}
+        "dynamodb:ConditionCheckItem", "dynamodb:PartiQLInsert"}
     # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical mail).
     assert _granted(synth, "send", synth.logical_id(tables.suppressions)) == {
         "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"}

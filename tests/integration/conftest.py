@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 
 from postline.batch import QueueRecord
 from postline.events import EventsContext, apply_events
@@ -18,7 +19,7 @@ from postline.models import ALL_MODELS
 from postline.render import RenderContext, render_batch
 from postline.send import SendContext, send_batch
 from postline.settings import settings_from_environ
-from postline_cli.local import resources
+from postline_cli.local import aws_endpoint, resources
 from postline_cli.local.runner import lambda_sqs_record
 from postline_cli.local.ses_simulator import events_for
 from postline_cli.publish import load_template_dir, prepare, publish
@@ -167,6 +168,9 @@ def pipeline(monkeypatch, tmp_path):
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # moto's PartiQL INSERT overwrites an existing item; DynamoDB refuses it, and the first claims depend on that.
+    monkeypatch.setattr(DynamoDBBackend, "batch_execute_statement", DynamoDBBackend.batch_execute_statement)
+    aws_endpoint.insert_as_dynamodb_does()
     with mock_aws():
         for model in ALL_MODELS:
             model._connection = None

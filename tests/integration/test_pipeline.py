@@ -442,12 +442,82 @@ def test_send_with_the_table_unavailable_does_not_call_ses(pipeline, stream):
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "t-down-send"))
     pipeline.run_render()
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
-    ctx = pipeline.send_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), {"transact_write_items"}))
+    writes = {"transact_write_items", "batch_execute_statement"}
+    ctx = pipeline.send_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), writes))
     with pytest.raises(ClientError):
         send_batch(records, ctx)
     assert pipeline.ses.sends == []
     send_batch(records, pipeline.send_context())
     assert pipeline.ses.count(message_id_for("t-down-send")) == 1
+
+
+class Counting:
+    """A DynamoDB client that notes each call's operation."""
+
+    def __init__(self, real):
+        self._real, self.calls = real, []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self._real, name)
+
+
+def test_a_marketing_batch_is_claimed_with_one_insert_call_and_no_transaction(pipeline):
+    from postline.send import send_batch
+
+    for i in range(3):
+        pipeline.enqueue("marketing", message("newsletter", f"reader{i}@example.com", f"n-insert-{i}", campaign="june"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-marketing", visibility=0)
+    dynamodb = Counting(pipeline.session.client("dynamodb"))
+    result = send_batch(records, pipeline.send_context(dynamodb=dynamodb))
+    assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_execute_statement"]
+    for i in range(3):
+        stored = record(message_id_for(f"n-insert-{i}"))  # the record a first claim has always created
+        assert (stored.status, stored.attempts, stored.recipient, stored.template, stored.campaign) == (
+            "sending", 1, f"reader{i}@example.com", "newsletter", "june")
+        assert stored.rendered_by and stored.claimed_at == pipeline.clock() and stored.expires_at
+        assert pipeline.ses.count(message_id_for(f"n-insert-{i}")) == 1
+
+
+def test_first_claims_that_dynamodb_does_not_take_go_to_the_transaction(pipeline):
+    from postline.send import send_batch
+
+    pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "n-fallback"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-marketing", visibility=0)
+    unavailable = Unavailable(pipeline.session.client("dynamodb"), {"batch_execute_statement"})
+    assert not send_batch(records, pipeline.send_context(dynamodb=unavailable)).failed
+    assert pipeline.ses.count(message_id_for("n-fallback")) == 1
+    assert record(message_id_for("n-fallback")).attempts == 1
+
+
+def test_an_insert_retried_after_it_wrote_delays_the_email_and_never_sends_it_twice(pipeline):
+    """PartiQL has no idempotency token: a call that times out after DynamoDB wrote, retried, finds its own claim.
+    The transaction then sees a fresh claim by this job, so the email waits until the claim is stale."""
+    from postline.send import send_batch
+
+    pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "n-timeout"))
+    pipeline.run_render()
+    records = pipeline.receive("postline-send-marketing", visibility=0)
+    real = pipeline.session.client("dynamodb")
+
+    class WritesThenTimesOut:
+        def __getattr__(self, name):
+            if name == "batch_execute_statement":
+                def timed_out(**kwargs):
+                    real.batch_execute_statement(**kwargs)
+                    raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "simulated"}}, name)
+                return timed_out
+            return getattr(real, name)
+
+    waiting = send_batch(records, pipeline.send_context(dynamodb=WritesThenTimesOut()))
+    assert waiting.failed and pipeline.ses.count(message_id_for("n-timeout")) == 0
+    pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
+    assert not send_batch(records, pipeline.send_context()).failed
+    assert pipeline.ses.count(message_id_for("n-timeout")) == 1
+    send_batch(records, pipeline.send_context())  # a further copy finds the new claim held
+    assert pipeline.ses.count(message_id_for("n-timeout")) == 1
 
 
 def test_a_large_rendered_body_travels_through_s3(pipeline):

@@ -10,7 +10,9 @@ Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the en
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
 (DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
 server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers
-(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto).
+(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto). One patch corrects
+moto where postline depends on DynamoDB's answer: a PartiQL ``INSERT`` of a key that exists is refused
+(``insert_as_dynamodb_does``).
 """
 from __future__ import annotations
 
@@ -123,6 +125,49 @@ def serialise_dynamodb() -> None:
             raise
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+_INSERT = re.compile(r"""\s*INSERT\s+INTO\s+"([^"]+)"\s+VALUE\s+\{(.*)\}\s*""", re.IGNORECASE | re.DOTALL)
+_INSERTED_NAME = re.compile(r"\s*'([^']+)'\s*:\s*\?\s*(?:,|$)")
+
+
+def insert_as_dynamodb_does() -> None:
+    """moto's PartiQL ``INSERT`` overwrites an item whose key exists (and copies the whole table to do it).
+    DynamoDB refuses it: ``DuplicateItem`` in a ``BatchExecuteStatement`` response. postline's first claims depend
+    on that refusal (``postline.send``), so ``INSERT``s whose values are all parameters, the only kind postline
+    makes, are done here as DynamoDB does them; every other statement goes to moto."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    batch = models.DynamoDBBackend.batch_execute_statement
+
+    def insert(backend, statement: dict) -> dict | None:
+        match = _INSERT.fullmatch(statement["Statement"])
+        parameters = statement.get("Parameters", [])
+        names = _INSERTED_NAME.findall(match.group(2)) if match else []
+        if not match or not names or len(names) != len(parameters) or _INSERTED_NAME.sub("", match.group(2)):
+            return None
+        if match.group(1) not in backend.tables:
+            return {"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}}
+        table = backend.tables[match.group(1)]
+        item = dict(zip(names, parameters))
+        keys = [item.get(table.hash_key_attr)] + ([item.get(table.range_key_attr)] if table.range_key_attr else [])
+        if any(key is None for key in keys):
+            return {"Error": {"Code": "ValidationError", "Message": "One or more parameter values were invalid: "
+                                                                    "missing the key"}}
+        if table.get_item(*[DynamoType(key) for key in keys]) is not None:
+            return {"TableName": table.name, "Error": {"Code": "DuplicateItem",
+                                                       "Message": "Duplicate primary key exists in table"}}
+        table.put_item(item)
+        return {"TableName": table.name}
+
+    def batch_execute_statement(self, statements):
+        answers = [insert(self, statement) for statement in statements]
+        others = [statement for statement, answer in zip(statements, answers) if answer is None]
+        from_moto = iter(batch(self, others) if others else [])
+        return [answer if answer is not None else next(from_moto) for answer in answers]
+
+    models.DynamoDBBackend.batch_execute_statement = batch_execute_statement
 
 
 def lighten_dynamodb_expressions() -> None:
@@ -512,6 +557,7 @@ def main() -> None:
 
     install_ses_recorder(args.outbox, args.send_log)
     serialise_dynamodb()
+    insert_as_dynamodb_does()
     lighten_dynamodb_expressions()
     lighten_dispatch()
     speed_up_sqs()

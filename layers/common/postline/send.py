@@ -26,7 +26,7 @@ from . import records
 from .app_events import AppEvent, publish
 from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
 from .clients import client
-from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
+from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
 from .queues import SendJob
 from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
@@ -108,8 +108,10 @@ def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
 
 def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int],
            duplicates: list[str]) -> dict[str, SendJob]:
-    """Check suppressions and claim the rest, in one transaction (plus one read for streams that check first).
-    This is the check that guards every email: render checks only critical mail, as it records it.
+    """Check suppressions and claim the rest: marketing mail's first claims with one batch of PartiQL
+    ``INSERT``s (``_insert_first_claims``), every other claim in one transaction (plus one read for the streams
+    that check first). This is the check that guards every email: render checks only critical mail, as it
+    records it.
 
     For the streams in ``records.CHECKED_IN_TRANSACTION`` (critical) the check is part of the claim: the
     transaction holds a ConditionCheck that no suppression exists for each of the recipient's scopes, so a claim
@@ -122,9 +124,12 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
                                 {(job.recipient, job.stream) for job in jobs.values()
                                  if job.stream not in records.CHECKED_IN_TRANSACTION},
                                 {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__)
+    inserted = _insert_first_claims(jobs, blocked, ctx, now)
     entries: list[dict[str, Any]] = []
     order = []
     for rid, job in jobs.items():
+        if rid in inserted:
+            continue
         suppression = blocked.get((job.recipient, job.stream))
         if suppression is not None:
             entries.append(_suppressed(settings.messages_table, job, describe(suppression), now,
@@ -155,7 +160,7 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
             result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
             duplicates.append(job.message_id)
 
-    claimed: dict[str, SendJob] = {}
+    claimed: dict[str, SendJob] = {rid: jobs[rid] for rid in inserted}
     late: list[tuple[str, SendJob, str]] = []  # suppressed according to the claim's condition checks
     for rid, job, suppression, index in order:
         failed = outcomes[index]
@@ -186,6 +191,36 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     if duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, duplicates, now))
     return claimed
+
+
+def _insert_first_claims(jobs: dict[str, SendJob], blocked: dict, ctx: SendContext, now: float) -> set[str]:
+    """Claim with a PartiQL ``INSERT`` each, in one call, the emails whose record the claim creates (marketing
+    mail, ``records.recorded_at_claim``) and that are not suppressed; returns the ones claimed.
+
+    A first claim's whole condition is that no record exists, which is what an ``INSERT`` checks: it writes the
+    same record ``_claim_entry`` would create, for one write unit instead of a transaction's two. Every email it
+    does not write (a redelivery or a repeat finds its record: ``DuplicateItem``; or DynamoDB did not take the
+    statement) goes on to the claim's transaction, whose conditions decide as before. A retried call whose first
+    attempt did write leaves that email to the transaction too, which finds the claim held and waits for it to go
+    stale: later, never twice.
+    """
+    first = [(rid, job) for rid, job in jobs.items()
+             if job.record is not None and job.stream not in records.CHECKED_IN_TRANSACTION
+             and (job.recipient, job.stream) not in blocked]
+    if not first:
+        return set()
+    codes = insert_new(ctx.dynamodb, ctx.settings.messages_table, [_first_claim(job, now) for _, job in first])
+    unexpected = sorted({code for code in codes if code not in (None, DUPLICATE_ITEM)})
+    if unexpected:  # an operator should see it: each such claim costs a transaction instead
+        logger.warning("claims left to the transaction", extra={"codes": unexpected})
+    return {rid for (rid, _), code in zip(first, codes) if code is None}
+
+
+def _first_claim(job: SendJob, now: float) -> dict[str, Any]:
+    """The record a first claim creates: ``_claim_entry``'s write where no record exists."""
+    fields = {**job.record, "status": SENDING, "claimed_at": now, "updated_at": now, "attempts": 1}
+    return {"message_id": {"S": job.message_id}, **{name: records.attribute_value(value)
+                                                   for name, value in fields.items()}}
 
 
 def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
