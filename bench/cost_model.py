@@ -54,7 +54,8 @@ class Assumptions:
     lambda_full_vcpu_mb: int = 1769
     # Round trips as seen from Lambda in the same region (milliseconds, typical, not measured here).
     latency_ms: dict[str, float] = field(default_factory=lambda: {
-        "dynamodb.BatchGetItem": 5, "dynamodb.TransactWriteItems": 12, "dynamodb.BatchWriteItem": 8, "dynamodb.BatchExecuteStatement": 8,
+        "dynamodb.BatchGetItem": 5, "dynamodb.TransactWriteItems": 12, "dynamodb.BatchWriteItem": 8,
+        "dynamodb.BatchExecuteStatement": 8,
         "dynamodb.GetItem": 4, "dynamodb.PutItem": 6, "dynamodb.UpdateItem": 6, "dynamodb.Query": 6,
         "sqs.SendMessageBatch": 20, "sqs.SendMessage": 10, "sqs.ChangeMessageVisibilityBatch": 10,
         "sesv2.SendEmail": 60, "events.PutEvents": 15, "s3.PutObject": 25, "s3.GetObject": 20,
