@@ -114,7 +114,7 @@ def insert_new(dynamodb, table: str, items: list[dict[str, Any]]) -> list[str | 
         except ClientError as error:
             outcome += [error.response["Error"]["Code"]] * len(chunk)
             continue
-        outcome += [response.get("Error", {}).get("Code", "Error") if "Error" in response else None
+        outcome += [response["Error"].get("Code", "Error") if "Error" in response else None
                     for response in responses]
     return outcome
 

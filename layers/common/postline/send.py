@@ -1,16 +1,16 @@
 """The send stage: check the suppression list, claim each message, send through SES, record the result.
 
-Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before
-SES is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES
-accepted keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` about a
-minute later, unless the email's Delivery has settled it first (see ``events``). Those writes are needed anyway
-for a process that dies after SES accepted the email, so the send stage does not make one too: one single-item
-write per email instead of a transactional one. Only a claim still unsettled after ``stale_claim_seconds`` is
-sent again, and only by a copy of the job that made it (its redelivery); the send queue keeps that copy invisible
-until then. A repeat of the message (the same id sent again by the application) is a duplicate as soon as it
-finds the claim, so it never depends on how soon SES's events are applied. For marketing mail the claim also creates the record (render left it to the claim,
-``records.recorded_at_claim``), so a message that exists in any state other than ``rendered`` or a stale
-``sending`` is never claimed.
+Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before SES
+is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES accepted
+keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` about a minute later,
+unless the email's Delivery has settled it first (see ``events``). Those writes are needed anyway for a process
+that dies after SES accepted the email, so the send stage does not make one too: one single-item write per email
+instead of a transactional one. Only a claim still unsettled after ``stale_claim_seconds`` is sent again, and only
+by a copy of the job that made it (its redelivery); the send queue keeps that copy invisible until then. A repeat
+of the message (the same id sent again by the application) is a duplicate as soon as it finds the claim, so it
+never depends on how soon SES's events are applied. For marketing mail the claim also creates the record (render
+left it to the claim, ``records.recorded_at_claim``), so a message that exists in any state other than ``rendered``
+or a stale ``sending`` is never claimed.
 """
 from __future__ import annotations
 
@@ -216,9 +216,14 @@ def _insert_first_claims(jobs: dict[str, SendJob], blocked: dict, ctx: SendConte
     return {rid for (rid, _), code in zip(first, codes) if code is None}
 
 
+def _claimed(now: float) -> dict[str, Any]:
+    """What a claim sets on the record, whether it updates the record or creates it."""
+    return {"status": SENDING, "claimed_at": now, "updated_at": now}
+
+
 def _first_claim(job: SendJob, now: float) -> dict[str, Any]:
     """The record a first claim creates: ``_claim_entry``'s write where no record exists."""
-    fields = {**job.record, "status": SENDING, "claimed_at": now, "updated_at": now, "attempts": 1}
+    fields = {**job.record, **_claimed(now), "attempts": 1}
     return {"message_id": {"S": job.message_id}, **{name: records.attribute_value(value)
                                                    for name, value in fields.items()}}
 
@@ -238,7 +243,7 @@ def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> d
     if job.rendered_by is not None:  # jobs queued before jobs carried it keep the rule they were queued under
         stale += " AND rendered_by = :c_by"
         values[":c_by"] = job.rendered_by
-    return records.update(table, job.message_id, set_values={"status": SENDING, "claimed_at": now, "updated_at": now},
+    return records.update(table, job.message_id, set_values=_claimed(now),
                           initial=job.record, add={"attempts": 1}, condition=f"#status = :c_rendered OR ({stale})",
                           condition_values=values)
 
