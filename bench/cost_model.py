@@ -19,6 +19,11 @@ from typing import Any
 PRICES_AS_OF = "2026-11-27"
 REGION = "us-east-1"
 PRICE_NOTE = f"list prices as known on {PRICES_AS_OF}, verify before relying ({REGION})"
+# How long message records and event rows are kept: the default of settings message_ttl_days and event_ttl_days
+# (config keys of the same names). The optional line prices keeping them LONGER_RETENTION_DAYS instead.
+RETENTION_DAYS = 30
+LONGER_RETENTION_DAYS = 90
+DAYS_PER_MONTH = 30.4
 
 
 @dataclass(frozen=True)
@@ -81,12 +86,12 @@ class Assumptions:
     monthly_emails: float = 10_000_000
     xray_reservoir_per_second: float = 1.0
     xray_fixed_rate: float = 0.05
-    # Storage: email_events items live event_ttl_days (default 90), message records message_ttl_days (90);
+    # Storage: email_events items live event_ttl_days (default 30), message records message_ttl_days (30);
     # point-in-time recovery on those two history tables only when config backup_history is true (the other
     # tables always have it, but they do not grow with the emails sent).
     backup_history: bool = False
-    event_retention_months: float = 90 / 30.4
-    message_retention_months: float = 90 / 30.4
+    event_retention_months: float = RETENTION_DAYS / DAYS_PER_MONTH
+    message_retention_months: float = RETENTION_DAYS / DAYS_PER_MONTH
 
 
 # phase (as measured by bench.lifecycle) -> function
@@ -186,7 +191,7 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     wru_by["ses_events Send (late deliveries)"] = late_sends
 
     # X-Ray: traces per function per month under the default rule.
-    seconds_per_month = 30.4 * 86_400
+    seconds_per_month = DAYS_PER_MONTH * 86_400
     traces = 0.0
     for function, per in invocations.items():
         monthly = per * assume.monthly_emails
@@ -202,8 +207,15 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
                    for i in r["items"]]
     event_rows = len(event_items) / emails + hits
     event_bytes = sum(i["bytes"] for i in event_items) / emails + hits * 190
-    storage_gb_months = ((record_bytes + 100) * assume.message_retention_months
-                         + (event_bytes + 100 * event_rows) * assume.event_retention_months) / 1e9
+
+    def stored_gb_months(message_months: float, event_months: float) -> float:
+        return ((record_bytes + 100) * message_months + (event_bytes + 100 * event_rows) * event_months) / 1e9
+
+    storage_gb_months = stored_gb_months(assume.message_retention_months, assume.event_retention_months)
+    # Keeping both LONGER_RETENTION_DAYS, for the optional line (shown only when it is longer than what is assumed).
+    longer = LONGER_RETENTION_DAYS / DAYS_PER_MONTH
+    longer_gb_months = stored_gb_months(max(longer, assume.message_retention_months),
+                                        max(longer, assume.event_retention_months))
 
     million = 1_000_000
     items = [
@@ -211,8 +223,9 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
          f"{wru:.1f} WRU/email: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(wru_by.items(), key=lambda kv: -kv[1]))),
         ("DynamoDB reads", rru * prices.dynamodb_per_million_rru, f"{rru:.2f} RRU/email"),
         ("DynamoDB storage", storage_gb_months * million * prices.dynamodb_storage_per_gb_month,
-         f"{storage_gb_months * 1e9 / 1024:.2f} KB-months/email (events {assume.event_retention_months:.0f} months, "
-         f"records {assume.message_retention_months:.0f})"),
+         f"{storage_gb_months * 1e9 / 1024:.2f} KB-months/email (events "
+         f"{assume.event_retention_months * DAYS_PER_MONTH:.0f} days, records "
+         f"{assume.message_retention_months * DAYS_PER_MONTH:.0f})"),
         ("EventBridge (SES events, default bus)", ses_events * prices.ses_events_on_default_bus,
          f"{ses_events:.1f} events/email, published by SES: free (an SNS topic would cost $0.50 per million)"),
         ("EventBridge (application events)", eventbridge_events * prices.eventbridge_per_million_events,
@@ -238,11 +251,20 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     backups = ("DynamoDB point-in-time recovery of the history (config backup_history: true)",
                storage_gb_months * million * prices.dynamodb_pitr_per_gb_month,
                "continuous backups, billed on the same table size")
+    # What keeping the history longer adds: its storage, and its backups too when backup_history is on.
+    kept_longer = (f"history kept {LONGER_RETENTION_DAYS} days (config message_ttl_days/event_ttl_days: "
+                   f"{LONGER_RETENTION_DAYS})",
+                   (longer_gb_months - storage_gb_months) * million * (
+                       prices.dynamodb_storage_per_gb_month
+                       + (prices.dynamodb_pitr_per_gb_month if assume.backup_history else 0.0)),
+                   f"{longer_gb_months * 1e9 / 1024:.2f} KB-months/email instead of "
+                   f"{storage_gb_months * 1e9 / 1024:.2f}: postline status, the duplicate window and opens/clicks "
+                   f"recorded for {LONGER_RETENTION_DAYS} days")
     items += [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history)) if on]
     items.sort(key=lambda row: -row[1])
     total = sum(cost for _, cost, _ in items)
-    optional = [announced] + [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history))
-                              if not on]
+    optional = [announced] + [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history),
+                                                    (kept_longer, longer_gb_months <= storage_gb_months)) if not on]
     ses = prices.ses_per_thousand_emails * 1000
     return {
         "per_million_emails": [{"item": name, "usd": cost, "detail": detail} for name, cost, detail in items],
@@ -256,7 +278,7 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
 def fixed_monthly_costs(prices: Prices = Prices()) -> list[tuple[str, str]]:
     """Costs that do not grow with the number of emails (not in the per-email total)."""
     idle = QUEUES_WITH_MAPPING
-    idle_receives = idle * 5 * 3 * 60 * 24 * 30.4  # 5 pollers a queue, each a 20 s long poll
+    idle_receives = idle * 5 * 3 * 60 * 24 * DAYS_PER_MONTH  # 5 pollers a queue, each a 20 s long poll
     return [
         ("idle queue polling", f"Lambda's SQS pollers long-poll every queue with a mapping ({idle} queues): about "
                                f"{idle_receives / 1e6:.1f} M empty receives a month, "

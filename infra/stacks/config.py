@@ -86,8 +86,9 @@ class Config:
         "critical": 10, "transactional": 5, "marketing": 2})
     send_queue_age_alarm_seconds: int = 300
     log_retention_days: int = 30
-    event_ttl_days: int = 90
-    message_ttl_days: int = 90
+    # How long email events and message records are kept (DynamoDB TTL); the functions' defaults are the same.
+    event_ttl_days: int = 30
+    message_ttl_days: int = 30
     # Events published for the application (settings.APP_EVENT_NAMES); "all" in the file means every one.
     app_events: tuple[str, ...] = DEFAULT_APP_EVENTS
     # Point-in-time recovery for the history tables (messages, email_events) too, not only the others.

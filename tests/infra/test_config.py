@@ -1,6 +1,7 @@
 """The deployment config is validated at synth, with every problem named at once."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -39,6 +40,19 @@ def test_defaults():
         "postline", "none", "none", True)
     assert config.hosted_zone is None and config.api_domain is None and config.alarm_email is None
     assert config.send_concurrency["marketing"] < config.send_concurrency["critical"]
+
+
+def test_history_is_kept_30_days_by_default_as_the_functions_keep_it():
+    from postline.settings import Settings
+
+    # What the functions keep when POSTLINE_*_TTL_DAYS is not set.
+    functions = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for config in (parse_config(MINIMAL), load_config(EXAMPLE_CONFIG)):
+        assert (config.message_ttl_days, config.event_ttl_days) == (30, 30)
+        assert (config.message_ttl_days, config.event_ttl_days) == (functions["message_ttl_days"],
+                                                                    functions["event_ttl_days"])
+    kept_longer = parse_config({**MINIMAL, "message_ttl_days": 90, "event_ttl_days": 90})
+    assert (kept_longer.message_ttl_days, kept_longer.event_ttl_days) == (90, 90)
 
 
 def test_every_problem_is_reported_at_once():

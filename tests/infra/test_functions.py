@@ -33,14 +33,14 @@ def test_tracing_and_every_application_event_when_the_config_asks(variant):
         variables = properties["Environment"]["Variables"]
         assert variables["POWERTOOLS_TRACE_DISABLED"] == "false"
         assert variables["POSTLINE_APP_EVENTS"].split(",") == list(APP_EVENT_NAMES)
-        assert variables["POSTLINE_EVENT_TTL_DAYS"] == "30"
+        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("90", "90")
 
 
 def test_by_default_only_the_events_an_application_must_act_on(synth):
     for function in synth.resources("AWS::Lambda::Function").values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["POSTLINE_APP_EVENTS"] == "email.bounced,email.complained,email.unsubscribed,email.failed"
-        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("90", "90")
+        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("30", "30")
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synth):

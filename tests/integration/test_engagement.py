@@ -93,6 +93,17 @@ def test_a_failing_tracking_write_still_serves_the_pixel(pipeline, sent, monkeyp
         "https://a.example/x?y=1#z"
 
 
+def test_after_the_record_expires_opens_and_clicks_still_answer_but_are_not_recorded(pipeline, sent):
+    ctx, message_id = sent
+    Message(message_id).delete()  # what DynamoDB's TTL does after message_ttl_days
+    pipeline.now[0] += 3600
+    record_open(ctx, ctx.keys.sign(OPEN, message_id), HUMAN)  # does not raise: the pixel is served
+    target = "https://shop.example/sale"
+    assert follow_click(ctx, ctx.keys.sign(CLICK, message_id, target), HUMAN) == target
+    assert events(message_id) == []
+    assert pipeline.app_events() == []
+
+
 def test_clicks_return_only_signed_http_targets(pipeline, sent):
     ctx, message_id = sent
     target = "https://shop.example/π/ünïcode?q=a%20b&x=1#section-2"

@@ -68,6 +68,14 @@ def test_tunables_have_documented_defaults_and_can_be_set():
             tuned.send_event_delay_seconds) == (180, 4, 0, 5)
 
 
+def test_history_is_kept_30_days_unless_the_environment_says_otherwise():
+    defaults = settings_from_environ(environment())
+    assert (defaults.message_ttl_days, defaults.event_ttl_days) == (30, 30)
+    kept_longer = settings_from_environ(environment(POSTLINE_MESSAGE_TTL_DAYS="90", POSTLINE_EVENT_TTL_DAYS="90"))
+    assert (kept_longer.message_ttl_days, kept_longer.event_ttl_days) == (90, 90)
+    assert "POSTLINE_MESSAGE_TTL_DAYS" in misconfiguration(POSTLINE_MESSAGE_TTL_DAYS="0")
+
+
 @pytest.mark.parametrize("stale, delay", [("120", None), ("600", "600"), ("60", "0")])
 def test_a_claim_may_not_go_stale_before_its_send_event_is_applied(stale, delay):
     # Taking over a claim whose email SES accepted, before its Send event could settle it, would send it twice.

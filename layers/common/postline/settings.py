@@ -65,10 +65,11 @@ class Settings(Validated):
     send_event_delay_seconds: int = Field(default=60, ge=0, le=900)
     max_message_bytes: int = Field(default=64_000, gt=0)
     template_pointer_ttl_seconds: int = Field(default=30, ge=0)
-    # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL). Opens and
-    # clicks are recorded while the record exists; unsubscribe links work without it (they carry the erased name).
-    event_ttl_days: int = Field(default=90, gt=0)
-    message_ttl_days: int = Field(default=90, gt=0)
+    # How long event rows (deliveries, opens, clicks...) and message records are kept (DynamoDB TTL): 30 days, as
+    # SendGrid and Mailgun keep them (docs/cost-model.md prices 90). Opens and clicks are recorded while the record
+    # exists; unsubscribe links work without it (they carry the erased name).
+    event_ttl_days: int = Field(default=30, gt=0)
+    message_ttl_days: int = Field(default=30, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
     # Also add hard bounces and complaints to SES's account-level suppression list.
     mirror_ses_suppressions: bool = False
