@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .support import example, free_port
+
+TRACKING_HITS = 5  # opens and clicks measured per scenario
 HUMAN_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
 
 
@@ -241,7 +243,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             phases[f"ses_events {kind}"]["batches"] = len(batches)
             phases[f"ses_events {kind}"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in event_messages)
 
-        # One open and one click on the first email, through the HTTP API handlers (per hit).
+        # Opens and clicks on the first email, through the HTTP API handlers (figures per hit).
         from postline.contract import message_id_for
         from postline.tokens import CLICK, OPEN
 
@@ -255,8 +257,10 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             token = keyring.sign(kind, first_id, target)
             event = api_event("GET", f"/{prefix}/{token}", {"user-agent": HUMAN_AGENT}, b"", f"/{prefix}/{{token}}",
                               {"token": token}, "127.0.0.1")
-            phases[function] = phase(label, function, lambda: module.handler(event, LambdaContext(function))["statusCode"])
-            phases[function]["hits"] = 1
+            # Several hits, so one slow moment of the machine does not decide the CPU per hit.
+            phases[function] = phase(label, function, lambda: [module.handler(event, LambdaContext(function))["statusCode"]
+                                                               for _ in range(TRACKING_HITS)][-1])
+            phases[function]["hits"] = TRACKING_HITS
 
         pipeline_calls = Counter()
         for name in ("render", "send"):
