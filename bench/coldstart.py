@@ -8,15 +8,21 @@ clients. Interpreter start-up itself is in neither figure.
 """
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "functions"
+LAYER = ROOT / "layers" / "common"
 
 _HANDLER = """
 import time
@@ -113,6 +119,72 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
         results[name] = {"clients": services, "runs": runs, "handler_ms": h * 1000, "floor_ms": f * 1000,
                          "ratio": h / f, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
                          "extra_import_ms_by_package": dict(sorted(extra.items(), key=lambda kv: -kv[1]))}
+    return results
+
+
+def _layer_tree(where: Path) -> Path:
+    """The shared layer laid out as bundling lays it out (python/<dependencies>, python/postline), from this
+    environment's copies of what layers/common/requirements.txt asks for and what that needs, sources only (as pip
+    --no-compile leaves them). boto3 is left out, as in the layer: the runtime has it."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    python = where / "python"
+    wanted = [Requirement(line) for line in (LAYER / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    seen: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        name = requirement.name.lower().replace("_", "-")
+        if name in seen or name == "boto3":
+            continue
+        seen.add(name)
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for file in distribution.files or []:
+            source = Path(distribution.locate_file(file))
+            if file.parts[0] != ".." and file.suffix != ".pyc" and source.is_file():
+                (python / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, python / file)
+        extras = requirement.extras or {""}
+        for needed in map(Requirement, distribution.requires or []):
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
+                wanted.append(needed)
+    shutil.copytree(LAYER / "postline", python / "postline", ignore=shutil.ignore_patterns("__pycache__"))
+    return python
+
+
+def layer_bytecode(runs: int = 5, names: tuple[str, ...] = ("render", "send", "track_click")) -> dict[str, dict]:
+    """Handler import from the layer as Lambda mounts it (read-only: Python writes no bytecode), without bytecode
+    (as it was shipped before) and with the bytecode the deploy-time compiler (infra/layer_compiler) adds, compiled
+    by the same code for this Python."""
+    spec = importlib.util.spec_from_file_location("layer_compiler", ROOT / "infra" / "layer_compiler" / "app.py")
+    compiler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compiler)
+    with tempfile.TemporaryDirectory(prefix="postline-layer-") as scratch:
+        source = _layer_tree(Path(scratch) / "source")
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for path in source.rglob("*"):
+                if path.is_file():
+                    zipped.write(path, path.relative_to(source.parent).as_posix())
+        compiled_zip = compiler.compile_layer(archive.getvalue(), Path(scratch) / "work")
+        with zipfile.ZipFile(io.BytesIO(compiled_zip)) as zipped:
+            zipped.extractall(Path(scratch) / "compiled")
+        layers = {"without": source, "with": Path(scratch) / "compiled" / "python"}
+        base = _environment()
+        results = {}
+        for name in names:
+            code = _HANDLER.format(path=str(FUNCTIONS / name / "app.py"))
+            times: dict[str, list[float]] = {"without": [], "with": []}
+            for _ in range(runs):
+                for label, layer in layers.items():
+                    env = {**base, "PYTHONPATH": str(layer), "PYTHONDONTWRITEBYTECODE": "1"}
+                    times[label].append(_run(code, env)["seconds"])
+            results[name] = {f"{label}_ms": statistics.median(t) * 1000 for label, t in times.items()} | {"runs": runs}
     return results
 
 

@@ -70,6 +70,7 @@ FUNCTIONS = {
     "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
 }
 HANDLER = "app.handler"
+COMMON_LAYER = "postline-common"  # the shared layer, published at deploy time (stacks/layer.py)
 
 # HTTP API routes -> function.
 ROUTES = (

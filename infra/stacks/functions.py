@@ -13,7 +13,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from .bundling import layer_bundling
 from .config import REPO_ROOT, Config
 from .constants import (
     FUNCTIONS,
@@ -29,6 +28,7 @@ from .constants import (
     Env,
     pascal,
 )
+from .layer import EXCLUDE, CompiledLayer
 from .nag import accept
 from .queues import Queues
 from .scheduling import Scheduling
@@ -37,10 +37,7 @@ from .tables import Tables
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-LAYER_SOURCE = REPO_ROOT / "layers" / "common"
-LAYER_CACHE = REPO_ROOT / ".cache" / "layer-deps"
 CLAIM_CHECK_PREFIX = "mime/"  # where the library puts rendered bodies (postline.queues)
-EXCLUDE = ["**/__pycache__", "**/*.pyc"]
 LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
 
 READ = ("GetItem", "BatchGetItem", "Query")
@@ -52,16 +49,8 @@ class Functions(Construct):
                  claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
                  tracking_base_url: str, event_bus: events.IEventBus, scheduling: Scheduling) -> None:
         super().__init__(scope, id)
-        self.layer = lambda_.LayerVersion(
-            self, "CommonLayer",
-            code=lambda_.Code.from_asset(
-                str(LAYER_SOURCE), exclude=EXCLUDE,
-                bundling=layer_bundling(LAYER_SOURCE / "requirements.txt", LAYER_SOURCE / "postline", LAYER_CACHE),
-            ),
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
-            description="postline shared library and its dependencies",
-        )
+        self.layer = CompiledLayer(self, "CommonLayer", runtime=RUNTIME, architecture=ARCHITECTURE,
+                                   log_retention=config.log_retention).layer
         environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name

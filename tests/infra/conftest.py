@@ -61,6 +61,11 @@ class Synth:
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
 
+    def postline_functions(self) -> dict[str, dict[str, Any]]:
+        """postline's own functions (not the deploy-time layer compiler)."""
+        ids = {self.logical_id(f) for f in self.stack.functions.functions.values()}
+        return {k: v for k, v in self.resources("AWS::Lambda::Function").items() if k in ids}
+
     def logical_id(self, construct: Any) -> str:
         """Logical id of an L2 construct's resource (or of an L1)."""
         return self.stack.get_logical_id(getattr(construct.node, "default_child", None) or construct)

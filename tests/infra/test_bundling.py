@@ -10,8 +10,9 @@ from stacks.bundling import PipLayerBundling
 
 
 def _layer_dir(synth):
-    layer = next(iter(synth.resources("AWS::Lambda::LayerVersion").values()))
-    asset_hash = layer["Properties"]["Content"]["S3Key"].removesuffix(".zip")
+    """The built layer, as the deploy-time compiler receives it (stacks/layer.py)."""
+    published = next(iter(synth.resources("AWS::CloudFormation::CustomResource").values()))
+    asset_hash = published["Properties"]["SourceKey"].removesuffix(".zip")
     return synth.outdir / f"asset.{asset_hash}"
 
 

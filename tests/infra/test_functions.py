@@ -9,25 +9,22 @@ from stacks.constants import FUNCTIONS
 
 
 def test_six_functions_on_one_runtime_with_the_layer(synth):
-    functions = synth.resources("AWS::Lambda::Function")
+    functions = synth.postline_functions()
     assert len(functions) == len(FUNCTIONS) == 6
-    layer = next(iter(synth.resources("AWS::Lambda::LayerVersion")))
+    published = synth.logical_id(synth.stack.functions.node.find_child("CommonLayer").node.find_child("Published"))
     for function in functions.values():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13"
         assert properties["Architectures"] == ["arm64"]
         assert properties["Handler"] == "app.handler"
-        assert properties["Layers"] == [{"Ref": layer}]
+        assert properties["Layers"] == [{"Fn::GetAtt": [published, "LayerVersionArn"]}]
         assert "TracingConfig" not in properties  # X-Ray is opt-in: it would be a sixth of the cost per email
         assert properties["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
         assert properties["LoggingConfig"]["LogFormat"] == "JSON"
-    layer_properties = synth.resources("AWS::Lambda::LayerVersion")[layer]["Properties"]
-    assert layer_properties["CompatibleRuntimes"] == ["python3.13"]
-    assert layer_properties["CompatibleArchitectures"] == ["arm64"]
 
 
 def test_tracing_and_every_application_event_when_the_config_asks(variant):
-    for function in variant.resources("AWS::Lambda::Function").values():
+    for function in variant.postline_functions().values():
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
         variables = properties["Environment"]["Variables"]
@@ -37,14 +34,14 @@ def test_tracing_and_every_application_event_when_the_config_asks(variant):
 
 
 def test_by_default_only_the_events_an_application_must_act_on(synth):
-    for function in synth.resources("AWS::Lambda::Function").values():
+    for function in synth.postline_functions().values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["POSTLINE_APP_EVENTS"] == "email.bounced,email.complained,email.unsubscribed,email.failed"
         assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("30", "30")
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
-    functions = synth.resources("AWS::Lambda::Function").values()
+    functions = synth.postline_functions().values()
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
     log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
     assert len(set(roles)) == len(set(log_groups)) == 6
@@ -61,7 +58,7 @@ def test_every_function_gets_every_setting_the_library_requires(synth):
     variables = {v for v, f in ENVIRONMENT.items() if f in required}
     variables |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
     environments = [f["Properties"]["Environment"]["Variables"]
-                    for f in synth.resources("AWS::Lambda::Function").values()]
+                    for f in synth.postline_functions().values()]
     assert all(env == environments[0] for env in environments)
     assert variables <= set(environments[0]), variables - set(environments[0])
     assert environments[0]["POWERTOOLS_SERVICE_NAME"] == "postline"
@@ -70,7 +67,7 @@ def test_every_function_gets_every_setting_the_library_requires(synth):
 
 def test_inbound_dlq_urls_are_keyed_by_inbound_queue_name(synth):
     queues = synth.stack.queues
-    value = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"][
+    value = next(iter(synth.postline_functions().values()))["Properties"]["Environment"][
         "Variables"]["POSTLINE_INBOUND_DLQ_URLS"]
     parts = value["Fn::Join"][1]
     for stream in STREAMS:
@@ -80,12 +77,12 @@ def test_inbound_dlq_urls_are_keyed_by_inbound_queue_name(synth):
 
 
 def test_tracking_base_url_is_the_api_endpoint(synth):
-    env = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]["Variables"]
+    env = next(iter(synth.postline_functions().values()))["Properties"]["Environment"]["Variables"]
     assert env["POSTLINE_TRACKING_BASE_URL"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.api.api), "ApiEndpoint"]}
 
 
 def test_tracking_base_url_is_the_custom_domain_when_configured(variant):
-    env = next(iter(variant.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]["Variables"]
+    env = next(iter(variant.postline_functions().values()))["Properties"]["Environment"]["Variables"]
     assert env["POSTLINE_TRACKING_BASE_URL"] == "https://links.example.org"
 
 

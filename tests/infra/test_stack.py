@@ -89,5 +89,5 @@ def test_the_application_event_bus_and_who_may_publish_on_it(synth):
                 assert bus_id in str(statement["Resource"])
                 publishers.add(function)
     assert publishers == {"send", "ses_events", "track_open", "track_click", "unsubscribe"}
-    environment = next(iter(synth.resources("AWS::Lambda::Function").values()))["Properties"]["Environment"]
+    environment = next(iter(synth.postline_functions().values()))["Properties"]["Environment"]
     assert environment["Variables"]["POSTLINE_EVENT_BUS"] == {"Ref": bus_id}
