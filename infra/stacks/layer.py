@@ -18,6 +18,7 @@ LAYER_SOURCE = REPO_ROOT / "layers" / "common"
 LAYER_CACHE = REPO_ROOT / ".cache" / "layer-deps"
 COMPILER_SOURCE = REPO_ROOT / "infra" / "layer_compiler"
 EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+SERVICE_TIMEOUT = Duration.minutes(15)
 
 
 class CompiledLayer(Construct):
@@ -55,12 +56,13 @@ class CompiledLayer(Construct):
         )
         accept(compiler, "AwsSolutions-L1", "It must run the functions' runtime: the bytecode it compiles is for "
                "that Python version.")
-        # A compiler that never answers fails the deploy after this long, not after CloudFormation's default hour.
-        published = CustomResource(self, "Published", service_token=compiler.function_arn,
-                                   service_timeout=Duration.minutes(15), properties={
+        published = CustomResource(self, "Published", service_token=compiler.function_arn, properties={
             "SourceBucket": source.s3_bucket_name, "SourceKey": source.s3_object_key, "LayerName": COMMON_LAYER,
             "Description": "postline shared library and its dependencies, with bytecode",
             "Runtime": runtime.name, "Architecture": architecture.name,
         })
+        # A compiler that never answers fails the deploy after this long, not after CloudFormation's default hour.
+        # Set on the resource as a number: CustomResource's service_timeout writes a string, which cfn-lint flags.
+        published.node.default_child.add_property_override("ServiceTimeout", int(SERVICE_TIMEOUT.to_seconds()))
         self.layer = lambda_.LayerVersion.from_layer_version_arn(self, "Layer",
                                                                  published.get_att_string("LayerVersionArn"))

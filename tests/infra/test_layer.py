@@ -25,7 +25,7 @@ def test_the_layer_is_compiled_by_the_runtime_the_functions_run_on(synth):
     assert published["LayerName"] == COMMON_LAYER
     assert published["SourceKey"].endswith(".zip") and "Ref" not in published["SourceKey"]
     assert compiler["Timeout"] >= 300  # a thousand modules on one vCPU, with room to spare
-    assert compiler["Timeout"] < int(published["ServiceTimeout"]) <= 3600  # a stuck deploy fails within the hour
+    assert compiler["Timeout"] < published["ServiceTimeout"] <= 3600  # a stuck deploy fails within the hour
     assert compiler["Handler"] == "app.handler"
 
 
