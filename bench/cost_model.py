@@ -130,7 +130,7 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     for name, phase in phases.items():
         weight = per_email[name]
         function = PHASE_FUNCTION[name]
-        batches = phase.get("batches", 1)
+        batches = phase.get("batches", phase.get("hits", 1))  # invocations: a batch each, or a hit each
         invocations[function] = invocations.get(function, 0) + batches * weight
         # Lambda duration: CPU scaled to the function's share of a vCPU, plus the round trips it waits on.
         memory = assume.memory_mb[function]

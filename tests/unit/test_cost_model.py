@@ -80,3 +80,20 @@ def test_with_backups_of_the_history_the_line_includes_their_growth_too():
 def test_no_such_line_when_the_history_is_already_kept_that_long():
     assert _line(model(_scenario(), assume=_kept(90)), "history kept", "optional_per_million_emails") is None
     assert _line(model(_scenario(), assume=_kept(400)), "history kept", "optional_per_million_emails") is None
+
+
+def test_a_tracking_hit_is_one_invocation_however_many_hits_were_measured():
+    def invocations(hits: int) -> float:
+        scenario = _scenario()
+        for name in ("track_open", "track_click"):
+            phase = scenario["phases"][name]
+            phase["hits"], phase["cpu_s"] = hits, phase["cpu_s"] * hits
+            phase["requests"] = phase["requests"] * hits
+        row = _line(model(scenario), "Lambda requests")
+        return float(row["detail"].split()[0]), row["usd"]
+
+    one, five = invocations(1), invocations(5)
+    assert five == pytest.approx(one)
+    # render, send, two ses_events batches per ten emails, and the opens and clicks one each
+    assume = Assumptions()
+    assert one[0] == pytest.approx(4 / EMAILS + assume.opens_per_email + assume.clicks_per_email, abs=0.005)
