@@ -28,19 +28,21 @@ DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # PublishLayerVersion's limit for an arc
 
 
 def compile_layer(source: bytes, workdir: Path) -> bytes:
-    """The layer archive ``source`` with a ``__pycache__`` beside every module, for the running Python."""
+    """The layer archive ``source`` with a ``__pycache__`` beside every module, for the running Python. The
+    source's entries are copied as they are (their permissions included); the bytecode is added."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    with zipfile.ZipFile(io.BytesIO(source)) as archive:
-        archive.extractall(workdir)
-    # One process: Lambda has no /dev/shm, which compileall's worker pool needs.
-    if not compileall.compile_dir(workdir, quiet=1, workers=1,
-                                  invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
-        raise RuntimeError("some modules of the layer do not compile on this runtime (see the log)")
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(workdir.rglob("*")):
-            if path.is_file():
+    with zipfile.ZipFile(io.BytesIO(source)) as original:
+        original.extractall(workdir)
+        # One process: Lambda has no /dev/shm, which compileall's worker pool needs.
+        if not compileall.compile_dir(workdir, quiet=1, workers=1,
+                                      invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
+            raise RuntimeError("some modules of the layer do not compile on this runtime (see the log)")
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for entry in original.infolist():
+                archive.writestr(entry, original.read(entry), compress_type=zipfile.ZIP_DEFLATED)
+            for path in sorted(workdir.rglob("*.pyc")):
                 archive.write(path, path.relative_to(workdir).as_posix())
     shutil.rmtree(workdir, ignore_errors=True)
     return out.getvalue()

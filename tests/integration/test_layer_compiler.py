@@ -56,6 +56,18 @@ def test_the_layer_imports_from_its_bytecode_without_compiling(tmp_path):
     assert answer.stdout.strip() == "20"
 
 
+def test_the_layer_keeps_its_files_as_they_were_built(tmp_path):
+    source = io.BytesIO()
+    with zipfile.ZipFile(source, "w") as archive:
+        tool = zipfile.ZipInfo("python/bin/tool")
+        tool.external_attr = 0o755 << 16
+        archive.writestr(tool, "#!/bin/sh\n")
+        archive.writestr("python/data/rules.json", '{"vat": 20}')
+    with zipfile.ZipFile(io.BytesIO(compiler.compile_layer(source.getvalue(), tmp_path / "work"))) as compiled:
+        assert compiled.getinfo("python/bin/tool").external_attr >> 16 == 0o755
+        assert compiled.read("python/data/rules.json") == b'{"vat": 20}'
+
+
 def test_a_module_that_does_not_compile_fails_the_layer(tmp_path):
     with pytest.raises(RuntimeError, match="do not compile"):
         compiler.compile_layer(_layer({"python/broken.py": "def f(:\n"}), tmp_path / "work")
