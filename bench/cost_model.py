@@ -263,8 +263,10 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     items += [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history)) if on]
     items.sort(key=lambda row: -row[1])
     total = sum(cost for _, cost, _ in items)
-    optional = [announced] + [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history),
-                                                    (kept_longer, longer_gb_months <= storage_gb_months)) if not on]
+    optional = [announced] + [item for item, on in ((xray, assume.tracing), (backups, assume.backup_history))
+                              if not on]
+    if longer_gb_months > storage_gb_months:
+        optional.append(kept_longer)
     ses = prices.ses_per_thousand_emails * 1000
     return {
         "per_million_emails": [{"item": name, "usd": cost, "detail": detail} for name, cost, detail in items],

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -287,6 +286,8 @@ def _mime_as_queued(body: str) -> str:
 def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
     """What the cost model needs from each request: items per transaction by kind and table, keys per read,
     bytes per queue write."""
+    from postline_cli.local.aws_endpoint import parse_insert
+
     out = []
     for operation, params in requests:
         row: dict[str, Any] = {"op": operation}
@@ -299,10 +300,8 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
             row["consistent"] = [table for table, request in params["RequestItems"].items()
                                  if request.get("ConsistentRead")]
         elif operation == "dynamodb.BatchExecuteStatement":  # PartiQL INSERTs: the items, named in the statement
-            row["items"] = [{"table": _STATEMENT_TABLE.search(statement["Statement"]).group(1),
-                             "bytes": _item_bytes(dict(zip(_STATEMENT_NAMES.findall(statement["Statement"]),
-                                                           statement.get("Parameters", []))))}
-                            for statement in params["Statements"]]
+            row["items"] = [{"table": table, "bytes": _item_bytes(item)}
+                            for table, item in map(parse_insert, params["Statements"])]
         elif operation == "dynamodb.BatchWriteItem":
             row["items"] = [{"table": table, "bytes": _item_bytes(w.get("PutRequest", {}).get("Item", {}))}
                             for table, writes in params["RequestItems"].items() for w in writes]
@@ -323,10 +322,6 @@ def _summarise(requests: list[tuple[str, dict]]) -> list[dict]:
             row["bytes"] = sum(len(json.dumps(e, default=str).encode()) for e in params["Entries"])
         out.append(row)
     return out
-
-
-_STATEMENT_TABLE = re.compile(r'"([^"]+)"')
-_STATEMENT_NAMES = re.compile(r"'([^']+)'\s*:\s*\?")
 
 
 def _item_bytes(item: dict) -> int:

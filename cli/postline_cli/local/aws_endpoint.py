@@ -131,6 +131,17 @@ _INSERT = re.compile(r"""\s*INSERT\s+INTO\s+"([^"]+)"\s+VALUE\s+\{(.*)\}\s*""", 
 _INSERTED_NAME = re.compile(r"\s*'([^']+)'\s*:\s*\?\s*(?:,|$)")
 
 
+def parse_insert(statement: dict) -> tuple[str, dict] | None:
+    """The table and the item (attribute names to their parameters) of a PartiQL ``INSERT`` whose values are all
+    parameters, the kind ``postline.dynamo.insert_statement`` makes; None for any other statement."""
+    match = _INSERT.fullmatch(statement["Statement"])
+    parameters = statement.get("Parameters", [])
+    names = _INSERTED_NAME.findall(match.group(2)) if match else []
+    if not match or not names or len(names) != len(parameters) or _INSERTED_NAME.sub("", match.group(2)):
+        return None
+    return match.group(1), dict(zip(names, parameters))
+
+
 def insert_as_dynamodb_does() -> None:
     """moto's PartiQL ``INSERT`` overwrites an item whose key exists (and copies the whole table to do it).
     DynamoDB refuses it: ``DuplicateItem`` in a ``BatchExecuteStatement`` response. postline's first claims depend
@@ -142,15 +153,13 @@ def insert_as_dynamodb_does() -> None:
     batch = models.DynamoDBBackend.batch_execute_statement
 
     def insert(backend, statement: dict) -> dict | None:
-        match = _INSERT.fullmatch(statement["Statement"])
-        parameters = statement.get("Parameters", [])
-        names = _INSERTED_NAME.findall(match.group(2)) if match else []
-        if not match or not names or len(names) != len(parameters) or _INSERTED_NAME.sub("", match.group(2)):
+        parsed = parse_insert(statement)
+        if parsed is None:
             return None
-        if match.group(1) not in backend.tables:
+        table_name, item = parsed
+        if table_name not in backend.tables:
             return {"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}}
-        table = backend.tables[match.group(1)]
-        item = dict(zip(names, parameters))
+        table = backend.tables[table_name]
         keys = [item.get(table.hash_key_attr)] + ([item.get(table.range_key_attr)] if table.range_key_attr else [])
         if any(key is None for key in keys):
             return {"Error": {"Code": "ValidationError", "Message": "One or more parameter values were invalid: "
