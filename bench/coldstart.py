@@ -122,37 +122,50 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
     return results
 
 
-def _layer_tree(where: Path) -> Path:
-    """The shared layer laid out as bundling lays it out (python/<dependencies>, python/postline), from this
-    environment's copies of what layers/common/requirements.txt asks for and what that needs, sources only (as pip
-    --no-compile leaves them). boto3 is left out, as in the layer: the runtime has it."""
+def distributions(requirements: list[str], leave_out: tuple[str, ...] = ()) -> list:
+    """This environment's distributions that these requirements install, with what they need (extras included),
+    except the named ones and what only they need."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
 
-    python = where / "python"
-    wanted = [Requirement(line) for line in (LAYER / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    wanted = [Requirement(line) for line in requirements if line.strip() and not line.lstrip().startswith("#")]
     seen: set[str] = set()
+    found = []
     while wanted:
         requirement = wanted.pop()
         name = requirement.name.lower().replace("_", "-")
-        if name in seen or name == "boto3":
+        if name in seen or name in leave_out:
             continue
         seen.add(name)
         try:
             distribution = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
+        found.append(distribution)
+        extras = requirement.extras or {""}
+        for needed in map(Requirement, distribution.requires or []):
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
+                wanted.append(needed)
+    return found
+
+
+def layer_distributions() -> list:
+    """What the shared layer bundles besides postline: layers/common/requirements.txt and what it needs, boto3
+    (the runtime's) left out."""
+    return distributions((LAYER / "requirements.txt").read_text().splitlines(), leave_out=("boto3",))
+
+
+def _layer_tree(where: Path) -> Path:
+    """The shared layer laid out as bundling lays it out (python/<dependencies>, python/postline), from this
+    environment's copies of ``layer_distributions()``, sources only (as pip --no-compile leaves them)."""
+    python = where / "python"
+    for distribution in layer_distributions():
         for file in distribution.files or []:
             source = Path(distribution.locate_file(file))
             if file.parts[0] != ".." and file.suffix != ".pyc" and source.is_file():
                 (python / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, python / file)
-        extras = requirement.extras or {""}
-        for needed in map(Requirement, distribution.requires or []):
-            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
-                wanted.append(needed)
     shutil.copytree(LAYER / "postline", python / "postline", ignore=shutil.ignore_patterns("__pycache__"))
     return python
 

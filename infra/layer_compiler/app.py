@@ -1,7 +1,7 @@
 """Deploy-time custom resource: publishes the shared layer with its bytecode, compiled by the functions' runtime.
 
 Lambda mounts a layer read-only, so Python cannot cache the bytecode it compiles: without ``__pycache__`` in the
-layer, every cold start compiles every module the handler imports, botocore, pydantic and Jinja2 included (about
+layer, every cold start compiles every module the handler imports, botocore and Jinja2 included (about
 0.85 s more per cold start, measured by ``bench.coldstart``). The layer is built without Docker on the deployer's
 machine, whose Python is rarely the runtime's, and bytecode is specific to one Python version. So this function,
 running on the very runtime the functions use, takes the built layer from the CDK asset bucket, compiles it

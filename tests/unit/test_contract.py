@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from postline import contract
 from postline.contract import (
     MAX_TAGS,
     Rejected,
@@ -15,6 +16,7 @@ from postline.contract import (
     json_schema,
     message_id_for,
     parse_send_message,
+    validate_send_message,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +177,21 @@ def test_payload_size_counts_bytes_not_characters():
     assert "payload too large" in rejection(raw, max_bytes=len(raw) + 50)
 
 
+@pytest.mark.parametrize("fields, where", [
+    ({"template": "welcome\n"}, "template"), ({"id": "order-1\n"}, "id"), ({"locale": "en-GB\n"}, "locale"),
+    ({"tags": {"plan": "pro\n"}}, "tags.plan"), ({"tags": {"plan\n": "pro"}}, "tags.plan\n"),
+])
+def test_a_trailing_line_break_does_not_slip_past_a_pattern(fields, where):
+    # Python's '$' matches before a final newline; the contract's patterns are JSON Schema's, where it does not.
+    assert rejection(body(**fields)).startswith(f"{where}:")
+
+
+def test_tag_names_that_are_not_strings_are_rejected():
+    # Only a Python caller (postline.client) can pass these: JSON object keys are always strings.
+    with pytest.raises(Rejected, match="^tags.7: Name should match pattern"):
+        validate_send_message({"template": "welcome", "to": "ada@example.com", "tags": {7: "v"}})
+
+
 def test_several_problems_are_reported_together():
     reason = rejection(json.dumps({"template": "Bad!", "to": "nope", "extra": 1}))
     assert "template:" in reason and "to:" in reason and "extra: unknown field" in reason
@@ -277,3 +294,61 @@ def test_schema_rejects_tag_names_the_parser_rejects():
     with pytest.raises(Rejected):
         parse_send_message(json.dumps(document), LIMIT)
     assert list(_validator().iter_errors(document)) != []
+
+
+# Values for each field, good and bad, combined below into messages that both the published schema (read by the
+# jsonschema library) and the parser judge: they must agree on every one. Addresses are left out of the variations:
+# the schema can only say they are strings of at most 320 characters, the parser also checks them as addresses.
+# No trailing line breaks either: jsonschema matches patterns with Python's re, whose '$' accepts one (JSON Schema's
+# does not; test_a_trailing_line_break_does_not_slip_past_a_pattern).
+VARIATIONS = {
+    "template": ["welcome", "welcome@3", "a", "a" * 100, "a" * 101, "Welcome", "welcome@0", "welcome@1234567890",
+                 "we lcome", "", 5, None],
+    "data": [{}, {"a": [1, {"b": None}]}, [], "x", None, 1.5],
+    "id": ["k", "x" * 256, "x" * 257, "", "has space", "naïve", "~!", 12, None, True],
+    "campaign": ["spring-2026", "", "x" * 257, ["c"]],
+    "tags": [{}, {"plan": "pro"}, {f"t{i}": "v" for i in range(10)}, {f"t{i}": "v" for i in range(11)},
+             {"plan": ""}, {"plan": "a.b@c"}, {"plan": "a b"}, {"": "v"}, {"n" * 64: "v"}, {"n" * 65: "v"},
+             {"plan": 1}, {"plan": None}, [], None],
+    "locale": ["en", "en-GB", "pt_BR", "zh-Hant-TW", "e", "english please", "en-", 44, None],
+    "reply_to": ["r@example.com", 1, None],
+    "extra": [1],
+}
+
+
+def _agreement_corpus():
+    base = {"template": "welcome", "to": "ada@example.com"}
+    yield base
+    yield {"to": "ada@example.com"}
+    yield {"template": "welcome"}
+    for name, values in VARIATIONS.items():
+        for value in values:
+            yield {**base, name: value}
+
+
+@pytest.mark.skipif(jsonschema_missing, reason="jsonschema is not installed")
+def test_the_parser_enforces_exactly_the_published_schema():
+    validator = _validator()
+    disagreements = []
+    for document in _agreement_corpus():
+        schema_accepts = not list(validator.iter_errors(document))
+        try:
+            validate_send_message(document)
+            parser_accepts = True
+        except Rejected:
+            parser_accepts = False
+        if schema_accepts != parser_accepts:
+            disagreements.append((document, schema_accepts, parser_accepts))
+    assert disagreements == []
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "format": "email"},
+    {"type": "integer"},
+    {"type": "string", "pattern": "welcome"},  # unanchored
+    {"type": "object", "minProperties": 1},
+    {"anyOf": [{"type": "string"}, {"type": "object"}]},
+])
+def test_a_schema_keyword_the_parser_does_not_enforce_fails_at_import(schema):
+    with pytest.raises(TypeError):
+        contract._compile(schema, "field")

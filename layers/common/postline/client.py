@@ -15,9 +15,7 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import ValidationError
-
-from .contract import Rejected, SendMessage, describe_errors, message_id_for
+from .contract import message_id_for, validate_send_message
 from .settings import STREAMS
 
 
@@ -46,10 +44,7 @@ class PostlineClient:
         document = {"template": template, "to": to, "data": data or {}, "id": id or str(uuid.uuid4()),
                     "campaign": campaign, "tags": tags, "reply_to": reply_to, "locale": locale}
         document = {k: v for k, v in document.items() if v is not None}
-        try:
-            message = SendMessage.model_validate(document)
-        except ValidationError as error:
-            raise Rejected(describe_errors(error)) from None
+        message = validate_send_message(document)  # raises Rejected, naming every problem
         self._sqs.send_message(QueueUrl=self._queue_urls[stream],
-                               MessageBody=json.dumps(message.model_dump(exclude_none=True), separators=(",", ":")))
+                               MessageBody=json.dumps(message.as_document(), separators=(",", ":")))
         return message_id_for(message.id)
