@@ -1,5 +1,6 @@
 """Cold start: the import time of each function's handler module, against the floor of importing boto3 and
-creating the clients that function creates, each in a fresh interpreter, median of several runs.
+creating the clients that function creates, each in a fresh interpreter, median of several runs, with every module's
+bytecode compiled beforehand, as in the deployed layer.
 
 Runs alternate (floor, handler, floor, handler, ...) so a busy moment of the machine falls on both alike. The
 handler is imported the way Lambda does (``functions/<name>/app.py`` as a module, with the environment the CDK
@@ -8,6 +9,7 @@ clients. Interpreter start-up itself is in neither figure.
 """
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import io
 import json
@@ -98,6 +100,10 @@ def _run(code: str, env: dict[str, str]) -> dict:
 
 
 def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
+    # The deploy compiles the layer, postline included (infra/layer_compiler); here the installed packages come
+    # compiled by pip, and postline's own modules are compiled now. Otherwise, where Python may not write bytecode
+    # (PYTHONDONTWRITEBYTECODE, as on some CI machines), every run would compile postline from source.
+    compileall.compile_dir(str(LAYER / "postline"), quiet=1)
     env = _environment()
     results = {}
     for name in names or function_names():
