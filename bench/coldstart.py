@@ -50,6 +50,13 @@ import sys, json
 print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules)}}))
 """
 
+# The floor built as the functions build their cold start (postline/init_phase.py): without garbage collection. The
+# functions' figure against this one is their overhead alone; against the plain floor, what a cold start costs
+# compared with a function that just imports boto3 and makes its clients.
+_FLOOR_PAUSED = _FLOOR.replace("started = time.perf_counter()\n",
+                               "started = time.perf_counter()\nimport gc\ngc.disable()\n", 1).replace(
+    "elapsed = time.perf_counter() - started", "gc.freeze()\ngc.enable()\nelapsed = time.perf_counter() - started", 1)
+
 # Which clients a handler creates at import: found by importing it once with boto3's client factory watched.
 _DISCOVER = """
 import boto3.session, json, importlib.util
@@ -110,20 +117,22 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
         path = str(FUNCTIONS / name / "app.py")
         services = json.loads(subprocess.run([sys.executable, "-c", _DISCOVER.format(path=path)], env=env,
                                              capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip())
-        handler, floor = [], []
-        _run(_FLOOR.format(services=services), env)  # page cache warm for both
+        handler, floor, floor_paused = [], [], []
+        _run(_FLOOR.format(services=services), env)  # page cache warm for all
         _run(_HANDLER.format(path=path), env)
         for _ in range(runs):
             floor.append(_run(_FLOOR.format(services=services), env))
             handler.append(_run(_HANDLER.format(path=path), env))
+            floor_paused.append(_run(_FLOOR_PAUSED.format(services=services), env))
         # Where the difference goes: import time by package, the handler's minus the floor's (one run each, under
         # -X importtime, which inflates everything; read it as proportions).
         mine, floors = _packages(_HANDLER.format(path=path), env), _packages(_FLOOR.format(services=services), env)
         extra = {p: round(t - floors.get(p, 0.0), 1) for p, t in mine.items() if t - floors.get(p, 0.0) >= 2}
         h = statistics.median(r["seconds"] for r in handler)
         f = statistics.median(r["seconds"] for r in floor)
+        fp = statistics.median(r["seconds"] for r in floor_paused)
         results[name] = {"clients": services, "runs": runs, "handler_ms": h * 1000, "floor_ms": f * 1000,
-                         "ratio": h / f, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
+                         "ratio": h / f, "floor_paused_ms": fp * 1000, "ratio_same_collector": h / fp, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
                          "extra_import_ms_by_package": dict(sorted(extra.items(), key=lambda kv: -kv[1]))}
     return results
 
@@ -210,5 +219,6 @@ def layer_bytecode(runs: int = 5, names: tuple[str, ...] = ("render", "send", "t
 if __name__ == "__main__":
     for name, row in measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5).items():
         print(f"{name:<12} {row['handler_ms']:7.1f} ms  floor {row['floor_ms']:7.1f} ms  x{row['ratio']:.2f}  "
+              f"(floor without collections {row['floor_paused_ms']:7.1f} ms  x{row['ratio_same_collector']:.2f})  "
               f"modules {row['handler_modules']} vs {row['floor_modules']}  clients {','.join(row['clients'])}\n"
               f"             extra by package: {row['extra_import_ms_by_package']}")

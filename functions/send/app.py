@@ -1,18 +1,21 @@
 """send: claimed, suppression-checked sends through SES, from the send queues."""
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from postline.init_phase import init_phase
 
-from postline.batch import partial_batch_response
-from postline.models import bind_tables
-from postline.send import SendContext, send_batch
-from postline.settings import get_settings
-from postline.tracing import lambda_tracer
+with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-tracer = lambda_tracer()  # X-Ray only where tracing is on
-settings = get_settings()
-bind_tables(settings)
-send_context = SendContext(settings)
+    from postline.batch import partial_batch_response
+    from postline.models import bind_tables
+    from postline.send import SendContext, send_batch
+    from postline.settings import get_settings
+    from postline.tracing import lambda_tracer
+
+    logger = Logger()
+    tracer = lambda_tracer()  # X-Ray only where tracing is on
+    settings = get_settings()
+    bind_tables(settings)
+    send_context = SendContext(settings)
 
 
 @logger.inject_lambda_context

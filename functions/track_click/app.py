@@ -1,20 +1,23 @@
 """track_click: GET /c/{token} -> 302 to the link's signed target (404 for anything not signed by us)."""
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from postline.init_phase import init_phase
 
-from postline.engagement import EngagementContext, follow_click
-from postline.models import bind_tables
-from postline.pages import not_found_page
-from postline.settings import get_settings
-from postline.tracing import lambda_tracer
+with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-tracer = lambda_tracer()  # X-Ray only where tracing is on
-settings = get_settings()
-bind_tables(settings)
-engagement = EngagementContext(settings)
-app = APIGatewayHttpResolver()
+    from postline.engagement import EngagementContext, follow_click
+    from postline.models import bind_tables
+    from postline.pages import not_found_page
+    from postline.settings import get_settings
+    from postline.tracing import lambda_tracer
+
+    logger = Logger()
+    tracer = lambda_tracer()  # X-Ray only where tracing is on
+    settings = get_settings()
+    bind_tables(settings)
+    engagement = EngagementContext(settings)
+    app = APIGatewayHttpResolver()
 
 
 @app.get("/c/<token>")

@@ -1,19 +1,22 @@
 """track_open: GET /o/{token} -> a 1x1 transparent GIF, recording the open for a valid token."""
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from postline.init_phase import init_phase
 
-from postline.engagement import EngagementContext, record_open
-from postline.models import bind_tables
-from postline.settings import get_settings
-from postline.tracing import lambda_tracer
+with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-tracer = lambda_tracer()  # X-Ray only where tracing is on
-settings = get_settings()
-bind_tables(settings)
-engagement = EngagementContext(settings)
-app = APIGatewayHttpResolver()
+    from postline.engagement import EngagementContext, record_open
+    from postline.models import bind_tables
+    from postline.settings import get_settings
+    from postline.tracing import lambda_tracer
+
+    logger = Logger()
+    tracer = lambda_tracer()  # X-Ray only where tracing is on
+    settings = get_settings()
+    bind_tables(settings)
+    engagement = EngagementContext(settings)
+    app = APIGatewayHttpResolver()
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 

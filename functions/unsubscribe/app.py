@@ -1,21 +1,25 @@
 """unsubscribe: GET /u/{token} shows a confirmation page (never unsubscribes); POST /u/{token} unsubscribes
 (RFC 8058 one-click, or the page's button) or resubscribes (the page's undo button)."""
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from postline.init_phase import init_phase
 
-from postline.engagement import EngagementContext, requested_action, resubscribe, subscription, unsubscribe
-from postline.models import bind_tables
-from postline.pages import confirm_page, not_found_page, resubscribed_page, unsubscribed_page
-from postline.settings import get_settings
-from postline.tracing import lambda_tracer
+with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-tracer = lambda_tracer()  # X-Ray only where tracing is on
-settings = get_settings()
-bind_tables(settings)
-engagement = EngagementContext(settings)
-app = APIGatewayHttpResolver()
+    from postline.engagement import EngagementContext, requested_action, resubscribe, subscription, unsubscribe
+    from postline.models import bind_tables
+    from postline.pages import confirm_page, not_found_page, resubscribed_page, unsubscribed_page
+    from postline.settings import get_settings
+    from postline.tracing import lambda_tracer
+
+    logger = Logger()
+    tracer = lambda_tracer()  # X-Ray only where tracing is on
+    settings = get_settings()
+    bind_tables(settings)
+    engagement = EngagementContext(settings)
+    app = APIGatewayHttpResolver()
+
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -2,6 +2,7 @@
 packages and the runtime's boto3, with the environment the stack gives it."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib import metadata
@@ -12,7 +13,7 @@ from bench.coldstart import FUNCTIONS, distributions, layer_distributions
 
 # Importing anything else raises ModuleNotFoundError, as in Lambda (an optional import just goes without).
 _IMPORT_AS_IN_LAMBDA = """
-import importlib.abc, importlib.util, sys
+import gc, importlib.abc, importlib.util, json, sys
 shipped = set({shipped!r})
 
 class OnlyShipped(importlib.abc.MetaPathFinder):
@@ -22,8 +23,11 @@ class OnlyShipped(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {{top!r}} in the layer or the runtime", name=top)
 
 sys.meta_path.insert(0, OnlyShipped())
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
 spec = importlib.util.spec_from_file_location("app", {path!r})
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(json.dumps({{"collections": collections, "collector_on": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
 
 
@@ -51,3 +55,10 @@ def test_the_functions_import_only_what_the_layer_and_the_runtime_ship(loaded):
     for name, answer in loaded.items():
         assert answer.returncode == 0, f"{name}: {answer.stderr[-1500:]}"
 
+
+def test_the_cold_start_runs_without_collections_and_leaves_the_collector_on(loaded):
+    for name, answer in loaded.items():
+        state = json.loads(answer.stdout)
+        assert state["collections"] == [], name  # not one pass over what the cold start builds
+        assert state["collector_on"], name  # warm invocations collect as usual...
+        assert state["frozen"] > 50_000, name  # ...without walking the modules, models and clients again
