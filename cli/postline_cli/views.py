@@ -34,10 +34,11 @@ def message_view(reference: str) -> dict[str, Any]:
         record = Message.get(message_id, consistent_read=True)
     except Message.DoesNotExist:
         # render writes the first record (for marketing mail, the send stage's claim does); until then the
-        # message is waiting on a queue (or was never sent: postline cannot tell those apart, and says so).
+        # message is waiting on a queue. It may also never have been sent, or its record may have expired:
+        # postline cannot tell those apart, and says so.
         return {"message_id": message_id, "status": "queued", "ses_message_id": None, "events": [],
-                "reason": "no record yet: waiting on an inbound queue (marketing mail: or on its send queue), "
-                          "or never received"}
+                "reason": "no record: waiting on an inbound queue (marketing mail: or on its send queue), "
+                          "never received, or older than the history kept (message_ttl_days, 30 by default)"}
     events = []
     for attribute, name in _TIMELINE:
         value = getattr(record, attribute)

@@ -230,6 +230,7 @@ def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
     pipeline.run_render()
     waiting = message_view(message_id_for("rec-1"))
     assert waiting["status"] == "queued" and "send queue" in waiting["reason"]
+    assert "older than the history kept" in waiting["reason"]  # after message_ttl_days, the same answer
     pipeline.run_send()
     assert record(message_id_for("rec-1")).status == "sending"  # claimed; SES's Send event settles it
     pipeline.apply_send_events()
