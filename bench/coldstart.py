@@ -2,10 +2,10 @@
 creating the clients that function creates, each in a fresh interpreter, median of several runs, with every module's
 bytecode compiled beforehand, as in the deployed layer.
 
-Runs alternate (floor, handler, floor, handler, ...) so a busy moment of the machine falls on both alike. The
-handler is imported the way Lambda does (``functions/<name>/app.py`` as a module, with the environment the CDK
-stack sets, here the local stack's), which runs its module-level code: settings, table binding, contexts and
-clients. Interpreter start-up itself is in neither figure.
+Runs alternate (floor, handler, floor without garbage collection, floor, ...) so a busy moment of the machine falls
+on all alike. The handler is imported the way Lambda does (``functions/<name>/app.py`` as a module, with the
+environment the CDK stack sets, here the local stack's), which runs its module-level code: settings, table binding,
+contexts and clients, inside ``init_phase()``. Interpreter start-up itself is in no figure.
 """
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
         f = statistics.median(r["seconds"] for r in floor)
         fp = statistics.median(r["seconds"] for r in floor_paused)
         results[name] = {"clients": services, "runs": runs, "handler_ms": h * 1000, "floor_ms": f * 1000,
-                         "ratio": h / f, "floor_paused_ms": fp * 1000, "ratio_same_collector": h / fp, "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
+                         "ratio": h / f, "floor_paused_ms": fp * 1000, "ratio_same_collector": h / fp,
+                         "handler_modules": handler[0]["modules"], "floor_modules": floor[0]["modules"],
                          "extra_import_ms_by_package": dict(sorted(extra.items(), key=lambda kv: -kv[1]))}
     return results
 
