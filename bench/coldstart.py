@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -41,21 +42,27 @@ print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules)}}))
 _FLOOR = """
 import time
 started = time.perf_counter()
-import boto3
-from botocore.config import Config
-session = boto3.session.Session()
-clients = [session.client(name, config=Config(retries={{"mode": "standard"}})) for name in {services!r}]
+{body}
 elapsed = time.perf_counter() - started
 import sys, json
 print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules)}}))
 """
+_FLOOR_BODY = """import boto3
+from botocore.config import Config
+session = boto3.session.Session()
+clients = [session.client(name, config=Config(retries={{"mode": "standard"}})) for name in {services!r}]
+"""
 
-# The floor built as the functions build their cold start (postline/init_phase.py): without garbage collection. The
-# functions' figure against this one is their overhead alone; against the plain floor, what a cold start costs
-# compared with a function that just imports boto3 and makes its clients.
-_FLOOR_PAUSED = _FLOOR.replace("started = time.perf_counter()\n",
-                               "started = time.perf_counter()\nimport gc\ngc.disable()\n", 1).replace(
-    "elapsed = time.perf_counter() - started", "gc.freeze()\ngc.enable()\nelapsed = time.perf_counter() - started", 1)
+
+def _floor(services: list[str], paused: bool = False) -> str:
+    """The floor's code. ``paused``: built as the functions build their cold start, inside ``init_phase()`` (without
+    garbage collection); a function's figure against it is its overhead alone, against the plain floor what its
+    cold start costs beside a function that just imports boto3 and makes its clients."""
+    body = _FLOOR_BODY.format(services=services)
+    if paused:
+        body = "from postline.init_phase import init_phase\nwith init_phase():\n" + textwrap.indent(body, "    ")
+    return _FLOOR.format(body=body)
+
 
 # Which clients a handler creates at import: found by importing it once with boto3's client factory watched.
 _DISCOVER = """
@@ -117,16 +124,17 @@ def measure(runs: int = 7, names: list[str] | None = None) -> dict[str, dict]:
         path = str(FUNCTIONS / name / "app.py")
         services = json.loads(subprocess.run([sys.executable, "-c", _DISCOVER.format(path=path)], env=env,
                                              capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip())
+        handler_code, floor_code, paused_code = _HANDLER.format(path=path), _floor(services), _floor(services, True)
         handler, floor, floor_paused = [], [], []
-        _run(_FLOOR.format(services=services), env)  # page cache warm for all
-        _run(_HANDLER.format(path=path), env)
+        _run(floor_code, env)  # page cache warm for all
+        _run(handler_code, env)
         for _ in range(runs):
-            floor.append(_run(_FLOOR.format(services=services), env))
-            handler.append(_run(_HANDLER.format(path=path), env))
-            floor_paused.append(_run(_FLOOR_PAUSED.format(services=services), env))
+            floor.append(_run(floor_code, env))
+            handler.append(_run(handler_code, env))
+            floor_paused.append(_run(paused_code, env))
         # Where the difference goes: import time by package, the handler's minus the floor's (one run each, under
         # -X importtime, which inflates everything; read it as proportions).
-        mine, floors = _packages(_HANDLER.format(path=path), env), _packages(_FLOOR.format(services=services), env)
+        mine, floors = _packages(handler_code, env), _packages(floor_code, env)
         extra = {p: round(t - floors.get(p, 0.0), 1) for p, t in mine.items() if t - floors.get(p, 0.0) >= 2}
         h = statistics.median(r["seconds"] for r in handler)
         f = statistics.median(r["seconds"] for r in floor)
