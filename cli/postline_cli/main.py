@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from postline.contract import Rejected
@@ -20,6 +22,8 @@ from .views import iso
 
 console = Console()
 errors = Console(stderr=True)
+# click handles these itself: usage errors, ctx.exit(), Ctrl-C, and a closed pipe (quietly).
+CLICKS_OWN = (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError)
 
 
 def emit_json(value) -> None:
@@ -27,7 +31,7 @@ def emit_json(value) -> None:
 
 
 def fail(message: str, code: int = 1):
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # one line, however long
     sys.exit(code)
 
 
@@ -44,18 +48,23 @@ def parse_json_option(value: str | None, what: str) -> dict:
 
 
 class Cli(click.Group):
-    """Turns a missing target (no local stack, no AWS stack) into one clear line instead of a traceback."""
+    """Turns any failure into one line on stderr (what is wrong, what to do) and exit 1, instead of a traceback;
+    click's own usage errors and exits stay click's."""
 
     def invoke(self, ctx):
-        from .target import TargetError
+        from .errors import DEBUG_VARIABLE, explain
 
         try:
             return super().invoke(ctx)
-        except TargetError as error:
-            fail(str(error))
+        except CLICKS_OWN:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever it is, the operator gets one line
+            if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+                traceback.print_exc()
+            fail(explain(error))
 
 
-@click.group(cls=Cli)
+@click.group(cls=Cli, epilog="A failure prints one line; POSTLINE_DEBUG=1 prints the Python traceback before it.")
 def cli() -> None:
     """postline: serverless email delivery on Amazon SES."""
 

@@ -1,15 +1,20 @@
 """Where the CLI's commands go: the local stack or an AWS account.
 
-``AWS_ENDPOINT_URL`` set: that endpoint, with the local stack's fixed resource names. Otherwise, a local stack
-that is up (started from this folder). Otherwise AWS, with the normal AWS credentials and the resource names
-read from the CloudFormation stack's outputs (stack ``postline``, or ``POSTLINE_STACK``). The ``POSTLINE_*``
-variables the functions use override any name.
+``AWS_ENDPOINT_URL`` set: that endpoint, with the local stack's fixed resource names (and, on loopback, the local
+stack's dummy credentials where the environment names none). Otherwise, a local stack that is up (started from
+this folder). Otherwise AWS, with the normal AWS credentials and the resource names read from the CloudFormation
+stack's outputs (stack ``postline``, or ``POSTLINE_STACK``). The ``POSTLINE_*`` variables the functions use
+override any name.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError
 
 from postline.models import bind_table_names
 from postline.settings import STREAMS
@@ -50,6 +55,8 @@ def target() -> Target:
             })
     if os.environ.get("AWS_ENDPOINT_URL"):
         os.environ.setdefault("AWS_DEFAULT_REGION", resources.REGION)
+        if is_loopback(os.environ["AWS_ENDPOINT_URL"]):
+            _default_to_local_credentials()
     names = _local_names() if os.environ.get("AWS_ENDPOINT_URL") else _names_from_stack(
         os.environ.get("POSTLINE_STACK", "postline"))
     tables = {variable: os.environ.get(variable, names[variable]) for variable in resources.TABLES}
@@ -59,6 +66,25 @@ def target() -> Target:
     return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls,
                   os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
                   os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]))
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` is on this machine (the local stack's endpoint is)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_to_local_credentials() -> None:
+    """The local stack takes any credentials, but botocore refuses to sign without some: where the environment
+    names none (no keys, no AWS_PROFILE), the local stack's dummy ones, which its functions use too. The default
+    profile's are not looked for: against the local stack they (an expired SSO session, say) only get in the way."""
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
 
 
 def _local_names() -> dict[str, str]:
@@ -88,7 +114,9 @@ def _names_from_stack(stack_name: str, cloudformation=None) -> dict[str, str]:
     cloudformation = cloudformation or client("cloudformation")
     try:
         stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as error:  # noqa: BLE001 - no credentials, no stack, no network: one clear message
+    except BotoCoreError:
+        raise  # no credentials, no region, no network: the CLI says what to do about each (errors.explain)
+    except Exception as error:  # noqa: BLE001 - no stack, no permission: one clear message
         raise TargetError(f"no local stack is up here and the AWS stack {stack_name!r} could not be read ({error}). "
                           "Start the local stack with `postline local up`, or deploy (docs/deploy.md).") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

@@ -3,7 +3,8 @@
 moto's SESv2 accepts a send but ignores the configuration set and the message tags, and keeps the email only
 in memory. Here a send is refused, as SES refuses it, when a message tag breaks SES's rule, and every accepted
 send is also
-- written as an RFC 5322 ``.eml`` file to the outbox, named by postline's message id (from the message tag), and
+- written as an RFC 5322 ``.eml`` file to the outbox, named by postline's message id (from the message tag), with
+  the Message-ID and Date headers SES sets, and
 - appended to a JSON-lines send log that the local stack turns into SES events (Send, Delivery, Bounce, ...).
 
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
@@ -27,6 +28,8 @@ import signal
 import string
 import threading
 import time
+from datetime import datetime, timezone
+from email.utils import format_datetime
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 _SES_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the SESv2 MessageTag rule, for names and values alike
@@ -43,17 +46,18 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
         params = json.loads(self.body)
         _refuse_tags_ses_refuses(params.get("EmailTags", []))
         answer = original(self)
+        accepted_at = time.time()
         tags = {t["Name"]: t["Value"] for t in params.get("EmailTags", [])}
         ses_message_id = json.loads(answer)["MessageId"]
         name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
         raw = params.get("Content", {}).get("Raw", {}).get("Data")
         if raw is not None:
             with open(os.path.join(outbox, f"{name}.eml"), "wb") as handle:
-                handle.write(base64.b64decode(raw))
+                handle.write(as_ses_sends(base64.b64decode(raw), ses_message_id, self.region, accepted_at))
         destination = params.get("Destination", {})
         entry = {
             "ses_message_id": ses_message_id,
-            "timestamp": time.time(),
+            "timestamp": accepted_at,
             "source": params.get("FromEmailAddress"),
             "destination": destination.get("ToAddresses", []) + destination.get("CcAddresses", []),
             "configuration_set": params.get("ConfigurationSetName"),
@@ -64,6 +68,49 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
         return answer
 
     SESV2Response.send_email = send_email
+
+
+def as_ses_sends(raw: bytes, ses_message_id: str, region: str, accepted_at: float) -> bytes:
+    """The raw email as SES sends it: SES sets its own Message-ID and Date headers, replacing any given
+    (docs.aws.amazon.com/ses/latest/dg/header-fields.html)."""
+    domain = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
+    return _set_headers(raw, {"Message-ID": f"<{ses_message_id}@{domain}>",
+                              "Date": format_datetime(datetime.fromtimestamp(accepted_at, timezone.utc))})
+
+
+def _set_headers(raw: bytes, values: dict[str, str]) -> bytes:
+    """``raw`` with one header per name in ``values``: the first field of that name replaced where it stands (with
+    its folded lines), any later one dropped, a missing one put first. Every other byte stays as it was."""
+    fields, rest = _header_fields(raw)
+    line_end = b"\n" if fields and fields[0].endswith(b"\n") and not fields[0].endswith(b"\r\n") else b"\r\n"
+    wanted = {name.lower().encode("ascii"): f"{name}: {value}".encode("ascii") + line_end
+              for name, value in values.items()}
+    placed, kept = set(), []
+    for field in fields:
+        name = field.split(b":", 1)[0].rstrip(b" \t").lower()
+        if name not in wanted:
+            kept.append(field)
+        elif name not in placed:
+            kept.append(wanted[name])
+            placed.add(name)
+    return b"".join([line for name, line in wanted.items() if name not in placed] + kept) + rest
+
+
+def _header_fields(raw: bytes) -> tuple[list[bytes], bytes]:
+    """The header fields of ``raw``, each with its folded continuation lines and line ends, and the rest (the blank
+    line and the body)."""
+    fields, start = [], 0
+    while start < len(raw):
+        end = raw.find(b"\n", start) + 1 or len(raw)
+        line = raw[start:end]
+        if not line.rstrip(b"\r\n"):  # the blank line: the body follows
+            break
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+        start = end
+    return fields, raw[start:]
 
 
 def _refuse_tags_ses_refuses(tags: list[dict[str, str]]) -> None:
