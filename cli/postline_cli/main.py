@@ -312,6 +312,40 @@ def status(message: str, as_json: bool) -> None:
         console.print(f"  {event['time']}  {event['type']}", highlight=False)
 
 
+@cli.command()
+@click.argument("message")
+@click.option("--sent", "outcome", flag_value="sent", help="SES sent it (its logs, the recipient say so): end it.")
+@click.option("--not-sent", "outcome", flag_value="not-sent", help="SES did not send it: send it again.")
+@click.option("--note", required=True, help="How you know, for the record.")
+@click.option("--json", "as_json", is_flag=True)
+def resolve(message: str, outcome: str | None, note: str, as_json: bool) -> None:
+    """Settle a parked MESSAGE (status unknown: nobody knows whether SES took it), as sent or to send again."""
+    from postline.clients import client
+    from postline.models import Message
+
+    from .parked import NotParked, resolve_parked
+    from .views import resolve_message_id
+
+    if outcome is None:
+        fail("say what happened: --sent or --not-sent", 2)
+    where = target()
+    message_id = resolve_message_id(message)
+    try:
+        stream = Message.get(message_id, consistent_read=True).stream
+    except Message.DoesNotExist:
+        fail(f"{message_id} has no record")
+    try:
+        status = resolve_parked(message_id, outcome == "sent", client("sqs"), where.send_queue_url(stream),
+                                where.send_dlq_url(stream), note)
+    except NotParked as error:
+        fail(str(error))
+    if as_json:
+        emit_json({"message_id": message_id, "status": status})
+    else:
+        console.print(f"{message_id}: {'settled as sent' if status == 'sent' else 'queued to be sent again'}",
+                      highlight=False)
+
+
 # ---------------------------------------------------------------- suppressions
 def _erasure_key(where: Target) -> bytes | None:
     """The deployment's erasure key, from its signing keys secret (None where the secret has none)."""
@@ -488,12 +522,15 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
     erasure_key = _erasure_key(where)
     if erasure_key is None:
         fail("the signing keys secret has no erasure_key (docs/deploy.md, 'Signing keys')")
-    report = erase_address(normalised, erasure_key, client("s3"), where.claim_check_bucket)
-    view = {"messages": report.messages, "events": report.events, "still_suppressed": report.kept_suppressed}
+    report = erase_address(normalised, erasure_key, client("s3"), where.claim_check_bucket, client("scheduler"),
+                           where.schedule_group)
+    view = {"messages": report.messages, "events": report.events, "retries_cancelled": report.retries,
+            "still_suppressed": report.kept_suppressed}
     if as_json:
         emit_json(view)
         return
-    console.print(f"erased {normalised}: {report.messages} messages, {report.events} events"
+    console.print(f"erased {normalised}: {report.messages} messages, {report.events} events, "
+                  f"{report.retries} scheduled retries"
                   + (f"; still suppressed ({', '.join(report.kept_suppressed)}) as a keyed hash"
                      if report.kept_suppressed else ""), highlight=False)
 

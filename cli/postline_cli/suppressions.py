@@ -16,7 +16,7 @@ from postline.addresses import InvalidAddress, normalise_address
 from postline.models import Suppression
 from postline.retries import SOFT_BOUNCES
 from postline.settings import STREAMS
-from postline.suppression import REASONS, is_erased_name
+from postline.suppression import REASONS, is_erased_name, suppression_key
 
 HISTORY = "history#"
 SCOPES = ("all",) + STREAMS
@@ -34,9 +34,10 @@ def add(address: str, scope: str, reason: str, note: str | None, source: str = "
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {', '.join(REASONS)}")
     now = time.time()
-    item = Suppression(address, scope, reason=reason, suppressed_at=now, source=source, detail=note)
+    key = suppression_key(address)  # matched without regard to case (postline.suppression)
+    item = Suppression(key, scope, reason=reason, suppressed_at=now, source=source, detail=note)
     item.save()
-    _history(address, "added", scope, reason, note, now).save()
+    _history(key, "added", scope, reason, note, now).save()
     return item
 
 
@@ -114,7 +115,7 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
         scope, reason = cell("scope", default_scope), cell("reason", default_reason)
         try:
             # An address kept as its keyed hash (erased, or unsubscribed after its record expired) stays one.
-            address = raw if is_erased_name(raw) else normalise_address(raw)
+            address = raw if is_erased_name(raw) else suppression_key(normalise_address(raw))
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r}")
             if reason not in REASONS:

@@ -30,15 +30,24 @@ class Target:
     queue_urls: dict[str, str]
     signing_keys_secret: str
     claim_check_bucket: str
+    schedule_group: str
 
-    def inbound_queue_url(self, stream: str) -> str:
-        variable = f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}"
+    def _queue_url(self, variable: str, local_name: str) -> str:
         explicit = os.environ.get(variable) or self.queue_urls.get(variable)
         if explicit:
             return explicit
         from postline.clients import client
 
-        return client("sqs").get_queue_url(QueueName=resources.INBOUND_QUEUES[stream])["QueueUrl"]
+        return client("sqs").get_queue_url(QueueName=local_name)["QueueUrl"]
+
+    def inbound_queue_url(self, stream: str) -> str:
+        return self._queue_url(f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}", resources.INBOUND_QUEUES[stream])
+
+    def send_queue_url(self, stream: str) -> str:
+        return self._queue_url(f"POSTLINE_SEND_QUEUE_URL_{stream.upper()}", resources.SEND_QUEUES[stream])
+
+    def send_dlq_url(self, stream: str) -> str:
+        return self._queue_url(f"POSTLINE_SEND_DLQ_URL_{stream.upper()}", f"{resources.SEND_QUEUES[stream]}-dlq")
 
     def inbound_queue_urls(self) -> dict[str, str]:
         return {stream: self.inbound_queue_url(stream) for stream in STREAMS}
@@ -62,10 +71,12 @@ def target() -> Target:
     tables = {variable: os.environ.get(variable, names[variable]) for variable in resources.TABLES}
     bind_table_names(*(tables[v] for v in ("POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE",
                                            "POSTLINE_SUPPRESSIONS_TABLE", "POSTLINE_TEMPLATES_TABLE")))
-    queue_urls = {k: v for k, v in names.items() if k.startswith("POSTLINE_INBOUND_QUEUE_URL_")}
+    queue_urls = {k: v for k, v in names.items() if k.startswith(
+        ("POSTLINE_INBOUND_QUEUE_URL_", "POSTLINE_SEND_QUEUE_URL_", "POSTLINE_SEND_DLQ_URL_"))}
     return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls,
                   os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
-                  os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]))
+                  os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]),
+                  os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]))
 
 
 def is_loopback(url: str) -> bool:
@@ -89,7 +100,8 @@ def _default_to_local_credentials() -> None:
 
 def _local_names() -> dict[str, str]:
     return {**resources.TABLES, "POSTLINE_SIGNING_KEYS_SECRET": resources.SIGNING_SECRET,
-            "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET}
+            "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
+            "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP}
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -99,6 +111,9 @@ STACK_OUTPUTS = {
     "TableEmailSuppressions": "POSTLINE_SUPPRESSIONS_TABLE",
     "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
+    **{f"SendQueueUrl{s.capitalize()}": f"POSTLINE_SEND_QUEUE_URL_{s.upper()}" for s in STREAMS},
+    **{f"SendDlqUrl{s.capitalize()}": f"POSTLINE_SEND_DLQ_URL_{s.upper()}" for s in STREAMS},
+    "ScheduleGroupName": "POSTLINE_SCHEDULE_GROUP",
     "SigningKeysSecretArn": "POSTLINE_SIGNING_KEYS_SECRET",
     "ClaimCheckBucket": "POSTLINE_CLAIM_CHECK_BUCKET",
 }

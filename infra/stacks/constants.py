@@ -113,6 +113,8 @@ class Env:
     SEND_QUEUE_URL_PREFIX = "POSTLINE_SEND_QUEUE_URL_"
     CONFIGURATION_SET_PREFIX = "POSTLINE_CONFIGURATION_SET_"
     INBOUND_DLQ_URLS = "POSTLINE_INBOUND_DLQ_URLS"
+    SEND_DLQ_URLS = "POSTLINE_SEND_DLQ_URLS"
+    MAX_RECEIVE_COUNT = "POSTLINE_MAX_RECEIVE_COUNT"
     SES_EVENTS_DLQ_URL = "POSTLINE_SES_EVENTS_DLQ_URL"
     SEND_EVENT_DELAY_SECONDS = "POSTLINE_SEND_EVENT_DELAY_SECONDS"
     DEFAULT_FROM = "POSTLINE_DEFAULT_FROM"
@@ -163,6 +165,10 @@ class Outputs:
     @staticmethod
     def send_queue_url(stream: str) -> str:
         return f"SendQueueUrl{pascal(stream)}"
+
+    @staticmethod
+    def send_dlq_url(stream: str) -> str:
+        return f"SendDlqUrl{pascal(stream)}"
 
     @staticmethod
     def configuration_set(stream: str) -> str:

@@ -18,9 +18,11 @@ from .constants import (
     FUNCTIONS,
     HANDLER,
     INBOUND_QUEUES,
+    MAX_RECEIVE_COUNT,
     METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
     SEND_EVENT_DELAY,
+    SEND_QUEUES,
     SES_EVENTS,
     SES_EVENTS_CONCURRENCY,
     STREAMS,
@@ -76,6 +78,8 @@ class Functions(Construct):
                    "account-level suppression list and supports no resource-level permissions.")
         # Unreadable SES event records go to the DLQ with the reason.
         queues.dead_letter_queues[SES_EVENTS].grant_send_messages(self.functions["ses_events"])
+        # A bounce or complaint of an erased address stays under its erased name: the erasure key hashes it.
+        signing_keys.grant_read(self.functions["ses_events"])
         # Soft-bounce retries go back through the inbound queues, later ones through a one-time schedule.
         scheduling.grant_create(self.functions["ses_events"])
         for stream in STREAMS:
@@ -95,6 +99,11 @@ class Functions(Construct):
             queues.inbound[stream].queue_name: queues.dead_letter_queues[INBOUND_QUEUES[stream]].queue_url
             for stream in STREAMS
         })
+        environment[Env.SEND_DLQ_URLS] = Stack.of(self).to_json_string({
+            queues.send[stream].queue_name: queues.dead_letter_queues[SEND_QUEUES[stream]].queue_url
+            for stream in STREAMS
+        })
+        environment[Env.MAX_RECEIVE_COUNT] = str(MAX_RECEIVE_COUNT)
         environment.update({
             Env.DEFAULT_FROM: config.from_address,
             Env.TRACKING_BASE_URL: tracking_base_url,
@@ -176,9 +185,14 @@ class Functions(Construct):
                "PartiQLInsert")
         # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical).
         _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
-        _table(send, tables.events, *WRITE_EVENTS)
+        _table(send, tables.events, *WRITE_EVENTS, "DeleteItem")  # DeleteItem: an erased recipient's kept request
         _table(send, tables.rate_limits, "GetItem", "UpdateItem")
         _objects(send, claim_check, "s3:GetObject")
+        for stream in STREAMS:
+            # A job SES refuses for now goes back on its queue, delayed; one postline gives up on (parked,
+            # unreadable, out of receives) to the DLQ with the reason.
+            queues.send[stream].grant_send_messages(send)
+            queues.dead_letter_queues[SEND_QUEUES[stream]].grant_send_messages(send)
         sending_identities = [ses_resources.identity_arn] + [
             Stack.of(self).format_arn(service="ses", resource="identity", resource_name=address)
             for address in config.sandbox_recipients  # the sandbox also authorises each recipient identity

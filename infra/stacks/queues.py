@@ -55,6 +55,8 @@ class Queues(Construct):
                          f"Dead-letter queue of the {stream} inbound queue (rejected messages, with reasons)")
             stack_output(self, Outputs.send_queue_url(stream), self.send[stream].queue_url,
                          f"Send queue of the {stream} stream")
+            stack_output(self, Outputs.send_dlq_url(stream), self.dead_letter_queues[SEND_QUEUES[stream]].queue_url,
+                         f"Dead-letter queue of the {stream} send queue (parked and given-up emails, with reasons)")
         stack_output(self, Outputs.SES_EVENTS_QUEUE_URL, self.ses_events.queue_url, "Queue of SES events")
         stack_output(self, Outputs.SES_SEND_EVENTS_QUEUE_URL, self.ses_send_events.queue_url,
                      "Queue of SES Send events, each held back for a minute")

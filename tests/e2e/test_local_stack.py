@@ -86,6 +86,28 @@ def test_an_application_batch_with_a_malformed_a_duplicate_and_a_suppressed_mess
     assert "line break" in mine[0]["MessageAttributes"]["postline_reason"]["StringValue"]
 
 
+def test_a_message_with_a_lone_surrogate_is_rejected_alone_and_its_five_neighbours_are_delivered(local_stack):
+    """JavaScript's JSON.stringify writes `\ud83d` for a string cut inside an emoji: that one message is rejected
+    with the field named, the five beside it in the same batch go out at once."""
+    run = uuid.uuid4().hex[:8]
+    good = [unique(f"beside{i}") for i in range(5)]
+    bodies = [json.dumps({"id": f"{run}-{i}", "template": "welcome", "to": a, "data": example("welcome")})
+              for i, a in enumerate(good)]
+    data = json.dumps({**example("welcome"), "name": "Ada CUT"}).replace("CUT", "\\ud83d")
+    poisoned = '{"id": "%s-cut", "template": "welcome", "to": "%s", "data": %s}' % (run, unique("cut"), data)
+    bodies.insert(2, poisoned)
+    answer = local_stack.client("sqs").send_message_batch(QueueUrl=local_stack.queue_url("postline-transactional"),
+                                                          Entries=[{"Id": str(i), "MessageBody": body}
+                                                                   for i, body in enumerate(bodies)])
+    assert not answer.get("Failed")
+    for i, address in enumerate(good):
+        view = local_stack.wait_for(f"{run}-{i}", statuses={"delivered"})
+        assert view["status"] == "delivered" and len(local_stack.outbox_for(address)) == 1, view
+    rejected = local_stack.wait_for(f"{run}-cut")
+    assert rejected["status"] == "rejected" and "data.name" in rejected["reason"], rejected
+    assert "surrogate" in rejected["reason"]
+
+
 def test_a_crash_after_ses_accepted_sends_exactly_once(local_stack):
     """The local stack's send function dies right after SES accepts mail to CRASH_ADDRESS (injected fault):
     SES's Send event settles the claim, and the redelivered record is not sent again."""
@@ -189,7 +211,7 @@ def test_erase_from_the_cli(local_stack):
     local_stack.wait_for(sent["message_id"], statuses={"delivered"})
     local_stack.cli("suppressions", "add", address, "--reason", "manual")
     report = local_stack.cli_json("erase", address, "--yes")
-    assert report == {"messages": 1, "events": report["events"], "still_suppressed": ["all"]}
+    assert report == {"messages": 1, "events": report["events"], "retries_cancelled": 0, "still_suppressed": ["all"]}
     assert local_stack.cli_json("status", sent["message_id"])["status"] == "queued"  # no record left
     shown = local_stack.cli_json("suppressions", "show", address)["suppressions"]  # only as its keyed hash
     assert [(s["email"][:7], s["scope"]) for s in shown] == [("erased:", "all")]

@@ -25,6 +25,7 @@ from postline.events import apply_events
 from postline.models import ALL_MODELS, SUPPRESSION_SCOPE_ALL, Suppression
 from postline.render import render_batch
 from postline.send import send_batch
+from postline.suppression import erased_address
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE
 from postline_cli.local import resources
 from tests.integration.conftest import pipeline  # noqa: F401  (the fixture)
@@ -135,17 +136,21 @@ def _queued(pipeline, queues):
 def _walk_every_path(pipeline, needs: Needs) -> None:
     Suppression("blocked@example.com", SUPPRESSION_SCOPE_ALL, reason="manual", suppressed_at=1.0,
                 source="test").save()
+    # An address erased while its email waits: the send stage also forgets the request kept for its retries.
+    Suppression(erased_address("erased@example.com", _erasure_key(pipeline)), SUPPRESSION_SCOPE_ALL,
+                reason="erased", suppressed_at=pipeline.clock() * 2, source="erasure").save()
     mail = [("critical", "password-reset", "reset@example.com"), ("critical", "password-reset", "blocked@example.com"),
             ("transactional", "order-confirmation", "buyer@example.com"),
             ("transactional", "order-confirmation", "blocked@example.com"),
             ("marketing", "newsletter", "reader@example.com"), ("marketing", "newsletter", "blocked@example.com"),
             ("marketing", "newsletter", "bounce@simulator.amazonses.com"),
-            ("marketing", "newsletter", "complaint@simulator.amazonses.com")]
+            ("marketing", "newsletter", "complaint@simulator.amazonses.com"),
+            ("transactional", "order-confirmation", "erased@example.com")]
     for n, (stream, template, to) in enumerate(mail):
         pipeline.enqueue(stream, {"template": template, "to": to, "data": example(template), "id": f"m{n}"})
     pipeline.enqueue("marketing", {"template": "newsletter"})  # rejected: no recipient, dead-lettered
     _render_and_send(pipeline, needs)
-    assert len(pipeline.ses.sends) == 5  # all but the suppressed three
+    assert len(pipeline.ses.sends) == 5  # all but the suppressed four
 
     # SES refusing one email and throttling another; each email's body parked in S3 (claim check) this time.
     for key in ("refused", "throttled"):
@@ -184,6 +189,13 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
         assert resubscribe(engagement, token) is not None
 
 
+def _erasure_key(pipeline) -> bytes:
+    from postline.tokens import KeyRing
+
+    secret = pipeline.session.client("secretsmanager").get_secret_value(SecretId=resources.SIGNING_SECRET)
+    return KeyRing.from_secret(secret["SecretString"]).erasure_key
+
+
 def _render_and_send(pipeline, needs: Needs) -> None:
     render, send = pipeline.render_context(), pipeline.send_context()
     for name, records in _queued(pipeline, resources.INBOUND_QUEUES.values()):
@@ -212,7 +224,9 @@ def test_every_path_was_walked_by_every_function(synth, needs):
     assert ("dynamodb:ConditionCheckItem", "postline-email-suppressions") in needs["send"]  # critical mail
     assert ("sqs:SendMessage", "postline-transactional") in needs["ses_events"]  # a soft-bounce retry soon
     assert ("sqs:SendMessage", "postline-ses-events-dlq") in needs["ses_events"]  # an unreadable event
-    assert ("sqs:ChangeMessageVisibility", "postline-send-transactional") in needs["send"]  # SES throttled
+    assert ("sqs:SendMessage", "postline-send-transactional") in needs["send"]  # SES throttled: back, delayed
+    assert ("dynamodb:DeleteItem", "postline-email-events") in needs["send"]  # an erased recipient's request
+    assert ("secretsmanager:GetSecretValue", None) in needs["ses_events"]  # a bounce: was its address erased?
     assert ("s3:GetObject", resources.CLAIM_CHECK_BUCKET) in needs["send"]  # a body parked by render
     assert ("scheduler:CreateSchedule", None) in needs["ses_events"]  # and one later
 

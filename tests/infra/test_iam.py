@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from stacks.constants import FUNCTIONS, STREAMS
+from stacks.constants import FUNCTIONS, SEND_QUEUES, STREAMS
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -42,18 +42,21 @@ def test_no_wildcards_but_xray(synth, function):
         forbidden = {"Scan", "DeleteItem", "DeleteTable"}
         if function == "unsubscribe" and "TablesEmailSuppressions" in str(_resources(statement)):
             forbidden.discard("DeleteItem")  # the resubscribe button removes the unsubscribe it made
+        if function == "send" and "TablesEmailEvents" in str(_resources(statement)):
+            forbidden.discard("DeleteItem")  # the retry request kept for an erased recipient
         assert not any(a.startswith("dynamodb:") and a.split(":")[1] in forbidden
                        for a in _actions(statement)), statement
 
 
-def test_only_the_unsubscribe_function_may_delete_and_only_suppressions(synth):
+def test_only_unsubscribe_deletes_suppressions_and_only_send_deletes_events(synth):
     deleters = {}
     for function in FUNCTIONS:
         for statement in synth.policy_statements(function):
             if "dynamodb:DeleteItem" in _actions(statement):
                 deleters[function] = _resources(statement)
-    assert list(deleters) == ["unsubscribe"]
+    assert sorted(deleters) == ["send", "unsubscribe"]
     assert all("TablesEmailSuppressions" in str(r) for r in deleters["unsubscribe"])
+    assert all("TablesEmailEvents" in str(r) for r in deleters["send"])  # an erased recipient's kept request
 
 
 def test_send_policy(synth):
@@ -76,10 +79,15 @@ def test_send_policy(synth):
     # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical mail).
     assert _granted(synth, "send", synth.logical_id(tables.suppressions)) == {
         "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"}
-    assert _granted(synth, "send", synth.logical_id(tables.events)) == {"dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert _granted(synth, "send", synth.logical_id(tables.events)) == {
+        "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"}
     assert not _granted(synth, "send", synth.logical_id(tables.templates))
     for stream in STREAMS:
-        assert "sqs:ChangeMessageVisibility" in _granted(synth, "send", synth.logical_id(stack.queues.send[stream]))
+        # Its own queue: a job waits out SES's refusal there; what it gives up on goes to the DLQ with why.
+        assert {"sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= _granted(
+            synth, "send", synth.logical_id(stack.queues.send[stream]))
+        assert "sqs:SendMessage" in _granted(
+            synth, "send", synth.logical_id(stack.queues.dead_letter_queues[SEND_QUEUES[stream]]))
         assert not _granted(synth, "send", synth.logical_id(stack.queues.inbound[stream]))
     assert _granted(synth, "send", synth.logical_id(stack.storage.bucket)) == {"s3:GetObject"}
     assert not _granted(synth, "send", synth.logical_id(stack.signing_keys.secret))
@@ -94,7 +102,10 @@ def test_send_policy_adds_sandbox_recipients_when_configured(variant):
 def test_ses_events_policy(synth):
     stack = synth.stack
     statements = synth.policy_statements("ses_events")
-    assert not any(a.startswith(("ses:", "s3:", "secretsmanager:")) for s in statements for a in _actions(s))
+    assert not any(a.startswith(("ses:", "s3:")) for s in statements for a in _actions(s))
+    # The signing secret, read only: its erasure key tells whether a bounced address was erased.
+    assert {a for s in statements for a in _actions(s) if a.startswith("secretsmanager:")} <= {
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     messages = synth.logical_id(stack.tables.messages)
     assert not any("/index/" in str(s["Resource"]) for s in statements)
     table_only = [s for s in statements if s["Resource"] == {"Fn::GetAtt": [messages, "Arn"]}]

@@ -137,7 +137,8 @@ class Pipeline:
     def events_context(self) -> EventsContext:
         return EventsContext(self.settings, dynamodb=self.session.client("dynamodb"),
                              events=self.session.client("events"), sqs=self.sqs,
-                             scheduler=self.session.client("scheduler"), clock=self.clock)
+                             scheduler=self.session.client("scheduler"),
+                             secrets=self.session.client("secretsmanager"), clock=self.clock)
 
     def app_events(self) -> list[dict]:
         """What the user's application received on the local app-events queue (the bus's rule target)."""

@@ -77,8 +77,6 @@ def test_neighbours_of_a_suppressed_message_are_sent_once(pipeline):
     Suppression("b@example.com", "all", reason="manual", suppressed_at=1.0).save()
     pipeline.run_send()
     assert sorted(s["Destination"]["ToAddresses"][0] for s in pipeline.ses.sends) == ["a@example.com", "c@example.com"]
-    assert [record(k).status for k in ("c-a", "c-b", "c-c")] == ["sending", "suppressed", "sending"]
-    pipeline.apply_send_events()  # SES's Send events settle the claims of what it accepted
     assert [record(k).status for k in ("c-a", "c-b", "c-c")] == ["sent", "suppressed", "sent"]
     assert pipeline.ses.count(message_id_for("c-a")) == 1
 

@@ -68,14 +68,14 @@ def test_opens_are_recorded_with_the_campaign_and_classified(pipeline, sent):
     assert all(detail["campaign"] == "june" for _, detail in events(message_id))
 
 
-def test_an_open_before_ses_send_event_arrived_counts_as_a_prefetch(pipeline):
-    """Until SES's Send event settles the message it has no sent_at; its claim's time stands in."""
+def test_an_open_seconds_after_sending_counts_as_a_prefetch(pipeline):
+    """The send stage records when SES took the email; an open within seconds of it is a machine's."""
     data = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
     pipeline.enqueue("marketing", {"template": "newsletter", "to": "quick@example.com", "data": data, "id": "n-q"})
     pipeline.run_render()
     pipeline.run_send()
     message_id = message_id_for("n-q")
-    assert Message.get(message_id).sent_at is None
+    assert Message.get(message_id).sent_at == pipeline.clock()
     ctx = engagement_context(pipeline)
     record_open(ctx, ctx.keys.sign(OPEN, message_id), HUMAN)
     assert [t for t, _ in events(message_id)] == ["machine_opened"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,19 @@ def test_erase_forgets_the_address_and_keeps_it_suppressed(pipeline):
     assert Message.get(message_id_for("r2")).status == "sent"  # and only from marketing
 
 
-def test_erasing_an_unsuppressed_address_leaves_no_hash(pipeline):
+def test_erasing_an_unsuppressed_address_leaves_only_a_mark_that_stops_what_was_queued_before(pipeline):
     pipeline.enqueue("transactional", {"template": "welcome", "to": ADDRESS, "data": example("welcome"), "id": "w"})
     pipeline.drain()
     report = erase(ADDRESS, erasure_key(pipeline))
     assert (report.messages, report.kept_suppressed) == (1, [])
-    assert list(manage.iterate()) == []
+    (mark,) = manage.iterate()
+    assert (mark.reason, mark.scope) == ("erased", "all") and ADDRESS not in mark.email
+    # Mail the application queues after the erasure is sent as usual: the address is forgotten, not blocked.
+    time.sleep(0.01)  # SQS's SentTimestamp (what "queued after" is judged by) counts milliseconds
+    pipeline.enqueue("transactional", {"template": "welcome", "to": ADDRESS, "data": example("welcome"),
+                                       "id": "w-after"})
+    pipeline.drain()
+    assert Message.get(message_id_for("w-after")).status == "sent"
 
 
 @pytest.mark.parametrize("stream, template, scope", [("marketing", "newsletter", "marketing"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from postline.batch import QueueRecord
 from postline.contract import message_id_for
 from postline.events import EventsContext, apply_events
@@ -19,12 +21,27 @@ def send_one(pipeline, address: str, key: str) -> str:
     return message_id_for(key)
 
 
-def send_before_any_event(pipeline, address: str, key: str) -> str:
-    """Render and send one email, leaving every SES event (its Send event too) to the test."""
+def send_before_any_event(pipeline, address: str, key: str, crash_before_sent: bool = False) -> str:
+    """Render and send one email, leaving every SES event (its Send event too) to the test. With
+    ``crash_before_sent`` the send stage dies after SES took the email and before it recorded `sent`: the window
+    only SES's Send event settles."""
     data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
     pipeline.enqueue("transactional", {"template": "welcome", "to": address, "data": data, "id": key})
     pipeline.run_render()
-    assert not any(result.failed for result in pipeline.run_send())
+    ctx = pipeline.send_context()
+    if crash_before_sent:
+        real = ctx.dynamodb
+
+        class LosesTheSentWrite:
+            def __getattr__(self, name):
+                if name == "update_item":
+                    def lost(**kwargs):
+                        raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "simulated"}}, name)
+                    return lost
+                return getattr(real, name)
+
+        ctx.dynamodb = LosesTheSentWrite()
+    assert not any(result.failed for result in pipeline.run_send(ctx))
     return message_id_for(key)
 
 
@@ -221,6 +238,16 @@ def test_app_events_setting_accepts_all_and_refuses_unknown_names():
         settings_from_environ({**environment, "POSTLINE_APP_EVENTS": "email.sent,email.deliverd"})
 
 
+def test_a_send_event_for_an_email_the_send_stage_recorded_only_reads(pipeline, monkeypatch):
+    message_id = send_before_any_event(pipeline, "fine@example.com", "w-recorded")
+    sent = Message.get(message_id)
+    assert (sent.status, sent.ses_message_id) == ("sent", pipeline.ses.sends[0]["MessageId"])
+    calls = counting_dynamodb_calls(pipeline, monkeypatch)
+    pipeline.apply_send_events()
+    assert calls == ["batch_get_item"]
+    assert Message.get(message_id).updated_at == sent.updated_at
+
+
 def counting_dynamodb_calls(pipeline, monkeypatch) -> list[str]:
     """The DynamoDB reads and writes the events stage makes from now on, by operation."""
     calls: list[str] = []
@@ -242,8 +269,8 @@ def counting_dynamodb_calls(pipeline, monkeypatch) -> list[str]:
 
 def test_a_send_event_settles_its_claim_with_one_single_item_write_and_a_repeat_changes_nothing(pipeline,
                                                                                                  monkeypatch):
-    message_id = send_before_any_event(pipeline, "fine@example.com", "w-settled")
-    assert Message.get(message_id).status == "sending"  # SES has it; the send stage leaves the settle to SES's event
+    message_id = send_before_any_event(pipeline, "fine@example.com", "w-settled", crash_before_sent=True)
+    assert Message.get(message_id).status == "sending"  # SES has it; `sent` was never written
     calls = counting_dynamodb_calls(pipeline, monkeypatch)
     pipeline.apply_send_events()  # no Delivery yet (a slow or greylisting mail server): the Send settles the claim
     assert calls == ["batch_get_item", "update_item"]  # is it settled already? no: one single-item write

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from postline.batch import QueueRecord
 from postline.contract import message_id_for
 from postline.models import Message, Suppression
 from postline.tokens import KeyRing
@@ -173,29 +174,20 @@ def test_a_render_interrupted_before_the_send_queue_took_the_message_is_redone(p
 
 
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])
-def test_a_redelivered_send_record_is_not_sent_again(pipeline, stream):
+def test_a_redelivered_send_record_is_a_duplicate_at_once(pipeline, stream):
+    """SQS delivers a job twice: the first copy recorded `sent` as soon as SES accepted the email, so the second
+    is a duplicate at once, without waiting for SES's events."""
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "redeliver"))
     pipeline.run_render()
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     from postline.send import send_batch
 
     send_batch(records, pipeline.send_context())
-    delays = []
-
-    class RecordingSqs:
-        def change_message_visibility_batch(self, **kw):
-            delays.extend(entry["VisibilityTimeout"] for entry in kw["Entries"])
-            return pipeline.sqs.change_message_visibility_batch(**kw)
-
-    early = send_batch(records, pipeline.send_context(sqs=RecordingSqs()))  # SQS delivers it again at once
-    assert early.failed and pipeline.ses.count(message_id_for("redeliver")) == 1  # the claim holds it back
-    # For as long as SES's Send event takes (its queue's delay and a minute), not the 15 minutes a claim takes to
-    # go stale.
-    assert delays == [pipeline.settings.send_event_delay_seconds + 61] and delays[0] < 900
-    pipeline.apply_send_events()  # SES's Send event settles the claim as sent
-    again = send_batch(records, pipeline.send_context())
+    stored = record(message_id_for("redeliver"))
+    assert stored.status == "sent" and stored.ses_message_id == pipeline.ses.sends[0]["MessageId"]
+    again = send_batch(records, pipeline.send_context())  # SQS delivers it again at once
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
-    assert {o.result for o in again.outcomes.values()} == {"duplicate"}
+    assert [(o.result, o.reason) for o in again.outcomes.values()] == [("duplicate", "already sent")]
     assert not again.failed
 
 
@@ -208,7 +200,7 @@ def test_a_repeat_long_after_the_first_copy_is_a_duplicate_even_while_ses_events
     pipeline.run_render()
     pipeline.run_send()
     message_id = message_id_for("again")
-    assert record(message_id).status == "sending" and pipeline.ses.count(message_id) == 1
+    assert record(message_id).status == "sent" and pipeline.ses.count(message_id) == 1
 
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 60
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "again"))
@@ -232,9 +224,7 @@ def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
     assert waiting["status"] == "queued" and "send queue" in waiting["reason"]
     assert "older than the history kept" in waiting["reason"]  # after message_ttl_days, the same answer
     pipeline.run_send()
-    assert record(message_id_for("rec-1")).status == "sending"  # claimed; SES's Send event settles it
-    pipeline.apply_send_events()
-    stored = record(message_id_for("rec-1"))
+    stored = record(message_id_for("rec-1"))  # claimed, then sent as soon as SES took it
     assert (stored.status, stored.recipient, stored.template, stored.stream, stored.campaign) == (
         "sent", "reader@example.com", "newsletter", "marketing", "june")
     assert stored.tags.as_dict() == {"cohort": "b"} and stored.template_version >= 1 and stored.attempts == 1
@@ -333,8 +323,10 @@ def test_crash_after_ses_accepted_is_settled_by_ses_events_not_resent(pipeline, 
 
 
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])
-def test_a_stale_claim_with_no_send_event_is_sent_again_once(pipeline, stream):
-    """The documented fallback: no Send event within the stale interval means SES never took the email."""
+def test_a_claim_nothing_settles_is_parked_never_sent_again_on_a_timer(pipeline, stream):
+    """The attempt died with the claim open and no SES event came: nobody knows whether SES took the email. Once
+    the claim is stale the next copy of the job parks it (status unknown, the job in the send DLQ with the reason)
+    instead of sending; an operator decides (`postline resolve`)."""
     from postline.send import send_batch
 
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "lost@example.com", "lost"))
@@ -349,26 +341,78 @@ def test_a_stale_claim_with_no_send_event_is_sent_again_once(pipeline, stream):
     ctx.sesv2 = DiesBeforeSes()
     with pytest.raises(SystemExit):
         send_batch(records, ctx)
+    message_id = message_id_for("lost")
+    young = send_batch(records, pipeline.send_context())
+    assert young.failed and pipeline.ses.count(message_id) == 0  # waits for SES's events to have had time
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
-    result = send_batch(records, pipeline.send_context())
-    assert not result.failed
-    assert pipeline.ses.count(message_id_for("lost")) == 1
-    assert record(message_id_for("lost")).attempts == 2
+    parked = send_batch(records, pipeline.send_context())
+    assert not parked.failed and pipeline.ses.count(message_id) == 0
+    assert [o.result for o in parked.outcomes.values()] == ["unknown"]
+    stored = record(message_id)
+    assert stored.status == "unknown" and "postline resolve" in stored.reason
+    dlq = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url(f"postline-send-{stream}-dlq"),
+                                       MessageAttributeNames=["All"])["Messages"]
+    assert [m["MessageAttributes"]["postline_message_id"]["StringValue"] for m in dlq] == [message_id]
+    assert "outcome unknown" in dlq[0]["MessageAttributes"]["postline_reason"]["StringValue"]
 
 
-def test_throttling_releases_the_claim_and_retries_later(pipeline):
+@pytest.mark.parametrize("stream", ['transactional', 'marketing'])
+def test_an_ses_server_error_is_an_unknown_outcome_not_a_refusal(pipeline, stream):
+    """A 5xx answer does not say SES did not take the email: the claim is kept, no copy sends it again."""
+    from postline.send import send_batch
+
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "maybe@example.com", "five-hundred"))
+    pipeline.run_render()
+    records = pipeline.receive(f"postline-send-{stream}", visibility=0)
+    error = ClientError({"Error": {"Code": "InternalFailure", "Message": "simulated"},
+                         "ResponseMetadata": {"HTTPStatusCode": 500}}, "SendEmail")
+    pipeline.ses.fail_with = [error]
+    first = send_batch(records, pipeline.send_context())
+    assert first.failed and record(message_id_for("five-hundred")).status == "sending"
+    again = send_batch(records, pipeline.send_context())
+    assert again.failed and pipeline.ses.sends == []
+
+
+class RequeueSpy:
+    """The send queue client, keeping what the send stage puts back on its queue instead of SQS (whose delays
+    run on real time): ``deliver`` hands it back as SQS would once its delay is over."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.sent = pipeline, []
+
+    def __getattr__(self, name):
+        return getattr(self.pipeline.sqs, name)
+
+    def send_message(self, **kw):
+        self.sent.append(kw)
+        return {"MessageId": f"requeued-{len(self.sent)}"}
+
+    def deliver(self, queue_name: str) -> QueueRecord:
+        kw = self.sent.pop(0)
+        attributes = kw["MessageAttributes"]
+        return QueueRecord(f"requeued-{kw['DelaySeconds']}-{len(self.sent)}", kw["MessageBody"], queue_name,
+                           self.pipeline.clock(), 1, "", {k: v["StringValue"] for k, v in attributes.items()},
+                           attributes)
+
+
+def test_throttling_releases_the_claim_and_waits_on_the_queue_without_spending_receives(pipeline):
+    from postline.send import send_batch
+
     pipeline.enqueue("transactional", message("welcome", "slow@example.com", "throttled"))
     pipeline.run_render()
+    records = pipeline.receive("postline-send-transactional", visibility=0)
+    spy = RequeueSpy(pipeline)
     pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
-    first = pipeline.run_send(visibility=0)
+    first = send_batch(records, pipeline.send_context(sqs=spy))
     message_id = message_id_for("throttled")
-    assert first[0].failed and pipeline.ses.count(message_id) == 0
-    assert record(message_id).status == "rendered"
-    # The record waits out its backoff invisible on the queue, then goes through.
-    assert pipeline.receive("postline-send-transactional") == []
-    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url("postline-send-transactional"),
-                                                   AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
-    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert not first.failed and pipeline.ses.count(message_id) == 0  # the received copy is done with
+    assert [o.result for o in first.outcomes.values()] == ["waiting"]
+    assert record(message_id).status == "rendered" and "TooManyRequests" in record(message_id).reason
+    # The job is back on its queue as a new message, held back, so waiting costs no receive.
+    (again,) = spy.sent
+    assert again["QueueUrl"] == pipeline.queue_url("postline-send-transactional")
+    assert again["MessageBody"] == records[0].body and again["DelaySeconds"] == 30
+    assert float(again["MessageAttributes"]["postline_waiting_since"]["StringValue"]) == pipeline.clock()
 
 
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
@@ -378,12 +422,53 @@ def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "slow@example.com", "recovers"))
     pipeline.run_render()
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
+    spy = RequeueSpy(pipeline)
     pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
-    assert send_batch(records, pipeline.send_context()).failed
-    assert not send_batch(records, pipeline.send_context()).failed
-    pipeline.apply_send_events()
+    assert not send_batch(records, pipeline.send_context(sqs=spy)).failed
+    pipeline.now[0] += 30
+    assert not send_batch([spy.deliver(f"postline-send-{stream}")], pipeline.send_context()).failed
+    assert not send_batch(records, pipeline.send_context()).failed  # a stray copy of the first: a duplicate
     assert pipeline.ses.count(message_id_for("recovers")) == 1
     assert record(message_id_for("recovers")).status == "sent"
+
+
+def test_a_long_ses_outage_waits_as_long_as_it_lasts_then_sends_once(pipeline):
+    """Sending paused for the account for hours: the job keeps coming back, each wait as long as the time
+    waited so far (up to SQS's 15 minutes), receives untouched, and goes once SES takes it again."""
+    from postline.send import send_batch
+
+    pipeline.enqueue("critical", message("password-reset", "ada@example.com", "outage"))
+    pipeline.run_render()
+    (job,) = pipeline.receive("postline-send-critical", visibility=0)
+    message_id, delays, spy = message_id_for("outage"), [], RequeueSpy(pipeline)
+    for _ in range(12):
+        pipeline.ses.fail_with = [ses_error("SendingPausedException")]
+        outcome = send_batch([job], pipeline.send_context(sqs=spy))
+        assert not outcome.failed and pipeline.ses.count(message_id) == 0
+        delays.append(spy.sent[0]["DelaySeconds"])
+        pipeline.now[0] += delays[-1]
+        job = spy.deliver("postline-send-critical")
+    assert delays[:4] == [30, 30, 60, 120] and delays[-1] == 900 and sum(delays) > 3600
+    assert not send_batch([job], pipeline.send_context()).failed
+    assert pipeline.ses.count(message_id) == 1 and record(message_id).status == "sent"
+
+
+def test_an_email_ses_refuses_longer_than_a_message_waits_ends_as_failed(pipeline):
+    from postline.send import send_batch
+
+    pipeline.settings = pipeline.settings.model_copy(update={"max_send_wait_seconds": 3600})
+    pipeline.enqueue("transactional", message("welcome", "ada@example.com", "gives-up"))
+    pipeline.run_render()
+    (job,) = pipeline.receive("postline-send-transactional", visibility=0)
+    since = str(pipeline.clock() - 3600)
+    job = QueueRecord(job.record_id, job.body, job.queue_name, job.sent_at, 1, job.receipt_handle,
+                      {"postline_waiting_since": since},
+                      {"postline_waiting_since": {"DataType": "Number", "StringValue": since}})
+    pipeline.ses.fail_with = [ses_error("SendingPausedException")]
+    result = send_batch([job], pipeline.send_context())
+    stored = record(message_id_for("gives-up"))
+    assert not result.failed and stored.status == "failed" and "gave up after waiting 1 h" in stored.reason
+    assert [e["detail-type"] for e in pipeline.app_events()] == ["email.failed"]
 
 
 def test_a_permanent_ses_rejection_is_recorded_not_retried_and_announced(pipeline):
@@ -430,8 +515,9 @@ def test_render_with_the_table_unavailable_loses_nothing(pipeline):
     records = pipeline.receive("postline-critical", visibility=0)
     from postline.render import render_batch
 
-    with pytest.raises(ClientError):
-        render_batch(records, ctx)  # the invocation fails: Lambda keeps the whole batch on the queue
+    result = render_batch(records, ctx)  # each record fails, and stays on the queue for a retry
+    assert result.failed == {r.record_id for r in records} and "ServiceUnavailable" in next(
+        iter(result.outcomes.values())).reason
     assert pipeline.receive("postline-send-critical") == []
     pipeline.drain()  # the table is back
     assert pipeline.ses.count(message_id_for("t-down")) == 1
@@ -446,8 +532,7 @@ def test_send_with_the_table_unavailable_does_not_call_ses(pipeline, stream):
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
     writes = {"transact_write_items", "batch_execute_statement"}
     ctx = pipeline.send_context(dynamodb=Unavailable(pipeline.session.client("dynamodb"), writes))
-    with pytest.raises(ClientError):
-        send_batch(records, ctx)
+    assert send_batch(records, ctx).failed == {r.record_id for r in records}
     assert pipeline.ses.sends == []
     send_batch(records, pipeline.send_context())
     assert pipeline.ses.count(message_id_for("t-down-send")) == 1
@@ -473,11 +558,12 @@ def test_a_marketing_batch_is_claimed_with_one_insert_call_and_no_transaction(pi
     records = pipeline.receive("postline-send-marketing", visibility=0)
     dynamodb = Counting(pipeline.session.client("dynamodb"))
     result = send_batch(records, pipeline.send_context(dynamodb=dynamodb))
-    assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_execute_statement"]
+    # The claims in one call; then each email's own `sent`, written as soon as SES took it.
+    assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_execute_statement"] + ["update_item"] * 3
     for i in range(3):
         stored = record(message_id_for(f"n-insert-{i}"))  # the record a first claim has always created
         assert (stored.status, stored.attempts, stored.recipient, stored.template, stored.campaign) == (
-            "sending", 1, f"reader{i}@example.com", "newsletter", "june")
+            "sent", 1, f"reader{i}@example.com", "newsletter", "june")
         assert stored.rendered_by and stored.claimed_at == pipeline.clock() and stored.expires_at
         assert pipeline.ses.count(message_id_for(f"n-insert-{i}")) == 1
 
@@ -494,9 +580,10 @@ def test_first_claims_that_dynamodb_does_not_take_go_to_the_transaction(pipeline
     assert record(message_id_for("n-fallback")).attempts == 1
 
 
-def test_an_insert_retried_after_it_wrote_delays_the_email_and_never_sends_it_twice(pipeline):
-    """PartiQL has no idempotency token: a call that times out after DynamoDB wrote, retried, finds its own claim.
-    The transaction then sees a fresh claim by this job, so the email waits until the claim is stale."""
+def test_an_insert_retried_after_it_wrote_is_parked_never_sent_twice(pipeline):
+    """PartiQL has no idempotency token: a call that times out after DynamoDB wrote, retried, finds its own claim,
+    and cannot tell it from an attempt that sent the email and died. Nothing settles it, so once stale it is
+    parked for an operator, never sent on a timer."""
     from postline.send import send_batch
 
     pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "n-timeout"))
@@ -517,9 +604,8 @@ def test_an_insert_retried_after_it_wrote_delays_the_email_and_never_sends_it_tw
     assert waiting.failed and pipeline.ses.count(message_id_for("n-timeout")) == 0
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
     assert not send_batch(records, pipeline.send_context()).failed
-    assert pipeline.ses.count(message_id_for("n-timeout")) == 1
-    send_batch(records, pipeline.send_context())  # a further copy finds the new claim held
-    assert pipeline.ses.count(message_id_for("n-timeout")) == 1
+    assert pipeline.ses.count(message_id_for("n-timeout")) == 0
+    assert record(message_id_for("n-timeout")).status == "unknown"
 
 
 def test_a_large_rendered_body_travels_through_s3(pipeline):
@@ -528,7 +614,8 @@ def test_a_large_rendered_body_travels_through_s3(pipeline):
     pipeline.enqueue("marketing", message("newsletter", "big@example.com", "big"))
     pipeline.drain()
     objects = pipeline.session.client("s3").list_objects_v2(Bucket=resources.CLAIM_CHECK_BUCKET)["Contents"]
-    assert [o["Key"] for o in objects] == [f"mime/{message_id_for('big')}.eml"]
+    (key,) = [o["Key"] for o in objects]
+    assert key.startswith(f"mime/{message_id_for('big')}/") and key.endswith(".eml")
     assert pipeline.ses.count(message_id_for("big")) == 1
 
 

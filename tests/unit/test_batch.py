@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
-from postline.batch import BatchResult, Outcome, RecordFailed
+from postline.batch import BatchResult, DeadLetters, Outcome, QueueRecord, RecordFailed, run_isolated
 
 
 def record(record_id: str) -> dict:
@@ -94,3 +95,86 @@ def test_a_batch_logs_one_line_for_its_sent_messages_and_one_warning_per_excepti
     assert logger.lines[0] == ("INFO", "send batch", {"outcomes": {"sent": 2, "suppressed": 1}, "sent": ["m0", "m1"]})
     assert logger.lines[1:] == [("WARNING", "send: suppressed",
                                  {"message_id": "m2", "result": "suppressed", "reason": "hard bounce"})]
+
+
+# --- run_isolated: one record's trouble stays its own -------------------------------------------------------------
+
+
+class FakeSqs:
+    def __init__(self, refuse: bool = False) -> None:
+        self.sent: list[dict] = []
+        self.refuse = refuse
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        if self.refuse:
+            return {"Failed": [{"Id": e["Id"], "Code": "InternalError"} for e in Entries]}
+        self.sent += [{"QueueUrl": QueueUrl, **e} for e in Entries]
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+
+def queue_record(record_id: str, body: str = "{}", receive_count: int = 1) -> QueueRecord:
+    return QueueRecord(record_id, body, "q", 1.0, receive_count,
+                       message_attributes={"postline_retry": {"DataType": "Number", "StringValue": "1"}})
+
+
+def letters(sqs: FakeSqs) -> DeadLetters:
+    return DeadLetters(sqs, {"q": "https://sqs/q-dlq"}, max_receives=5)
+
+
+def processes_unless(poison: str, error: Exception):
+    def process(records):
+        if any(r.body == poison for r in records):
+            raise error
+        return BatchResult({r.record_id: Outcome(f"m-{r.record_id}", "rendered") for r in records})
+    return process
+
+
+def test_an_exception_from_one_record_dead_letters_it_alone_with_the_error_as_its_reason():
+    sqs = FakeSqs()
+    batch = [queue_record("a.1"), queue_record("b.2", body="poison"), queue_record("c.3")]
+    result = run_isolated(batch, processes_unless("poison", ValueError("bad input")), letters(sqs))
+    assert {rid: o.result for rid, o in result.outcomes.items()} == {
+        "a.1": "rendered", "b.2": "error", "c.3": "rendered"}
+    assert not result.failed
+    (moved,) = sqs.sent
+    assert moved["QueueUrl"] == "https://sqs/q-dlq" and moved["MessageBody"] == "poison"
+    assert moved["MessageAttributes"]["postline_reason"]["StringValue"] == "ValueError: bad input"
+    assert moved["MessageAttributes"]["postline_retry"] == {"DataType": "Number", "StringValue": "1"}
+
+
+def test_an_aws_error_fails_the_batch_for_a_retry_without_running_each_record_again():
+    calls = []
+
+    def unreachable(records):
+        calls.append(len(records))
+        raise EndpointConnectionError(endpoint_url="https://dynamodb")
+
+    sqs = FakeSqs()
+    result = run_isolated([queue_record("a"), queue_record("b")], unreachable, letters(sqs))
+    assert calls == [2] and result.failed == {"a", "b"} and sqs.sent == []
+
+
+def test_a_record_failing_on_its_last_receive_is_moved_with_its_reason():
+    sqs = FakeSqs()
+
+    def throttled(records):
+        return BatchResult({r.record_id: Outcome("m", "retry", "DynamoDB throttled", retry=True) for r in records})
+
+    result = run_isolated([queue_record("early", receive_count=4), queue_record("last", receive_count=5)],
+                          throttled, letters(sqs))
+    assert result.failed == {"early"} and result.outcomes["last"].result == "dead-lettered"
+    assert [m["MessageAttributes"]["postline_reason"]["StringValue"] for m in sqs.sent] == ["DynamoDB throttled"]
+
+
+def test_a_record_that_cannot_be_moved_stays_on_its_queue():
+    result = run_isolated([queue_record("x", body="poison")], processes_unless("poison", KeyError("k")),
+                          letters(FakeSqs(refuse=True)))
+    assert result.failed == {"x"}
+
+
+def test_a_reason_that_cannot_be_encoded_is_escaped_before_it_is_queued():
+    sqs = FakeSqs()
+    run_isolated([queue_record("x", body="poison")], processes_unless("poison", ValueError("half \ud83d emoji")),
+                 letters(sqs))
+    reason = sqs.sent[0]["MessageAttributes"]["postline_reason"]["StringValue"]
+    assert reason == "ValueError: half \\ud83d emoji" and reason.encode("utf-8")

@@ -188,7 +188,7 @@ def test_a_trailing_line_break_does_not_slip_past_a_pattern(fields, where):
 
 def test_tag_names_that_are_not_strings_are_rejected():
     # Only a Python caller (postline.client) can pass these: JSON object keys are always strings.
-    with pytest.raises(Rejected, match="^tags.7: Name should match pattern"):
+    with pytest.raises(Rejected, match="^tags.7: tag names are 1 to 64 of"):
         validate_send_message({"template": "welcome", "to": "ada@example.com", "tags": {7: "v"}})
 
 
@@ -352,3 +352,71 @@ def test_the_parser_enforces_exactly_the_published_schema():
 def test_a_schema_keyword_the_parser_does_not_enforce_fails_at_import(schema):
     with pytest.raises(TypeError):
         contract._compile(schema, "field")
+
+
+# --- text, numbers and nesting no email, queue or table could carry ------------------------------------------------
+
+@pytest.mark.parametrize("raw, where", [
+    ('{"template": "welcome", "to": "ada@example.com", "data": {"name": "Ada \\ud83d"}}', "data.name"),
+    ('{"template": "welcome", "to": "ada@example.com", "data": {"items": [{"x": "\\udc00"}]}}', "data.items[0].x"),
+    ('{"template": "welcome", "to": "ada@example.com", "data": {"\\ud83dkey": "v"}}', "data.\\ud83dkey"),
+    ('{"template": "welcome", "to": "ada@example.com", "id": "order-\\ud83d"}', "id"),
+])
+def test_a_lone_utf16_surrogate_is_refused_with_where_it_is(raw, where):
+    # JavaScript's JSON.stringify writes such an escape for a string cut inside an emoji.
+    reason = rejection(raw)
+    assert reason.startswith(f"{where}:") and "surrogate" in reason
+    reason.encode("utf-8")  # the reason itself can be stored and queued
+
+
+def test_a_whole_surrogate_pair_is_an_emoji_and_accepted():
+    message = parse_send_message('{"template": "welcome", "to": "ada@example.com", "data": {"n": "\\ud83d\\ude00"}}',
+                                 LIMIT)
+    assert message.data == {"n": "\U0001f600"}
+
+
+def test_a_raw_lone_surrogate_in_the_body_is_refused():
+    assert "not valid Unicode" in rejection('{"template": "welcome", "to": "ada@example.com", "data": {"n": "\ud83d"}}')
+
+
+@pytest.mark.parametrize("number, problem", [
+    ("1e400", "beyond a double's range"), ("-1e400", "beyond a double's range"), ("NaN", "not a JSON number"),
+    ("Infinity", "not a JSON number"), ("1" * 5000, "an integer of 5000 digits"),
+])
+def test_numbers_that_cannot_be_used_are_refused(number, problem):
+    reason = rejection('{"template": "welcome", "to": "ada@example.com", "data": {"n": %s}}' % number)
+    assert reason.startswith("body holds a number postline cannot use") and problem in reason
+
+
+def test_large_but_usable_numbers_are_accepted():
+    message = parse_send_message('{"template": "welcome", "to": "ada@example.com", "data": {"n": 1e300, "i": %s}}'
+                                 % ("9" * 300), LIMIT)
+    assert message.data["n"] == 1e300 and message.data["i"] == int("9" * 300)
+
+
+@pytest.mark.parametrize("depth, accepted", [(contract.MAX_DEPTH - 2, True), (contract.MAX_DEPTH - 1, False),
+                                             (20_000, False)])
+def test_nesting_is_limited_whatever_its_depth(depth, accepted):
+    # The document and data are two levels: the lists make up the rest.
+    raw = '{"template": "welcome", "to": "ada@example.com", "data": {"x": %s}}' % ("[" * depth + "]" * depth)
+    if accepted:
+        parse_send_message(raw, LIMIT)
+    else:
+        assert "nested" in rejection(raw, max_bytes=100_000)
+
+
+@pytest.mark.parametrize("name", ["postline_message_id", "postline_stream", "postline_retry", "postline_x"])
+def test_tag_names_postline_uses_itself_are_refused(name):
+    reason = rejection(body(tags={name: "v"}))
+    assert reason.startswith(f"tags.{name}:") and "reserved" in reason
+
+
+def test_tag_names_merely_like_postline_s_are_accepted():
+    assert parse_send_message(body(tags={"postline": "v", "my_postline_x": "v"}), LIMIT).tags == {
+        "postline": "v", "my_postline_x": "v"}
+
+
+def test_identifier_of_ignores_an_id_that_could_not_name_a_record():
+    assert identifier_of('{"id": "\\ud83d"}') is None
+    assert identifier_of('{"id": "two words"}') is None
+    assert identifier_of('{"id": "order-1"}') == "order-1"

@@ -46,16 +46,17 @@ def test_put_new_creates_only_when_absent():
     assert put["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"  # so the caller learns what was there
 
 
-def test_put_new_may_be_replaced_by_its_own_redelivery_or_a_retry():
-    entry = put_new(TABLE, record(rendered_by="sqs-1"), redelivery_replaces=("rendered",), retry_replaces=("sent",))
+def test_put_new_may_be_replaced_by_its_own_redelivery_or_the_retry_its_record_asked_for():
+    entry = put_new(TABLE, record(rendered_by="sqs-1"), redelivery_replaces=("rendered",), retry=2)
     check_placeholders(entry)
     put = entry["Put"]
-    assert put["ConditionExpression"].startswith("attribute_not_exists(message_id) OR (#status IN (")
+    assert put["ConditionExpression"].startswith("(#status IN (")  # a retry never creates a record
     assert "rendered_by = :by" in put["ConditionExpression"]
+    assert "retry_requested = :retry AND (attribute_not_exists(#retry) OR #retry < :retry)" in (
+        put["ConditionExpression"])
     values = put["ExpressionAttributeValues"]
-    assert values[":by"] == {"S": "sqs-1"}
-    assert sorted(v["S"] for k, v in values.items() if k != ":by") == ["rendered", "sent"]
-    assert put["ExpressionAttributeNames"] == {"#status": "status"}
+    assert values[":by"] == {"S": "sqs-1"} and values[":retry"] == {"N": "2"} and values[":r0"] == {"S": "rendered"}
+    assert put["ExpressionAttributeNames"] == {"#status": "status", "#retry": "retry"}
 
 
 @pytest.mark.parametrize("kwargs", [

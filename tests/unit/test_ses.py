@@ -135,3 +135,41 @@ def test_each_send_is_one_call_never_retried_here():
     ses = FakeSES(ReadTimeoutError(endpoint_url=ENDPOINT))
     send(ses)
     assert len(ses.calls) == 1
+
+
+@pytest.mark.parametrize("code, status", [("InternalFailure", 500), ("ServiceUnavailable", 503),
+                                          ("SomethingNew", 502)])
+def test_a_server_error_is_an_unknown_outcome_not_a_refusal(code, status):
+    # AWS does not say a 5xx answer means the email was not accepted: the claim must be kept.
+    answer = send(FakeSES(client_error(code, "oops", "SendEmail", ResponseMetadata={"HTTPStatusCode": status})))
+    assert answer.kind == UNKNOWN and code in answer.reason
+
+
+def test_an_error_botocore_raises_before_any_request_is_a_refusal():
+    from botocore.exceptions import ParamValidationError
+
+    answer = send(FakeSES(ParamValidationError(report="Invalid type for parameter FromEmailAddress")))
+    assert answer.kind == PERMANENT
+
+
+def test_any_other_error_while_sending_is_an_unknown_outcome():
+    answer = send(FakeSES(RuntimeError("connection reset in the middle of the answer")))
+    assert answer.kind == UNKNOWN and "RuntimeError" in answer.reason
+
+
+def test_each_email_says_which_attempt_it_is():
+    ses = FakeSES()
+    send(ses)
+    send(ses, retry=2)
+    assert [{t["Name"]: t["Value"] for t in call["EmailTags"]}["postline_retry"] for call in ses.calls] == ["0", "2"]
+
+
+def test_the_ses_client_gives_up_well_before_the_send_function_does():
+    """A hung SendEmail becomes an unknown outcome the function records, not a timeout that fails its batch."""
+    from infra.stacks.constants import FUNCTIONS
+    from postline.clients import SES_CONFIG
+
+    config = SES_CONFIG
+    function_timeout = FUNCTIONS["send"].timeout.to_seconds()
+    assert config.connect_timeout + config.read_timeout <= function_timeout / 3
+    assert config.retries["total_max_attempts"] == 1

@@ -16,6 +16,8 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_TEMPLATES_TABLE": "pl-templates",
         "POSTLINE_INBOUND_DLQ_URLS": json.dumps({f"postline-{s}": f"https://sqs.example/1/postline-{s}-dlq"
                                                  for s in STREAMS}),
+        "POSTLINE_SEND_DLQ_URLS": json.dumps({f"postline-send-{s}": f"https://sqs.example/1/postline-send-{s}-dlq"
+                                              for s in STREAMS}),
         "POSTLINE_DEFAULT_FROM": "Lumen <hello@mail.example.com>",
         "POSTLINE_TRACKING_BASE_URL": "https://links.example.com",
         "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe@mail.example.com",
@@ -84,7 +86,8 @@ def test_a_claim_may_not_go_stale_before_its_send_event_is_applied(stale, delay)
 
 
 @pytest.mark.parametrize("variable", ["POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE", "POSTLINE_SUPPRESSIONS_TABLE",
-                                      "POSTLINE_TEMPLATES_TABLE", "POSTLINE_INBOUND_DLQ_URLS", "POSTLINE_DEFAULT_FROM",
+                                      "POSTLINE_TEMPLATES_TABLE", "POSTLINE_INBOUND_DLQ_URLS", "POSTLINE_SEND_DLQ_URLS",
+                                      "POSTLINE_DEFAULT_FROM",
                                       "POSTLINE_TRACKING_BASE_URL", "POSTLINE_SIGNING_KEYS_SECRET",
                                       "POSTLINE_CLAIM_CHECK_BUCKET", "POSTLINE_UNSUBSCRIBE_MAILTO"])
 def test_missing_resource_setting_is_an_error_naming_the_variable(variable):

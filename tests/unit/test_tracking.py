@@ -121,3 +121,23 @@ def test_pixel_is_appended_when_there_is_no_body_tag(keyring):
 def test_pixel_is_not_a_tracked_link(keyring):
     html = track(keyring, "<body></body>")
     assert click_targets(keyring, html) == []
+
+
+@pytest.mark.parametrize("written, signed", [
+    ("https://shop.example.com/a\r\nSet-Cookie: x=1", "https://shop.example.com/a%0D%0ASet-Cookie:%20x=1"),
+    ("https://shop.example.com/a b\tc", "https://shop.example.com/a%20b%09c"),
+    ("https://shop.example.com/\x00\x7f", "https://shop.example.com/%00%7F"),
+])
+def test_control_characters_in_a_link_target_are_encoded_before_signing(keyring, written, signed):
+    """A CR LF in a target would otherwise split the redirect's Location header; a browser drops such
+    characters from a link anyway, so the link still leads where it did."""
+    html = track(keyring, f'<a href="{written}">x</a>')
+    assert click_targets(keyring, html) == [signed]
+
+
+def test_the_click_endpoint_refuses_a_target_with_a_line_break_signed_before_it_was_encoded(keyring):
+    from postline.engagement import is_safe_target
+
+    assert is_safe_target("https://shop.example.com/a?b=c#d")
+    assert not is_safe_target("https://shop.example.com/a\r\nSet-Cookie: x=1")
+    assert not is_safe_target("javascript:alert(1)") and not is_safe_target(None)

@@ -66,6 +66,8 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         **TABLES,
         "POSTLINE_INBOUND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in INBOUND_QUEUES.values()}),
+        "POSTLINE_SEND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in SEND_QUEUES.values()}),
+        "POSTLINE_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         "POSTLINE_SES_EVENTS_DLQ_URL": queue_url(endpoint, f"{EVENTS_QUEUE}-dlq"),
         "POSTLINE_SEND_EVENT_DELAY_SECONDS": str(SEND_EVENT_DELAY_SECONDS),
         "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,

@@ -29,6 +29,10 @@ MAX_TAGS = 10
 TEMPLATE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}(?:@[1-9][0-9]{0,8})?$"  # also valid as an ECMA-262 regex
 TEMPLATE_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<version>[1-9][0-9]{0,8}))?$")
 TAG_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+# postline tags every SES send with its own tags (postline_message_id, ...): SES events are matched back to messages
+# by them, so an application's tag of the same name could redirect that matching.
+RESERVED_TAG_PREFIX = "postline_"
+TAG_NAME_NOT_RESERVED = rf"^(?!{RESERVED_TAG_PREFIX})[A-Za-z0-9_-]{{1,64}}$"
 # A tag value. SES accepts only [A-Za-z0-9_-] in its message tags; '.' and '@', accepted here since the first
 # version of the contract, read '_' in the tags postline puts on the SES send (ses._tag).
 TAG_VALUE = r"^[A-Za-z0-9_.@-]{1,256}$"
@@ -55,7 +59,8 @@ SCHEMA: dict[str, Any] = {
         "campaign": _optional(IDENTIFIER, "Campaign", "Campaign this message belongs to."),
         "tags": _optional({"maxProperties": MAX_TAGS,
                            "patternProperties": {TAG_NAME: {"pattern": TAG_VALUE, "type": "string"}},
-                           "type": "object", "propertyNames": {"pattern": TAG_NAME}, "additionalProperties": False},
+                           "type": "object", "propertyNames": {"pattern": TAG_NAME_NOT_RESERVED},
+                           "additionalProperties": False},
                           "Tags", "Up to 10 tags, carried to events and SES."),
         "reply_to": _optional({"maxLength": 320, "type": "string"}, "Reply To", "Reply-To address."),
         "locale": _optional({"pattern": LOCALE, "type": "string"}, "Locale", "BCP 47 locale, e.g. en-GB."),
@@ -68,6 +73,8 @@ SCHEMA: dict[str, Any] = {
 
 # What a person reads instead of the bare pattern, where the pattern says little on its own.
 _PATTERN_MESSAGES = {"template": "must be a template name like 'welcome' or 'welcome@3'"}
+_NAME_MESSAGES = {"tags": f"tag names are 1 to 64 of A-Z a-z 0-9 _ - and must not start with "
+                             f"'{RESERVED_TAG_PREFIX}' (reserved for postline's own tags)"}
 _ADDRESSES = ("to", "reply_to")
 
 
@@ -183,6 +190,7 @@ def _object_check(schema: Mapping[str, Any], name: str, keywords: set[str]) -> C
     patterns = [(_matcher(p), _compile(sub, name)) for p, sub in schema.get("patternProperties", {}).items()]
     name_pattern = schema.get("propertyNames", {}).get("pattern")
     name_matches = _matcher(name_pattern) if name_pattern else None
+    name_mismatch = _NAME_MESSAGES.get(name, f"Name should match pattern '{name_pattern}'")
     most = schema.get("maxProperties")
 
     def check(value: Any, where: str, problems: Problems) -> Any:
@@ -202,7 +210,7 @@ def _object_check(schema: Mapping[str, Any], name: str, keywords: set[str]) -> C
             if key in properties:
                 continue
             if name_matches and not (isinstance(key, str) and name_matches(key)):
-                problems.append((f"{prefix}{key}", f"Name should match pattern '{name_pattern}'"))
+                problems.append((f"{prefix}{key}", name_mismatch))
                 continue
             checks = [check_item for matches, check_item in patterns if matches(key)]
             for check_item in checks:
@@ -230,18 +238,102 @@ def validate_send_message(document: Any) -> SendMessage:
     return SendMessage(**accepted)
 
 
+# Nesting DynamoDB could store (it allows 32 levels), and far from what Python's JSON coders can recurse into.
+MAX_DEPTH = 32
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def parse_send_message(body: str | bytes, max_bytes: int) -> SendMessage:
-    """Parse and validate one SQS body, raising ``Rejected`` with a readable reason."""
-    size = len(body.encode() if isinstance(body, str) else body)
+    """Parse and validate one SQS body, raising ``Rejected`` with a readable reason.
+
+    Beyond the schema, the body must decode to text that can be encoded again: JSON may escape half of a UTF-16
+    surrogate pair (``\\ud83d``, what JavaScript writes for a string cut inside an emoji), which no email, queue
+    or table can carry. Numbers must be finite and nesting at most ``MAX_DEPTH`` deep."""
+    try:
+        size = len(body.encode() if isinstance(body, str) else body)
+    except UnicodeEncodeError:
+        raise Rejected("body is not valid Unicode text (it holds a lone UTF-16 surrogate)") from None
     if size > max_bytes:
         raise Rejected(f"payload too large: {size} bytes, the limit is {max_bytes}")
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_float=_finite, parse_int=_integer, parse_constant=_not_json)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise Rejected(f"body is not valid JSON: {error}") from None
+    except _NumberRefused as error:
+        raise Rejected(f"body holds a number postline cannot use: {error}") from None
+    except RecursionError:
+        raise Rejected(f"body is nested too deeply (at most {MAX_DEPTH} levels)") from None
     if not isinstance(document, dict):
         raise Rejected(f"body must be a JSON object, got {type(document).__name__}")
+    problems = _structure_problems(document, check_text=bool(_ESCAPED_SURROGATE.search(
+        body if isinstance(body, str) else body.decode("utf-8", "replace"))))
+    if problems:
+        raise Rejected("; ".join(problems))
     return validate_send_message(document)
+
+
+class _NumberRefused(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberRefused(f"{text[:20]}... is beyond a double's range" if len(text) > 20 else
+                             f"{text} is beyond a double's range")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise _NumberRefused(f"an integer of {len(text)} digits") from None
+
+
+def _not_json(text: str) -> Any:
+    raise _NumberRefused(f"{text} is not a JSON number")
+
+
+def _structure_problems(document: dict[str, Any], check_text: bool) -> list[str]:
+    """Where the document nests deeper than ``MAX_DEPTH``, and (with ``check_text``, when the body escapes a
+    surrogate) which strings cannot be encoded. Iterative: no recursion limit to meet."""
+    problems: list[str] = []
+    pending: list[tuple[Any, str, int]] = [(document, "message", 1)]
+    while pending and len(problems) < 5:
+        value, where, depth = pending.pop()
+        if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+            problems.append(f"{_field_of(where)}: nested deeper than {MAX_DEPTH} levels")
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = where + "." + _printable(key) if where != "message" else _printable(key)
+                if check_text and not _encodable(key):
+                    problems.append(f"{path}: the name holds a lone UTF-16 surrogate (not valid Unicode text)")
+                pending.append((item, path, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+        elif check_text and isinstance(value, str) and not _encodable(value):
+            problems.append(f"{where}: holds a lone UTF-16 surrogate (not valid Unicode text; was a string cut "
+                            "inside an emoji?)")
+    return problems
+
+
+def _field_of(path: str) -> str:
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """A name as it can be shown in a reason: anything not encodable escaped, and short."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:64]
 
 
 def message_id_for(key: str, namespace: str = "id") -> str:
@@ -252,14 +344,18 @@ def message_id_for(key: str, namespace: str = "id") -> str:
     return "m" + base64.b32encode(digest[:15]).decode().lower()
 
 
+_IDENTIFIER_MATCHES = _matcher(IDENTIFIER["pattern"])
+
+
 def identifier_of(body: str) -> str | None:
     """Best effort: the ``id`` of a body that failed validation, so its rejection lands on the right record."""
     try:
         document = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     value = document.get("id") if isinstance(document, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+    # Only an id the contract would accept: anything else could not name a record (nor be encoded to hash it).
+    return value if isinstance(value, str) and _IDENTIFIER_MATCHES(value) and len(value) <= 256 else None
 
 
 def json_schema() -> dict[str, Any]:

@@ -145,14 +145,17 @@ def _chunks(count: int, dependents: dict[int, list[int]]) -> list[list[int]]:
     return [sorted(chunk) for chunk in chunks]
 
 
-def batch_get(dynamodb, keys_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """BatchGetItem across tables, in chunks of 100 keys, following UnprocessedKeys."""
+def batch_get(dynamodb, keys_by_table: dict[str, list[dict[str, Any]]],
+              consistent: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """BatchGetItem across tables, in chunks of 100 keys, following UnprocessedKeys; ``consistent`` reads
+    strongly (a read unit per item instead of half)."""
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in keys_by_table}
     flat = [(table, key) for table, keys in keys_by_table.items() for key in keys]
     for start in range(0, len(flat), _BATCH_GET_LIMIT):
         request: dict[str, Any] = {}
         for table, key in flat[start:start + _BATCH_GET_LIMIT]:
-            request.setdefault(table, {"Keys": []})["Keys"].append(key)
+            request.setdefault(table, {"Keys": [], **({"ConsistentRead": True} if consistent else {})})[
+                "Keys"].append(key)
         attempt = 0
         while request:
             response = dynamodb.batch_get_item(RequestItems=request)

@@ -21,7 +21,9 @@ from .app_events import AppEvent, publish
 from .clients import client
 from .models import EmailEvent, Message, Suppression
 from .settings import Settings
+from .suppression import suppression_key
 from .tokens import CLICK, OPEN, UNSUBSCRIBE, Claims, RefreshingKeyRing, load_keyring
+from .tracking import UNSAFE_IN_URL
 
 logger = Logger(child=True)
 
@@ -105,10 +107,16 @@ def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> N
         logger.exception("could not record an open", extra={"message_id": claims.message_id})
 
 
+def is_safe_target(target: str | None) -> bool:
+    """An http(s) URL a ``Location`` header can carry: no control characters or spaces (tokens signed before
+    ``tracking`` encoded them may still hold some)."""
+    return bool(target) and target.lower().startswith(("https://", "http://")) and not UNSAFE_IN_URL.search(target)
+
+
 def follow_click(ctx: EngagementContext, token: str, user_agent: str | None) -> str | None:
     """The signed target to redirect to (only http(s)), recording the click; None for an invalid token."""
     claims = ctx.verify(token, CLICK)
-    if claims is None or not claims.target or not claims.target.lower().startswith(("https://", "http://")):
+    if claims is None or not is_safe_target(claims.target):
         return None
     try:
         message = _message(claims.message_id)
@@ -127,7 +135,7 @@ class Subscription:
     has expired (then ``address`` is None and the recipient is known by its erased name alone)."""
 
     message: Message
-    names: tuple[str, ...]  # what the recipient is suppressed under: its address first while known, its erased name
+    names: tuple[str, ...]  # what the recipient is suppressed under: its key first while known, its erased name
     unsubscribes: tuple[Suppression, ...]  # the recipient's marketing suppressions under any of its names
 
     @property
@@ -146,7 +154,9 @@ def subscription(ctx: EngagementContext, token: str) -> Subscription | None:
     if claims is None:
         return None
     message = _message(claims.message_id) or Message(claims.message_id)
-    names = tuple(dict.fromkeys(filter(None, [message.recipient, claims.subscriber])))
+    recipient = message.recipient
+    names = tuple(dict.fromkeys(filter(None, [suppression_key(recipient) if recipient else None, recipient,
+                                              claims.subscriber])))
     if not names:
         return None
     found = Suppression.batch_get([(name, UNSUBSCRIBE_SCOPE) for name in names])

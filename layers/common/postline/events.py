@@ -6,6 +6,10 @@ accepted, whether or not the send attempt lived on: that is what keeps a crash f
 Send events come through a queue that holds each one back (``send_event_delay_seconds``, a minute), so most
 find their email's Delivery or bounce already applied, which settled the claim too: they then only read the
 record (``_past_sent``). The send stage waits for that delay before it looks at a claim again.
+
+Every email carries its attempt (``ses.RETRY_TAG``): an event settles only the attempt that produced it, so a late
+event of the first attempt never moves a soft-bounce retry's record. The user's application hears of a status
+change only when postline applied it (``email.delivered`` never follows ``email.complained``, nor comes twice).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -22,17 +27,18 @@ from botocore.exceptions import ClientError
 from . import records
 from .addresses import InvalidAddress, normalise_address
 from .app_events import AppEvent, publish
-from .batch import BatchResult, Outcome, QueueRecord
+from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, run_isolated
 from .clients import client
 from .dynamo import RetryLater, batch_get
 from .models import (
-    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL,
+    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL, UNKNOWN,
     EmailEvent, Message, Suppression,
 )
-from .queues import enqueue
 from .retries import REQUEST, SOFT_BOUNCES, retry_delay, schedule_retry
-from .ses import MESSAGE_ID_TAG
+from .ses import MESSAGE_ID_TAG, RETRY_TAG
 from .settings import Settings
+from .suppression import erased_address, suppression_key
+from .tokens import RefreshingKeyRing, load_keyring
 
 logger = Logger(child=True)
 
@@ -45,7 +51,18 @@ class EventsContext:
     sqs: Any = field(default_factory=lambda: client("sqs"))
     scheduler: Any = field(default_factory=lambda: client("scheduler"))
     sesv2: Any = field(default_factory=lambda: client("sesv2"))
+    secrets: Any = field(default_factory=lambda: client("secretsmanager"))
     clock: Callable[[], float] = time.time
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.sqs, {}, default_url=self.settings.ses_events_dlq_url,
+                           max_receives=self.settings.max_receive_count)
+
+    @cached_property
+    def keys(self) -> RefreshingKeyRing:
+        """Loaded only for a bounce or complaint (their address may have been erased): most batches have none."""
+        return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,7 @@ class SesEvent:
     tags: dict[str, str] = field(default_factory=dict)
     destination: tuple[str, ...] = ()
     sent_at: float | None = None  # when SES accepted the email (``mail.timestamp``), in every event about it
+    retry: int | None = None  # the attempt it is about (None: an email sent before postline tagged attempts)
 
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
@@ -72,11 +90,13 @@ class SesEvent:
             raise ValueError("not an SES event: needs eventType or notificationType, and mail.messageId")
         tags = mail.get("tags") or {}
         tagged = tags.get(MESSAGE_ID_TAG) or [None]
+        attempt = (tags.get(RETRY_TAG) or [None])[0]
         detail = document.get(_DETAIL_FIELDS.get(event_type, event_type[:1].lower() + event_type[1:])) or {}
         stamp = detail.get("timestamp") or mail.get("timestamp")
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
         return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail, flat_tags,
-                   tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None)
+                   tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None,
+                   int(attempt) if attempt is not None and str(attempt).isdigit() else None)
 
     def app_event(self, message_id: str) -> AppEvent | None:
         name = _APP_EVENTS.get(self.type)
@@ -84,7 +104,7 @@ class SesEvent:
             name = None  # a soft bounce is not an outcome: the message may still be delivered
         if name is None:
             return None
-        postline_tags = {"postline_message_id", "postline_stream", "postline_template", "postline_campaign"}
+        postline_tags = {MESSAGE_ID_TAG, RETRY_TAG, "postline_stream", "postline_template", "postline_campaign"}
         return AppEvent(name, message_id, self.at, to=self.destination[0] if self.destination else None,
                         template=self.tags.get("postline_template"), campaign=self.tags.get("postline_campaign"),
                         tags={k: v for k, v in self.tags.items() if k not in postline_tags}, detail=_summary(self))
@@ -120,25 +140,30 @@ _EFFECTS = {
 
 
 def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
+    return run_isolated(batch, lambda records: _apply(records, ctx), ctx.dead_letters)
+
+
+def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     result = BatchResult()
     settings, now = ctx.settings, ctx.clock()
     parsed: dict[str, SesEvent] = {}
-    unreadable: list[tuple[QueueRecord, str]] = []
     for record in batch:
         try:
             parsed[record.record_id] = SesEvent.from_body(record.body)
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            unreadable.append((record, f"malformed SES event: {error}"))
-    _dead_letter(unreadable, ctx, result)
+        except Exception as error:  # noqa: BLE001 - retrying cannot make it readable: to the DLQ with why
+            logger.warning("unreadable SES event", extra={"reason": describe_error(error)})
+            result.set(record.record_id, Outcome(None, "dead-lettered", f"malformed SES event: "
+                                                 f"{describe_error(error)}", dead_letter=True))
 
-    # One status write per message: a transaction may not touch an item twice, and only the furthest status
-    # counts anyway (a Send and its Delivery often arrive in the same batch).
-    furthest: dict[str, tuple[str, SesEvent]] = {}
+    # One status write per message and attempt, only the furthest status: a Send and its Delivery often arrive
+    # in the same batch.
+    furthest: dict[tuple[str, int | None], tuple[str, SesEvent]] = {}
     puts: dict[tuple[str, str, str], Any] = {}  # keyed, so a repeated event is written once
-    feed: dict[tuple[str, str], AppEvent] = {}  # for the user's application, once per message and event
-    soft_bounces: dict[str, SesEvent] = {}
+    feed: dict[tuple[str, str], tuple[SesEvent, AppEvent]] = {}  # for the application, once per message and event
+    soft_bounces: dict[str, tuple[str, SesEvent]] = {}  # message id -> (record id, event)
     delivered: set[str] = set()
     deliveries: dict[str, EmailEvent] = {}
+    to_suppress: list[tuple[str, str, SesEvent]] = []
     for rid, event in parsed.items():
         if event.message_id is None:
             # Every email postline sends carries its message id as a tag, and configuration-set events keep it.
@@ -147,12 +172,12 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         recorded_type, status = _EFFECTS.get(event.type, (None, None))
         if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":
             recorded_type, status = "soft_bounced", None
-            soft_bounces[event.message_id] = event
+            soft_bounces[event.message_id] = (rid, event)
         if event.type == "Delivery":
-            delivered.update(_normalised(a) for a in event.detail.get("recipients", []))
-        if status and (event.message_id not in furthest or
-                       _PATH.index(status) > _PATH.index(furthest[event.message_id][0])):
-            furthest[event.message_id] = (status, event)
+            delivered.update(suppression_key(_normalised(a)) for a in event.detail.get("recipients", []))
+        key = (event.message_id, event.retry)
+        if status and (key not in furthest or _PATH.index(status) > _PATH.index(furthest[key][0])):
+            furthest[key] = (status, event)
         if recorded_type:
             sort_key = f"{event.at:.3f}#{recorded_type}"
             row = EmailEvent(event.message_id, sort_key, type=recorded_type, at=event.at,
@@ -161,18 +186,21 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                 deliveries[event.message_id] = row
             else:
                 puts[(settings.events_table, event.message_id, sort_key)] = row
-        for address, reason in _suppressions(event):
-            puts[(settings.suppressions_table, address, SUPPRESSION_SCOPE_ALL)] = Suppression(
-                address, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
-                detail=_diagnostic(event, address),
-            )
+        to_suppress += [(address, reason, event) for address, reason in _suppressions(event)]
         if (app_event := event.app_event(event.message_id)) is not None:
-            feed[(event.message_id, app_event.name)] = app_event
+            feed[(event.message_id, app_event.name)] = (event, app_event)
         result.set(rid, Outcome(event.message_id, recorded_type or event.type.lower()))
     try:
+        erased = _erased_names(ctx, {address for address, _, _ in to_suppress})
+        for address, reason, event in to_suppress:
+            name = erased.get(address, address)  # an erased address stays suppressed, and stays erased
+            puts[(settings.suppressions_table, name, SUPPRESSION_SCOPE_ALL)] = Suppression(
+                name, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
+                detail=None if address in erased else _diagnostic(event, address))
         moves = list(furthest.values())
         settled = _past_sent(ctx, moves)
-        on_record, recorded = _advance_all(ctx, [(s, e) for s, e in moves if e.message_id not in settled], now)
+        applied, on_record, recorded = _advance_all(ctx, [(s, e) for s, e in moves
+                                                          if not (s == SENT and e.message_id in settled)], now)
         recorded.update(settled)
         for message_id, row in deliveries.items():
             if message_id not in on_record:
@@ -182,29 +210,48 @@ def apply_events(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         for rid in parsed:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
         return result
-    publish(ctx.events, settings.event_bus, [_as_given(e, recorded.get(e.message_id)) for e in feed.values()],
-            settings.app_events)
+    announced = [_as_given(app_event, recorded.get(event.message_id)) for event, app_event in feed.values()
+                 if _announces(event, applied)]
+    publish(ctx.events, settings.event_bus, announced, settings.app_events)
     if settings.mirror_ses_suppressions:
-        _mirror_to_ses([s for (table, _, _), s in puts.items() if table == settings.suppressions_table], ctx)
+        _mirror_to_ses([s for (table, name, _), s in puts.items()
+                        if table == settings.suppressions_table and name not in erased.values()], ctx)
     _reset_soft_bounce_history(delivered, ctx)
-    for event in soft_bounces.values():
-        _soft_bounce(event, ctx)
+    for rid, event in soft_bounces.values():
+        try:
+            _soft_bounce(event, ctx, erased)
+        except Exception as error:  # noqa: BLE001 - this event's retry alone is tried again (or dead-lettered)
+            transient = is_transient(error)
+            logger.warning("soft bounce not handled", extra={"message_id": event.message_id,
+                                                              "error": describe_error(error)})
+            result.set(rid, Outcome(event.message_id, "retry" if transient else "error", describe_error(error),
+                                    retry=transient, dead_letter=not transient))
     return result
 
 
-def _dead_letter(unreadable: list[tuple[QueueRecord, str]], ctx: EventsContext, result: BatchResult) -> None:
-    """Records that are not SES events go to the DLQ at once, with the reason as a message attribute (retrying
-    them cannot help); if even that fails they stay on the queue and the redrive policy moves them later."""
-    if not unreadable:
-        return
-    failed = enqueue(ctx.sqs, ctx.settings.ses_events_dlq_url, [{
-        "Id": record.record_id, "MessageBody": record.body or "(empty body)",
-        "MessageAttributes": {"postline_reason": {"DataType": "String", "StringValue": reason[:1000]}},
-    } for record, reason in unreadable])
-    for record, reason in unreadable:
-        logger.warning("unreadable SES event", extra={"reason": reason})
-        result.set(record.record_id, Outcome(None, "dead-lettered" if record.record_id not in failed else "retry",
-                                             reason, retry=record.record_id in failed))
+def _announces(event: SesEvent, applied: dict[tuple[str, int | None], str | None]) -> bool:
+    """Whether the application hears of ``event``: only when postline applied a status move for its message and
+    attempt that passed this event's status (``applied`` holds the status each applied move started from)."""
+    _, status = _EFFECTS.get(event.type, (None, None))
+    key = (event.message_id, event.retry)
+    if status is None or key not in applied:
+        return False
+    before = applied[key]
+    return before not in _PATH or _PATH.index(status) > _PATH.index(before)
+
+
+def _erased_names(ctx: EventsContext, addresses: set[str]) -> dict[str, str]:
+    """Of ``addresses`` (suppression keys), those erased, with their erased name: a bounce or complaint arriving
+    after erasure must not bring the address back. One read of the erasure marks (scope ``all`` under the
+    erased name), and the signing secret once per container, only when there are addresses."""
+    erasure_key = ctx.keys.current.erasure_key if addresses else None
+    if not erasure_key:
+        return {}
+    table = ctx.settings.suppressions_table
+    names = {erased_address(address, erasure_key): address for address in addresses}
+    found = batch_get(ctx.dynamodb, {table: [{"email": {"S": name}, "scope": {"S": SUPPRESSION_SCOPE_ALL}}
+                                             for name in names]}, consistent=True)[table]
+    return {names[item["email"]["S"]]: item["email"]["S"] for item in found}
 
 
 def _mirror_to_ses(suppressions: list[Suppression], ctx: EventsContext) -> None:
@@ -232,26 +279,29 @@ def _reset_soft_bounce_history(addresses: set[str], ctx: EventsContext) -> None:
                 ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": repr(round(ctx.clock(), 3))}})
 
 
-def _soft_bounce(event: SesEvent, ctx: EventsContext) -> None:
-    """Count the soft bounce in each address's history, then send the message again later, or, when the
-    window is over, suppress the address (reason ``soft_bounce_exhausted``)."""
+def _soft_bounce(event: SesEvent, ctx: EventsContext, erased: dict[str, str]) -> None:
+    """Count the soft bounce in its address's history, then ask for the message again later (once per attempt),
+    or, when the address has soft-bounced over the whole window, suppress it (``soft_bounce_exhausted``).
+
+    The window runs from when postline saw the address's first soft bounce, not from the event's own timestamp:
+    an event replayed from a DLQ days later is one bounce, and exhausts nothing. A soft bounce of an earlier
+    attempt (late, or redelivered) counts, but decides nothing about the attempt now under way."""
     settings, now = ctx.settings, ctx.clock()
-    window = settings.soft_bounce_window_seconds
-    first_at = now
-    addresses = [_normalised(r["emailAddress"]) for r in event.detail.get("bouncedRecipients", [])]
+    addresses = [suppression_key(_normalised(r["emailAddress"])) for r in event.detail.get("bouncedRecipients", [])]
+    addresses = [address for address in addresses if address not in erased]  # an erased address keeps no history
+    if not addresses:
+        return
+    first_at, bounces = now, 0
     for address in addresses:
-        history = ctx.dynamodb.update_item(
-            TableName=settings.suppressions_table, Key={"email": {"S": address}, "scope": {"S": SOFT_BOUNCES}},
-            UpdateExpression="SET reason = :reason, suppressed_at = if_not_exists(suppressed_at, :at), "
-                             "last_at = :at, #source = :source ADD bounces :one",
-            ExpressionAttributeNames={"#source": "source"},
-            ExpressionAttributeValues={":reason": {"S": SOFT_BOUNCES}, ":at": {"N": repr(round(event.at, 3))},
-                                       ":source": {"S": "ses:Bounce"}, ":one": {"N": "1"}},
-            ReturnValues="ALL_NEW")["Attributes"]
+        history = _count_soft_bounce(ctx, address, event, now)
         first_at = min(first_at, float(history["suppressed_at"]["N"]))
+        bounces = max(bounces, int(history["bounces"]["N"]))
     try:
-        message = Message.get(event.message_id)
+        message = Message.get(event.message_id, consistent_read=True)
     except Message.DoesNotExist:
+        return
+    current = int(message.retry or 0)
+    if event.retry is not None and event.retry != current:
         return
     request = None
     if message.stream in settings.soft_bounce_retry_streams:
@@ -259,21 +309,81 @@ def _soft_bounce(event: SesEvent, ctx: EventsContext) -> None:
             request = EmailEvent.get(event.message_id, REQUEST)
         except EmailEvent.DoesNotExist:
             request = None
-    attempt = int(message.retry or 0) + 1
-    due_at = max(now, event.at) + retry_delay(attempt, settings.soft_bounce_first_retry_seconds)
-    window_ends = first_at + window
+    attempt = current + 1
+    due_at = now + retry_delay(attempt, settings.soft_bounce_first_retry_seconds)
+    window_ends = first_at + settings.soft_bounce_window_seconds
     if request is not None and due_at <= window_ends:
-        how = schedule_retry(ctx.sqs, ctx.scheduler, queue_url=settings.inbound_queue_urls[message.stream],
-                             group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
-                             message_id=event.message_id, body=json.dumps(request.detail), attempt=attempt,
-                             due_at=due_at, now=now)
+        if not _request_retry(ctx, event.message_id, current, attempt, due_at):
+            return  # this attempt's retry was asked for already (the event came twice)
+        try:
+            how = schedule_retry(ctx.sqs, ctx.scheduler, queue_url=settings.inbound_queue_urls[message.stream],
+                                 group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
+                                 message_id=event.message_id, body=json.dumps(request.detail), attempt=attempt,
+                                 due_at=due_at, now=now)
+        except Exception:
+            _withdraw_retry_request(ctx, event.message_id, attempt)  # so the event's redelivery asks again
+            raise
         _note(ctx, event.message_id, "retry_scheduled", {"attempt": attempt, "due_at": due_at, "via": how})
-    elif request is not None or now >= window_ends:
+    elif bounces >= 2 and (request is not None or now >= window_ends):
         since = datetime.fromtimestamp(first_at, timezone.utc).isoformat()
         for address in addresses:
             Suppression(address, SUPPRESSION_SCOPE_ALL, reason="soft_bounce_exhausted", suppressed_at=now,
-                        source="ses:Bounce", detail=f"soft bounces since {since}").save()
-        _note(ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at})
+                        source="ses:Bounce", detail=f"{bounces} soft bounces since {since}").save()
+        _note(ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at,
+                                                              "soft_bounces": bounces})
+
+
+def _count_soft_bounce(ctx: EventsContext, address: str, event: SesEvent, now: float) -> dict[str, Any]:
+    """Add the bounce to the address's run (its first one starts the run at ``now``) and return the run. The
+    bounce's feedback id is kept, so the same event applied twice counts once."""
+    feedback = event.detail.get("feedbackId") or f"{event.ses_message_id}@{event.at:.3f}"
+    try:
+        return ctx.dynamodb.update_item(
+            TableName=ctx.settings.suppressions_table, Key={"email": {"S": address}, "scope": {"S": SOFT_BOUNCES}},
+            UpdateExpression="SET reason = :reason, suppressed_at = if_not_exists(suppressed_at, :now), "
+                             "last_at = :now, last_event_at = :at, last_feedback = :feedback, #source = :source "
+                             "ADD bounces :one",
+            ConditionExpression="attribute_not_exists(last_feedback) OR last_feedback <> :feedback",
+            ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues={":reason": {"S": SOFT_BOUNCES}, ":now": {"N": repr(round(now, 3))},
+                                       ":at": {"N": repr(round(event.at, 3))}, ":feedback": {"S": feedback},
+                                       ":source": {"S": "ses:Bounce"}, ":one": {"N": "1"}},
+            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")["Attributes"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return error.response["Item"]  # counted already
+
+
+def _request_retry(ctx: EventsContext, message_id: str, current: int, attempt: int, due_at: float) -> bool:
+    """Mark on the record that retry ``attempt`` is asked for, unless it was already (a conditional write before
+    queuing: the retry is queued once, however often the soft bounce is applied)."""
+    condition = ("(attribute_not_exists(retry_requested) OR retry_requested < :attempt) AND "
+                 + ("#retry = :current" if current else "attribute_not_exists(#retry)"))
+    values = {":attempt": {"N": str(attempt)}, ":due": {"N": repr(round(due_at, 3))}}
+    if current:
+        values[":current"] = {"N": str(current)}
+    try:
+        ctx.dynamodb.update_item(TableName=ctx.settings.messages_table, Key={"message_id": {"S": message_id}},
+                                 UpdateExpression="SET retry_requested = :attempt, retry_due_at = :due",
+                                 ConditionExpression=condition, ExpressionAttributeNames={"#retry": "retry"},
+                                 ExpressionAttributeValues=values)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _withdraw_retry_request(ctx: EventsContext, message_id: str, attempt: int) -> None:
+    try:
+        ctx.dynamodb.update_item(TableName=ctx.settings.messages_table, Key={"message_id": {"S": message_id}},
+                                 UpdateExpression="REMOVE retry_requested, retry_due_at",
+                                 ConditionExpression="retry_requested = :attempt",
+                                 ExpressionAttributeValues={":attempt": {"N": str(attempt)}})
+    except Exception as error:  # noqa: BLE001 - the retry is then lost, and said so
+        logger.error("a soft-bounce retry could not be queued nor its request withdrawn: it will not be sent",
+                     extra={"message_id": message_id, "attempt": attempt, "error": describe_error(error)})
 
 
 def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str, Any]) -> None:
@@ -283,32 +393,36 @@ def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str
 
 
 # The statuses a message passes through once SES has it, in order. A status is only ever replaced by one
-# further along; FAILED (an SES Reject or rendering failure) can only replace statuses before delivery.
-_PATH = [RENDERED, SENDING, SENT, FAILED, DELIVERED, BOUNCED, COMPLAINED]
+# further along; FAILED (an SES Reject or rendering failure) can only replace statuses before delivery. UNKNOWN
+# (parked by the send stage) stands where SENDING does: an SES event about the email settles it.
+_PATH = [RENDERED, SENDING, UNKNOWN, SENT, FAILED, DELIVERED, BOUNCED, COMPLAINED]
 _REPLACES = {
-    SENT: (RENDERED, SENDING),
-    FAILED: (RENDERED, SENDING, SENT),
-    DELIVERED: (RENDERED, SENDING, SENT),
-    BOUNCED: (RENDERED, SENDING, SENT, DELIVERED),
-    COMPLAINED: (RENDERED, SENDING, SENT, DELIVERED, BOUNCED),
+    SENT: (RENDERED, SENDING, UNKNOWN),
+    FAILED: (RENDERED, SENDING, UNKNOWN, SENT),
+    DELIVERED: (RENDERED, SENDING, UNKNOWN, SENT),
+    BOUNCED: (RENDERED, SENDING, UNKNOWN, SENT, DELIVERED),
+    COMPLAINED: (RENDERED, SENDING, UNKNOWN, SENT, DELIVERED, BOUNCED),
 }
 
 
-def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]],
-                 now: float) -> tuple[set[str], dict[str, dict[str, Any]]]:
+def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float
+                 ) -> tuple[dict[tuple[str, int | None], str | None], set[str], dict[str, dict[str, Any]]]:
     """Move each message forward with its own conditional UpdateItem (1 write unit; a transaction would cost two
-    and buys nothing here, each move stands alone). A condition that fails means "already further along".
+    and buys nothing here, each move stands alone). A condition that fails means "already further along", or
+    "another attempt's".
 
-    Returns the messages whose record holds their delivery: moved to ``delivered`` now (the move writes the
-    delivery's details too, so the common case needs no event row), or delivered before (a repeat); and each
-    message's record as it was before the move (DynamoDB's ``ALL_OLD``, empty when there is none).
+    Returns the moves applied (message and attempt -> the status they started from); the messages whose record
+    holds their delivery: moved to ``delivered`` now (the move writes the delivery's details too, so the common
+    case needs no event row), or delivered before (a repeat); and each message's record as it was before the move
+    (DynamoDB's ``ALL_OLD``, empty when there is none).
     """
     table = ctx.settings.messages_table
-    on_record, recorded = set(), {}
+    applied, on_record, recorded = {}, set(), {}
     for status, event in moves:
         try:
             old = ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"],
                                            ReturnValues="ALL_OLD").get("Attributes") or {}
+            applied[(event.message_id, event.retry)] = records.old_status(old)
             delivered_now = status == DELIVERED
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -317,7 +431,7 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]],
         if delivered_now or "delivered_at" in old:
             on_record.add(event.message_id)
         recorded[event.message_id] = old
-    return on_record, recorded
+    return applied, on_record, recorded
 
 
 def _past_sent(ctx: EventsContext, moves: list[tuple[str, SesEvent]]) -> dict[str, dict[str, Any]]:
@@ -351,8 +465,9 @@ def _as_given(event: AppEvent, record: dict[str, Any] | None) -> AppEvent:
 
 
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
-    """Move the message to ``status`` if it is not already further along (a Send settles the claim). Any event
-    sets ``sent_at`` when it is missing: a Delivery that overtook its Send still leaves the time SES took it."""
+    """Move the message to ``status`` if it is not already further along and is still the attempt the event is
+    about (a Send settles the claim, which ends it). Any event sets ``sent_at`` when it is missing: a Delivery
+    that overtook its Send still leaves the time SES took it."""
     replaces = _REPLACES[status]
     names = [f":c_{i}" for i in range(len(replaces))]
     values = {"status": status, "ses_message_id": event.ses_message_id, "updated_at": now}
@@ -360,10 +475,18 @@ def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, 
         values["delivered_at"] = event.at
         if details := _summary(event):
             values["delivery"] = details
-    return records.update(
-        table, event.message_id, set_values=values, set_once={"sent_at": event.sent_at or event.at},
-        condition=f"#status IN ({', '.join(names)})", condition_values=dict(zip(names, replaces)),
-    )
+    condition = f"#status IN ({', '.join(names)})"
+    condition_values: dict[str, Any] = dict(zip(names, replaces))
+    if event.retry is not None:  # only the attempt that sent the email: a retry's record has its number
+        condition += " AND " + ("#c_retry = :c_retry" if event.retry else "attribute_not_exists(#c_retry)")
+        if event.retry:
+            condition_values[":c_retry"] = event.retry
+    entry = records.update(table, event.message_id, set_values=values,
+                           set_once={"sent_at": event.sent_at or event.at}, remove=("claim",),
+                           condition=condition, condition_values=condition_values)
+    if event.retry is not None:
+        entry["Update"]["ExpressionAttributeNames"]["#c_retry"] = "retry"
+    return entry
 
 
 def _normalised(address: str) -> str:
@@ -374,16 +497,19 @@ def _normalised(address: str) -> str:
 
 
 def _suppressions(event: SesEvent) -> list[tuple[str, str]]:
+    """The (suppression key, reason) pairs a hard bounce or complaint asks for."""
     if event.type == "Bounce" and event.detail.get("bounceType") == "Permanent":
-        return [(_normalised(r["emailAddress"]), "hard_bounce") for r in event.detail.get("bouncedRecipients", [])]
+        return [(suppression_key(_normalised(r["emailAddress"])), "hard_bounce")
+                for r in event.detail.get("bouncedRecipients", [])]
     if event.type == "Complaint":
-        return [(_normalised(r["emailAddress"]), "complaint") for r in event.detail.get("complainedRecipients", [])]
+        return [(suppression_key(_normalised(r["emailAddress"])), "complaint")
+                for r in event.detail.get("complainedRecipients", [])]
     return []
 
 
 def _diagnostic(event: SesEvent, address: str) -> str | None:
     for recipient in event.detail.get("bouncedRecipients", []):
-        if _normalised(recipient.get("emailAddress", "")) == address:
+        if suppression_key(_normalised(recipient.get("emailAddress", ""))) == address:
             return recipient.get("diagnosticCode")
     return event.detail.get("complaintFeedbackType")
 

@@ -19,7 +19,8 @@ from .settings import Settings
 
 # Message statuses. The pipeline moves a message QUEUED -> RENDERED -> SENDING (claimed) -> SENT, or ends it
 # as SUPPRESSED / REJECTED / FAILED; SES events then move a sent message on to DELIVERED, BOUNCED or COMPLAINED
-# (``events._REPLACES`` says which status may replace which).
+# (``events._REPLACES`` says which status may replace which). UNKNOWN: parked, nobody knows whether SES took
+# it; a later SES event or an operator (``postline resolve``) settles it.
 QUEUED = "queued"
 RENDERED = "rendered"
 SENDING = "sending"
@@ -30,6 +31,7 @@ COMPLAINED = "complained"
 SUPPRESSED = "suppressed"
 REJECTED = "rejected"
 FAILED = "failed"
+UNKNOWN = "unknown"
 
 SUPPRESSION_SCOPE_ALL = "all"
 
@@ -62,6 +64,8 @@ class Message(Model):
     duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
     last_duplicate_at = NumberAttribute(null=True)
     rendered_by = UnicodeAttribute(null=True)  # the SQS message render recorded it from: only its redelivery may again
+    claim = UnicodeAttribute(null=True)  # the open claim's token: only the attempt holding it records its outcome
+    retry_requested = NumberAttribute(null=True)  # the soft-bounce retry queued for it: each is queued once
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (settings.message_ttl_days after queueing)
 
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from .suppression import suppression_key
 
 # 2: the MIME travels deflated (``mime_z``). 1 (plain ``mime``) is still read: jobs queued before an upgrade.
 FORMAT_VERSION = 2
@@ -28,17 +31,20 @@ class SendJob:
     # The message record's fields, for a message render did not record: the send stage's claim creates the
     # record with them (``records.recorded_at_claim``).
     record: dict[str, Any] | None = None
-    # The recipient's erased form (``suppression.erased_address``), so the send stage's check also finds a
+    # The recipient's erased forms (``suppression.suppression_names``), so the send stage's check also finds a
     # suppression kept for an address erased after rendering, without holding the erasure key itself.
-    erased_recipient: str | None = None
-    # The inbound SQS message this job was rendered from (the record's ``rendered_by``): only a copy of this job
-    # may take over its claim once stale; a repeat of the message, rendered from another, may not.
+    erased_recipients: tuple[str, ...] = ()
+    # The inbound SQS message this job was rendered from (the record's ``rendered_by``): a copy of this job that
+    # finds the claim open waits for it to settle (or parks it); a repeat of the message, rendered from another,
+    # is a duplicate at once.
     rendered_by: str | None = None
+    retry: int = 0  # which attempt of the message this is: 0, then each soft-bounce retry's number
+    queued_at: float | None = None  # when the application queued the message (an erasure blocks what came before)
 
     @property
     def suppression_names(self) -> list[str]:
         """The names the recipient may be suppressed under (``suppression.suppression_names``)."""
-        return [self.recipient] + ([self.erased_recipient] if self.erased_recipient else [])
+        return list(dict.fromkeys([suppression_key(self.recipient), self.recipient, *self.erased_recipients]))
 
     def to_entry(self, entry_id: str, s3, bucket: str, threshold: int) -> dict[str, Any]:
         document = {
@@ -47,15 +53,21 @@ class SendJob:
         }
         if self.record is not None:
             document["record"] = self.record
-        if self.erased_recipient is not None:
-            document["erased_to"] = self.erased_recipient
+        if self.erased_recipients:
+            document["erased_to"] = list(self.erased_recipients)
         if self.rendered_by is not None:
             document["by"] = self.rendered_by
+        if self.retry:
+            document["retry"] = self.retry
+        if self.queued_at is not None:
+            document["queued_at"] = self.queued_at
         # Deflated, a newsletter's quoted-printable MIME is about a quarter of its size (base64 included): SQS
         # bills each 64 KB of a request, and four times as large an email stays out of the claim-check bucket.
         packed = base64.b64encode(zlib.compress(self.mime)).decode("ascii")
         if len(packed) > threshold:
-            key = f"mime/{self.message_id}.eml"
+            # Named by its content too: a repeat of the message rendered while this job waits can never change
+            # what this job sends.
+            key = f"{mime_prefix(self.message_id)}{hashlib.sha256(self.mime).hexdigest()[:32]}.eml"
             s3.put_object(Bucket=bucket, Key=key, Body=self.mime, ContentType="message/rfc822")
             document["mime_key"] = key
         else:
@@ -82,14 +94,27 @@ class SendJob:
             message_id=document["message_id"], stream=document["stream"], sender=document["from"],
             recipient=document["to"], template=document["template"], campaign=document.get("campaign"),
             tags=document.get("tags") or {}, mime=mime, mime_key=document.get("mime_key"),
-            record=document.get("record"), erased_recipient=document.get("erased_to"),
-            rendered_by=document.get("by"),
+            record=document.get("record"), erased_recipients=_names(document.get("erased_to")),
+            rendered_by=document.get("by"), retry=int(document.get("retry", 0)),
+            queued_at=document.get("queued_at"),
         )
 
     def load_mime(self, s3, bucket: str) -> bytes:
         if self.mime is None:
             self.mime = s3.get_object(Bucket=bucket, Key=self.mime_key)["Body"].read()
         return self.mime
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    """``erased_to``: a list, or one name in jobs queued before it was a list."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def mime_prefix(message_id: str) -> str:
+    """Where a message's large bodies wait in the claim-check bucket (``mime/<message id>.eml`` before)."""
+    return f"mime/{message_id}/"
 
 
 def enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, str]:

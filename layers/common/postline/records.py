@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from .models import Message, Suppression
-from .suppression import describe, scopes_for
+from .suppression import ERASED, describe, is_erased_name, scopes_for
 
 
 def attribute_value(value: Any) -> dict[str, Any]:
@@ -26,22 +26,27 @@ def attribute_value(value: Any) -> dict[str, Any]:
 
 
 def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = (),
-            retry_replaces: tuple[str, ...] = ()) -> dict[str, Any]:
+            retry: int | None = None) -> dict[str, Any]:
     """Create the record unless it exists. A redelivery of the SQS message that wrote it (same ``rendered_by``)
     may replace it while its status is one of ``redelivery_replaces``; a repeat of the message (another SQS
-    message with the same id) may not, so it is reported as a duplicate however the two were batched. A
-    soft-bounce retry may replace a record whose status is one of ``retry_replaces``."""
-    condition = "attribute_not_exists(message_id)"
+    message with the same id) may not, so it is reported as a duplicate however the two were batched. Soft-bounce
+    retry number ``retry`` replaces the record of the attempt that asked for it (``retry_requested``), once: a
+    second copy of the retry finds the record already its own. A retry never creates a record: where there is
+    none (erased, or expired) there is nothing to retry."""
+    allowed = [] if retry else ["attribute_not_exists(message_id)"]
+    names: dict[str, str] = {}
     values: dict[str, Any] = {}
     if redelivery_replaces:
-        names = [f":r{i}" for i in range(len(redelivery_replaces))]
-        condition += f" OR (#status IN ({', '.join(names)}) AND rendered_by = :by)"
-        values.update({n: {"S": s} for n, s in zip(names, redelivery_replaces)})
+        placeholders = [f":r{i}" for i in range(len(redelivery_replaces))]
+        allowed.append(f"(#status IN ({', '.join(placeholders)}) AND rendered_by = :by)")
+        names["#status"] = "status"
+        values.update({n: {"S": s} for n, s in zip(placeholders, redelivery_replaces)})
         values[":by"] = {"S": record.rendered_by}
-    if retry_replaces:
-        names = [f":t{i}" for i in range(len(retry_replaces))]
-        condition += f" OR #status IN ({', '.join(names)})"
-        values.update({n: {"S": s} for n, s in zip(names, retry_replaces)})
+    if retry:
+        allowed.append("(retry_requested = :retry AND (attribute_not_exists(#retry) OR #retry < :retry))")
+        names["#retry"] = "retry"
+        values[":retry"] = {"N": str(retry)}
+    condition = " OR ".join(allowed)
     entry = {
         "TableName": table,
         "Item": record.serialize(),
@@ -49,7 +54,7 @@ def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = 
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
     if values:
-        entry["ExpressionAttributeNames"] = {"#status": "status"}
+        entry["ExpressionAttributeNames"] = names
         entry["ExpressionAttributeValues"] = values
     return {"Put": entry}
 
@@ -109,6 +114,21 @@ def update(
     }
 
 
+def note_dead_lettered(dynamodb, table: str, outcomes: list[Any], now: float) -> None:
+    """Best effort: the reason on the records of messages moved to a DLQ after their last receive (their status
+    stays as it was, so a redrive carries on from there). The move already carries the reason; a record that
+    cannot be written now (the usual cause of such a failure) keeps its status and older reason."""
+    for outcome in outcomes:
+        try:
+            dynamodb.update_item(**{key: value for key, value in update(
+                table, outcome.message_id, set_values={"reason": f"in the DLQ after its last receive: {outcome.reason}",
+                                                       "updated_at": now},
+                condition="attribute_exists(message_id)")["Update"].items()
+                if key != "ReturnValuesOnConditionCheckFailure"})
+        except Exception:  # noqa: BLE001 - the DLQ message has the reason either way
+            pass
+
+
 def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dict[str, Any]]:
     """Note on each record how many repeats of it were ignored (shown by ``postline status``): one entry per
     message, as a transaction may touch an item only once."""
@@ -141,15 +161,17 @@ def recorded_at_claim(stream: str, retried_streams: tuple[str, ...], retry: int 
     return stream not in CHECKED_IN_TRANSACTION and stream not in retried_streams and not retry
 
 
-def absent(table: str, key: dict[str, Any]) -> dict[str, Any]:
-    """A ConditionCheck entry that holds while no item has ``key``; when one has, the transaction's cancellation
-    reason for this entry carries that item."""
+def not_suppressed(table: str, key: dict[str, Any], queued_at: float) -> dict[str, Any]:
+    """A ConditionCheck entry that holds while no suppression has ``key``, or only an erasure's mark made after
+    ``queued_at`` (it stops only what was queued before it, ``suppression.blocks``); when it fails, the
+    transaction's cancellation reason for this entry carries the suppression."""
     return {
         "ConditionCheck": {
             "TableName": table,
             "Key": key,
-            "ConditionExpression": "attribute_not_exists(#key)",
-            "ExpressionAttributeNames": {"#key": next(iter(key))},
+            "ConditionExpression": "attribute_not_exists(#key) OR (#reason = :erased AND suppressed_at <= :queued)",
+            "ExpressionAttributeNames": {"#key": next(iter(key)), "#reason": "reason"},
+            "ExpressionAttributeValues": {":erased": {"S": ERASED}, ":queued": attribute_value(queued_at)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
@@ -166,17 +188,25 @@ class SuppressionChecks:
         self.dependents: dict[int, list[int]] = {}
         self._index: dict[tuple[str, str], int] = {}
 
-    def require(self, write: int, names: list[str], stream: str) -> list[int]:
+    def require(self, write: int, names: list[str], stream: str, queued_at: float | None) -> list[int]:
         """Make the write at index ``write`` depend on no suppression of ``names`` (an address, and its erased
-        form where erasure applies) in the scopes of ``stream``; returns the indexes of its checks."""
+        form where erasure applies) in the scopes of ``stream`` stopping a message queued at ``queued_at``
+        (unknown: 0, stopped by any); returns the indexes of its checks. A check shared by several writes holds
+        for the earliest of them."""
         indexes = []
+        queued = round(queued_at or 0.0, 3)
         for scope in scopes_for(stream):  # "all" first: it is the stronger reason to report
             for name in names:
                 if (name, scope) not in self._index:
                     self._index[(name, scope)] = self.first_index + len(self.entries)
-                    self.entries.append(absent(self.table, {"email": {"S": name}, "scope": {"S": scope}}))
-                self.dependents.setdefault(self._index[(name, scope)], []).append(write)
-                indexes.append(self._index[(name, scope)])
+                    self.entries.append(not_suppressed(self.table, {"email": {"S": name}, "scope": {"S": scope}},
+                                                       queued))
+                index = self._index[(name, scope)]
+                values = self.entries[index - self.first_index]["ConditionCheck"]["ExpressionAttributeValues"]
+                if queued < float(values[":queued"]["N"]):
+                    values[":queued"] = attribute_value(queued)
+                self.dependents.setdefault(index, []).append(write)
+                indexes.append(index)
         return indexes
 
 
@@ -185,3 +215,9 @@ def describe_suppression(item: dict[str, Any] | None) -> str:
     if item is None:  # DynamoDB returns the item that failed the check; without it, say what is known
         return "suppressed"
     return describe(Suppression.from_raw_data(item))
+
+
+def erased_suppression(item: dict[str, Any] | None) -> bool:
+    """Whether the suppression a check failed on is kept under an erased name: the record must not hold the
+    address either."""
+    return bool(item) and is_erased_name(item.get("email", {}).get("S", ""))

@@ -3,14 +3,16 @@
 Per batch: one transaction recording the messages' status (marketing mail is recorded by the send stage's claim
 instead; critical mail is checked against the suppression list in it), one queue write per destination queue.
 Rejected messages are recorded with their reason and moved to the inbound queue's DLQ with that reason, so they
-are never retried forever and never block their neighbours. Suppressions are the send stage's to check, before
-its claim, for every stream.
+are never retried forever and never block their neighbours: whatever a message's content makes any step raise
+(parsing, rendering, tracking, MIME, its queue entry) rejects that message alone. Suppressions are the send
+stage's to check, before its claim, for every stream.
 """
 from __future__ import annotations
 
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,15 +21,17 @@ from aws_lambda_powertools import Logger
 
 from . import records, retries
 from .retries import RETRY_ATTRIBUTE
-from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
+from .batch import (
+    BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, log_outcomes, run_isolated, safe_text,
+)
 from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
 from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .mime import build_mime
-from .models import REJECTED, RENDERED, SENT, SUPPRESSED, Message
+from .models import REJECTED, RENDERED, SUPPRESSED, Message
 from .queues import SendJob, enqueue
 from .settings import Settings
-from .suppression import erased_address, suppression_names
+from .suppression import is_erased_name, suppression_names
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
 from .tokens import UNSUBSCRIBE, RefreshingKeyRing, load_keyring
 from .tracking import add_tracking
@@ -38,6 +42,7 @@ logger = Logger(child=True)
 # carries its links untouched: they are security-sensitive and must work even if tracking is down.
 TRACKED_STREAMS = ("transactional", "marketing")
 DUPLICATE = "duplicate"
+DROPPED = "dropped"
 
 
 @dataclass
@@ -59,6 +64,12 @@ class RenderContext:
     def keys(self) -> RefreshingKeyRing:
         return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.sqs, self.settings.inbound_dlq_urls, max_receives=self.settings.max_receive_count,
+                           note_given_up=lambda outcomes: records.note_dead_lettered(
+                               self.dynamodb, self.settings.messages_table, outcomes, self.clock()))
+
 
 @dataclass
 class _Item:
@@ -71,9 +82,30 @@ class _Item:
     job: SendJob | None = None
     checked: bool = False  # suppressions checked by the record transaction, rendered after it
     kept: bool = False  # its request kept for soft-bounce retries by the record transaction
+    erased: bool = False  # suppressed under its erased name: its record must not hold the address
+
+    def reject(self, reason: str) -> None:
+        self.status, self.reason, self.job = REJECTED, safe_text(reason), None
+
+
+@contextmanager
+def _rejected_on_error(item: _Item, step: str):
+    """Around a step done for one message: an error its content causes rejects that message, with the error as
+    the reason; an AWS error (the same for every message) goes on up, and the batch is retried."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - whatever this message makes the step raise is its own
+        if is_transient(error):
+            raise
+        logger.warning("a message's content failed a step", extra={"message_id": item.message_id, "step": step})
+        item.reject(f"could not {step} it: {describe_error(error)}")
 
 
 def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
+    return run_isolated(batch, lambda records: _render_batch(records, ctx), ctx.dead_letters)
+
+
+def _render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
     result = BatchResult()
     items = [_parse(record, ctx.settings.max_message_bytes) for record in batch]
     first_seen: set[str] = set()
@@ -87,9 +119,9 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
     for item in valid:
         template = resolved[(item.message.template_name, item.message.template_version)]
         if isinstance(template, TemplateProblem):
-            item.status, item.reason = REJECTED, str(template)
+            item.reject(str(template))
         elif missing := template.missing(item.message.data):
-            item.status, item.reason = REJECTED, f"missing data the template {template.ref} needs: {', '.join(missing)}"
+            item.reject(f"missing data the template {template.ref} needs: {', '.join(missing)}")
         else:
             item.template = template
 
@@ -102,7 +134,8 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
         if item.template.stream in records.CHECKED_IN_TRANSACTION:
             item.status, item.checked = RENDERED, True  # recorded as rendered with its check, rendered right after
         else:
-            _render(item, ctx)
+            with _rejected_on_error(item, "render"):
+                _render(item, ctx)
 
     try:
         _record(items, ctx, result)
@@ -120,10 +153,12 @@ def render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
 def _parse(record: QueueRecord, max_bytes: int) -> _Item:
     try:
         message = parse_send_message(record.body, max_bytes)
-    except Rejected as rejection:
+    except Exception as error:  # noqa: BLE001 - a Rejected, or whatever else this body makes parsing raise
         key = identifier_of(record.body)
         message_id = message_id_for(key) if key else message_id_for(record.record_id, "sqs")
-        return _Item(record, message_id, status=REJECTED, reason=str(rejection))
+        item = _Item(record, message_id)
+        item.reject(str(error) if isinstance(error, Rejected) else f"could not read it: {describe_error(error)}")
+        return item
     message_id = message_id_for(message.id) if message.id else message_id_for(record.record_id, "sqs")
     return _Item(record, message_id, message)
 
@@ -131,7 +166,8 @@ def _parse(record: QueueRecord, max_bytes: int) -> _Item:
 def _render(item: _Item, ctx: RenderContext) -> None:
     message, template, settings = item.message, item.template, ctx.settings
     erasure_key = ctx.keys.current.erasure_key
-    erased_recipient = erased_address(message.to, erasure_key) if erasure_key else None
+    erased_recipients = tuple(n for n in suppression_names(message.to, erasure_key) if is_erased_name(n))
+    erased_recipient = erased_recipients[0] if erased_recipients else None  # its key's erased form
     provided: dict[str, Any] = {}
     list_headers: dict[str, list[str]] = {}
     if template.stream == "marketing":
@@ -148,7 +184,7 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     try:
         rendered = template.render(message.data, provided)
     except TemplateProblem as problem:
-        item.status, item.reason = REJECTED, str(problem)
+        item.reject(str(problem))
         return
     html = rendered.html
     if template.stream in TRACKED_STREAMS:
@@ -161,7 +197,8 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     item.job = SendJob(
         message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
         template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
-        erased_recipient=erased_recipient, rendered_by=item.record.record_id,
+        erased_recipients=erased_recipients, rendered_by=item.record.record_id,
+        retry=_retry_number(item.record) or 0, queued_at=_queued_at(item.record, ctx.clock()),
     )
 
 
@@ -185,13 +222,13 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             item.message_id,
             status=item.status,
             reason=item.reason,
-            recipient=message.to if message else None,
+            recipient=message.to if message and not item.erased else None,
             template=template.name if template else (message.template_name if message else None),
             template_version=template.version if template else None,
             stream=template.stream if template else None,
             campaign=message.campaign if message else None,
             tags=dict(message.tags) if message and message.tags else None,
-            queued_at=item.record.sent_at or now,
+            queued_at=_queued_at(item.record, now),
             rendered_at=now if item.status == RENDERED else None,
             finished_at=now if item.status != RENDERED else None,
             updated_at=now,
@@ -201,15 +238,15 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             rendered_by=item.record.record_id,
         )
         # A rendered record may be rewritten by a redelivery of the same SQS message (the render was interrupted
-        # before the send queue got it), and a sent one by a soft-bounce retry.
+        # before the send queue got it), and an earlier attempt's by the soft-bounce retry it asked for.
         replaceable = (RENDERED,) if item.status in (RENDERED, SUPPRESSED) else ()
-        retry = (SENT,) if replaceable and _retry_number(item.record) else ()
+        retry = _retry_number(item.record) if replaceable else None
         entries.append(records.put_new(table, record, replaceable, retry))
         written.append(item)
     checks = records.SuppressionChecks(ctx.settings.suppressions_table, first_index=len(entries))
     erasure_key = ctx.keys.current.erasure_key if any(item.checked for item in written) else None
     checks_of = {item.message_id: checks.require(position, suppression_names(item.message.to, erasure_key),
-                                                 item.template.stream)
+                                                 item.template.stream, _queued_at(item.record, now))
                  for position, item in enumerate(written) if item.checked}
     kept = _kept_in_transaction(written, ctx, len(entries) + len(checks.entries), checks.dependents)
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries + kept, checks.dependents)
@@ -219,12 +256,18 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             continue
         if isinstance(failed, Withdrawn):  # its recipient is suppressed: recorded so below, never rendered
             found = [outcomes[c] for c in checks_of[item.message_id] if isinstance(outcomes[c], ConditionFailed)]
+            old = found[0].old if found else None
             item.status, item.checked, item.kept = SUPPRESSED, False, False
-            item.reason = records.describe_suppression(found[0].old if found else None)
+            item.reason, item.erased = records.describe_suppression(old), records.erased_suppression(old)
             withdrawn.append(item)
             continue
         item.checked = False
         previous = records.old_status(failed.old)
+        if previous is None and _retry_number(item.record):
+            # The record a retry would replace is gone: erased (nothing may bring the address back) or expired.
+            item.status, item.job = DROPPED, None
+            item.reason = "a retry whose message record is gone (erased or expired)"
+            continue
         if item.status == REJECTED:
             # The id belongs to a message postline already knows: keep its record, still dead-letter this body.
             item.reason = f"{item.reason} (id already used by a message that is {previous})"
@@ -250,9 +293,14 @@ def _record_fields(item: _Item, now: float, settings: Settings) -> dict[str, Any
     message, template = item.message, item.template
     fields = {"recipient": message.to, "template": template.name, "template_version": template.version,
               "stream": template.stream, "campaign": message.campaign, "tags": dict(message.tags or {}) or None,
-              "queued_at": item.record.sent_at or now, "rendered_at": now,
+              "queued_at": _queued_at(item.record, now), "rendered_at": now,
               "expires_at": int(now + settings.message_ttl_days * 86400), "rendered_by": item.record.record_id}
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def _queued_at(record: QueueRecord, now: float) -> float:
+    """When the application queued the message (SQS's SentTimestamp; a retry: when postline queued it again)."""
+    return record.sent_at or now
 
 
 def _retry_number(record: QueueRecord) -> int | None:
@@ -304,45 +352,60 @@ def _request_to_keep(item: _Item, settings: Settings, now: float):
 def _render_checked(items: list[_Item], ctx: RenderContext) -> None:
     """Render the messages recorded together with their suppression checks. One whose data the template cannot
     render after all (the common problems were caught before recording) is recorded as rejected instead."""
-    now = ctx.clock()
     rejected = []
     for item in items:
         if item.checked and item.status == RENDERED and item.job is None:
-            _render(item, ctx)
+            with _rejected_on_error(item, "render"):
+                _render(item, ctx)
             if item.status == REJECTED:
-                rejected.append(item)
+                rejected.append((item, None))
     if rejected:
-        transact_write(ctx.dynamodb, [records.update(
-            ctx.settings.messages_table, item.message_id,
-            set_values={"status": REJECTED, "reason": item.reason, "finished_at": now, "updated_at": now},
-            remove=("rendered_at",), condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
-        ) for item in rejected])
+        _record_rejected(rejected, ctx)
+
+
+def _record_rejected(rejected: list[tuple[_Item, dict[str, Any] | None]], ctx: RenderContext) -> None:
+    """Record as rejected messages found unsendable after their record said rendered (or, with the fields of the
+    record their claim would have created, where there is none yet)."""
+    now = ctx.clock()
+    transact_write(ctx.dynamodb, [records.update(
+        ctx.settings.messages_table, item.message_id, initial=fields,
+        set_values={"status": REJECTED, "reason": item.reason, "finished_at": now, "updated_at": now},
+        remove=("rendered_at",), condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
+    ) for item, fields in rejected])
 
 
 def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:
-    """Rendered messages to their stream's send queue, rejected ones to their inbound queue's DLQ."""
+    """Rendered messages to their stream's send queue; the outcome of the rest (a rejected one is moved to its
+    inbound queue's DLQ with its reason, ``batch.run_isolated``)."""
     settings = ctx.settings
     by_queue: dict[str, list[tuple[_Item, dict[str, Any]]]] = defaultdict(list)
+    late: list[tuple[_Item, dict[str, Any] | None]] = []
     for item in items:
         rid = item.record.record_id
         if item.status == RENDERED:
-            entry = item.job.to_entry(rid, ctx.s3, settings.claim_check_bucket, settings.claim_check_threshold_bytes)
-            by_queue[settings.send_queue_urls[item.job.stream]].append((item, entry))
-        elif item.status == REJECTED:
-            dlq = settings.inbound_dlq_urls.get(item.record.queue_name)
-            if dlq is None:
-                result.set(rid, Outcome(item.message_id, "retry", f"no DLQ configured for {item.record.queue_name}", retry=True))
+            fields = item.job.record
+            try:
+                entry = item.job.to_entry(rid, ctx.s3, settings.claim_check_bucket,
+                                          settings.claim_check_threshold_bytes)
+            except Exception as error:  # noqa: BLE001 - this message's trouble, or S3's (then it is retried)
+                if is_transient(error):
+                    result.set(rid, Outcome(item.message_id, "retry", describe_error(error), retry=True))
+                    continue
+                item.reject(f"could not queue it: {describe_error(error)}")
+                late.append((item, fields))
                 continue
-            by_queue[dlq].append((item, {
-                "Id": rid,
-                "MessageBody": item.record.body or "(empty body)",
-                "MessageAttributes": {
-                    "postline_reason": {"DataType": "String", "StringValue": item.reason[:1000]},
-                    "postline_message_id": {"DataType": "String", "StringValue": item.message_id},
-                },
-            }))
+            by_queue[settings.send_queue_urls[item.job.stream]].append((item, entry))
         else:
-            result.set(rid, Outcome(item.message_id, item.status, item.reason))
+            result.set(rid, Outcome(item.message_id, item.status, item.reason, dead_letter=item.status == REJECTED))
+    if late:
+        try:
+            _record_rejected(late, ctx)
+        except RetryLater as error:  # still rendered on its record: a redelivery renders it again
+            for item, _ in late:
+                result.set(item.record.record_id, Outcome(item.message_id, "retry", str(error), retry=True))
+        else:
+            for item, _ in late:
+                result.set(item.record.record_id, Outcome(item.message_id, REJECTED, item.reason, dead_letter=True))
     for queue_url, pairs in by_queue.items():
         failed = enqueue(ctx.sqs, queue_url, [entry for _, entry in pairs])
         for item, entry in pairs:
@@ -351,4 +414,3 @@ def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> Non
                 result.set(rid, Outcome(item.message_id, "retry", failed[rid], retry=True))
             else:
                 result.set(rid, Outcome(item.message_id, item.status, item.reason))
-

@@ -1,42 +1,53 @@
 """The send stage: check the suppression list, claim each message, send through SES, record the result.
 
-Exactly once: a message is claimed with a conditional write (status ``sending`` with the claim's time) before SES
-is called. A redelivered or repeated message finds the claim and SES is not called again. An email SES accepted
-keeps its claim: SES's Send event (tagged with postline's message id) settles it as ``sent`` about a minute later,
-unless the email's Delivery has settled it first (see ``events``). Those writes are needed anyway for a process
-that dies after SES accepted the email, so the send stage does not make one too: one single-item write per email
-instead of a transactional one. Only a claim still unsettled after ``stale_claim_seconds`` is sent again, and only
-by a copy of the job that made it (its redelivery); the send queue keeps that copy invisible until then. A repeat
-of the message (the same id sent again by the application) is a duplicate as soon as it finds the claim, so it
-never depends on how soon SES's events are applied. For marketing mail the claim also creates the record (render
-left it to the claim, ``records.recorded_at_claim``), so a message that exists in any state other than ``rendered``
-or a stale ``sending`` is never claimed.
+Exactly once: a message is claimed with a conditional write (status ``sending``, the claim's time and a token of
+its own) before SES is called. A redelivered or repeated message finds the claim and SES is not called again. As
+soon as SES accepts an email, the thread that sent it records ``sent`` with SES's message id (a conditional write
+on its own claim), so a copy of the job arriving any time later is a duplicate. The crash window (SES accepted,
+``sent`` not written) is settled by SES's Send event, tagged with postline's message id and attempt (see
+``events``). A claim that neither settles is never taken over on a timer: a copy of the job that finds it still
+open once ``stale_claim_seconds`` have passed parks it (status ``unknown``, the job in the send DLQ with the
+reason, an alarm), for a later SES event or an operator (``postline resolve``) to decide.
+
+SES refusals: a permanent one ends the message as ``failed``, announced once its record says so; a passing one
+(throttling, the daily quota, sending paused) releases the claim and puts the job back on its queue with a delay,
+so the email waits as long as the refusal lasts (up to ``max_send_wait_seconds``) without spending receives.
+
+For marketing mail the claim also creates the record (render left it to the claim, ``records.recorded_at_claim``),
+so a message that exists in any state other than ``rendered`` is never claimed.
 """
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import records
 from .app_events import AppEvent, publish
-from .batch import BatchResult, Outcome, QueueRecord, log_outcomes
+from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
 from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
-from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED
+from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
-from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, SendResult, send_raw
+from .retries import REQUEST
+from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN, SendResult, send_raw
 from .settings import SEND_EVENT_MARGIN_SECONDS, Settings
-from .suppression import describe, find_suppressions
+from .suppression import describe, find_suppressions, first_blocking, is_erased_name
 
 logger = Logger(child=True)
 
 MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
+SQS_MAX_DELAY_SECONDS = 900
+WAITING_SINCE_ATTRIBUTE = "postline_waiting_since"  # on a job put back on its queue: since when SES refuses it
 
 
 @dataclass
@@ -56,15 +67,19 @@ class SendContext:
     def queue_url(self, queue_name: str) -> str | None:
         return self._queue_urls.get(queue_name)
 
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.sqs, self.settings.send_dlq_urls, max_receives=self.settings.max_receive_count,
+                           note_given_up=lambda outcomes: records.note_dead_lettered(
+                               self.dynamodb, self.settings.messages_table, outcomes, self.clock()))
+
 
 def claim_wait_seconds(claimed_at: float, now: float, *, stale_claim_seconds: int,
                        send_event_delay_seconds: int) -> int:
-    """How long a copy of a job that finds its claim held waits before it looks again. An earlier attempt holds
-    it: one that SES accepted is settled by SES's Send event once its queue has held it back
-    (``send_event_delay_seconds``) and it is applied, or sooner by the email's Delivery, so a young claim is looked
-    at again once that has had time (SQS delivering a message twice, a common case, then ends as a duplicate
-    within two minutes); an older one is left until it is stale, when the look takes it over (the attempt died
-    before SES had the email) or finds it settled."""
+    """How long a copy of a job that finds its own claim open waits before it looks again. An attempt SES accepted
+    is settled at once by the attempt itself, or else by SES's Send event once its queue has held it back
+    (``send_event_delay_seconds``) and it is applied, or by the email's Delivery: a young claim is looked at again
+    once that has had time; an older one when it is stale, when the look parks it if it is still open."""
     settled_by = claimed_at + send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
     next_look = settled_by if now < settled_by else claimed_at + stale_claim_seconds
     return int(max(1, next_look - now)) + 1
@@ -76,38 +91,83 @@ def backoff_seconds(receive_count: int) -> int:
 
 
 def send_batch(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
-    result = BatchResult()
-    jobs: dict[str, SendJob] = {}
-    repeats: list[str] = []
+    return run_isolated(batch, lambda records: _send(records, ctx), ctx.dead_letters)
+
+
+@dataclass
+class _Batch:
+    """One invocation's work: the jobs by record id, and what happens to each."""
+
+    records: dict[str, QueueRecord]
+    jobs: dict[str, SendJob] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # record id -> the token its claim carries
+    result: BatchResult = field(default_factory=BatchResult)
+    delays: dict[str, int] = field(default_factory=dict)  # record id -> seconds until it is received again
+    requeue: dict[str, int] = field(default_factory=dict)  # record id -> seconds its job waits on its queue
+    duplicates: list[str] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)  # record ids whose claim this invocation holds
+
+    def retry(self, rid: str, reason: str, seconds: int) -> None:
+        self.result.set(rid, Outcome(self.jobs[rid].message_id, "retry", reason, retry=True))
+        self.delays[rid] = seconds
+
+
+def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
+    work = _Batch({record.record_id: record for record in batch})
     for record in batch:
         try:
             job = SendJob.from_body(record.body)
-        except (ValueError, KeyError, TypeError) as error:
-            result.set(record.record_id, Outcome(None, "retry", f"unreadable send job: {error}", retry=True))
+        except Exception as error:  # noqa: BLE001 - no copy of it could ever be read: to the DLQ with why
+            work.result.set(record.record_id, Outcome(None, "unreadable", f"unreadable send job: "
+                                                      f"{describe_error(error)}", dead_letter=True))
             continue
-        if any(other.message_id == job.message_id for other in jobs.values()):
-            result.set(record.record_id, Outcome(job.message_id, "duplicate", "repeated in the same batch"))
-            repeats.append(job.message_id)
+        if any(other.message_id == job.message_id for other in work.jobs.values()):
+            work.result.set(record.record_id, Outcome(job.message_id, "duplicate", "repeated in the same batch"))
+            work.duplicates.append(job.message_id)
         else:
-            jobs[record.record_id] = job
-    by_id = {record.record_id: record for record in batch}
-    delays: dict[str, int] = {}
+            work.jobs[record.record_id] = job
+            work.tokens[record.record_id] = secrets.token_hex(8)
     try:
-        claimed = _claim(jobs, by_id, ctx, result, delays, repeats)
-        sent = _deliver(claimed, ctx)
-        _settle(claimed, sent, by_id, ctx, result, delays)
-    except RetryLater as error:
-        for rid, job in jobs.items():
-            if rid not in result.outcomes:
-                result.set(rid, Outcome(job.message_id, "retry", str(error), retry=True))
-        delays.update({rid: backoff_seconds(by_id[rid].receive_count) for rid in jobs if rid not in delays})
-    _delay(delays, by_id, ctx)
-    log_outcomes(logger, "send", result, expected=SENT)
-    return result
+        claimed = _claim(work, ctx)
+    except (RetryLater, ClientError, BotoCoreError) as error:
+        _release(work, ctx)  # claims made before DynamoDB failed: SES was not called for them
+        _retry_the_rest(work, error)
+    else:
+        try:
+            _settle(claimed, _deliver(claimed, work, ctx), work, ctx)
+        except (RetryLater, ClientError, BotoCoreError) as error:
+            _retry_the_rest(work, error)
+    _requeue(work, ctx)
+    _delay(work.delays, work.records, ctx)
+    log_outcomes(logger, "send", work.result, expected=SENT)
+    return work.result
 
 
-def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str, int],
-           duplicates: list[str]) -> dict[str, SendJob]:
+def _retry_the_rest(work: _Batch, error: Exception) -> None:
+    for rid in work.jobs:
+        if rid not in work.result.outcomes:
+            work.retry(rid, describe_error(error), backoff_seconds(work.records[rid].receive_count))
+
+
+def _release(work: _Batch, ctx: SendContext) -> None:
+    """Give back the claims this invocation made before it failed, SES not called: a copy of the job would
+    otherwise find its own claim open and, unable to tell it from a sent email, park it. Best effort: a claim not
+    given back is parked, never sent twice."""
+    now = ctx.clock()
+    for rid in work.claimed:
+        try:
+            ctx.dynamodb.update_item(**{key: value for key, value in records.update(
+                ctx.settings.messages_table, work.jobs[rid].message_id,
+                set_values={"status": RENDERED, "updated_at": now}, remove=("claimed_at", "claim"),
+                condition="#status = :c_sending AND claim = :c_claim",
+                condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]})["Update"].items()
+                if key != "ReturnValuesOnConditionCheckFailure"})
+        except Exception as error:  # noqa: BLE001
+            logger.warning("a claim was not given back: it will be parked", extra={
+                "message_id": work.jobs[rid].message_id, "error": describe_error(error)})
+
+
+def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
     """Check suppressions and claim the rest: marketing mail's first claims with one batch of PartiQL
     ``INSERT``s (``_insert_first_claims``), every other claim in one transaction (plus one read for the streams
     that check first). This is the check that guards every email: render checks only critical mail, as it
@@ -117,83 +177,128 @@ def _claim(jobs, by_id, ctx: SendContext, result: BatchResult, delays: dict[str,
     transaction holds a ConditionCheck that no suppression exists for each of the recipient's scopes, so a claim
     is only ever written while its address is not suppressed. A failed check withdraws the claims that depend on
     it; those messages are then recorded as suppressed (a second write, only on that path). The other streams
-    read their suppressions first, in one batched read for the batch.
+    read their suppressions first, in one batched, strongly consistent read for the batch.
     """
-    settings, now = ctx.settings, ctx.clock()
-    blocked = find_suppressions(ctx.dynamodb, settings.suppressions_table,
-                                {(job.recipient, job.stream) for job in jobs.values()
-                                 if job.stream not in records.CHECKED_IN_TRANSACTION},
-                                {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__)
-    inserted = _insert_first_claims(jobs, blocked, ctx, now)
+    settings, now, jobs = ctx.settings, ctx.clock(), work.jobs
+    found = find_suppressions(ctx.dynamodb, settings.suppressions_table,
+                              {(job.recipient, job.stream) for job in jobs.values()
+                               if job.stream not in records.CHECKED_IN_TRANSACTION},
+                              {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__)
+    blocked = {rid: suppression for rid, job in jobs.items()
+               if (suppression := first_blocking(found.get((job.recipient, job.stream), ()), job.queued_at))}
+    inserted = _insert_first_claims(work, blocked, ctx, now)
+    work.claimed.update(inserted)
     entries: list[dict[str, Any]] = []
     order = []
     for rid, job in jobs.items():
         if rid in inserted:
             continue
-        suppression = blocked.get((job.recipient, job.stream))
+        suppression = blocked.get(rid)
         if suppression is not None:
             entries.append(_suppressed(settings.messages_table, job, describe(suppression), now,
-                                       erased=suppression.email != job.recipient))
+                                       erased=is_erased_name(suppression.email)))
         else:
-            entries.append(_claim_entry(settings.messages_table, job, now, now - settings.stale_claim_seconds))
+            entries.append(_claim_entry(settings.messages_table, job, work.tokens[rid], now))
         order.append((rid, job, suppression, len(entries) - 1))
     checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
-    checks_of = {index: checks.require(index, job.suppression_names, job.stream)
+    checks_of = {index: checks.require(index, job.suppression_names, job.stream, job.queued_at)
                  for _, job, suppression, index in order
                  if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION}
-    outcomes = transact_write(ctx.dynamodb, entries + checks.entries, checks.dependents)
-
-    def not_written(rid: str, job: SendJob, failed: ConditionFailed) -> None:
-        previous = records.old_status(failed.old)
-        if previous is None:
-            result.set(rid, Outcome(job.message_id, "retry", "no message record", retry=True))
-            delays[rid] = backoff_seconds(by_id[rid].receive_count)
-        elif previous == SENDING and not _same_job(job, failed.old):
-            result.set(rid, Outcome(job.message_id, "duplicate", "already claimed by another copy of the message"))
-            duplicates.append(job.message_id)
-        elif previous == SENDING:
-            claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
-            result.set(rid, Outcome(job.message_id, "retry", "claimed by an earlier attempt", retry=True))
-            delays[rid] = claim_wait_seconds(claimed_at, now, stale_claim_seconds=settings.stale_claim_seconds,
-                                             send_event_delay_seconds=settings.send_event_delay_seconds)
-        else:
-            result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
-            duplicates.append(job.message_id)
+    forgotten = [_forget_request(settings.events_table, job.message_id) for _, job, suppression, _ in order
+                 if suppression is not None and is_erased_name(suppression.email)]
+    outcomes = transact_write(ctx.dynamodb, entries + checks.entries + forgotten, checks.dependents)
 
     claimed: dict[str, SendJob] = {rid: jobs[rid] for rid in inserted}
-    late: list[tuple[str, SendJob, str]] = []  # suppressed according to the claim's condition checks
+    late: list[tuple[str, SendJob, str, bool]] = []  # suppressed according to the claim's condition checks
     for rid, job, suppression, index in order:
         failed = outcomes[index]
         if failed is None:
             if suppression is not None:
-                result.set(rid, Outcome(job.message_id, SUPPRESSED, describe(suppression)))
+                work.result.set(rid, Outcome(job.message_id, SUPPRESSED, describe(suppression)))
             else:
                 claimed[rid] = job
+                work.claimed.add(rid)
         elif isinstance(failed, Withdrawn):
-            found = [outcomes[c] for c in checks_of[index] if isinstance(outcomes[c], ConditionFailed)]
-            late.append((rid, job, records.describe_suppression(found[0].old if found else None)))
+            found_items = [outcomes[c] for c in checks_of[index] if isinstance(outcomes[c], ConditionFailed)]
+            old = found_items[0].old if found_items else None
+            late.append((rid, job, records.describe_suppression(old), records.erased_suppression(old)))
         else:
-            not_written(rid, job, failed)
+            _not_claimed(rid, job, failed, suppression is not None, work, ctx, now)
     if late:
-        entries = [_suppressed(settings.messages_table, job, reason, now) for _, job, reason in late]
+        entries = [_suppressed(settings.messages_table, job, reason, now, erased) for _, job, reason, erased in late]
+        entries += [_forget_request(settings.events_table, job.message_id) for _, job, _, erased in late if erased]
         try:
             written = transact_write(ctx.dynamodb, entries)
         except RetryLater as error:  # not claimed, so not lost: the redelivery checks again
-            for rid, job, _ in late:
-                result.set(rid, Outcome(job.message_id, "retry", str(error), retry=True))
-                delays[rid] = backoff_seconds(by_id[rid].receive_count)
+            for rid, _, _, _ in late:
+                work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
             written = []
-        for (rid, job, reason), failed in zip(late, written):
+        for (rid, job, reason, _), failed in zip(late, written):
             if failed is None:
-                result.set(rid, Outcome(job.message_id, SUPPRESSED, reason))
+                work.result.set(rid, Outcome(job.message_id, SUPPRESSED, reason))
             else:
-                not_written(rid, job, failed)
-    if duplicates:
-        transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, duplicates, now))
+                _not_claimed(rid, job, failed, True, work, ctx, now)
+    if work.duplicates:
+        transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, work.duplicates, now))
     return claimed
 
 
-def _insert_first_claims(jobs: dict[str, SendJob], blocked: dict, ctx: SendContext, now: float) -> set[str]:
+def _not_claimed(rid: str, job: SendJob, failed: ConditionFailed, suppressing: bool, work: _Batch,
+                 ctx: SendContext, now: float) -> None:
+    """What a job whose write did not happen becomes, from the record as it stood."""
+    settings, record = ctx.settings, work.records[rid]
+    previous = records.old_status(failed.old)
+    if previous is None and suppressing:  # erased (or expired) while it waited: nothing left to write to
+        work.result.set(rid, Outcome(job.message_id, SUPPRESSED, "suppressed, and its record is gone"))
+    elif previous is None:
+        work.retry(rid, "no message record", backoff_seconds(record.receive_count))
+    elif previous == RENDERED and _retry_of(failed.old) != job.retry:
+        work.result.set(rid, Outcome(job.message_id, "duplicate", f"superseded by attempt {_retry_of(failed.old)}"))
+    elif previous == SENDING and not _same_job(job, failed.old):
+        work.result.set(rid, Outcome(job.message_id, "duplicate", "already claimed by another copy of the message"))
+        work.duplicates.append(job.message_id)
+    elif previous == SENDING:
+        claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
+        if now < claimed_at + settings.stale_claim_seconds and record.receive_count < settings.max_receive_count:
+            work.retry(rid, "claimed by an earlier attempt", claim_wait_seconds(
+                claimed_at, now, stale_claim_seconds=settings.stale_claim_seconds,
+                send_event_delay_seconds=settings.send_event_delay_seconds))
+        else:
+            _park(rid, job, failed.old, claimed_at, work, ctx, now)
+    else:
+        work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
+        work.duplicates.append(job.message_id)
+
+
+def _park(rid: str, job: SendJob, old: dict[str, Any], claimed_at: float, work: _Batch, ctx: SendContext,
+          now: float) -> None:
+    """An attempt claimed the message and nothing recorded what SES did with it: neither the attempt (it died,
+    or lost SES's answer) nor an SES event. Sending again could send twice, so the message is parked: status
+    ``unknown`` with the reason, and this job in the send DLQ (which alarms) until someone decides."""
+    when = datetime.fromtimestamp(claimed_at, timezone.utc).isoformat(timespec="seconds")
+    reason = (f"outcome unknown: the attempt of {when} left no SES answer and no SES event settled it; SES may "
+              f"or may not have sent it. Check, then `postline resolve {job.message_id} --sent` or `--not-sent`")
+    condition = "#status = :c_sending AND claimed_at = :c_at"
+    values = {":c_sending": SENDING, ":c_at": claimed_at}
+    try:
+        parked = transact_write(ctx.dynamodb, [records.update(
+            ctx.settings.messages_table, job.message_id, set_values={"status": UNKNOWN, "reason": reason,
+                                                                     "updated_at": now},
+            condition=condition, condition_values=values)])
+    except RetryLater as error:
+        work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
+        return
+    if parked[0] is None:
+        work.result.set(rid, Outcome(job.message_id, UNKNOWN, reason, dead_letter=True))
+    else:  # settled meanwhile: the next look finds how
+        work.retry(rid, "the claim moved on while it was parked", 1)
+
+
+def _retry_of(record: dict[str, Any] | None) -> int:
+    return int(record.get("retry", {}).get("N", 0)) if record else 0
+
+
+def _insert_first_claims(work: _Batch, blocked: dict, ctx: SendContext, now: float) -> set[str]:
     """Claim with a PartiQL ``INSERT`` each, in one call, the emails whose record the claim creates (marketing
     mail, ``records.recorded_at_claim``) and that are not suppressed; returns the ones claimed.
 
@@ -201,29 +306,29 @@ def _insert_first_claims(jobs: dict[str, SendJob], blocked: dict, ctx: SendConte
     same record ``_claim_entry`` would create, for one write unit instead of a transaction's two. Every email it
     does not write (a redelivery or a repeat finds its record: ``DuplicateItem``; or DynamoDB did not take the
     statement) goes on to the claim's transaction, whose conditions decide as before. A retried call whose first
-    attempt did write leaves that email to the transaction too, which finds the claim held and waits for it to go
-    stale: later, never twice.
+    attempt did write leaves that email to the transaction too, which finds the claim held by an earlier
+    attempt: parked if nothing settles it, never sent twice.
     """
-    first = [(rid, job) for rid, job in jobs.items()
-             if job.record is not None and job.stream not in records.CHECKED_IN_TRANSACTION
-             and (job.recipient, job.stream) not in blocked]
+    first = [(rid, job) for rid, job in work.jobs.items()
+             if job.record is not None and job.stream not in records.CHECKED_IN_TRANSACTION and rid not in blocked]
     if not first:
         return set()
-    codes = insert_new(ctx.dynamodb, ctx.settings.messages_table, [_first_claim(job, now) for _, job in first])
+    codes = insert_new(ctx.dynamodb, ctx.settings.messages_table,
+                       [_first_claim(job, work.tokens[rid], now) for rid, job in first])
     unexpected = sorted({code for code in codes if code not in (None, DUPLICATE_ITEM)})
     if unexpected:  # an operator should see it: each such claim costs a transaction instead
         logger.warning("claims left to the transaction", extra={"codes": unexpected})
     return {rid for (rid, _), code in zip(first, codes) if code is None}
 
 
-def _claimed(now: float) -> dict[str, Any]:
+def _claimed(now: float, token: str) -> dict[str, Any]:
     """What a claim sets on the record, whether it updates the record or creates it."""
-    return {"status": SENDING, "claimed_at": now, "updated_at": now}
+    return {"status": SENDING, "claimed_at": now, "claim": token, "updated_at": now}
 
 
-def _first_claim(job: SendJob, now: float) -> dict[str, Any]:
+def _first_claim(job: SendJob, token: str, now: float) -> dict[str, Any]:
     """The record a first claim creates: ``_claim_entry``'s write where no record exists."""
-    fields = {**job.record, **_claimed(now), "attempts": 1}
+    fields = {**job.record, **_claimed(now, token), "attempts": 1}
     return {"message_id": {"S": job.message_id}, **{name: records.attribute_value(value)
                                                    for name, value in fields.items()}}
 
@@ -233,81 +338,164 @@ def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
     return job.rendered_by is None or record.get("rendered_by", {}).get("S") == job.rendered_by
 
 
-def _claim_entry(table: str, job: SendJob, now: float, stale_before: float) -> dict[str, Any]:
-    """Claim a message that render recorded, or one whose record the claim creates (``job.record``), unless
-    another attempt holds a fresh claim or the message has moved on. A stale claim is taken over only by a copy
-    of the job that made it (same ``rendered_by``: a redelivery after a crash, or a dead-lettered job redriven),
-    never by a repeat of the message: a repeat cannot know whether SES took the first one."""
-    stale = "#status = :c_sending AND claimed_at < :c_stale"
-    values = {":c_rendered": RENDERED, ":c_sending": SENDING, ":c_stale": stale_before}
-    if job.rendered_by is not None:  # jobs queued before jobs carried it keep the rule they were queued under
-        stale += " AND rendered_by = :c_by"
-        values[":c_by"] = job.rendered_by
-    return records.update(table, job.message_id, set_values=_claimed(now),
-                          initial=job.record, add={"attempts": 1}, condition=f"#status = :c_rendered OR ({stale})",
-                          condition_values=values)
+def _claim_entry(table: str, job: SendJob, token: str, now: float) -> dict[str, Any]:
+    """Claim a message that render recorded for this attempt, or one whose record the claim creates
+    (``job.record``). Any other state (claimed, sent, parked, another attempt's) is left as it is."""
+    condition = "#status = :c_rendered AND " + (
+        "#retry = :c_retry" if job.retry else "attribute_not_exists(#retry)")
+    values: dict[str, Any] = {":c_rendered": RENDERED}
+    if job.retry:
+        values[":c_retry"] = job.retry
+    entry = records.update(table, job.message_id, set_values=_claimed(now, token), initial=job.record,
+                           add={"attempts": 1}, condition=condition, condition_values=values)
+    entry["Update"]["ExpressionAttributeNames"]["#retry"] = "retry"
+    return entry
 
 
 def _suppressed(table: str, job: SendJob, reason: str, now: float, erased: bool = False) -> dict[str, Any]:
+    """Record the message as suppressed. For an erased address the record must not keep (or bring back) it."""
     initial = job.record  # set when render did not record it: this write creates the record
-    if initial is not None and erased:  # the address was erased since rendering: the record must not bring it back
+    if initial is not None and erased:
         initial = {name: value for name, value in initial.items() if name != "recipient"}
     return records.update(table, job.message_id, initial=initial, condition="#status = :c_rendered",
                           set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
-                          condition_values={":c_rendered": RENDERED})
+                          remove=("recipient",) if erased else (), condition_values={":c_rendered": RENDERED})
 
 
-def _deliver(claimed: dict[str, SendJob], ctx: SendContext) -> dict[str, SendResult]:
-    """Send the claimed messages concurrently (SES calls are I/O; a batch takes about one call's time)."""
+def _forget_request(events_table: str, message_id: str) -> dict[str, Any]:
+    """Delete the send message render kept for soft-bounce retries: it holds the address of an erased recipient."""
+    return {"Delete": {"TableName": events_table,
+                       "Key": {"message_id": {"S": message_id}, "time_type": {"S": REQUEST}}}}
+
+
+def _deliver(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dict[str, tuple[SendResult, bool]]:
+    """Send the claimed messages concurrently (SES calls are I/O; a batch takes about one call's time). Each
+    thread records ``sent`` the moment SES accepts, so the window in which only SES knows is one write long.
+    Returns each answer, and whether its ``sent`` was recorded."""
     settings = ctx.settings
 
-    def one(job: SendJob) -> SendResult:
-        return send_raw(
-            ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient,
-            mime=job.load_mime(ctx.s3, settings.claim_check_bucket),
+    def one(rid: str, job: SendJob) -> tuple[SendResult, bool]:
+        try:
+            mime = job.load_mime(ctx.s3, settings.claim_check_bucket)
+        except (ClientError, BotoCoreError) as error:
+            code = error.response["Error"].get("Code", "") if isinstance(error, ClientError) else ""
+            if code in ("NoSuchKey", "404"):
+                return SendResult(PERMANENT, reason="its rendered body is gone from the claim-check bucket"), False
+            return SendResult(TRANSIENT, reason=f"could not read its rendered body: {describe_error(error)}"), False
+        answer = send_raw(
+            ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime,
             configuration_set=settings.configuration_sets[job.stream], stream=job.stream,
-            template=job.template, campaign=job.campaign, tags=job.tags,
+            template=job.template, campaign=job.campaign, tags=job.tags, retry=job.retry,
         )
+        return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer)
 
-    futures = {rid: ctx.pool.submit(one, job) for rid, job in claimed.items()}
+    futures = {rid: ctx.pool.submit(one, rid, job) for rid, job in claimed.items()}
     return {rid: future.result() for rid, future in futures.items()}
 
 
-def _settle(claimed, sent: dict[str, SendResult], by_id, ctx: SendContext, result: BatchResult,
-            delays: dict[str, int]) -> None:
-    """Record the SES answers that SES will not: an accepted email keeps its claim for SES's Send event to
-    settle (module docstring); refusals and transient errors are written in one transaction, each expecting the
-    claim still in place. A message SES refused for good is announced to the application (``email.failed``)
-    once its record says so."""
-    table, now = ctx.settings.messages_table, ctx.clock()
-    entries = []
-    refused: dict[int, AppEvent] = {}  # entry index -> the announcement, made if that write succeeds
+def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult) -> bool:
+    """``sent`` and SES's message id on the record, if the claim is still this attempt's (an SES event may have
+    moved it further already). A write that fails leaves the claim for SES's Send event to settle."""
+    now = ctx.clock()
+    entry = records.update(ctx.settings.messages_table, job.message_id,
+                           set_values={"status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now,
+                                       "updated_at": now},
+                           remove=("claim",), condition="#status = :c_sending AND claim = :c_claim",
+                           condition_values={":c_sending": SENDING, ":c_claim": token})["Update"]
+    try:
+        ctx.dynamodb.update_item(**{k: v for k, v in entry.items() if k != "ReturnValuesOnConditionCheckFailure"})
+        return True
+    except Exception as error:  # noqa: BLE001 - SES took it: whatever this write does, the email is sent
+        if not (isinstance(error, ClientError) and
+                error.response["Error"].get("Code") == "ConditionalCheckFailedException"):
+            logger.warning("sent not recorded: SES's Send event will settle it",
+                           extra={"message_id": job.message_id, "error": describe_error(error)})
+        return False
+
+
+def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bool]], work: _Batch,
+            ctx: SendContext) -> None:
+    """Record the SES answers the sending threads did not: refusals and passing errors, in one transaction, each
+    expecting its own claim still in place. An outcome is reported only once its write took: a message SES
+    refused for good is announced (``email.failed``) and acknowledged then, not before."""
+    settings, table, now = ctx.settings, ctx.settings.messages_table, ctx.clock()
+    entries, pending = [], []
+    announced: list[AppEvent] = []
     for rid, job in claimed.items():
-        answer = sent[rid]
-        holding = {"condition": "#status = :c_sending", "condition_values": {":c_sending": SENDING}}
+        answer, recorded = answers[rid]
+        own_claim = {"condition": "#status = :c_sending AND claim = :c_claim",
+                     "condition_values": {":c_sending": SENDING, ":c_claim": work.tokens[rid]}}
         if answer.kind == SES_SENT:
-            result.set(rid, Outcome(job.message_id, SENT))
-        elif answer.kind == PERMANENT:
-            refused[len(entries)] = AppEvent("email.failed", job.message_id, now, to=job.recipient,
-                                             template=job.template, campaign=job.campaign, tags=job.tags,
-                                             detail={"reason": answer.reason})
+            work.result.set(rid, Outcome(job.message_id, SENT))
+            if recorded:
+                announced.append(_announcement("email.sent", job, now, {"ses_message_id": answer.ses_message_id}))
+        elif answer.kind == SES_UNKNOWN:  # keep the claim: SES's Send event, or in the end an operator, decides
+            work.retry(rid, answer.reason, claim_wait_seconds(
+                now, now, stale_claim_seconds=settings.stale_claim_seconds,
+                send_event_delay_seconds=settings.send_event_delay_seconds))
+        elif answer.kind == TRANSIENT and not _waited_too_long(work.records[rid], now, settings):
             entries.append(records.update(table, job.message_id, set_values={
-                "status": FAILED, "reason": answer.reason, "finished_at": now, "updated_at": now,
-            }, **holding))
-            result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
+                "status": RENDERED, "reason": answer.reason, "updated_at": now}, remove=("claimed_at", "claim"),
+                **own_claim))
+            pending.append((rid, job, answer))
+        else:  # refused for good, or refused for longer than a message waits
+            reason = answer.reason if answer.kind == PERMANENT else (
+                f"{answer.reason} (gave up after waiting {settings.max_send_wait_seconds // 3600} h for SES)")
+            entries.append(records.update(table, job.message_id, set_values={
+                "status": FAILED, "reason": reason, "finished_at": now, "updated_at": now},
+                remove=("claim",), **own_claim))
+            pending.append((rid, job, SendResult(PERMANENT, reason=reason)))
+    try:
+        outcomes = transact_write(ctx.dynamodb, entries)
+    except RetryLater as error:
+        outcomes = [error] * len(entries)
+    for (rid, job, answer), outcome in zip(pending, outcomes):
+        if isinstance(outcome, RetryLater):
+            work.retry(rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(
+                work.records[rid].receive_count))
+        elif outcome is not None:  # the claim moved on (an SES event settled it): look again
+            work.retry(rid, "the claim moved on before the SES answer was recorded", 1)
         elif answer.kind == TRANSIENT:
-            entries.append(records.update(table, job.message_id, set_values={
-                "status": RENDERED, "reason": answer.reason, "updated_at": now,
-            }, remove=("claimed_at",), **holding))
-            result.set(rid, Outcome(job.message_id, "retry", answer.reason, retry=True))
-            delays[rid] = backoff_seconds(by_id[rid].receive_count)
-        else:  # UNKNOWN: keep the claim; the Send event or the stale-claim rule decides
-            result.set(rid, Outcome(job.message_id, "retry", answer.reason, retry=True))
-            delays[rid] = ctx.settings.stale_claim_seconds + 1
-    outcomes = transact_write(ctx.dynamodb, entries)
-    announced = [event for index, event in refused.items() if outcomes[index] is None]
+            work.result.set(rid, Outcome(job.message_id, "waiting", answer.reason))
+            # As long again as it has waited so far (30 s at first), at most SQS's longest delay.
+            waited = now - _waiting_since(work.records[rid], now)
+            work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(30, waited)))
+        else:
+            work.result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
+            announced.append(_announcement("email.failed", job, now, {"reason": answer.reason}))
     if announced:
-        publish(ctx.events, ctx.settings.event_bus, announced, ctx.settings.app_events)
+        publish(ctx.events, settings.event_bus, announced, settings.app_events)
+
+
+def _announcement(name: str, job: SendJob, now: float, detail: dict[str, Any]) -> AppEvent:
+    return AppEvent(name, job.message_id, now, to=job.recipient, template=job.template, campaign=job.campaign,
+                    tags=job.tags, detail=detail)
+
+
+def _waiting_since(record: QueueRecord, now: float) -> float:
+    value = record.attributes.get(WAITING_SINCE_ATTRIBUTE)
+    return float(value) if value else now
+
+
+def _waited_too_long(record: QueueRecord, now: float, settings: Settings) -> bool:
+    return now - _waiting_since(record, now) >= settings.max_send_wait_seconds
+
+
+def _requeue(work: _Batch, ctx: SendContext) -> None:
+    """Put the jobs SES refused for now back on their queue, delayed, as new messages: waiting costs them no
+    receives, however long SES refuses. A job not put back stays on the queue (its receive is retried)."""
+    for rid, seconds in work.requeue.items():
+        record = work.records[rid]
+        url = ctx.queue_url(record.queue_name)
+        attributes = dict(record.message_attributes)
+        attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
+                                               "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
+        try:
+            ctx.sqs.send_message(QueueUrl=url, MessageBody=record.body, MessageAttributes=attributes,
+                                 DelaySeconds=seconds)
+        except Exception as error:  # noqa: BLE001 - the received copy stays on the queue instead
+            work.retry(rid, f"could not put it back on its queue: {describe_error(error)}",
+                       backoff_seconds(record.receive_count))
 
 
 def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendContext) -> None:

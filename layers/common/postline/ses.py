@@ -5,26 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ParamValidationError
 
 MESSAGE_ID_TAG = "postline_message_id"
+# Which attempt of the message the email is (0, then each soft-bounce retry's number): an SES event settles only
+# the attempt that produced it.
+RETRY_TAG = "postline_retry"
 # SES refuses the whole send (InvalidParameterValue) for a tag value with anything else: "only alphanumeric ASCII
 # characters, '_', and '-' are allowed" (the SESv2 MessageTag reference). moto accepts anything.
 _TAG_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
-# Retried with backoff, holding no claim: SES did not take the message.
+# Refusals that say SES did not take the message and may take it later: it waits, holding no claim.
 TRANSIENT_CODES = {
     "TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException",
-    "SendingPausedException", "InternalFailure", "InternalServerError", "ServiceUnavailable",
-    "ServiceUnavailableException", "MailFromDomainNotVerifiedException", "AccountSuspendedException",
+    "SendingPausedException", "MailFromDomainNotVerifiedException", "AccountSuspendedException",
     "NotFoundException",  # a configuration set that is being created: fix the setup, the message waits
 }
+# A server error (5xx) does not say whether SES took the email before it failed (AWS documents no such
+# guarantee), so it is an unknown outcome: the claim is kept for SES's Send event or an operator to settle.
+SERVER_ERROR_CODES = {"InternalFailure", "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"}
 
 SENT, TRANSIENT, PERMANENT, UNKNOWN = "sent", "transient", "permanent", "unknown"
 
@@ -41,8 +40,9 @@ def _tag(name: str, value: str) -> dict[str, str]:
 
 
 def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes, configuration_set: str,
-             stream: str, template: str, campaign: str | None, tags: dict[str, str]) -> SendResult:
-    email_tags = [_tag(MESSAGE_ID_TAG, message_id), _tag("postline_stream", stream), _tag("postline_template", template)]
+             stream: str, template: str, campaign: str | None, tags: dict[str, str], retry: int = 0) -> SendResult:
+    email_tags = [_tag(MESSAGE_ID_TAG, message_id), _tag(RETRY_TAG, str(retry)), _tag("postline_stream", stream),
+                  _tag("postline_template", template)]
     if campaign:
         email_tags.append(_tag("postline_campaign", campaign))
     email_tags += [_tag(name, value) for name, value in tags.items()]
@@ -57,9 +57,15 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
     except ClientError as error:
         code = error.response["Error"].get("Code", "")
         reason = f"SES {code}: {error.response['Error'].get('Message', '')}".strip()
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in SERVER_ERROR_CODES or status >= 500:
+            return SendResult(UNKNOWN, reason=f"{reason} (a server error: SES may have taken the email)")
         return SendResult(TRANSIENT if code in TRANSIENT_CODES else PERMANENT, reason=reason)
     except (EndpointConnectionError, ConnectTimeoutError) as error:  # the request never reached SES
         return SendResult(TRANSIENT, reason=f"SES unreachable: {error}")
-    except (ReadTimeoutError, ConnectionClosedError) as error:  # SES may have accepted it: keep the claim
-        return SendResult(UNKNOWN, reason=f"no answer from SES: {error}")
+    except ParamValidationError as error:  # refused by botocore before any request was made
+        return SendResult(PERMANENT, reason=f"not a valid SES request: {error}")
+    except Exception as error:  # noqa: BLE001 - a timeout, a dropped connection, anything after the request left:
+        # SES may have accepted the email, so the claim is kept
+        return SendResult(UNKNOWN, reason=f"no answer from SES: {type(error).__name__}: {error}")
     return SendResult(SENT, ses_message_id=response["MessageId"])

@@ -44,6 +44,8 @@ class Settings(Validated):
     send_queue_urls: dict[str, str]
     # inbound queue name -> URL of its DLQ, where rejected messages go with their reason
     inbound_dlq_urls: dict[str, str]
+    # send queue name -> URL of its DLQ, where jobs postline gives up on go with their reason
+    send_dlq_urls: dict[str, str]
     # where SES event records that cannot be read go, with the reason
     ses_events_dlq_url: Name
     # stream -> SES configuration set name
@@ -71,6 +73,11 @@ class Settings(Validated):
     event_ttl_days: int = Field(default=30, gt=0)
     message_ttl_days: int = Field(default=30, gt=0)
     send_concurrency: int = Field(default=10, gt=0)
+    # The queues' redrive policy: on a record's last receive postline moves it to the DLQ itself, with the reason.
+    max_receive_count: int = Field(default=5, gt=0)
+    # How long an email waits for SES to take it again (throttled, daily quota spent, sending paused) before it
+    # ends as failed. It waits on its queue, re-queued with a delay, without spending receives.
+    max_send_wait_seconds: int = Field(default=72 * 3600, gt=0)
     # Also add hard bounces and complaints to SES's account-level suppression list.
     mirror_ses_suppressions: bool = False
     soft_bounce_window_seconds: int = Field(default=72 * 3600, gt=0)
@@ -130,6 +137,9 @@ ENVIRONMENT = {
     "POSTLINE_SUPPRESSIONS_TABLE": "suppressions_table",
     "POSTLINE_TEMPLATES_TABLE": "templates_table",
     "POSTLINE_INBOUND_DLQ_URLS": "inbound_dlq_urls",
+    "POSTLINE_SEND_DLQ_URLS": "send_dlq_urls",
+    "POSTLINE_MAX_RECEIVE_COUNT": "max_receive_count",
+    "POSTLINE_MAX_SEND_WAIT_SECONDS": "max_send_wait_seconds",
     "POSTLINE_SES_EVENTS_DLQ_URL": "ses_events_dlq_url",
     "POSTLINE_DEFAULT_FROM": "default_from",
     "POSTLINE_TRACKING_BASE_URL": "tracking_base_url",
@@ -158,7 +168,7 @@ PER_STREAM = {
     "POSTLINE_SEND_QUEUE_URL_": "send_queue_urls",
     "POSTLINE_CONFIGURATION_SET_": "configuration_sets",
 }
-JSON_FIELDS = {"inbound_dlq_urls"}
+JSON_FIELDS = {"inbound_dlq_urls", "send_dlq_urls"}
 
 
 def settings_from_environ(environ: Mapping[str, str]) -> Settings:

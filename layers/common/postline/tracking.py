@@ -1,7 +1,9 @@
 """Open pixel and click-tracking links, added to a rendered HTML body.
 
 Every ``<a href>`` to an http(s) URL is replaced by a signed ``/c/<token>`` link whose token carries the
-original URL exactly as written (query string, fragment and non-ASCII characters included). Links marked
+original URL as written (query string, fragment and non-ASCII characters included), with any control character
+or space percent-encoded: a line break in a target could otherwise split the redirect's ``Location`` header
+(a browser drops such characters from a link anyway). Links marked
 ``data-postline-notrack``, ``mailto:``/``tel:`` links, in-page anchors and the unsubscribe link stay as they are.
 """
 from __future__ import annotations
@@ -15,6 +17,12 @@ _ANCHOR_TAG = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
 _HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _NOTRACK = re.compile(r"\s+data-postline-notrack(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def safe_target(url: str) -> str:
+    """``url`` with its control characters and spaces percent-encoded (CR LF become %0D%0A)."""
+    return UNSAFE_IN_URL.sub(lambda match: f"%{ord(match.group()):02X}", url)
 
 
 def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, base_url: str,
@@ -29,7 +37,7 @@ def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, 
         target = html.unescape(href.group(2) if href.group(2) is not None else href.group(3)).strip()
         if not target.lower().startswith(("http://", "https://")) or target in untracked:
             return tag
-        tracked = f"{base_url}/c/{keys.sign(CLICK, message_id, target)}"
+        tracked = f"{base_url}/c/{keys.sign(CLICK, message_id, safe_target(target))}"
         return tag[: href.start()] + f'{href.group(1)}"{tracked}"' + tag[href.end():]
 
     body = _ANCHOR_TAG.sub(rewrite, body)
