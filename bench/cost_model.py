@@ -38,6 +38,7 @@ class Prices:
     dynamodb_storage_per_gb_month: float = 0.25
     dynamodb_pitr_per_gb_month: float = 0.20         # continuous backups (point-in-time recovery), on table size
     ses_events_on_default_bus: float = 0.00          # events AWS services put on the default bus are free
+    sns_per_million_publishes: float = 0.50          # SES's events on the SNS route (deliveries to SQS are free)
     eventbridge_per_million_events: float = 1.00     # custom events; each 64 KB chunk is an event
     api_gateway_http_per_million: float = 1.00       # HTTP API, first 300 M requests a month
     cloudwatch_logs_per_gb: float = 0.50             # ingestion (standard class)
@@ -98,8 +99,11 @@ class Assumptions:
 PHASE_FUNCTION = {"render": "render", "send": "send", "ses_events Send": "ses_events",
                   "ses_events Delivery": "ses_events", "track_open": "track_open", "track_click": "track_click"}
 _CHUNK = 64 * 1024
-# Queues a function consumes (infra: 3 inbound, 3 send, the SES events queue and the SES Send events queue).
-QUEUES_WITH_MAPPING = 8
+# Queues a function consumes (infra: 3 inbound, 3 send, the SES events queue, and on the EventBridge route the
+# SES Send events queue).
+QUEUES_WITH_MAPPING = {"sns": 7, "eventbridge": 8}
+# The figure each route is held to: issue 20 set the SNS route's (the default); the other is reported beside it.
+TARGET_USD = {"sns": 6.0, "eventbridge": 6.0}
 
 
 def _chunks(size: int) -> int:
@@ -182,13 +186,17 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     sqs_requests["render receive + delete"] = (_chunks(inbound * emails) + 1) / emails
     hits = assume.opens_per_email + assume.clicks_per_email
     log_bytes += hits * assume.access_log_bytes_per_hit
+    route = scenario.get("ses_event_route", "eventbridge")
     ses_events = sum(phases[n].get("events", 0) for n in phases if n.startswith("ses_events")) / emails
-    # The rules' delivery of each SES event into its queue is a SendMessage the queue's owner pays for.
+    sns_publishes = sum(phases[n].get("sns_publishes", 0) for n in phases if n.startswith("ses_events")) / emails
+    # The delivery of each SES event into its queue (by the rule, or by SNS) is a SendMessage the queue's owner
+    # pays for.
     sqs_requests["SES events -> events queues"] = ses_events
-    # The bench applies every Delivery before its Send event; for the late ones the Send event writes too.
-    late_sends = assume.deliveries_later_than_send_events * _kb_units(record_bytes)
-    wru += late_sends
-    wru_by["ses_events Send (late deliveries)"] = late_sends
+    if "ses_events Send" in phases:
+        # The bench applies every Delivery before its Send event; for the late ones the Send event writes too.
+        late_sends = assume.deliveries_later_than_send_events * _kb_units(record_bytes)
+        wru += late_sends
+        wru_by["ses_events Send (late deliveries)"] = late_sends
 
     # X-Ray: traces per function per month under the default rule.
     seconds_per_month = DAYS_PER_MONTH * 86_400
@@ -226,8 +234,11 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
          f"{storage_gb_months * 1e9 / 1024:.2f} KB-months/email (events "
          f"{assume.event_retention_months * DAYS_PER_MONTH:.0f} days, records "
          f"{assume.message_retention_months * DAYS_PER_MONTH:.0f})"),
+        ("SNS (SES events)", sns_publishes * prices.sns_per_million_publishes,
+         f"{sns_publishes:.1f} publishes/email by SES (every event but Send); deliveries to SQS are free")
+        if route == "sns" else
         ("EventBridge (SES events, default bus)", ses_events * prices.ses_events_on_default_bus,
-         f"{ses_events:.1f} events/email, published by SES: free (an SNS topic would cost $0.50 per million)"),
+         f"{ses_events:.1f} events/email, published by SES: free"),
         ("EventBridge (application events)", eventbridge_events * prices.eventbridge_per_million_events,
          f"{eventbridge_events:.2f} events/email"),
         ("SQS", sum(sqs_requests.values()) * prices.sqs_per_million_requests,
@@ -270,16 +281,17 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     ses = prices.ses_per_thousand_emails * 1000
     return {
         "per_million_emails": [{"item": name, "usd": cost, "detail": detail} for name, cost, detail in items],
-        "total_usd": total, "ses_usd": ses, "share_of_ses": total / ses, "target_usd": 5.0,
+        "total_usd": total, "ses_usd": ses, "share_of_ses": total / ses, "target_usd": TARGET_USD[route],
+        "ses_event_route": route,
         "optional_per_million_emails": [{"item": name, "usd": cost, "detail": detail}
                                         for name, cost, detail in optional],
         "note": PRICE_NOTE, "prices": asdict(prices), "assumptions": asdict(assume),
     }
 
 
-def fixed_monthly_costs(prices: Prices = Prices()) -> list[tuple[str, str]]:
+def fixed_monthly_costs(prices: Prices = Prices(), route: str = "sns") -> list[tuple[str, str]]:
     """Costs that do not grow with the number of emails (not in the per-email total)."""
-    idle = QUEUES_WITH_MAPPING
+    idle = QUEUES_WITH_MAPPING[route]
     idle_receives = idle * 5 * 3 * 60 * 24 * DAYS_PER_MONTH  # 5 pollers a queue, each a 20 s long poll
     return [
         ("idle queue polling", f"Lambda's SQS pollers long-poll every queue with a mapping ({idle} queues): about "
@@ -287,4 +299,7 @@ def fixed_monthly_costs(prices: Prices = Prices()) -> list[tuple[str, str]]:
                                f"${idle_receives / 1e6 * prices.sqs_per_million_requests:.2f}"),
         ("Secrets Manager", "one secret, $0.40 a month, plus $0.05 per 10,000 reads (a read per container per 10 min)"),
         ("CloudWatch", "alarms ($0.10 each a month) and the dashboard ($3 a month)"),
+        *([("KMS", "the SES events topic's key, $1 a month; SNS reuses a data key for up to 5 minutes, about 18,000 "
+                   "requests a month for SES as the one publisher, within KMS's free 20,000")] if route == "sns"
+          else []),
     ]

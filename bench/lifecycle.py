@@ -1,5 +1,6 @@
 """AWS calls per email, counted over the real handlers against a local AWS endpoint, for the whole life of an
-email: render, send, the SES events it causes (the Delivery, then the held-back Send), and one open and one click.
+email: render, send, the SES events it causes, by either route (SNS, the default: the Delivery through the topic;
+EventBridge: the Delivery, then the held-back Send), and one open and one click.
 
 Every botocore client made in this process (boto3's and PynamoDB's alike) gets a ``before-call`` hook that
 counts its API calls by service and operation, and a ``before-parameter-build`` hook that keeps the request
@@ -104,8 +105,9 @@ SCENARIOS = (
 )
 
 
-def measure() -> dict[str, Any]:
-    """Run every scenario through the real handlers in a fresh endpoint; return calls and details per phase."""
+def measure(route: str = "sns") -> dict[str, Any]:
+    """Run every scenario through the real handlers in a fresh endpoint, SES's events by ``route`` ("sns" or
+    "eventbridge", as the deploy config's ses_event_route); return calls and details per phase."""
     recorder = Recorder()
     recorder.install()
     workdir = Path(tempfile.mkdtemp(prefix="postline-bench-"))
@@ -117,7 +119,7 @@ def measure() -> dict[str, Any]:
     saved_environ = dict(os.environ)
     try:
         _wait_port(port)
-        return _run(recorder, endpoint, str(workdir), send_log)
+        return _run(recorder, endpoint, str(workdir), send_log, route)
     finally:
         os.environ.clear()
         os.environ.update(saved_environ)
@@ -125,15 +127,16 @@ def measure() -> dict[str, Any]:
         server.wait()
 
 
-def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dict[str, Any]:
+def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route: str) -> dict[str, Any]:
     import boto3
 
     from postline_cli.local import resources
     from postline_cli.local.http_api import api_event
     from postline_cli.local.runner import LambdaContext, lambda_sqs_record, load_handler_module
-    from postline_cli.local.ses_simulator import events_for, put_on_bus
+    from postline_cli.local.ses_simulator import by_sns, events_for, publish_to_topic, put_on_bus
     from postline_cli.local.stack import publish_samples
 
+    _forget_earlier_endpoints()
     api_url = "http://127.0.0.1:3000"
     environment = resources.function_environment(endpoint, api_url)
     del environment["POSTLINE_APP_EVENTS"]  # a deployment's default, not the local stack's "all"
@@ -144,7 +147,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
     session = boto3.session.Session()
     resources.create_resources(session, endpoint, api_url, workdir)
     publish_samples()
-    sqs, events = session.client("sqs"), session.client("events")
+    sqs, events, sns = session.client("sqs"), session.client("events"), session.client("sns")
     modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "track_open", "track_click")}
     log_bytes = LogBytes()
     for handler in logging.getLogger(environment.get("POWERTOOLS_SERVICE_NAME", "postline")).handlers:
@@ -222,15 +225,24 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         phases["send"] = phase(label, "send", lambda: invoke_sqs("send", send_queue, send_messages))
         phases["send"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in send_messages)
 
-        # What SES publishes for these sends: the Send events at once, the Deliveries a second or so later. The
-        # rules route them as in AWS; the Send events' queue holds them back, so the Deliveries are applied first.
+        # What SES publishes for these sends. On the SNS route: every event but Send (the Deliveries here) to the
+        # topic, which delivers them to the events queue. On the EventBridge route: the Send events at once, the
+        # Deliveries a second or so later; the rules route them as in AWS, and the Send events' queue holds them
+        # back, so the Deliveries are applied first.
         lines = send_log.read_text().splitlines()[sent_lines:]
         sent_lines += len(lines)
         entries = [json.loads(line) for line in lines]
-        for kind, queue_name in (("Delivery", resources.EVENTS_QUEUE), ("Send", resources.SEND_EVENTS_QUEUE)):
-            put = [event for entry in entries for event in events_for(entry) if event["eventType"] == kind]
-            if refused := put_on_bus(events, put):
-                raise RuntimeError(f"the local bus refused SES events: {refused}")
+        kinds = (("Delivery", resources.EVENTS_QUEUE),) if route == "sns" else (
+            ("Delivery", resources.EVENTS_QUEUE), ("Send", resources.SEND_EVENTS_QUEUE))
+        for kind, queue_name in kinds:
+            if route == "sns":
+                put = [event for entry in entries for event in by_sns(entry)]
+                refused = publish_to_topic(sns, put)
+            else:
+                put = [event for entry in entries for event in events_for(entry) if event["eventType"] == kind]
+                refused = put_on_bus(events, put)
+            if refused:
+                raise RuntimeError(f"the local {route} route refused SES events: {refused}")
             published = len(put)
             event_messages = receive(queue_name, published)
             if len(event_messages) != published:
@@ -239,6 +251,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}", lambda: [
                 invoke_sqs("ses_events", queue_name, batch) for batch in batches])
             phases[f"ses_events {kind}"]["events"] = published
+            phases[f"ses_events {kind}"]["sns_publishes"] = published if route == "sns" else 0
             phases[f"ses_events {kind}"]["batches"] = len(batches)
             phases[f"ses_events {kind}"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in event_messages)
 
@@ -267,6 +280,7 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
         total = sum(pipeline_calls.values())
         figures[label] = {
             "emails": count, "stream": stream, "template": template, "inbound_bytes_per_email": inbound_bytes / count,
+            "ses_event_route": route,
             "calls": dict(sorted(pipeline_calls.items())), "total": total, "per_email": total / count,
             "phases": {name: {k: v for k, v in row.items() if k != "requests"} | {"requests": _summarise(row["requests"])}
                        for name, row in phases.items()},
@@ -275,6 +289,19 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path) -> dic
             "mime_bytes": [len(_mime_as_queued(m["Body"])) for m in send_messages],
         }
     return figures
+
+
+def _forget_earlier_endpoints() -> None:
+    """What a cold start builds once per container (the clients, the settings, PynamoDB's connections) holds the
+    endpoint of an earlier measure() in this process: built again for this one, as a new container would."""
+    from postline import clients, settings
+    from postline.models import ALL_MODELS
+
+    clients.client.cache_clear()
+    clients._session.cache_clear()
+    settings.get_settings.cache_clear()
+    for model in ALL_MODELS:
+        model._connection = None
 
 
 def _mime_as_queued(body: str) -> str:

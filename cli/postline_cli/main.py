@@ -79,9 +79,11 @@ def local() -> None:
 @click.option("--detach", is_flag=True, help="Start in the background and return when ready.")
 @click.option("--aws-port", default=4566, show_default=True)
 @click.option("--api-port", default=3000, show_default=True)
+@click.option("--ses-route", type=click.Choice(["sns", "eventbridge"]), default="sns", show_default=True,
+              help="How SES's events reach postline, as the deploy config's ses_event_route.")
 @click.option("--fault", "faults", default=os.environ.get("POSTLINE_LOCAL_FAULTS", ""), hidden=True,
               help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.")
-def local_up(detach: bool, aws_port: int, api_port: int, faults: str) -> None:
+def local_up(detach: bool, aws_port: int, api_port: int, ses_route: str, faults: str) -> None:
     """Start the local stack (in the foreground until Ctrl-C unless --detach)."""
     from .local.stack import LocalPaths, LocalStack, LocalStackError, running_state, start_detached
 
@@ -90,11 +92,12 @@ def local_up(detach: bool, aws_port: int, api_port: int, faults: str) -> None:
         fail("the local stack is already up (postline local down stops it)")
     try:
         if detach:
-            args = ["--aws-port", str(aws_port), "--api-port", str(api_port)] + (["--fault", faults] if faults else [])
+            args = ["--aws-port", str(aws_port), "--api-port", str(api_port), "--ses-route", ses_route]
+            args += ["--fault", faults] if faults else []
             state = start_detached(paths, args)
             _print_state(state, detached=True)
             return
-        LocalStack(paths, aws_port, api_port, faults).run(on_ready=lambda _: _print_state(
+        LocalStack(paths, aws_port, api_port, faults, ses_route).run(on_ready=lambda _: _print_state(
             {"endpoint": f"http://127.0.0.1:{aws_port}", "api_url": f"http://127.0.0.1:{api_port}",
              "outbox": str(paths.outbox),
              "queues": {n: f"http://127.0.0.1:{aws_port}/123456789012/{n}" for n in _queue_names()}}, detached=False))

@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-from .constants import STREAMS
+from .constants import DEFAULT_IDENTITY_NOTIFICATIONS, IDENTITY_NOTIFICATION_TYPES, SES_EVENT_ROUTES, STREAMS
 
 # The names the functions accept (layers/common/postline/settings.py), repeated so synth needs no layer import.
 APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
@@ -99,6 +99,10 @@ class Config:
     retain_data: bool = True
     mirror_ses_suppressions: bool = False
     sandbox_recipients: tuple[str, ...] = ()
+    # How SES's events reach postline: "sns" (durable, the default) or "eventbridge" (free, best effort).
+    ses_event_route: str = "sns"
+    # The identity's feedback notifications also sent to the SNS topic (the SNS route only).
+    identity_notifications: tuple[str, ...] = DEFAULT_IDENTITY_NOTIFICATIONS
 
     @property
     def mail_from_domain(self) -> str:
@@ -282,6 +286,15 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         if unknown:
             problems.append(f"app_events: unknown events {unknown} (known: {', '.join(APP_EVENT_NAMES)})")
         values["app_events"] = tuple(dict.fromkeys(app_events))
+
+    values["ses_event_route"] = _choice(take("ses_event_route", str), "ses_event_route", SES_EVENT_ROUTES, problems)
+    notifications = take("identity_notifications", list)
+    if notifications is not None:
+        unknown = [n for n in notifications if n not in IDENTITY_NOTIFICATION_TYPES]
+        if unknown:
+            problems.append(f"identity_notifications: unknown types {unknown} "
+                            f"(known: {', '.join(IDENTITY_NOTIFICATION_TYPES)})")
+        values["identity_notifications"] = tuple(dict.fromkeys(notifications))
 
     recipients = take("sandbox_recipients", list)
     if recipients is not None:

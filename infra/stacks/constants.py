@@ -80,11 +80,22 @@ ROUTES = (
     ("POST", "/u/{token}", "unsubscribe"),
 )
 
-# SES events published to the default event bus. OPEN and CLICK are left out on purpose: postline tracks them itself
+# How SES's events reach the events queue (the deploy config's ses_event_route): through the SNS topic (the
+# default: durable, what SES's users expect) or the default EventBridge bus (free, but documented as best effort).
+SES_EVENT_ROUTES = ("sns", "eventbridge")
+# SES events of postline's configuration sets. OPEN and CLICK are left out on purpose: postline tracks them itself
 # with signed links, and enabling them in SES would make SES add its own pixel and rewrite every link.
 SES_EVENT_TYPES = (
     "SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE", "SUBSCRIPTION",
 )
+# The SNS route leaves out SEND: every SNS publish is billed ($0.50 per million), the send stage records `sent`
+# itself the moment SES accepts, and a claim its crash leaves open is settled by any later event of the email
+# (DELIVERY, BOUNCE, COMPLAINT, REJECT, DELIVERY_DELAY), or parked (docs/delivery-guarantees.md).
+SNS_EVENT_TYPES = tuple(kind for kind in SES_EVENT_TYPES if kind != "SEND")
+# The sending identity's feedback notifications SES can send to the topic (with the email's original headers,
+# which carry postline's message id); the deploy config's identity_notifications chooses among them.
+IDENTITY_NOTIFICATION_TYPES = ("Bounce", "Complaint", "Delivery")
+DEFAULT_IDENTITY_NOTIFICATIONS = ("Bounce", "Complaint")
 # SES events counted as CloudWatch metrics per configuration set, for the dashboard.
 SES_METRIC_EVENT_TYPES = ("SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "REJECT")
 SES_CONFIGURATION_SET_DIMENSION = "ses:configuration-set"
@@ -179,6 +190,7 @@ class Outputs:
         return f"Table{pascal(name)}"
 
     SES_EVENTS_QUEUE_URL = "SesEventsQueueUrl"
+    SES_EVENTS_TOPIC_ARN = "SesEventsTopicArn"
     SES_EVENTS_RULE_ARN = "SesEventsRuleArn"
     SES_SEND_EVENTS_QUEUE_URL = "SesSendEventsQueueUrl"
     SES_SEND_EVENTS_RULE_ARN = "SesSendEventsRuleArn"

@@ -57,7 +57,9 @@ class Functions(Construct):
                                         tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
         environment[Env.SES_EVENTS_DLQ_URL] = queues.dead_letter_queues[SES_EVENTS].queue_url
-        environment[Env.SEND_EVENT_DELAY_SECONDS] = str(int(SEND_EVENT_DELAY.to_seconds()))
+        # How long the Send events' queue holds them back (the EventBridge route; the SNS route publishes none).
+        held_back = SEND_EVENT_DELAY.to_seconds() if queues.ses_send_events is not None else 0
+        environment[Env.SEND_EVENT_DELAY_SECONDS] = str(int(held_back))
         environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
@@ -157,8 +159,8 @@ class Functions(Construct):
         """Batches of 10 with partial failures; a ceiling per queue so marketing never takes critical's share."""
         consumers = [("render", queues.inbound[s], config.render_concurrency[s]) for s in STREAMS]
         consumers += [("send", queues.send[s], config.send_concurrency[s]) for s in STREAMS]
-        consumers += [("ses_events", queues.ses_events, SES_EVENTS_CONCURRENCY),
-                      ("ses_events", queues.ses_send_events, SES_EVENTS_CONCURRENCY)]
+        consumers += [("ses_events", queue, SES_EVENTS_CONCURRENCY)
+                      for queue in (queues.ses_events, queues.ses_send_events) if queue is not None]
         for name, queue, ceiling in consumers:
             self.functions[name].add_event_source(sources.SqsEventSource(
                 queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))

@@ -1,12 +1,10 @@
 """Alarms (to one topic, optionally emailed) and a dashboard of the pipeline's flow, backlogs and latency."""
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -21,6 +19,7 @@ from .constants import (
     Outputs,
     pascal,
 )
+from .keys import topic_key
 from .outputs import stack_output
 from .queues import Queues
 from .ses import Ses
@@ -33,15 +32,8 @@ class Monitoring(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, queues: Queues, ses_resources: Ses,
                  functions: dict[str, lambda_.Function], api: apigw.HttpApi) -> None:
         super().__init__(scope, id)
-        # CloudWatch must be allowed to use the topic's key; an AWS managed key cannot grant that.
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
-                      description="Encrypts the postline alarm topic")
-        key.add_to_resource_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            resources=["*"],  # in a key policy "*" means this key
-            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-        ))
+        key = topic_key(self, "AlarmTopicKey", description="Encrypts the postline alarm topic",
+                        service="cloudwatch.amazonaws.com")
         self.topic = sns.Topic(self, "AlarmTopic", display_name="postline alarms", master_key=key,
                                enforce_ssl=True)
         if config.alarm_email:

@@ -7,7 +7,7 @@ from constructs import Construct
 from .api import TrackingApi
 from .app_events import ApplicationEvents
 from .config import Config
-from .constants import FUNCTIONS, SES_EVENTS, SES_SEND_EVENTS, VISIBILITY_TIMEOUT_FACTOR
+from .constants import FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
 from .functions import Functions
 from .monitoring import Monitoring
 from .queues import Queues
@@ -28,13 +28,11 @@ class PostlineStack(Stack):
             inbound_visibility=_visibility("render"),
             send_visibility=_visibility("send"),
             events_visibility=_visibility("ses_events"),
+            held_back_send_events=config.ses_event_route == "eventbridge",
         )
         self.storage = ClaimCheckStorage(self, "ClaimCheck")
         self.signing_keys = SigningKeys(self, "SigningKeys", retain_data=config.retain_data)
-        self.ses = Ses(self, "Ses", config=config, events_queue=self.queues.ses_events,
-                       events_dlq=self.queues.dead_letter_queues[SES_EVENTS],
-                       send_events_queue=self.queues.ses_send_events,
-                       send_events_dlq=self.queues.dead_letter_queues[SES_SEND_EVENTS])
+        self.ses = Ses(self, "Ses", config=config, queues=self.queues)
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
         self.app_events = ApplicationEvents(self, "ApplicationEvents")

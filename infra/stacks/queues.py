@@ -25,7 +25,7 @@ from .outputs import stack_output
 
 class Queues(Construct):
     def __init__(self, scope: Construct, id: str, *, inbound_visibility: Duration, send_visibility: Duration,
-                 events_visibility: Duration) -> None:
+                 events_visibility: Duration, held_back_send_events: bool) -> None:
         super().__init__(scope, id)
         self.inbound: dict[str, sqs.Queue] = {}
         self.send: dict[str, sqs.Queue] = {}
@@ -34,7 +34,9 @@ class Queues(Construct):
             self.inbound[stream] = self._queue_with_dlq(INBOUND_QUEUES[stream], inbound_visibility)
             self.send[stream] = self._queue_with_dlq(SEND_QUEUES[stream], send_visibility)
         self.ses_events = self._queue_with_dlq(SES_EVENTS, events_visibility)
-        self.ses_send_events = self._queue_with_dlq(SES_SEND_EVENTS, events_visibility, delay=SEND_EVENT_DELAY)
+        # Only the EventBridge route publishes SES's Send events (constants.SNS_EVENT_TYPES), and holds them back.
+        self.ses_send_events = self._queue_with_dlq(SES_SEND_EVENTS, events_visibility, delay=SEND_EVENT_DELAY) \
+            if held_back_send_events else None
 
         # What an application attaches to its role to drop messages on the inbound queues.
         self.producer_policy = iam.ManagedPolicy(
@@ -58,8 +60,9 @@ class Queues(Construct):
             stack_output(self, Outputs.send_dlq_url(stream), self.dead_letter_queues[SEND_QUEUES[stream]].queue_url,
                          f"Dead-letter queue of the {stream} send queue (parked and given-up emails, with reasons)")
         stack_output(self, Outputs.SES_EVENTS_QUEUE_URL, self.ses_events.queue_url, "Queue of SES events")
-        stack_output(self, Outputs.SES_SEND_EVENTS_QUEUE_URL, self.ses_send_events.queue_url,
-                     "Queue of SES Send events, each held back for a minute")
+        if self.ses_send_events is not None:
+            stack_output(self, Outputs.SES_SEND_EVENTS_QUEUE_URL, self.ses_send_events.queue_url,
+                         "Queue of SES Send events, each held back for a minute")
         stack_output(self, Outputs.PRODUCER_POLICY, self.producer_policy.managed_policy_arn,
                      "Managed policy that lets an application queue emails")
 
@@ -68,7 +71,9 @@ class Queues(Construct):
         """(logical name, queue, its DLQ) for every pipeline queue."""
         queues = [(INBOUND_QUEUES[s], self.inbound[s]) for s in STREAMS]
         queues += [(SEND_QUEUES[s], self.send[s]) for s in STREAMS]
-        queues += [(SES_EVENTS, self.ses_events), (SES_SEND_EVENTS, self.ses_send_events)]
+        queues += [(SES_EVENTS, self.ses_events)]
+        if self.ses_send_events is not None:
+            queues.append((SES_SEND_EVENTS, self.ses_send_events))
         return [(name, queue, self.dead_letter_queues[name]) for name, queue in queues]
 
     def _queue_with_dlq(self, name: str, visibility: Duration, delay: Duration | None = None) -> sqs.Queue:

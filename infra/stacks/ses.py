@@ -1,18 +1,31 @@
 """SES: the sending domain, one configuration set per stream, optional dedicated IP pools, DNS, and the route
 of its sending events to postline's events queue.
 
-SES publishes the events to the account's default EventBridge bus, where events from AWS services cost nothing
-(an SNS topic charged $0.50 per million, two events per email); rules on that bus send the events of
-postline's configuration sets, and only those, to the events queues: Send events to the queue that holds them
-back a minute (constants.SES_SEND_EVENTS), every other type to the events queue."""
+Two routes, chosen by the deploy config's ``ses_event_route``:
+
+- ``sns`` (the default): each configuration set publishes its events (all but Send, constants.SNS_EVENT_TYPES) to
+  the topic ``postline-ses-events``, and so do the sending identity's feedback notifications (bounces and
+  complaints by default, with the original headers, which carry postline's message id). The topic, encrypted
+  with a key SES may use and accepting only SES of this account for these configuration sets and this identity,
+  delivers to the events queue in SNS's envelope; what it cannot deliver goes to the queue's DLQ. Durable: SNS
+  retries, the queue holds the message. $0.50 per million publishes.
+- ``eventbridge``: SES publishes every event type to the account's default bus, where events from AWS services
+  cost nothing; rules send the events of postline's configuration sets, and only those, to the events queues:
+  Send events to the queue that holds them back a minute (constants.SES_SEND_EVENTS), every other type to the
+  events queue. AWS documents SES's events on EventBridge as best effort.
+"""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from .config import Config
@@ -20,20 +33,26 @@ from .constants import (
     IP_POOL_OF_STREAM,
     SES_CONFIGURATION_SET_DIMENSION,
     SES_EVENT_TYPES,
+    SES_EVENTS,
     SES_METRIC_EVENT_TYPES,
     SES_SEND_EVENT_DETAIL_TYPE,
+    SES_SEND_EVENTS,
+    SNS_EVENT_TYPES,
     STREAMS,
     Outputs,
     pascal,
 )
+from .keys import topic_key
+from .nag import accept
 from .outputs import stack_output
+from .queues import Queues
 
 DNS_TTL = Duration.minutes(30)
+AWS_CALLER_ID = "AWS679f53fac002430cb0da5b7982bd2287"  # the singleton function behind every AwsCustomResource
 
 
 class Ses(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, events_queue: sqs.IQueue,
-                 events_dlq: sqs.IQueue, send_events_queue: sqs.IQueue, send_events_dlq: sqs.IQueue) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: Config, queues: Queues) -> None:
         super().__init__(scope, id)
         self.identity = ses.EmailIdentity(
             self, "Identity",
@@ -46,7 +65,10 @@ class Ses(Construct):
         self.identity_arn = Stack.of(self).format_arn(
             service="ses", resource="identity", resource_name=config.domain)
 
-        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        by_sns = config.ses_event_route == "sns"
+        self.topic = self._events_topic(queues.ses_events, queues.dead_letter_queues[SES_EVENTS]) if by_sns else None
+        destination = ses.EventDestination.sns_topic(self.topic) if by_sns else ses.EventDestination.event_bus(
+            events.EventBus.from_event_bus_name(self, "DefaultBus", "default"))
         pools = self._ip_pools(config.ip_pools)
         self.configuration_sets: dict[str, ses.ConfigurationSet] = {}
         for stream in STREAMS:
@@ -56,8 +78,8 @@ class Ses(Construct):
                 dedicated_ip_pool=pools.get(IP_POOL_OF_STREAM[stream]),
             )
             configuration_set.add_event_destination(
-                "Events", destination=ses.EventDestination.event_bus(default_bus),
-                events=[ses.EmailSendingEvent[name] for name in SES_EVENT_TYPES],
+                "Events", destination=destination,
+                events=[ses.EmailSendingEvent[name] for name in (SNS_EVENT_TYPES if by_sns else SES_EVENT_TYPES)],
             )
             # Counts per stream for the dashboard, without any code in the pipeline.
             configuration_set.add_event_destination(
@@ -71,8 +93,64 @@ class Ses(Construct):
             stack_output(self, Outputs.configuration_set(stream), configuration_set.configuration_set_name,
                          f"SES configuration set of the {stream} stream")
 
-        self._route_events(events_queue, events_dlq, send_events_queue, send_events_dlq)
+        if by_sns:
+            self._allow_ses_to_publish(config)
+        else:
+            self._route_events(queues.ses_events, queues.dead_letter_queues[SES_EVENTS], queues.ses_send_events,
+                               queues.dead_letter_queues[SES_SEND_EVENTS])
         self._dns(config)
+
+    def _events_topic(self, queue: sqs.IQueue, dlq: sqs.IQueue) -> sns.Topic:
+        """The topic SES publishes to, delivering to the events queue (in SNS's envelope: SNS's own subscription
+        messages stay recognisable) and, what it cannot deliver, to the queue's DLQ."""
+        key = topic_key(self, "EventsTopicKey", description="Encrypts the postline SES events topic",
+                        service="ses.amazonaws.com")
+        topic = sns.Topic(self, "EventsTopic", display_name="postline SES events", master_key=key, enforce_ssl=True)
+        topic.add_subscription(subscriptions.SqsSubscription(queue, raw_message_delivery=False,
+                                                             dead_letter_queue=dlq))
+        stack_output(self, Outputs.SES_EVENTS_TOPIC_ARN, topic.topic_arn,
+                     "SNS topic of SES's events and notifications (postline-ses-events)")
+        return topic
+
+    def _allow_ses_to_publish(self, config: Config) -> None:
+        """Only SES of this account may publish: for each configuration set (the SNS destinations add those
+        statements) and for the identity, whose feedback notifications then go to the topic too, with the original
+        headers."""
+        policy = self.topic.add_to_resource_policy(iam.PolicyStatement(
+            actions=["sns:Publish"], principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+            resources=[self.topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account,
+                                         "aws:SourceArn": self.identity_arn}},
+        ))
+        for kind in config.identity_notifications:
+            earlier = None  # the headers option is set once the topic is, and undone before it
+            for action, parameters in (
+                    ("setIdentityNotificationTopic", {"SnsTopic": self.topic.topic_arn}),
+                    ("setIdentityHeadersInNotificationsEnabled", {"Enabled": True})):
+                call = cr.AwsSdkCall(service="SES", action=action, parameters={
+                    "Identity": config.domain, "NotificationType": kind, **parameters},
+                    physical_resource_id=cr.PhysicalResourceId.of(f"{config.domain}-{kind}-{action}"))
+                undo = cr.AwsSdkCall(service="SES", action=action, parameters={
+                    "Identity": config.domain, "NotificationType": kind,
+                    **({} if "SnsTopic" in parameters else {"Enabled": False})})
+                setting = cr.AwsCustomResource(
+                    self, f"{kind}{pascal(action)}", on_create=call, on_update=call, on_delete=undo,
+                    install_latest_aws_sdk=False,
+                    policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
+                        actions=[f"ses:{action[:1].upper()}{action[1:]}"], resources=[self.identity_arn])]))
+                setting.node.add_dependency(self.identity, *([earlier] if earlier else []))
+                if policy.policy_dependable is not None:
+                    setting.node.add_dependency(policy.policy_dependable)
+                earlier = setting
+        # CloudFormation cannot set an identity's notification topics: the custom resources above call SES, through
+        # CDK's one shared function for such calls.
+        caller = Stack.of(self).node.try_find_child(AWS_CALLER_ID)
+        if caller is not None:
+            accept(caller.node.find_child("ServiceRole"),
+                   "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                   "AWSLambdaBasicExecutionRole]",
+                   "CDK's function for SDK calls at deploy time writes its own logs with the basic execution role; "
+                   "its calls are limited to the identity's notification settings by each custom resource's policy.")
 
     def _route_events(self, queue: sqs.IQueue, dlq: sqs.IQueue, send_queue: sqs.IQueue,
                       send_dlq: sqs.IQueue) -> None:

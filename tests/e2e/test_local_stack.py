@@ -144,6 +144,25 @@ def test_a_hard_bounce_suppresses_the_address_and_the_next_send_is_skipped(local
     assert view["status"] == "suppressed" and "hard_bounce" in view["reason"]
 
 
+def test_a_complaint_reaches_the_suppression_list_through_sns_once_by_both_routes(local_stack):
+    """The local stack publishes SES's events on the SNS topic, and the identity's complaint notification beside
+    the configuration set's Complaint event: the address is suppressed, and the message shows one complaint."""
+    address = f"complaint+{uuid.uuid4().hex[:8]}@simulator.amazonses.com"  # SES's simulator takes a +label
+    sent = local_stack.cli_json("send", "--template", "newsletter", "--to", address,
+                                "--data", json.dumps(example("newsletter")))
+    view = local_stack.wait_for(sent["message_id"], statuses={"complained"})
+    assert view["status"] == "complained", view
+    assert [e["type"] for e in view["events"]].count("complained") == 1, view
+    shown = local_stack.cli_json("suppressions", "show", address)
+    assert ("all", "complaint") in [(s["scope"], s["reason"]) for s in shown["suppressions"]]
+    sqs = local_stack.client("sqs")
+    dlq = sqs.get_queue_attributes(QueueUrl=local_stack.queue_url("postline-ses-events-dlq"),
+                                   AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert dlq["ApproximateNumberOfMessages"] == "0"
+    topics = local_stack.client("sns").list_topics()["Topics"]
+    assert any(t["TopicArn"].endswith(":postline-ses-events") for t in topics)
+
+
 def test_templates_push_makes_a_new_version_and_pinning_keeps_the_old_one(local_stack, tmp_path):
     folder = tmp_path / "invoice"
     shutil.copytree(ROOT / "templates" / "invoice", folder)

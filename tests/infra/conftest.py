@@ -1,8 +1,9 @@
 """Synthesizes the postline stack once per session (in-process, no CDK CLI, no AWS credentials).
 
 ``synth`` is the default configuration (infra/config/example.json), built exactly as `make synth` builds it,
-cdk-nag included. ``variant`` turns on everything optional (hosted zone, custom links domain, IP pools, alarm
-email) and skips the layer bundling to stay fast.
+cdk-nag included: SES's events through SNS. ``variant`` turns on everything optional (hosted zone, custom links
+domain, IP pools, alarm email), takes the other route for SES's events (EventBridge) and skips the layer bundling
+to stay fast.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ VARIANT_CONFIG = {
     "send_concurrency": {"critical": 20, "transactional": 10, "marketing": 3},
     "retain_data": False,
     "sandbox_recipients": ["tester@example.net"],
+    "ses_event_route": "eventbridge",
 }
 
 

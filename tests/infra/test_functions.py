@@ -92,7 +92,8 @@ def _mappings(synth, function_name):
     label = {synth.logical_id(queue): stream for stream, queue in queues.inbound.items()}
     label |= {synth.logical_id(queue): f"send-{stream}" for stream, queue in queues.send.items()}
     label[synth.logical_id(queues.ses_events)] = "ses-events"
-    label[synth.logical_id(queues.ses_send_events)] = "ses-send-events"
+    if queues.ses_send_events is not None:  # the EventBridge route only
+        label[synth.logical_id(queues.ses_send_events)] = "ses-send-events"
     function = {"Ref": synth.logical_id(synth.stack.functions.functions[function_name])}
     return {label[m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]: m["Properties"]
             for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
@@ -111,7 +112,8 @@ def test_marketing_is_capped_below_critical(synth, variant):
     send = _mappings(synth, "send")
     assert set(render) == set(STREAMS)
     assert set(send) == {f"send-{s}" for s in STREAMS}
-    assert set(_mappings(synth, "ses_events")) == {"ses-events", "ses-send-events"}
+    assert set(_mappings(synth, "ses_events")) == {"ses-events"}  # the SNS route: Send events are not published
+    assert set(_mappings(variant, "ses_events")) == {"ses-events", "ses-send-events"}  # EventBridge: held back
 
     def ceiling(mappings, key):
         return mappings[key]["ScalingConfig"]["MaximumConcurrency"]

@@ -116,8 +116,8 @@ def test_ses_events_policy(synth):
     # GetItem: the send message kept for soft-bounce retries.
     assert _granted(synth, "ses_events", synth.logical_id(stack.tables.events)) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
-    for queue in (stack.queues.ses_events, stack.queues.ses_send_events):
-        assert _granted(synth, "ses_events", synth.logical_id(queue)) >= {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    assert _granted(synth, "ses_events", synth.logical_id(stack.queues.ses_events)) >= {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage"}
     for stream in STREAMS:
         # Soft-bounce retries go back through the inbound queue; nothing is put on the send queues directly.
         assert _granted(synth, "ses_events", synth.logical_id(stack.queues.inbound[stream])) == {

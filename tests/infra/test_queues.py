@@ -6,12 +6,15 @@ import pytest
 from stacks.constants import MAX_RECEIVE_COUNT, SEND_EVENT_DELAY, SES_EVENTS, SES_SEND_EVENTS, STREAMS
 
 
-def test_every_queue_has_its_own_dlq(synth):
+@pytest.mark.parametrize("route, pipeline_queues", [("synth", 7), ("variant", 8)])
+def test_every_queue_has_its_own_dlq(request, route, pipeline_queues):
+    synth = request.getfixturevalue(route)
     queues = synth.resources("AWS::SQS::Queue")
     with_redrive = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
-    assert len(queues) == 16 and len(with_redrive) == 8  # 3 inbound, 3 send, 2 SES events, and their DLQs
+    # 3 inbound, 3 send, the SES events (and, on the EventBridge route, the held-back Send events), their DLQs
+    assert len(queues) == 2 * pipeline_queues and len(with_redrive) == pipeline_queues
     dlqs = [v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in with_redrive.values()]
-    assert len(set(dlqs)) == 8
+    assert len(set(dlqs)) == pipeline_queues
     assert set(dlqs) | set(with_redrive) == set(queues)
     for queue in with_redrive.values():
         assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
@@ -32,14 +35,17 @@ def test_queues_are_encrypted_and_tls_only(synth):
 def test_visibility_timeout_is_six_times_the_consumer_timeout(synth):
     resources = synth.template["Resources"]
     mappings = synth.resources("AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 8
+    assert len(mappings) == 7
     for mapping in mappings.values():
         queue = resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
         function = resources[mapping["Properties"]["FunctionName"]["Ref"]]
         assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
 
 
-def test_only_send_events_are_held_back_and_for_as_long_as_the_send_stage_is_told(synth):
+def test_only_send_events_are_held_back_and_for_as_long_as_the_send_stage_is_told(synth, variant):
+    send_function = synth.resource(synth.stack.functions.functions["send"])
+    assert send_function["Properties"]["Environment"]["Variables"]["POSTLINE_SEND_EVENT_DELAY_SECONDS"] == "0"
+    synth = variant  # the EventBridge route publishes Send events, and holds them back
     resources = synth.template["Resources"]
     delays = {name: resources[synth.logical_id(queue)]["Properties"].get("DelaySeconds")
               for name, queue, _ in synth.stack.queues.all_with_dlq}
@@ -59,7 +65,8 @@ def test_only_send_events_are_held_back_and_for_as_long_as_the_send_stage_is_tol
     ("send_events_rule", SES_SEND_EVENTS, ["Email Sent"]),
 ])
 def test_ses_events_reach_their_queue_from_the_default_bus_only_for_postline_configuration_sets(
-        synth, rule_name, queue_name, detail_type):
+        variant, rule_name, queue_name, detail_type):
+    synth = variant  # the EventBridge route
     ses, queues = synth.stack.ses, synth.stack.queues
     queue = {SES_EVENTS: queues.ses_events, SES_SEND_EVENTS: queues.ses_send_events}[queue_name]
     dlq = queues.dead_letter_queues[queue_name]
@@ -89,7 +96,8 @@ def test_ses_events_reach_their_queue_from_the_default_bus_only_for_postline_con
         assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn
     # The other rule's queue and DLQ are all EventBridge may send to besides.
     assert len(allowed) == 2
-    assert not synth.resources("AWS::SNS::Subscription")  # no topic in between
+    assert all(s["Properties"]["Protocol"] == "email"  # the alarm topic's: no topic for SES's events in between
+               for s in synth.resources("AWS::SNS::Subscription").values())
 
 
 def test_producer_policy_sends_to_inbound_queues_only(synth):

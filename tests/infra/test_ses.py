@@ -1,10 +1,13 @@
 """SES: the domain identity with Easy DKIM and MAIL FROM, a configuration set per stream with reputation metrics
-and an event destination to the default event bus, IP pools only when configured, and the DNS records."""
+and an event destination (the SNS topic by default, the default event bus on the EventBridge route), identity
+notifications to the topic, IP pools only when configured, and the DNS records."""
 from __future__ import annotations
 
 import json
 
-from stacks.constants import SES_EVENT_TYPES, STREAMS
+import pytest
+
+from stacks.constants import SES_EVENT_TYPES, SNS_EVENT_TYPES, STREAMS
 
 SES_EVENT_NAMES = {  # EmailSendingEvent -> CloudFormation's matching event type
     "SEND": "send", "REJECT": "reject", "BOUNCE": "bounce", "COMPLAINT": "complaint", "DELIVERY": "delivery",
@@ -29,7 +32,81 @@ def test_a_configuration_set_per_stream_with_reputation_metrics(synth):
     assert not synth.resources("AWS::SES::DedicatedIpPool")
 
 
-def test_every_configuration_set_publishes_every_event_type_to_the_default_bus(synth):
+def _destinations(synth, kind: str) -> dict[str, dict]:
+    """Each configuration set's event destination of ``kind`` (SnsDestination, EventBridgeDestination)."""
+    found = {}
+    for destination in synth.resources("AWS::SES::ConfigurationSetEventDestination").values():
+        properties = destination["Properties"]
+        if kind in properties["EventDestination"]:
+            found[properties["ConfigurationSetName"]["Ref"]] = properties["EventDestination"]
+    return found
+
+
+def test_every_configuration_set_publishes_its_events_but_send_to_the_topic(synth):
+    topic = {"Ref": synth.logical_id(synth.stack.ses.topic)}
+    published = _destinations(synth, "SnsDestination")
+    assert set(published) == set(synth.resources("AWS::SES::ConfigurationSet"))
+    for destination in published.values():
+        assert destination["Enabled"] is True and destination["SnsDestination"] == {"TopicARN": topic}
+        assert set(destination["MatchingEventTypes"]) == {SES_EVENT_NAMES[name] for name in SNS_EVENT_TYPES}
+        assert "send" not in destination["MatchingEventTypes"]  # the send stage records sent; SNS bills a publish
+        assert not {"open", "click"} & set(destination["MatchingEventTypes"])
+    assert not _destinations(synth, "EventBridgeDestination") and not synth.resources("AWS::Events::Rule")
+
+
+def test_the_topic_is_encrypted_tls_only_and_only_ses_of_this_account_publishes(synth):
+    ses = synth.stack.ses
+    topic = synth.resource(ses.topic)["Properties"]
+    key = synth.resource(ses.topic.master_key)["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [synth.logical_id(ses.topic.master_key), "Arn"]}
+    assert key["EnableKeyRotation"] is True
+    key_statements = key["KeyPolicy"]["Statement"]
+    (for_ses,) = [s for s in key_statements if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
+    assert set(for_ses["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert for_ses["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::SNS::TopicPolicy").values()
+                 if p["Properties"]["Topics"] == [{"Ref": synth.logical_id(ses.topic)}]]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy)
+    allowed = [s for s in policy if s["Effect"] == "Allow"]
+    assert len(allowed) == len(STREAMS) + 1  # each configuration set, and the identity's notifications
+    sources = []
+    for statement in allowed:
+        assert statement["Principal"] == {"Service": "ses.amazonaws.com"} and statement["Action"] == "sns:Publish"
+        condition = {key.lower(): value for key, value in statement["Condition"]["StringEquals"].items()}
+        assert condition["aws:sourceaccount"] == {"Ref": "AWS::AccountId"}
+        sources.append(json.dumps(condition["aws:sourcearn"]))
+    for stream in STREAMS:
+        assert sum(synth.logical_id(ses.configuration_sets[stream]) in source for source in sources) == 1
+    assert sum(":identity/mail.example.com" in source for source in sources) == 1
+
+
+def test_the_topic_delivers_to_the_events_queue_in_its_envelope_and_the_rest_to_its_dlq(synth):
+    queues = synth.stack.queues
+    (subscription,) = synth.resources("AWS::SNS::Subscription").values()
+    properties = subscription["Properties"]
+    assert properties["Protocol"] == "sqs" and properties["RawMessageDelivery"] is False
+    assert properties["TopicArn"] == {"Ref": synth.logical_id(synth.stack.ses.topic)}
+    assert properties["Endpoint"] == {"Fn::GetAtt": [synth.logical_id(queues.ses_events), "Arn"]}
+    assert properties["RedrivePolicy"] == {"deadLetterTargetArn": {
+        "Fn::GetAtt": [synth.logical_id(queues.dead_letter_queues["postline-ses-events"]), "Arn"]}}
+    assert "FilterPolicy" not in properties  # every event, Bounce to Subscription, and the identity notifications
+
+
+@pytest.mark.parametrize("kind", ["Bounce", "Complaint"])
+def test_the_identity_sends_its_feedback_notifications_to_the_topic_with_the_original_headers(synth, kind):
+    calls = [json.dumps(r["Properties"]["Create"]) for r in synth.resources("Custom::AWS").values()]
+    topic = synth.logical_id(synth.stack.ses.topic)
+    assert any("setIdentityNotificationTopic" in c and f'\\"NotificationType\\":\\"{kind}\\"' in c and topic in c
+               for c in calls)
+    assert any("setIdentityHeadersInNotificationsEnabled" in c and f'\\"NotificationType\\":\\"{kind}\\"' in c
+               and '\\"Enabled\\":true' in c for c in calls)
+    assert not any('\\"NotificationType\\":\\"Delivery\\"' in c for c in calls)  # on request only: it doubles every delivery
+
+
+def test_the_eventbridge_route_publishes_every_event_type_to_the_default_bus(variant):
+    synth = variant
+    assert synth.stack.ses.topic is None and not synth.resources("Custom::AWS")
     published = {}
     for destination in synth.resources("AWS::SES::ConfigurationSetEventDestination").values():
         properties = destination["Properties"]

@@ -13,7 +13,7 @@ def test_stable_outputs_and_exports(synth):
     keys = [Outputs.inbound_queue_url(s) for s in STREAMS] + [Outputs.send_queue_url(s) for s in STREAMS]
     keys += [Outputs.inbound_dlq_url(s) for s in STREAMS] + [Outputs.configuration_set(s) for s in STREAMS]
     keys += [Outputs.table(name) for name in TABLES]
-    keys += [Outputs.API_URL, Outputs.TRACKING_BASE_URL, Outputs.SES_EVENTS_RULE_ARN, Outputs.SES_EVENTS_QUEUE_URL,
+    keys += [Outputs.API_URL, Outputs.TRACKING_BASE_URL, Outputs.SES_EVENTS_TOPIC_ARN, Outputs.SES_EVENTS_QUEUE_URL,
              Outputs.EVENT_BUS_NAME, Outputs.EVENT_BUS_ARN,
              Outputs.CLAIM_CHECK_BUCKET, Outputs.SIGNING_KEYS_SECRET, Outputs.PRODUCER_POLICY,
              Outputs.SCHEDULER_ROLE, Outputs.SCHEDULE_GROUP, Outputs.ALARM_TOPIC, Outputs.DASHBOARD]

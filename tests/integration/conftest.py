@@ -157,6 +157,23 @@ class Pipeline:
         self.send_events_applied = len(self.ses.sends)
         return result
 
+    def crash_after_ses(self, records: list[QueueRecord]) -> None:
+        """The send stage dies right after SES accepted each email of ``records``: its claim stays open and
+        `sent` is never written (the window only SES's events settle)."""
+        from postline.send import send_batch
+
+        ctx = self.send_context()
+        ses = ctx.sesv2
+
+        class DiesAfterSes:
+            def send_email(self, **kwargs):
+                ses.send_email(**kwargs)
+                raise SystemExit("killed after SES took it")
+
+        ctx.sesv2 = DiesAfterSes()
+        with pytest.raises(SystemExit):
+            send_batch(records, ctx)
+
     def drain(self):
         self.run_render()
         self.run_send()

@@ -542,17 +542,7 @@ def test_a_late_ses_event_settles_a_parked_email(pipeline):
     pipeline.enqueue("transactional", message("welcome", "ada@example.com", "park-event"))
     pipeline.run_render()
     records = pipeline.receive("postline-send-transactional", visibility=0)
-    ctx = pipeline.send_context()
-    ses = ctx.sesv2
-
-    class DiesAfterSes:
-        def send_email(self, **kw):
-            ses.send_email(**kw)
-            raise SystemExit("killed after SES took it")
-
-    ctx.sesv2 = DiesAfterSes()
-    with pytest.raises(SystemExit):
-        send_batch(records, ctx)
+    pipeline.crash_after_ses(records)
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
     send_batch(records, pipeline.send_context())
     assert record("park-event").status == "unknown"

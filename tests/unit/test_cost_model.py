@@ -97,3 +97,17 @@ def test_a_tracking_hit_is_one_invocation_however_many_hits_were_measured():
     # render, send, two ses_events batches per ten emails, and the opens and clicks one each
     assume = Assumptions()
     assert one[0] == pytest.approx(4 / EMAILS + assume.opens_per_email + assume.clicks_per_email, abs=0.005)
+
+
+def test_the_sns_route_pays_for_each_publish_and_has_no_send_events():
+    scenario = _scenario()
+    del scenario["phases"]["ses_events Send"]
+    scenario["phases"]["ses_events Delivery"]["sns_publishes"] = EMAILS
+    scenario["ses_event_route"] = "sns"
+    by_sns, by_eventbridge = model(scenario), model(_scenario())
+    sns = _line(by_sns, "SNS (SES events)")
+    assert sns["usd"] == pytest.approx(0.50)  # one publish an email, $0.50 a million
+    assert _line(by_sns, "EventBridge (SES events") is None and _line(by_eventbridge, "SNS") is None
+    assert "late deliveries" not in _line(by_sns, "DynamoDB writes")["detail"]
+    assert "late deliveries" in _line(by_eventbridge, "DynamoDB writes")["detail"]
+    assert by_sns["target_usd"] == 6.0 and by_sns["ses_event_route"] == "sns"

@@ -168,7 +168,26 @@ def test_identity_notification_format_is_understood():
 
 
 @pytest.mark.parametrize("body", ['{"eventType": "Send"}', '{"mail": {"messageId": "x"}}',
-                                  '{"eventType": "Send", "mail": "x"}', json.dumps({"Type": "SubscriptionConfirmation"})])
+                                  '{"eventType": "Send", "mail": "x"}'])
 def test_non_ses_bodies_are_refused(body):
     with pytest.raises(ValueError, match="not an SES event"):
         SesEvent.from_body(body)
+
+
+@pytest.mark.parametrize("kind", ["SubscriptionConfirmation", "UnsubscribeConfirmation"])
+def test_snss_own_subscription_messages_are_told_apart_from_ses_events(kind):
+    from postline.events import SnsControlMessage
+
+    with pytest.raises(SnsControlMessage) as caught:
+        SesEvent.from_body(json.dumps({"Type": kind, "TopicArn": "arn:aws:sns:us-east-1:1:postline-ses-events"}))
+    assert caught.value.kind == kind and caught.value.topic.endswith(":postline-ses-events")
+
+
+def test_an_identity_notification_names_postlines_message_by_its_headers():
+    notification = {"notificationType": "Complaint", "complaint": {"complainedRecipients": [
+        {"emailAddress": "ada@example.com"}], "timestamp": "2024-06-10T06:13:22.000Z"},
+        "mail": {"messageId": SES_ID, "timestamp": "2024-06-10T06:13:20.000Z", "destination": ["ada@example.com"],
+                 "headers": [{"name": "From", "value": "a@b.c"}, {"name": "x-postline-message-id", "value": "mabc"},
+                             {"name": "X-Postline-Retry", "value": "2"}]}}
+    parsed = SesEvent.from_body(sns_envelope(notification))
+    assert (parsed.type, parsed.message_id, parsed.retry) == ("Complaint", "mabc", 2)

@@ -51,9 +51,10 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
         ses_message_id = json.loads(answer)["MessageId"]
         name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
         raw = params.get("Content", {}).get("Raw", {}).get("Data")
+        sent = as_ses_sends(base64.b64decode(raw), ses_message_id, self.region, accepted_at) if raw else b""
         if raw is not None:
             with open(os.path.join(outbox, f"{name}.eml"), "wb") as handle:
-                handle.write(as_ses_sends(base64.b64decode(raw), ses_message_id, self.region, accepted_at))
+                handle.write(sent)
         destination = params.get("Destination", {})
         entry = {
             "ses_message_id": ses_message_id,
@@ -62,6 +63,7 @@ def install_ses_recorder(outbox: str, send_log: str) -> None:
             "destination": destination.get("ToAddresses", []) + destination.get("CcAddresses", []),
             "configuration_set": params.get("ConfigurationSetName"),
             "tags": tags,
+            "headers": header_list(sent),  # SES's notifications carry them (with the identity's headers option)
         }
         with lock, open(send_log, "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
@@ -94,6 +96,16 @@ def _set_headers(raw: bytes, values: dict[str, str]) -> bytes:
             kept.append(wanted[name])
             placed.add(name)
     return b"".join([line for name, line in wanted.items() if name not in placed] + kept) + rest
+
+
+def header_list(raw: bytes) -> list[dict[str, str]]:
+    """The email's headers as SES's notifications list them (``mail.headers``): name and unfolded value."""
+    fields, _ = _header_fields(raw)
+    headers = []
+    for field in fields:
+        name, _, value = field.decode("ascii", "replace").partition(":")
+        headers.append({"name": name.strip(), "value": " ".join(value.split())})
+    return headers
 
 
 def _header_fields(raw: bytes) -> tuple[list[bytes], bytes]:

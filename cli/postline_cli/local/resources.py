@@ -15,6 +15,10 @@ REGION = "us-east-1"
 INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
 SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
 EVENTS_QUEUE = "postline-ses-events"
+# SES's events reach the events queue by one of two routes, as in AWS (the deploy config's ses_event_route): the
+# SNS topic (the default), or the default EventBridge bus and its rules.
+SES_EVENT_ROUTES = ("sns", "eventbridge")
+SES_EVENTS_TOPIC = "postline-ses-events"
 SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes there
 # SES's Send events have their own rule and queue, which holds them back (postline.events): a minute in AWS,
 # two seconds locally, which keeps the order that matters (the Delivery first) without a minute's wait.
@@ -54,6 +58,10 @@ def queue_url(endpoint: str, name: str) -> str:
 
 def queue_arn(name: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+
+def topic_arn(name: str) -> str:
+    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
 
 
 def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
@@ -137,6 +145,12 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
     dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires_at"})
 
+    # The SNS route: SES publishes to the topic, which delivers to the events queue in SNS's envelope.
+    sns = session.client("sns")
+    topic = sns.create_topic(Name=SES_EVENTS_TOPIC)["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE),
+                  Attributes={"RawMessageDelivery": "false"})
+    # The EventBridge route: rules on the default bus, Send events to their own queue, which holds them back.
     events = session.client("events")
     postline_sets = list(CONFIGURATION_SETS.values())
     for rule, detail_type, queue in ((SES_EVENTS_RULE, [{"anything-but": ["Email Sent"]}], EVENTS_QUEUE),

@@ -1,9 +1,15 @@
 """What SES would publish after a send, produced locally.
 
-The local endpoint logs every accepted send (with the tags and configuration set moto ignores); this thread
-turns each into the event records SES publishes through a configuration set's event destination, and puts
-them on the local default EventBridge bus as SES does (ten to a request), from where the same rule as in AWS
-sends them to the events queue and the ses_events function.
+The local endpoint logs every accepted send (with the tags, configuration set and headers moto ignores); this
+thread turns each into what SES publishes, by the route the deployment chose (``resources.SES_EVENT_ROUTES``):
+
+- ``sns`` (the default): the configuration set's event records but Send (the SNS destination's event types,
+  ``infra/stacks/constants.py``) to the topic ``postline-ses-events``, and for a bounce or complaint also the
+  identity's feedback notification (no tags, the original headers), as SES does; the topic delivers both to the
+  events queue.
+- ``eventbridge``: every event record on the default bus, from where the same rules as in AWS send them to the
+  events queues (Send events to the one that holds them back).
+
 The SES mailbox simulator addresses behave as documented: bounce@ hard-bounces, complaint@ complains,
 suppressionlist@ bounces as on the account suppression list, ooto@ and everything else is delivered.
 """
@@ -16,7 +22,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from .resources import ACCOUNT, REGION
+from .resources import ACCOUNT, REGION, SES_EVENTS_TOPIC, topic_arn
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
 
@@ -70,6 +76,37 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+# What the SNS route carries (infra/stacks/constants.py: SNS_EVENT_TYPES, IDENTITY_NOTIFICATION_TYPES).
+SNS_SKIPS = frozenset({"Send"})
+IDENTITY_NOTIFICATIONS = frozenset({"Bounce", "Complaint"})
+
+
+def identity_notification(event: dict[str, Any], headers: list[dict[str, str]]) -> dict[str, Any]:
+    """The identity's feedback notification for a Bounce or Complaint event record: ``notificationType``, the
+    same details, and a ``mail`` without tags but with the original headers (the identity's headers option)."""
+    mail = {key: value for key, value in event["mail"].items() if key != "tags"}
+    mail.update(headers=headers, headersTruncated=False)
+    detail = event["eventType"].lower()
+    return {"notificationType": event["eventType"], detail: event[detail], "mail": mail}
+
+
+def publish_to_topic(sns_client, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Publish SES records to the topic, ten to a request (PublishBatch's limit); the entries it refused."""
+    refused = []
+    for start in range(0, len(events), 10):
+        answer = sns_client.publish_batch(TopicArn=topic_arn(SES_EVENTS_TOPIC), PublishBatchRequestEntries=[
+            {"Id": str(n), "Message": json.dumps(event)} for n, event in enumerate(events[start:start + 10])])
+        refused += answer.get("Failed", [])
+    return refused
+
+
+def by_sns(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """What SES publishes to the topic for one accepted send."""
+    records = [event for event in events_for(entry) if event["eventType"] not in SNS_SKIPS]
+    return records + [identity_notification(event, entry.get("headers", [])) for event in records
+                      if event["eventType"] in IDENTITY_NOTIFICATIONS]
+
+
 # SES's detail-type on EventBridge for each event type.
 DETAIL_TYPES = {"Send": "Email Sent", "Delivery": "Email Delivered", "Bounce": "Email Bounced",
                 "Complaint": "Email Complaint Received", "Reject": "Email Rejected",
@@ -95,11 +132,11 @@ def put_on_bus(events_client, events: list[dict[str, Any]]) -> list[dict[str, An
 
 
 class SesEventPublisher(threading.Thread):
-    """Follows the endpoint's send log and publishes the SES events for each new send."""
+    """Follows the endpoint's send log and publishes the SES events for each new send, by ``route``."""
 
-    def __init__(self, events, send_log: str, stop: threading.Event):
+    def __init__(self, route: str, sns, events, send_log: str, stop: threading.Event):
         super().__init__(name="ses-events", daemon=True)
-        self.events, self.send_log, self.stop = events, send_log, stop
+        self.route, self.sns, self.events, self.send_log, self.stop = route, sns, events, send_log, stop
 
     def run(self) -> None:
         offset = 0
@@ -111,7 +148,11 @@ class SesEventPublisher(threading.Thread):
                 chunk = log.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
-            events = [event for line in filter(None, complete.decode("utf-8").split("\n"))
-                      for event in events_for(json.loads(line))]
-            for refused in put_on_bus(self.events, events):
-                print(f"[ses-simulator] EventBridge refused an event: {refused}", file=sys.stderr, flush=True)
+            entries = [json.loads(line) for line in filter(None, complete.decode("utf-8").split("\n"))]
+            if self.route == "sns":
+                refused = publish_to_topic(self.sns, [event for entry in entries for event in by_sns(entry)])
+            else:
+                refused = put_on_bus(self.events, [event for entry in entries for event in events_for(entry)])
+            for entry in refused:
+                print(f"[ses-simulator] the {self.route} route refused an event: {entry}", file=sys.stderr,
+                      flush=True)

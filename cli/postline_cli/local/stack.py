@@ -101,6 +101,7 @@ class LocalStack:
     aws_port: int = DEFAULT_AWS_PORT
     api_port: int = DEFAULT_API_PORT
     faults: str = ""
+    ses_route: str = "sns"  # how SES's events reach the events queue (resources.SES_EVENT_ROUTES)
     # Concurrent batches per inbound / send queue (Lambda scales a mapping's concurrency with the backlog); with
     # one render poller per queue, render alone bounded a newsletter to about 45 emails/s locally.
     render_pollers: int = 2
@@ -145,7 +146,8 @@ class LocalStack:
             modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events")}
             apply_faults(self.faults, modules)
             self._start_pollers(session, modules)
-            SesEventPublisher(session.client("events"), str(self.paths.send_log), self._stop).start()
+            SesEventPublisher(self.ses_route, session.client("sns"), session.client("events"),
+                              str(self.paths.send_log), self._stop).start()
             LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
                            self._stop).start()
             api = LocalHttpApi(HOST, self.api_port)

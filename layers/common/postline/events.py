@@ -35,7 +35,7 @@ from .models import (
     EmailEvent, Message, Suppression,
 )
 from .retries import REQUEST, SOFT_BOUNCES, retry_delay, schedule_retry
-from .ses import MESSAGE_ID_TAG, RETRY_TAG
+from .ses import MESSAGE_ID_HEADER, MESSAGE_ID_TAG, RETRY_HEADER, RETRY_TAG
 from .settings import Settings
 from .suppression import erased_address, suppression_key
 from .tokens import RefreshingKeyRing, load_keyring
@@ -79,9 +79,15 @@ class SesEvent:
 
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
+        """An SES event as any route brings it: an SNS notification (raw or in SNS's envelope), an EventBridge
+        event, a configuration set's event record (``eventType``, with postline's message tags) or an identity's
+        feedback notification (``notificationType``, no tags: postline's headers in ``mail.headers`` instead).
+        Raises ``SnsControlMessage`` for SNS's own subscription messages, ``ValueError`` for anything else."""
         document = json.loads(body)
         if document.get("source") == "aws.ses" and isinstance(document.get("detail"), dict):  # from EventBridge
             document = document["detail"]
+        elif document.get("Type") in SNS_CONTROL_TYPES:
+            raise SnsControlMessage(document["Type"], document.get("TopicArn"))
         elif document.get("Type") == "Notification" and "Message" in document:  # SNS envelope
             document = json.loads(document["Message"])
         event_type = document.get("eventType") or document.get("notificationType")
@@ -89,12 +95,13 @@ class SesEvent:
         if not event_type or not isinstance(mail, dict) or "messageId" not in mail:
             raise ValueError("not an SES event: needs eventType or notificationType, and mail.messageId")
         tags = mail.get("tags") or {}
-        tagged = tags.get(MESSAGE_ID_TAG) or [None]
-        attempt = (tags.get(RETRY_TAG) or [None])[0]
+        headers = _postline_headers(mail)
+        message_id = (tags.get(MESSAGE_ID_TAG) or [None])[0] or headers.get(MESSAGE_ID_HEADER.lower())
+        attempt = (tags.get(RETRY_TAG) or [None])[0] or headers.get(RETRY_HEADER.lower())
         detail = document.get(_DETAIL_FIELDS.get(event_type, event_type[:1].lower() + event_type[1:])) or {}
         stamp = detail.get("timestamp") or mail.get("timestamp")
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
-        return cls(event_type, mail["messageId"], tagged[0], _epoch(stamp), detail, flat_tags,
+        return cls(event_type, mail["messageId"], message_id, _epoch(stamp), detail, flat_tags,
                    tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None,
                    int(attempt) if attempt is not None and str(attempt).isdigit() else None)
 
@@ -108,6 +115,25 @@ class SesEvent:
         return AppEvent(name, message_id, self.at, to=self.destination[0] if self.destination else None,
                         template=self.tags.get("postline_template"), campaign=self.tags.get("postline_campaign"),
                         tags={k: v for k, v in self.tags.items() if k not in postline_tags}, detail=_summary(self))
+
+
+SNS_CONTROL_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+
+
+class SnsControlMessage(Exception):
+    """SNS's own message about a subscription (not an SES event): noted, never an error."""
+
+    def __init__(self, kind: str, topic: str | None) -> None:
+        super().__init__(f"SNS {kind} for {topic}")
+        self.kind, self.topic = kind, topic
+
+
+def _postline_headers(mail: dict[str, Any]) -> dict[str, str]:
+    """postline's own headers among the email's (``mail.headers``, which identity notifications carry when the
+    identity includes the original headers), by lower-cased name."""
+    wanted = (MESSAGE_ID_HEADER.lower(), RETRY_HEADER.lower())
+    return {header["name"].lower(): str(header.get("value", "")).strip() for header in mail.get("headers") or ()
+            if isinstance(header, dict) and str(header.get("name", "")).lower() in wanted}
 
 
 def _epoch(stamp: str | None) -> float:
@@ -130,7 +156,7 @@ _EFFECTS = {
     "Bounce": ("bounced", BOUNCED),
     "Complaint": ("complained", COMPLAINED),
     "Reject": ("rejected", FAILED),
-    "DeliveryDelay": ("delayed", None),
+    "DeliveryDelay": ("delayed", SENT),  # SES has the email: it settles a claim left open, as a Send event would
     "Open": ("opened", None),
     "Click": ("clicked", None),
     "Rendering Failure": ("rendering_failed", FAILED),
@@ -150,6 +176,12 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     for record in batch:
         try:
             parsed[record.record_id] = SesEvent.from_body(record.body)
+        except SnsControlMessage as control:
+            # Subscriptions to SQS in the account confirm themselves; one made by hand is confirmed in the SNS
+            # console. Either way it is not an SES event to apply, nor an error.
+            logger.info("an SNS subscription message on the events queue", extra={"type": control.kind,
+                                                                                   "topic": control.topic})
+            result.set(record.record_id, Outcome(None, "ignored", str(control)))
         except Exception as error:  # noqa: BLE001 - retrying cannot make it readable: to the DLQ with why
             logger.warning("unreadable SES event", extra={"reason": describe_error(error)})
             result.set(record.record_id, Outcome(None, "dead-lettered", f"malformed SES event: "
@@ -166,8 +198,10 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     to_suppress: list[tuple[str, str, SesEvent]] = []
     for rid, event in parsed.items():
         if event.message_id is None:
-            # Every email postline sends carries its message id as a tag, and configuration-set events keep it.
-            result.set(rid, Outcome(None, "ignored", "not sent by postline: no postline_message_id tag"))
+            # Every email postline sends carries its message id as a tag (configuration-set events keep it) and as
+            # a header (identity notifications keep it, with the original headers): mail without either is not
+            # postline's.
+            result.set(rid, Outcome(None, "ignored", "not sent by postline: no postline_message_id tag or header"))
             continue
         recorded_type, status = _EFFECTS.get(event.type, (None, None))
         if event.type == "Bounce" and event.detail.get("bounceType") != "Permanent":

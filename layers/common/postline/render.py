@@ -30,6 +30,7 @@ from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .mime import build_mime
 from .models import REJECTED, RENDERED, SUPPRESSED, Message
 from .queues import SendJob, enqueue
+from .ses import MESSAGE_ID_HEADER, RETRY_HEADER
 from .settings import Settings
 from .suppression import is_erased_name, suppression_names
 from .templates import CompiledTemplate, TemplateProblem, TemplateStore
@@ -169,7 +170,8 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     erased_recipients = tuple(n for n in suppression_names(message.to, erasure_key) if is_erased_name(n))
     erased_recipient = erased_recipients[0] if erased_recipients else None  # its key's erased form
     provided: dict[str, Any] = {}
-    list_headers: dict[str, list[str]] = {}
+    list_headers: dict[str, list[str]] = {MESSAGE_ID_HEADER: [item.message_id],
+                                          RETRY_HEADER: [str(_retry_number(item.record) or 0)]}
     if template.stream == "marketing":
         # The recipient's erased name in the link lets it unsubscribe after the message's record has expired.
         unsubscribe_token = ctx.keys.sign(UNSUBSCRIBE, item.message_id, erased_recipient)

@@ -11,6 +11,10 @@ MESSAGE_ID_TAG = "postline_message_id"
 # Which attempt of the message the email is (0, then each soft-bounce retry's number): an SES event settles only
 # the attempt that produced it.
 RETRY_TAG = "postline_retry"
+# The same two, as headers of the email itself: SES's identity notifications carry no message tags, only the
+# email's headers, and these find the message from them.
+MESSAGE_ID_HEADER = "X-Postline-Message-Id"
+RETRY_HEADER = "X-Postline-Retry"
 # SES refuses the whole send (InvalidParameterValue) for a tag value with anything else: "only alphanumeric ASCII
 # characters, '_', and '-' are allowed" (the SESv2 MessageTag reference). moto accepts anything.
 _TAG_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
