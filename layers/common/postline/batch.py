@@ -14,6 +14,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamo import RetryLater
+from .queues import enqueue
+
 logger = Logger(child=True)
 
 REASON_ATTRIBUTE = "postline_reason"  # on a record postline moved to a DLQ: why
@@ -109,8 +112,6 @@ def safe_text(text: str, limit: int = _REASON_LIMIT) -> str:
 def is_transient(error: BaseException) -> bool:
     """Whether an error may pass if the same work is tried again later: AWS answering with an error or not at
     all. Anything else (a value postline cannot handle, a bug) fails the same way every time."""
-    from .dynamo import RetryLater
-
     return isinstance(error, (ClientError, BotoCoreError, RetryLater))
 
 
@@ -135,8 +136,6 @@ class DeadLetters:
     def move(self, moves: list[tuple[QueueRecord, Outcome]]) -> set[str]:
         """Send each record to its DLQ with its outcome's reason (and its own attributes); returns the record ids
         that could not be moved, which stay on their queue."""
-        from .queues import enqueue
-
         by_url: dict[str, list[dict[str, Any]]] = {}
         unmoved: set[str] = set()
         for index, (record, outcome) in enumerate(moves):
