@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1000, help="marketing emails queued for the latency run")
     parser.add_argument("--floor-sends", type=int, default=1000, help="bare SendEmail calls in the floor run")
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start figure")
+    parser.add_argument("--ses-route", choices=("sns", "eventbridge"), default="sns",
+                        help="how SES's events reach the local stack in the stack section")
     parser.add_argument("--out", default="latest.json", help="file name in bench/results/")
     args = parser.parse_args()
     sections = [s for s in args.only.split(",") if s]
@@ -86,7 +88,7 @@ def _stack(args) -> dict:
     from . import pipeline
 
     out = {}
-    with pipeline.RunningStack() as stack:
+    with pipeline.RunningStack(args.ses_route) as stack:
         _progress("local stack: critical latency, idle")
         out["critical_idle"] = pipeline.critical_latency(stack, samples=30)
         stack.wait_idle()

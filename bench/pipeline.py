@@ -29,6 +29,9 @@ POSTLINE = str(Path(sys.executable).parent / "postline")
 class RunningStack:
     """The whole local stack in the background, on free ports, with its own outbox."""
 
+    def __init__(self, ses_route: str = "sns"):
+        self.ses_route = ses_route  # how SES's events reach postline (local up --ses-route)
+
     def __enter__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="postline-bench-stack-"))
         self.aws_port, self.api_port = free_port(), free_port()
@@ -38,7 +41,8 @@ class RunningStack:
                         AWS_ENDPOINT_URL=self.endpoint, AWS_DEFAULT_REGION="us-east-1",
                         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         subprocess.run([POSTLINE, "local", "up", "--detach", "--aws-port", str(self.aws_port), "--api-port",
-                        str(self.api_port)], env=self.env, check=True, capture_output=True)
+                        str(self.api_port), "--ses-route", self.ses_route], env=self.env, check=True,
+                       capture_output=True)
         from botocore.config import Config
 
         config = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 10})
