@@ -169,7 +169,8 @@ def test_an_ses_event_that_breaks_its_handling_fails_alone(pipeline):
     pipeline.enqueue("transactional", message("welcome", "a@example.com", "ev-1"))
     pipeline.enqueue("transactional", message("welcome", "b@example.com", "ev-2"))
     pipeline.drain()
-    first, second = pipeline.ses.sends
+    # The batch's emails go to SES concurrently: find each by its recipient.
+    first, second = sorted(pipeline.ses.sends, key=lambda send: send["Destination"]["ToAddresses"][0])
     broken = ses_event(first, "Bounce", bounce={"bounceType": "Permanent", "bouncedRecipients": [{"status": "5.1.1"}]})
     result = apply(pipeline, broken, ses_event(second, "Delivery", delivery={"recipients": ["b@example.com"]}))
     assert not result.failed
