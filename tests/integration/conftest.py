@@ -174,6 +174,20 @@ class Pipeline:
         with pytest.raises(SystemExit):
             send_batch(records, ctx)
 
+    def crash_before_ses(self, records: list[QueueRecord]) -> None:
+        """The send stage dies after claiming ``records`` and before any request reaches SES: the claims stay
+        open and nothing will ever settle them."""
+        from postline.send import send_batch
+
+        class DiesBeforeSes:
+            def send_email(self, **kwargs):
+                raise SystemExit("killed before the request left")
+
+        ctx = self.send_context()
+        ctx.sesv2 = DiesBeforeSes()
+        with pytest.raises(SystemExit):
+            send_batch(records, ctx)
+
     def drain(self):
         self.run_render()
         self.run_send()

@@ -332,15 +332,7 @@ def test_a_claim_nothing_settles_is_parked_never_sent_again_on_a_timer(pipeline,
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "lost@example.com", "lost"))
     pipeline.run_render()
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
-    ctx = pipeline.send_context()
-
-    class DiesBeforeSes:
-        def send_email(self, **kw):
-            raise SystemExit("killed before the request left")
-
-    ctx.sesv2 = DiesBeforeSes()
-    with pytest.raises(SystemExit):
-        send_batch(records, ctx)
+    pipeline.crash_before_ses(records)
     message_id = message_id_for("lost")
     young = send_batch(records, pipeline.send_context())
     assert young.failed and pipeline.ses.count(message_id) == 0  # waits for SES's events to have had time

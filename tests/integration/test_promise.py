@@ -499,15 +499,7 @@ def parked(pipeline, key: str) -> str:
     pipeline.enqueue("marketing", message("newsletter", "lost@example.com", key))
     pipeline.run_render()
     records = pipeline.receive("postline-send-marketing", visibility=0)
-    ctx = pipeline.send_context()
-
-    class DiesBeforeSes:
-        def send_email(self, **kw):
-            raise SystemExit("killed")
-
-    ctx.sesv2 = DiesBeforeSes()
-    with pytest.raises(SystemExit):
-        send_batch(records, ctx)
+    pipeline.crash_before_ses(records)
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
     send_batch(records, pipeline.send_context())
     assert record(key).status == "unknown"

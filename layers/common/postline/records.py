@@ -120,11 +120,10 @@ def note_dead_lettered(dynamodb, table: str, outcomes: list[Any], now: float) ->
     cannot be written now (the usual cause of such a failure) keeps its status and older reason."""
     for outcome in outcomes:
         try:
-            dynamodb.update_item(**{key: value for key, value in update(
+            dynamodb.update_item(**update(
                 table, outcome.message_id, set_values={"reason": f"in the DLQ after its last receive: {outcome.reason}",
                                                        "updated_at": now},
-                condition="attribute_exists(message_id)")["Update"].items()
-                if key != "ReturnValuesOnConditionCheckFailure"})
+                condition="attribute_exists(message_id)")["Update"])
         except Exception:  # noqa: BLE001 - the DLQ message has the reason either way
             pass
 

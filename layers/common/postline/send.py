@@ -37,7 +37,7 @@ from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
-from .retries import REQUEST
+from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
 from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN, SendResult, send_raw
 from .settings import SEND_EVENT_MARGIN_SECONDS, Settings
 from .suppression import describe, find_suppressions, first_blocking, is_erased_name
@@ -46,7 +46,6 @@ logger = Logger(child=True)
 
 MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
-SQS_MAX_DELAY_SECONDS = 900
 WAITING_SINCE_ATTRIBUTE = "postline_waiting_since"  # on a job put back on its queue: since when SES refuses it
 
 
@@ -156,12 +155,11 @@ def _release(work: _Batch, ctx: SendContext) -> None:
     now = ctx.clock()
     for rid in work.claimed:
         try:
-            ctx.dynamodb.update_item(**{key: value for key, value in records.update(
+            ctx.dynamodb.update_item(**records.update(
                 ctx.settings.messages_table, work.jobs[rid].message_id,
                 set_values={"status": RENDERED, "updated_at": now}, remove=("claimed_at", "claim"),
                 condition="#status = :c_sending AND claim = :c_claim",
-                condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]})["Update"].items()
-                if key != "ReturnValuesOnConditionCheckFailure"})
+                condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]})["Update"])
         except Exception as error:  # noqa: BLE001
             logger.warning("a claim was not given back: it will be parked", extra={
                 "message_id": work.jobs[rid].message_id, "error": describe_error(error)})
@@ -264,14 +262,13 @@ def _not_claimed(rid: str, job: SendJob, failed: ConditionFailed, suppressing: b
                 claimed_at, now, stale_claim_seconds=settings.stale_claim_seconds,
                 send_event_delay_seconds=settings.send_event_delay_seconds))
         else:
-            _park(rid, job, failed.old, claimed_at, work, ctx, now)
+            _park(rid, job, claimed_at, work, ctx, now)
     else:
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
         work.duplicates.append(job.message_id)
 
 
-def _park(rid: str, job: SendJob, old: dict[str, Any], claimed_at: float, work: _Batch, ctx: SendContext,
-          now: float) -> None:
+def _park(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendContext, now: float) -> None:
     """An attempt claimed the message and nothing recorded what SES did with it: neither the attempt (it died,
     or lost SES's answer) nor an SES event. Sending again could send twice, so the message is parked: status
     ``unknown`` with the reason, and this job in the send DLQ (which alarms) until someone decides."""
@@ -403,7 +400,7 @@ def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult)
                            remove=("claim",), condition="#status = :c_sending AND claim = :c_claim",
                            condition_values={":c_sending": SENDING, ":c_claim": token})["Update"]
     try:
-        ctx.dynamodb.update_item(**{k: v for k, v in entry.items() if k != "ReturnValuesOnConditionCheckFailure"})
+        ctx.dynamodb.update_item(**entry)
         return True
     except Exception as error:  # noqa: BLE001 - SES took it: whatever this write does, the email is sent
         if not (isinstance(error, ClientError) and
