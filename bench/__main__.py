@@ -1,7 +1,7 @@
 """``make bench``: measure every figure beside its floor, print one figures table (figure, floor, ratio, target)
 and the cost breakdown, and write it all to bench/results/latest.json. Benchmarks never pass or fail on time.
 
-    python -m bench [--only calls,cpu,cold,stack] [--newsletter 5000] [--backlog 1000] [--cold-runs 7]
+    python -m bench [--only calls,cpu,cold,stack,rate] [--newsletter 5000] [--backlog 1000] [--cold-runs 7]
 
   calls  AWS calls per email over the real handlers (bench.lifecycle), and the cost model built on them
   cpu    CPU per rendered email against bare Jinja2 + stdlib MIME (bench.cpu)
@@ -9,6 +9,9 @@ and the cost breakdown, and write it all to bench/results/latest.json. Benchmark
          from the layer as Lambda mounts it, with and without the bytecode compiled at deploy
   stack  the whole local stack: newsletter throughput against bare SendEmail, critical latency idle and under
          a marketing backlog (bench.pipeline)
+  rate   the shared sending-rate limiter on the whole local stack with the local SES at 50/s: rate utilisation
+         under a backlog, seconds over the rate, SES's throttles, critical latency, limiter writes per email, and
+         the same beside another sender taking 30 % of the rate, nothing lost or sent twice (bench.rate)
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("calls", "cpu", "cold", "stack")
+SECTIONS = ("calls", "cpu", "cold", "stack", "rate")
 
 
 def main() -> None:
@@ -34,6 +37,12 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start figure")
     parser.add_argument("--ses-route", choices=("sns", "eventbridge"), default="sns",
                         help="how SES's events reach the local stack in the stack section")
+    parser.add_argument("--rate-backlog", type=int, default=10_000,
+                        help="marketing emails in the rate section's backlog, postline the only sender")
+    parser.add_argument("--rate-outside-backlog", type=int, default=5_000,
+                        help="marketing emails in the rate section's run beside another sender")
+    parser.add_argument("--rate-send-pollers", type=int, default=2,
+                        help="send pollers per send queue in the rate section (the local stack's default: 2)")
     parser.add_argument("--out", default="latest.json", help="file name in bench/results/")
     args = parser.parse_args()
     sections = [s for s in args.only.split(",") if s]
@@ -67,10 +76,19 @@ def main() -> None:
         figures["layer_bytecode"] = coldstart.layer_bytecode(runs=max(3, args.cold_runs // 2))
     if "stack" in sections:
         figures["stack"] = _stack(args)
+    if "rate" in sections:
+        from . import rate
+
+        figures["rate"] = rate.measure(args.rate_backlog, args.rate_outside_backlog, args.rate_send_pollers)
 
     rows = table(figures)
     figures["table"] = rows
     print_table(rows)
+    if "rate" in figures:
+        from . import rate
+
+        print()
+        print("\n".join(rate.report(figures["rate"])))
     if "cost" in figures:
         print_cost(figures["cost"])
     if "cost_eventbridge" in figures:
@@ -170,6 +188,31 @@ def table(figures: dict) -> list[dict]:
         row(f"critical email p99, SendMessage -> outbox, while {busy['backlog']:,} marketing drain "
             f"(floor: idle p99, same run)", round(busy["p99_s"] * 1000), round(idle["p99_s"] * 1000),
             round(busy["p99_s"] / idle["p99_s"], 1), "(no target yet)", "ms")
+    rate = figures.get("rate")
+    if rate:
+        a, b, idle, limit = rate["alone"], rate["outside"], rate["critical_idle"], rate["ses_rate"]
+        row(f"sending rate used while a {a['emails']:,}-email backlog drains, postline alone, local SES at {limit:g}/s "
+            f"(floor: the rate; ramp-up left out: until {rate['ramp_up_excluded_s']:g} s after it is all enqueued)",
+            round(a["utilisation"]["per_second"], 1), limit, round(a["utilisation"]["utilisation"], 3), ">= 0.95",
+            "emails/s")
+        row("busiest one-second window of accepted sends, sliding (floor: the rate)", a["windows"]["sliding_max"],
+            limit, round(a["windows"]["sliding_max"] / limit, 2), "<= 1.0")
+        row("calendar seconds with more accepted sends than the rate", a["windows"]["calendar_over"], 0, "-", "0")
+        row("SES throttling errors while the backlog drains, postline alone", a["throttles"], 0, "-", "0")
+        if "p99_s" in a["critical_backlog"] and "p99_s" in idle:
+            row("critical email p99, SendMessage -> SES accepts, during that backlog (floor: idle p99, same run)",
+                round(a["critical_backlog"]["p99_s"] * 1000), round(idle["p99_s"] * 1000),
+                round(a["critical_backlog"]["p99_s"] / idle["p99_s"], 1), "(no target yet)", "ms")
+        row("limiter DynamoDB writes per email (floor: one per batch of 10)", round(a["writes_per_email"], 3), 0.1,
+            round(a["writes_per_email"] / 0.1, 2), "(no target yet)")
+        row(f"sending rate used beside another sender at {b['outside_rate']:g}/s, both senders (floor: the rate)",
+            round(b["total"]["per_second"], 1), limit, round(b["total"]["utilisation"], 3), "(no target yet)",
+            "emails/s")
+        row(f"  of which postline's, {b['emails']:,}-email backlog (floor: the rate less the other sender's "
+            f"{b['outside_rate']:g}/s)", round(b["postline"]["per_second"], 1), limit - b["outside_rate"],
+            round(b["postline"]["per_second"] / (limit - b["outside_rate"]), 3), "(no target yet)", "emails/s")
+        row("emails lost or sent twice, beside another sender", b["once"]["lost"] + b["once"]["sent_twice"], 0, "-",
+            "0")
     for key, route in (("cost", "SNS route, the default"), ("cost_eventbridge", "EventBridge route")):
         cost = figures.get(key)
         if cost:

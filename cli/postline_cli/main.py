@@ -16,6 +16,8 @@ from postline.contract import Rejected
 from postline.settings import STREAMS
 from postline.suppression import REASONS, suppression_names
 
+from .rate import rate as rate_commands
+from .rate import warmup as warmup_commands
 from .suppressions import SCOPES
 from .target import Target, target
 from .views import iso
@@ -536,6 +538,11 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
                   f"{report.retries} scheduled retries"
                   + (f"; still suppressed ({', '.join(report.kept_suppressed)}) as a keyed hash"
                      if report.kept_suppressed else ""), highlight=False)
+
+
+# ---------------------------------------------------------------- sending rate and warm-up
+cli.add_command(rate_commands)
+cli.add_command(warmup_commands)
 
 
 # ---------------------------------------------------------------- demo

@@ -110,6 +110,7 @@ STACK_OUTPUTS = {
     "TableEmailEvents": "POSTLINE_EVENTS_TABLE",
     "TableEmailSuppressions": "POSTLINE_SUPPRESSIONS_TABLE",
     "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
+    "TableRateLimits": "POSTLINE_RATE_LIMITS_TABLE",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendQueueUrl{s.capitalize()}": f"POSTLINE_SEND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendDlqUrl{s.capitalize()}": f"POSTLINE_SEND_DLQ_URL_{s.upper()}" for s in STREAMS},

@@ -6,7 +6,10 @@ that ``cdk synth`` works out of the box. docs/deploy.md lists every key.
 """
 from __future__ import annotations
 
+import datetime
+import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +17,15 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-from .constants import DEFAULT_IDENTITY_NOTIFICATIONS, IDENTITY_NOTIFICATION_TYPES, SES_EVENT_ROUTES, STREAMS
+from .constants import (
+    DEFAULT_IDENTITY_NOTIFICATIONS,
+    DEFAULT_MARKETING_RATE_SHARE,
+    IDENTITY_NOTIFICATION_TYPES,
+    IP_POOL_OF_STREAM,
+    IP_POOLS,
+    SES_EVENT_ROUTES,
+    STREAMS,
+)
 
 # The names the functions accept (layers/common/postline/settings.py), repeated so synth needs no layer import.
 APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
@@ -46,6 +57,11 @@ _FROM = re.compile(r"^(?:[^<>]*<\s*([^<>\s]+)\s*>|([^<>\s]+))$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+WARMUP_KEYS = ("start", "pools", "curve")
+DEFAULT_WARMUP_POOLS = ("marketing",)
+# The warm-up plan travels in an environment variable, and Lambda allows 4 KB for all of them together.
+MAX_WARMUP_CURVE_POINTS = 30
 
 
 class ConfigError(ValueError):
@@ -62,6 +78,23 @@ class HostedZone:
 class ApiDomain:
     domain_name: str
     certificate_arn: str | None  # None: a DNS-validated certificate is created in the hosted zone
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """A standard dedicated IP pool's warm-up: daily caps along a curve from the day the IPs started sending."""
+
+    start: str  # YYYY-MM-DD, day 1 of the curve
+    pools: tuple[str, ...] = DEFAULT_WARMUP_POOLS  # IP pool names (constants.IP_POOLS)
+    curve: tuple[tuple[int, int], ...] | None = None  # (day, emails per day); None: the library's own curve
+
+    def plan(self) -> dict[str, Any]:
+        """What the send function reads (Env.WARMUP_PLAN): each warmed pool with the streams sending through it."""
+        plan: dict[str, Any] = {"start": self.start, "pools": {
+            pool: [stream for stream in STREAMS if IP_POOL_OF_STREAM[stream] == pool] for pool in self.pools}}
+        if self.curve is not None:
+            plan["curve"] = [list(point) for point in self.curve]
+        return plan
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,12 @@ class Config:
     ses_event_route: str = "sns"
     # The identity's feedback notifications also sent to the SNS topic (the SNS route only).
     identity_notifications: tuple[str, ...] = DEFAULT_IDENTITY_NOTIFICATIONS
+    # The shared sending-rate limiter: SES's own rate (emails per second) and 24-hour quota (GetAccount) unless
+    # these override them; the share of the rate marketing may use while other mail flows; an IP warm-up.
+    max_send_rate: float | None = None
+    max_24_hour_send: int | None = None
+    marketing_rate_share: float = DEFAULT_MARKETING_RATE_SHARE
+    warmup: Warmup | None = None
 
     @property
     def mail_from_domain(self) -> str:
@@ -296,6 +335,29 @@ def parse_config(raw: Any, source: str = "config") -> Config:
                             f"(known: {', '.join(IDENTITY_NOTIFICATION_TYPES)})")
         values["identity_notifications"] = tuple(dict.fromkeys(notifications))
 
+    rate = take("max_send_rate", (int, float))
+    if rate is not None:
+        if isinstance(rate, bool) or not 0 < rate < math.inf:
+            problems.append(f"max_send_rate: must be a number of emails per second above 0, got {rate!r}")
+        else:
+            values["max_send_rate"] = rate
+    quota = take("max_24_hour_send", int)
+    if quota is not None:
+        if quota < 1:
+            problems.append(f"max_24_hour_send: must be a whole number of emails above 0, got {quota}")
+        else:
+            values["max_24_hour_send"] = quota
+    share = take("marketing_rate_share", (int, float))
+    if share is not None:
+        if isinstance(share, bool) or not 0 < share <= 1:
+            problems.append(f"marketing_rate_share: must be above 0 and at most 1 (the share of the sending rate "
+                            f"marketing may use while other mail is being sent), got {share!r}")
+        else:
+            values["marketing_rate_share"] = float(share)
+    warmup = take("warmup", dict)
+    if warmup is not None:
+        values["warmup"] = _warmup(warmup, values.get("ip_pools") or "none", problems)
+
     recipients = take("sandbox_recipients", list)
     if recipients is not None:
         bad = [r for r in recipients if not isinstance(r, str) or not _EMAIL.match(r)]
@@ -306,6 +368,68 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if problems:
         raise ConfigError(f"postline config {source} is invalid:\n  - " + "\n  - ".join(problems))
     return Config(**{k: v for k, v in values.items() if v is not None})
+
+
+def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup | None:
+    """The warm-up object: only for standard pools, the named pools known, the curve rising day by day."""
+    before = len(problems)
+    if ip_pools == "managed":
+        problems.append('warmup: needs ip_pools "standard"; with "managed" pools SES warms the dedicated IPs '
+                        "itself, so postline does not cap them (remove warmup)")
+    elif ip_pools == "none":
+        problems.append('warmup: needs ip_pools "standard"; with "none" mail goes out on SES\'s shared IPs and '
+                        "there is no dedicated IP to warm (remove warmup)")
+    for key in sorted(set(raw) - set(WARMUP_KEYS)):
+        problems.append(f"warmup.{key}: unknown key (known: {', '.join(sorted(WARMUP_KEYS))})")
+
+    start = raw.get("start")
+    if start is None:
+        problems.append("warmup.start: required, the day the dedicated IPs began sending, as YYYY-MM-DD")
+    elif not isinstance(start, str) or not _DAY.match(start) or not _is_date(start):
+        problems.append(f"warmup.start: {start!r} is not a date as YYYY-MM-DD")
+
+    pools = raw.get("pools", list(DEFAULT_WARMUP_POOLS))
+    if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
+        problems.append(f"warmup.pools: must be a non-empty list of IP pool names ({', '.join(IP_POOLS)}), "
+                        f"got {pools!r}")
+    else:
+        unknown = [p for p in pools if p not in IP_POOLS]
+        if unknown:
+            problems.append(f"warmup.pools: unknown pools {unknown} (pools: {', '.join(IP_POOLS)})")
+
+    curve = raw.get("curve")
+    points: list[tuple[int, int]] = []
+    if curve is not None:
+        if not isinstance(curve, list) or not curve:
+            problems.append("warmup.curve: must be a non-empty list of [day, emails per day] pairs")
+        elif len(curve) > MAX_WARMUP_CURVE_POINTS:
+            problems.append(f"warmup.curve: {len(curve)} points, at most {MAX_WARMUP_CURVE_POINTS} (the plan travels "
+                            "in the send function's environment, which Lambda limits to 4 KB)")
+        else:
+            for n, point in enumerate(curve):
+                if (not isinstance(point, list) or len(point) != 2
+                        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in point)):
+                    problems.append(f"warmup.curve[{n}]: must be [day, emails per day], two whole numbers above 0, "
+                                    f"got {point!r}")
+                else:
+                    points.append((point[0], point[1]))
+            for (day, cap), (next_day, next_cap) in itertools.pairwise(points):
+                if next_day <= day:
+                    problems.append(f"warmup.curve: days must increase strictly, day {next_day} follows day {day}")
+                if next_cap < cap:
+                    problems.append(f"warmup.curve: emails per day may not decrease, {next_cap} on day {next_day} "
+                                    f"after {cap} on day {day}")
+    if len(problems) > before:
+        return None
+    return Warmup(start=start, pools=tuple(dict.fromkeys(pools)), curve=tuple(points) if curve is not None else None)
+
+
+def _is_date(value: str) -> bool:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def within(name: str, domain: str) -> bool:

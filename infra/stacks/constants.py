@@ -101,6 +101,21 @@ SES_METRIC_EVENT_TYPES = ("SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "REJECT")
 SES_CONFIGURATION_SET_DIMENSION = "ses:configuration-set"
 # IP pools: critical and transactional share one; marketing never shares with them.
 IP_POOL_OF_STREAM = {"critical": "transactional", "transactional": "transactional", "marketing": "marketing"}
+IP_POOLS = tuple(dict.fromkeys(IP_POOL_OF_STREAM.values()))  # "transactional", "marketing"
+
+# The shared sending-rate limiter (layers/common/postline/limiter.py): marketing may use this share of the rate
+# while other mail flows (the rest is a reserve for critical and transactional mail); the config's
+# marketing_rate_share overrides it.
+DEFAULT_MARKETING_RATE_SHARE = 0.7
+# The limiter stops marketing at this share of the 24-hour quota used (transactional at 97%, critical uses it all);
+# the SesQuotaLow alarm fires at the same point, so the operator hears of it when newsletters stop.
+QUOTA_ALARM_PERCENT = 90
+# Custom metrics the send function publishes (Powertools' embedded metric format, in METRICS_NAMESPACE with the
+# dimension service=POWERTOOLS_SERVICE_NAME that Powertools adds by default).
+METRIC_QUOTA_USED_PERCENT = "SesQuotaUsedPercent"  # share of the 24-hour quota used, 0-100, at each refresh
+METRIC_THROTTLED_SENDS = "SesThrottledSends"  # sends SES refused as throttled
+METRIC_RATE_LIMITER_WAITS = "RateLimiterWaits"  # emails that had to wait for tokens
+METRIC_SERVICE_DIMENSION = "service"
 
 # Account-level SES reputation alarms (AWS reviews an account at 5% bounces / 0.1% complaints; pausing
 # sends is automatic at 10% / 0.5%).
@@ -141,6 +156,14 @@ class Env:
     EVENT_TTL_DAYS = "POSTLINE_EVENT_TTL_DAYS"
     MESSAGE_TTL_DAYS = "POSTLINE_MESSAGE_TTL_DAYS"
     APP_EVENTS = "POSTLINE_APP_EVENTS"
+    # The sending-rate limiter: overrides of SES's own figures (set only when the config gives them), the share of
+    # the rate marketing may use (always set), and the IP warm-up plan as JSON (set only with a warm-up):
+    # {"start": "YYYY-MM-DD", "pools": {"<pool>": ["<stream>", ...]}, "curve": [[day, emails per day], ...]}
+    # ("curve" only when the config gives one; else the library's own).
+    MAX_SEND_RATE = "POSTLINE_MAX_SEND_RATE"
+    MAX_24_HOUR_SEND = "POSTLINE_MAX_24_HOUR_SEND"
+    MARKETING_RATE_SHARE = "POSTLINE_MARKETING_RATE_SHARE"
+    WARMUP_PLAN = "POSTLINE_WARMUP_PLAN"
     TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"

@@ -1,6 +1,7 @@
 """The Lambda functions: one per functions/<name>/, all on the shared layer, each with its own least-privilege role."""
 from __future__ import annotations
 
+import json
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -120,6 +121,14 @@ class Functions(Construct):
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
             Env.LOG_LEVEL: config.log_level,
         })
+        # The sending-rate limiter (the send function's): SES's own rate and quota unless overridden.
+        environment[Env.MARKETING_RATE_SHARE] = _number(config.marketing_rate_share)
+        if config.max_send_rate is not None:
+            environment[Env.MAX_SEND_RATE] = _number(config.max_send_rate)
+        if config.max_24_hour_send is not None:
+            environment[Env.MAX_24_HOUR_SEND] = str(config.max_24_hour_send)
+        if config.warmup is not None:
+            environment[Env.WARMUP_PLAN] = json.dumps(config.warmup.plan(), separators=(",", ":"))
         return environment
 
     def _function(self, name: str, config: Config, environment: dict[str, str]) -> lambda_.Function:
@@ -188,7 +197,12 @@ class Functions(Construct):
         # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical).
         _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
         _table(send, tables.events, *WRITE_EVENTS, "DeleteItem")  # DeleteItem: an erased recipient's kept request
-        _table(send, tables.rate_limits, "GetItem", "UpdateItem")
+        # The shared limiter: tokens taken with conditional updates, its state (SES's figures, warm-up days) read
+        # and written back; the account's sending rate and 24-hour quota read from SES every few minutes.
+        _table(send, tables.rate_limits, "GetItem", "PutItem", "UpdateItem")
+        iam.Grant.add_to_principal(grantee=send, actions=["ses:GetAccount"], resource_arns=["*"])
+        accept(send.role, "AwsSolutions-IAM5[Resource::*]", "ses:GetAccount reads the account's sending rate and "
+               "24-hour quota and supports no resource-level permissions.")
         _objects(send, claim_check, "s3:GetObject")
         for stream in STREAMS:
             # A job SES refuses for now goes back on its queue, delayed; one postline gives up on (parked,
@@ -218,6 +232,11 @@ class Functions(Construct):
         # Read whether the address (or its erased name) is unsubscribed; write the unsubscribe; delete it on
         # resubscribe.
         _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
+
+
+def _number(value: float) -> str:
+    """A config number as the library parses it: 14 for 14.0, the shortest exact form otherwise (0.7)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str) -> None:

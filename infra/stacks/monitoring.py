@@ -1,4 +1,4 @@
-"""Alarms (to one topic, optionally emailed) and a dashboard of the pipeline's flow, backlogs and latency."""
+"""Alarms (to one topic, optionally emailed) and a dashboard: flow, backlogs, latency, sending rate."""
 from __future__ import annotations
 
 from aws_cdk import Duration
@@ -14,6 +14,13 @@ from .config import Config
 from .constants import (
     BOUNCE_RATE_ALARM,
     COMPLAINT_RATE_ALARM,
+    METRIC_QUOTA_USED_PERCENT,
+    METRIC_RATE_LIMITER_WAITS,
+    METRIC_SERVICE_DIMENSION,
+    METRIC_THROTTLED_SENDS,
+    METRICS_NAMESPACE,
+    POWERTOOLS_SERVICE_NAME,
+    QUOTA_ALARM_PERCENT,
     SES_CONFIGURATION_SET_DIMENSION,
     STREAMS,
     Outputs,
@@ -60,6 +67,14 @@ class Monitoring(Construct):
                     BOUNCE_RATE_ALARM)
         self._alarm("SesComplaintRate", f"SES complaint rate at or above {COMPLAINT_RATE_ALARM:.1%}",
                     complaint_rate, COMPLAINT_RATE_ALARM)
+        # The send function's limiter publishes how much of SES's 24-hour quota is used at each refresh.
+        quota_used = _own(METRIC_QUOTA_USED_PERCENT, "Maximum")
+        self._alarm("SesQuotaLow", (
+            f"{QUOTA_ALARM_PERCENT}% or more of the account's SES 24-hour sending quota is used: postline has stopped "
+            "sending marketing (it waits on its queue, nothing is lost) to keep the rest for transactional and "
+            "critical mail. Request a sending quota increase in the SES console (Account dashboard) or wait for "
+            "the 24-hour window to free quota; marketing resumes by itself. See docs/deploy.md, 'Sending rate, "
+            "quota and IP warm-up'."), quota_used, QUOTA_ALARM_PERCENT)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self.dashboard.add_widgets(*[self._flow(stream, queues, ses_resources) for stream in STREAMS])
@@ -95,6 +110,16 @@ class Monitoring(Construct):
                 api.metric_count(label="requests"), api.metric_client_error(label="4xx"),
                 api.metric_server_error(label="5xx")]),
         )
+        self.dashboard.add_widgets(
+            _graph("Sending rate: SES 24-hour quota used (%)", [quota_used.with_(label="quota used")],
+                   left_annotations=[cloudwatch.HorizontalAnnotation(value=QUOTA_ALARM_PERCENT,
+                                                                     label="marketing stops, alarm")],
+                   left_y_axis=cloudwatch.YAxisProps(min=0, max=100)),
+            _graph("Sending rate: sends SES throttled", [
+                _own(METRIC_THROTTLED_SENDS, "Sum").with_(label="throttled sends")]),
+            _graph("Sending rate: emails that waited for tokens", [
+                _own(METRIC_RATE_LIMITER_WAITS, "Sum").with_(label="waited")]),
+        )
         stack_output(self, Outputs.ALARM_TOPIC, self.topic.topic_arn, "SNS topic every postline alarm goes to")
         stack_output(self, Outputs.DASHBOARD, self.dashboard.dashboard_name, "CloudWatch dashboard")
 
@@ -124,6 +149,12 @@ class Monitoring(Construct):
 
 def _reputation(name: str) -> cloudwatch.Metric:
     return cloudwatch.Metric(namespace="AWS/SES", metric_name=name, statistic="Maximum", period=REPUTATION_PERIOD)
+
+
+def _own(name: str, statistic: str) -> cloudwatch.Metric:
+    """A metric the functions publish (Powertools' embedded metric format, with its default service dimension)."""
+    return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic=statistic,
+                             period=PERIOD, dimensions_map={METRIC_SERVICE_DIMENSION: POWERTOOLS_SERVICE_NAME})
 
 
 def _graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:

@@ -3,6 +3,7 @@ ports with its own state folder and outbox, driven through SQS and the CLI exact
 operator would."""
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -75,17 +76,16 @@ class LocalStack:
         return sum(1 for entry in lines if entry["tags"].get("postline_message_id") == message_id)
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("postline-local")
+@contextlib.contextmanager
+def started_stack(state: Path, *up_args: str, **environment: str):
+    """``postline local up --detach`` in its own state folder, on free ports, with ``environment`` added."""
     aws_port, api_port = free_port(), free_port()
     env = dict(os.environ, POSTLINE_LOCAL_DIR=str(state / "state"), POSTLINE_OUTBOX=str(state / "outbox"),
                AWS_ENDPOINT_URL=f"http://127.0.0.1:{aws_port}", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", **environment)
     stack = LocalStack(env, f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{api_port}", state / "outbox",
                        state / "state" / "ses-send-log.jsonl")
-    stack.cli("local", "up", "--detach", "--aws-port", str(aws_port), "--api-port", str(api_port),
-              "--fault", f"crash_after_ses:{CRASH_ADDRESS}")
+    stack.cli("local", "up", "--detach", "--aws-port", str(aws_port), "--api-port", str(api_port), *up_args)
     try:
         yield stack
     finally:
@@ -93,3 +93,9 @@ def local_stack(tmp_path_factory):
         log = state / "state" / "local.log"
         if log.exists():
             print(log.read_text()[-5000:])
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    with started_stack(tmp_path_factory.mktemp("postline-local"), "--fault", f"crash_after_ses:{CRASH_ADDRESS}") as stack:
+        yield stack

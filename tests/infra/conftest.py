@@ -3,7 +3,8 @@
 ``synth`` is the default configuration (infra/config/example.json), built exactly as `make synth` builds it,
 cdk-nag included: SES's events through SNS. ``variant`` turns on everything optional (hosted zone, custom links
 domain, IP pools, alarm email), takes the other route for SES's events (EventBridge) and skips the layer bundling
-to stay fast.
+to stay fast. ``warmed`` is a minimal configuration with standard dedicated IP pools, an IP warm-up and the
+sending-rate overrides (no bundling either).
 """
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ VARIANT_CONFIG = {
     "retain_data": False,
     "sandbox_recipients": ["tester@example.net"],
     "ses_event_route": "eventbridge",
+}
+
+WARMED_CONFIG = {
+    "stack_name": "postline-warmed",
+    "domain": "mail.example.net",
+    "from_address": "news@mail.example.net",
+    "ip_pools": "standard",
+    "max_send_rate": 14.5,
+    "max_24_hour_send": 50_000,
+    "marketing_rate_share": 0.5,
+    "warmup": {"start": "2025-03-01", "pools": ["transactional", "marketing"],
+               "curve": [[1, 200], [3, 1_000], [7, 10_000], [14, 50_000]]},
 }
 
 
@@ -101,4 +114,10 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synthesize(parse_config(VARIANT_CONFIG, "variant"), tmp_path_factory.mktemp("cdk.out.variant"),
+                       context={"aws:cdk:bundling-stacks": []})
+
+
+@pytest.fixture(scope="session")
+def warmed(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize(parse_config(WARMED_CONFIG, "warmed"), tmp_path_factory.mktemp("cdk.out.warmed"),
                        context={"aws:cdk:bundling-stacks": []})

@@ -40,6 +40,9 @@ def test_defaults():
         "postline", "none", "none", True)
     assert config.hosted_zone is None and config.api_domain is None and config.alarm_email is None
     assert config.send_concurrency["marketing"] < config.send_concurrency["critical"]
+    # The limiter uses SES's own rate and quota, marketing 70% of the rate, and no warm-up.
+    assert (config.max_send_rate, config.max_24_hour_send, config.marketing_rate_share, config.warmup) == (
+        None, None, 0.7, None)
 
 
 def test_history_is_kept_30_days_by_default_as_the_functions_keep_it():
@@ -84,6 +87,87 @@ def test_every_problem_is_reported_at_once():
 ])
 def test_invalid_values_are_named(change, fragment):
     assert fragment in _problems({**MINIMAL, **change})
+
+
+STANDARD = {**MINIMAL, "ip_pools": "standard"}
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"max_send_rate": 0}, "max_send_rate: must be a number of emails per second above 0, got 0"),
+    ({"max_send_rate": -2.5}, "max_send_rate: must be a number of emails per second above 0, got -2.5"),
+    ({"max_send_rate": True}, "max_send_rate: must be a number of emails per second above 0, got True"),
+    ({"max_send_rate": "14"}, "max_send_rate: must be int/float, got str"),
+    ({"max_24_hour_send": 0}, "max_24_hour_send: must be a whole number of emails above 0, got 0"),
+    ({"max_24_hour_send": 5e4}, "max_24_hour_send: must be int, got float"),
+    ({"marketing_rate_share": 0}, "marketing_rate_share: must be above 0 and at most 1"),
+    ({"marketing_rate_share": 1.5}, "marketing_rate_share: must be above 0 and at most 1"),
+    ({"warmup": {"start": "2025-03-01"}}, 'warmup: needs ip_pools "standard"; with "none" mail goes out on '
+                                          "SES's shared IPs and there is no dedicated IP to warm"),
+    ({"ip_pools": "managed", "warmup": {"start": "2025-03-01"}},
+     'warmup: needs ip_pools "standard"; with "managed" pools SES warms the dedicated IPs itself'),
+    ({"ip_pools": "standard", "warmup": ["2025-03-01"]}, "warmup: must be dict, got list"),
+    ({"ip_pools": "standard", "warmup": {}}, "warmup.start: required, the day the dedicated IPs began sending"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-02-30"}}, "warmup.start: '2025-02-30' is not a date as "
+                                                                   "YYYY-MM-DD"),
+    ({"ip_pools": "standard", "warmup": {"start": "20250301"}}, "warmup.start: '20250301' is not a date"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "days": 30}},
+     "warmup.days: unknown key (known: curve, pools, start)"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "pools": ["critical"]}},
+     "warmup.pools: unknown pools ['critical'] (pools: transactional, marketing)"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "pools": []}},
+     "warmup.pools: must be a non-empty list of IP pool names (transactional, marketing)"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "pools": "marketing"}},
+     "warmup.pools: must be a non-empty list of IP pool names"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": []}},
+     "warmup.curve: must be a non-empty list of [day, emails per day] pairs"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100], [2, 0]]}},
+     "warmup.curve[1]: must be [day, emails per day], two whole numbers above 0, got [2, 0]"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100], [2, 150.5]]}},
+     "warmup.curve[1]: must be [day, emails per day]"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100, 5]]}},
+     "warmup.curve[0]: must be [day, emails per day]"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100], [5, 500], [5, 800]]}},
+     "warmup.curve: days must increase strictly, day 5 follows day 5"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[3, 100], [2, 500]]}},
+     "warmup.curve: days must increase strictly, day 2 follows day 3"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 1000], [2, 500]]}},
+     "warmup.curve: emails per day may not decrease, 500 on day 2 after 1000 on day 1"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[d, d] for d in range(1, 32)]}},
+     "warmup.curve: 31 points, at most 30"),
+])
+def test_invalid_sending_rate_and_warmup_are_named(change, fragment):
+    assert fragment in _problems({**MINIMAL, **change})
+
+
+def test_every_warmup_problem_is_reported_at_once():
+    message = _problems({**MINIMAL, "ip_pools": "managed", "warmup": {
+        "start": "soon", "pools": ["bulk"], "curve": [[2, 10], [1, 5]], "ips": 2}})
+    for fragment in ('needs ip_pools "standard"', "warmup.ips: unknown key", "warmup.start: 'soon'",
+                     "unknown pools ['bulk']", "days must increase strictly", "emails per day may not decrease"):
+        assert fragment in message
+
+
+def test_sending_rate_overrides_are_parsed():
+    config = parse_config({**MINIMAL, "max_send_rate": 14, "max_24_hour_send": 50_000, "marketing_rate_share": 1})
+    assert (config.max_send_rate, config.max_24_hour_send, config.marketing_rate_share) == (14, 50_000, 1.0)
+    assert parse_config({**MINIMAL, "max_send_rate": 0.5, "marketing_rate_share": 0.25}).max_send_rate == 0.5
+
+
+def test_a_warmup_defaults_to_the_marketing_pool_and_the_librarys_curve():
+    warmup = parse_config({**STANDARD, "warmup": {"start": "2025-03-01"}}).warmup
+    assert (warmup.start, warmup.pools, warmup.curve) == ("2025-03-01", ("marketing",), None)
+    # What the send function is given: each warmed pool with the streams that send through it; no curve of its own.
+    assert warmup.plan() == {"start": "2025-03-01", "pools": {"marketing": ["marketing"]}}
+
+
+def test_a_warmup_with_its_own_pools_and_curve():
+    warmup = parse_config({**STANDARD, "warmup": {
+        "start": "2025-03-01", "pools": ["transactional", "marketing", "marketing"],
+        "curve": [[1, 500], [2, 500], [10, 20_000]]}}).warmup
+    assert warmup.pools == ("transactional", "marketing")
+    assert warmup.plan() == {"start": "2025-03-01",
+                             "pools": {"transactional": ["critical", "transactional"], "marketing": ["marketing"]},
+                             "curve": [[1, 500], [2, 500], [10, 20_000]]}
 
 
 def test_optional_parts_are_parsed():

@@ -3,6 +3,7 @@ the library requires, and event source mappings with partial batch failures and 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from postline.settings import APP_EVENT_NAMES, ENVIRONMENT, PER_STREAM, STREAMS, Settings
 from stacks.constants import FUNCTIONS
@@ -63,6 +64,32 @@ def test_every_function_gets_every_setting_the_library_requires(synth):
     assert variables <= set(environments[0]), variables - set(environments[0])
     assert environments[0]["POWERTOOLS_SERVICE_NAME"] == "postline"
     assert environments[0]["POSTLINE_DEFAULT_FROM"] == "Example <hello@mail.example.com>"
+
+
+def _send_environment(synth):
+    send = synth.resource(synth.stack.functions.functions["send"])
+    return send["Properties"]["Environment"]["Variables"]
+
+
+def test_the_rate_limiter_uses_ses_figures_and_a_marketing_share_by_default(synth):
+    env = _send_environment(synth)
+    assert env["POSTLINE_MARKETING_RATE_SHARE"] == "0.7"
+    assert env["POSTLINE_RATE_LIMITS_TABLE"] == {"Ref": synth.logical_id(synth.stack.tables.rate_limits)}
+    # No overrides: the limiter reads the rate and the 24-hour quota from SES (GetAccount). No warm-up.
+    for variable in ("POSTLINE_MAX_SEND_RATE", "POSTLINE_MAX_24_HOUR_SEND", "POSTLINE_WARMUP_PLAN"):
+        assert variable not in env
+
+
+def test_the_rate_limiter_gets_the_configured_overrides_and_warmup_plan(warmed):
+    env = _send_environment(warmed)
+    assert (env["POSTLINE_MAX_SEND_RATE"], env["POSTLINE_MAX_24_HOUR_SEND"],
+            env["POSTLINE_MARKETING_RATE_SHARE"]) == ("14.5", "50000", "0.5")
+    # Each warmed pool with the streams that send through it (critical and transactional share a pool).
+    assert json.loads(env["POSTLINE_WARMUP_PLAN"]) == {
+        "start": "2025-03-01",
+        "pools": {"transactional": ["critical", "transactional"], "marketing": ["marketing"]},
+        "curve": [[1, 200], [3, 1000], [7, 10000], [14, 50000]],
+    }
 
 
 def test_inbound_dlq_urls_are_keyed_by_inbound_queue_name(synth):

@@ -1,4 +1,5 @@
-"""Least privilege: named actions on named resources; '*' only where AWS offers nothing narrower (X-Ray)."""
+"""Least privilege: named actions on named resources; '*' only where AWS offers nothing narrower (X-Ray, and
+SES's GetAccount for the send function's rate limiter)."""
 from __future__ import annotations
 
 import json
@@ -38,7 +39,8 @@ def test_no_wildcards_but_xray(synth, function):
         assert statement["Effect"] == "Allow"
         assert not any("*" in action for action in _actions(statement)), statement
         if "*" in _resources(statement):
-            assert _actions(statement) == XRAY
+            # ses:GetAccount: the limiter reads the account's rate and quota; it has no resource-level permissions.
+            assert _actions(statement) == XRAY or (function == "send" and _actions(statement) == {"ses:GetAccount"})
         forbidden = {"Scan", "DeleteItem", "DeleteTable"}
         if function == "unsubscribe" and "TablesEmailSuppressions" in str(_resources(statement)):
             forbidden.discard("DeleteItem")  # the resubscribe button removes the unsubscribe it made
@@ -62,7 +64,8 @@ def test_only_unsubscribe_deletes_suppressions_and_only_send_deletes_events(synt
 def test_send_policy(synth):
     stack = synth.stack
     statements = synth.policy_statements("send")
-    ses_statements = [s for s in statements if any(a.startswith("ses:") for a in _actions(s))]
+    ses_statements = [s for s in statements if any(a.startswith("ses:") for a in _actions(s))
+                      and _actions(s) != {"ses:GetAccount"}]
     assert len(ses_statements) == 1
     assert _actions(ses_statements[0]) == {"ses:SendEmail", "ses:SendRawEmail"}
     resources = str(_resources(ses_statements[0]))
@@ -82,6 +85,9 @@ def test_send_policy(synth):
     assert _granted(synth, "send", synth.logical_id(tables.events)) == {
         "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"}
     assert not _granted(synth, "send", synth.logical_id(tables.templates))
+    # The shared rate limiter: tokens by conditional update, its state read and written; no batch, no delete.
+    assert _granted(synth, "send", synth.logical_id(tables.rate_limits)) == {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     for stream in STREAMS:
         # Its own queue: a job waits out SES's refusal there; what it gives up on goes to the DLQ with why.
         assert {"sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= _granted(
@@ -91,6 +97,23 @@ def test_send_policy(synth):
         assert not _granted(synth, "send", synth.logical_id(stack.queues.inbound[stream]))
     assert _granted(synth, "send", synth.logical_id(stack.storage.bucket)) == {"s3:GetObject"}
     assert not _granted(synth, "send", synth.logical_id(stack.signing_keys.secret))
+
+
+@pytest.mark.parametrize("which", ["synth", "variant"])
+def test_only_send_reads_the_ses_account_and_uses_the_rate_limits_table(which, request):
+    result = request.getfixturevalue(which)
+    rate_limits = result.logical_id(result.stack.tables.rate_limits)
+    for function in FUNCTIONS:
+        statements = result.policy_statements(function)
+        get_account = [s for s in statements if "ses:GetAccount" in _actions(s)]
+        if function == "send":
+            # Alone in its statement, on '*' (SES offers nothing narrower), even when X-Ray also needs '*'.
+            assert [(_actions(s), s["Resource"]) for s in get_account] == [({"ses:GetAccount"}, "*")]
+            assert all(rate_limits in str(s["Resource"]) and "/index/" not in str(s["Resource"])
+                       for s in statements if "dynamodb:PutItem" in _actions(s) and rate_limits in str(s["Resource"]))
+        else:
+            assert not get_account
+            assert not _granted(result, function, rate_limits)
 
 
 def test_send_policy_adds_sandbox_recipients_when_configured(variant):

@@ -1,7 +1,8 @@
-"""Alarms on DLQs, send-queue age, function errors and throttles, SES reputation; all to the alarm topic."""
+"""Alarms on DLQs, send-queue age, function errors and throttles, SES reputation and quota; all to the alarm
+topic."""
 from __future__ import annotations
 
-from stacks.constants import FUNCTIONS
+from stacks.constants import FUNCTIONS, QUOTA_ALARM_PERCENT
 
 
 def _alarms(synth):
@@ -11,7 +12,8 @@ def _alarms(synth):
 def test_every_alarm_notifies_the_alarm_topic(synth):
     topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
     alarms = _alarms(synth)
-    assert len(alarms) == 7 + 3 + 2 * len(FUNCTIONS) + 2  # 7 DLQs (the SNS route has no held-back Send queue)
+    # 7 DLQs (the SNS route has no held-back Send queue), 3 send queues, each function, reputation, quota.
+    assert len(alarms) == 7 + 3 + 2 * len(FUNCTIONS) + 2 + 1
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 
@@ -44,6 +46,23 @@ def test_ses_reputation_alarms(synth):
         assert "Dimensions" not in alarm  # account level
 
 
+def test_ses_quota_alarm_watches_the_send_functions_metric(synth):
+    quota = [a for a in _alarms(synth) if a.get("MetricName") == "SesQuotaUsedPercent"]
+    assert len(quota) == 1
+    alarm = quota[0]
+    # Where Powertools publishes it: the functions' namespace, with its default dimension service=<service name>.
+    env = synth.resource(synth.stack.functions.functions["send"])["Properties"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "postline"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 300, 1)
+    assert alarm["Threshold"] == QUOTA_ALARM_PERCENT == 90  # where the limiter stops marketing
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert "marketing" in alarm["AlarmDescription"] and "quota increase" in alarm["AlarmDescription"]
+    alarm_id = next(k for k, v in synth.resources("AWS::CloudWatch::Alarm").items() if v["Properties"] is alarm)
+    assert "SesQuotaLow" in alarm_id
+
+
 def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_its_key(synth):
     topic = synth.resource(synth.stack.monitoring.topic)["Properties"]
     key = synth.template["Resources"][topic["KmsMasterKeyId"]["Fn::GetAtt"][0]]["Properties"]
@@ -66,3 +85,12 @@ def test_dashboard_shows_flow_backlog_and_latency(synth):
         assert title in body
     for metric in ("NumberOfMessagesSent", "Delivery", "Bounce", "Complaint", "ses:configuration-set"):
         assert metric in body
+
+
+def test_dashboard_shows_the_sending_rate(synth):
+    dashboard = next(iter(synth.resources("AWS::CloudWatch::Dashboard").values()))
+    body = "".join(part if isinstance(part, str) else "" for part in dashboard["Properties"]["DashboardBody"][
+        "Fn::Join"][1])
+    assert body.count("Sending rate: ") == 3
+    for metric in ("SesQuotaUsedPercent", "SesThrottledSends", "RateLimiterWaits"):
+        assert f'["postline","{metric}","service","postline"' in body

@@ -157,3 +157,9 @@ def test_dedicated_ip_pools_keep_marketing_apart(variant):
     pool_of = {s: variant.resource(ses.configuration_sets[s])["Properties"]["DeliveryOptions"]["SendingPoolName"]
                for s in STREAMS}
     assert pool_of["critical"] == pool_of["transactional"] != pool_of["marketing"]
+
+
+def test_standard_pools_for_a_warmup(warmed):
+    pools = warmed.resources("AWS::SES::DedicatedIpPool")
+    assert len(pools) == 2
+    assert all(p["Properties"]["ScalingMode"] == "STANDARD" for p in pools.values())

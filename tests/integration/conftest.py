@@ -32,10 +32,16 @@ TRACKING = "https://t.example.com"
 class CountingSes:
     """The SES client, counting sends per postline message id (the promise: at most one each)."""
 
-    def __init__(self, sesv2):
+    def __init__(self, sesv2, max_send_rate: float = 100_000, max_24_hour_send: float = 10_000_000):
         self._sesv2 = sesv2
         self.sends: list[dict[str, Any]] = []
         self.fail_with: list[Exception] = []  # raised (in order) instead of sending
+        # moto has no GetAccount (the local endpoint adds it): the account's limits, high enough not to bind unless a
+        # test lowers them
+        self.quota = {"MaxSendRate": max_send_rate, "Max24HourSend": max_24_hour_send, "SentLast24Hours": 0.0}
+
+    def get_account(self):
+        return {"SendQuota": dict(self.quota, SentLast24Hours=self.quota["SentLast24Hours"] + len(self.sends))}
 
     def send_email(self, **kwargs):
         if self.fail_with:
@@ -63,6 +69,10 @@ class Pipeline:
     def clock(self) -> float:
         return self.now[0]
 
+    def sleep(self, seconds: float) -> None:
+        """Waiting (for a send's slot) moves the test's clock on, as real time would."""
+        self.now[0] += max(0.0, seconds)
+
     @property
     def sqs(self):
         return self.session.client("sqs")
@@ -78,7 +88,7 @@ class Pipeline:
 
     def send_context(self, **overrides) -> SendContext:
         kw = dict(dynamodb=self.session.client("dynamodb"), sqs=self.sqs, s3=self.session.client("s3"),
-                  sesv2=self.ses, events=self.session.client("events"), clock=self.clock)
+                  sesv2=self.ses, events=self.session.client("events"), clock=self.clock, sleep=self.sleep)
         kw.update(overrides)
         return SendContext(self.settings, **kw)
 

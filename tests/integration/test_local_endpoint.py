@@ -286,12 +286,15 @@ def test_a_raw_email_is_checked_and_counted_by_its_headers(aws):
 
 
 def test_the_local_ses_refuses_a_send_whose_tags_ses_would_refuse(tmp_path, monkeypatch):
+    from moto.sesv2 import urls as sesv2_urls
     from moto.sesv2.responses import SESV2Response
 
     for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(SESV2Response, "send_email", SESV2Response.send_email)  # put back after the test
+    monkeypatch.setattr(SESV2Response, "get_account", None, raising=False)  # likewise GetAccount and its route
+    monkeypatch.setattr(sesv2_urls, "url_paths", dict(sesv2_urls.url_paths))
     send_log = tmp_path / "sends.jsonl"
     aws_endpoint.install_ses_recorder(str(tmp_path / "outbox"), str(send_log))
     with mock_aws():

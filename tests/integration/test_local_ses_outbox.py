@@ -7,6 +7,7 @@ import json
 
 import boto3
 from moto import mock_aws
+from moto.sesv2 import urls as sesv2_urls
 from moto.sesv2.responses import SESV2Response
 
 from postline.mime import build_mime
@@ -19,6 +20,8 @@ def test_the_outbox_email_has_ses_message_id_and_date_and_the_body_as_sent(tmp_p
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(SESV2Response, "send_email", SESV2Response.send_email)  # put back after the test
+    monkeypatch.setattr(SESV2Response, "get_account", None, raising=False)  # likewise GetAccount and its route
+    monkeypatch.setattr(sesv2_urls, "url_paths", dict(sesv2_urls.url_paths))
     outbox, send_log = tmp_path / "outbox", tmp_path / "sends.jsonl"
     aws_endpoint.install_ses_recorder(str(outbox), str(send_log))
     mime = build_mime(sender="Lumen <hello@mail.example.com>", recipient="ada@example.com", subject="Hi",

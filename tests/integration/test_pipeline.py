@@ -40,8 +40,8 @@ def parsed_mime(send: dict) -> email.message.EmailMessage:
     return email.message_from_bytes(send["Content"]["Raw"]["Data"], policy=email.policy.default)
 
 
-def ses_error(code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "simulated"}}, "SendEmail")
+def ses_error(code: str, message: str = "simulated") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "SendEmail")
 
 
 def test_each_template_is_rendered_and_sent_once_with_its_stream_settings(pipeline):
@@ -387,24 +387,31 @@ class RequeueSpy:
                            attributes)
 
 
-def test_throttling_releases_the_claim_and_waits_on_the_queue_without_spending_receives(pipeline):
+@pytest.mark.parametrize("code, text, delay, slowed", [
+    ("ThrottlingException", "Maximum sending rate exceeded.", 2, True),  # the limiter slows down: back soon
+    ("SendingPausedException", "Sending paused for this account.", 30, False),
+])
+def test_a_refusal_for_now_releases_the_claim_and_waits_on_the_queue_without_spending_receives(
+        pipeline, code, text, delay, slowed):
     from postline.send import send_batch
 
     pipeline.enqueue("transactional", message("welcome", "slow@example.com", "throttled"))
     pipeline.run_render()
     records = pipeline.receive("postline-send-transactional", visibility=0)
     spy = RequeueSpy(pipeline)
-    pipeline.ses.fail_with = [ses_error("TooManyRequestsException")]
-    first = send_batch(records, pipeline.send_context(sqs=spy))
+    pipeline.ses.fail_with = [ses_error(code, text)]
+    ctx = pipeline.send_context(sqs=spy)
+    first = send_batch(records, ctx)
     message_id = message_id_for("throttled")
     assert not first.failed and pipeline.ses.count(message_id) == 0  # the received copy is done with
     assert [o.result for o in first.outcomes.values()] == ["waiting"]
-    assert record(message_id).status == "rendered" and "TooManyRequests" in record(message_id).reason
+    assert record(message_id).status == "rendered" and code in record(message_id).reason
     # The job is back on its queue as a new message, held back, so waiting costs no receive.
     (again,) = spy.sent
     assert again["QueueUrl"] == pipeline.queue_url("postline-send-transactional")
-    assert again["MessageBody"] == records[0].body and again["DelaySeconds"] == 30
+    assert again["MessageBody"] == records[0].body and again["DelaySeconds"] == delay
     assert float(again["MessageAttributes"]["postline_waiting_since"]["StringValue"]) == pipeline.clock()
+    assert (ctx.limiter.factor() < 1) is slowed
 
 
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
@@ -549,14 +556,17 @@ def test_a_marketing_batch_is_claimed_with_one_insert_call_and_no_transaction(pi
     pipeline.run_render()
     records = pipeline.receive("postline-send-marketing", visibility=0)
     dynamodb = Counting(pipeline.session.client("dynamodb"))
+    claimed_at = pipeline.clock()  # (the clock moves on while each email waits for its sending slot)
     result = send_batch(records, pipeline.send_context(dynamodb=dynamodb))
-    # The claims in one call; then each email's own `sent`, written as soon as SES took it.
-    assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_execute_statement"] + ["update_item"] * 3
+    # The claims in one call; the batch's sending slots in one write (after reading the limiter's shared
+    # slow-down); then each email's own `sent`, written as soon as SES took it.
+    assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_execute_statement", "get_item",
+                                                    "update_item"] + ["update_item"] * 3
     for i in range(3):
         stored = record(message_id_for(f"n-insert-{i}"))  # the record a first claim has always created
         assert (stored.status, stored.attempts, stored.recipient, stored.template, stored.campaign) == (
             "sent", 1, f"reader{i}@example.com", "newsletter", "june")
-        assert stored.rendered_by and stored.claimed_at == pipeline.clock() and stored.expires_at
+        assert stored.rendered_by and stored.claimed_at == claimed_at and stored.expires_at
         assert pipeline.ses.count(message_id_for(f"n-insert-{i}")) == 1
 
 

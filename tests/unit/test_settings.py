@@ -30,6 +30,7 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_INBOUND_QUEUE_URL_MARKETING": "https://sqs.example/1/postline-marketing",
         "POSTLINE_SCHEDULE_GROUP": "pl-retries",
         "POSTLINE_SCHEDULER_ROLE_ARN": "arn:aws:iam::1:role/pl-scheduler",
+        "POSTLINE_RATE_LIMITS_TABLE": "pl-rate-limits",
         **{f"POSTLINE_SEND_QUEUE_URL_{s.upper()}": f"https://sqs.example/1/postline-send-{s}" for s in STREAMS},
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }

@@ -1,11 +1,17 @@
 """The local AWS endpoint: a moto server on loopback, plus what moto's SES leaves out.
 
-moto's SESv2 accepts a send but ignores the configuration set and the message tags, and keeps the email only
-in memory. Here a send is refused, as SES refuses it, when a message tag breaks SES's rule, and every accepted
-send is also
+moto's SESv2 accepts a send but ignores the configuration set and the message tags, keeps the email only in
+memory, has no sending limits and no GetAccount. Here a send is refused, as SES refuses it, when a message tag
+breaks SES's rule, and every accepted send is also
 - written as an RFC 5322 ``.eml`` file to the outbox, named by postline's message id (from the message tag), with
   the Message-ID and Date headers SES sets, and
 - appended to a JSON-lines send log that the local stack turns into SES events (Send, Delivery, Bounce, ...).
+The local SES also has an account's two sending limits (``SesSendingLimits``): a maximum sending rate (emails per
+second, ``--ses-rate`` or ``POSTLINE_LOCAL_SES_RATE``, 14 by default as for a new production account) and a 24-hour
+quota (``--ses-quota`` or ``POSTLINE_LOCAL_SES_QUOTA``, 50,000). A send over either is refused with SES's
+``ThrottlingException`` and kept out of the outbox and the send log, but appended to ``ses-refusals.jsonl`` beside
+the send log; GetAccount answers with both limits and the sends of the last 24 hours, which a restart reloads from
+the send log.
 
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
@@ -22,54 +28,220 @@ import base64
 import copy
 import functools
 import json
+import math
 import os
 import re
 import signal
 import string
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 _SES_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the SESv2 MessageTag rule, for names and values alike
 
+SES_RATE_VARIABLE, SES_QUOTA_VARIABLE = "POSTLINE_LOCAL_SES_RATE", "POSTLINE_LOCAL_SES_QUOTA"
+# A new production SES account's limits (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas.html).
+DEFAULT_SES_RATE, DEFAULT_SES_QUOTA = 14.0, 50_000
+REFUSAL_LOG = "ses-refusals.jsonl"
+RATE_EXCEEDED, QUOTA_EXCEEDED = "Maximum sending rate exceeded.", "Daily message quota exceeded."
+_DAY = 86_400.0
+_LOGGED_TIME = re.compile(r'"timestamp": ([-+.0-9eE]+)')
 
-def install_ses_recorder(outbox: str, send_log: str) -> None:
+
+def parse_ses_rate(text: str) -> float:
+    """A maximum sending rate: emails per second, a finite number greater than 0."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"must be a number of emails per second greater than 0, not {text!r}")
+    return rate
+
+
+def parse_ses_quota(text: str) -> int:
+    """A 24-hour sending quota: a whole number of emails greater than 0."""
+    try:
+        quota = int(text)
+    except ValueError:
+        quota = 0
+    if quota <= 0:
+        raise ValueError(f"must be a whole number of emails greater than 0, not {text!r}")
+    return quota
+
+
+_SES_LIMITS = {SES_RATE_VARIABLE: (DEFAULT_SES_RATE, parse_ses_rate),
+               SES_QUOTA_VARIABLE: (DEFAULT_SES_QUOTA, parse_ses_quota)}
+
+
+def ses_limit_from_environment(variable: str, environ=None) -> float | int:
+    """The local SES's rate (``POSTLINE_LOCAL_SES_RATE``) or quota (``POSTLINE_LOCAL_SES_QUOTA``) from the
+    environment, the default when unset or empty; a ValueError naming the variable for a value that is not one."""
+    default, parse = _SES_LIMITS[variable]
+    text = (os.environ if environ is None else environ).get(variable, "")
+    try:
+        return parse(text) if text.strip() else default
+    except ValueError as error:
+        raise ValueError(f"{variable} {error}") from None
+
+
+def ses_limits_from_environment(environ=None) -> tuple[float, int]:
+    return (ses_limit_from_environment(SES_RATE_VARIABLE, environ),
+            ses_limit_from_environment(SES_QUOTA_VARIABLE, environ))
+
+
+def refusal_log_beside(send_log: str) -> str:
+    """Where the sends SES refused are logged: ``ses-refusals.jsonl`` in the send log's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(send_log)), REFUSAL_LOG)
+
+
+def accepted_times(send_log: str) -> Iterable[float]:
+    """The acceptance times in a send log, oldest first (as written); none when there is no log yet."""
+    if not os.path.exists(send_log):
+        return
+    with open(send_log, encoding="utf-8") as handle:
+        for line in handle:
+            found = _LOGGED_TIME.search(line)  # the entry's first field after the id: cheaper than parsing it all
+            if found:
+                try:
+                    yield float(found.group(1))
+                except ValueError:
+                    continue
+
+
+class SesSendingLimits:
+    """An SES account's maximum sending rate and 24-hour quota, as SES applies them to each send: one is refused
+    when the sends accepted in the last second (a sliding window) number the rate or more, or those of the last 24
+    hours the quota or more (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html). Each SendEmail
+    counts as one (SES counts recipients; postline sends each email to one). Not thread-safe: the caller holds one
+    lock over the check, the send and ``record``, so concurrent sends never exceed the rate.
+
+    Amortised O(1) per send, in little memory whatever the volume: the last second's acceptance times are kept
+    exactly (at most the rate of them), the last 24 hours' as counts per whole second (at most 86,400), so the
+    quota's window slides a second at a time, keeping a send up to a second longer than 24 hours."""
+
+    def __init__(self, rate: float, quota: int, accepted: Iterable[float] = (), now: float | None = None):
+        self.rate, self.quota = rate, quota
+        self._second: deque[float] = deque()  # acceptance times within the last second
+        self._days: deque[list] = deque()  # [whole second, sends accepted in it], oldest first
+        self._in_day = 0
+        now = time.time() if now is None else now
+        for accepted_at in accepted:
+            if accepted_at > now - _DAY - 1:
+                self._count(accepted_at)
+                if accepted_at > now - 1.0:
+                    self._second.append(accepted_at)
+        self._trim(now)
+
+    def refusal(self, now: float) -> str | None:
+        """SES's message if it would refuse a send now, else None. The quota first: waiting a second does not
+        help a send that it refuses."""
+        self._trim(now)
+        if self._in_day >= self.quota:
+            return QUOTA_EXCEEDED
+        if len(self._second) >= self.rate:
+            return RATE_EXCEEDED
+        return None
+
+    def record(self, accepted_at: float) -> None:
+        self._second.append(accepted_at)
+        self._count(accepted_at)
+
+    def sent_last_24_hours(self, now: float) -> int:
+        self._trim(now)
+        return self._in_day
+
+    def _count(self, accepted_at: float) -> None:
+        second = int(accepted_at)
+        if self._days and self._days[-1][0] >= second:  # the same second (or the clock stepped back)
+            self._days[-1][1] += 1
+        else:
+            self._days.append([second, 1])
+        self._in_day += 1
+
+    def _trim(self, now: float) -> None:
+        while self._second and self._second[0] <= now - 1.0:
+            self._second.popleft()
+        while self._days and self._days[0][0] + 1 <= now - _DAY:  # every send of that second is 24 hours old
+            self._in_day -= self._days.popleft()[1]
+
+
+def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_RATE,
+                         quota: int = DEFAULT_SES_QUOTA) -> SesSendingLimits:
+    """SESv2's SendEmail as SES answers it (tags checked, sending limits applied) with each accepted send in the
+    outbox and the send log and each throttled one in the refusal log; and GetAccount, which moto lacks, with the
+    limits and the sends of the last 24 hours (from the send log as well, so a restarted endpoint keeps them)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.sesv2 import urls
     from moto.sesv2.responses import SESV2Response
 
     original = SESV2Response.send_email
-    lock = threading.Lock()
+    lock = threading.Lock()  # over the check, the send and its recording: the server answers on many threads
+    limits = SesSendingLimits(rate, quota, accepted_times(send_log))
+    refusal_log = refusal_log_beside(send_log)
     os.makedirs(outbox, exist_ok=True)
 
     def send_email(self) -> str:
         params = json.loads(self.body)
         _refuse_tags_ses_refuses(params.get("EmailTags", []))
-        answer = original(self)
-        accepted_at = time.time()
         tags = {t["Name"]: t["Value"] for t in params.get("EmailTags", [])}
-        ses_message_id = json.loads(answer)["MessageId"]
-        name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
-        raw = params.get("Content", {}).get("Raw", {}).get("Data")
-        sent = as_ses_sends(base64.b64decode(raw), ses_message_id, self.region, accepted_at) if raw else b""
-        if raw is not None:
-            with open(os.path.join(outbox, f"{name}.eml"), "wb") as handle:
-                handle.write(sent)
-        destination = params.get("Destination", {})
-        entry = {
-            "ses_message_id": ses_message_id,
-            "timestamp": accepted_at,
-            "source": params.get("FromEmailAddress"),
-            "destination": destination.get("ToAddresses", []) + destination.get("CcAddresses", []),
-            "configuration_set": params.get("ConfigurationSetName"),
-            "tags": tags,
-            "headers": header_list(sent),  # SES's notifications carry them (with the identity's headers option)
-        }
-        with lock, open(send_log, "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
+        with lock:
+            now = time.time()
+            refusal = limits.refusal(now)
+            if refusal is not None:
+                with open(refusal_log, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"timestamp": now, "code": "ThrottlingException", "message": refusal,
+                                          "tags": tags}) + "\n")
+                raise JsonRESTError("ThrottlingException", refusal)
+            answer = original(self)
+            accepted_at = time.time()
+            limits.record(accepted_at)
+            _record_send(self.region, params, tags, json.loads(answer)["MessageId"], accepted_at, outbox, send_log)
         return answer
 
+    def get_account(self) -> str:
+        with lock:
+            sent = limits.sent_last_24_hours(time.time())
+        return json.dumps({
+            "SendQuota": {"Max24HourSend": float(limits.quota), "MaxSendRate": float(limits.rate),
+                          "SentLast24Hours": float(sent)},
+            "SendingEnabled": True, "ProductionAccessEnabled": True, "EnforcementStatus": "HEALTHY",
+            "DedicatedIpAutoWarmupEnabled": False,
+        })
+
     SESV2Response.send_email = send_email
+    SESV2Response.get_account = get_account
+    # moto routes no GET /v2/email/account (its "/v2/.*" path is taken literally), so the path is added to its
+    # SESv2 routes, which the server reads when it first answers SESv2.
+    urls.url_paths.setdefault("{0}/v2/email/account$", SESV2Response.dispatch)
+    return limits
+
+
+def _record_send(region: str, params: dict, tags: dict[str, str], ses_message_id: str, accepted_at: float,
+                 outbox: str, send_log: str) -> None:
+    """An accepted send in the outbox (first: its SES events come from the send log) and the send log."""
+    name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
+    raw = params.get("Content", {}).get("Raw", {}).get("Data")
+    sent = as_ses_sends(base64.b64decode(raw), ses_message_id, region, accepted_at) if raw else b""
+    if raw is not None:
+        with open(os.path.join(outbox, f"{name}.eml"), "wb") as handle:
+            handle.write(sent)
+    destination = params.get("Destination", {})
+    entry = {
+        "ses_message_id": ses_message_id,
+        "timestamp": accepted_at,
+        "source": params.get("FromEmailAddress"),
+        "destination": destination.get("ToAddresses", []) + destination.get("CcAddresses", []),
+        "configuration_set": params.get("ConfigurationSetName"),
+        "tags": tags,
+        "headers": header_list(sent),  # SES's notifications carry them (with the identity's headers option)
+    }
+    with open(send_log, "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
 
 
 def as_ses_sends(raw: bytes, ses_message_id: str, region: str, accepted_at: float) -> bytes:
@@ -617,13 +789,22 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--outbox", required=True)
     parser.add_argument("--send-log", required=True)
+    parser.add_argument("--ses-rate", type=_option(parse_ses_rate), metavar="EMAILS_PER_SECOND",
+                        help=f"SES's maximum sending rate (default: ${SES_RATE_VARIABLE}, else {DEFAULT_SES_RATE:g})")
+    parser.add_argument("--ses-quota", type=_option(parse_ses_quota), metavar="EMAILS",
+                        help=f"SES's 24-hour sending quota (default: ${SES_QUOTA_VARIABLE}, else {DEFAULT_SES_QUOTA})")
     args = parser.parse_args()
+    try:
+        rate = args.ses_rate if args.ses_rate is not None else ses_limit_from_environment(SES_RATE_VARIABLE)
+        quota = args.ses_quota if args.ses_quota is not None else ses_limit_from_environment(SES_QUOTA_VARIABLE)
+    except ValueError as error:
+        parser.error(str(error))
 
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the functions' logs
 
-    install_ses_recorder(args.outbox, args.send_log)
+    install_ses_recorder(args.outbox, args.send_log, rate, quota)
     serialise_dynamodb()
     insert_as_dynamodb_does()
     lighten_dynamodb_expressions()
@@ -639,6 +820,16 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     server.shutdown()
+
+
+def _option(parse):
+    """An argparse type from a parser that raises ValueError: its message, not argparse's generic one."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return convert
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ TABLES = {
     "POSTLINE_EVENTS_TABLE": "postline-email-events",
     "POSTLINE_SUPPRESSIONS_TABLE": "postline-email-suppressions",
     "POSTLINE_TEMPLATES_TABLE": "postline-templates",
+    "POSTLINE_RATE_LIMITS_TABLE": "postline-rate-limits",
 }
 CLAIM_CHECK_BUCKET = "postline-claim-check"
 # The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
@@ -122,6 +123,17 @@ def _new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def create_rate_limits_table(dynamodb, existing: set[str]) -> None:
+    """The limiter's counters (postline.limiter), keyed as in the stack (infra/stacks/constants.py TABLES)."""
+    name = TABLES["POSTLINE_RATE_LIMITS_TABLE"]
+    if name not in existing:
+        dynamodb.create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}, {"AttributeName": "window", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"},
+                                  {"AttributeName": "window", "AttributeType": "S"}])
+
+
 def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> None:
     sqs = session.client("sqs")
     for name in all_queue_names():
@@ -144,6 +156,7 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
             model.create_table(wait=True)
     dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires_at"})
+    create_rate_limits_table(dynamodb, existing)
 
     # The SNS route: SES publishes to the topic, which delivers to the events queue in SNS's envelope.
     sns = session.client("sns")

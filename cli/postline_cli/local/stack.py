@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import resources
+from . import aws_endpoint, resources
 from .http_api import LocalHttpApi
 from .runner import QueuePoller, apply_faults, load_handler_module
 from .scheduler import LocalScheduler
@@ -45,6 +45,10 @@ class LocalPaths:
         return self.state_dir / "ses-send-log.jsonl"
 
     @property
+    def refusal_log(self) -> Path:  # the sends the local SES refused (throttled), beside the send log
+        return self.state_dir / aws_endpoint.REFUSAL_LOG
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / "local.json"
 
@@ -66,6 +70,18 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise LocalStackError(f"timed out waiting for {what}")
+
+
+def ses_limits(rate: float | None = None, quota: int | None = None) -> tuple[float, int]:
+    """The local SES's sending rate and 24-hour quota: those given, else ``POSTLINE_LOCAL_SES_RATE`` and
+    ``POSTLINE_LOCAL_SES_QUOTA``, else a new production account's (14/s, 50,000); a LocalStackError naming the
+    variable whose value is not one."""
+    from_environment = aws_endpoint.ses_limit_from_environment
+    try:
+        return (from_environment(aws_endpoint.SES_RATE_VARIABLE) if rate is None else rate,
+                from_environment(aws_endpoint.SES_QUOTA_VARIABLE) if quota is None else quota)
+    except ValueError as error:
+        raise LocalStackError(str(error)) from None
 
 
 def read_state(paths: LocalPaths) -> dict | None:
@@ -107,6 +123,8 @@ class LocalStack:
     render_pollers: int = 2
     send_pollers: int = 2
     log_batches: bool = True
+    ses_rate: float | None = None  # the local SES's limits; None: from the environment (``ses_limits``)
+    ses_quota: int | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -119,6 +137,7 @@ class LocalStack:
 
     def run(self, on_ready=None) -> None:
         """Start everything, call ``on_ready(queue_urls)``, and block until SIGINT/SIGTERM."""
+        ses_rate, ses_quota = ses_limits(self.ses_rate, self.ses_quota)
         for port in (self.aws_port, self.api_port):
             if port_open(port):
                 raise LocalStackError(f"port {port} is in use: is the local stack already up? (postline local status)")
@@ -126,9 +145,11 @@ class LocalStack:
         for old in self.paths.outbox.glob("*.eml"):  # each run starts with an empty outbox
             old.unlink()
         self.paths.send_log.unlink(missing_ok=True)
+        self.paths.refusal_log.unlink(missing_ok=True)
         endpoint_process = subprocess.Popen([
             sys.executable, "-m", "postline_cli.local.aws_endpoint", "--host", HOST, "--port", str(self.aws_port),
             "--outbox", str(self.paths.outbox), "--send-log", str(self.paths.send_log),
+            "--ses-rate", repr(ses_rate), "--ses-quota", str(ses_quota),
         ])
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
@@ -201,6 +222,7 @@ def publish_samples() -> None:
 def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> dict:
     """Start ``postline local up`` in the background (its output in the state folder's local.log) and wait
     until it is ready."""
+    ses_limits()  # a bad limit in the environment is told here, not in the log of a stack that did not start
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     paths.state_file.unlink(missing_ok=True)
     with open(paths.log_file, "ab") as log:

@@ -49,7 +49,24 @@ class AppEvent:
                 "Time": time, "Resources": []}
 
 
-def publish(events_client, bus: str, events: list[AppEvent], enabled: Collection[str]) -> int:
+@dataclass(frozen=True)
+class AccountEvent:
+    """An event about the deployment rather than one email (``sending.quota_low``): the same envelope, with no
+    message fields."""
+
+    name: str
+    at: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, bus: str) -> dict[str, Any]:
+        time = datetime.fromtimestamp(self.at, timezone.utc)
+        body = {"event": self.name, "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "detail": self.detail}
+        return {"Source": SOURCE, "DetailType": self.name, "Detail": json.dumps(body), "EventBusName": bus,
+                "Time": time, "Resources": []}
+
+
+def publish(events_client, bus: str, events: list[AppEvent | AccountEvent], enabled: Collection[str]) -> int:
     """PutEvents in batches of 10 for the ``enabled`` event names (the others are dropped); returns how many
     entries failed (logged, not raised)."""
     events = [event for event in events if event.name in enabled]

@@ -18,9 +18,10 @@ so a message that exists in any state other than ``rendered`` is never claimed.
 """
 from __future__ import annotations
 
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,14 +32,16 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import records
-from .app_events import AppEvent, publish
+from .app_events import AccountEvent, AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
 from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
+from .limiter import Limiter, Quota, WarmupPlan
 from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
 from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
-from .ses import PERMANENT, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN, SendResult, send_raw
+from .ses import (PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN,
+                  SendResult, send_raw)
 from .settings import SEND_EVENT_MARGIN_SECONDS, Settings
 from .suppression import describe, find_suppressions, first_blocking, is_erased_name
 
@@ -47,6 +50,7 @@ logger = Logger(child=True)
 MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 WAITING_SINCE_ATTRIBUTE = "postline_waiting_since"  # on a job put back on its queue: since when SES refuses it
+RATE_THROTTLE_WAIT_SECONDS = 2  # a job SES throttled for the rate is back this soon (the limiter slows down)
 
 
 @dataclass
@@ -58,10 +62,27 @@ class SendContext:
     sesv2: Any = field(default_factory=lambda: client("sesv2"))
     events: Any = field(default_factory=lambda: client("events"))
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    limiter: Limiter | None = None  # the shared sending-rate limiter; built from the settings when not given
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="ses")
         self._queue_urls = {url.rsplit("/", 1)[-1]: url for url in self.settings.send_queue_urls.values()}
+        if self.limiter is None:
+            settings = self.settings
+            self.limiter = Limiter(
+                self.dynamodb, self.sesv2, settings.rate_limits_table, marketing_share=settings.marketing_rate_share,
+                max_send_rate=settings.max_send_rate, max_24_hour_send=settings.max_24_hour_send,
+                quota_refresh_seconds=settings.quota_refresh_seconds,
+                warmup=WarmupPlan.from_json(settings.warmup_plan) if settings.warmup_plan else None,
+                clock=self.clock, on_quota_low=self._announce_quota_low)
+
+    def _announce_quota_low(self, level: int, quota: Quota) -> None:
+        stopped = ("marketing", "transactional", "critical")[:level]
+        event = AccountEvent("sending.quota_low", self.clock(), {
+            "level": level, "stopped_streams": list(stopped), "max_24_hour_send": quota.max_24_hour_send,
+            "sent_last_24_hours": quota.sent_last_24_hours})
+        publish(self.events, self.settings.event_bus, [event], (event.name,))
 
     def queue_url(self, queue_name: str) -> str | None:
         return self._queue_urls.get(queue_name)
@@ -127,13 +148,15 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
             work.jobs[record.record_id] = job
             work.tokens[record.record_id] = secrets.token_hex(8)
     try:
+        _hold_back(work, ctx)
         claimed = _claim(work, ctx)
+        slots = _take_slots(claimed, work, ctx)
     except (RetryLater, ClientError, BotoCoreError) as error:
         _release(work, ctx)  # claims made before DynamoDB failed: SES was not called for them
         _retry_the_rest(work, error)
     else:
         try:
-            _settle(claimed, _deliver(claimed, work, ctx), work, ctx)
+            _settle(claimed, _deliver(claimed, slots, work, ctx), work, ctx)
         except (RetryLater, ClientError, BotoCoreError) as error:
             _retry_the_rest(work, error)
     _requeue(work, ctx)
@@ -148,12 +171,45 @@ def _retry_the_rest(work: _Batch, error: Exception) -> None:
             work.retry(rid, describe_error(error), backoff_seconds(work.records[rid].receive_count))
 
 
-def _release(work: _Batch, ctx: SendContext) -> None:
-    """Give back the claims this invocation made before it failed, SES not called: a copy of the job would
-    otherwise find its own claim open and, unable to tell it from a sent email, park it. Best effort: a claim not
-    given back is parked, never sent twice."""
+def _hold_back(work: _Batch, ctx: SendContext) -> None:
+    """Leave on their queue, unclaimed, the jobs of streams the 24-hour quota or a warm-up cap holds back now."""
+    for stream in {job.stream for job in work.jobs.values()}:
+        held = ctx.limiter.held_back(stream)
+        if held.waiting_for:
+            for rid in [rid for rid, job in work.jobs.items() if job.stream == stream]:
+                _wait_for_tokens(rid, work.jobs.pop(rid), held.waiting_for, held.retry_after, work)
+
+
+def _wait_for_tokens(rid: str, job: SendJob, waiting_for: str, seconds: float, work: _Batch) -> None:
+    work.result.set(rid, Outcome(job.message_id, "waiting", f"waiting for {waiting_for}"))
+    work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(1, math.ceil(seconds))))
+
+
+def _take_slots(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dict[str, float]:
+    """The moment each claimed email may go to SES, from the shared limiter (one call per stream of the batch,
+    waiting in the invocation while only the rate holds them back). The claims of emails left without a slot are
+    given back, and those emails wait on their queue."""
+    slots: dict[str, float] = {}
+    for stream in {job.stream for job in claimed.values()}:
+        rids = [rid for rid, job in claimed.items() if job.stream == stream]
+        grant = ctx.limiter.acquire(stream, len(rids), wait_until=ctx.clock() + ctx.settings.max_token_wait_seconds,
+                                    sleep=ctx.sleep)
+        slots.update(zip(rids, sorted(grant.slots)))
+        waiting = rids[len(grant.slots):]
+        if waiting:
+            _release(work, ctx, waiting)
+            for rid in waiting:
+                _wait_for_tokens(rid, claimed.pop(rid), grant.waiting_for, grant.retry_after, work)
+    return slots
+
+
+def _release(work: _Batch, ctx: SendContext, rids: Collection[str] | None = None) -> None:
+    """Give back claims this invocation made (all of them by default), SES not called for them: a copy of the job
+    would otherwise find its own claim open and, unable to tell it from a sent email, park it. Best effort: a claim
+    not given back is parked, never sent twice."""
     now = ctx.clock()
-    for rid in work.claimed:
+    for rid in list(work.claimed if rids is None else rids):
+        work.claimed.discard(rid)
         try:
             ctx.dynamodb.update_item(**records.update(
                 ctx.settings.messages_table, work.jobs[rid].message_id,
@@ -365,10 +421,11 @@ def _forget_request(events_table: str, message_id: str) -> dict[str, Any]:
                        "Key": {"message_id": {"S": message_id}, "time_type": {"S": REQUEST}}}}
 
 
-def _deliver(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dict[str, tuple[SendResult, bool]]:
-    """Send the claimed messages concurrently (SES calls are I/O; a batch takes about one call's time). Each
-    thread records ``sent`` the moment SES accepts, so the window in which only SES knows is one write long.
-    Returns each answer, and whether its ``sent`` was recorded."""
+def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
+             ctx: SendContext) -> dict[str, tuple[SendResult, bool]]:
+    """Send the claimed messages concurrently (SES calls are I/O), each at its slot from the limiter. Each thread
+    records ``sent`` the moment SES accepts, so the window in which only SES knows is one write long. Returns each
+    answer, and whether its ``sent`` was recorded."""
     settings = ctx.settings
 
     def one(rid: str, job: SendJob) -> tuple[SendResult, bool]:
@@ -379,6 +436,9 @@ def _deliver(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dic
             if code in ("NoSuchKey", "404"):
                 return SendResult(PERMANENT, reason="its rendered body is gone from the claim-check bucket"), False
             return SendResult(TRANSIENT, reason=f"could not read its rendered body: {describe_error(error)}"), False
+        early = slots[rid] - ctx.clock()
+        if early > 0:
+            ctx.sleep(early)
         answer = send_raw(
             ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime,
             configuration_set=settings.configuration_sets[job.stream], stream=job.stream,
@@ -387,7 +447,12 @@ def _deliver(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dic
         return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer)
 
     futures = {rid: ctx.pool.submit(one, rid, job) for rid, job in claimed.items()}
-    return {rid: future.result() for rid, future in futures.items()}
+    answers = {rid: future.result() for rid, future in futures.items()}
+    throttles = [answer.throttle for answer, _ in answers.values() if answer.throttle]
+    if throttles:
+        ctx.limiter.throttled(len(throttles), for_the_quota=QUOTA_THROTTLE in throttles,
+                              for_the_rate=RATE_THROTTLE in throttles)
+    return answers
 
 
 def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult) -> bool:
@@ -454,9 +519,11 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
             work.retry(rid, "the claim moved on before the SES answer was recorded", 1)
         elif answer.kind == TRANSIENT:
             work.result.set(rid, Outcome(job.message_id, "waiting", answer.reason))
-            # As long again as it has waited so far (30 s at first), at most SQS's longest delay.
+            # As long again as it has waited so far (30 s at first; a few seconds for the rate, which the limiter
+            # now keeps lower), at most SQS's longest delay.
             waited = now - _waiting_since(work.records[rid], now)
-            work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(30, waited)))
+            first = RATE_THROTTLE_WAIT_SECONDS if answer.throttle == RATE_THROTTLE else 30
+            work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(first, waited)))
         else:
             work.result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
             announced.append(_announcement("email.failed", job, now, {"reason": answer.reason}))

@@ -32,11 +32,18 @@ SERVER_ERROR_CODES = {"InternalFailure", "InternalServerError", "ServiceUnavaila
 SENT, TRANSIENT, PERMANENT, UNKNOWN = "sent", "transient", "permanent", "unknown"
 
 
+# SES's refusals for its sending limits (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html):
+# "Maximum sending rate exceeded" or "Daily message quota exceeded".
+THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
+RATE_THROTTLE, QUOTA_THROTTLE = "rate", "quota"
+
+
 @dataclass(frozen=True)
 class SendResult:
     kind: str  # SENT, TRANSIENT (not sent, retry), PERMANENT (will never be sent), UNKNOWN (may have been sent)
     ses_message_id: str | None = None
     reason: str | None = None
+    throttle: str | None = None  # RATE_THROTTLE or QUOTA_THROTTLE: which SES limit refused it
 
 
 def _tag(name: str, value: str) -> dict[str, str]:
@@ -64,6 +71,9 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if code in SERVER_ERROR_CODES or status >= 500:
             return SendResult(UNKNOWN, reason=f"{reason} (a server error: SES may have taken the email)")
+        if code in THROTTLE_CODES:
+            quota = "quota" in error.response["Error"].get("Message", "").lower()
+            return SendResult(TRANSIENT, reason=reason, throttle=QUOTA_THROTTLE if quota else RATE_THROTTLE)
         return SendResult(TRANSIENT if code in TRANSIENT_CODES else PERMANENT, reason=reason)
     except (EndpointConnectionError, ConnectTimeoutError) as error:  # the request never reached SES
         return SendResult(TRANSIENT, reason=f"SES unreachable: {error}")

@@ -59,6 +59,8 @@ class Settings(Validated):
     # EventBridge Scheduler: one-time schedules for soft-bounce retries later than SQS can delay a message
     schedule_group: Name
     scheduler_role_arn: Name
+    # The shared sending-rate limiter's counters (postline.limiter)
+    rate_limits_table: Name
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
@@ -88,6 +90,17 @@ class Settings(Validated):
     # The events published for the user's application; the rest are recorded but not announced (each published
     # event is billed, and sent/delivered/opened/clicked come with nearly every email).
     app_events: tuple[str, ...] = DEFAULT_APP_EVENTS
+    # The SES limits the limiter keeps to: SES's own (GetAccount) unless the deploy config replaces them.
+    max_send_rate: float | None = Field(default=None, gt=0)
+    max_24_hour_send: int | None = Field(default=None, gt=0)
+    quota_refresh_seconds: int = Field(default=300, ge=10)
+    # The share of the coming slots marketing may hold; the rest waits for critical and transactional mail.
+    marketing_rate_share: float = Field(default=0.7, gt=0, le=1)
+    # A standard dedicated IP pool's warm-up: JSON {"start": "YYYY-MM-DD", "pools": {pool: [streams]}, "curve":
+    # [[day, emails], ...]} (postline.limiter.WarmupPlan); empty for none.
+    warmup_plan: str = ""
+    # How long a send invocation waits for its slots before it leaves the rest of its batch on the queue.
+    max_token_wait_seconds: int = Field(default=10, ge=0, le=40)
 
     @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
@@ -111,6 +124,18 @@ class Settings(Validated):
         unknown = set(value) - set(APP_EVENT_NAMES)
         if unknown:
             raise ValueError(f"unknown events {sorted(unknown)} (known: {', '.join(APP_EVENT_NAMES)}, or all)")
+        return value
+
+    @field_validator("warmup_plan")
+    @classmethod
+    def _readable_plan(cls, value: str) -> str:
+        if value:
+            from .limiter import WarmupPlan  # only a deployment with a warm-up pays for the import
+            try:
+                WarmupPlan.from_json(value)
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"not a warm-up plan ({error!r}): expected JSON {{\"start\": \"YYYY-MM-DD\", "
+                                 f"\"pools\": {{pool: [streams]}}, \"curve\": [[day, emails], ...]}}") from None
         return value
 
     def _problems_together(self) -> list[tuple[str, str]]:
@@ -162,6 +187,13 @@ ENVIRONMENT = {
     "POSTLINE_MIRROR_SES_SUPPRESSIONS": "mirror_ses_suppressions",
     "POSTLINE_SOFT_BOUNCE_FIRST_RETRY_SECONDS": "soft_bounce_first_retry_seconds",
     "POSTLINE_SOFT_BOUNCE_RETRY_STREAMS": "soft_bounce_retry_streams",
+    "POSTLINE_RATE_LIMITS_TABLE": "rate_limits_table",
+    "POSTLINE_MAX_SEND_RATE": "max_send_rate",
+    "POSTLINE_MAX_24_HOUR_SEND": "max_24_hour_send",
+    "POSTLINE_QUOTA_REFRESH_SECONDS": "quota_refresh_seconds",
+    "POSTLINE_MARKETING_RATE_SHARE": "marketing_rate_share",
+    "POSTLINE_WARMUP_PLAN": "warmup_plan",
+    "POSTLINE_MAX_TOKEN_WAIT_SECONDS": "max_token_wait_seconds",
 }
 PER_STREAM = {
     "POSTLINE_INBOUND_QUEUE_URL_": "inbound_queue_urls",

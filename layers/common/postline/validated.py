@@ -17,8 +17,8 @@ Construction validates (``Settings(**raw)``, and so ``dataclasses.replace``): a 
 strings become ``int`` and ``bool`` as pydantic's lax mode converts them; ``gt``, ``ge`` and ``min_length`` are
 checked; then each ``field_validator`` runs on its fields, a ``ValueError`` becoming "Value error, <message>". Every
 problem is reported at once, in declaration order, by ``ValidationError`` (``errors()`` lists ``loc`` and ``msg``).
-Supported types: ``str``, ``int``, ``bool``, ``dict[str, str]``, ``tuple[str, ...]``, optionally ``Annotated``
-with a ``Field``; anything else is a ``TypeError`` when the class is first used, i.e. at cold start.
+Supported types: ``str``, ``int``, ``float``, ``bool``, ``dict[str, str]``, ``tuple[str, ...]``, each also
+``| None``, optionally ``Annotated`` with a ``Field``; anything else is a ``TypeError`` when the class is first used, i.e. at cold start.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ class _Invalid(Exception):
     pass
 
 
-def Field(default: Any = dataclasses.MISSING, *, gt: int | None = None, ge: int | None = None,  # noqa: N802
-          le: int | None = None, min_length: int | None = None) -> Any:
+def Field(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: float | None = None,  # noqa: N802
+          le: float | None = None, min_length: int | None = None) -> Any:
     """A field's default and constraints (as a dataclass field, so it works as the default of an attribute)."""
     constraints = {k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("min_length", min_length))
                    if v is not None}
@@ -93,6 +93,26 @@ def _integer(value: Any) -> int:
     raise _Invalid("Input should be a valid integer")
 
 
+def _float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _Invalid("Input should be a valid number, unable to parse string as a number") from None
+    else:
+        raise _Invalid("Input should be a valid number")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise _Invalid("Input should be a finite number")
+    return number
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``X | None``: None (or an empty string, as an unset environment variable reads) is None."""
+    return lambda value: None if value is None or value == "" else convert(value)
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -123,11 +143,14 @@ def _string_tuple(value: Any) -> tuple[str, ...]:
 
 
 _CONVERTERS: dict[Any, Callable[[Any], Any]] = {
-    str: _string, int: _integer, bool: _boolean, dict[str, str]: _string_map, tuple[str, ...]: _string_tuple,
+    str: _string, int: _integer, float: _float, bool: _boolean, dict[str, str]: _string_map,
+    tuple[str, ...]: _string_tuple,
 }
 
 
 def _check(value: Any, constraints: dict[str, int]) -> None:
+    if value is None:  # an optional field left unset
+        return
     if "min_length" in constraints and len(value) < constraints["min_length"]:
         n = constraints["min_length"]
         raise _Invalid(f"String should have at least {n} character{'' if n == 1 else 's'}")
@@ -160,9 +183,14 @@ def _specs(cls: type) -> list[_Spec]:
             for extra in extras:
                 if isinstance(extra, dataclasses.Field):
                     constraints.update(extra.metadata.get(_CONSTRAINTS, {}))
+        arguments = typing.get_args(hint)
+        optional = type(None) in arguments and len(arguments) == 2
+        if optional:
+            hint = next(argument for argument in arguments if argument is not type(None))
         if hint not in _CONVERTERS:
             raise TypeError(f"{cls.__name__}.{field.name}: unsupported type {hint!r}")
-        specs.append(_Spec(field.name, field.default, _CONVERTERS[hint], constraints))
+        convert = _optional(_CONVERTERS[hint]) if optional else _CONVERTERS[hint]
+        specs.append(_Spec(field.name, field.default, convert, constraints))
     by_name = {spec.name: spec for spec in specs}
     for klass in reversed(cls.__mro__):
         for attribute in vars(klass).values():
