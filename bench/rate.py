@@ -440,11 +440,7 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     ended = time.time()
 
     factors = stack.factors()
-    sends = stack.sends.between(started, ended)
-    refusals = stack.refusals.between(started, ended)
-    wanted = set(marketing)
-    marketing_times = [e["timestamp"] for e in sends if _tag(e, "postline_message_id") in wanted]
-    first, last = min(marketing_times), max(marketing_times)
+    sends, refusals, first, last = _scenario_log(stack, marketing, started, ended)
     times = [e["timestamp"] for e in sends]
     during = {mid: at for mid, at in criticals.enqueued.items() if first <= at <= last}
     span = (max(first, enqueued) + RAMP_UP_SECONDS, last)
@@ -460,6 +456,15 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
             "limiter_writes": writes, "postline_sends": postline_sends, "writes_per_email": writes / postline_sends,
             "render": _render_kept_up(watch.samples, *span, started),
             "once": once_check(stack, marketing + list(criticals.enqueued), sends)}
+
+
+def _scenario_log(stack: RateStack, marketing: list[str], started: float,
+                  ended: float) -> tuple[list[dict], list[dict], float, float]:
+    """The scenario's accepted sends and refusals, and when SES took its first and last marketing email."""
+    sends = stack.sends.between(started, ended)
+    wanted = set(marketing)
+    marketing_times = [e["timestamp"] for e in sends if _tag(e, "postline_message_id") in wanted]
+    return sends, stack.refusals.between(started, ended), min(marketing_times), max(marketing_times)
 
 
 def _render_kept_up(samples: list[tuple[float, int, int]], start: float, end: float, started: float) -> dict:
@@ -491,11 +496,7 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     factors = stack.factors()
     ended = time.time()
 
-    sends = stack.sends.between(started, ended)
-    refusals = stack.refusals.between(started, ended)
-    wanted = set(marketing)
-    marketing_times = [e["timestamp"] for e in sends if _tag(e, "postline_message_id") in wanted]
-    first, last = min(marketing_times), max(marketing_times)
+    sends, refusals, first, last = _scenario_log(stack, marketing, started, ended)
     postline_times = [e["timestamp"] for e in sends if _tag(e, "postline_message_id")]
     outside_times = [e["timestamp"] for e in sends if not _tag(e, "postline_message_id")]
     span = (max(first, enqueued) + RAMP_UP_SECONDS, last)

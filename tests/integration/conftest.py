@@ -58,6 +58,27 @@ class CountingSes:
         return getattr(self._sesv2, name)
 
 
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, at: float):
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+class SesAccount:
+    """SES's GetAccount with the test's numbers (moto has none; the local endpoint's is tested in
+    test_local_ses_limits)."""
+
+    def __init__(self, rate: float = 50, quota: float = 1_000_000, sent: float = 0):
+        self.answer = {"MaxSendRate": rate, "Max24HourSend": quota, "SentLast24Hours": sent}
+
+    def get_account(self):
+        return {"SendQuota": dict(self.answer)}
+
+
 @dataclass
 class Pipeline:
     session: Any

@@ -11,27 +11,11 @@ import pytest
 from moto import mock_aws
 
 from postline.limiter import QUOTA, QUOTA_SHARE, RATE, WARMUP, Limiter, WarmupPlan, Windows
+from postline_cli.local.resources import TABLES, create_rate_limits_table
+from tests.integration.conftest import Clock, SesAccount as Ses
 
-TABLE = "rate-limits"
+TABLE = TABLES["POSTLINE_RATE_LIMITS_TABLE"]
 T0 = 1_800_000_000.0  # a window's start
-
-
-class Clock:
-    def __init__(self, at: float = T0):
-        self.at = at
-
-    def __call__(self) -> float:
-        return self.at
-
-
-class Ses:
-    """SES's GetAccount, with the numbers a test chooses (moto has no GetAccount)."""
-
-    def __init__(self, rate: float = 50, quota: float = 1_000_000, sent: float = 0):
-        self.answer = {"MaxSendRate": rate, "Max24HourSend": quota, "SentLast24Hours": sent}
-
-    def get_account(self):
-        return {"SendQuota": dict(self.answer)}
 
 
 @pytest.fixture
@@ -41,11 +25,7 @@ def dynamodb(monkeypatch):
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}, {"AttributeName": "window", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"},
-                                  {"AttributeName": "window", "AttributeType": "S"}])
+        create_rate_limits_table(client, set())
         yield client
 
 
@@ -66,7 +46,7 @@ def test_many_containers_taking_slots_at_once_never_get_more_than_the_rate(dynam
             return handle(self)
 
     monkeypatch.setattr(DynamoHandler, "call_action", isolated)
-    clock = Clock()
+    clock = Clock(T0)
     containers = [limiter(dynamodb, clock) for _ in range(8)]
     granted: list[float] = []
     lock = threading.Lock()
@@ -92,7 +72,7 @@ def test_many_containers_taking_slots_at_once_never_get_more_than_the_rate(dynam
 
 
 def test_marketing_holds_only_its_share_of_the_coming_slots_and_critical_gets_the_rest_at_once(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     newsletter, reset = limiter(dynamodb, clock), limiter(dynamodb, clock)
     held = []
     while grant := newsletter.take("marketing", 10).slots:
@@ -104,7 +84,7 @@ def test_marketing_holds_only_its_share_of_the_coming_slots_and_critical_gets_th
 
 
 def test_a_newsletter_alone_uses_the_whole_rate(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     containers = [limiter(dynamodb, clock) for _ in range(2)]
     sent = []
     for step in range(100):  # ten seconds, each container asking every 0.1 s
@@ -116,7 +96,7 @@ def test_a_newsletter_alone_uses_the_whole_rate(dynamodb):
 
 
 def test_acquire_waits_for_the_slots_the_rate_holds_back(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     first, second = limiter(dynamodb, clock), limiter(dynamodb, clock)
     while first.take("marketing", 10).slots:
         pass
@@ -130,7 +110,7 @@ def test_acquire_waits_for_the_slots_the_rate_holds_back(dynamodb):
 
 
 def test_as_the_quota_runs_low_marketing_stops_first_then_transactional(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     ses = Ses(quota=1000, sent=895)
     announced = []
     container = limiter(dynamodb, clock, ses, on_quota_low=lambda level, quota: announced.append(level))
@@ -151,7 +131,7 @@ def test_as_the_quota_runs_low_marketing_stops_first_then_transactional(dynamodb
 
 
 def test_the_quota_is_counted_between_reads_of_ses(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     container = limiter(dynamodb, clock, Ses(quota=100, sent=80))
     assert len(container.take("marketing", 10).slots) == 10  # going to SES: counted before SES is asked again
     assert container.held_back("marketing").waiting_for == QUOTA
@@ -176,8 +156,17 @@ def test_a_warmup_cap_holds_mail_until_the_next_day(dynamodb):
     assert len(container.take("marketing", 10).slots) == 10
 
 
+def test_the_days_first_batch_never_exceeds_the_warmup_cap(dynamodb):
+    plan = WarmupPlan.from_json('{"start": "2027-01-15", "pools": {"transactional": ["critical", "transactional"]}, '
+                                '"curve": [[1, 10], [2, 20]]}')
+    container = limiter(dynamodb, Clock(T0), warmup=plan)  # T0 is on 2027-01-15, day 1: a cap of 10
+    grant = container.take("transactional", 12)
+    assert len(grant.slots) == 9 and grant.waiting_for == WARMUP  # 97 % of 10, the rest kept for critical mail
+    assert len(container.take("critical", 12).slots) == 1
+
+
 def test_a_throttle_slows_every_container_down_and_the_rate_recovers(dynamodb):
-    clock = Clock()
+    clock = Clock(T0)
     throttled, other = limiter(dynamodb, clock), limiter(dynamodb, clock)
     assert other.factor() == 1.0
     throttled.throttled(3, for_the_rate=True, for_the_quota=False)

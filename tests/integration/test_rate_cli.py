@@ -16,35 +16,18 @@ from postline_cli import rate
 from postline_cli.local import resources
 from postline_cli.main import cli
 from postline_cli.target import Target
+from tests.integration.conftest import Clock, SesAccount
 
 TABLE = resources.TABLES["POSTLINE_RATE_LIMITS_TABLE"]
 T0 = 1_800_000_000.25  # 2027-01-15T08:00:00.250Z
 CONFIG_VARIABLES = (rate.RATE_VARIABLE, rate.QUOTA_VARIABLE, rate.SHARE_VARIABLE, rate.WARMUP_VARIABLE)
 
 
-class Clock:
-    def __init__(self, at: float = T0):
-        self.at = at
-
-    def __call__(self) -> float:
-        return self.at
-
-
-class Ses:
-    """SES's GetAccount with the test's numbers (moto has none; the local endpoint's is tested elsewhere)."""
-
-    def __init__(self, rate: float = 14, quota: float = 50_000, sent: float = 0):
-        self.answer = {"MaxSendRate": rate, "Max24HourSend": quota, "SentLast24Hours": sent}
-
-    def get_account(self):
-        return {"SendQuota": dict(self.answer)}
-
-
 class Account:
     """The deployment as the CLI sees it: the rate_limits table (moto), SES, the clock."""
 
     def __init__(self, dynamodb, monkeypatch):
-        self.dynamodb, self.ses, self.clock = dynamodb, Ses(), Clock()
+        self.dynamodb, self.ses, self.clock = dynamodb, SesAccount(rate=14, quota=50_000), Clock(T0)
         monkeypatch.setattr(rate, "target", lambda: Target(None, dict(resources.TABLES), {}, "", "", ""))
         monkeypatch.setattr(rate, "_dynamodb", lambda: self.dynamodb)
         monkeypatch.setattr(rate, "_sesv2", lambda: self.ses)
@@ -110,7 +93,7 @@ def test_the_last_minute_counts_exactly_the_emails_each_stream_took_and_not_olde
 
 
 def test_at_a_high_rate_the_counters_of_every_shard_are_summed(account):
-    account.ses = Ses(rate=2_000, quota=10_000_000)  # 1,940 usable a second: 8 shards
+    account.ses = SesAccount(rate=2_000, quota=10_000_000)  # 1,940 usable a second: 8 shards
     senders = [account.limiter() for _ in range(4)]
     taken = sum(len(s.take("critical", 900).slots) for s in senders)  # more than one shard's 242 a window
     assert taken == 3_600
@@ -121,7 +104,7 @@ def test_at_a_high_rate_the_counters_of_every_shard_are_summed(account):
 
 
 def test_the_quota_used_and_the_streams_it_stops_are_what_the_limiter_holds_back(account):
-    account.ses = Ses(quota=50_000, sent=45_500)  # 91 %: past marketing's 90 %
+    account.ses = SesAccount(rate=14, quota=50_000, sent=45_500)  # 91 %: past marketing's 90 %
     sender = account.limiter()
     held = sender.take("marketing", 10)
     assert (held.slots, held.waiting_for) == ([], QUOTA)
@@ -143,7 +126,7 @@ def test_the_quota_used_and_the_streams_it_stops_are_what_the_limiter_holds_back
 
 
 def test_limits_from_the_deploy_config_replace_ses_and_say_so(account, monkeypatch):
-    account.ses = Ses(rate=14, quota=50_000, sent=45_500)
+    account.ses = SesAccount(rate=14, quota=50_000, sent=45_500)
     monkeypatch.setenv("POSTLINE_MAX_24_HOUR_SEND", "100000")
     monkeypatch.setenv("POSTLINE_MARKETING_RATE_SHARE", "0.5")
     view = account.postline("rate", "status", "--json")
@@ -187,7 +170,7 @@ def test_warmup_shows_each_pools_day_cap_used_and_left(account, monkeypatch):
     monkeypatch.setenv("POSTLINE_WARMUP_PLAN", json.dumps(PLAN))
     plan = WarmupPlan.from_json(json.dumps(PLAN))
     cap = plan.cap(date(2027, 1, 15))  # day 5 of the default curve
-    account.ses = Ses(rate=1_000, quota=10_000_000)
+    account.ses = SesAccount(rate=1_000, quota=10_000_000)
     sender = account.limiter(warmup=plan)
     assert len(sender.take("marketing", 120).slots) == 120
     assert len(sender.take("transactional", 7).slots) == 7

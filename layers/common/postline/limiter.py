@@ -458,8 +458,8 @@ class Limiter:
             return count, 0.0
         limit = math.floor(cap * budget_share(stream, self.warmup.pools[pool]))
         tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), timezone.utc).timestamp()
-        take = count
-        for _ in range(2):
+        take = min(count, limit)  # (the day's first write creates the counter: its condition cannot hold it back)
+        for _ in range(2 if take > 0 else 0):
             try:
                 self.writes += 1
                 self.dynamodb.update_item(
