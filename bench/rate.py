@@ -282,7 +282,9 @@ class OutsideSender(threading.Thread):
 
 
 class QueueWatch(threading.Thread):
-    """The marketing queues' depths every half second: whether render kept the send queue fed."""
+    """The marketing queues' depths every half second (whether render kept the send queue fed), and the machine's
+    CPU time so far (whether the local stack had a core to spare: the endpoint, render, send and ses_events all
+    run on this machine, where in AWS each has its own)."""
 
     def __init__(self, stack: RateStack):
         super().__init__(name="bench-queue-watch", daemon=True)
@@ -292,7 +294,7 @@ class QueueWatch(threading.Thread):
         while not self.done.is_set():
             try:
                 self.samples.append((time.time(), self.stack.depth("postline-marketing"),
-                                     self.stack.depth("postline-send-marketing")))
+                                     self.stack.depth("postline-send-marketing"), *_cpu_jiffies()))
             except ClientError:
                 pass
             self.done.wait(0.5)
@@ -446,6 +448,11 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     span = (max(first, enqueued) + RAMP_UP_SECONDS, last)
     latencies = _latencies(during, sends)
     postline_sends = sum(1 for e in sends if _tag(e, "postline_message_id"))
+    render = _render_kept_up(watch.samples, *span, started)
+    # Once render had emptied the inbound queue, send no longer shared the machine with it.
+    alone_from = max(span[0], render["rendered_by"] or span[1])
+    after_render = {**utilisation(times, alone_from, span[1], SES_RATE),
+                    "cpu_busy": machine_busy(watch.samples, alone_from, span[1])}
     return {"emails": emails, "criticals": len(criticals.enqueued), "criticals_during_backlog": len(during),
             "enqueue_seconds": enqueue_seconds, "drain_seconds": last - first,
             "utilisation": utilisation(times, *span, SES_RATE),
@@ -454,7 +461,8 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
             "windows": windows_over(times, SES_RATE), "throttles": len(refusals),
             "critical_backlog": _percentiles(list(latencies.values())),
             "limiter_writes": writes, "postline_sends": postline_sends, "writes_per_email": writes / postline_sends,
-            "render": _render_kept_up(watch.samples, *span, started),
+            "render": render, "cpu_busy": machine_busy(watch.samples, *span),
+            "after_render": after_render,
             "once": once_check(stack, marketing + list(criticals.enqueued), sends)}
 
 
@@ -467,15 +475,33 @@ def _scenario_log(stack: RateStack, marketing: list[str], started: float,
     return sends, stack.refusals.between(started, ended), min(marketing_times), max(marketing_times)
 
 
-def _render_kept_up(samples: list[tuple[float, int, int]], start: float, end: float, started: float) -> dict:
+def _render_kept_up(samples: list[tuple], start: float, end: float, started: float) -> dict:
     """Whether the send queue had work all along: samples in [start, end] with the send queue empty while the
     inbound queue still held mail, and when render had emptied the inbound queue."""
     inside = [s for s in samples if start <= s[0] <= end]
-    starved = sum(1 for _, inbound, send in inside if send == 0 and inbound > 0)
-    rendered_by = next((t for t, inbound, _ in samples if t > start and inbound == 0), None)
+    starved = sum(1 for _, inbound, send, *_ in inside if send == 0 and inbound > 0)
+    rendered_by = next((t for t, inbound, *_ in samples if t > start and inbound == 0), None)
     return {"samples": len(inside), "send_queue_empty_with_inbound_waiting": starved,
-            "send_queue_min": min((send for _, _, send in inside), default=0),
-            "inbound_empty_after_s": None if rendered_by is None else rendered_by - started}
+            "send_queue_min": min((send for _, _, send, *_ in inside), default=0),
+            "inbound_empty_after_s": None if rendered_by is None else rendered_by - started,
+            "rendered_by": rendered_by}
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far, all cores (/proc/stat's first line; idle and iowait are
+    not busy)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def machine_busy(samples: list[tuple], start: float, end: float) -> float | None:
+    """The share of the machine's CPU (all cores) that was busy between ``start`` and ``end``."""
+    inside = [s for s in samples if start <= s[0] <= end]
+    if len(inside) < 2:
+        return None
+    (busy0, total0), (busy1, total1) = inside[0][-2:], inside[-1][-2:]
+    return (busy1 - busy0) / max(1, total1 - total0)
 
 
 def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
@@ -569,6 +595,9 @@ def report(figures: dict) -> list[str]:
         (f"  render ahead of send: send queue empty while inbound mail waited in "
          f"{render['send_queue_empty_with_inbound_waiting']} of {render['samples']} half-second samples; inbound "
          f"queue empty {_s(render['inbound_empty_after_s'])} after the start"),
+        (f"  the machine's CPU (all {os.cpu_count()} cores) busy over the span: {_share(a['cpu_busy'])}; once render "
+         f"had finished ({a['after_render']['seconds']:.1f} s, send and the events alone): rate utilisation "
+         f"{a['after_render']['utilisation']:.1%}, CPU busy {_share(a['after_render']['cpu_busy'])}"),
         f"  {_once(a['once'])}",
         (f"B. another sender at {b['outside_rate']:g}/s beside {b['emails']:,} marketing emails, drained in "
          f"{b['drain_seconds']:.1f} s:"),
@@ -604,6 +633,10 @@ def _pace(pace: dict, sent_per_second: float) -> str:
             f"{pace['lowered']} times in the scenario (slow-down factor over the span: mean "
             f"{pace['factor_mean']:.2f}, lowest {pace['factor_lowest']:.2f}); sends / its slots = "
             f"{sent_per_second / pace['slots_per_second']:.1%}")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _ms(figure: dict, key: str) -> str:

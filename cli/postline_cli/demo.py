@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -56,11 +58,11 @@ def run_demo(console: Console, wait_seconds: float = 90) -> int:
         send("order confirmation", "order-confirmation", "ada@example.com", "transactional", "delivered",
              id=f"order-{run}")
         send("welcome", "welcome", "alan@example.com", "transactional", "delivered", id=f"welcome-{run}")
-        for address in NEWSLETTER_AUDIENCE:
+        campaign = f"june-{run}"
+        for address, message_id in _schedule_newsletter(campaign, examples["newsletter"]).items():
             expect = "bounced" if address.startswith("bounce@") else (
                 "complained" if address.startswith("complaint@") else "delivered")
-            send(f"newsletter to {address.split('@')[0]}", "newsletter", address, "marketing", expect,
-                 id=f"june-{run}-{address}", campaign=f"june-{run}")
+            sent.append(Sent(f"newsletter to {address.split('@')[0]} (campaign)", message_id, expect))
         send("duplicate of the order confirmation", "order-confirmation", "ada@example.com", "transactional",
              "duplicate", id=f"order-{run}")
         send("welcome to a suppressed address", "welcome", SUPPRESSED_ADDRESS, "transactional", "suppressed",
@@ -82,6 +84,26 @@ def run_demo(console: Console, wait_seconds: float = 90) -> int:
         if started_here:
             stop(paths)
             console.print("local stack stopped")
+
+
+def _schedule_newsletter(campaign: str, example: dict) -> dict[str, str]:
+    """``postline campaigns create`` for the newsletter, five seconds from now; each address's message id."""
+    from datetime import datetime, timedelta, timezone
+
+    from postline.campaigns.audience import recipient_id
+    from postline.contract import message_id_for
+
+    from .campaigns import campaigns as campaign_commands
+
+    start = (datetime.now(timezone.utc) + timedelta(seconds=5)).isoformat(timespec="seconds")
+    shared = {key: value for key, value in example.items() if key != "name"}
+    with tempfile.TemporaryDirectory() as folder:
+        audience = Path(folder) / "june.csv"
+        audience.write_text("email,name\n" + "".join(f"{address},{address.split('@')[0].capitalize()}\n"
+                                                      for address in NEWSLETTER_AUDIENCE))
+        campaign_commands.main(["create", campaign, "--template", "newsletter", "--audience", str(audience),
+                                "--data", json.dumps(shared), "--at", start], standalone_mode=False)
+    return {address: message_id_for(recipient_id(campaign, address)) for address in NEWSLETTER_AUDIENCE}
 
 
 def _result(item: Sent, view: dict) -> str:

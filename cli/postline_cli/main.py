@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from postline.contract import Rejected
 from postline.settings import STREAMS
 from postline.suppression import REASONS, suppression_names
 
+from .campaigns import campaigns as campaign_commands
 from .rate import rate as rate_commands
 from .rate import warmup as warmup_commands
 from .suppressions import SCOPES
@@ -152,6 +154,41 @@ def local_status(as_json: bool) -> None:
     else:
         console.print("down")
     sys.exit(0 if state else 1)
+
+
+@local.command("clock")
+@click.option("--advance", metavar="DURATION", help="Move the clock forward: 1d, 36h, 1d12h, 30m, 90s.")
+@click.option("--set", "set_to", metavar="ISO8601", help="Move the clock to this time (UTC unless it says otherwise).")
+@click.option("--reset", is_flag=True, help="Back to real time.")
+@click.option("--json", "as_json", is_flag=True)
+def local_clock(advance: str | None, set_to: str | None, reset: bool, as_json: bool) -> None:
+    """Show or move the local stack's clock, to see what a day changes without waiting for it.
+
+    The functions (and their sending-rate limiter), the queues' delays and SES's rate and 24-hour windows all run on
+    it: moved a day forward, mail that waits for tomorrow (a warm-up cap, the daily quota) goes. Moving it back
+    holds what is in flight on the queues until the clock catches up. It starts at real time with the stack."""
+    from .local.clock import describe_offset, parse_duration, parse_instant, read_offset, write_offset
+    from .local.stack import LocalPaths, running_state
+
+    if sum((advance is not None, set_to is not None, reset)) > 1:
+        fail("give one of --advance, --set and --reset", 2)
+    paths = LocalPaths.default()
+    if not running_state(paths):
+        fail("no local stack is up here (postline local up): its clock starts at real time with it")
+    try:
+        if advance is not None:
+            write_offset(paths.clock_file, read_offset(paths.clock_file) + parse_duration(advance))
+        elif set_to is not None:
+            write_offset(paths.clock_file, parse_instant(set_to) - time.time())
+        elif reset:
+            write_offset(paths.clock_file, 0)
+    except ValueError as error:
+        fail(str(error), 2)
+    real, offset = time.time(), read_offset(paths.clock_file)
+    if as_json:
+        emit_json({"now": iso(real + offset), "offset_seconds": round(offset, 3), "real_now": iso(real)})
+    else:
+        console.print(f"local stack clock: {iso(real + offset)} ({describe_offset(offset)})", highlight=False)
 
 
 # ---------------------------------------------------------------- templates
@@ -543,6 +580,10 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
 # ---------------------------------------------------------------- sending rate and warm-up
 cli.add_command(rate_commands)
 cli.add_command(warmup_commands)
+
+
+# ---------------------------------------------------------------- campaigns
+cli.add_command(campaign_commands)
 
 
 # ---------------------------------------------------------------- demo

@@ -20,7 +20,9 @@ from typing import Any
 
 import click
 
-from .target import target
+from .local.clock import LocalClock
+from .local.stack import LocalPaths
+from .target import is_loopback, target
 from .views import iso
 
 RATE_VARIABLE, QUOTA_VARIABLE = "POSTLINE_MAX_SEND_RATE", "POSTLINE_MAX_24_HOUR_SEND"
@@ -37,6 +39,11 @@ class RateViewError(ValueError):
 
 # -- the clock and clients (tests replace them) ---------------------------------------------------------------------
 def now() -> float:
+    """The time the limiter keys its counters by: the local stack's clock (``postline local clock``) where the CLI
+    points at the local stack, real time elsewhere."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")  # (set by ``target()`` when it finds a local stack up)
+    if endpoint and is_loopback(endpoint):
+        return LocalClock(LocalPaths.default().clock_file)()
     return time.time()
 
 
@@ -138,7 +145,8 @@ def rate_view(dynamodb, sesv2, table: str, at: float, environ: Mapping[str, str]
     unlimited = max_day < 0
     streams = {}
     for stream in STREAM_ORDER:
-        stops_at = None if unlimited else max_day * budget_share(stream)
+        # (as the limiter counts: a stream stops once less than one email of its share is left)
+        stops_at = None if unlimited else math.floor(max_day * budget_share(stream))
         streams[stream] = {"last_minute": taken[stream], "quota_share_percent": round(100 * budget_share(stream)),
                            "stopped": stops_at is not None and sent >= stops_at}
     slowdown = None

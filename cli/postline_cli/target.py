@@ -31,6 +31,8 @@ class Target:
     signing_keys_secret: str
     claim_check_bucket: str
     schedule_group: str
+    scheduler_role_arn: str = ""  # handed to the schedules a campaign's start creates
+    event_bus: str = ""  # where a campaign's moves are announced
 
     def _queue_url(self, variable: str, local_name: str) -> str:
         explicit = os.environ.get(variable) or self.queue_urls.get(variable)
@@ -76,7 +78,9 @@ def target() -> Target:
     return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls,
                   os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
                   os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]),
-                  os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]))
+                  os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]),
+                  os.environ.get("POSTLINE_SCHEDULER_ROLE_ARN", names["POSTLINE_SCHEDULER_ROLE_ARN"]),
+                  os.environ.get("POSTLINE_EVENT_BUS", names["POSTLINE_EVENT_BUS"]))
 
 
 def is_loopback(url: str) -> bool:
@@ -101,7 +105,9 @@ def _default_to_local_credentials() -> None:
 def _local_names() -> dict[str, str]:
     return {**resources.TABLES, "POSTLINE_SIGNING_KEYS_SECRET": resources.SIGNING_SECRET,
             "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
-            "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP}
+            "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP,
+            "POSTLINE_SCHEDULER_ROLE_ARN": resources.function_environment("", "")["POSTLINE_SCHEDULER_ROLE_ARN"],
+            "POSTLINE_EVENT_BUS": resources.EVENT_BUS}
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -111,10 +117,13 @@ STACK_OUTPUTS = {
     "TableEmailSuppressions": "POSTLINE_SUPPRESSIONS_TABLE",
     "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
     "TableRateLimits": "POSTLINE_RATE_LIMITS_TABLE",
+    "TableCampaigns": "POSTLINE_CAMPAIGNS_TABLE",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendQueueUrl{s.capitalize()}": f"POSTLINE_SEND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendDlqUrl{s.capitalize()}": f"POSTLINE_SEND_DLQ_URL_{s.upper()}" for s in STREAMS},
     "ScheduleGroupName": "POSTLINE_SCHEDULE_GROUP",
+    "SchedulerRoleArn": "POSTLINE_SCHEDULER_ROLE_ARN",
+    "EventBusName": "POSTLINE_EVENT_BUS",
     "SigningKeysSecretArn": "POSTLINE_SIGNING_KEYS_SECRET",
     "ClaimCheckBucket": "POSTLINE_CLAIM_CHECK_BUCKET",
 }

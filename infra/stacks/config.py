@@ -23,6 +23,10 @@ from .constants import (
     IDENTITY_NOTIFICATION_TYPES,
     IP_POOL_OF_STREAM,
     IP_POOLS,
+    LONGEST_QUEUE_SUFFIX,
+    MAX_STACK_NAME_LENGTH,
+    SCHEDULE_GROUP,
+    SCHEDULE_GROUP_MAX_NAME,
     SES_EVENT_ROUTES,
     STREAMS,
 )
@@ -60,8 +64,12 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 WARMUP_KEYS = ("start", "pools", "curve")
 DEFAULT_WARMUP_POOLS = ("marketing",)
-# The warm-up plan travels in an environment variable, and Lambda allows 4 KB for all of them together.
+# The warm-up plan travels in an environment variable, and Lambda allows 4 KB for all of them together: at most 30
+# points, each day within a year and at most 100 million emails a day (more than SES gives any account), so the
+# longest plan (about 570 bytes) fits beside the rest (tests/infra/test_functions.py measures it).
 MAX_WARMUP_CURVE_POINTS = 30
+MAX_WARMUP_DAY = 365
+MAX_WARMUP_EMAILS_PER_DAY = 100_000_000
 
 
 class ConfigError(ValueError):
@@ -215,6 +223,12 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if stack_name is not None:
         if not _STACK_NAME.match(stack_name):
             problems.append(f"stack_name: {stack_name!r} must start with a letter and hold letters, digits, -")
+        elif len(stack_name) > MAX_STACK_NAME_LENGTH:
+            problems.append(f"stack_name: {stack_name!r} has {len(stack_name)} characters, at most "
+                            f"{MAX_STACK_NAME_LENGTH}: it starts every queue's name, which SQS limits to 80 characters "
+                            f"(the longest: <stack name>-{LONGEST_QUEUE_SUFFIX}), and the schedule group's, which "
+                            f"EventBridge Scheduler limits to {SCHEDULE_GROUP_MAX_NAME} "
+                            f"(<stack name>-{SCHEDULE_GROUP})")
         values["stack_name"] = stack_name
 
     subdomain = take("mail_from_subdomain", str)
@@ -411,6 +425,10 @@ def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup |
                         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in point)):
                     problems.append(f"warmup.curve[{n}]: must be [day, emails per day], two whole numbers above 0, "
                                     f"got {point!r}")
+                elif point[0] > MAX_WARMUP_DAY or point[1] > MAX_WARMUP_EMAILS_PER_DAY:
+                    problems.append(f"warmup.curve[{n}]: {point!r} is beyond day {MAX_WARMUP_DAY} or "
+                                    f"{MAX_WARMUP_EMAILS_PER_DAY:,} emails per day (a warm-up lasts weeks; the plan "
+                                    "travels in the send function's environment, which Lambda limits to 4 KB)")
                 else:
                     points.append((point[0], point[1]))
             for (day, cap), (next_day, next_cap) in itertools.pairwise(points):

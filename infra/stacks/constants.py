@@ -1,26 +1,39 @@
 """Every name and fixed number the stack uses, in one place.
 
-Physical names of queues, tables and topics are left to CloudFormation (so two stacks can live in one
-account); what must stay stable is listed here: logical groupings, the environment variables the library
-reads, and the stack output keys the operator CLI looks up.
+Physical names of tables, topics and most else are left to CloudFormation; the queues are named after the stack,
+``<stack name>-<suffix>`` (postline.queue_names, shared with the library, which derives their URLs from one
+prefix). Two stacks with different names can live in one account. What must stay stable is listed here: logical
+groupings, the environment variables the library reads, and the stack output keys the operator CLI looks up.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from aws_cdk import Duration
+from postline import queue_names
 
 STREAMS = ("critical", "transactional", "marketing")
 
-# Logical queue names (construct ids and output keys derive from them).
-INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
-SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
-SES_EVENTS = "postline-ses-events"  # the EventBridge rule on the default bus and the SQS queue behind it
+# Logical queue names (construct ids derive from them): each is the queue's physical name in a stack named
+# "postline", the default, as in the local stack. A stack names them <its name>-<suffix> (QUEUE_SUFFIXES).
+INBOUND_QUEUES = {stream: queue_names.name("postline", queue_names.inbound(stream)) for stream in STREAMS}
+SEND_QUEUES = {stream: queue_names.name("postline", queue_names.send(stream)) for stream in STREAMS}
+# the EventBridge rule on the default bus and the SQS queue behind it
+SES_EVENTS = queue_names.name("postline", queue_names.SES_EVENTS)
 # SES's Send events take their own rule and queue, which holds each one back for SEND_EVENT_DELAY: by then the
 # email's Delivery (or bounce) has usually moved its record past ``sent``, and the Send event only reads it
 # (half a read unit) instead of writing it (a write unit). postline.events explains; the send stage must know
 # the delay (Env.SEND_EVENT_DELAY_SECONDS), as it waits that long before it looks at a claim again.
-SES_SEND_EVENTS = "postline-ses-send-events"
+SES_SEND_EVENTS = queue_names.name("postline", queue_names.SES_SEND_EVENTS)
+# The campaigns' control queue: each message runs one stretch of a campaign's fan-out (docs/campaigns-design.md).
+CAMPAIGN_QUEUE = queue_names.name("postline", queue_names.CAMPAIGNS)
+QUEUE_SUFFIXES = {
+    **{INBOUND_QUEUES[stream]: queue_names.inbound(stream) for stream in STREAMS},
+    **{SEND_QUEUES[stream]: queue_names.send(stream) for stream in STREAMS},
+    SES_EVENTS: queue_names.SES_EVENTS,
+    SES_SEND_EVENTS: queue_names.SES_SEND_EVENTS,
+    CAMPAIGN_QUEUE: queue_names.CAMPAIGNS,
+}
 SEND_EVENT_DELAY = Duration.seconds(60)
 SES_SEND_EVENT_DETAIL_TYPE = "Email Sent"  # SES's detail-type for a Send event on EventBridge
 MAX_RECEIVE_COUNT = 5
@@ -68,8 +81,16 @@ FUNCTIONS = {
     "track_open": FunctionSpec(256, Duration.seconds(10), "Records an open and returns a 1x1 GIF"),
     "track_click": FunctionSpec(256, Duration.seconds(10), "Records a click and redirects to the signed target"),
     "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
+    # A run stops itself after 60 s of fan-out and hands on; the rest of the timeout is room for its last page.
+    "campaign": FunctionSpec(512, Duration.seconds(120), "Hands a campaign's audience on to the marketing queue"),
 }
 HANDLER = "app.handler"
+# One control message per invocation (each is a whole run), at most two runs at once: the fan-out's pace is set by
+# the marketing queue's bounded backlog, not by more runs, and a second campaign need not wait for the first's run.
+CAMPAIGN_BATCH_SIZE = 1
+CAMPAIGN_CONCURRENCY = 2
+# Where the CLI uploads each campaign's normalised audience in the claim-check bucket (campaigns/<id>/...).
+CAMPAIGN_AUDIENCE_PREFIX = "campaigns/"
 COMMON_LAYER = "postline-common"  # the shared layer, published at deploy time (stacks/layer.py)
 
 # HTTP API routes -> function.
@@ -125,6 +146,11 @@ COMPLAINT_RATE_ALARM = 0.001
 POWERTOOLS_SERVICE_NAME = "postline"
 METRICS_NAMESPACE = "postline"
 SCHEDULE_GROUP = "postline"
+# The stack's name starts every queue's name, which SQS limits to 80 characters, and the schedule group's
+# (<stack name>-postline), which EventBridge Scheduler limits to 64.
+SCHEDULE_GROUP_MAX_NAME = 64
+LONGEST_QUEUE_SUFFIX = max(queue_names.suffixes(STREAMS), key=len)  # send-transactional-dlq
+MAX_STACK_NAME_LENGTH = min(queue_names.max_stack_name(STREAMS), SCHEDULE_GROUP_MAX_NAME - len(f"-{SCHEDULE_GROUP}"))
 
 
 class Env:
@@ -136,12 +162,10 @@ class Env:
     TEMPLATES_TABLE = "POSTLINE_TEMPLATES_TABLE"
     CAMPAIGNS_TABLE = "POSTLINE_CAMPAIGNS_TABLE"
     RATE_LIMITS_TABLE = "POSTLINE_RATE_LIMITS_TABLE"
-    SEND_QUEUE_URL_PREFIX = "POSTLINE_SEND_QUEUE_URL_"
+    # https://sqs.<region>.<url suffix>/<account>/<stack name>-: the library adds each queue's suffix
+    QUEUE_URL_PREFIX = "POSTLINE_QUEUE_URL_PREFIX"
     CONFIGURATION_SET_PREFIX = "POSTLINE_CONFIGURATION_SET_"
-    INBOUND_DLQ_URLS = "POSTLINE_INBOUND_DLQ_URLS"
-    SEND_DLQ_URLS = "POSTLINE_SEND_DLQ_URLS"
     MAX_RECEIVE_COUNT = "POSTLINE_MAX_RECEIVE_COUNT"
-    SES_EVENTS_DLQ_URL = "POSTLINE_SES_EVENTS_DLQ_URL"
     SEND_EVENT_DELAY_SECONDS = "POSTLINE_SEND_EVENT_DELAY_SECONDS"
     DEFAULT_FROM = "POSTLINE_DEFAULT_FROM"
     TRACKING_BASE_URL = "POSTLINE_TRACKING_BASE_URL"
@@ -152,7 +176,6 @@ class Env:
     MIRROR_SES_SUPPRESSIONS = "POSTLINE_MIRROR_SES_SUPPRESSIONS"
     SCHEDULE_GROUP = "POSTLINE_SCHEDULE_GROUP"
     SCHEDULER_ROLE_ARN = "POSTLINE_SCHEDULER_ROLE_ARN"
-    INBOUND_QUEUE_URL_PREFIX = "POSTLINE_INBOUND_QUEUE_URL_"
     EVENT_TTL_DAYS = "POSTLINE_EVENT_TTL_DAYS"
     MESSAGE_TTL_DAYS = "POSTLINE_MESSAGE_TTL_DAYS"
     APP_EVENTS = "POSTLINE_APP_EVENTS"
@@ -217,6 +240,8 @@ class Outputs:
     SES_EVENTS_RULE_ARN = "SesEventsRuleArn"
     SES_SEND_EVENTS_QUEUE_URL = "SesSendEventsQueueUrl"
     SES_SEND_EVENTS_RULE_ARN = "SesSendEventsRuleArn"
+    CAMPAIGN_QUEUE_URL = "CampaignQueueUrl"
+    CAMPAIGN_DLQ_URL = "CampaignDlqUrl"
     EVENT_BUS_NAME = "EventBusName"
     EVENT_BUS_ARN = "EventBusArn"
     API_URL = "ApiUrl"

@@ -13,9 +13,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
+from postline import queue_names
 
 from .config import REPO_ROOT, Config
 from .constants import (
+    CAMPAIGN_AUDIENCE_PREFIX,
+    CAMPAIGN_BATCH_SIZE,
+    CAMPAIGN_CONCURRENCY,
+    CAMPAIGN_QUEUE,
     FUNCTIONS,
     HANDLER,
     INBOUND_QUEUES,
@@ -54,24 +59,25 @@ class Functions(Construct):
         super().__init__(scope, id)
         self.layer = CompiledLayer(self, "CommonLayer", runtime=RUNTIME, architecture=ARCHITECTURE,
                                    log_retention=config.log_retention).layer
-        environment = self._environment(config, tables, queues, claim_check, signing_keys, ses_resources,
-                                        tracking_base_url)
+        environment = self._environment(config, tables, claim_check, signing_keys, ses_resources, tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
-        environment[Env.SES_EVENTS_DLQ_URL] = queues.dead_letter_queues[SES_EVENTS].queue_url
         # How long the Send events' queue holds them back (the EventBridge route; the SNS route publishes none).
         held_back = SEND_EVENT_DELAY.to_seconds() if queues.ses_send_events is not None else 0
         environment[Env.SEND_EVENT_DELAY_SECONDS] = str(int(held_back))
         environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
-        for stream in STREAMS:
-            environment[Env.INBOUND_QUEUE_URL_PREFIX + stream.upper()] = queues.inbound[stream].queue_url
+        # The campaign function paces its fan-out by the marketing rate, the limiter's (its warm-up plan aside).
+        own_environment = {"send": _limiter_environment(config), "campaign": _rate_environment(config)}
         self.functions: dict[str, lambda_.Function] = {
-            name: self._function(name, config, environment) for name in FUNCTIONS
+            name: self._function(name, config, {**environment, **own_environment.get(name, {})})
+            for name in FUNCTIONS
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
-        for name in ("send", "ses_events", "track_open", "track_click", "unsubscribe"):  # they announce changes
+        self._grant_campaign(tables, queues, claim_check, signing_keys, scheduling)
+        announcers = ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign")
+        for name in announcers:  # they publish application events (postline.app_events)
             event_bus.grant_put_events_to(self.functions[name])
         if config.mirror_ses_suppressions:
             ses_events = self.functions["ses_events"]
@@ -88,24 +94,19 @@ class Functions(Construct):
         for stream in STREAMS:
             queues.inbound[stream].grant_send_messages(self.functions["ses_events"])
 
-    def _environment(self, config: Config, tables: Tables, queues: Queues, claim_check: s3.Bucket,
+    def _environment(self, config: Config, tables: Tables, claim_check: s3.Bucket,
                      signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
                      ) -> dict[str, str]:
         """The same settings for every function: the library validates all of them at cold start."""
         environment = {TABLE_ENV[name]: table.table_name for name, table in tables.tables.items()}
         for stream in STREAMS:
-            environment[Env.SEND_QUEUE_URL_PREFIX + stream.upper()] = queues.send[stream].queue_url
             environment[Env.CONFIGURATION_SET_PREFIX + stream.upper()] = (
                 ses_resources.configuration_sets[stream].configuration_set_name)
-        # Keyed by the inbound queue's physical name, which is what a record's eventSourceARN ends with.
-        environment[Env.INBOUND_DLQ_URLS] = Stack.of(self).to_json_string({
-            queues.inbound[stream].queue_name: queues.dead_letter_queues[INBOUND_QUEUES[stream]].queue_url
-            for stream in STREAMS
-        })
-        environment[Env.SEND_DLQ_URLS] = Stack.of(self).to_json_string({
-            queues.send[stream].queue_name: queues.dead_letter_queues[SEND_QUEUES[stream]].queue_url
-            for stream in STREAMS
-        })
+        # Every queue's URL is this prefix and the queue's suffix (queues.py names them so): the library derives the
+        # inbound, send and dead-letter queues' URLs from it, a dozen URLs that would not fit in 4 KB with the rest.
+        stack = Stack.of(self)
+        environment[Env.QUEUE_URL_PREFIX] = queue_names.url_prefix(
+            f"https://sqs.{stack.region}.{stack.url_suffix}", stack.account, stack.stack_name)
         environment[Env.MAX_RECEIVE_COUNT] = str(MAX_RECEIVE_COUNT)
         environment.update({
             Env.DEFAULT_FROM: config.from_address,
@@ -121,14 +122,6 @@ class Functions(Construct):
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
             Env.LOG_LEVEL: config.log_level,
         })
-        # The sending-rate limiter (the send function's): SES's own rate and quota unless overridden.
-        environment[Env.MARKETING_RATE_SHARE] = _number(config.marketing_rate_share)
-        if config.max_send_rate is not None:
-            environment[Env.MAX_SEND_RATE] = _number(config.max_send_rate)
-        if config.max_24_hour_send is not None:
-            environment[Env.MAX_24_HOUR_SEND] = str(config.max_24_hour_send)
-        if config.warmup is not None:
-            environment[Env.WARMUP_PLAN] = json.dumps(config.warmup.plan(), separators=(",", ":"))
         return environment
 
     def _function(self, name: str, config: Config, environment: dict[str, str]) -> lambda_.Function:
@@ -173,6 +166,10 @@ class Functions(Construct):
         for name, queue, ceiling in consumers:
             self.functions[name].add_event_source(sources.SqsEventSource(
                 queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))
+        # One control message is one run of a campaign's fan-out (up to a minute of work).
+        self.functions["campaign"].add_event_source(sources.SqsEventSource(
+            queues.campaigns, batch_size=CAMPAIGN_BATCH_SIZE, report_batch_item_failures=True,
+            max_concurrency=CAMPAIGN_CONCURRENCY))
 
     def _grant(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                signing_keys: secretsmanager.ISecret, ses_resources: Ses, config: Config) -> None:
@@ -200,9 +197,10 @@ class Functions(Construct):
         # The shared limiter: tokens taken with conditional updates, its state (SES's figures, warm-up days) read
         # and written back; the account's sending rate and 24-hour quota read from SES every few minutes.
         _table(send, tables.rate_limits, "GetItem", "PutItem", "UpdateItem")
-        iam.Grant.add_to_principal(grantee=send, actions=["ses:GetAccount"], resource_arns=["*"])
-        accept(send.role, "AwsSolutions-IAM5[Resource::*]", "ses:GetAccount reads the account's sending rate and "
-               "24-hour quota and supports no resource-level permissions.")
+        _read_ses_account(send)
+        # A campaign's emails: its state (paused, cancelled, its window) read before each claim, and the jobs
+        # dropped for a cancelled campaign counted in it.
+        _table(send, tables.campaigns, "GetItem", "BatchGetItem", "UpdateItem")
         _objects(send, claim_check, "s3:GetObject")
         for stream in STREAMS:
             # A job SES refuses for now goes back on its queue, delayed; one postline gives up on (parked,
@@ -234,6 +232,34 @@ class Functions(Construct):
         _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
 
 
+    def _grant_campaign(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
+                        signing_keys: secretsmanager.ISecret, scheduling: Scheduling) -> None:
+        """The fan-out (postline.campaigns.fanout): it reads its campaign and checkpoints it, reads the audience,
+        drops suppressed recipients, hands the rest to the marketing queue while its backlog allows, and hands itself
+        on through the control queue (now, or at the next window's start through a schedule)."""
+        campaign = self.functions["campaign"]
+        _table(campaign, tables.campaigns, "GetItem", "UpdateItem")  # the CLI creates campaigns, not the function
+        _objects(campaign, claim_check, "s3:GetObject", prefix=CAMPAIGN_AUDIENCE_PREFIX)
+        # The suppressions of each page of recipients, the erased forms too: the erasure key hashes them.
+        _table(campaign, tables.suppressions, "BatchGetItem")
+        signing_keys.grant_read(campaign)
+        queues.inbound["marketing"].grant_send_messages(campaign)
+        # The backlog bound: how many marketing messages wait, inbound and rendered.
+        queues.send["marketing"].grant(campaign, "sqs:GetQueueAttributes")
+        queues.campaigns.grant_send_messages(campaign)
+        # An unreadable control message, or one on its last receive, goes to the DLQ with the reason.
+        queues.dead_letter_queues[CAMPAIGN_QUEUE].grant_send_messages(campaign)
+        scheduling.grant_create(campaign)
+        _read_ses_account(campaign)  # the sending rate the backlog is measured in
+
+
+def _read_ses_account(function: lambda_.Function) -> None:
+    """The limiter's read of the account's sending rate and 24-hour quota."""
+    iam.Grant.add_to_principal(grantee=function, actions=["ses:GetAccount"], resource_arns=["*"])
+    accept(function.role, "AwsSolutions-IAM5[Resource::*]", "ses:GetAccount reads the account's sending rate and "
+           "24-hour quota and supports no resource-level permissions.")
+
+
 def _number(value: float) -> str:
     """A config number as the library parses it: 14 for 14.0, the shortest exact form otherwise (0.7)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -245,10 +271,31 @@ def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str) -
                                resource_arns=[table.table_arn])
 
 
-def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str) -> None:
-    """Object actions under the claim-check prefix only (object keys are message ids, so a wildcard)."""
+def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str, prefix: str = CLAIM_CHECK_PREFIX) -> None:
+    """Object actions under one prefix of the claim-check bucket only (object keys are message ids or campaign
+    names, so a wildcard)."""
     iam.Grant.add_to_principal(grantee=function, actions=list(actions),
-                               resource_arns=[bucket.arn_for_objects(f"{CLAIM_CHECK_PREFIX}*")])
+                               resource_arns=[bucket.arn_for_objects(f"{prefix}*")])
     logical_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)
-    accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{CLAIM_CHECK_PREFIX}*]",
-           "Claim-check objects are named by message id, unknown in advance; access is limited to their prefix.")
+    accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+           "Claim-check objects are named by message id or campaign, unknown in advance; access is limited to "
+           "their prefix.")
+
+
+def _limiter_environment(config: Config) -> dict[str, str]:
+    """The sending-rate limiter's settings, for the send function (they have defaults in the library, and the
+    warm-up plan is the largest value: Lambda allows 4 KB of environment per function)."""
+    environment = _rate_environment(config)
+    if config.warmup is not None:
+        environment[Env.WARMUP_PLAN] = json.dumps(config.warmup.plan(), separators=(",", ":"))
+    return environment
+
+
+def _rate_environment(config: Config) -> dict[str, str]:
+    """The rate and quota the limiter keeps to, and marketing's share of the rate."""
+    environment = {Env.MARKETING_RATE_SHARE: _number(config.marketing_rate_share)}
+    if config.max_send_rate is not None:
+        environment[Env.MAX_SEND_RATE] = _number(config.max_send_rate)
+    if config.max_24_hour_send is not None:
+        environment[Env.MAX_24_HOUR_SEND] = str(config.max_24_hour_send)
+    return environment

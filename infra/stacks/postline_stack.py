@@ -28,6 +28,7 @@ class PostlineStack(Stack):
             inbound_visibility=_visibility("render"),
             send_visibility=_visibility("send"),
             events_visibility=_visibility("ses_events"),
+            campaign_visibility=_visibility("campaign"),
             held_back_send_events=config.ses_event_route == "eventbridge",
         )
         self.storage = ClaimCheckStorage(self, "ClaimCheck")
@@ -36,7 +37,9 @@ class PostlineStack(Stack):
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
         self.app_events = ApplicationEvents(self, "ApplicationEvents")
-        self.scheduling = Scheduling(self, "Scheduling", inbound_queues=list(self.queues.inbound.values()))
+        # Schedules put soft-bounce retries on the inbound queues and start campaigns through the control queue.
+        self.scheduling = Scheduling(self, "Scheduling",
+                                     target_queues=[*self.queues.inbound.values(), self.queues.campaigns])
         self.functions = Functions(
             self, "Functions", config=config, tables=self.tables, queues=self.queues,
             claim_check=self.storage.bucket, signing_keys=self.signing_keys.secret, ses_resources=self.ses,

@@ -1,7 +1,8 @@
 """EventBridge Scheduler: the group and the role postline's one-time schedules run under.
 
-A schedule puts one message on an inbound queue: a soft-bounce retry (created by ses_events, postline.retries)
-or, later, a campaign start. Whoever creates schedules in this group passes this role to them.
+A schedule puts one message on a queue: a soft-bounce retry on an inbound queue (created by ses_events,
+postline.retries), or a campaign's start or next window on the control queue (created by the CLI and the campaign
+function, postline.campaigns.control). Whoever creates schedules in this group passes this role to them.
 """
 from __future__ import annotations
 
@@ -17,21 +18,21 @@ from .outputs import stack_output
 
 
 class Scheduling(Construct):
-    def __init__(self, scope: Construct, id: str, *, inbound_queues: list[sqs.IQueue]) -> None:
+    def __init__(self, scope: Construct, id: str, *, target_queues: list[sqs.IQueue]) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         group_name = f"{stack.stack_name}-{SCHEDULE_GROUP}"
         self.group = scheduler.CfnScheduleGroup(self, "Group", name=group_name)
         self.role = iam.Role(
             self, "Role", description="Runs postline's schedules (soft-bounce retries, campaigns)",
-            # Only schedules of this account may assume it (confused deputy protection).
+            # Only schedules of this group may assume it (confused deputy protection). Scheduler gives the group's
+            # ARN as the source, never a schedule's: a condition on schedule ARNs would match no schedule at all.
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={
-                "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {"aws:SourceArn": stack.format_arn(
-                    service="scheduler", resource="schedule", resource_name=f"{group_name}/*")},
+                "StringEquals": {"aws:SourceAccount": stack.account, "aws:SourceArn": stack.format_arn(
+                    service="scheduler", resource="schedule-group", resource_name=group_name)},
             }),
         )
-        for queue in inbound_queues:
+        for queue in target_queues:
             queue.grant_send_messages(self.role)
         self.group_name = group_name
         stack_output(self, Outputs.SCHEDULER_ROLE, self.role.role_arn, "Role for postline's schedules")
@@ -45,5 +46,5 @@ class Scheduling(Construct):
         self.role.grant_pass_role(grantee)
         accept(grantee.grant_principal, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
                f"<AWS::AccountId>:schedule/{self.group_name}/*]",
-               "Schedules are named per message and retry, unknown in advance; creation is limited to postline's "
-               "own schedule group.")
+               "Schedules are named per message and retry or per campaign and time, unknown in advance; creation "
+               "is limited to postline's own schedule group.")

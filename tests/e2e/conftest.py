@@ -76,6 +76,14 @@ class LocalStack:
         return sum(1 for entry in lines if entry["tags"].get("postline_message_id") == message_id)
 
 
+def wait_until(condition, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def started_stack(state: Path, *up_args: str, **environment: str):
     """``postline local up --detach`` in its own state folder, on free ports, with ``environment`` added."""

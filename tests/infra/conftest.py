@@ -4,7 +4,8 @@
 cdk-nag included: SES's events through SNS. ``variant`` turns on everything optional (hosted zone, custom links
 domain, IP pools, alarm email), takes the other route for SES's events (EventBridge) and skips the layer bundling
 to stay fast. ``warmed`` is a minimal configuration with standard dedicated IP pools, an IP warm-up and the
-sending-rate overrides (no bundling either).
+sending-rate overrides (no bundling either). ``largest`` gives the functions the largest environment the config
+allows: the longest stack name, the longest warm-up plan, every override and application event (no bundling).
 """
 from __future__ import annotations
 
@@ -27,7 +28,16 @@ for path in (ROOT / "infra", ROOT / "layers" / "common"):
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from stacks.app_builder import build  # noqa: E402
-from stacks.config import EXAMPLE_CONFIG, Config, load_config, parse_config  # noqa: E402
+from stacks.config import (  # noqa: E402
+    EXAMPLE_CONFIG,
+    MAX_WARMUP_CURVE_POINTS,
+    MAX_WARMUP_DAY,
+    MAX_WARMUP_EMAILS_PER_DAY,
+    Config,
+    load_config,
+    parse_config,
+)
+from stacks.constants import MAX_STACK_NAME_LENGTH  # noqa: E402
 from stacks.postline_stack import PostlineStack  # noqa: E402
 
 VARIANT_CONFIG = {
@@ -62,6 +72,28 @@ WARMED_CONFIG = {
     "marketing_rate_share": 0.5,
     "warmup": {"start": "2025-03-01", "pools": ["transactional", "marketing"],
                "curve": [[1, 200], [3, 1_000], [7, 10_000], [14, 50_000]]},
+}
+
+# Every value at its longest: the stack name (it is in every queue's name), the warm-up curve (the most points, each
+# with the most digits), the limiter's overrides, "false" over "true", every application event, WARNING. Only the
+# sender's and the domain's names are free in length; they are long ones here.
+LARGEST_CONFIG = {
+    "stack_name": "postline-" + "x" * (MAX_STACK_NAME_LENGTH - len("postline-")),
+    "domain": "notifications.mail.example-company.com",
+    "from_address": "Example Company Notifications <notifications@notifications.mail.example-company.com>",
+    "ip_pools": "standard",
+    "max_send_rate": 1234.5678901234,
+    "max_24_hour_send": 100_000_000,
+    "marketing_rate_share": 0.3333333333333333,
+    "app_events": "all",
+    "tracing": True,
+    "event_ttl_days": 3_650,
+    "message_ttl_days": 3_650,
+    "log_level": "WARNING",
+    "ses_event_route": "eventbridge",
+    "warmup": {"start": "2025-03-01", "pools": ["transactional", "marketing"],
+               "curve": [[day, MAX_WARMUP_EMAILS_PER_DAY] for day in range(
+                   MAX_WARMUP_DAY - MAX_WARMUP_CURVE_POINTS + 1, MAX_WARMUP_DAY + 1)]},
 }
 
 
@@ -120,4 +152,10 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def warmed(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synthesize(parse_config(WARMED_CONFIG, "warmed"), tmp_path_factory.mktemp("cdk.out.warmed"),
+                       context={"aws:cdk:bundling-stacks": []})
+
+
+@pytest.fixture(scope="session")
+def largest(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize(parse_config(LARGEST_CONFIG, "largest"), tmp_path_factory.mktemp("cdk.out.largest"),
                        context={"aws:cdk:bundling-stacks": []})

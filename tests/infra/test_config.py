@@ -134,9 +134,31 @@ STANDARD = {**MINIMAL, "ip_pools": "standard"}
      "warmup.curve: emails per day may not decrease, 500 on day 2 after 1000 on day 1"),
     ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[d, d] for d in range(1, 32)]}},
      "warmup.curve: 31 points, at most 30"),
+    # The plan travels in the send function's 4 KB environment: each number has a ceiling too.
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100], [366, 500]]}},
+     "warmup.curve[1]: [366, 500] is beyond day 365 or 100,000,000 emails per day"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100_000_001]]}},
+     "warmup.curve[0]: [1, 100000001] is beyond day 365 or 100,000,000 emails per day"),
 ])
 def test_invalid_sending_rate_and_warmup_are_named(change, fragment):
     assert fragment in _problems({**MINIMAL, **change})
+
+
+def test_the_longest_warmup_curve_is_accepted():
+    curve = [[day, 100_000_000] for day in range(336, 366)]
+    assert parse_config({**STANDARD, "warmup": {"start": "2025-03-01", "curve": curve}}).warmup.curve[-1] == (
+        365, 100_000_000)
+
+
+def test_the_stack_name_is_short_enough_for_every_queue_name():
+    # It starts every queue's name (SQS: 80 characters) and the schedule group's (EventBridge Scheduler: 64).
+    longest = "p" * config_module.MAX_STACK_NAME_LENGTH
+    assert config_module.MAX_STACK_NAME_LENGTH == 55
+    assert parse_config({**MINIMAL, "stack_name": longest}).stack_name == longest
+    message = _problems({**MINIMAL, "stack_name": longest + "p"})
+    assert "stack_name: 'pppp" in message and "has 56 characters, at most 55" in message
+    assert "SQS limits to 80 characters (the longest: <stack name>-send-transactional-dlq)" in message
+    assert "EventBridge Scheduler limits to 64 (<stack name>-postline)" in message
 
 
 def test_every_warmup_problem_is_reported_at_once():

@@ -2,7 +2,9 @@
 
 The stages run over moto (which checks no permissions) through the paths a deployment takes: each stream,
 suppressed, rejected and repeated mail, SES refusing and throttling, the claim-check bucket, every kind of SES
-event, both soft-bounce retries, opens, clicks, unsubscribes. A
+event, both soft-bounce retries, opens, clicks, unsubscribes, campaigns (a fan-out to its end, one waiting for its
+window, one out of time halfway, an unreadable control message; a campaign's emails sent, a cancelled one's
+dropped). A
 botocore hook records what each call needs from IAM, expanding transactions and batches into the actions AWS
 authorises them by (a ConditionCheck needs ``dynamodb:ConditionCheckItem`` on its table). Each need is then
 looked up in the policies of that function's role: a call the role does not allow would be refused in AWS
@@ -19,6 +21,10 @@ import botocore.session
 import pytest
 
 from postline.batch import QueueRecord
+from postline.campaigns import fanout, store
+from postline.campaigns.control import ControlMessage
+from postline.campaigns.fanout import CampaignContext, run_batch
+from postline.campaigns.windows import Window
 from postline.contract import message_id_for
 from postline.engagement import follow_click, record_open, resubscribe, subscription, unsubscribe
 from postline.events import apply_events
@@ -103,19 +109,20 @@ def needed(service: str, operation: str, params: dict) -> list[tuple[str, str | 
     return [(f"{service}:{operation}", None)]
 
 
-def _resource_construct(stack, name: str):
-    """The stack's construct for a local resource name (tables, queues, the bucket: the ones a role names)."""
+def _resource_construct(stack, service: str, name: str):
+    """The stack's construct for a local resource name (tables, queues, the bucket: the ones a role names), by
+    service: the campaigns' table and control queue are both ``postline-campaigns`` locally."""
     tables = {f"postline-{key.replace('_', '-')}": table for key, table in stack.tables.tables.items()}
     queues = {**{q: stack.queues.inbound[s] for s, q in resources.INBOUND_QUEUES.items()},
               **{q: stack.queues.send[s] for s, q in resources.SEND_QUEUES.items()},
-              resources.EVENTS_QUEUE: stack.queues.ses_events}
+              resources.EVENTS_QUEUE: stack.queues.ses_events, resources.CAMPAIGN_QUEUE: stack.queues.campaigns}
     queues.update({f"{name}-dlq": stack.queues.dead_letter_queues[name] for name in queues})
     buckets = {resources.CLAIM_CHECK_BUCKET: stack.storage.bucket}
-    return tables.get(name) or queues.get(name) or buckets.get(name)
+    return {"dynamodb": tables, "sqs": queues, "s3": buckets}.get(service, {}).get(name)
 
 
 def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
-    construct = _resource_construct(synth.stack, resource) if resource else None
+    construct = _resource_construct(synth.stack, action.split(":")[0], resource) if resource else None
     assert construct is not None or resource is None, f"no resource of the stack is named like {resource}"
     logical_id = synth.logical_id(construct) if construct is not None else None
     for statement in synth.policy_statements(function):
@@ -189,6 +196,44 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
         assert resubscribe(engagement, token) is not None
 
 
+def _walk_campaigns(pipeline, needs: Needs) -> None:
+    dynamodb, s3 = pipeline.session.client("dynamodb"), pipeline.session.client("s3")
+    table = pipeline.settings.campaigns_table
+    night = Window.parse("02:00-03:00", "UTC")  # the pipeline's clock says 08:00 UTC: it waits for tomorrow's
+    for name, window in (("spring", None), ("night", night), ("autumn", None)):
+        audience = b"".join(json.dumps({"email": address, "data": example("newsletter")}).encode() + b"\n"
+                            for address in (f"{name}@example.com", "blocked@example.com"))
+        key = f"campaigns/{name}/audience.jsonl"
+        s3.put_object(Bucket=resources.CLAIM_CHECK_BUCKET, Key=key, Body=audience)  # as the CLI uploads it
+        store.create(dynamodb, table, store.Campaign(
+            name, "newsletter", key, start_at=pipeline.clock(), window=window, audience_bytes=len(audience),
+            audience_rows=2, created_at=pipeline.clock()))
+    context = CampaignContext(pipeline.settings, dynamodb=dynamodb, sqs=pipeline.sqs, s3=s3,
+                              scheduler=pipeline.session.client("scheduler"), events=pipeline.session.client("events"),
+                              sesv2=pipeline.ses, secrets=pipeline.session.client("secretsmanager"),
+                              clock=pipeline.clock)
+
+    def control(record_id: str, body: str) -> QueueRecord:
+        return QueueRecord(record_id, body, resources.CAMPAIGN_QUEUE, pipeline.clock(), 1)
+
+    def time_left(*milliseconds: int):  # the invocation's remaining time at each look, then none
+        left = iter(milliseconds)
+        return lambda: next(left, 0)
+
+    runs = [(name, ControlMessage(name, 0).body(), time_left(*[120_000] * 10)) for name in ("spring", "night")]
+    # autumn runs out of time after its first page (of one recipient): the next run is asked for.
+    runs += [("autumn", ControlMessage("autumn", 0).body(), time_left(120_000)), ("garbled", "{}", time_left())]
+    with needs.acting_as("campaign"):
+        outcomes = {name: run_batch([control(name, body)], context, left).outcomes[name].result
+                    for name, body, left in runs}
+    assert outcomes == {"spring": "done", "night": "waiting", "autumn": "handed-on",
+                        "garbled": "unreadable"}  # moved to the DLQ with its reason
+    store.move(dynamodb, table, "autumn", "cancelled", now=pipeline.clock())  # its first email waits to be sent
+    _render_and_send(pipeline, needs)
+    recipients = [send["Destination"]["ToAddresses"] for send in pipeline.ses.sends]
+    assert ["spring@example.com"] in recipients and ["autumn@example.com"] not in recipients
+
+
 def _erasure_key(pipeline) -> bytes:
     from postline.tokens import KeyRing
 
@@ -216,6 +261,8 @@ def needs(pipeline, monkeypatch):  # noqa: F811  (the fixture imported above)
         model._connection = None
     pipeline.ses._sesv2 = pipeline.session.client("sesv2")
     _walk_every_path(pipeline, recorder)
+    monkeypatch.setattr(fanout, "PAGE", 1)  # a page per recipient: a run can stop between two
+    _walk_campaigns(pipeline, recorder)
     return recorder.by_function
 
 
@@ -229,6 +276,12 @@ def test_every_path_was_walked_by_every_function(synth, needs):
     assert ("secretsmanager:GetSecretValue", None) in needs["ses_events"]  # a bounce: was its address erased?
     assert ("s3:GetObject", resources.CLAIM_CHECK_BUCKET) in needs["send"]  # a body parked by render
     assert ("scheduler:CreateSchedule", None) in needs["ses_events"]  # and one later
+    assert ("s3:GetObject", resources.CLAIM_CHECK_BUCKET) in needs["campaign"]  # the audience
+    assert ("sqs:SendMessage", "postline-marketing") in needs["campaign"]  # recipients handed on
+    assert ("sqs:SendMessage", "postline-campaigns") in needs["campaign"]  # out of time: the next run
+    assert ("sqs:SendMessage", "postline-campaigns-dlq") in needs["campaign"]  # an unreadable control message
+    assert ("scheduler:CreateSchedule", None) in needs["campaign"]  # tomorrow's window
+    assert ("dynamodb:UpdateItem", "postline-campaigns") in needs["send"]  # a cancelled campaign's email counted
 
 
 def test_each_function_role_allows_every_call_it_makes(synth, needs):

@@ -1,14 +1,15 @@
 """Least privilege: named actions on named resources; '*' only where AWS offers nothing narrower (X-Ray, and
-SES's GetAccount for the send function's rate limiter)."""
+SES's GetAccount for the sending rate: the send function's limiter, the campaign function's backlog bound)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from stacks.constants import FUNCTIONS, SEND_QUEUES, STREAMS
+from stacks.constants import CAMPAIGN_QUEUE, FUNCTIONS, SEND_QUEUES, STREAMS
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+RATE_READERS = ("send", "campaign")  # they read the account's sending rate from SES
 
 
 def _actions(statement):
@@ -39,8 +40,9 @@ def test_no_wildcards_but_xray(synth, function):
         assert statement["Effect"] == "Allow"
         assert not any("*" in action for action in _actions(statement)), statement
         if "*" in _resources(statement):
-            # ses:GetAccount: the limiter reads the account's rate and quota; it has no resource-level permissions.
-            assert _actions(statement) == XRAY or (function == "send" and _actions(statement) == {"ses:GetAccount"})
+            # ses:GetAccount: the account's rate and quota; it has no resource-level permissions.
+            assert _actions(statement) == XRAY or (function in RATE_READERS
+                                                   and _actions(statement) == {"ses:GetAccount"})
         forbidden = {"Scan", "DeleteItem", "DeleteTable"}
         if function == "unsubscribe" and "TablesEmailSuppressions" in str(_resources(statement)):
             forbidden.discard("DeleteItem")  # the resubscribe button removes the unsubscribe it made
@@ -85,6 +87,9 @@ def test_send_policy(synth):
     assert _granted(synth, "send", synth.logical_id(tables.events)) == {
         "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"}
     assert not _granted(synth, "send", synth.logical_id(tables.templates))
+    # A campaign's state before its emails are claimed; the jobs a cancel drops counted in it. No other write.
+    assert _granted(synth, "send", synth.logical_id(tables.campaigns)) == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
     # The shared rate limiter: tokens by conditional update, its state read and written; no batch, no delete.
     assert _granted(synth, "send", synth.logical_id(tables.rate_limits)) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
@@ -100,19 +105,21 @@ def test_send_policy(synth):
 
 
 @pytest.mark.parametrize("which", ["synth", "variant"])
-def test_only_send_reads_the_ses_account_and_uses_the_rate_limits_table(which, request):
+def test_only_send_and_campaign_read_the_ses_account_and_only_send_uses_the_rate_limits_table(which, request):
     result = request.getfixturevalue(which)
     rate_limits = result.logical_id(result.stack.tables.rate_limits)
     for function in FUNCTIONS:
         statements = result.policy_statements(function)
         get_account = [s for s in statements if "ses:GetAccount" in _actions(s)]
-        if function == "send":
+        if function in RATE_READERS:
             # Alone in its statement, on '*' (SES offers nothing narrower), even when X-Ray also needs '*'.
             assert [(_actions(s), s["Resource"]) for s in get_account] == [({"ses:GetAccount"}, "*")]
+        else:
+            assert not get_account
+        if function == "send":
             assert all(rate_limits in str(s["Resource"]) and "/index/" not in str(s["Resource"])
                        for s in statements if "dynamodb:PutItem" in _actions(s) and rate_limits in str(s["Resource"]))
         else:
-            assert not get_account
             assert not _granted(result, function, rate_limits)
 
 
@@ -166,6 +173,45 @@ def test_render_policy(synth):
     assert not any(a.startswith("ses:") for s in synth.policy_statements("render") for a in _actions(s))
 
 
+def test_campaign_policy(synth):
+    stack = synth.stack
+    tables, queues = stack.tables, stack.queues
+    # Its campaign read, moved from state to state and checkpointed; never created (the CLI does), deleted, scanned.
+    assert _granted(synth, "campaign", synth.logical_id(tables.campaigns)) == {
+        "dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # Each page of recipients' suppressions in one read; nothing written there.
+    assert _granted(synth, "campaign", synth.logical_id(tables.suppressions)) == {"dynamodb:BatchGetItem"}
+    for table in ("messages", "email_events", "templates"):
+        assert not _granted(synth, "campaign", synth.logical_id(tables.tables[table])), table
+    # The audience, read from under campaigns/ only; the rendered bodies under mime/ are not its business.
+    bucket = [s for s in synth.policy_statements("campaign") if synth.logical_id(stack.storage.bucket) in str(s)]
+    assert [(_actions(s), json.dumps(s["Resource"])) for s in bucket] == [
+        ({"s3:GetObject"}, json.dumps({"Fn::Join": ["", [
+            {"Fn::GetAtt": [synth.logical_id(stack.storage.bucket), "Arn"]}, "/campaigns/*"]]}))]
+    # Recipients go to the marketing inbound queue, as an application's newsletter would; both marketing queues'
+    # depths bound the backlog; the control queue hands the run on.
+    assert _granted(synth, "campaign", synth.logical_id(queues.inbound["marketing"])) == {
+        "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    assert _granted(synth, "campaign", synth.logical_id(queues.send["marketing"])) == {"sqs:GetQueueAttributes"}
+    assert {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= _granted(
+        synth, "campaign", synth.logical_id(queues.campaigns))
+    for stream in ("critical", "transactional"):
+        assert not _granted(synth, "campaign", synth.logical_id(queues.inbound[stream])), stream
+        assert not _granted(synth, "campaign", synth.logical_id(queues.send[stream])), stream
+    # An unreadable control message goes to the DLQ with its reason.
+    assert "sqs:SendMessage" in _granted(synth, "campaign", synth.logical_id(queues.dead_letter_queues[CAMPAIGN_QUEUE]))
+    # The next window's start: a schedule in postline's group, run by the scheduler role and no other.
+    statements = synth.policy_statements("campaign")
+    scheduler = [s for s in statements if "scheduler:CreateSchedule" in _actions(s)]
+    assert len(scheduler) == 1 and "schedule/postline-postline/*" in json.dumps(scheduler[0]["Resource"])
+    pass_role = [s for s in statements if "iam:PassRole" in _actions(s)]
+    assert len(pass_role) == 1 and synth.logical_id(stack.scheduling.role) in str(pass_role[0]["Resource"])
+    # The erasure key, to read the erased form of each address's suppressions.
+    assert {a for s in statements for a in _actions(s) if a.startswith("secretsmanager:")} <= {
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+    assert not any(a.startswith("ses:") and a != "ses:GetAccount" for s in statements for a in _actions(s))
+
+
 def test_only_unsubscribe_may_suppress_among_the_endpoints(synth):
     suppressions = synth.logical_id(synth.stack.tables.suppressions)
     assert "dynamodb:PutItem" in _granted(synth, "unsubscribe", suppressions)
@@ -180,3 +226,16 @@ def test_mirroring_to_the_ses_suppression_list_is_granted_only_when_configured(s
     assert may_mirror(variant) is variant.config.mirror_ses_suppressions
     assert may_mirror(synth) is synth.config.mirror_ses_suppressions
     assert variant.config.mirror_ses_suppressions != synth.config.mirror_ses_suppressions
+
+
+def test_only_this_stacks_schedule_group_may_hand_its_schedules_the_scheduler_role(synth):
+    # Scheduler gives the schedule group's ARN as aws:SourceArn: a condition on anything else (a schedule's ARN)
+    # would refuse every schedule, and the retries and campaign starts would never run.
+    (role,) = [r for r in synth.resources("AWS::IAM::Role").values()
+               if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+               == "scheduler.amazonaws.com"]
+    (group,) = synth.resources("AWS::Scheduler::ScheduleGroup").values()
+    condition = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+    source = json.dumps(condition["StringEquals"]["aws:SourceArn"])
+    assert f":schedule-group/{group['Properties']['Name']}\"" in source
+    assert "aws:SourceAccount" in condition["StringEquals"]

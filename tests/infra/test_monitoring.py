@@ -12,8 +12,9 @@ def _alarms(synth):
 def test_every_alarm_notifies_the_alarm_topic(synth):
     topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
     alarms = _alarms(synth)
-    # 7 DLQs (the SNS route has no held-back Send queue), 3 send queues, each function, reputation, quota.
-    assert len(alarms) == 7 + 3 + 2 * len(FUNCTIONS) + 2 + 1
+    # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one), 3 send queues, each
+    # function, reputation, quota.
+    assert len(alarms) == 8 + 3 + 2 * len(FUNCTIONS) + 2 + 1
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 

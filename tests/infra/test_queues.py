@@ -6,12 +6,13 @@ import pytest
 from stacks.constants import MAX_RECEIVE_COUNT, SEND_EVENT_DELAY, SES_EVENTS, SES_SEND_EVENTS, STREAMS
 
 
-@pytest.mark.parametrize("route, pipeline_queues", [("synth", 7), ("variant", 8)])
+@pytest.mark.parametrize("route, pipeline_queues", [("synth", 8), ("variant", 9)])
 def test_every_queue_has_its_own_dlq(request, route, pipeline_queues):
     synth = request.getfixturevalue(route)
     queues = synth.resources("AWS::SQS::Queue")
     with_redrive = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
-    # 3 inbound, 3 send, the SES events (and, on the EventBridge route, the held-back Send events), their DLQs
+    # 3 inbound, 3 send, the SES events (and, on the EventBridge route, the held-back Send events), the campaigns'
+    # control queue, their DLQs
     assert len(queues) == 2 * pipeline_queues and len(with_redrive) == pipeline_queues
     dlqs = [v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in with_redrive.values()]
     assert len(set(dlqs)) == pipeline_queues
@@ -35,7 +36,7 @@ def test_queues_are_encrypted_and_tls_only(synth):
 def test_visibility_timeout_is_six_times_the_consumer_timeout(synth):
     resources = synth.template["Resources"]
     mappings = synth.resources("AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 7
+    assert len(mappings) == 8  # the SNS route: no held-back Send events' queue
     for mapping in mappings.values():
         queue = resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
         function = resources[mapping["Properties"]["FunctionName"]["Ref"]]

@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from postline_cli.local.aws_endpoint import SesSendingLimits
+from postline_cli.local.clock import write_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTLINE = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "postline")
@@ -176,6 +177,23 @@ def test_the_24_hour_window_slides_and_the_quota_comes_back():
     assert limits.sent_last_24_hours(1000.9 + day) == 2  # both within 24 hours (to the second)
     assert limits.refusal(1001.0 + day) is None  # both 24 hours old
     assert limits.sent_last_24_hours(1001.0 + day) == 0
+
+
+def test_a_day_moved_forward_on_the_local_clock_frees_the_quota_and_what_waits_on_a_queue(start, tmp_path):
+    clock_file = tmp_path / "clock.json"
+    endpoint = start("--ses-quota", "2", "--clock-file", str(clock_file))
+    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{endpoint.port}", region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    queue = sqs.create_queue(QueueName="waits")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="for tomorrow", DelaySeconds=900)
+    assert [endpoint.send(f"m{i}") for i in range(3)] == [None, None, QUOTA_EXCEEDED]
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+
+    write_offset(clock_file, 86_402)  # postline local clock --advance 1d2s: the sends are over 24 hours old
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["for tomorrow"]
+    assert endpoint.send_quota()["SentLast24Hours"] == 0.0
+    assert endpoint.send("m3") is None
+    assert endpoint.logged(endpoint.send_log)[-1]["timestamp"] > time.time() + 86_000
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])

@@ -125,6 +125,12 @@ def test_the_quota_used_and_the_streams_it_stops_are_what_the_limiter_holds_back
     assert line(account.postline("rate", "status"), "critical") == "0 sending (stops at 100 %)"
 
 
+def test_a_stream_is_shown_stopped_once_less_than_one_email_of_its_share_is_left(account):
+    account.ses = SesAccount(rate=14, quota=40, sent=38)  # transactional's 97 % is 38.8 emails: none more to send
+    assert account.limiter().take("transactional", 1).waiting_for == QUOTA
+    assert account.postline("rate", "status", "--json")["quota"]["stopped"] == ["marketing", "transactional"]
+
+
 def test_limits_from_the_deploy_config_replace_ses_and_say_so(account, monkeypatch):
     account.ses = SesAccount(rate=14, quota=50_000, sent=45_500)
     monkeypatch.setenv("POSTLINE_MAX_24_HOUR_SEND", "100000")

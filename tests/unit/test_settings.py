@@ -1,8 +1,6 @@
 """Settings come from the environment once, at cold start; anything missing fails loudly, naming the variable."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from postline.settings import STREAMS, ConfigurationError, Settings, settings_from_environ
@@ -14,24 +12,17 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_EVENTS_TABLE": "pl-events",
         "POSTLINE_SUPPRESSIONS_TABLE": "pl-suppressions",
         "POSTLINE_TEMPLATES_TABLE": "pl-templates",
-        "POSTLINE_INBOUND_DLQ_URLS": json.dumps({f"postline-{s}": f"https://sqs.example/1/postline-{s}-dlq"
-                                                 for s in STREAMS}),
-        "POSTLINE_SEND_DLQ_URLS": json.dumps({f"postline-send-{s}": f"https://sqs.example/1/postline-send-{s}-dlq"
-                                              for s in STREAMS}),
+        "POSTLINE_QUEUE_URL_PREFIX": "https://sqs.example/1/postline-",
         "POSTLINE_DEFAULT_FROM": "Lumen <hello@mail.example.com>",
         "POSTLINE_TRACKING_BASE_URL": "https://links.example.com",
         "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe@mail.example.com",
         "POSTLINE_SIGNING_KEYS_SECRET": "postline/signing-keys",
         "POSTLINE_CLAIM_CHECK_BUCKET": "pl-claim-check",
         "POSTLINE_EVENT_BUS": "pl-events",
-        "POSTLINE_SES_EVENTS_DLQ_URL": "https://sqs.example/1/postline-ses-events-dlq",
-        "POSTLINE_INBOUND_QUEUE_URL_CRITICAL": "https://sqs.example/1/postline-critical",
-        "POSTLINE_INBOUND_QUEUE_URL_TRANSACTIONAL": "https://sqs.example/1/postline-transactional",
-        "POSTLINE_INBOUND_QUEUE_URL_MARKETING": "https://sqs.example/1/postline-marketing",
         "POSTLINE_SCHEDULE_GROUP": "pl-retries",
         "POSTLINE_SCHEDULER_ROLE_ARN": "arn:aws:iam::1:role/pl-scheduler",
         "POSTLINE_RATE_LIMITS_TABLE": "pl-rate-limits",
-        **{f"POSTLINE_SEND_QUEUE_URL_{s.upper()}": f"https://sqs.example/1/postline-send-{s}" for s in STREAMS},
+        "POSTLINE_CAMPAIGNS_TABLE": "pl-campaigns",
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }
     for name, value in overrides.items():
@@ -56,6 +47,7 @@ def test_complete_environment_builds_settings():
     assert settings.send_queue_urls == {s: f"https://sqs.example/1/postline-send-{s}" for s in STREAMS}
     assert settings.configuration_sets == {s: f"postline-{s}" for s in STREAMS}
     assert settings.inbound_dlq_urls["postline-marketing"] == "https://sqs.example/1/postline-marketing-dlq"
+    assert settings.queue_url_prefix == "https://sqs.example/1/postline-"
     assert settings.default_from == "Lumen <hello@mail.example.com>"
     assert settings.claim_check_bucket == "pl-claim-check"
 
@@ -87,19 +79,20 @@ def test_a_claim_may_not_go_stale_before_its_send_event_is_applied(stale, delay)
 
 
 @pytest.mark.parametrize("variable", ["POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE", "POSTLINE_SUPPRESSIONS_TABLE",
-                                      "POSTLINE_TEMPLATES_TABLE", "POSTLINE_INBOUND_DLQ_URLS", "POSTLINE_SEND_DLQ_URLS",
+                                      "POSTLINE_TEMPLATES_TABLE", "POSTLINE_QUEUE_URL_PREFIX",
                                       "POSTLINE_DEFAULT_FROM",
                                       "POSTLINE_TRACKING_BASE_URL", "POSTLINE_SIGNING_KEYS_SECRET",
-                                      "POSTLINE_CLAIM_CHECK_BUCKET", "POSTLINE_UNSUBSCRIBE_MAILTO"])
+                                      "POSTLINE_CLAIM_CHECK_BUCKET", "POSTLINE_UNSUBSCRIBE_MAILTO",
+                                      "POSTLINE_CAMPAIGNS_TABLE"])
 def test_missing_resource_setting_is_an_error_naming_the_variable(variable):
     message = misconfiguration(**{variable: None})
     assert variable in message
     assert "misconfigured" in message
 
 
-@pytest.mark.parametrize("prefix", ["POSTLINE_SEND_QUEUE_URL_", "POSTLINE_CONFIGURATION_SET_"])
 @pytest.mark.parametrize("stream", STREAMS)
-def test_missing_per_stream_setting_names_the_variable_and_the_stream(prefix, stream):
+def test_missing_per_stream_setting_names_the_variable_and_the_stream(stream):
+    prefix = "POSTLINE_CONFIGURATION_SET_"
     message = misconfiguration(**{prefix + stream.upper(): None})
     assert prefix in message
     assert stream in message
@@ -107,7 +100,7 @@ def test_missing_per_stream_setting_names_the_variable_and_the_stream(prefix, st
 
 
 def test_empty_per_stream_setting_counts_as_missing():
-    assert "marketing" in misconfiguration(POSTLINE_SEND_QUEUE_URL_MARKETING="")
+    assert "marketing" in misconfiguration(POSTLINE_CONFIGURATION_SET_MARKETING="")
 
 
 def test_every_problem_is_reported_at_once():
@@ -120,17 +113,42 @@ def test_every_problem_is_reported_at_once():
 def test_empty_environment_lists_everything_missing():
     with pytest.raises(ConfigurationError) as caught:
         settings_from_environ({})
-    assert "POSTLINE_MESSAGES_TABLE" in str(caught.value) and "POSTLINE_SEND_QUEUE_URL_" in str(caught.value)
+    message = str(caught.value)
+    assert "POSTLINE_MESSAGES_TABLE" in message and "POSTLINE_CONFIGURATION_SET_" in message
+    assert message.count("POSTLINE_QUEUE_URL_PREFIX: Field required") == 1  # not once per queue it gives
 
 
-def test_invalid_json_in_dlq_urls_is_a_clear_error():
-    message = misconfiguration(POSTLINE_INBOUND_DLQ_URLS="{postline-critical: nope}")
-    assert message.startswith("POSTLINE_INBOUND_DLQ_URLS is not valid JSON")
+PREFIX = "https://sqs.ap-southeast-1.amazonaws.com/123456789012/postline-prod-"
 
 
-def test_dlq_urls_must_be_a_json_object():
-    message = misconfiguration(POSTLINE_INBOUND_DLQ_URLS='["https://sqs.example/1/dlq"]')
-    assert "POSTLINE_INBOUND_DLQ_URLS" in message
+def test_every_queue_url_is_derived_from_the_prefix_as_the_stack_names_the_queues():
+    settings = settings_from_environ(environment(POSTLINE_QUEUE_URL_PREFIX=PREFIX))
+    assert settings.inbound_queue_urls == {s: f"{PREFIX}{s}" for s in STREAMS}
+    assert settings.send_queue_urls == {s: f"{PREFIX}send-{s}" for s in STREAMS}
+    # Keyed by the queue's name, which is what a record's eventSourceARN ends with.
+    assert settings.inbound_dlq_urls == {f"postline-prod-{s}": f"{PREFIX}{s}-dlq" for s in STREAMS}
+    assert settings.send_dlq_urls == {f"postline-prod-send-{s}": f"{PREFIX}send-{s}-dlq" for s in STREAMS}
+    assert settings.ses_events_dlq_url == f"{PREFIX}ses-events-dlq"
+    assert settings.campaign_queue_url == f"{PREFIX}campaigns"
+
+
+def test_the_local_stacks_prefix_gives_its_queues():
+    local = "http://127.0.0.1:4566/123456789012/postline-"
+    settings = settings_from_environ(environment(POSTLINE_QUEUE_URL_PREFIX=local))
+    assert settings.send_queue_urls["critical"] == f"{local}send-critical"
+    assert settings.inbound_dlq_urls["postline-critical"] == f"{local}critical-dlq"
+
+
+@pytest.mark.parametrize("value", ["postline-", "sqs.example/1/postline-", "https://sqs.example", "ftp://x/1/p-"])
+def test_queue_url_prefix_must_be_a_url_with_a_path(value):
+    message = misconfiguration(POSTLINE_QUEUE_URL_PREFIX=value)
+    assert "POSTLINE_QUEUE_URL_PREFIX" in message and "http(s) URL" in message
+
+
+def test_the_queue_url_variables_of_before_are_gone():
+    # One prefix replaced them (4 KB of environment); a leftover one would be ignored, so none is read.
+    settings = settings_from_environ(environment(POSTLINE_SEND_QUEUE_URL_CRITICAL="https://sqs.example/1/other"))
+    assert settings.send_queue_urls["critical"] == "https://sqs.example/1/postline-send-critical"
 
 
 @pytest.mark.parametrize("value", ["links.example.com", "ftp://links.example.com", "//links.example.com", ""])
@@ -162,3 +180,16 @@ def test_invalid_tunable_is_an_error_naming_the_variable(variable, value):
 @pytest.mark.parametrize("variable", ["POSTLINE_MESSAGES_TABLE", "POSTLINE_CLAIM_CHECK_BUCKET"])
 def test_empty_resource_name_counts_as_missing(variable):
     assert variable in misconfiguration(**{variable: ""})
+
+
+def test_campaigns_keep_two_minutes_of_backlog_unless_told_otherwise():
+    settings = settings_from_environ(environment())
+    assert settings.campaigns_table == "pl-campaigns" and settings.campaign_backlog_seconds == 120
+    assert settings_from_environ(environment(POSTLINE_CAMPAIGN_BACKLOG_SECONDS="300")).campaign_backlog_seconds == 300
+    assert "POSTLINE_CAMPAIGN_BACKLOG_SECONDS" in misconfiguration(POSTLINE_CAMPAIGN_BACKLOG_SECONDS="0")
+
+
+def test_the_campaign_control_queue_and_its_dlq_are_among_every_deployments_queues():
+    from postline import queue_names
+
+    assert {"campaigns", "campaigns-dlq"} <= set(queue_names.suffixes(STREAMS))

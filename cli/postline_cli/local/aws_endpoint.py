@@ -13,6 +13,10 @@ quota (``--ses-quota`` or ``POSTLINE_LOCAL_SES_QUOTA``, 50,000). A send over eit
 the send log; GetAccount answers with both limits and the sends of the last 24 hours, which a restart reloads from
 the send log.
 
+Time here is the local stack's clock (``--clock-file``, ``postline local clock``): SQS's delays and visibility and
+SES's windows follow it, so a day moved forward frees what waits for tomorrow on the queues, and SES's 24-hour
+count with it.
+
 Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
 (DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
@@ -36,9 +40,11 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from email.utils import format_datetime
+
+from .clock import LocalClock
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 _SES_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the SESv2 MessageTag rule, for names and values alike
@@ -164,6 +170,12 @@ class SesSendingLimits:
         self._in_day += 1
 
     def _trim(self, now: float) -> None:
+        # Sends "after now" were made before the clock was moved back (postline local clock): forgotten, as if
+        # they had not happened yet, so that they do not hold the rate or the quota until the clock catches up.
+        while self._second and self._second[-1] > now:
+            self._second.pop()
+        while self._days and self._days[-1][0] > now:
+            self._in_day -= self._days.pop()[1]
         while self._second and self._second[0] <= now - 1.0:
             self._second.popleft()
         while self._days and self._days[0][0] + 1 <= now - _DAY:  # every send of that second is 24 hours old
@@ -171,17 +183,18 @@ class SesSendingLimits:
 
 
 def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_RATE,
-                         quota: int = DEFAULT_SES_QUOTA) -> SesSendingLimits:
+                         quota: int = DEFAULT_SES_QUOTA, clock: Callable[[], float] = time.time) -> SesSendingLimits:
     """SESv2's SendEmail as SES answers it (tags checked, sending limits applied) with each accepted send in the
     outbox and the send log and each throttled one in the refusal log; and GetAccount, which moto lacks, with the
-    limits and the sends of the last 24 hours (from the send log as well, so a restarted endpoint keeps them)."""
+    limits and the sends of the last 24 hours (from the send log as well, so a restarted endpoint keeps them), all
+    on ``clock``."""
     from moto.core.exceptions import JsonRESTError
     from moto.sesv2 import urls
     from moto.sesv2.responses import SESV2Response
 
     original = SESV2Response.send_email
     lock = threading.Lock()  # over the check, the send and its recording: the server answers on many threads
-    limits = SesSendingLimits(rate, quota, accepted_times(send_log))
+    limits = SesSendingLimits(rate, quota, accepted_times(send_log), clock())
     refusal_log = refusal_log_beside(send_log)
     os.makedirs(outbox, exist_ok=True)
 
@@ -190,7 +203,7 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
         _refuse_tags_ses_refuses(params.get("EmailTags", []))
         tags = {t["Name"]: t["Value"] for t in params.get("EmailTags", [])}
         with lock:
-            now = time.time()
+            now = clock()
             refusal = limits.refusal(now)
             if refusal is not None:
                 with open(refusal_log, "a", encoding="utf-8") as log:
@@ -198,14 +211,14 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
                                           "tags": tags}) + "\n")
                 raise JsonRESTError("ThrottlingException", refusal)
             answer = original(self)
-            accepted_at = time.time()
+            accepted_at = clock()
             limits.record(accepted_at)
             _record_send(self.region, params, tags, json.loads(answer)["MessageId"], accepted_at, outbox, send_log)
         return answer
 
     def get_account(self) -> str:
         with lock:
-            sent = limits.sent_last_24_hours(time.time())
+            sent = limits.sent_last_24_hours(clock())
         return json.dumps({
             "SendQuota": {"Max24HourSend": float(limits.quota), "MaxSendRate": float(limits.rate),
                           "SentLast24Hours": float(sent)},
@@ -598,7 +611,6 @@ def speed_up_sqs() -> None:
     queue's lock. Two constant costs go too: each attribute name was turned into a Python name by a regular
     expression every time, and each receipt handle drew its 185 letters one call at a time (it is now 185 random
     hex digits)."""
-    from moto.core.utils import unix_time_millis
     from moto.sqs import models
 
     models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(models.camelcase_to_underscores)
@@ -617,19 +629,19 @@ def speed_up_sqs() -> None:
 
     # Message.visible is ``now > visible_at``, Message.delayed is ``now < delayed_until``: one ``now`` per scan.
     def messages(self):
-        now = unix_time_millis()
+        now = models.unix_time_millis()  # (looked up at each call: it follows the local clock)
         return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
     def delayed(self):
         if skipped():
             return None
-        now = unix_time_millis()
+        now = models.unix_time_millis()
         return sum(1 for m in self._messages if now < m.delayed_until)
 
     def not_visible(self):
         if skipped():
             return None
-        now = unix_time_millis()
+        now = models.unix_time_millis()
         return sum(1 for m in self._messages if not now > m.visible_at)
 
     queue_class.messages = property(messages)
@@ -684,6 +696,16 @@ def speed_up_sqs() -> None:
         raise models.ReceiptHandleIsInvalid()
 
     queue_class.delete_message = delete_message
+
+
+def sqs_on_clock(clock: Callable[[], float]) -> None:
+    """moto's SQS tells the time (a message's delay, its visibility, a queue's retention) with two functions of
+    its own: here they read ``clock``, so moving the local clock moves them too."""
+    from moto.core.utils import unix_time
+    from moto.sqs import models
+
+    models.unix_time = lambda dt=None: clock() if dt is None else unix_time(dt)
+    models.unix_time_millis = lambda dt=None: 1000.0 * models.unix_time(dt)
 
 
 def read_raw_email_headers_only() -> None:
@@ -793,6 +815,7 @@ def main() -> None:
                         help=f"SES's maximum sending rate (default: ${SES_RATE_VARIABLE}, else {DEFAULT_SES_RATE:g})")
     parser.add_argument("--ses-quota", type=_option(parse_ses_quota), metavar="EMAILS",
                         help=f"SES's 24-hour sending quota (default: ${SES_QUOTA_VARIABLE}, else {DEFAULT_SES_QUOTA})")
+    parser.add_argument("--clock-file", help="the local stack's clock (postline local clock); default: real time")
     args = parser.parse_args()
     try:
         rate = args.ses_rate if args.ses_rate is not None else ses_limit_from_environment(SES_RATE_VARIABLE)
@@ -804,7 +827,9 @@ def main() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the functions' logs
 
-    install_ses_recorder(args.outbox, args.send_log, rate, quota)
+    clock = LocalClock(args.clock_file) if args.clock_file else time.time
+    install_ses_recorder(args.outbox, args.send_log, rate, quota, clock)
+    sqs_on_clock(clock)
     serialise_dynamodb()
     insert_as_dynamodb_does()
     lighten_dynamodb_expressions()

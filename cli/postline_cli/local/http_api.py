@@ -11,7 +11,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from .runner import FUNCTIONS_DIR, LambdaContext, load_handler_module
+from .runner import FUNCTIONS_DIR, LambdaContext, load_handler_module, use_clock
 
 # (method, route key path, function): the routes the CDK stack gives the HTTP API.
 ROUTES = (
@@ -61,7 +61,8 @@ def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, 
 
 
 class LocalHttpApi:
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, clock=None):
+        self.clock = clock  # the local stack's clock for the routes' functions; None: real time
         self.routes = []
         for method, route, function in ROUTES:
             if (FUNCTIONS_DIR / function / "app.py").exists():
@@ -104,7 +105,10 @@ class LocalHttpApi:
     def handler_for(self, function: str):
         with self._lock:
             if function not in self._handlers:
-                self._handlers[function] = load_handler_module(function).handler
+                module = load_handler_module(function)
+                if self.clock:
+                    use_clock({function: module}, self.clock)
+                self._handlers[function] = module.handler
             return self._handlers[function]
 
     def dispatch(self, method: str, raw_path: str, headers: dict, body: bytes, source_ip: str):

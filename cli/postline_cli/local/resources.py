@@ -7,14 +7,18 @@ import json
 import os
 import secrets
 
+from postline import queue_names
 from postline.models import ALL_MODELS, EmailEvent, bind_tables
 from postline.settings import STREAMS, settings_from_environ
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-INBOUND_QUEUES = {stream: f"postline-{stream}" for stream in STREAMS}
-SEND_QUEUES = {stream: f"postline-send-{stream}" for stream in STREAMS}
-EVENTS_QUEUE = "postline-ses-events"
+# The queues are named as in a stack called "postline" (postline.queue_names), so the functions derive their URLs
+# from one prefix here too: <endpoint>/<account>/postline-.
+STACK_NAME = "postline"
+INBOUND_QUEUES = {stream: queue_names.name(STACK_NAME, queue_names.inbound(stream)) for stream in STREAMS}
+SEND_QUEUES = {stream: queue_names.name(STACK_NAME, queue_names.send(stream)) for stream in STREAMS}
+EVENTS_QUEUE = queue_names.name(STACK_NAME, queue_names.SES_EVENTS)
 # SES's events reach the events queue by one of two routes, as in AWS (the deploy config's ses_event_route): the
 # SNS topic (the default), or the default EventBridge bus and its rules.
 SES_EVENT_ROUTES = ("sns", "eventbridge")
@@ -22,15 +26,20 @@ SES_EVENTS_TOPIC = "postline-ses-events"
 SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes there
 # SES's Send events have their own rule and queue, which holds them back (postline.events): a minute in AWS,
 # two seconds locally, which keeps the order that matters (the Delivery first) without a minute's wait.
-SEND_EVENTS_QUEUE = "postline-ses-send-events"
+SEND_EVENTS_QUEUE = queue_names.name(STACK_NAME, queue_names.SES_SEND_EVENTS)
 SES_SEND_EVENTS_RULE = "postline-ses-send-events"
 SEND_EVENT_DELAY_SECONDS = 2
+# The campaigns' control queue, consumed by the campaign function. A run lasts up to the function's timeout (120 s,
+# as in the stack), so its message stays invisible that long: shorter, and a second run would start mid-run.
+CAMPAIGN_QUEUE = queue_names.name(STACK_NAME, queue_names.CAMPAIGNS)
+CAMPAIGN_TIMEOUT_SECONDS = 120
 TABLES = {
     "POSTLINE_MESSAGES_TABLE": "postline-messages",
     "POSTLINE_EVENTS_TABLE": "postline-email-events",
     "POSTLINE_SUPPRESSIONS_TABLE": "postline-email-suppressions",
     "POSTLINE_TEMPLATES_TABLE": "postline-templates",
     "POSTLINE_RATE_LIMITS_TABLE": "postline-rate-limits",
+    "POSTLINE_CAMPAIGNS_TABLE": "postline-campaigns",
 }
 CLAIM_CHECK_BUCKET = "postline-claim-check"
 # The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
@@ -49,12 +58,18 @@ MAX_RECEIVE_COUNT = 5
 
 
 def all_queue_names() -> list[str]:
-    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, SEND_EVENTS_QUEUE, APP_EVENTS_QUEUE]
-    return names + [f"{name}-dlq" for name in names]
+    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, SEND_EVENTS_QUEUE, CAMPAIGN_QUEUE,
+             APP_EVENTS_QUEUE]
+    return names + [queue_names.dead_letters(name) for name in names]
 
 
 def queue_url(endpoint: str, name: str) -> str:
     return f"{endpoint}/{ACCOUNT}/{name}"
+
+
+def queue_url_prefix(endpoint: str) -> str:
+    """POSTLINE_QUEUE_URL_PREFIX: each queue's URL is this and its suffix (queue_url(endpoint, name) for each)."""
+    return queue_names.url_prefix(endpoint, ACCOUNT, STACK_NAME)
 
 
 def queue_arn(name: str) -> str:
@@ -74,10 +89,8 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         **TABLES,
-        "POSTLINE_INBOUND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in INBOUND_QUEUES.values()}),
-        "POSTLINE_SEND_DLQ_URLS": json.dumps({n: queue_url(endpoint, f"{n}-dlq") for n in SEND_QUEUES.values()}),
+        "POSTLINE_QUEUE_URL_PREFIX": queue_url_prefix(endpoint),
         "POSTLINE_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
-        "POSTLINE_SES_EVENTS_DLQ_URL": queue_url(endpoint, f"{EVENTS_QUEUE}-dlq"),
         "POSTLINE_SEND_EVENT_DELAY_SECONDS": str(SEND_EVENT_DELAY_SECONDS),
         "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,
         "POSTLINE_TRACKING_BASE_URL": api_url,
@@ -96,8 +109,6 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": "postline",
     }
     for stream in STREAMS:
-        env[f"POSTLINE_INBOUND_QUEUE_URL_{stream.upper()}"] = queue_url(endpoint, INBOUND_QUEUES[stream])
-        env[f"POSTLINE_SEND_QUEUE_URL_{stream.upper()}"] = queue_url(endpoint, SEND_QUEUES[stream])
         env[f"POSTLINE_CONFIGURATION_SET_{stream.upper()}"] = CONFIGURATION_SETS[stream]
     return env
 
@@ -134,15 +145,30 @@ def create_rate_limits_table(dynamodb, existing: set[str]) -> None:
                                   {"AttributeName": "window", "AttributeType": "S"}])
 
 
+def create_campaigns_table(dynamodb, existing: set[str]) -> None:
+    """The campaigns (postline.campaigns.store), keyed as in the stack (infra/stacks/constants.py TABLES)."""
+    name = TABLES["POSTLINE_CAMPAIGNS_TABLE"]
+    if name not in existing:
+        dynamodb.create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "campaign_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "campaign_id", "AttributeType": "S"}])
+
+
+def _visibility_timeout(queue: str) -> int:
+    return CAMPAIGN_TIMEOUT_SECONDS if queue == CAMPAIGN_QUEUE else VISIBILITY_TIMEOUT_SECONDS
+
+
 def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> None:
     sqs = session.client("sqs")
     for name in all_queue_names():
-        if name.endswith("-dlq"):
+        if name.endswith(queue_names.DLQ):
             continue
-        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName=queue_names.dead_letters(name),
+                                   Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sqs.create_queue(QueueName=name, Attributes={
-            "VisibilityTimeout": str(VISIBILITY_TIMEOUT_SECONDS),
+            "VisibilityTimeout": str(_visibility_timeout(name)),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
             "DelaySeconds": str(SEND_EVENT_DELAY_SECONDS if name == SEND_EVENTS_QUEUE else 0),
         })
@@ -157,6 +183,7 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
     dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires_at"})
     create_rate_limits_table(dynamodb, existing)
+    create_campaigns_table(dynamodb, existing)
 
     # The SNS route: SES publishes to the topic, which delivers to the events queue in SNS's envelope.
     sns = session.client("sns")

@@ -78,14 +78,16 @@ def _attribute(value: dict[str, Any]) -> dict[str, Any]:
 
 
 class QueuePoller(threading.Thread):
-    """One event source mapping: a queue feeding a function, batch size 10, partial batch responses."""
+    """One event source mapping: a queue feeding a function, batches of up to ``batch_size`` (10 but for the
+    campaigns' control queue), partial batch responses, the function's timeout in its context."""
 
     def __init__(self, sqs, queue_url: str, queue_name: str, function_name: str, handler, stop: threading.Event,
-                 on_batch=None):
+                 on_batch=None, batch_size: int = 10, timeout_seconds: int = 60):
         super().__init__(name=f"poller-{queue_name}", daemon=True)
         self.sqs, self.queue_url, self.queue_name = sqs, queue_url, queue_name
         self.function_name, self.handler, self.stop = function_name, handler, stop
         self.on_batch = on_batch
+        self.batch_size, self.timeout_seconds = batch_size, timeout_seconds
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -98,7 +100,7 @@ class QueuePoller(threading.Thread):
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         )
         messages = response.get("Messages", [])
@@ -106,7 +108,7 @@ class QueuePoller(threading.Thread):
             return 0
         event = {"Records": [lambda_sqs_record(m, self.queue_name) for m in messages]}
         try:
-            answer = self.handler(event, LambdaContext(self.function_name)) or {}
+            answer = self.handler(event, LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds)) or {}
             failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         except BaseException as error:  # noqa: BLE001 - as in Lambda, a crashed invocation deletes nothing
             print(f"[{self.function_name}] invocation failed: {error!r}", file=sys.stderr, flush=True)
@@ -139,6 +141,27 @@ class CrashAfterSesAccepts:
 
     def __getattr__(self, name):
         return getattr(self._sesv2, name)
+
+
+# Each function's context, built at its cold start: what tells the function the time.
+CONTEXTS = {"render": "render_context", "send": "send_context", "ses_events": "events_context",
+            "track_open": "engagement", "track_click": "engagement", "unsubscribe": "engagement",
+            "campaign": "campaign_context"}
+
+
+def use_clock(modules: dict[str, Any], clock) -> None:
+    """Give the functions' contexts the local stack's clock (``postline local clock``). The limiters (the send and
+    campaign functions') and the send function's campaign gate were given their context's clock when they were
+    built, so they get the new one too, and sending threads sleep with the clock's bounded sleep (a slot taken before
+    the clock moved back is not waited for)."""
+    for name, module in modules.items():
+        context = getattr(module, CONTEXTS[name])
+        context.clock = clock
+        if name in ("send", "campaign"):
+            context.limiter.clock = clock
+        if name == "send":
+            context.sleep = clock.sleep
+            context.campaigns.clock = clock
 
 
 def apply_faults(spec: str, modules: dict[str, Any]) -> None:

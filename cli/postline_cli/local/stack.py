@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import aws_endpoint, resources
+from .clock import CLOCK_FILE, LocalClock
 from .http_api import LocalHttpApi
-from .runner import QueuePoller, apply_faults, load_handler_module
+from .runner import QueuePoller, apply_faults, load_handler_module, use_clock
 from .scheduler import LocalScheduler
 from .ses_simulator import SesEventPublisher
 
@@ -47,6 +48,10 @@ class LocalPaths:
     @property
     def refusal_log(self) -> Path:  # the sends the local SES refused (throttled), beside the send log
         return self.state_dir / aws_endpoint.REFUSAL_LOG
+
+    @property
+    def clock_file(self) -> Path:  # the offset of the stack's clock from real time (``postline local clock``)
+        return self.state_dir / CLOCK_FILE
 
     @property
     def state_file(self) -> Path:
@@ -122,6 +127,7 @@ class LocalStack:
     # one render poller per queue, render alone bounded a newsletter to about 45 emails/s locally.
     render_pollers: int = 2
     send_pollers: int = 2
+    campaign_pollers: int = 2  # the stack's ceiling on the control queue's mapping: two campaign runs at once
     log_batches: bool = True
     ses_rate: float | None = None  # the local SES's limits; None: from the environment (``ses_limits``)
     ses_quota: int | None = None
@@ -146,10 +152,12 @@ class LocalStack:
             old.unlink()
         self.paths.send_log.unlink(missing_ok=True)
         self.paths.refusal_log.unlink(missing_ok=True)
+        self.paths.clock_file.unlink(missing_ok=True)  # each run starts at real time
+        clock = LocalClock(self.paths.clock_file)
         endpoint_process = subprocess.Popen([
             sys.executable, "-m", "postline_cli.local.aws_endpoint", "--host", HOST, "--port", str(self.aws_port),
             "--outbox", str(self.paths.outbox), "--send-log", str(self.paths.send_log),
-            "--ses-rate", repr(ses_rate), "--ses-quota", str(ses_quota),
+            "--ses-rate", repr(ses_rate), "--ses-quota", str(ses_quota), "--clock-file", str(self.paths.clock_file),
         ])
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
@@ -164,14 +172,15 @@ class LocalStack:
             session = boto3.session.Session()
             resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir))
             publish_samples()
-            modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events")}
+            modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "campaign")}
+            use_clock(modules, clock)
             apply_faults(self.faults, modules)
             self._start_pollers(session, modules)
             SesEventPublisher(self.ses_route, session.client("sns"), session.client("events"),
                               str(self.paths.send_log), self._stop).start()
             LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
-                           self._stop).start()
-            api = LocalHttpApi(HOST, self.api_port)
+                           self._stop, clock).start()
+            api = LocalHttpApi(HOST, self.api_port, clock)
             api.start()
             queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}
             self.paths.state_file.write_text(json.dumps({
@@ -193,16 +202,23 @@ class LocalStack:
             state = read_state(self.paths)
             if state and state.get("pid") == os.getpid():
                 self.paths.state_file.unlink(missing_ok=True)
+                self.paths.clock_file.unlink(missing_ok=True)
 
     def _start_pollers(self, session, modules) -> None:
         sqs = session.client("sqs")
         wiring = [(name, "render", self.render_pollers) for name in resources.INBOUND_QUEUES.values()]
         wiring += [(name, "send", self.send_pollers) for name in resources.SEND_QUEUES.values()]
         wiring += [(resources.EVENTS_QUEUE, "ses_events", 1), (resources.SEND_EVENTS_QUEUE, "ses_events", 1)]
+        on_batch = self._log_batch if self.log_batches else None
         for queue_name, function, count in wiring:
             for _ in range(count):
                 QueuePoller(sqs, resources.queue_url(self.endpoint, queue_name), queue_name, function,
-                            modules[function].handler, self._stop, self._log_batch if self.log_batches else None).start()
+                            modules[function].handler, self._stop, on_batch).start()
+        # One control message per invocation: each is a whole run of a campaign's fan-out, up to the timeout.
+        for _ in range(self.campaign_pollers):
+            QueuePoller(sqs, resources.queue_url(self.endpoint, resources.CAMPAIGN_QUEUE), resources.CAMPAIGN_QUEUE,
+                        "campaign", modules["campaign"].handler, self._stop, on_batch, batch_size=1,
+                        timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS).start()
 
     @staticmethod
     def _log_batch(function: str, received: int, failed: int) -> None:

@@ -82,3 +82,16 @@ def publish(events_client, bus: str, events: list[AppEvent | AccountEvent], enab
     if failed:
         logger.warning("application events not published", extra={"failed": failed})
     return failed
+
+
+# A campaign's state -> the event announcing it ("running" is "campaign.resumed" when it ran before).
+CAMPAIGN_EVENTS = {"scheduled": "campaign.scheduled", "running": "campaign.started", "waiting": "campaign.waiting",
+                   "paused": "campaign.paused", "done": "campaign.done", "cancelled": "campaign.cancelled"}
+
+
+def campaign_event(campaign_id: str, state: str, counts: dict[str, int], at: float, *,
+                   resumed: bool = False) -> AccountEvent:
+    """``campaign.<state>`` for a campaign that just moved to ``state`` (``resumed``: running again after it ran
+    before), with its counts. Published whatever ``app_events`` says, as ``sending.quota_low`` is."""
+    name = "campaign.resumed" if state == "running" and resumed else CAMPAIGN_EVENTS[state]
+    return AccountEvent(name, at, {"campaign": campaign_id, "state": state, "counts": dict(counts)})

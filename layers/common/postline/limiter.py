@@ -266,6 +266,8 @@ class Limiter:
         """SES refused ``count`` sends of a batch for its limits: for the rate, lower the rate for every function
         (once per moment); for the 24-hour quota, read it again at the next take."""
         _metric("SesThrottledSends", count)
+        with self._lock:  # counted when their slots were granted, but SES did not take them (their retries count)
+            self._sent_since_read = max(0, self._sent_since_read - count)
         if for_the_quota:
             self._quota = None
         if not for_the_rate:
@@ -293,19 +295,25 @@ class Limiter:
     def take(self, stream: str, count: int) -> Grant:
         """Slots for up to ``count`` emails of ``stream`` now, without waiting; the grant says what holds back
         the rest and for how long."""
-        allowed, grant = self._within_quota(stream, count)
+        allowed, grant = self._within_quota(stream, count, reserve=True)
         if allowed == 0:
             return grant
+        granted = 0
+        try:
+            taken = self._take_allowed(stream, allowed, count, grant)
+            granted = len(taken.slots)
+            return taken
+        finally:
+            with self._lock:  # the quota reserved for emails that got no slot
+                self._sent_since_read = max(0, self._sent_since_read - (allowed - granted))
+
+    def _take_allowed(self, stream: str, allowed: int, count: int, grant: Grant) -> Grant:
         windows = Windows.for_rate(self.quota().max_send_rate, self.factor())
         slots = self._take_slots(stream, allowed, windows)
         if slots and self.warmup and (pool := self.warmup.pool_of(stream)):
             kept, held = self._within_warmup(pool, stream, len(slots))
             if kept < len(slots):
-                with self._lock:
-                    self._sent_since_read += kept
                 return Grant(slots[:kept], WARMUP, held)
-        with self._lock:  # counted against the quota now: these emails go to SES within seconds
-            self._sent_since_read += len(slots)
         if len(slots) < allowed:
             return Grant(slots, RATE, self._next_opening(stream, windows, count - len(slots)))
         return Grant(slots, grant.waiting_for, grant.retry_after)
@@ -335,25 +343,30 @@ class Limiter:
             _metric("RateLimiterWaits", count - len(grant.slots))
         return grant
 
-    def _within_quota(self, stream: str, count: int) -> tuple[int, Grant]:
+    def _within_quota(self, stream: str, count: int, *, reserve: bool = False) -> tuple[int, Grant]:
+        """How many of ``count`` emails the stream's share of the 24-hour quota lets through; with ``reserve``,
+        counted as sent at once (``take`` gives back what gets no slot)."""
         quota = self.quota()
         if quota.max_24_hour_send < 0:
             return count, Grant()
-        used = quota.sent_last_24_hours + self._sent_since_read
-        allowed = max(0, min(count, math.floor(quota.max_24_hour_send * budget_share(stream) - used)))
+        with self._lock:  # checked and counted at once: threads sharing a limiter (the local stack's pollers)
+            used = quota.sent_last_24_hours + self._sent_since_read  # never both take the last of a share
+            allowed = max(0, min(count, math.floor(quota.max_24_hour_send * budget_share(stream) - used)))
+            if reserve:
+                self._sent_since_read += allowed
         if allowed < count:
-            self._quota_low(quota, used)
+            self._quota_low(quota, used + allowed)
             return allowed, Grant(waiting_for=QUOTA, retry_after=QUOTA_WAIT_SECONDS)
         return allowed, Grant()
 
     def _quota_low(self, quota: Quota, used: float) -> None:
         """Raise the level of the quota alert (1: marketing stopped, 2: transactional too, 3: all mail), once per
         level and day for the whole deployment."""
-        level = sum(1 for stream in reversed(STREAM_ORDER)
-                    if used >= quota.max_24_hour_send * budget_share(stream))
+        level = sum(1 for stream in reversed(STREAM_ORDER)  # (a stream stops with less than one email left)
+                    if used >= math.floor(quota.max_24_hour_send * budget_share(stream)))
         now = self.clock()
         if level == 0 or (level <= self._alert_level and now - self._alert_at < 86_400):
-            return  # (level 0: a batch larger than what is left; the next one stops)
+            return  # (level 0: no stream stopped yet)
         self._alert_level, self._alert_at = level, now
         try:
             self.writes += 1

@@ -18,9 +18,10 @@ from pynamodb.models import Model
 from .settings import Settings
 
 # Message statuses. The pipeline moves a message QUEUED -> RENDERED -> SENDING (claimed) -> SENT, or ends it
-# as SUPPRESSED / REJECTED / FAILED; SES events then move a sent message on to DELIVERED, BOUNCED or COMPLAINED
-# (``events._REPLACES`` says which status may replace which). UNKNOWN: parked, nobody knows whether SES took
-# it; a later SES event or an operator (``postline resolve``) settles it.
+# as SUPPRESSED / REJECTED / FAILED / CANCELLED (its campaign was cancelled before it was sent); SES events then
+# move a sent message on to DELIVERED, BOUNCED or COMPLAINED (``events._REPLACES`` says which status may replace
+# which). UNKNOWN: parked, nobody knows whether SES took it; a later SES event or an operator (``postline
+# resolve``) settles it.
 QUEUED = "queued"
 RENDERED = "rendered"
 SENDING = "sending"
@@ -31,6 +32,7 @@ COMPLAINED = "complained"
 SUPPRESSED = "suppressed"
 REJECTED = "rejected"
 FAILED = "failed"
+CANCELLED = "cancelled"
 UNKNOWN = "unknown"
 
 SUPPRESSION_SCOPE_ALL = "all"

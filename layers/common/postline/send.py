@@ -15,6 +15,9 @@ so the email waits as long as the refusal lasts (up to ``max_send_wait_seconds``
 
 For marketing mail the claim also creates the record (render left it to the claim, ``records.recorded_at_claim``),
 so a message that exists in any state other than ``rendered`` is never claimed.
+
+A campaign's emails first pass its gate (``campaigns.gate``): while the campaign is paused, waiting or outside
+its window they wait on their queue, unclaimed; once it is cancelled they end as ``cancelled``, never claimed.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -34,10 +37,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import records
 from .app_events import AccountEvent, AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
+from .campaigns import store as campaigns
+from .campaigns.gate import DROP, HOLD, CampaignGate
 from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
 from .limiter import Limiter, Quota, WarmupPlan
-from .models import FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
+from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
 from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
 from .ses import (PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN,
@@ -67,6 +72,7 @@ class SendContext:
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="ses")
+        self.campaigns = CampaignGate(self.dynamodb, self.settings.campaigns_table, self.clock)
         self._queue_urls = {url.rsplit("/", 1)[-1]: url for url in self.settings.send_queue_urls.values()}
         if self.limiter is None:
             settings = self.settings
@@ -126,6 +132,7 @@ class _Batch:
     requeue: dict[str, int] = field(default_factory=dict)  # record id -> seconds its job waits on its queue
     duplicates: list[str] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)  # record ids whose claim this invocation holds
+    held: set[str] = field(default_factory=set)  # record ids held for their campaign (not waiting for SES)
 
     def retry(self, rid: str, reason: str, seconds: int) -> None:
         self.result.set(rid, Outcome(self.jobs[rid].message_id, "retry", reason, retry=True))
@@ -148,6 +155,7 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
             work.jobs[record.record_id] = job
             work.tokens[record.record_id] = secrets.token_hex(8)
     try:
+        _gate_campaigns(work, ctx)
         _hold_back(work, ctx)
         claimed = _claim(work, ctx)
         slots = _take_slots(claimed, work, ctx)
@@ -169,6 +177,57 @@ def _retry_the_rest(work: _Batch, error: Exception) -> None:
     for rid in work.jobs:
         if rid not in work.result.outcomes:
             work.retry(rid, describe_error(error), backoff_seconds(work.records[rid].receive_count))
+
+
+def _gate_campaigns(work: _Batch, ctx: SendContext) -> None:
+    """Leave on their queue, unclaimed, the marketing emails of a campaign that is paused, waiting or outside its
+    window; drop, unclaimed, those of a cancelled campaign. Emails naming no campaign postline runs go on."""
+    names = {job.campaign for job in work.jobs.values() if job.stream == "marketing" and job.campaign}
+    if not names:
+        return
+    verdicts = ctx.campaigns.verdicts(names)
+    dropped: list[tuple[str, SendJob]] = []
+    for rid, job in list(work.jobs.items()):
+        verdict = verdicts.get(job.campaign) if job.stream == "marketing" else None
+        if verdict == HOLD:
+            work.result.set(rid, Outcome(job.message_id, "waiting", "waiting for its campaign"))
+            work.requeue[rid] = ctx.campaigns.hold_seconds(job.campaign)
+            work.held.add(rid)
+            del work.jobs[rid]
+        elif verdict == DROP:
+            dropped.append((rid, work.jobs.pop(rid)))
+    if dropped:
+        _cancel(dropped, work, ctx)
+
+
+def _cancel(dropped: list[tuple[str, SendJob]], work: _Batch, ctx: SendContext) -> None:
+    """Record the emails of a cancelled campaign as ``cancelled`` (their records did not exist or were rendered),
+    and count them in their campaigns, once per batch each. A copy of one already recorded is not counted again."""
+    settings, now, reason = ctx.settings, ctx.clock(), "its campaign was cancelled"
+    entries = [records.update(settings.messages_table, job.message_id, initial=job.record,
+                              set_values={"status": CANCELLED, "reason": reason, "finished_at": now, "updated_at": now},
+                              condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED})
+               for _, job in dropped]
+    try:
+        outcomes = transact_write(ctx.dynamodb, entries)
+    except (RetryLater, ClientError, BotoCoreError) as error:  # not recorded: the redelivery drops it again
+        for rid, job in dropped:
+            work.result.set(rid, Outcome(job.message_id, "retry", describe_error(error), retry=True))
+            work.delays[rid] = backoff_seconds(work.records[rid].receive_count)
+        return
+    cancelled: dict[str, int] = {}
+    for (rid, job), failed in zip(dropped, outcomes):
+        previous = records.old_status(failed.old) if failed is not None else None
+        if failed is None:
+            cancelled[job.campaign] = cancelled.get(job.campaign, 0) + 1
+        work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}") if previous
+                        else Outcome(job.message_id, CANCELLED, reason))
+    for campaign, count in cancelled.items():
+        try:
+            campaigns.add_counts(ctx.dynamodb, settings.campaigns_table, campaign, {CANCELLED: count})
+        except (ClientError, BotoCoreError) as error:  # the emails are cancelled all the same: only the count lags
+            logger.warning("cancelled emails not counted", extra={"campaign": campaign, "cancelled": count,
+                                                                  "error": describe_error(error)})
 
 
 def _hold_back(work: _Batch, ctx: SendContext) -> None:
@@ -423,22 +482,24 @@ def _forget_request(events_table: str, message_id: str) -> dict[str, Any]:
 
 def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
              ctx: SendContext) -> dict[str, tuple[SendResult, bool]]:
-    """Send the claimed messages concurrently (SES calls are I/O), each at its slot from the limiter. Each thread
-    records ``sent`` the moment SES accepts, so the window in which only SES knows is one write long. Returns each
-    answer, and whether its ``sent`` was recorded."""
+    """Send the claimed messages, each at its slot from the limiter. Bodies are read concurrently first; then this
+    thread hands each email to the pool when its slot comes, so a pool thread is busy only while it talks to AWS
+    (one pool then serves several batches at once, as the local stack's pollers share one process, and an email
+    is never late because a thread was asleep for another's slot). Each thread records ``sent`` the moment SES
+    accepts, so the window in which only SES knows is one write long. Returns each answer, and whether its
+    ``sent`` was recorded."""
     settings = ctx.settings
 
-    def one(rid: str, job: SendJob) -> tuple[SendResult, bool]:
+    def load(job: SendJob) -> bytes | SendResult:
         try:
-            mime = job.load_mime(ctx.s3, settings.claim_check_bucket)
+            return job.load_mime(ctx.s3, settings.claim_check_bucket)
         except (ClientError, BotoCoreError) as error:
             code = error.response["Error"].get("Code", "") if isinstance(error, ClientError) else ""
             if code in ("NoSuchKey", "404"):
-                return SendResult(PERMANENT, reason="its rendered body is gone from the claim-check bucket"), False
-            return SendResult(TRANSIENT, reason=f"could not read its rendered body: {describe_error(error)}"), False
-        early = slots[rid] - ctx.clock()
-        if early > 0:
-            ctx.sleep(early)
+                return SendResult(PERMANENT, reason="its rendered body is gone from the claim-check bucket")
+            return SendResult(TRANSIENT, reason=f"could not read its rendered body: {describe_error(error)}")
+
+    def send(rid: str, job: SendJob, mime: bytes) -> tuple[SendResult, bool]:
         answer = send_raw(
             ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime,
             configuration_set=settings.configuration_sets[job.stream], stream=job.stream,
@@ -446,13 +507,24 @@ def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
         )
         return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer)
 
-    futures = {rid: ctx.pool.submit(one, rid, job) for rid, job in claimed.items()}
-    answers = {rid: future.result() for rid, future in futures.items()}
-    throttles = [answer.throttle for answer, _ in answers.values() if answer.throttle]
+    bodies = {rid: ctx.pool.submit(load, job) for rid, job in claimed.items()}
+    results: dict[str, tuple[SendResult, bool]] = {}
+    sending: dict[str, Future] = {}
+    for rid in sorted(claimed, key=slots.__getitem__):
+        mime = bodies[rid].result()
+        if isinstance(mime, SendResult):  # no body to send: SES is not called
+            results[rid] = mime, False
+            continue
+        early = slots[rid] - ctx.clock()
+        if early > 0:
+            ctx.sleep(early)
+        sending[rid] = ctx.pool.submit(send, rid, claimed[rid], mime)
+    results.update((rid, future.result()) for rid, future in sending.items())
+    throttles = [answer.throttle for answer, _ in results.values() if answer.throttle]
     if throttles:
         ctx.limiter.throttled(len(throttles), for_the_quota=QUOTA_THROTTLE in throttles,
                               for_the_rate=RATE_THROTTLE in throttles)
-    return answers
+    return results
 
 
 def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult) -> bool:
@@ -552,8 +624,9 @@ def _requeue(work: _Batch, ctx: SendContext) -> None:
         record = work.records[rid]
         url = ctx.queue_url(record.queue_name)
         attributes = dict(record.message_attributes)
-        attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
-                                               "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
+        if rid not in work.held:  # waiting for its campaign is not waiting for SES (max_send_wait_seconds)
+            attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
+                                                   "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
         try:
             ctx.sqs.send_message(QueueUrl=url, MessageBody=record.body, MessageAttributes=attributes,
                                  DelaySeconds=seconds)

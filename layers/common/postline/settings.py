@@ -5,13 +5,13 @@ list of what is missing. Tunables (intervals, sizes) have documented defaults.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
+from . import queue_names
 from .validated import Field, Validated, ValidationError, field_validator
 
 STREAMS = ("critical", "transactional", "marketing")
@@ -38,6 +38,10 @@ class Settings(Validated):
     events_table: Name
     suppressions_table: Name
     templates_table: Name
+    # What every queue's URL starts with, ``https://sqs.<region>.<url suffix>/<account>/<stack name>-``: the queues
+    # are named ``<stack name>-<suffix>`` (postline.queue_names), and the queue fields (QUEUE_FIELDS) are derived
+    # from it (settings_from_environ), one variable instead of a dozen URLs in Lambda's 4 KB of environment.
+    queue_url_prefix: Name
     # stream -> URL of the inbound queue (soft-bounce retries go back through it)
     inbound_queue_urls: dict[str, str]
     # stream -> URL of the send queue the render function writes to
@@ -61,6 +65,9 @@ class Settings(Validated):
     scheduler_role_arn: Name
     # The shared sending-rate limiter's counters (postline.limiter)
     rate_limits_table: Name
+    campaigns_table: Name  # postline.campaigns.store; the send stage reads it for a campaign's pause and window
+    # Where campaign control messages go (postline.campaigns.control): derived from the queue URL prefix.
+    campaign_queue_url: Name
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
@@ -101,6 +108,9 @@ class Settings(Validated):
     warmup_plan: str = ""
     # How long a send invocation waits for its slots before it leaves the rest of its batch on the queue.
     max_token_wait_seconds: int = Field(default=10, ge=0, le=40)
+    # How much sending a campaign keeps queued ahead on the marketing queues, in seconds at the marketing rate
+    # (at least 1,000 emails): pause, cancel and a window's end reach what is queued within about a minute.
+    campaign_backlog_seconds: int = Field(default=120, gt=0)
 
     @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
@@ -153,19 +163,25 @@ class Settings(Validated):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("queue_url_prefix")
+    @classmethod
+    def _queue_url_prefix(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or "/" not in value.split("://", 1)[1].rstrip("/"):
+            raise ValueError("must be an http(s) URL ending in the start of a queue's name, like "
+                             "https://sqs.<region>.amazonaws.com/<account>/<stack name>-")
+        return value
 
-# Environment variable -> field. Per-stream settings are one variable per stream so that CloudFormation
-# can fill each with a token; JSON maps are used only where the keys are not known in advance.
+
+# Environment variable -> field. Per-stream settings are one variable per stream so that CloudFormation can fill
+# each with a token. The queues' URLs are not among them: one prefix gives them all (queue_urls).
 ENVIRONMENT = {
     "POSTLINE_MESSAGES_TABLE": "messages_table",
     "POSTLINE_EVENTS_TABLE": "events_table",
     "POSTLINE_SUPPRESSIONS_TABLE": "suppressions_table",
     "POSTLINE_TEMPLATES_TABLE": "templates_table",
-    "POSTLINE_INBOUND_DLQ_URLS": "inbound_dlq_urls",
-    "POSTLINE_SEND_DLQ_URLS": "send_dlq_urls",
+    "POSTLINE_QUEUE_URL_PREFIX": "queue_url_prefix",
     "POSTLINE_MAX_RECEIVE_COUNT": "max_receive_count",
     "POSTLINE_MAX_SEND_WAIT_SECONDS": "max_send_wait_seconds",
-    "POSTLINE_SES_EVENTS_DLQ_URL": "ses_events_dlq_url",
     "POSTLINE_DEFAULT_FROM": "default_from",
     "POSTLINE_TRACKING_BASE_URL": "tracking_base_url",
     "POSTLINE_UNSUBSCRIBE_MAILTO": "unsubscribe_mailto",
@@ -188,6 +204,8 @@ ENVIRONMENT = {
     "POSTLINE_SOFT_BOUNCE_FIRST_RETRY_SECONDS": "soft_bounce_first_retry_seconds",
     "POSTLINE_SOFT_BOUNCE_RETRY_STREAMS": "soft_bounce_retry_streams",
     "POSTLINE_RATE_LIMITS_TABLE": "rate_limits_table",
+    "POSTLINE_CAMPAIGNS_TABLE": "campaigns_table",
+    "POSTLINE_CAMPAIGN_BACKLOG_SECONDS": "campaign_backlog_seconds",
     "POSTLINE_MAX_SEND_RATE": "max_send_rate",
     "POSTLINE_MAX_24_HOUR_SEND": "max_24_hour_send",
     "POSTLINE_QUOTA_REFRESH_SECONDS": "quota_refresh_seconds",
@@ -196,11 +214,28 @@ ENVIRONMENT = {
     "POSTLINE_MAX_TOKEN_WAIT_SECONDS": "max_token_wait_seconds",
 }
 PER_STREAM = {
-    "POSTLINE_INBOUND_QUEUE_URL_": "inbound_queue_urls",
-    "POSTLINE_SEND_QUEUE_URL_": "send_queue_urls",
     "POSTLINE_CONFIGURATION_SET_": "configuration_sets",
 }
-JSON_FIELDS = {"inbound_dlq_urls", "send_dlq_urls"}
+QUEUE_URL_PREFIX = "POSTLINE_QUEUE_URL_PREFIX"
+# The fields derived from the queue URL prefix (queue_urls), reported under its variable when it is missing.
+QUEUE_FIELDS = ("inbound_queue_urls", "send_queue_urls", "inbound_dlq_urls", "send_dlq_urls", "ses_events_dlq_url",
+                "campaign_queue_url")
+
+
+def queue_urls(prefix: str) -> dict[str, object]:
+    """The queue fields, from ``prefix`` and the names every deployment gives its queues (postline.queue_names).
+    A dead-letter map is keyed by its queue's name, which is what a record's eventSourceARN ends with."""
+    names = prefix.rsplit("/", 1)[-1]  # "<stack name>-"
+    inbound = {s: queue_names.inbound(s) for s in STREAMS}
+    send = {s: queue_names.send(s) for s in STREAMS}
+    return {
+        "inbound_queue_urls": {s: prefix + suffix for s, suffix in inbound.items()},
+        "send_queue_urls": {s: prefix + suffix for s, suffix in send.items()},
+        "inbound_dlq_urls": {names + suffix: prefix + queue_names.dead_letters(suffix) for suffix in inbound.values()},
+        "send_dlq_urls": {names + suffix: prefix + queue_names.dead_letters(suffix) for suffix in send.values()},
+        "ses_events_dlq_url": prefix + queue_names.dead_letters(queue_names.SES_EVENTS),
+        "campaign_queue_url": prefix + queue_names.CAMPAIGNS,
+    }
 
 
 def settings_from_environ(environ: Mapping[str, str]) -> Settings:
@@ -208,24 +243,22 @@ def settings_from_environ(environ: Mapping[str, str]) -> Settings:
     for variable, field in ENVIRONMENT.items():
         if variable in environ:
             value = environ[variable]
-            if field in JSON_FIELDS:
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError as error:
-                    raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
             if field in ("soft_bounce_retry_streams", "app_events"):
                 value = tuple(s.strip() for s in value.split(",") if s.strip())
                 if field == "app_events" and value == ("all",):
                     value = APP_EVENT_NAMES
             raw[field] = value
+    if environ.get(QUEUE_URL_PREFIX):
+        raw.update(queue_urls(environ[QUEUE_URL_PREFIX]))
     for prefix, field in PER_STREAM.items():
         raw[field] = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
     try:
         return Settings(**raw)
     except ValidationError as error:
-        reverse = {f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
+        reverse = ({f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
+                   | dict.fromkeys(QUEUE_FIELDS, QUEUE_URL_PREFIX))
         problems = [f"{reverse.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()]
-        raise ConfigurationError("postline is misconfigured: " + "; ".join(problems)) from None
+        raise ConfigurationError("postline is misconfigured: " + "; ".join(dict.fromkeys(problems))) from None
 
 
 @lru_cache(maxsize=1)
