@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..records import attribute_value
 from .windows import Window
 
 DRAFT, SCHEDULED, RUNNING, WAITING, PAUSED, DONE, CANCELLED = (
@@ -77,20 +78,20 @@ class Campaign:
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "campaign_id": _s(self.campaign_id), "template": _s(self.template),
-            "data": _s(json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)),
-            "audience_key": _s(self.audience_key), "audience_bytes": _n(self.audience_bytes),
-            "audience_rows": _n(self.audience_rows), "start_at": _n(self.start_at), "state": _s(self.state),
-            "state_at": _n(self.state_at),
+            "campaign_id": attribute_value(self.campaign_id), "template": attribute_value(self.template),
+            "data": attribute_value(json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)),
+            "audience_key": attribute_value(self.audience_key), "audience_bytes": attribute_value(self.audience_bytes),
+            "audience_rows": attribute_value(self.audience_rows), "start_at": attribute_value(self.start_at), "state": attribute_value(self.state),
+            "state_at": attribute_value(self.state_at),
             "history": {"L": [_history_entry(entry["state"], entry["at"]) for entry in self.history]},
-            "offset": _n(self.offset), "position": _n(self.position), "version": _n(self.version),
-            "counts": {"M": {name: _n(value) for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()}},
-            "created_at": _n(self.created_at), "updated_at": _n(self.updated_at),
+            "offset": attribute_value(self.offset), "position": attribute_value(self.position), "version": attribute_value(self.version),
+            "counts": {"M": {name: attribute_value(value) for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()}},
+            "created_at": attribute_value(self.created_at), "updated_at": attribute_value(self.updated_at),
         }
         if self.window is not None:
-            item["window"] = {"M": {name: _s(value) for name, value in self.window.as_dict().items()}}
+            item["window"] = {"M": {name: attribute_value(value) for name, value in self.window.as_dict().items()}}
         if self.run_by is not None:
-            item["run_by"] = _s(self.run_by)
+            item["run_by"] = attribute_value(self.run_by)
         return item
 
     @classmethod
@@ -146,7 +147,7 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
     sources = [state for state, targets in MOVES.items() if to in targets]
     if to not in STATES or not sources:
         raise ValueError(f"unknown target state {to!r}")
-    values = {f":from{i}": _s(state) for i, state in enumerate(sources)}
+    values = {f":from{i}": attribute_value(state) for i, state in enumerate(sources)}
     try:
         answer = client.update_item(
             TableName=table, Key=_key(campaign_id),
@@ -154,7 +155,7 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
                              "history = list_append(history, :entry)",
             ConditionExpression=f"attribute_exists(campaign_id) AND #state IN ({', '.join(values)})",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":to": _s(to), ":now": _n(now), ":entry": {"L": [_history_entry(to, now)]},
+            ExpressionAttributeValues={":to": attribute_value(to), ":now": attribute_value(now), ":entry": {"L": [_history_entry(to, now)]},
                                        **values},
             ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as error:
@@ -174,43 +175,45 @@ def checkpoint(client, table: str, campaign_id: str, *, seen_version: int, offse
     campaign still running; False otherwise (another run moved on, or it was paused, cancelled, ...), and nothing
     is written."""
     names = {"#offset": "offset", "#position": "position", "#version": "version", "#state": "state"}
-    values: dict[str, Any] = {":offset": _n(offset), ":position": _n(position), ":now": _n(now), ":one": _n(1),
-                              ":seen": _n(seen_version), ":running": _s(RUNNING)}
+    values: dict[str, Any] = {":offset": attribute_value(offset), ":position": attribute_value(position), ":now": attribute_value(now), ":one": attribute_value(1),
+                              ":seen": attribute_value(seen_version), ":running": attribute_value(RUNNING)}
     assignments = ["#offset = :offset", "#position = :position", "updated_at = :now"]
     if run_by is not None:
         assignments.append("run_by = :run_by")
-        values[":run_by"] = _s(run_by)
-    additions = ["#version :one"]
-    for i, (name, amount) in enumerate(sorted((n, a) for n, a in counts.items() if a)):
-        names[f"#c{i}"] = name
-        values[f":c{i}"] = _n(amount)
-        additions.append(f"counts.#c{i} :c{i}")
-    try:
-        client.update_item(
-            TableName=table, Key=_key(campaign_id),
-            UpdateExpression=f"SET {', '.join(assignments)} ADD {', '.join(additions)}",
-            ConditionExpression="#version = :seen AND #state = :running",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-    except ClientError as error:
-        if _condition_failed(error):
-            return False
-        raise
-    return True
+        values[":run_by"] = attribute_value(run_by)
+    additions = ["#version :one", *_count_additions(counts, names, values)]
+    return _update_if(client, TableName=table, Key=_key(campaign_id),
+                      UpdateExpression=f"SET {', '.join(assignments)} ADD {', '.join(additions)}",
+                      ConditionExpression="#version = :seen AND #state = :running",
+                      ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
 
 def add_counts(client, table: str, campaign_id: str, counts: dict[str, int]) -> bool:
     """Add to the campaign's ``counts``; False when there is no such campaign."""
-    counts = {name: amount for name, amount in counts.items() if amount}
-    if not counts:
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    additions = _count_additions(counts, names, values)
+    if not additions:
         return True
-    names = {f"#c{i}": name for i, name in enumerate(counts)}
-    values = {f":c{i}": _n(amount) for i, amount in enumerate(counts.values())}
+    return _update_if(client, TableName=table, Key=_key(campaign_id), UpdateExpression="ADD " + ", ".join(additions),
+                      ConditionExpression="attribute_exists(campaign_id)",
+                      ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+
+
+def _count_additions(counts: dict[str, int], names: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """``ADD`` clauses for the non-zero ``counts`` (their placeholders go into ``names`` and ``values``)."""
+    additions = []
+    for i, (name, amount) in enumerate(sorted((n, a) for n, a in counts.items() if a)):
+        names[f"#c{i}"] = name
+        values[f":c{i}"] = attribute_value(amount)
+        additions.append(f"counts.#c{i} :c{i}")
+    return additions
+
+
+def _update_if(client, **request: Any) -> bool:
+    """One conditional UpdateItem; False when its condition does not hold."""
     try:
-        client.update_item(
-            TableName=table, Key=_key(campaign_id),
-            UpdateExpression="ADD " + ", ".join(f"counts.#c{i} :c{i}" for i in range(len(counts))),
-            ConditionExpression="attribute_exists(campaign_id)",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        client.update_item(**request)
     except ClientError as error:
         if _condition_failed(error):
             return False
@@ -219,19 +222,13 @@ def add_counts(client, table: str, campaign_id: str, counts: dict[str, int]) -> 
 
 
 def _key(campaign_id: str) -> dict[str, Any]:
-    return {"campaign_id": _s(campaign_id)}
+    return {"campaign_id": attribute_value(campaign_id)}
 
 
 def _history_entry(state: str, at: float) -> dict[str, Any]:
-    return {"M": {"state": _s(state), "at": _n(at)}}
+    return {"M": {"state": attribute_value(state), "at": attribute_value(at)}}
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: float) -> dict[str, str]:
-    return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
 
 
 def _condition_failed(error: ClientError) -> bool:
