@@ -25,7 +25,6 @@ from .target import Target, target
 from .views import iso
 
 CAMPAIGNS_TABLE = "POSTLINE_CAMPAIGNS_TABLE"
-CAMPAIGN_QUEUE_VARIABLE = "POSTLINE_CAMPAIGN_QUEUE_URL"
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # docs/campaigns-design.md, Modules
 
 
@@ -51,9 +50,6 @@ def _campaigns_table(where: Target) -> str:
 def _control_queue_url(where: Target) -> str:
     """The control queue: its URL is the queues' prefix and its suffix, as the functions derive it; the marketing
     inbound queue's URL (known wherever the CLI points) gives the prefix."""
-    explicit = os.environ.get(CAMPAIGN_QUEUE_VARIABLE)
-    if explicit:
-        return explicit
     marketing = where.inbound_queue_url("marketing")
     return marketing[: -len(queue_names.inbound("marketing"))] + queue_names.CAMPAIGNS
 

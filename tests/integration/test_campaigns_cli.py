@@ -21,8 +21,7 @@ from tests.integration.conftest import ROOT, Clock, SesAccount
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 TABLE = resources.TABLES["POSTLINE_CAMPAIGNS_TABLE"]
 SCHEDULER_ROLE = "arn:aws:iam::123456789012:role/postline-scheduler"
-CONFIG_VARIABLES = (rate.RATE_VARIABLE, rate.QUOTA_VARIABLE, rate.SHARE_VARIABLE, rate.WARMUP_VARIABLE,
-                    campaigns.CAMPAIGN_QUEUE_VARIABLE)
+CONFIG_VARIABLES = (rate.RATE_VARIABLE, rate.QUOTA_VARIABLE, rate.SHARE_VARIABLE, rate.WARMUP_VARIABLE)
 EXAMPLE = json.loads((ROOT / "templates" / "newsletter" / "example.json").read_text())
 ISSUE = {key: value for key, value in EXAMPLE.items() if key not in ("name", "intro")}  # what every recipient gets
 AUDIENCE = """email,name,intro
