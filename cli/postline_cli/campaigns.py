@@ -523,6 +523,10 @@ def campaigns_resume(name: str) -> None:
     campaign = _get(where, name)
     if campaign.state != "paused":
         _fail(f"campaign {name!r} is {campaign.state}, not paused: there is nothing to resume")
+    if campaign.external:  # sent by an application, held after an alert: its held emails go on
+        _move(where, name, "running")
+        click.echo(f"campaign {name} resumed: its held emails go on")
+        return
     if now() < campaign.start_at:  # its start schedule is still to fire
         campaign = _move(where, name, "scheduled")
         click.echo(f"campaign {name} resumed: starts {iso(campaign.start_at)}")

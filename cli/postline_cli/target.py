@@ -107,7 +107,8 @@ def _local_names() -> dict[str, str]:
             "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
             "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP,
             "POSTLINE_SCHEDULER_ROLE_ARN": resources.function_environment("", "")["POSTLINE_SCHEDULER_ROLE_ARN"],
-            "POSTLINE_EVENT_BUS": resources.EVENT_BUS}
+            "POSTLINE_EVENT_BUS": resources.EVENT_BUS,
+            "POSTLINE_ALARM_TOPIC_ARN": resources.topic_arn(resources.ALARM_TOPIC)}
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -118,6 +119,8 @@ STACK_OUTPUTS = {
     "TableTemplates": "POSTLINE_TEMPLATES_TABLE",
     "TableRateLimits": "POSTLINE_RATE_LIMITS_TABLE",
     "TableCampaigns": "POSTLINE_CAMPAIGNS_TABLE",
+    "TableStats": "POSTLINE_STATS_TABLE",
+    "AlarmTopicArn": "POSTLINE_ALARM_TOPIC_ARN",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendQueueUrl{s.capitalize()}": f"POSTLINE_SEND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendDlqUrl{s.capitalize()}": f"POSTLINE_SEND_DLQ_URL_{s.upper()}" for s in STREAMS},

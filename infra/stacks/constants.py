@@ -27,6 +27,9 @@ SES_EVENTS = queue_names.name("postline", queue_names.SES_EVENTS)
 SES_SEND_EVENTS = queue_names.name("postline", queue_names.SES_SEND_EVENTS)
 # The campaigns' control queue: each message runs one stretch of a campaign's fan-out (docs/campaigns-design.md).
 CAMPAIGN_QUEUE = queue_names.name("postline", queue_names.CAMPAIGNS)
+# Where EventBridge Scheduler puts what a schedule could not deliver (its SendMessage call, with the error), named
+# <stack name>-schedules-dlq like the others. No queue feeds it: it is a dead-letter queue of schedules only.
+SCHEDULES_DLQ_SUFFIX = queue_names.dead_letters("schedules")
 QUEUE_SUFFIXES = {
     **{INBOUND_QUEUES[stream]: queue_names.inbound(stream) for stream in STREAMS},
     **{SEND_QUEUES[stream]: queue_names.send(stream) for stream in STREAMS},
@@ -37,7 +40,7 @@ QUEUE_SUFFIXES = {
 SEND_EVENT_DELAY = Duration.seconds(60)
 SES_SEND_EVENT_DETAIL_TYPE = "Email Sent"  # SES's detail-type for a Send event on EventBridge
 MAX_RECEIVE_COUNT = 5
-SES_EVENTS_CONCURRENCY = 5  # events are cheap to apply; the ceiling only keeps a bounce storm in line
+SES_EVENTS_CONCURRENCY = 3  # per events queue: events are cheap to apply; the ceiling keeps a bounce storm in line
 QUEUE_RETENTION = Duration.days(4)
 DLQ_RETENTION = Duration.days(14)  # the most SQS allows: time to find out why and redrive
 # Lambda requires the visibility timeout to cover the function timeout; AWS recommends six times it so
@@ -60,6 +63,7 @@ TABLES = {
     "templates": TableSpec(("name", "S"), ("version", "N")),
     "campaigns": TableSpec(("campaign_id", "S")),
     "rate_limits": TableSpec(("bucket", "S"), ("window", "S"), ttl_attribute="expires_at"),
+    "stats": TableSpec(("scope", "S"), ("key", "S"), ttl_attribute="expires_at"),
 }
 # Tables that hold sending history (expiring records and events), backed up only when the config asks; the
 # others (suppressions, templates, ...) are the product's memory and always have point-in-time recovery.
@@ -89,6 +93,19 @@ HANDLER = "app.handler"
 # the marketing queue's bounded backlog, not by more runs, and a second campaign need not wait for the first's run.
 CAMPAIGN_BATCH_SIZE = 1
 CAMPAIGN_CONCURRENCY = 2
+# Lambda's concurrent executions per account and region. AWS's usual quota is 1,000, but a new account may start at
+# 10, below what postline's queue consumers alone may use (each event source mapping runs at least 2): the config's
+# lambda_concurrency_limit states the account's, and the stack's ceilings must fit in it (docs/deploy.md).
+DEFAULT_LAMBDA_CONCURRENCY_LIMIT = 1000
+# What the tracking API's functions need at once, counted beside the queue consumers' ceilings (the API's functions
+# have none: an open or click takes tens of milliseconds, so the default 100 requests a second keep about 5 busy).
+API_CONCURRENCY_ALLOWANCE = 10
+# The longest an email waits on a send queue on purpose, per message: a job SES refuses for now (its rate or quota,
+# the limiter's warm-up cap, a campaign's window) goes back delayed up to SQS's 15 minutes, as a new message; a
+# receive whose invocation dies stays hidden for the queue's visibility timeout. An older message means trouble.
+SQS_MAX_DELAY = Duration.minutes(15)
+MIN_SEND_QUEUE_AGE_ALARM_SECONDS = int(SQS_MAX_DELAY.to_seconds()
+                                       + FUNCTIONS["send"].timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
 # Where the CLI uploads each campaign's normalised audience in the claim-check bucket (campaigns/<id>/...).
 CAMPAIGN_AUDIENCE_PREFIX = "campaigns/"
 COMMON_LAYER = "postline-common"  # the shared layer, published at deploy time (stacks/layer.py)
@@ -131,6 +148,13 @@ DEFAULT_MARKETING_RATE_SHARE = 0.7
 # The limiter stops marketing at this share of the 24-hour quota used (transactional at 97%, critical uses it all);
 # the SesQuotaLow alarm fires at the same point, so the operator hears of it when newsletters stop.
 QUOTA_ALARM_PERCENT = 90
+# What happened to the emails, counted per stream by the functions (postline.analytics, Powertools' embedded metric
+# format, Count unit) with the dimensions service=POWERTOOLS_SERVICE_NAME and stream=<stream>: the dashboard's
+# per-stream rows. Outcomes first, then engagement.
+EMAIL_OUTCOME_METRICS = ("Sent", "Delivered", "HardBounced", "SoftBounced", "Complained", "Rejected", "Failed",
+                         "Suppressed")
+EMAIL_ENGAGEMENT_METRICS = ("Opened", "MachineOpened", "Clicked", "Unsubscribed")
+METRIC_STREAM_DIMENSION = "stream"
 # Custom metrics the send function publishes (Powertools' embedded metric format, in METRICS_NAMESPACE with the
 # dimension service=POWERTOOLS_SERVICE_NAME that Powertools adds by default).
 METRIC_QUOTA_USED_PERCENT = "SesQuotaUsedPercent"  # share of the 24-hour quota used, 0-100, at each refresh
@@ -162,6 +186,13 @@ class Env:
     TEMPLATES_TABLE = "POSTLINE_TEMPLATES_TABLE"
     CAMPAIGNS_TABLE = "POSTLINE_CAMPAIGNS_TABLE"
     RATE_LIMITS_TABLE = "POSTLINE_RATE_LIMITS_TABLE"
+    STATS_TABLE = "POSTLINE_STATS_TABLE"
+    ALARM_TOPIC_ARN = "POSTLINE_ALARM_TOPIC_ARN"
+    # Campaign and stream alerts (postline.analytics.alerts), set only when the config's "alerts" gives them
+    ALERT_BOUNCE_RATE = "POSTLINE_ALERT_BOUNCE_RATE"
+    ALERT_COMPLAINT_RATE = "POSTLINE_ALERT_COMPLAINT_RATE"
+    ALERT_MIN_SAMPLE = "POSTLINE_ALERT_MIN_SAMPLE"
+    ALERT_WINDOW_HOURS = "POSTLINE_ALERT_WINDOW_HOURS"
     # https://sqs.<region>.<url suffix>/<account>/<stack name>-: the library adds each queue's suffix
     QUEUE_URL_PREFIX = "POSTLINE_QUEUE_URL_PREFIX"
     CONFIGURATION_SET_PREFIX = "POSTLINE_CONFIGURATION_SET_"
@@ -176,6 +207,7 @@ class Env:
     MIRROR_SES_SUPPRESSIONS = "POSTLINE_MIRROR_SES_SUPPRESSIONS"
     SCHEDULE_GROUP = "POSTLINE_SCHEDULE_GROUP"
     SCHEDULER_ROLE_ARN = "POSTLINE_SCHEDULER_ROLE_ARN"
+    SCHEDULE_DLQ_ARN = "POSTLINE_SCHEDULE_DLQ_ARN"  # only where schedules are created (ses_events, campaign)
     EVENT_TTL_DAYS = "POSTLINE_EVENT_TTL_DAYS"
     MESSAGE_TTL_DAYS = "POSTLINE_MESSAGE_TTL_DAYS"
     APP_EVENTS = "POSTLINE_APP_EVENTS"
@@ -200,6 +232,7 @@ TABLE_ENV = {
     "templates": Env.TEMPLATES_TABLE,
     "campaigns": Env.CAMPAIGNS_TABLE,
     "rate_limits": Env.RATE_LIMITS_TABLE,
+    "stats": Env.STATS_TABLE,
 }
 
 
@@ -251,6 +284,9 @@ class Outputs:
     PRODUCER_POLICY = "ProducerPolicyArn"
     SCHEDULER_ROLE = "SchedulerRoleArn"
     SCHEDULE_GROUP = "ScheduleGroupName"
+    SCHEDULE_DLQ_ARN = "ScheduleDlqArn"
+    SCHEDULE_DLQ_URL = "ScheduleDlqUrl"
     ALARM_TOPIC = "AlarmTopicArn"
     DASHBOARD = "DashboardName"
+    DKIM_RECORDS_COMMAND = "DkimRecordsCommand"  # adopt_existing_identity: how to read the DKIM records from SES
     DNS_RECORD_PREFIX = "Dns"  # + DkimRecord1..3, MailFromMxRecord, MailFromSpfRecord, DmarcRecord, ApiDomainRecord

@@ -23,6 +23,8 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_SCHEDULER_ROLE_ARN": "arn:aws:iam::1:role/pl-scheduler",
         "POSTLINE_RATE_LIMITS_TABLE": "pl-rate-limits",
         "POSTLINE_CAMPAIGNS_TABLE": "pl-campaigns",
+        "POSTLINE_STATS_TABLE": "pl-stats",
+        "POSTLINE_ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:1:pl-alarms",
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }
     for name, value in overrides.items():
@@ -83,7 +85,7 @@ def test_a_claim_may_not_go_stale_before_its_send_event_is_applied(stale, delay)
                                       "POSTLINE_DEFAULT_FROM",
                                       "POSTLINE_TRACKING_BASE_URL", "POSTLINE_SIGNING_KEYS_SECRET",
                                       "POSTLINE_CLAIM_CHECK_BUCKET", "POSTLINE_UNSUBSCRIBE_MAILTO",
-                                      "POSTLINE_CAMPAIGNS_TABLE"])
+                                      "POSTLINE_CAMPAIGNS_TABLE", "POSTLINE_STATS_TABLE", "POSTLINE_ALARM_TOPIC_ARN"])
 def test_missing_resource_setting_is_an_error_naming_the_variable(variable):
     message = misconfiguration(**{variable: None})
     assert variable in message

@@ -23,6 +23,8 @@ EVENTS_QUEUE = queue_names.name(STACK_NAME, queue_names.SES_EVENTS)
 # SNS topic (the default), or the default EventBridge bus and its rules.
 SES_EVENT_ROUTES = ("sns", "eventbridge")
 SES_EVENTS_TOPIC = "postline-ses-events"
+# What the stack's alarms notify; campaign and stream alerts are published there too (postline.analytics.alerts).
+ALARM_TOPIC = "postline-alarms"
 SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes there
 # SES's Send events have their own rule and queue, which holds them back (postline.events): a minute in AWS,
 # two seconds locally, which keeps the order that matters (the Delivery first) without a minute's wait.
@@ -40,6 +42,7 @@ TABLES = {
     "POSTLINE_TEMPLATES_TABLE": "postline-templates",
     "POSTLINE_RATE_LIMITS_TABLE": "postline-rate-limits",
     "POSTLINE_CAMPAIGNS_TABLE": "postline-campaigns",
+    "POSTLINE_STATS_TABLE": "postline-stats",
 }
 CLAIM_CHECK_BUCKET = "postline-claim-check"
 # The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
@@ -104,6 +107,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_TEMPLATE_POINTER_TTL_SECONDS": "1",
         "POSTLINE_SCHEDULE_GROUP": SCHEDULE_GROUP,
         "POSTLINE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/postline-scheduler",
+        "POSTLINE_ALARM_TOPIC_ARN": topic_arn(ALARM_TOPIC),
         "POWERTOOLS_SERVICE_NAME": "postline",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "postline",
@@ -145,6 +149,17 @@ def create_rate_limits_table(dynamodb, existing: set[str]) -> None:
                                   {"AttributeName": "window", "AttributeType": "S"}])
 
 
+def create_stats_table(dynamodb, existing: set[str]) -> None:
+    """The counters and their markers (postline.analytics), keyed as in the stack (infra/stacks/constants.py)."""
+    name = TABLES["POSTLINE_STATS_TABLE"]
+    if name not in existing:
+        dynamodb.create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "scope", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "scope", "AttributeType": "S"},
+                                  {"AttributeName": "key", "AttributeType": "S"}])
+
+
 def create_campaigns_table(dynamodb, existing: set[str]) -> None:
     """The campaigns (postline.campaigns.store), keyed as in the stack (infra/stacks/constants.py TABLES)."""
     name = TABLES["POSTLINE_CAMPAIGNS_TABLE"]
@@ -184,9 +199,11 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
         "Enabled": True, "AttributeName": "expires_at"})
     create_rate_limits_table(dynamodb, existing)
     create_campaigns_table(dynamodb, existing)
+    create_stats_table(dynamodb, existing)
 
     # The SNS route: SES publishes to the topic, which delivers to the events queue in SNS's envelope.
     sns = session.client("sns")
+    sns.create_topic(Name=ALARM_TOPIC)
     topic = sns.create_topic(Name=SES_EVENTS_TOPIC)["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE),
                   Attributes={"RawMessageDelivery": "false"})

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import DeleteError
 
+from .analytics import Analytics, Fact
 from .app_events import AppEvent, publish
 from .clients import client
 from .models import EmailEvent, Message, Suppression
@@ -54,6 +55,10 @@ class EngagementContext:
     clock: Callable[[], float] = time.time
 
     @cached_property
+    def analytics(self) -> Analytics:
+        return Analytics(self.settings, dynamodb=self.dynamodb, events=self.events, clock=self.clock)
+
+    @cached_property
     def keys(self) -> RefreshingKeyRing:
         return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
@@ -70,18 +75,26 @@ def _message(message_id: str) -> Message | None:
         return None
 
 
+_COUNTED = ("opened", "machine_opened", "clicked", "machine_clicked", "unsubscribed")
 # Recorded event type -> the user's application's event (machine opens and clicks are announced too, flagged).
 _ANNOUNCED = {"opened": "email.opened", "machine_opened": "email.opened", "clicked": "email.clicked",
               "machine_clicked": "email.clicked", "unsubscribed": "email.unsubscribed"}
 
 
 def _record(ctx: EngagementContext, message: Message, event_type: str, detail: dict[str, Any]) -> None:
-    """The event on the message (with its campaign), then the announcement to the user's application."""
+    """The event on the message (with its campaign), its count, then the announcement to the user's
+    application."""
     now = ctx.clock()
     if message.campaign:
         detail = {**detail, "campaign": message.campaign}
     EmailEvent(message.message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
                expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
+    if event_type in _COUNTED and message.stream:  # (a record that expired before an unsubscribe has no stream)
+        try:
+            ctx.analytics.record([Fact(event_type, message.message_id, now, message.stream, message.template,
+                                       message.campaign, link=detail.get("url"))])
+        except Exception:  # noqa: BLE001 - the event is recorded and announced; only its count is lost
+            logger.exception("could not count an engagement", extra={"message_id": message.message_id})
     if event_type in _ANNOUNCED:
         publish(ctx.events, ctx.settings.event_bus, [AppEvent(
             _ANNOUNCED[event_type], message.message_id, now, to=message.recipient, template=message.template,

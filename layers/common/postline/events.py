@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -25,6 +25,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from . import records
+from .analytics import Analytics, Fact
 from .addresses import InvalidAddress, normalise_address
 from .app_events import AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, run_isolated
@@ -50,6 +51,7 @@ class EventsContext:
     events: Any = field(default_factory=lambda: client("events"))
     sqs: Any = field(default_factory=lambda: client("sqs"))
     scheduler: Any = field(default_factory=lambda: client("scheduler"))
+    sns: Any = None  # for alerts (postline.analytics), created on the first one
     sesv2: Any = field(default_factory=lambda: client("sesv2"))
     secrets: Any = field(default_factory=lambda: client("secretsmanager"))
     clock: Callable[[], float] = time.time
@@ -58,6 +60,10 @@ class EventsContext:
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.sqs, {}, default_url=self.settings.ses_events_dlq_url,
                            max_receives=self.settings.max_receive_count)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        return Analytics(self.settings, dynamodb=self.dynamodb, sns=self.sns, events=self.events, clock=self.clock)
 
     @cached_property
     def keys(self) -> RefreshingKeyRing:
@@ -260,7 +266,58 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                                                               "error": describe_error(error)})
             result.set(rid, Outcome(event.message_id, "retry" if transient else "error", describe_error(error),
                                     retry=transient, dead_letter=not transient))
+    try:
+        _count(ctx, parsed.values(), recorded)
+    except RetryLater as error:  # applied and announced already: only the counting is tried again (idempotent)
+        for rid, event in parsed.items():
+            if not result.outcomes[rid].retry and not result.outcomes[rid].dead_letter:
+                result.set(rid, Outcome(event.message_id, "retry", f"not counted: {error}", retry=True))
     return result
+
+
+# SES event type -> the counter it adds to (postline.analytics); a Bounce counts by its type.
+_COUNTED = {"Delivery": "delivered", "Complaint": "complained", "Reject": "rejected", "Rendering Failure": "failed",
+            "RenderingFailure": "failed"}
+
+
+def _counted_as(event: SesEvent) -> str | None:
+    if event.type == "Bounce":
+        return "hard_bounced" if event.detail.get("bounceType") == "Permanent" else "soft_bounced"
+    return _COUNTED.get(event.type)
+
+
+def _count(ctx: EventsContext, events: Iterable[SesEvent], recorded: dict[str, dict[str, Any]]) -> None:
+    """Count the batch's events for the campaign, template and stream their message names (from its record: SES's
+    tags hold ``_`` for characters a tag cannot; from the tags when the record is gone). Counting is idempotent, so
+    a batch tried again counts nothing twice; ``RetryLater`` has it tried again. Any other failure is logged and
+    costs the counts alone, never an event's effects."""
+    counted = [(event, kind) for event in events if event.message_id and (kind := _counted_as(event))]
+    if not counted:
+        return
+    try:
+        known = {message_id: item for message_id, item in recorded.items() if "stream" in item}
+        unknown = sorted({event.message_id for event, _ in counted} - set(known))
+        if unknown:
+            table = ctx.settings.messages_table
+            known |= {item["message_id"]["S"]: item for item in batch_get(
+                ctx.dynamodb, {table: [{"message_id": {"S": message_id}} for message_id in unknown]})[table]}
+        facts = []
+        for event, kind in counted:
+            record = known.get(event.message_id, {})
+
+            def named(attribute: str) -> str | None:
+                return record.get(attribute, {}).get("S") or event.tags.get(f"postline_{attribute}")
+
+            if named("stream"):  # not postline's, or neither a record nor tags say where it belongs
+                facts.append(Fact(
+                    kind, event.message_id, event.at, named("stream"), named("template"), named("campaign"),
+                    event_id=event.detail.get("feedbackId") or f"{event.ses_message_id}@{event.at}",
+                    reason=event.detail.get("bounceSubType") or event.detail.get("complaintFeedbackType")))
+        ctx.analytics.record(facts)
+    except RetryLater:
+        raise
+    except Exception:  # noqa: BLE001 - the statuses and suppressions are written: only the counts are lost
+        logger.exception("SES events not counted")
 
 
 def _announces(event: SesEvent, applied: dict[tuple[str, int | None], str | None]) -> bool:
@@ -353,7 +410,7 @@ def _soft_bounce(event: SesEvent, ctx: EventsContext, erased: dict[str, str]) ->
             how = schedule_retry(ctx.sqs, ctx.scheduler, queue_url=settings.inbound_queue_urls[message.stream],
                                  group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
                                  message_id=event.message_id, body=json.dumps(request.detail), attempt=attempt,
-                                 due_at=due_at, now=now)
+                                 due_at=due_at, now=now, dead_letter_arn=settings.schedule_dlq_arn)
         except Exception:
             _withdraw_retry_request(ctx, event.message_id, attempt)  # so the event's redelivery asks again
             raise

@@ -35,6 +35,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import records
+from .analytics import Analytics, Fact
 from .app_events import AccountEvent, AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
 from .campaigns import store as campaigns
@@ -73,6 +74,7 @@ class SendContext:
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="ses")
         self.campaigns = CampaignGate(self.dynamodb, self.settings.campaigns_table, self.clock)
+        self.analytics = Analytics(self.settings, dynamodb=self.dynamodb, events=self.events, clock=self.clock)
         self._queue_urls = {url.rsplit("/", 1)[-1]: url for url in self.settings.send_queue_urls.values()}
         if self.limiter is None:
             settings = self.settings
@@ -154,6 +156,7 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
         else:
             work.jobs[record.record_id] = job
             work.tokens[record.record_id] = secrets.token_hex(8)
+    jobs = dict(work.jobs)  # the steps below take jobs off as they settle them
     try:
         _gate_campaigns(work, ctx)
         _hold_back(work, ctx)
@@ -169,8 +172,25 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
             _retry_the_rest(work, error)
     _requeue(work, ctx)
     _delay(work.delays, work.records, ctx)
+    _count(work.result, jobs, ctx)
     log_outcomes(logger, "send", work.result, expected=SENT)
     return work.result
+
+
+_COUNTED = {SENT: "sent", SUPPRESSED: "suppressed", FAILED: "failed"}
+
+
+def _count(result: BatchResult, jobs: dict[str, SendJob], ctx: SendContext) -> None:
+    """Count the batch's sent, suppressed and failed emails (postline.analytics). Best effort: the emails' fates
+    are recorded already, and a send is never retried for its counters; a failure here costs their counts alone."""
+    now = ctx.clock()
+    facts = [Fact(_COUNTED[outcome.result], job.message_id, now, job.stream, job.template, job.campaign)
+             for rid, job in jobs.items()
+             if (outcome := result.outcomes.get(rid)) is not None and outcome.result in _COUNTED]
+    try:
+        ctx.analytics.record(facts)
+    except Exception as error:  # noqa: BLE001
+        logger.warning("sends not counted", extra={"error": describe_error(error), "emails": len(facts)})
 
 
 def _retry_the_rest(work: _Batch, error: Exception) -> None:

@@ -66,8 +66,15 @@ class Settings(Validated):
     # The shared sending-rate limiter's counters (postline.limiter)
     rate_limits_table: Name
     campaigns_table: Name  # postline.campaigns.store; the send stage reads it for a campaign's pause and window
+    # Counters per campaign, template and stream, and the markers that count each event once (postline.analytics)
+    stats_table: Name
+    # The SNS topic the stack's CloudWatch alarms notify: campaign and stream alerts go there too
+    alarm_topic_arn: Name
     # Where campaign control messages go (postline.campaigns.control): derived from the queue URL prefix.
     campaign_queue_url: Name
+    # Where EventBridge Scheduler puts a schedule's call it could not make (the stack gives it to the functions that
+    # create schedules); None: schedules without one, as in the local stack, whose scheduler fires them itself.
+    schedule_dlq_arn: str | None = None
     # Tunables
     claim_check_threshold_bytes: int = Field(default=200_000, gt=0)
     stale_claim_seconds: int = Field(default=900, gt=0)
@@ -111,6 +118,13 @@ class Settings(Validated):
     # How much sending a campaign keeps queued ahead on the marketing queues, in seconds at the marketing rate
     # (at least 1,000 emails): pause, cancel and a window's end reach what is queued within about a minute.
     campaign_backlog_seconds: int = Field(default=120, gt=0)
+    # Alerts (postline.analytics.alerts): a campaign whose bounce or complaint rate reaches these over the last
+    # ``alert_window_hours``, once at least ``alert_min_sample`` of its emails were sent in them, is paused; a
+    # stream past them raises the alert alone. SES reviews an account at 5 % bounces and 0.1 % complaints.
+    alert_bounce_rate: float = Field(default=0.05, gt=0, le=1)
+    alert_complaint_rate: float = Field(default=0.001, gt=0, le=1)
+    alert_min_sample: int = Field(default=100, gt=0)
+    alert_window_hours: int = Field(default=24, gt=0, le=24 * 14)
 
     @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
@@ -199,6 +213,7 @@ ENVIRONMENT = {
     "POSTLINE_EVENT_BUS": "event_bus",
     "POSTLINE_SCHEDULE_GROUP": "schedule_group",
     "POSTLINE_SCHEDULER_ROLE_ARN": "scheduler_role_arn",
+    "POSTLINE_SCHEDULE_DLQ_ARN": "schedule_dlq_arn",
     "POSTLINE_SOFT_BOUNCE_WINDOW_SECONDS": "soft_bounce_window_seconds",
     "POSTLINE_MIRROR_SES_SUPPRESSIONS": "mirror_ses_suppressions",
     "POSTLINE_SOFT_BOUNCE_FIRST_RETRY_SECONDS": "soft_bounce_first_retry_seconds",
@@ -206,6 +221,12 @@ ENVIRONMENT = {
     "POSTLINE_RATE_LIMITS_TABLE": "rate_limits_table",
     "POSTLINE_CAMPAIGNS_TABLE": "campaigns_table",
     "POSTLINE_CAMPAIGN_BACKLOG_SECONDS": "campaign_backlog_seconds",
+    "POSTLINE_STATS_TABLE": "stats_table",
+    "POSTLINE_ALARM_TOPIC_ARN": "alarm_topic_arn",
+    "POSTLINE_ALERT_BOUNCE_RATE": "alert_bounce_rate",
+    "POSTLINE_ALERT_COMPLAINT_RATE": "alert_complaint_rate",
+    "POSTLINE_ALERT_MIN_SAMPLE": "alert_min_sample",
+    "POSTLINE_ALERT_WINDOW_HOURS": "alert_window_hours",
     "POSTLINE_MAX_SEND_RATE": "max_send_rate",
     "POSTLINE_MAX_24_HOUR_SEND": "max_24_hour_send",
     "POSTLINE_QUOTA_REFRESH_SECONDS": "quota_refresh_seconds",

@@ -76,6 +76,12 @@ class Campaign:
     # after its run died, continues from the checkpoint rather than being taken for a stale one.
     run_by: str | None = None
 
+    @property
+    def external(self) -> bool:
+        """A campaign an application names in its own messages (no audience here): its record exists only to hold
+        its emails in the send stage while it is paused (postline.analytics.alerts)."""
+        return not self.audience_key
+
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
             "campaign_id": attribute_value(self.campaign_id), "template": attribute_value(self.template),
@@ -127,6 +133,12 @@ def create(client, table: str, campaign: Campaign) -> None:
         if _condition_failed(error):
             raise CampaignExists(campaign.campaign_id) from None
         raise
+
+
+def external(campaign_id: str, now: float, state: str) -> Campaign:
+    """The record of a campaign an application runs itself (``Campaign.external``), in ``state``."""
+    return Campaign(campaign_id, template="", audience_key="", start_at=now, state=state, state_at=now,
+                    created_at=now, updated_at=now)
 
 
 def get(client, table: str, campaign_id: str) -> Campaign | None:
