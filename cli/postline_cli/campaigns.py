@@ -299,18 +299,59 @@ def _get(where: Target, name: str):
     return campaign
 
 
-def _move(where: Target, name: str, to: str):
-    """Move the campaign (refused, with the state it is in, when its state does not allow it) and announce it."""
+class CampaignRefused(Exception):
+    """A move the campaign cannot make (there is none of that name, or its state does not allow it): the message
+    says why, in a line."""
+
+
+def move(where: Target, name: str, to: str):
+    """Move the campaign and announce it; ``CampaignRefused``, naming the state it is in, when it cannot move."""
     from postline.campaigns import control, store
 
     try:
         campaign = store.move(_client("dynamodb"), _campaigns_table(where), name, to, now=now())
     except store.CampaignNotFound:
-        _fail(_no_campaign(name))
+        raise CampaignRefused(_no_campaign(name)) from None
     except store.CampaignStateError as error:
-        _fail(str(error))
+        raise CampaignRefused(str(error)) from None
     control.announce(_client("events"), where.event_bus, campaign)
     return campaign
+
+
+def _move(where: Target, name: str, to: str):
+    try:
+        return move(where, name, to)
+    except CampaignRefused as error:
+        _fail(str(error))
+
+
+# Pause and resume, for the CLI and the dashboard (postline_cli.web.dashboard): each returns what it did, in a line.
+def pause(where: Target, name: str) -> str:
+    """Stop handing NAME's recipients on and hold its emails on the queues; ``CampaignRefused`` when it cannot."""
+    campaign = move(where, name, "paused")
+    return (f"campaign {name} paused at {campaign.position:,} of {campaign.audience_rows:,}: its queued emails "
+            f"wait (`postline campaigns resume {name}` goes on)")
+
+
+def resume(where: Target, name: str) -> str:
+    """Go on with a paused NAME: scheduled again before its start time, else running from where it stopped (an
+    application's own campaign: its held emails go on); ``CampaignRefused`` when it is not paused."""
+    from postline.campaigns import control, store
+
+    campaign = store.get(_client("dynamodb"), _campaigns_table(where), name)
+    if campaign is None:
+        raise CampaignRefused(_no_campaign(name))
+    if campaign.state != "paused":
+        raise CampaignRefused(f"campaign {name!r} is {campaign.state}, not paused: there is nothing to resume")
+    if campaign.external:  # sent by an application, held after an alert: its held emails go on
+        move(where, name, "running")
+        return f"campaign {name} resumed: its held emails go on"
+    if now() < campaign.start_at:  # its start schedule is still to fire
+        campaign = move(where, name, "scheduled")
+        return f"campaign {name} resumed: starts {iso(campaign.start_at)}"
+    campaign = move(where, name, "running")
+    control.start_now(_client("sqs"), _control_queue_url(where), campaign)  # a run from its checkpoint
+    return f"campaign {name} resumed: running from {campaign.position:,} of {campaign.audience_rows:,}"
 
 
 def _plan_or_fail(where: Target, recipients: int, start_at: float, window, at: float, zone: str) -> dict[str, Any]:
@@ -431,7 +472,8 @@ def campaigns_create(name, template_ref, audience, data, at_text, window, zone, 
         starts = "starting now"
     else:
         control.schedule_start(_client("scheduler"), group=where.schedule_group, role_arn=where.scheduler_role_arn,
-                               queue_url=_control_queue_url(where), campaign=campaign, at=start_at)
+                               queue_url=_control_queue_url(where), campaign=campaign, at=start_at,
+                               dead_letter_arn=where.schedule_dlq_arn or None)
         starts = f"starts {iso(start_at)}"
     view |= {"state": campaign.state, "start_at": iso(start_at), "audience_key": key}
     if as_json:
@@ -508,32 +550,20 @@ def campaigns_plan(name: str, as_json: bool) -> None:
 @click.argument("name")
 def campaigns_pause(name: str) -> None:
     """Stop handing NAME's recipients on and hold its emails on the queues (within about a minute)."""
-    campaign = _move(target(), name, "paused")
-    click.echo(f"campaign {name} paused at {campaign.position:,} of {campaign.audience_rows:,}: its queued emails "
-               f"wait (`postline campaigns resume {name}` goes on)")
+    try:
+        click.echo(pause(target(), name))
+    except CampaignRefused as error:
+        _fail(str(error))
 
 
 @campaigns.command("resume")
 @click.argument("name")
 def campaigns_resume(name: str) -> None:
     """Go on with a paused NAME: scheduled again before its start time, else running from where it stopped."""
-    from postline.campaigns import control
-
-    where = target()
-    campaign = _get(where, name)
-    if campaign.state != "paused":
-        _fail(f"campaign {name!r} is {campaign.state}, not paused: there is nothing to resume")
-    if campaign.external:  # sent by an application, held after an alert: its held emails go on
-        _move(where, name, "running")
-        click.echo(f"campaign {name} resumed: its held emails go on")
-        return
-    if now() < campaign.start_at:  # its start schedule is still to fire
-        campaign = _move(where, name, "scheduled")
-        click.echo(f"campaign {name} resumed: starts {iso(campaign.start_at)}")
-        return
-    campaign = _move(where, name, "running")
-    control.start_now(_client("sqs"), _control_queue_url(where), campaign)  # a run from its checkpoint
-    click.echo(f"campaign {name} resumed: running from {campaign.position:,} of {campaign.audience_rows:,}")
+    try:
+        click.echo(resume(target(), name))
+    except CampaignRefused as error:
+        _fail(str(error))
 
 
 @campaigns.command("cancel")

@@ -17,12 +17,16 @@ from postline.contract import Rejected
 from postline.settings import STREAMS
 from postline.suppression import REASONS, suppression_names
 
+from .analytics.commands import report as report_command
+from .analytics.commands import stats as stats_command
 from .campaigns import campaigns as campaign_commands
 from .rate import rate as rate_commands
 from .rate import warmup as warmup_commands
 from .suppressions import SCOPES
 from .target import Target, target
 from .views import iso
+from .web.commands import outbox as outbox_commands
+from .web.dashboard import dashboard as dashboard_command
 
 console = Console()
 errors = Console(stderr=True)
@@ -584,6 +588,16 @@ cli.add_command(warmup_commands)
 
 # ---------------------------------------------------------------- campaigns
 cli.add_command(campaign_commands)
+
+
+# ---------------------------------------------------------------- stats and reports
+cli.add_command(stats_command)
+cli.add_command(report_command)
+
+
+# ---------------------------------------------------------------- the local pages: the outbox viewer and the dashboard
+cli.add_command(outbox_commands)
+cli.add_command(dashboard_command)
 
 
 # ---------------------------------------------------------------- demo

@@ -33,6 +33,7 @@ class Target:
     schedule_group: str
     scheduler_role_arn: str = ""  # handed to the schedules a campaign's start creates
     event_bus: str = ""  # where a campaign's moves are announced
+    schedule_dlq_arn: str = ""  # where a schedule that cannot deliver leaves its message (none locally)
 
     def _queue_url(self, variable: str, local_name: str) -> str:
         explicit = os.environ.get(variable) or self.queue_urls.get(variable)
@@ -80,7 +81,8 @@ def target() -> Target:
                   os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]),
                   os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]),
                   os.environ.get("POSTLINE_SCHEDULER_ROLE_ARN", names["POSTLINE_SCHEDULER_ROLE_ARN"]),
-                  os.environ.get("POSTLINE_EVENT_BUS", names["POSTLINE_EVENT_BUS"]))
+                  os.environ.get("POSTLINE_EVENT_BUS", names["POSTLINE_EVENT_BUS"]),
+                  os.environ.get("POSTLINE_SCHEDULE_DLQ_ARN", names.get("POSTLINE_SCHEDULE_DLQ_ARN", "")))
 
 
 def is_loopback(url: str) -> bool:
@@ -107,8 +109,7 @@ def _local_names() -> dict[str, str]:
             "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
             "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP,
             "POSTLINE_SCHEDULER_ROLE_ARN": resources.function_environment("", "")["POSTLINE_SCHEDULER_ROLE_ARN"],
-            "POSTLINE_EVENT_BUS": resources.EVENT_BUS,
-            "POSTLINE_ALARM_TOPIC_ARN": resources.topic_arn(resources.ALARM_TOPIC)}
+            "POSTLINE_EVENT_BUS": resources.EVENT_BUS}
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -120,7 +121,7 @@ STACK_OUTPUTS = {
     "TableRateLimits": "POSTLINE_RATE_LIMITS_TABLE",
     "TableCampaigns": "POSTLINE_CAMPAIGNS_TABLE",
     "TableStats": "POSTLINE_STATS_TABLE",
-    "AlarmTopicArn": "POSTLINE_ALARM_TOPIC_ARN",
+    "ScheduleDlqArn": "POSTLINE_SCHEDULE_DLQ_ARN",
     **{f"InboundQueueUrl{s.capitalize()}": f"POSTLINE_INBOUND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendQueueUrl{s.capitalize()}": f"POSTLINE_SEND_QUEUE_URL_{s.upper()}" for s in STREAMS},
     **{f"SendDlqUrl{s.capitalize()}": f"POSTLINE_SEND_DLQ_URL_{s.upper()}" for s in STREAMS},

@@ -11,23 +11,28 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import aws_logs as logs
 
 from .constants import (
+    API_CONCURRENCY_ALLOWANCE,
+    CAMPAIGN_CONCURRENCY,
     DEFAULT_IDENTITY_NOTIFICATIONS,
+    DEFAULT_LAMBDA_CONCURRENCY_LIMIT,
     DEFAULT_MARKETING_RATE_SHARE,
     IDENTITY_NOTIFICATION_TYPES,
     IP_POOL_OF_STREAM,
     IP_POOLS,
     LONGEST_QUEUE_SUFFIX,
     MAX_STACK_NAME_LENGTH,
+    MIN_SEND_QUEUE_AGE_ALARM_SECONDS,
     SCHEDULE_GROUP,
     SCHEDULE_GROUP_MAX_NAME,
     SES_EVENT_ROUTES,
+    SES_EVENTS_CONCURRENCY,
     STREAMS,
 )
 
@@ -62,12 +67,14 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-zA-Z-]+$")
 WARMUP_KEYS = ("start", "pools", "curve")
 DEFAULT_WARMUP_POOLS = ("marketing",)
-# The warm-up plan travels in an environment variable, and Lambda allows 4 KB for all of them together: at most 30
-# points, each day within a year and at most 100 million emails a day (more than SES gives any account), so the
-# longest plan (about 570 bytes) fits beside the rest (tests/infra/test_functions.py measures it).
-MAX_WARMUP_CURVE_POINTS = 30
+# The warm-up plan travels in the send function's environment, which postline keeps within 3 KB (Lambda allows 4 KB;
+# stacks/environment_size.py): at most 20 points (the curve is interpolated between them, so 20 draw any warm-up of a
+# few weeks), each day within a year and at most 100 million emails a day (more than SES gives any account): the
+# longest plan, about 410 bytes, fits beside the rest with the longest stack name (tests/infra/test_functions.py).
+MAX_WARMUP_CURVE_POINTS = 20
 MAX_WARMUP_DAY = 365
 MAX_WARMUP_EMAILS_PER_DAY = 100_000_000
 
@@ -106,6 +113,25 @@ class Warmup:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """Campaign and stream alert thresholds (postline.analytics.alerts); None leaves the library's default."""
+
+    bounce_rate: float | None = None
+    complaint_rate: float | None = None
+    min_sample: int | None = None
+    window_hours: int | None = None
+
+
+# Each alert key: its kind, lowest and highest value (as the library validates them: layers/common/postline/settings.py).
+ALERT_KEYS: dict[str, tuple[type, float, float, bool]] = {  # key -> (type, low, high, low excluded)
+    "bounce_rate": (float, 0, 1, True),
+    "complaint_rate": (float, 0, 1, True),
+    "min_sample": (int, 1, 1_000_000_000, False),
+    "window_hours": (int, 1, 24 * 14, False),
+}
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str
     from_address: str
@@ -120,12 +146,18 @@ class Config:
     api_domain: ApiDomain | None = None
     api_rate_limit: int = 100
     api_burst_limit: int = 200
-    # Maximum concurrent invocations per queue (Lambda event source mapping, 2..1000).
+    # Maximum concurrent invocations per queue (Lambda event source mapping, 2..1000). Small enough by default that
+    # every consumer together, with the tracking API, stays well within a young account's Lambda concurrency
+    # (lambda_concurrency_limit): one send function sends its batch of ten at once, so four keep up with far more
+    # than a new SES account's 14 emails a second.
     render_concurrency: dict[str, int] = field(default_factory=lambda: {
-        "critical": 10, "transactional": 10, "marketing": 5})
+        "critical": 4, "transactional": 3, "marketing": 2})
     send_concurrency: dict[str, int] = field(default_factory=lambda: {
-        "critical": 10, "transactional": 5, "marketing": 2})
-    send_queue_age_alarm_seconds: int = 300
+        "critical": 4, "transactional": 3, "marketing": 2})
+    # The account's Lambda concurrent executions in the stack's region (Service Quotas L-B99A9384): the functions'
+    # ceilings must fit in it (concurrency_needed), or SQS receives are spent on throttles and land in the DLQs.
+    lambda_concurrency_limit: int = DEFAULT_LAMBDA_CONCURRENCY_LIMIT
+    send_queue_age_alarm_seconds: int = 1800
     log_retention_days: int = 30
     # How long email events and message records are kept (DynamoDB TTL); the functions' defaults are the same.
     event_ttl_days: int = 30
@@ -150,10 +182,23 @@ class Config:
     max_24_hour_send: int | None = None
     marketing_rate_share: float = DEFAULT_MARKETING_RATE_SHARE
     warmup: Warmup | None = None
+    alerts: Alerts | None = None
+    # The domain is already an SES identity (verified by hand, or by another stack): the stack creates none, so the
+    # deploy does not fail on AlreadyExists, and leaves its DKIM and MAIL FROM settings as they are.
+    adopt_existing_identity: bool = False
+    # The customer-managed KMS key the CDK bootstrap bucket is encrypted with (cdk bootstrap
+    # --bootstrap-kms-key-id): the layer compiler must decrypt the layer's source there.
+    bootstrap_kms_key_arn: str | None = None
 
     @property
     def mail_from_domain(self) -> str:
         return f"{self.mail_from_subdomain}.{self.domain}"
+
+    def concurrency_needed(self) -> int:
+        """How many functions may run at once: every queue consumer at its ceiling, and the tracking API's share."""
+        events_queues = 2 if self.ses_event_route == "eventbridge" else 1  # the EventBridge route holds Send events
+        return (sum(self.render_concurrency.values()) + sum(self.send_concurrency.values())
+                + SES_EVENTS_CONCURRENCY * events_queues + CAMPAIGN_CONCURRENCY + API_CONCURRENCY_ALLOWANCE)
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -283,15 +328,22 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             problems.append(f"api_domain.{key}: unknown key (known: certificate_arn, domain_name)")
 
     for key, low, high in (
-        ("api_rate_limit", 1, 10_000), ("api_burst_limit", 1, 5_000),
-        ("send_queue_age_alarm_seconds", 60, 86_400), ("event_ttl_days", 1, 3_650),
-        ("message_ttl_days", 30, 3_650),
+        ("api_rate_limit", 1, 10_000), ("api_burst_limit", 1, 5_000), ("event_ttl_days", 1, 3_650),
+        ("message_ttl_days", 30, 3_650), ("lambda_concurrency_limit", 10, 1_000_000),
     ):
         number = take(key, int)
         if number is not None:
             if not low <= number <= high:
                 problems.append(f"{key}: {number} is outside {low}..{high}")
             values[key] = number
+    age = take("send_queue_age_alarm_seconds", int)
+    if age is not None:
+        if not MIN_SEND_QUEUE_AGE_ALARM_SECONDS <= age <= 86_400:
+            problems.append(f"send_queue_age_alarm_seconds: {age} is outside {MIN_SEND_QUEUE_AGE_ALARM_SECONDS}..86400: "
+                            "an email postline makes wait on purpose (SES refusing for now, a campaign's window) is "
+                            "delayed up to 15 minutes at a time, and a receive stays hidden for the send queue's "
+                            "visibility timeout; a lower threshold would alarm on those")
+        values["send_queue_age_alarm_seconds"] = age
 
     for key in ("render_concurrency", "send_concurrency"):
         limits = take(key, dict)
@@ -372,6 +424,21 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if warmup is not None:
         values["warmup"] = _warmup(warmup, values.get("ip_pools") or "none", problems)
 
+    alerts = take("alerts", dict)
+    if alerts is not None:
+        values["alerts"] = _alerts(alerts, problems)
+
+    adopt = take("adopt_existing_identity", bool)
+    if adopt is not None:
+        values["adopt_existing_identity"] = adopt
+
+    bootstrap_key = take("bootstrap_kms_key_arn", str)
+    if bootstrap_key is not None:
+        if not _KMS_KEY_ARN.match(bootstrap_key):
+            problems.append(f"bootstrap_kms_key_arn: {bootstrap_key!r} is not a KMS key ARN "
+                            "(arn:aws:kms:<region>:<account>:key/<key id>)")
+        values["bootstrap_kms_key_arn"] = bootstrap_key
+
     recipients = take("sandbox_recipients", list)
     if recipients is not None:
         bad = [r for r in recipients if not isinstance(r, str) or not _EMAIL.match(r)]
@@ -379,9 +446,44 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             problems.append(f"sandbox_recipients: not email addresses: {bad}")
         values["sandbox_recipients"] = tuple(r.lower() for r in recipients if r not in bad)
 
+    if not problems:
+        config = Config(**{k: v for k, v in values.items() if v is not None})
+        needed, limit = config.concurrency_needed(), config.lambda_concurrency_limit
+        if needed > limit:
+            lowest = replace(config, render_concurrency=dict.fromkeys(STREAMS, 2),
+                             send_concurrency=dict.fromkeys(STREAMS, 2)).concurrency_needed()
+            problems.append(
+                f"lambda_concurrency_limit: the functions may run {needed} at once (the queue consumers' ceilings "
+                f"in render_concurrency, send_concurrency and postline's own, and {API_CONCURRENCY_ALLOWANCE} for the "
+                f"tracking API; {lowest} with every concurrency at its lowest, 2), more than the account's {limit}: "
+                "throttled queue receives would land in the dead-letter queues. Raise the account's Lambda "
+                "concurrency first (docs/deploy.md, 'Lambda concurrency') and set lambda_concurrency_limit to it, "
+                "or lower the concurrencies")
     if problems:
         raise ConfigError(f"postline config {source} is invalid:\n  - " + "\n  - ".join(problems))
-    return Config(**{k: v for k, v in values.items() if v is not None})
+    return config
+
+
+def _alerts(raw: dict[str, Any], problems: list[str]) -> Alerts | None:
+    """The alert thresholds given; each within what the functions accept."""
+    before = len(problems)
+    for key in sorted(set(raw) - set(ALERT_KEYS)):
+        problems.append(f"alerts.{key}: unknown key (known: {', '.join(ALERT_KEYS)})")
+    given: dict[str, Any] = {}
+    for key, (kind, low, high, low_excluded) in ALERT_KEYS.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        in_range = number and (low < value if low_excluded else low <= value) and value <= high
+        if not (whole if kind is int else number) or not in_range:
+            lowest = f"above {low}" if low_excluded else f"at least {low}"
+            problems.append(f"alerts.{key}: must be a {'whole number' if kind is int else 'number'} {lowest} and at "
+                            f"most {high:,}, got {value!r}")
+        else:
+            given[key] = kind(value)
+    return Alerts(**given) if len(problems) == before else None
 
 
 def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup | None:

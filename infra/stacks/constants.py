@@ -65,9 +65,10 @@ TABLES = {
     "rate_limits": TableSpec(("bucket", "S"), ("window", "S"), ttl_attribute="expires_at"),
     "stats": TableSpec(("scope", "S"), ("key", "S"), ttl_attribute="expires_at"),
 }
-# Tables that hold sending history (expiring records and events), backed up only when the config asks; the
-# others (suppressions, templates, ...) are the product's memory and always have point-in-time recovery.
-HISTORY_TABLES = ("messages", "email_events")
+# Tables that hold sending history (expiring records and events, and the counters and markers analytics derives from
+# them), backed up only when the config asks; the others (suppressions, templates, ...) are the product's memory and
+# always have point-in-time recovery.
+HISTORY_TABLES = ("messages", "email_events", "stats")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 from postline import queue_names
 
-from .config import REPO_ROOT, Config
+from .config import APP_EVENT_NAMES, REPO_ROOT, Alerts, Config
 from .constants import (
     CAMPAIGN_AUDIENCE_PREFIX,
     CAMPAIGN_BATCH_SIZE,
@@ -49,35 +50,63 @@ CLAIM_CHECK_PREFIX = "mime/"  # where the library puts rendered bodies (postline
 LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
 
 READ = ("GetItem", "BatchGetItem", "Query")
+
+# The functions that publish application events (postline.app_events).
+ANNOUNCERS = ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign")
+# Settings the library has a default for, given only to the functions whose code reads them: Lambda allows 4 KB of
+# environment per function, and the largest config comes near it (infra/stacks/environment_size.py). A variable not
+# listed goes to every function; the required ones must, as the library checks them all at cold start. A function
+# that starts reading one of these must be added to it here, or it runs on the library's default.
+READ_BY: dict[str, tuple[str, ...]] = {
+    Env.MESSAGE_TTL_DAYS: ("render",),  # render creates the message records
+    Env.EVENT_TTL_DAYS: ("ses_events", "track_open", "track_click", "unsubscribe"),  # they write event rows
+    Env.APP_EVENTS: ANNOUNCERS,
+    Env.SEND_EVENT_DELAY_SECONDS: ("send",),  # when it may look at a claim again
+    Env.MAX_RECEIVE_COUNT: ("render", "send", "ses_events", "campaign"),  # the queue consumers
+    # ses_events alone applies bounces and complaints: it mirrors suppressions and checks the alerts on them.
+    Env.MIRROR_SES_SUPPRESSIONS: ("ses_events",),
+    **dict.fromkeys((Env.ALERT_BOUNCE_RATE, Env.ALERT_COMPLAINT_RATE, Env.ALERT_MIN_SAMPLE, Env.ALERT_WINDOW_HOURS),
+                    ("ses_events",)),
+    # Schedules are made by ses_events (soft-bounce retries) and campaign (a start, the next window).
+    Env.SCHEDULE_DLQ_ARN: ("ses_events", "campaign"),
+    # The shared limiter sends; the fan-out keeps a backlog measured at the marketing rate, not the warm-up's caps.
+    **dict.fromkeys((Env.MARKETING_RATE_SHARE, Env.MAX_SEND_RATE, Env.MAX_24_HOUR_SEND), ("send", "campaign")),
+    Env.WARMUP_PLAN: ("send",),
+}
 WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 
 
 class Functions(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
                  claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
-                 tracking_base_url: str, event_bus: events.IEventBus, scheduling: Scheduling) -> None:
+                 tracking_base_url: str, event_bus: events.IEventBus, scheduling: Scheduling,
+                 alarm_topic: sns.Topic) -> None:
         super().__init__(scope, id)
         self.layer = CompiledLayer(self, "CommonLayer", runtime=RUNTIME, architecture=ARCHITECTURE,
-                                   log_retention=config.log_retention).layer
+                                   log_retention=config.log_retention,
+                                   bootstrap_kms_key_arn=config.bootstrap_kms_key_arn).layer
         environment = self._environment(config, tables, claim_check, signing_keys, ses_resources, tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
         # How long the Send events' queue holds them back (the EventBridge route; the SNS route publishes none).
         held_back = SEND_EVENT_DELAY.to_seconds() if queues.ses_send_events is not None else 0
         environment[Env.SEND_EVENT_DELAY_SECONDS] = str(int(held_back))
-        environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
-        # The campaign function paces its fan-out by the marketing rate, the limiter's (its warm-up plan aside).
-        own_environment = {"send": _limiter_environment(config), "campaign": _rate_environment(config)}
+        environment[Env.ALARM_TOPIC_ARN] = alarm_topic.topic_arn
+        environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
+        environment[Env.SCHEDULE_DLQ_ARN] = scheduling.dead_letters.queue_arn
+        environment.update(_alert_environment(config.alerts))
+        environment.update(_limiter_environment(config))
         self.functions: dict[str, lambda_.Function] = {
-            name: self._function(name, config, {**environment, **own_environment.get(name, {})})
+            name: self._function(name, config, {variable: value for variable, value in environment.items()
+                                                if name in READ_BY.get(variable, FUNCTIONS)})
             for name in FUNCTIONS
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
         self._grant_campaign(tables, queues, claim_check, signing_keys, scheduling)
-        announcers = ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign")
-        for name in announcers:  # they publish application events (postline.app_events)
+        self._grant_analytics(tables, alarm_topic)
+        for name in ANNOUNCERS:  # they publish application events (postline.app_events)
             event_bus.grant_put_events_to(self.functions[name])
         if config.mirror_ses_suppressions:
             ses_events = self.functions["ses_events"]
@@ -97,7 +126,7 @@ class Functions(Construct):
     def _environment(self, config: Config, tables: Tables, claim_check: s3.Bucket,
                      signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
                      ) -> dict[str, str]:
-        """The same settings for every function: the library validates all of them at cold start."""
+        """Every function's settings (READ_BY then leaves out, per function, the ones it does not read)."""
         environment = {TABLE_ENV[name]: table.table_name for name, table in tables.tables.items()}
         for stream in STREAMS:
             environment[Env.CONFIGURATION_SET_PREFIX + stream.upper()] = (
@@ -116,7 +145,8 @@ class Functions(Construct):
             Env.CLAIM_CHECK_BUCKET: claim_check.bucket_name,
             Env.EVENT_TTL_DAYS: str(config.event_ttl_days),
             Env.MESSAGE_TTL_DAYS: str(config.message_ttl_days),
-            Env.APP_EVENTS: ",".join(config.app_events),
+            # "all" is what the library reads as every event: a hundred bytes fewer than their names.
+            Env.APP_EVENTS: "all" if set(config.app_events) == set(APP_EVENT_NAMES) else ",".join(config.app_events),
             Env.TRACE_DISABLED: "false" if config.tracing else "true",
             Env.SERVICE_NAME: POWERTOOLS_SERVICE_NAME,
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -221,7 +251,6 @@ class Functions(Construct):
         _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
         _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
                "BatchWriteItem")
-        _table(ses_events, tables.campaigns, "UpdateItem")
 
         for name in ("track_open", "track_click", "unsubscribe"):
             signing_keys.grant_read(f[name])
@@ -231,6 +260,22 @@ class Functions(Construct):
         # resubscribe.
         _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
 
+
+    def _grant_analytics(self, tables: Tables, alarm_topic: sns.Topic) -> None:
+        """The counters (postline.analytics): each batch's facts written in transactions of conditional marker Puts
+        and counter Updates, by every function that sees an email's fate. ses_events also checks the alerts (reads
+        the counters and the alerts' states), pauses a campaign that passes them (reads, creates for an
+        application's campaign without a record, or moves its record) and publishes the alert on the alarm
+        topic (encrypted: the grant covers its key)."""
+        for name in ("send", "ses_events", "track_open", "track_click", "unsubscribe"):
+            _table(self.functions[name], tables.stats, "PutItem", "UpdateItem")
+        ses_events = self.functions["ses_events"]
+        _table(ses_events, tables.stats, "Query")
+        _table(ses_events, tables.campaigns, "GetItem", "PutItem", "UpdateItem")
+        # Topic.grant_publish would add kms:GenerateDataKey*: publishing to an encrypted topic needs these two.
+        iam.Grant.add_to_principal(grantee=ses_events, actions=["sns:Publish"], resource_arns=[alarm_topic.topic_arn])
+        iam.Grant.add_to_principal(grantee=ses_events, actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                                   resource_arns=[alarm_topic.master_key.key_arn])
 
     def _grant_campaign(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
                         signing_keys: secretsmanager.ISecret, scheduling: Scheduling) -> None:
@@ -282,20 +327,23 @@ def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str, prefi
            "their prefix.")
 
 
+def _alert_environment(alerts: Alerts | None) -> dict[str, str]:
+    """The alert thresholds the config gives (the library has the same defaults as docs/deploy.md says)."""
+    if alerts is None:
+        return {}
+    given = {Env.ALERT_BOUNCE_RATE: alerts.bounce_rate, Env.ALERT_COMPLAINT_RATE: alerts.complaint_rate,
+             Env.ALERT_MIN_SAMPLE: alerts.min_sample, Env.ALERT_WINDOW_HOURS: alerts.window_hours}
+    return {variable: _number(value) for variable, value in given.items() if value is not None}
+
+
 def _limiter_environment(config: Config) -> dict[str, str]:
-    """The sending-rate limiter's settings, for the send function (they have defaults in the library, and the
-    warm-up plan is the largest value: Lambda allows 4 KB of environment per function)."""
-    environment = _rate_environment(config)
-    if config.warmup is not None:
-        environment[Env.WARMUP_PLAN] = json.dumps(config.warmup.plan(), separators=(",", ":"))
-    return environment
-
-
-def _rate_environment(config: Config) -> dict[str, str]:
-    """The rate and quota the limiter keeps to, and marketing's share of the rate."""
+    """The rate and quota the limiter keeps to, marketing's share of the rate, and the warm-up plan (the largest
+    value of all)."""
     environment = {Env.MARKETING_RATE_SHARE: _number(config.marketing_rate_share)}
     if config.max_send_rate is not None:
         environment[Env.MAX_SEND_RATE] = _number(config.max_send_rate)
     if config.max_24_hour_send is not None:
         environment[Env.MAX_24_HOUR_SEND] = str(config.max_24_hour_send)
+    if config.warmup is not None:
+        environment[Env.WARMUP_PLAN] = json.dumps(config.warmup.plan(), separators=(",", ":"))
     return environment

@@ -2,7 +2,7 @@
 functions' own runtime (infra/layer_compiler explains why), so a cold start imports instead of compiling."""
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CustomResource, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,7 +25,7 @@ class CompiledLayer(Construct):
     """``layer``: the library and its dependencies, with bytecode for ``runtime``."""
 
     def __init__(self, scope: Construct, id: str, *, runtime: lambda_.Runtime, architecture: lambda_.Architecture,
-                 log_retention: logs.RetentionDays) -> None:
+                 log_retention: logs.RetentionDays, bootstrap_kms_key_arn: str | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         source = s3_assets.Asset(
@@ -39,6 +39,12 @@ class CompiledLayer(Construct):
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[
             stack.format_arn(service="s3", region="", account="", resource=source.s3_bucket_name,
                              resource_name=source.s3_object_key)]))
+        if bootstrap_kms_key_arn:
+            # An account bootstrapped with a customer-managed key encrypts the asset bucket's objects with it: reading
+            # the source needs it, only through S3 (the default bootstrap encrypts with S3's key, which needs no grant).
+            role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[bootstrap_kms_key_arn],
+                                                   conditions={"StringEquals": {"kms:ViaService": Fn.join(
+                                                       "", ["s3.", stack.region, ".", stack.url_suffix])}}))
         layer_arn = stack.format_arn(service="lambda", resource="layer", resource_name=COMMON_LAYER,
                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
         role.add_to_policy(iam.PolicyStatement(actions=["lambda:PublishLayerVersion"], resources=[layer_arn]))

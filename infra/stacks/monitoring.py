@@ -1,22 +1,32 @@
-"""Alarms (to one topic, optionally emailed) and a dashboard: flow, backlogs, latency, sending rate."""
+"""Alarms (to one topic, optionally emailed) and a dashboard: flow, backlogs, latency, sending rate, and what
+happened to each stream's emails.
+
+The topic comes first: the functions publish campaign and stream alerts to it (postline.analytics.alerts), so it
+exists before them; the alarms and the dashboard, which watch the functions, come once they do (``watch``).
+"""
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import Config
 from .constants import (
     BOUNCE_RATE_ALARM,
     COMPLAINT_RATE_ALARM,
+    EMAIL_ENGAGEMENT_METRICS,
+    EMAIL_OUTCOME_METRICS,
     METRIC_QUOTA_USED_PERCENT,
     METRIC_RATE_LIMITER_WAITS,
     METRIC_SERVICE_DIMENSION,
+    METRIC_STREAM_DIMENSION,
     METRIC_THROTTLED_SENDS,
     METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
@@ -36,25 +46,49 @@ REPUTATION_PERIOD = Duration.hours(1)
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, queues: Queues, ses_resources: Ses,
-                 functions: dict[str, lambda_.Function], api: apigw.HttpApi) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: Config) -> None:
         super().__init__(scope, id)
         key = topic_key(self, "AlarmTopicKey", description="Encrypts the postline alarm topic",
                         service="cloudwatch.amazonaws.com")
         self.topic = sns.Topic(self, "AlarmTopic", display_name="postline alarms", master_key=key,
                                enforce_ssl=True)
+        self._allow_alarms_to_publish()
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self._action = actions.SnsAction(self.topic)
+        stack_output(self, Outputs.ALARM_TOPIC, self.topic.topic_arn, "SNS topic every postline alarm goes to")
 
+    def _allow_alarms_to_publish(self) -> None:
+        """The topic's policy replaces SNS's default one, which let the account publish: beside the TLS Deny it
+        needs an Allow for CloudWatch, or no alarm action can publish. Only alarms of this account, in its region.
+        (The functions publish alerts through their roles' grants: within the account an IAM Allow suffices.)"""
+        stack = Stack.of(self)
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish", actions=["sns:Publish"],
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")], resources=[self.topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {"aws:SourceArn": stack.format_arn(
+                            service="cloudwatch", resource="alarm", resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
+        ))
+
+    def watch(self, *, config: Config, queues: Queues, ses_resources: Ses, functions: dict[str, lambda_.Function],
+              api: apigw.HttpApi, schedules_dlq: sqs.IQueue) -> None:
+        """The alarms and the dashboard, once everything they watch exists."""
         for name, _, dlq in queues.all_with_dlq:
             self._alarm(f"{pascal(name)}DlqNotEmpty", f"{name}: messages in the dead-letter queue",
                         dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"), 1)
+        self._alarm("SchedulesDlqNotEmpty", "schedules: a soft-bounce retry or campaign start EventBridge Scheduler "
+                    "could not deliver (each message holds the SendMessage call and the error; docs/deploy.md)",
+                    schedules_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"), 1)
         for stream in STREAMS:
-            self._alarm(f"SendQueue{pascal(stream)}Age", f"{stream}: oldest email waiting to be sent is too old",
-                        queues.send[stream].metric_approximate_age_of_oldest_message(
-                            period=PERIOD, statistic="Maximum"),
-                        config.send_queue_age_alarm_seconds)
+            # Not the age of any message: postline delays an email it makes wait (up to 15 minutes at a time, as a
+            # new message), so only a message older than that and a visibility timeout is one nobody is handling.
+            self._alarm(f"SendQueue{pascal(stream)}Age", (
+                f"{stream}: an email has waited to be sent for more than {config.send_queue_age_alarm_seconds} s, "
+                "longer than postline ever delays one on purpose: the send function is failing, throttled or "
+                "stopped"), queues.send[stream].metric_approximate_age_of_oldest_message(
+                    period=PERIOD, statistic="Maximum"), config.send_queue_age_alarm_seconds)
         for name, function in functions.items():
             self._alarm(f"{pascal(name)}Errors", f"{name}: invocation errors",
                         function.metric_errors(period=PERIOD, statistic="Sum"), 1)
@@ -78,6 +112,10 @@ class Monitoring(Construct):
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self.dashboard.add_widgets(*[self._flow(stream, queues, ses_resources) for stream in STREAMS])
+        self.dashboard.add_widgets(*[_graph(f"Emails: {stream}", [
+            _per_stream(name, stream) for name in EMAIL_OUTCOME_METRICS]) for stream in STREAMS])
+        self.dashboard.add_widgets(*[_graph(f"Engagement: {stream}", [
+            _per_stream(name, stream) for name in EMAIL_ENGAGEMENT_METRICS]) for stream in STREAMS])
         self.dashboard.add_widgets(
             _graph("Backlog: inbound queues (visible messages)", [
                 queues.inbound[s].metric_approximate_number_of_messages_visible(label=s, statistic="Maximum")
@@ -87,7 +125,9 @@ class Monitoring(Construct):
                 for s in STREAMS]),
             _graph("Dead-letter queues (visible messages)", [
                 dlq.metric_approximate_number_of_messages_visible(label=name, statistic="Maximum")
-                for name, _, dlq in queues.all_with_dlq]),
+                for name, _, dlq in queues.all_with_dlq] + [
+                schedules_dlq.metric_approximate_number_of_messages_visible(label="schedules",
+                                                                            statistic="Maximum")]),
         )
         self.dashboard.add_widgets(
             _graph("Latency: oldest inbound message (s)", [
@@ -120,7 +160,6 @@ class Monitoring(Construct):
             _graph("Sending rate: emails that waited for tokens", [
                 _own(METRIC_RATE_LIMITER_WAITS, "Sum").with_(label="waited")]),
         )
-        stack_output(self, Outputs.ALARM_TOPIC, self.topic.topic_arn, "SNS topic every postline alarm goes to")
         stack_output(self, Outputs.DASHBOARD, self.dashboard.dashboard_name, "CloudWatch dashboard")
 
     def _alarm(self, id: str, description: str, metric: cloudwatch.IMetric, threshold: float) -> None:
@@ -155,6 +194,13 @@ def _own(name: str, statistic: str) -> cloudwatch.Metric:
     """A metric the functions publish (Powertools' embedded metric format, with its default service dimension)."""
     return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic=statistic,
                              period=PERIOD, dimensions_map={METRIC_SERVICE_DIMENSION: POWERTOOLS_SERVICE_NAME})
+
+
+def _per_stream(name: str, stream: str) -> cloudwatch.Metric:
+    """A count the functions publish per stream (postline.analytics), summed per period."""
+    return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, label=name, statistic="Sum",
+                             period=PERIOD, dimensions_map={METRIC_SERVICE_DIMENSION: POWERTOOLS_SERVICE_NAME,
+                                                            METRIC_STREAM_DIMENSION: stream})
 
 
 def _graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:

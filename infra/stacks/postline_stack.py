@@ -40,16 +40,18 @@ class PostlineStack(Stack):
         # Schedules put soft-bounce retries on the inbound queues and start campaigns through the control queue.
         self.scheduling = Scheduling(self, "Scheduling",
                                      target_queues=[*self.queues.inbound.values(), self.queues.campaigns])
+        # The alarm topic before the functions (they publish alerts to it); its alarms once they exist.
+        self.monitoring = Monitoring(self, "Monitoring", config=config)
         self.functions = Functions(
             self, "Functions", config=config, tables=self.tables, queues=self.queues,
             claim_check=self.storage.bucket, signing_keys=self.signing_keys.secret, ses_resources=self.ses,
             tracking_base_url=self.api.base_url, event_bus=self.app_events.bus, scheduling=self.scheduling,
+            alarm_topic=self.monitoring.topic,
         )
         self.api.add_routes(self.functions.functions)
-        self.monitoring = Monitoring(
-            self, "Monitoring", config=config, queues=self.queues, ses_resources=self.ses,
-            functions=self.functions.functions, api=self.api.api,
-        )
+        self.monitoring.watch(config=config, queues=self.queues, ses_resources=self.ses,
+                              functions=self.functions.functions, api=self.api.api,
+                              schedules_dlq=self.scheduling.dead_letters)
 
 
 def _visibility(consumer: str) -> Duration:

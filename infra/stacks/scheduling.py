@@ -2,7 +2,10 @@
 
 A schedule puts one message on a queue: a soft-bounce retry on an inbound queue (created by ses_events,
 postline.retries), or a campaign's start or next window on the control queue (created by the CLI and the campaign
-function, postline.campaigns.control). Whoever creates schedules in this group passes this role to them.
+function, postline.campaigns.control). Whoever creates schedules in this group passes this role to them, and names
+the schedules' dead-letter queue (``dead_letters``), where Scheduler puts a call it could not make once its retries
+ran out (the role refused, the queue gone), so a lost retry or campaign start is seen (its alarm) and can be sent by
+hand.
 """
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from postline import queue_names
 
-from .constants import SCHEDULE_GROUP, Outputs
+from .constants import DLQ_RETENTION, SCHEDULE_GROUP, SCHEDULES_DLQ_SUFFIX, Outputs
 from .nag import accept
 from .outputs import stack_output
 
@@ -32,11 +36,21 @@ class Scheduling(Construct):
                     service="scheduler", resource="schedule-group", resource_name=group_name)},
             }),
         )
-        for queue in target_queues:
+        self.dead_letters = sqs.Queue(
+            self, "Dlq", queue_name=queue_names.name(stack.stack_name, SCHEDULES_DLQ_SUFFIX),
+            retention_period=DLQ_RETENTION, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
+        accept(self.dead_letters, "AwsSolutions-SQS3", "It is itself a dead-letter queue, of postline's EventBridge "
+               "Scheduler schedules (no queue redrives to it; its alarm is in Monitoring).")
+        # Scheduler sends to the dead-letter queue as the schedule's role.
+        for queue in [*target_queues, self.dead_letters]:
             queue.grant_send_messages(self.role)
         self.group_name = group_name
         stack_output(self, Outputs.SCHEDULER_ROLE, self.role.role_arn, "Role for postline's schedules")
         stack_output(self, Outputs.SCHEDULE_GROUP, self.group.ref, "EventBridge Scheduler group for postline")
+        stack_output(self, Outputs.SCHEDULE_DLQ_ARN, self.dead_letters.queue_arn,
+                     "Dead-letter queue of postline's schedules (each schedule names it)")
+        stack_output(self, Outputs.SCHEDULE_DLQ_URL, self.dead_letters.queue_url,
+                     "Dead-letter queue of postline's schedules: calls a schedule could not make, with the error")
 
     def grant_create(self, grantee: iam.IGrantable) -> None:
         """Create schedules in this group, handing them this role (and no other)."""

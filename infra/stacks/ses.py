@@ -54,7 +54,9 @@ AWS_CALLER_ID = "AWS679f53fac002430cb0da5b7982bd2287"  # the singleton function 
 class Ses(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config, queues: Queues) -> None:
         super().__init__(scope, id)
-        self.identity = ses.EmailIdentity(
+        # An identity that exists already (adopt_existing_identity) is used as it is: creating it again would fail
+        # the deploy with AlreadyExists and roll the stack back.
+        self.identity = None if config.adopt_existing_identity else ses.EmailIdentity(
             self, "Identity",
             identity=ses.Identity.domain(config.domain),
             dkim_identity=ses.DkimIdentity.easy_dkim(ses.EasyDkimSigningKeyLength.RSA_2048_BIT),
@@ -138,7 +140,7 @@ class Ses(Construct):
                     install_latest_aws_sdk=False,
                     policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
                         actions=[f"ses:{action[:1].upper()}{action[1:]}"], resources=[self.identity_arn])]))
-                setting.node.add_dependency(self.identity, *([earlier] if earlier else []))
+                setting.node.add_dependency(*[d for d in (self.identity, earlier) if d is not None])
                 if policy.policy_dependable is not None:
                     setting.node.add_dependency(policy.policy_dependable)
                 earlier = setting
@@ -196,7 +198,15 @@ class Ses(Construct):
             f"; rua=mailto:{config.dmarc_report_address}" if config.dmarc_report_address else "")
         mx_host = f"feedback-smtp.{region}.amazonses.com"
         spf = "v=spf1 include:amazonses.com ~all"
-        dkim = [(record.name, record.value) for record in self.identity.dkim_records]
+        if self.identity is None:
+            # An adopted identity's DKIM keys are SES's already, and its records most likely in DNS: SES names them.
+            dkim = []
+            stack_output(self, Outputs.DKIM_RECORDS_COMMAND, (
+                f"aws sesv2 get-email-identity --email-identity {config.domain} --query DkimAttributes "
+                "(each token T: T._domainkey.<domain> CNAME T.dkim.amazonses.com)"),
+                "The adopted identity's DKIM records come from SES: this command lists them")
+        else:
+            dkim = [(record.name, record.value) for record in self.identity.dkim_records]
 
         if config.hosted_zone is None:
             rows = [(f"DkimRecord{i}", name, "CNAME", value) for i, (name, value) in enumerate(dkim, 1)]

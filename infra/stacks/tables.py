@@ -65,3 +65,7 @@ class Tables(Construct):
     @property
     def rate_limits(self) -> dynamodb.Table:
         return self.tables["rate_limits"]
+
+    @property
+    def stats(self) -> dynamodb.Table:
+        return self.tables["stats"]

@@ -102,3 +102,29 @@ def test_a_window_that_closes_mid_campaign_holds_the_rest_until_the_next_one(sta
     stack.cli("local", "clock", "--set", f"{(day + timedelta(days=1)).isoformat()}T02:00:30+00:00")
     wait_until(lambda: delivered(stack, people) == len(people), 120, "the rest in the next window")
     each_once_with_their_name(stack, people)
+
+
+def test_a_campaign_whose_bounce_rate_passes_5_percent_pauses_itself_and_resumes_without_duplicates(stack, tmp_path):
+    """Every fifth of the first 120 readers is a simulator address that hard-bounces (each its own, with a label, as
+    a suppressed address would get nothing): past 100 emails sent the bounce rate (20 %) passes 5 % and the campaign
+    pauses itself; the resume sends the rest, each reader's email once."""
+    people = {(f"bounce+{n}@simulator.amazonses.com" if n < 120 and n % 5 == 0 else f"fall-{n}@example.org"):
+              f"Reader{n}" for n in range(200)}
+    path = tmp_path / "fall.csv"
+    path.write_text("email,name\n" + "".join(f"{address},{first}\n" for address, first in people.items()))
+    create(stack, "fall", str(path))
+    wait_until(lambda: stack.cli_json("campaigns", "show", "fall")["state"] == "paused", 150,
+               "the campaign pausing itself")
+    stack.cli("local", "clock", "--advance", "31s")  # past the send stage's 30 s view of the campaign
+    time.sleep(12)  # the emails the send stage had already given a slot go; then nothing
+    held_at = delivered(stack, people)
+    time.sleep(10)
+    assert 100 <= delivered(stack, people) == held_at < len(people)
+    alert = [entry for entry in stack.cli_json("campaigns", "show", "fall")["history"] if entry["state"] == "paused"]
+    assert len(alert) == 1
+
+    stack.cli("campaigns", "resume", "fall")
+    wait_until(lambda: delivered(stack, people) == len(people), 150, "the rest after the resume")
+    for address in people:
+        assert len(stack.outbox_for(address)) == 1, address
+    assert stack.cli_json("campaigns", "show", "fall")["state"] in ("running", "done")

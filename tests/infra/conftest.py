@@ -4,7 +4,8 @@
 cdk-nag included: SES's events through SNS. ``variant`` turns on everything optional (hosted zone, custom links
 domain, IP pools, alarm email), takes the other route for SES's events (EventBridge) and skips the layer bundling
 to stay fast. ``warmed`` is a minimal configuration with standard dedicated IP pools, an IP warm-up and the
-sending-rate overrides (no bundling either). ``largest`` gives the functions the largest environment the config
+sending-rate overrides (no bundling either). ``adopted`` uses an SES identity that exists already and a CDK bootstrap
+bucket with a customer-managed key (no bundling). ``largest`` gives the functions the largest environment the config
 allows: the longest stack name, the longest warm-up plan, every override and application event (no bundling).
 """
 from __future__ import annotations
@@ -74,8 +75,19 @@ WARMED_CONFIG = {
                "curve": [[1, 200], [3, 1_000], [7, 10_000], [14, 50_000]]},
 }
 
+# A domain verified in SES before (by hand, or by another stack) and DNS in Route 53; the CDK bootstrap bucket
+# encrypted with a customer-managed key.
+ADOPTED_CONFIG = {
+    "stack_name": "postline-adopted",
+    "domain": "mail.example.io",
+    "from_address": "news@mail.example.io",
+    "adopt_existing_identity": True,
+    "hosted_zone": {"zone_id": "Z0123456789ABCDEFGHIJ", "zone_name": "example.io"},
+    "bootstrap_kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+
 # Every value at its longest: the stack name (it is in every queue's name), the warm-up curve (the most points, each
-# with the most digits), the limiter's overrides, "false" over "true", every application event, WARNING. Only the
+# with the most digits), the limiter's overrides and alert thresholds, "false" over "true", WARNING. Only the
 # sender's and the domain's names are free in length; they are long ones here.
 LARGEST_CONFIG = {
     "stack_name": "postline-" + "x" * (MAX_STACK_NAME_LENGTH - len("postline-")),
@@ -91,6 +103,8 @@ LARGEST_CONFIG = {
     "message_ttl_days": 3_650,
     "log_level": "WARNING",
     "ses_event_route": "eventbridge",
+    "alerts": {"bounce_rate": 0.0123456789012345, "complaint_rate": 0.0009876543210987, "min_sample": 1_000_000_000,
+               "window_hours": 336},
     "warmup": {"start": "2025-03-01", "pools": ["transactional", "marketing"],
                "curve": [[day, MAX_WARMUP_EMAILS_PER_DAY] for day in range(
                    MAX_WARMUP_DAY - MAX_WARMUP_CURVE_POINTS + 1, MAX_WARMUP_DAY + 1)]},
@@ -152,6 +166,12 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def warmed(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synthesize(parse_config(WARMED_CONFIG, "warmed"), tmp_path_factory.mktemp("cdk.out.warmed"),
+                       context={"aws:cdk:bundling-stacks": []})
+
+
+@pytest.fixture(scope="session")
+def adopted(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return _synthesize(parse_config(ADOPTED_CONFIG, "adopted"), tmp_path_factory.mktemp("cdk.out.adopted"),
                        context={"aws:cdk:bundling-stacks": []})
 
 

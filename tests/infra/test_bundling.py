@@ -1,7 +1,9 @@
 """The layer is built without Docker: wheels for the Lambda platform from a cache, plus the library."""
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,22 @@ def test_layer_holds_the_library_and_arm64_wheels(synth):
     compiled = [p.name for p in (python / "markupsafe").glob("*.so")]  # Jinja2's escaping in C
     assert compiled and all("cpython-313-aarch64" in name for name in compiled), compiled
     assert not (python / "pydantic").exists()  # no function imports it (tests/unit/test_function_modules.py)
+
+
+def test_the_layer_ships_boto3_with_its_own_botocore_and_they_import_from_it(synth):
+    # PynamoDB brings botocore; without boto3 beside it, the runtime's older boto3 would run on the newer botocore.
+    python = _layer_dir(synth) / "python"
+    shipped = dict(path.name.removesuffix(".dist-info").split("-") for path in python.glob("*.dist-info")
+                   if path.name.startswith(("boto3-", "botocore-")))
+    assert set(shipped) == {"boto3", "botocore"} and shipped["boto3"] == shipped["botocore"]  # released in step
+    # As Lambda imports them: the layer's python/ first, no site-packages; a client is built from botocore's models.
+    probe = ("import boto3, botocore, json; boto3.client('sqs', region_name='us-east-1'); "
+             "print(json.dumps([boto3.__version__, botocore.__version__, boto3.__file__, botocore.__file__]))")
+    answer = subprocess.run([sys.executable, "-S", "-c", probe], env={"PYTHONPATH": str(python)},
+                            capture_output=True, text=True, check=True)
+    boto3_version, botocore_version, boto3_file, botocore_file = json.loads(answer.stdout)
+    assert (boto3_version, botocore_version) == (shipped["boto3"], shipped["botocore"])
+    assert Path(boto3_file).is_relative_to(python) and Path(botocore_file).is_relative_to(python)
 
 
 def test_dependencies_come_from_the_cache(tmp_path, monkeypatch):

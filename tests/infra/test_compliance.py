@@ -17,7 +17,7 @@ def _violations(outdir):
     return [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
 
 
-@pytest.mark.parametrize("which", ["synth", "variant", "warmed"])
+@pytest.mark.parametrize("which", ["synth", "variant", "warmed", "adopted"])
 def test_cdk_nag_finds_nothing_unacknowledged(which, request):
     result = request.getfixturevalue(which)  # synthesis itself fails on a finding; the report says so too
     assert _violations(result.outdir) == []
@@ -43,7 +43,7 @@ def test_every_acknowledgment_has_a_reason(synth):
         assert "AwsSolutions-" in rule and len(reason) > 40, rule
 
 
-@pytest.mark.parametrize("which", ["synth", "variant"])
+@pytest.mark.parametrize("which", ["synth", "variant", "adopted"])
 def test_cfn_lint_reports_no_error(which, request):
     template = request.getfixturevalue(which).template
     errors = [m for m in lint(json.dumps(template), regions=REGIONS) if m.rule.id.startswith("E")]

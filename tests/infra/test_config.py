@@ -72,7 +72,7 @@ def test_every_problem_is_reported_at_once():
     ({"hosted_zone": {"zone_id": "bad", "zone_name": "example.com"}}, "hosted_zone.zone_id"),
     ({"api_domain": {"domain_name": "links.example.com"}}, "certificate_arn: required when no hosted_zone"),
     ({"api_domain": {"domain_name": "links.example.com", "certificate_arn": "nope"}}, "ACM certificate ARN"),
-    ({"send_concurrency": {"marketing": 50}}, "marketing (50) may not exceed critical (10)"),
+    ({"send_concurrency": {"marketing": 50}}, "marketing (50) may not exceed critical (4)"),
     ({"render_concurrency": {"critical": 1}}, "render_concurrency.critical: must be a whole number from 2"),
     ({"render_concurrency": {"bulk": 5}}, "render_concurrency.bulk: unknown stream"),
     ({"app_events": ["email.sent", "email.opend"]}, "app_events: unknown events ['email.opend']"),
@@ -84,6 +84,16 @@ def test_every_problem_is_reported_at_once():
     ({"mail_from_subdomain": "a.b"}, "must be one DNS label"),
     ({"dmarc_policy": "strict"}, "dmarc_policy: 'strict' is not one of none, quarantine, reject"),
     ({"sandbox_recipients": ["x"]}, "sandbox_recipients: not email addresses"),
+    ({"adopt_existing_identity": "yes"}, "adopt_existing_identity: must be bool, got str"),
+    ({"bootstrap_kms_key_arn": "alias/cdk"}, "bootstrap_kms_key_arn: 'alias/cdk' is not a KMS key ARN"),
+    ({"alerts": {"bounce_rate": 0}}, "alerts.bounce_rate: must be a number above 0 and at most 1, got 0"),
+    ({"alerts": {"complaint_rate": 1.5}}, "alerts.complaint_rate: must be a number above 0 and at most 1, got 1.5"),
+    ({"alerts": {"min_sample": 10.5}}, "alerts.min_sample: must be a whole number at least 1"),
+    ({"alerts": {"window_hours": 337}}, "alerts.window_hours: must be a whole number at least 1 and at most 336"),
+    ({"alerts": {"bounce_rate": True}}, "alerts.bounce_rate: must be a number above 0"),
+    ({"alerts": {"pause": True}}, "alerts.pause: unknown key (known: bounce_rate, complaint_rate, min_sample, "
+                                  "window_hours)"),
+    ({"alerts": [0.05]}, "alerts: must be dict, got list"),
 ])
 def test_invalid_values_are_named(change, fragment):
     assert fragment in _problems({**MINIMAL, **change})
@@ -132,8 +142,8 @@ STANDARD = {**MINIMAL, "ip_pools": "standard"}
      "warmup.curve: days must increase strictly, day 2 follows day 3"),
     ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 1000], [2, 500]]}},
      "warmup.curve: emails per day may not decrease, 500 on day 2 after 1000 on day 1"),
-    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[d, d] for d in range(1, 32)]}},
-     "warmup.curve: 31 points, at most 30"),
+    ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[d, d] for d in range(1, 22)]}},
+     "warmup.curve: 21 points, at most 20"),
     # The plan travels in the send function's 4 KB environment: each number has a ceiling too.
     ({"ip_pools": "standard", "warmup": {"start": "2025-03-01", "curve": [[1, 100], [366, 500]]}},
      "warmup.curve[1]: [366, 500] is beyond day 365 or 100,000,000 emails per day"),
@@ -145,7 +155,7 @@ def test_invalid_sending_rate_and_warmup_are_named(change, fragment):
 
 
 def test_the_longest_warmup_curve_is_accepted():
-    curve = [[day, 100_000_000] for day in range(336, 366)]
+    curve = [[day, 100_000_000] for day in range(346, 366)]  # 20 points
     assert parse_config({**STANDARD, "warmup": {"start": "2025-03-01", "curve": curve}}).warmup.curve[-1] == (
         365, 100_000_000)
 
@@ -200,7 +210,7 @@ def test_optional_parts_are_parsed():
     })
     assert config.hosted_zone.zone_name == "example.com"
     assert config.api_domain.certificate_arn is None
-    assert config.send_concurrency == {"critical": 30, "transactional": 5, "marketing": 2}
+    assert config.send_concurrency == {"critical": 30, "transactional": 3, "marketing": 2}
 
 
 def test_a_missing_or_broken_file_says_which(tmp_path):
@@ -214,3 +224,55 @@ def test_a_missing_or_broken_file_says_which(tmp_path):
     listed.write_text(json.dumps([]))
     with pytest.raises(ConfigError, match="must be a JSON object"):
         load_config(listed)
+
+
+def test_alert_thresholds_are_taken_as_given_and_left_to_the_functions_otherwise():
+    assert parse_config(MINIMAL).alerts is None  # the functions' defaults: 5 %, 0.1 %, 100 emails, 24 hours
+    alerts = parse_config({**MINIMAL, "alerts": {"bounce_rate": 0.03, "min_sample": 500}}).alerts
+    assert (alerts.bounce_rate, alerts.complaint_rate, alerts.min_sample, alerts.window_hours) == (0.03, None, 500, None)
+    assert load_config(EXAMPLE_CONFIG).alerts == config_module.Alerts(0.05, 0.001, 100, 24)
+
+
+def test_the_alert_defaults_the_example_states_are_the_functions_own():
+    from postline.settings import Settings
+
+    functions = {f.name: f.default for f in dataclasses.fields(Settings)}
+    example = load_config(EXAMPLE_CONFIG).alerts
+    for key in ("bounce_rate", "complaint_rate", "min_sample", "window_hours"):
+        assert getattr(example, key) == functions[f"alert_{key}"], key
+
+
+def test_the_default_concurrency_fits_a_young_account_raised_a_little():
+    # Each queue consumer at its ceiling (3 inbound and 3 send queues, the SES events, the campaigns' control queue)
+    # and the tracking API's share: what the account's Lambda concurrency must allow.
+    assert parse_config(MINIMAL).concurrency_needed() == (4 + 3 + 2) + (4 + 3 + 2) + 3 + 2 + 10 == 33
+    eventbridge = parse_config({**MINIMAL, "ses_event_route": "eventbridge"})  # the held-back Send events' queue too
+    assert eventbridge.concurrency_needed() == 36
+    assert parse_config(MINIMAL).lambda_concurrency_limit == 1000
+    assert parse_config({**MINIMAL, "lambda_concurrency_limit": 50}).lambda_concurrency_limit == 50
+
+
+def test_an_account_with_too_little_lambda_concurrency_is_told_to_raise_it():
+    message = _problems({**MINIMAL, "lambda_concurrency_limit": 10})  # a new account's
+    assert "lambda_concurrency_limit: the functions may run 33 at once" in message
+    assert "27 with every concurrency at its lowest, 2), more than the account's 10" in message
+    assert "Raise the account's Lambda concurrency first (docs/deploy.md, 'Lambda concurrency')" in message
+    assert "may run 43 at once" in _problems({**MINIMAL, "lambda_concurrency_limit": 40,
+                                               "send_concurrency": {"critical": 14}})
+    assert "lambda_concurrency_limit: 5 is outside 10..1000000" in _problems({**MINIMAL, "lambda_concurrency_limit": 5})
+
+
+def test_the_send_queue_age_alarm_may_not_fire_on_a_deliberate_wait():
+    assert parse_config(MINIMAL).send_queue_age_alarm_seconds == 1800
+    assert parse_config({**MINIMAL, "send_queue_age_alarm_seconds": 1260}).send_queue_age_alarm_seconds == 1260
+    message = _problems({**MINIMAL, "send_queue_age_alarm_seconds": 300})  # the old default, which fired falsely
+    assert "send_queue_age_alarm_seconds: 300 is outside 1260..86400" in message
+    assert "delayed up to 15 minutes at a time" in message
+
+
+def test_an_existing_identity_and_a_bootstrap_key_are_taken():
+    config = parse_config({**MINIMAL, "adopt_existing_identity": True, "bootstrap_kms_key_arn":
+                           "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"})
+    assert config.adopt_existing_identity is True
+    assert config.bootstrap_kms_key_arn.endswith(":key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    assert parse_config(MINIMAL).adopt_existing_identity is False and parse_config(MINIMAL).bootstrap_kms_key_arn is None

@@ -8,9 +8,12 @@ import json
 import pytest
 
 from postline.settings import APP_EVENT_NAMES, ENVIRONMENT, PER_STREAM, STREAMS, Settings, settings_from_environ
-from stacks.constants import FUNCTIONS, MAX_STACK_NAME_LENGTH
+from stacks.config import MAX_WARMUP_CURVE_POINTS, parse_config
+from stacks.constants import API_CONCURRENCY_ALLOWANCE, FUNCTIONS, MAX_STACK_NAME_LENGTH
+from stacks.functions import ANNOUNCERS, READ_BY
 
-from .environment_size import LAMBDA_ENVIRONMENT_LIMIT, environment_sizes, largest_values
+from .conftest import LARGEST_CONFIG, _synthesize
+from .environment_size import ENVIRONMENT_BUDGET, LAMBDA_ENVIRONMENT_LIMIT, environment_sizes, largest_values
 
 
 def test_seven_functions_on_one_runtime_with_the_layer(synth):
@@ -28,21 +31,30 @@ def test_seven_functions_on_one_runtime_with_the_layer(synth):
         assert properties["LoggingConfig"]["LogFormat"] == "JSON"
 
 
+def _variables(synth, name):
+    return synth.resource(synth.stack.functions.functions[name])["Properties"]["Environment"]["Variables"]
+
+
 def test_tracing_and_every_application_event_when_the_config_asks(variant):
     for function in variant.postline_functions().values():
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
-        variables = properties["Environment"]["Variables"]
-        assert variables["POWERTOOLS_TRACE_DISABLED"] == "false"
-        assert variables["POSTLINE_APP_EVENTS"].split(",") == list(APP_EVENT_NAMES)
-        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("90", "90")
+        assert properties["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "false"
+    for name in ANNOUNCERS:
+        # "all", which the library reads as every event (their names would take a hundred bytes more).
+        assert _variables(variant, name)["POSTLINE_APP_EVENTS"] == "all"
+        assert settings_from_environ({**_placeholders(variant, name), "POSTLINE_APP_EVENTS": "all"}).app_events == (
+            APP_EVENT_NAMES)
+    assert _variables(variant, "render")["POSTLINE_MESSAGE_TTL_DAYS"] == "90"
+    assert _variables(variant, "ses_events")["POSTLINE_EVENT_TTL_DAYS"] == "90"
 
 
 def test_by_default_only_the_events_an_application_must_act_on(synth):
-    for function in synth.postline_functions().values():
-        variables = function["Properties"]["Environment"]["Variables"]
+    for name in ANNOUNCERS:
+        variables = _variables(synth, name)
         assert variables["POSTLINE_APP_EVENTS"] == "email.bounced,email.complained,email.unsubscribed,email.failed"
-        assert (variables["POSTLINE_EVENT_TTL_DAYS"], variables["POSTLINE_MESSAGE_TTL_DAYS"]) == ("30", "30")
+    assert _variables(synth, "render")["POSTLINE_MESSAGE_TTL_DAYS"] == "30"
+    assert _variables(synth, "track_open")["POSTLINE_EVENT_TTL_DAYS"] == "30"
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
@@ -58,16 +70,56 @@ def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
         assert "ManagedPolicyArns" not in trust
 
 
-def test_every_function_gets_every_setting_the_library_requires(synth):
-    required = {field.name for field in dataclasses.fields(Settings) if field.default is dataclasses.MISSING}
-    variables = {v for v, f in ENVIRONMENT.items() if f in required}
-    variables |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
-    environments = [{v: value for v, value in f["Properties"]["Environment"]["Variables"].items()
-                     if v not in LIMITER_VARIABLES} for f in synth.postline_functions().values()]
-    assert all(env == environments[0] for env in environments)
-    assert variables <= set(environments[0]), variables - set(environments[0])
-    assert environments[0]["POWERTOOLS_SERVICE_NAME"] == "postline"
-    assert environments[0]["POSTLINE_DEFAULT_FROM"] == "Example <hello@mail.example.com>"
+REQUIRED = {v for v, f in ENVIRONMENT.items()
+            if f in {field.name for field in dataclasses.fields(Settings) if field.default is dataclasses.MISSING}}
+REQUIRED |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
+
+
+@pytest.mark.parametrize("fixture", ["synth", "variant", "warmed", "largest"])
+def test_every_function_gets_the_settings_the_library_requires_and_only_the_optional_ones_it_reads(request, fixture):
+    synth = request.getfixturevalue(fixture)
+    for name in FUNCTIONS:
+        variables = set(_variables(synth, name))
+        assert REQUIRED <= variables, (name, REQUIRED - variables)
+        optional = {v for v in variables - REQUIRED if v.startswith("POSTLINE_")}
+        assert all(name in READ_BY[v] for v in optional), (name, {v for v in optional if name not in READ_BY[v]})
+        assert all(v in ENVIRONMENT for v in optional), optional  # each is one the library reads
+        # The settings the function builds at cold start, from its own environment, validate.
+        settings_from_environ(_placeholders(synth, name))
+    common = _variables(synth, "track_open")
+    assert common["POWERTOOLS_SERVICE_NAME"] == "postline"
+    assert common["POSTLINE_DEFAULT_FROM"] == synth.config.from_address
+
+
+def test_optional_settings_go_where_they_are_read(synth):
+    expected = {
+        "render": {"POSTLINE_MESSAGE_TTL_DAYS", "POSTLINE_MAX_RECEIVE_COUNT"},
+        "send": {"POSTLINE_APP_EVENTS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_SEND_EVENT_DELAY_SECONDS",
+                 "POSTLINE_MARKETING_RATE_SHARE"},
+        "ses_events": {"POSTLINE_APP_EVENTS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_EVENT_TTL_DAYS",
+                       "POSTLINE_MIRROR_SES_SUPPRESSIONS", "POSTLINE_SCHEDULE_DLQ_ARN", "POSTLINE_ALERT_BOUNCE_RATE",
+                       "POSTLINE_ALERT_COMPLAINT_RATE", "POSTLINE_ALERT_MIN_SAMPLE", "POSTLINE_ALERT_WINDOW_HOURS"},
+        "campaign": {"POSTLINE_APP_EVENTS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_MARKETING_RATE_SHARE",
+                     "POSTLINE_SCHEDULE_DLQ_ARN"},
+        **{name: {"POSTLINE_APP_EVENTS", "POSTLINE_EVENT_TTL_DAYS"}
+           for name in ("track_open", "track_click", "unsubscribe")},
+    }
+    for name, variables in expected.items():
+        given = {v for v in _variables(synth, name) if v.startswith("POSTLINE_")} - REQUIRED
+        assert given == variables, name
+
+
+def test_the_alert_thresholds_go_to_the_function_that_checks_them_when_the_config_gives_them(synth, largest):
+    alerts = {"POSTLINE_ALERT_BOUNCE_RATE", "POSTLINE_ALERT_COMPLAINT_RATE", "POSTLINE_ALERT_MIN_SAMPLE",
+              "POSTLINE_ALERT_WINDOW_HOURS"}
+    for name in FUNCTIONS:  # the example config states the functions' own defaults
+        assert set(_variables(synth, name)) & alerts == (alerts if name == "ses_events" else set()), name
+    settings = settings_from_environ(_placeholders(largest, "ses_events"))
+    assert (settings.alert_bounce_rate, settings.alert_complaint_rate, settings.alert_min_sample,
+            settings.alert_window_hours) == (0.0123456789012345, 0.0009876543210987, 1_000_000_000, 336)
+    assert _variables(synth, "ses_events")["POSTLINE_ALARM_TOPIC_ARN"] == {
+        "Ref": synth.logical_id(synth.stack.monitoring.topic)}
+    assert _variables(synth, "render")["POSTLINE_STATS_TABLE"] == {"Ref": synth.logical_id(synth.stack.tables.stats)}
 
 
 LIMITER_VARIABLES = {"POSTLINE_MARKETING_RATE_SHARE", "POSTLINE_MAX_SEND_RATE", "POSTLINE_MAX_24_HOUR_SEND",
@@ -111,29 +163,39 @@ def test_only_the_send_function_carries_the_limiters_settings_and_the_campaign_f
     assert (campaign["POSTLINE_MAX_SEND_RATE"], campaign["POSTLINE_MARKETING_RATE_SHARE"]) == ("14.5", "0.5")
 
 
-# What every function's environment must leave of Lambda's 4 KB once CloudFormation has resolved it: room for what
-# the next feature adds, and for names a little longer than the estimate's (tests/infra/environment_size.py).
-MARGIN = 600
-
-
 @pytest.mark.parametrize("fixture", ["synth", "warmed", "largest"])
-def test_every_environment_fits_lambdas_4_kb_with_a_clear_margin(request, fixture):
+def test_every_environment_fits_postlines_3_kb_budget_of_lambdas_4_kb(request, fixture):
     # Lambda refuses a function whose variables, names and values together, pass 4 KB; most values are references
     # resolved only at deploy, each counted at the longest its resource type's naming rules allow. ``largest``
-    # has the longest stack name and warm-up plan the config accepts.
+    # has the longest stack name, warm-up plan and every override the config accepts. (The synth itself checks it.)
     synth = request.getfixturevalue(fixture)
     sizes = environment_sizes(synth)
     assert set(sizes) == set(FUNCTIONS)
+    assert ENVIRONMENT_BUDGET == 3072 and LAMBDA_ENVIRONMENT_LIMIT == 4096
     for name, size in sizes.items():
-        assert size <= LAMBDA_ENVIRONMENT_LIMIT - MARGIN, (name, size, "largest value:", largest_values(synth)[name])
+        assert size <= ENVIRONMENT_BUDGET, (name, size, "largest value:", largest_values(synth)[name])
 
 
 def test_the_largest_environment_is_the_send_functions_with_the_longest_plan(largest):
     assert len(largest.stack.stack_name) == MAX_STACK_NAME_LENGTH
     env = _send_environment(largest)
-    assert len(json.loads(env["POSTLINE_WARMUP_PLAN"])["curve"]) == 30
+    assert len(json.loads(env["POSTLINE_WARMUP_PLAN"])["curve"]) == MAX_WARMUP_CURVE_POINTS == 20
     sizes = environment_sizes(largest)
     assert max(sizes, key=sizes.__getitem__) == "send"
+
+
+def test_the_synth_fails_on_an_environment_over_the_budget(tmp_path):
+    # The sender's name is free in length: with the longest stack name, one of 500 characters is too much.
+    too_long = {**LARGEST_CONFIG, "from_address": "N" * 500 + " <news@notifications.mail.example-company.com>"}
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        _synthesize(parse_config(too_long, "too long"), tmp_path, context={"aws:cdk:bundling-stacks": []})
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "postline-lambda-environment-size"]
+    assert plugin["conclusion"] == "failure"
+    by_function = {construct["constructPath"].split("/")[-2]: violation["description"]
+                   for violation in plugin["violations"] for construct in violation["violatingConstructs"]}
+    assert "Send" in by_function  # the largest environment
+    assert "over the 3072 postline allows itself under Lambda's 4096" in by_function["Send"]
 
 
 # Where the stack is deployed, as CloudFormation resolves the pseudo parameters in the queue URL prefix.
@@ -152,14 +214,11 @@ def _deployed(value) -> str:
 @pytest.mark.parametrize("fixture", ["synth", "variant", "largest"])
 def test_the_library_derives_every_queue_url_from_the_prefix_as_the_stack_names_them(request, fixture):
     synth = request.getfixturevalue(fixture)
-    env = next(iter(synth.postline_functions().values()))["Properties"]["Environment"]["Variables"]
+    env = _variables(synth, "render")
     for gone in ("POSTLINE_INBOUND_DLQ_URLS", "POSTLINE_SEND_DLQ_URLS", "POSTLINE_SES_EVENTS_DLQ_URL",
                  *(f"POSTLINE_{kind}_QUEUE_URL_{s.upper()}" for kind in ("INBOUND", "SEND") for s in STREAMS)):
         assert gone not in env
-    # The other references (tables, the API's URL, ...) only need to be there.
-    deployed = {variable: _deployed(value) if _resolvable(value) else "https://resolved.at.deploy/x"
-                for variable, value in env.items()}
-    settings = settings_from_environ(deployed)
+    settings = settings_from_environ(_placeholders(synth, "render"))
     queues = synth.stack.queues
 
     def url(queue) -> str:  # what the queue's Ref resolves to
@@ -187,6 +246,13 @@ def test_the_library_derives_every_queue_url_from_the_prefix_as_the_stack_names_
 def _resolvable(value) -> bool:
     return isinstance(value, str) or ("Fn::Join" in value and all(
         _resolvable(part) for part in value["Fn::Join"][1])) or value.get("Ref") in DEPLOYED
+
+
+def _placeholders(synth, name: str) -> dict[str, str]:
+    """The function's environment as deployed: the queue URL prefix resolved, the other references (tables, the
+    API's URL, ...), which only need to be there, by a placeholder."""
+    return {variable: _deployed(value) if _resolvable(value) else "https://resolved.at.deploy/x"
+            for variable, value in _variables(synth, name).items()}
 
 
 def test_tracking_base_url_is_the_api_endpoint(synth):
@@ -252,3 +318,17 @@ def test_marketing_is_capped_below_critical(synth, variant):
     assert ceiling(send, "send-marketing") < ceiling(send, "send-critical")
     configured = _mappings(variant, "send")
     assert [ceiling(configured, f"send-{s}") for s in STREAMS] == [20, 10, 3]
+
+
+@pytest.mark.parametrize("fixture", ["synth", "variant"])
+def test_the_queue_consumers_ceilings_and_the_api_fit_the_accounts_lambda_concurrency(request, fixture):
+    # A throttled SQS invocation counts as a receive: ceilings past the account's concurrency send mail to the DLQs.
+    synth = request.getfixturevalue(fixture)
+    ceilings = sum(m["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+                   for m in synth.resources("AWS::Lambda::EventSourceMapping").values())
+    assert ceilings + API_CONCURRENCY_ALLOWANCE == synth.config.concurrency_needed()
+    assert synth.config.concurrency_needed() <= synth.config.lambda_concurrency_limit
+    if fixture == "synth":  # the defaults: 33, for an account raised from a new one's 10 (docs/deploy.md)
+        assert ceilings + API_CONCURRENCY_ALLOWANCE == 33
+    # No function reserves concurrency: Lambda keeps 10 unreserved, all a new account has.
+    assert not any("ReservedConcurrentExecutions" in f["Properties"] for f in synth.postline_functions().values())

@@ -239,3 +239,34 @@ def test_only_this_stacks_schedule_group_may_hand_its_schedules_the_scheduler_ro
     source = json.dumps(condition["StringEquals"]["aws:SourceArn"])
     assert f":schedule-group/{group['Properties']['Name']}\"" in source
     assert "aws:SourceAccount" in condition["StringEquals"]
+
+
+def test_the_functions_that_see_an_emails_fate_count_it_and_only_ses_events_reads_the_counts(synth):
+    # postline.analytics: a transaction of conditional marker Puts and counter Updates per batch; the alerts read.
+    stats = synth.logical_id(synth.stack.tables.stats)
+    writers = {"send", "track_open", "track_click", "unsubscribe"}
+    for function in FUNCTIONS:
+        granted = _granted(synth, function, stats)
+        if function == "ses_events":
+            assert granted == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+        elif function in writers:
+            assert granted == {"dynamodb:PutItem", "dynamodb:UpdateItem"}, function
+        else:
+            assert not granted, function
+
+
+def test_only_ses_events_raises_alerts_on_the_alarm_topic_and_pauses_campaigns(synth):
+    monitoring = synth.stack.monitoring
+    topic, key = synth.logical_id(monitoring.topic), synth.logical_id(monitoring.topic.master_key)
+    campaigns = synth.logical_id(synth.stack.tables.campaigns)
+    for function in FUNCTIONS:
+        published = _granted(synth, function, topic)
+        if function == "ses_events":
+            assert published == {"sns:Publish"}
+            # The topic is encrypted with its own key: a publisher needs these two of it, and nothing else.
+            assert _granted(synth, function, key) == {"kms:GenerateDataKey", "kms:Decrypt"}
+            # A campaign past the thresholds is paused; one an application named without a record is created paused.
+            assert _granted(synth, function, campaigns) == {"dynamodb:GetItem", "dynamodb:PutItem",
+                                                            "dynamodb:UpdateItem"}
+        else:
+            assert not published and not _granted(synth, function, key), function

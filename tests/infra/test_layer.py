@@ -55,3 +55,21 @@ def test_the_compiler_logs_with_retention(synth):
     _, compiler = _compiler(synth, published)
     log_group = compiler["LoggingConfig"]["LogGroup"]["Ref"]
     assert synth.template["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
+
+
+def _compiler_statements(synth):
+    _, published = _published(synth)
+    _, compiler = _compiler(synth, published)
+    role = compiler["Role"]["Fn::GetAtt"][0]
+    return [s for p in synth.resources("AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_the_compiler_may_decrypt_its_source_with_a_customer_managed_bootstrap_key_through_s3_only(adopted, synth):
+    # cdk bootstrap --bootstrap-kms-key-id encrypts the asset bucket's objects with that key: reading the source
+    # then needs it (S3's own key, the default, needs no grant).
+    (decrypt,) = [s for s in _compiler_statements(adopted) if s["Action"] == "kms:Decrypt"]
+    assert decrypt["Resource"] == adopted.config.bootstrap_kms_key_arn
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Join": ["", [
+        "s3.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]}}}
+    assert not [s for s in _compiler_statements(synth) if "kms:" in str(s["Action"])]

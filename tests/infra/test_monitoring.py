@@ -1,8 +1,20 @@
 """Alarms on DLQs, send-queue age, function errors and throttles, SES reputation and quota; all to the alarm
-topic."""
+topic, which CloudWatch may publish to. The dashboard, with each stream's emails from the functions' metrics."""
 from __future__ import annotations
 
-from stacks.constants import FUNCTIONS, QUOTA_ALARM_PERCENT
+import json
+
+import pytest
+
+from stacks.constants import (
+    EMAIL_ENGAGEMENT_METRICS,
+    EMAIL_OUTCOME_METRICS,
+    FUNCTIONS,
+    QUOTA_ALARM_PERCENT,
+    SQS_MAX_DELAY,
+    STREAMS,
+    VISIBILITY_TIMEOUT_FACTOR,
+)
 
 
 def _alarms(synth):
@@ -12,24 +24,33 @@ def _alarms(synth):
 def test_every_alarm_notifies_the_alarm_topic(synth):
     topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
     alarms = _alarms(synth)
-    # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one), 3 send queues, each
-    # function, reputation, quota.
-    assert len(alarms) == 8 + 3 + 2 * len(FUNCTIONS) + 2 + 1
+    # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one) and the schedules',
+    # 3 send queues, each function, reputation, quota.
+    assert len(alarms) == 8 + 1 + 3 + 2 * len(FUNCTIONS) + 2 + 1
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 
 def test_dlq_depth_alarms(synth):
     dlqs = {synth.logical_id(dlq) for _, _, dlq in synth.stack.queues.all_with_dlq}
+    dlqs.add(synth.logical_id(synth.stack.scheduling.dead_letters))  # a retry or campaign start Scheduler lost
     alarmed = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in _alarms(synth)
                if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
     assert alarmed == dlqs
 
 
-def test_send_queue_age_alarms(synth):
+def test_send_queue_age_alarms_only_past_the_longest_wait_postline_makes_on_purpose(synth):
     send_queues = {synth.logical_id(q) for q in synth.stack.queues.send.values()}
     ages = [a for a in _alarms(synth) if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
     assert {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in ages} == send_queues
-    assert all(a["Threshold"] == 300 for a in ages)
+    # An email SES refuses for now (or its campaign's window holds) is put back delayed up to 15 minutes at a time;
+    # a receive whose invocation died stays hidden for the visibility timeout. Only older means nobody handles it.
+    send_queue = synth.resource(synth.stack.queues.send["critical"])["Properties"]
+    send_function = synth.resource(synth.stack.functions.functions["send"])["Properties"]
+    assert send_queue["VisibilityTimeout"] == VISIBILITY_TIMEOUT_FACTOR * send_function["Timeout"]
+    longest_deliberate_wait = SQS_MAX_DELAY.to_seconds() + send_queue["VisibilityTimeout"]
+    for alarm in ages:
+        assert alarm["Threshold"] == 1800 > longest_deliberate_wait == 1260
+        assert alarm["Statistic"] == "Maximum" and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
 def test_function_error_and_throttle_alarms(synth):
@@ -72,6 +93,22 @@ def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_its_key(synth):
         k for k, v in synth.resources("AWS::SNS::Subscription").items() if v["Properties"]["Protocol"] == "sqs"}
 
 
+def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(synth):
+    topic = synth.logical_id(synth.stack.monitoring.topic)
+    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::SNS::TopicPolicy").values()
+                 if p["Properties"]["Topics"] == [{"Ref": topic}]]
+    # The topic's policy replaces SNS's default one: without an Allow, no alarm action could publish.
+    (deny,) = [s for s in policy if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (allow,) = [s for s in policy if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == {"Ref": topic}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = allow["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1]
+    assert source == ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+                      {"Ref": "AWS::AccountId"}, ":alarm:*"]
+
+
 def test_email_subscription_when_configured(variant):
     variant.assertions.has_resource_properties("AWS::SNS::Subscription", {
         "Protocol": "email", "Endpoint": "ops@example.org",
@@ -95,3 +132,33 @@ def test_dashboard_shows_the_sending_rate(synth):
     assert body.count("Sending rate: ") == 3
     for metric in ("SesQuotaUsedPercent", "SesThrottledSends", "RateLimiterWaits"):
         assert f'["postline","{metric}","service","postline"' in body
+
+
+def _dashboard_metrics(synth) -> list[list]:
+    """Every metric the dashboard draws, as CloudWatch reads them: [namespace, name, dimension, value, ...]."""
+    dashboard = next(iter(synth.resources("AWS::CloudWatch::Dashboard").values()))
+    # References (queue names, the region) are resolved at deploy, always inside a JSON string.
+    body = "".join(part if isinstance(part, str) else "TOKEN" for part in dashboard["Properties"]["DashboardBody"][
+        "Fn::Join"][1])
+    return [[value for value in metric if not isinstance(value, dict)]  # the last item: the metric's options
+            for widget in json.loads(body)["widgets"] for metric in widget["properties"].get("metrics", [])]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_the_dashboard_shows_each_streams_emails_from_the_functions_metrics(synth, stream):
+    # What postline.analytics publishes (EMF): namespace postline, dimensions service=postline and stream.
+    drawn = _dashboard_metrics(synth)
+    for name in (*EMAIL_OUTCOME_METRICS, *EMAIL_ENGAGEMENT_METRICS):
+        assert ["postline", name, "service", "postline", "stream", stream] in drawn, name
+    assert {"Sent", "Delivered", "HardBounced", "Complained", "Opened", "Clicked"} <= {
+        *EMAIL_OUTCOME_METRICS, *EMAIL_ENGAGEMENT_METRICS}
+
+
+def test_the_dashboards_email_metrics_are_the_ones_the_functions_publish(synth):
+    from postline.analytics import METRIC_NAMES, METRICS_NAMESPACE
+
+    published = set(METRIC_NAMES.values())
+    drawn = {metric[1] for metric in _dashboard_metrics(synth) if metric[:1] == [METRICS_NAMESPACE]
+             and "stream" in metric}
+    assert drawn == set(EMAIL_OUTCOME_METRICS) | set(EMAIL_ENGAGEMENT_METRICS)
+    assert drawn <= published, drawn - published  # a name the functions never publish would draw nothing

@@ -12,11 +12,11 @@ def test_every_queue_has_its_own_dlq(request, route, pipeline_queues):
     queues = synth.resources("AWS::SQS::Queue")
     with_redrive = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
     # 3 inbound, 3 send, the SES events (and, on the EventBridge route, the held-back Send events), the campaigns'
-    # control queue, their DLQs
-    assert len(queues) == 2 * pipeline_queues and len(with_redrive) == pipeline_queues
+    # control queue, their DLQs, and the schedules' DLQ
+    assert len(queues) == 2 * pipeline_queues + 1 and len(with_redrive) == pipeline_queues
     dlqs = [v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in with_redrive.values()]
     assert len(set(dlqs)) == pipeline_queues
-    assert set(dlqs) | set(with_redrive) == set(queues)
+    assert set(dlqs) | set(with_redrive) | {synth.logical_id(synth.stack.scheduling.dead_letters)} == set(queues)
     for queue in with_redrive.values():
         assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
 

@@ -163,3 +163,26 @@ def test_standard_pools_for_a_warmup(warmed):
     pools = warmed.resources("AWS::SES::DedicatedIpPool")
     assert len(pools) == 2
     assert all(p["Properties"]["ScalingMode"] == "STANDARD" for p in pools.values())
+
+
+def test_an_existing_identity_is_adopted_not_created(adopted, synth):
+    # Creating an identity SES already has fails the deploy with AlreadyExists and rolls the stack back.
+    assert not adopted.resources("AWS::SES::EmailIdentity")
+    assert len(synth.resources("AWS::SES::EmailIdentity")) == 1  # the default creates it
+    # Its DKIM keys are SES's already: no DKIM record in the zone (they are there, or SES lists them) ...
+    records = [r["Properties"] for r in adopted.resources("AWS::Route53::RecordSet").values()]
+    assert not [r for r in records if r["Type"] == "CNAME"]
+    assert {(r["Type"], r["Name"]) for r in records} == {("MX", "bounce.mail.example.io."),
+                                                         ("TXT", "bounce.mail.example.io."),
+                                                         ("TXT", "_dmarc.mail.example.io.")}
+    # ... and an output says how to read them from SES.
+    command = adopted.template["Outputs"]["DkimRecordsCommand"]["Value"]
+    assert command.startswith("aws sesv2 get-email-identity --email-identity mail.example.io --query DkimAttributes")
+    assert "DkimRecordsCommand" not in synth.template["Outputs"]
+
+
+def test_an_adopted_identity_still_sends_its_notifications_and_may_send(adopted):
+    calls = [json.dumps(r["Properties"]["Create"]) for r in adopted.resources("Custom::AWS").values()]
+    assert any("setIdentityNotificationTopic" in c and '\\"Identity\\":\\"mail.example.io\\"' in c for c in calls)
+    ses_statement = next(s for s in adopted.policy_statements("send") if "ses:SendEmail" in json.dumps(s["Action"]))
+    assert ":identity/mail.example.io" in json.dumps(ses_statement["Resource"])

@@ -17,12 +17,14 @@ def test_stable_outputs_and_exports(synth):
              Outputs.EVENT_BUS_NAME, Outputs.EVENT_BUS_ARN,
              Outputs.CLAIM_CHECK_BUCKET, Outputs.SIGNING_KEYS_SECRET, Outputs.PRODUCER_POLICY,
              Outputs.SCHEDULER_ROLE, Outputs.SCHEDULE_GROUP, Outputs.ALARM_TOPIC, Outputs.DASHBOARD,
-             Outputs.CAMPAIGN_QUEUE_URL, Outputs.CAMPAIGN_DLQ_URL]
+             Outputs.CAMPAIGN_QUEUE_URL, Outputs.CAMPAIGN_DLQ_URL, Outputs.SCHEDULE_DLQ_ARN, Outputs.SCHEDULE_DLQ_URL]
     for key in keys:
         assert outputs[key]["Export"] == {"Name": f"postline-{key}"}, key
     critical = synth.stack.queues.inbound["critical"]
     assert outputs["InboundQueueUrlCritical"]["Value"] == {"Ref": synth.logical_id(critical)}
     assert outputs["TableMessages"]["Value"] == {"Ref": synth.logical_id(synth.stack.tables.messages)}
+    assert outputs["TableStats"]["Value"] == {"Ref": synth.logical_id(synth.stack.tables.stats)}
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
 
 
 def test_signing_key_ring_has_the_shape_the_library_reads(synth):
@@ -44,7 +46,7 @@ def test_signing_key_ring_has_the_shape_the_library_reads(synth):
     assert ring.active_key_id == "k1" and ring.erasure_key == base64.b64decode("B" * 64)
 
 
-def test_scheduler_role_may_only_put_messages_on_the_inbound_queues_and_the_campaigns_control_queue(synth):
+def test_scheduler_role_may_only_put_messages_on_the_inbound_queues_the_control_queue_and_the_schedules_dlq(synth):
     scheduling = synth.stack.scheduling
     role = synth.resource(scheduling.role)["Properties"]
     statement = role["AssumeRolePolicyDocument"]["Statement"][0]
@@ -54,11 +56,25 @@ def test_scheduler_role_may_only_put_messages_on_the_inbound_queues_and_the_camp
     policies = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::IAM::Policy").values()
                 if {"Ref": synth.logical_id(scheduling.role)} in p["Properties"]["Roles"]]
     # Soft-bounce retries go back through the inbound queues; a campaign starts (and resumes in its next window)
-    # through a control message.
-    queues = [*(synth.stack.queues.inbound[stream] for stream in STREAMS), synth.stack.queues.campaigns]
+    # through a control message; what Scheduler cannot deliver goes, as this role, to the schedules' DLQ.
+    queues = [*(synth.stack.queues.inbound[stream] for stream in STREAMS), synth.stack.queues.campaigns,
+              scheduling.dead_letters]
     assert policies == [[{
         "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], "Effect": "Allow",
         "Resource": {"Fn::GetAtt": [synth.logical_id(queue), "Arn"]}} for queue in queues]]
+
+
+def test_schedules_dead_letter_to_their_own_queue_which_the_schedule_makers_name(synth, largest):
+    dlq = synth.stack.scheduling.dead_letters
+    properties = synth.resource(dlq)["Properties"]
+    assert properties["QueueName"] == "postline-schedules-dlq"
+    assert properties["MessageRetentionPeriod"] == 14 * 86400  # the most SQS keeps: time to send them by hand
+    assert len(largest.resource(largest.stack.scheduling.dead_letters)["Properties"]["QueueName"]) <= 80
+    # The functions that create schedules give each one this queue (postline.retries.schedule_target).
+    for name, function in synth.stack.functions.functions.items():
+        variables = synth.resource(function)["Properties"]["Environment"]["Variables"]
+        expected = {"Fn::GetAtt": [synth.logical_id(dlq), "Arn"]} if name in ("ses_events", "campaign") else None
+        assert variables.get("POSTLINE_SCHEDULE_DLQ_ARN") == expected, name
 
 
 def test_claim_check_bucket(synth):

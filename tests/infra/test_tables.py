@@ -17,11 +17,12 @@ def _table(synth, name):
 
 def test_every_table_is_on_demand_recoverable_and_encrypted(synth):
     tables = synth.resources("AWS::DynamoDB::Table")
-    assert len(tables) == len(TABLES) == 6
+    assert len(tables) == len(TABLES) == 7
     for name in TABLES:
         properties = _table(synth, name)["Properties"]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
-        backed_up = name not in ("messages", "email_events")  # the expiring history, unless the config asks
+        # the expiring history and the counters derived from it, unless the config asks
+        backed_up = name not in ("messages", "email_events", "stats")
         assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": backed_up}
         assert properties["SSESpecification"] == {"SSEEnabled": True}  # the AWS managed KMS key
         assert properties["DeletionProtectionEnabled"] is True
@@ -49,13 +50,15 @@ def test_keys_match_the_library_models(synth, name, model):
 def test_keys_of_the_other_tables(synth):
     assert _keys(_table(synth, "campaigns")["Properties"]) == {"campaign_id": "HASH"}
     assert _keys(_table(synth, "rate_limits")["Properties"]) == {"bucket": "HASH", "window": "RANGE"}
+    # postline.analytics: a row per campaign, template or stream (scope), counters and markers under it (key)
+    assert _keys(_table(synth, "stats")["Properties"]) == {"scope": "HASH", "key": "RANGE"}
     types = {a["AttributeName"]: a["AttributeType"]
              for a in _table(synth, "templates")["Properties"]["AttributeDefinitions"]}
     assert types == {"name": "S", "version": "N"}
 
 
 def test_ttl_on_event_data_and_message_records(synth):
-    for name in ("email_events", "rate_limits", "messages"):
+    for name in ("email_events", "rate_limits", "messages", "stats"):
         assert _table(synth, name)["Properties"]["TimeToLiveSpecification"] == {
             "AttributeName": "expires_at", "Enabled": True}
     for name in ("email_suppressions", "templates"):  # kept until removed: they are the product's memory

@@ -11,7 +11,9 @@ thread turns each into what SES publishes, by the route the deployment chose (``
   events queues (Send events to the one that holds them back).
 
 The SES mailbox simulator addresses behave as documented: bounce@ hard-bounces, complaint@ complains,
-suppressionlist@ bounces as on the account suppression list, ooto@ and everything else is delivered.
+suppressionlist@ bounces as on the account suppression list, ooto@ and everything else is delivered. As in SES, a
+``+label`` is ignored (``bounce+1@simulator.amazonses.com`` bounces), so a test can bounce many emails, each to
+its own address: postline suppresses an address that bounced, and so sends nothing more to it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,18 @@ from typing import Any
 from .resources import ACCOUNT, REGION, SES_EVENTS_TOPIC, topic_arn
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
+SIMULATED_OUTCOMES = frozenset({"bounce", "complaint", "suppressionlist"})  # the rest (success, ooto) deliver
+
+
+def simulated_outcome(recipient: str) -> str:
+    """What SES's mailbox simulator does with ``recipient``: ``bounce``, ``complaint``, ``suppressionlist``, or
+    ``success`` (any other address, the simulator's success@ and ooto@ included). The simulator's addresses may
+    carry a label, ``bounce+anything@``; their case does not matter."""
+    local, _, domain = recipient.rpartition("@")
+    if domain.lower() != SIMULATOR_DOMAIN:
+        return "success"
+    kind = local.split("+", 1)[0].lower()
+    return kind if kind in SIMULATED_OUTCOMES else "success"
 
 
 def _iso(epoch: float) -> str:
@@ -51,8 +65,7 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
     events = [{"eventType": "Send", "mail": mail, "send": {}}]
     later = _iso(sent_at + 0.5)
     for recipient in entry["destination"]:
-        local, _, domain = recipient.partition("@")
-        kind = local.split("+", 1)[0].lower() if domain.lower() == SIMULATOR_DOMAIN else "success"
+        kind = simulated_outcome(recipient)
         if kind in ("bounce", "suppressionlist"):
             events.append({"eventType": "Bounce", "mail": mail, "bounce": {
                 "bounceType": "Permanent",

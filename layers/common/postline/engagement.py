@@ -17,7 +17,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import DeleteError
 
+from . import records
 from .analytics import Analytics, Fact
+from .analytics.counters import link_digest, public_link
 from .app_events import AppEvent, publish
 from .clients import client
 from .models import EmailEvent, Message, Suppression
@@ -70,7 +72,7 @@ class EngagementContext:
 def _message(message_id: str) -> Message | None:
     try:
         return Message.get(message_id, attributes_to_get=["message_id", "campaign", "claimed_at", "sent_at",
-                                                             "recipient", "stream", "template", "tags"])
+                                                             "recipient", "stream", "template", "tags", "counted"])
     except Message.DoesNotExist:
         return None
 
@@ -91,8 +93,7 @@ def _record(ctx: EngagementContext, message: Message, event_type: str, detail: d
                expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
     if event_type in _COUNTED and message.stream:  # (a record that expired before an unsubscribe has no stream)
         try:
-            ctx.analytics.record([Fact(event_type, message.message_id, now, message.stream, message.template,
-                                       message.campaign, link=detail.get("url"))])
+            _count(ctx, message, event_type, now, detail.get("url"))
         except Exception:  # noqa: BLE001 - the event is recorded and announced; only its count is lost
             logger.exception("could not count an engagement", extra={"message_id": message.message_id})
     if event_type in _ANNOUNCED:
@@ -100,6 +101,20 @@ def _record(ctx: EngagementContext, message: Message, event_type: str, detail: d
             _ANNOUNCED[event_type], message.message_id, now, to=message.recipient, template=message.template,
             campaign=message.campaign, tags=message.tags.as_dict() if message.tags else {}, detail=detail)],
             ctx.settings.app_events)
+
+
+def _count(ctx: EngagementContext, message: Message, event_type: str, now: float, url: str | None) -> None:
+    """Count the open, click or unsubscribe (postline.analytics). A message's first open or click of a kind, and
+    first click on a link, are marked in its record (``counted``) and count as unique too."""
+    def first(marker: str) -> bool:
+        return marker not in (message.counted or ()) and records.mark_counted(
+            ctx.dynamodb, ctx.settings.messages_table, message.message_id, marker) is not None
+
+    unique = event_type != "unsubscribed" and first(event_type)
+    on_link = (event_type == "clicked" and url is not None and message.stream == "marketing"  # links: marketing only
+               and first(f"clicked#{link_digest(public_link(url))}"))
+    ctx.analytics.record([Fact(event_type, message.message_id, now, message.stream, message.template,
+                               message.campaign, first=unique, link=url, first_on_link=on_link)])
 
 
 def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> None:

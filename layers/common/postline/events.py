@@ -266,12 +266,11 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                                                               "error": describe_error(error)})
             result.set(rid, Outcome(event.message_id, "retry" if transient else "error", describe_error(error),
                                     retry=transient, dead_letter=not transient))
-    try:
-        _count(ctx, parsed.values(), recorded)
-    except RetryLater as error:  # applied and announced already: only the counting is tried again (idempotent)
-        for rid, event in parsed.items():
-            if not result.outcomes[rid].retry and not result.outcomes[rid].dead_letter:
-                result.set(rid, Outcome(event.message_id, "retry", f"not counted: {error}", retry=True))
+    marked: dict[str, set[str]] = {}  # message id -> what its applied move marked counted
+    for key in applied:
+        if marker := _marker(furthest[key][1]):
+            marked.setdefault(key[0], set()).add(marker)
+    _count(ctx, parsed.values(), marked, recorded)
     return result
 
 
@@ -286,38 +285,47 @@ def _counted_as(event: SesEvent) -> str | None:
     return _COUNTED.get(event.type)
 
 
-def _count(ctx: EventsContext, events: Iterable[SesEvent], recorded: dict[str, dict[str, Any]]) -> None:
-    """Count the batch's events for the campaign, template and stream their message names (from its record: SES's
-    tags hold ``_`` for characters a tag cannot; from the tags when the record is gone). Counting is idempotent, so
-    a batch tried again counts nothing twice; ``RetryLater`` has it tried again. Any other failure is logged and
-    costs the counts alone, never an event's effects."""
-    counted = [(event, kind) for event in events if event.message_id and (kind := _counted_as(event))]
-    if not counted:
-        return
+def _marker(event: SesEvent) -> str | None:
+    """What the message's record keeps (``counted``) once ``event`` is counted: its kind, or for a soft bounce,
+    which one (an email may soft-bounce on each attempt)."""
+    kind = _counted_as(event)
+    if kind == "soft_bounced":
+        return f"soft_bounced#{event.detail.get('feedbackId') or event.ses_message_id}"
+    return kind
+
+
+def _count(ctx: EventsContext, events: Iterable[SesEvent], marked: dict[str, set[str]],
+           recorded: dict[str, dict[str, Any]]) -> None:
+    """Count each event once (postline.analytics), for the campaign, template and stream of its message.
+
+    An event is new when its mark joins the record's ``counted`` set: the status move writes it (``_advance``,
+    ``marked`` holds those), any other event (a soft bounce, one the move did not apply, as a Delivery arriving
+    after a complaint) with a conditional write of its own that fails when the mark is there. Names come from the
+    record (SES's tags hold ``_`` for characters a tag cannot), or from the tags once the record is gone. Counts a
+    DynamoDB failure keeps from being written are lost, never doubled (``analytics.counters``); it is logged."""
+    facts, seen = [], set()
     try:
-        known = {message_id: item for message_id, item in recorded.items() if "stream" in item}
-        unknown = sorted({event.message_id for event, _ in counted} - set(known))
-        if unknown:
-            table = ctx.settings.messages_table
-            known |= {item["message_id"]["S"]: item for item in batch_get(
-                ctx.dynamodb, {table: [{"message_id": {"S": message_id}} for message_id in unknown]})[table]}
-        facts = []
-        for event, kind in counted:
-            record = known.get(event.message_id, {})
+        for event in events:
+            marker = _marker(event) if event.message_id else None
+            if marker is None or (event.message_id, marker) in seen:
+                continue
+            seen.add((event.message_id, marker))
+            if marker in marked.get(event.message_id, ()):
+                record = recorded.get(event.message_id) or {}
+            elif (record := records.mark_counted(ctx.dynamodb, ctx.settings.messages_table, event.message_id,
+                                                  marker)) is None:
+                continue  # counted before (a repeat), or no record to count it against
 
             def named(attribute: str) -> str | None:
                 return record.get(attribute, {}).get("S") or event.tags.get(f"postline_{attribute}")
 
-            if named("stream"):  # not postline's, or neither a record nor tags say where it belongs
-                facts.append(Fact(
-                    kind, event.message_id, event.at, named("stream"), named("template"), named("campaign"),
-                    event_id=event.detail.get("feedbackId") or f"{event.ses_message_id}@{event.at}",
-                    reason=event.detail.get("bounceSubType") or event.detail.get("complaintFeedbackType")))
+            if named("stream"):
+                facts.append(Fact(_counted_as(event), event.message_id, event.at, named("stream"), named("template"),
+                                  named("campaign"), reason=event.detail.get("bounceSubType")
+                                  or event.detail.get("complaintFeedbackType")))
         ctx.analytics.record(facts)
-    except RetryLater:
-        raise
-    except Exception:  # noqa: BLE001 - the statuses and suppressions are written: only the counts are lost
-        logger.exception("SES events not counted")
+    except Exception:  # noqa: BLE001 - the statuses, suppressions and announcements are written: only counts lost
+        logger.exception("SES events not counted", extra={"counted": len(facts)})
 
 
 def _announces(event: SesEvent, applied: dict[tuple[str, int | None], str | None]) -> bool:
@@ -572,8 +580,10 @@ def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, 
         condition += " AND " + ("#c_retry = :c_retry" if event.retry else "attribute_not_exists(#c_retry)")
         if event.retry:
             condition_values[":c_retry"] = event.retry
+    marker = _marker(event)  # counted with the move (``_count``)
     entry = records.update(table, event.message_id, set_values=values,
                            set_once={"sent_at": event.sent_at or event.at}, remove=("claim",),
+                           add={"counted": {marker}} if marker else None,
                            condition=condition, condition_values=condition_values)
     if event.retry is not None:
         entry["Update"]["ExpressionAttributeNames"]["#c_retry"] = "retry"

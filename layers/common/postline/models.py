@@ -12,6 +12,7 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.models import Model
 
@@ -68,6 +69,8 @@ class Message(Model):
     rendered_by = UnicodeAttribute(null=True)  # the SQS message render recorded it from: only its redelivery may again
     claim = UnicodeAttribute(null=True)  # the open claim's token: only the attempt holding it records its outcome
     retry_requested = NumberAttribute(null=True)  # the soft-bounce retry queued for it: each is queued once
+    # What of it the counters have counted (postline.analytics): "delivered", "opened", "clicked#<link>", ...
+    counted = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (settings.message_ttl_days after queueing)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .models import Message, Suppression
 from .suppression import ERASED, describe, is_erased_name, scopes_for
 
@@ -22,7 +24,24 @@ def attribute_value(value: Any) -> dict[str, Any]:
         return {"S": value}
     if isinstance(value, dict):
         return {"M": {k: attribute_value(v) for k, v in value.items()}}
+    if isinstance(value, (set, frozenset)) and value and all(isinstance(v, str) for v in value):
+        return {"SS": sorted(value)}
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def mark_counted(dynamodb, table: str, message_id: str, marker: str) -> dict[str, Any] | None:
+    """Add ``marker`` to the record's ``counted`` set (what postline.analytics counted of the message) unless it is
+    there: the record as it is now, or None when the mark was there already, or there is no record."""
+    try:
+        return dynamodb.update_item(
+            TableName=table, Key={"message_id": {"S": message_id}},
+            UpdateExpression="ADD counted :marks", ReturnValues="ALL_NEW",
+            ConditionExpression="attribute_exists(message_id) AND NOT contains(counted, :mark)",
+            ExpressionAttributeValues={":marks": {"SS": [marker]}, ":mark": {"S": marker}})["Attributes"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise
 
 
 def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = (),

@@ -36,9 +36,20 @@ def retry_delay(attempt: int, first_seconds: int) -> int:
     return first_seconds * 4 ** (attempt - 1)
 
 
+def schedule_target(*, role_arn: str, dead_letter_arn: str | None, send_message: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's target: SQS SendMessage with these parameters, run as ``role_arn``. What Scheduler cannot deliver
+    once its retries are spent (the role or the queue refusing) goes to ``dead_letter_arn``, the call and its error
+    with it, so a lost retry or campaign start is seen and can be sent by hand (docs/deploy.md)."""
+    target: dict[str, Any] = {"Arn": SQS_SEND_MESSAGE_TARGET, "RoleArn": role_arn, "Input": json.dumps(send_message)}
+    if dead_letter_arn:
+        target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    return target
+
+
 def schedule_retry(sqs, scheduler, *, queue_url: str, group: str, role_arn: str, message_id: str, body: str,
-                   attempt: int, due_at: float, now: float) -> str:
-    """Put ``body`` back on ``queue_url`` at ``due_at``; returns how ("sqs-delay" or "schedule")."""
+                   attempt: int, due_at: float, now: float, dead_letter_arn: str | None = None) -> str:
+    """Put ``body`` back on ``queue_url`` at ``due_at``; returns how ("sqs-delay" or "schedule"). Any error but a
+    schedule that exists already (the same soft bounce applied twice) is raised: the caller tries that event again."""
     attributes = {RETRY_ATTRIBUTE: {"DataType": "Number", "StringValue": str(attempt)}}
     delay = max(0, int(due_at - now))
     if delay <= SQS_MAX_DELAY_SECONDS:
@@ -50,8 +61,8 @@ def schedule_retry(sqs, scheduler, *, queue_url: str, group: str, role_arn: str,
             Name=f"postline-retry-{message_id}-{attempt}", GroupName=group,
             ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
             FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-            Target={"Arn": SQS_SEND_MESSAGE_TARGET, "RoleArn": role_arn, "Input": json.dumps(
-                {"QueueUrl": queue_url, "MessageBody": body, "MessageAttributes": attributes})},
+            Target=schedule_target(role_arn=role_arn, dead_letter_arn=dead_letter_arn, send_message={
+                "QueueUrl": queue_url, "MessageBody": body, "MessageAttributes": attributes}),
         )
     except scheduler.exceptions.ConflictException:
         pass  # the same soft bounce delivered twice: the retry is already scheduled

@@ -1,6 +1,6 @@
 """Analytics: what happened to the emails, counted per campaign, template, stream and hour, and the alerts on it.
 
-``counters`` writes (each event once, one write per row per batch), ``stats`` reads, ``alerts`` checks the rates
+``counters`` writes (one write per cell per batch), ``stats`` reads, ``alerts`` checks the rates
 and pauses a campaign that passes them. ``Analytics.record`` is what the functions call: count a batch's facts,
 emit them as CloudWatch metrics per stream (EMF, through Powertools), and, where SES events moved a campaign's or
 stream's counts, check its alerts.
@@ -33,6 +33,7 @@ METRIC_NAMES = {"sent": "Sent", "delivered": "Delivered", "hard_bounced": "HardB
 # Facts after which a campaign's or stream's rates are looked at: what moves the bounce and complaint rates, and
 # deliveries, which follow nearly every send (so a sample that grows past the minimum is seen too).
 ALERTING_KINDS = ("delivered", "hard_bounced", "complained")
+ALERT_CHECK_SECONDS = 20
 
 __all__ = ["Analytics", "Fact"]
 
@@ -44,6 +45,7 @@ class Analytics:
     sns: Any = None  # created on the first alert: most functions never raise one
     events: Any = field(default_factory=lambda: client("events"))
     clock: Callable[[], float] = time.time
+    _checked: dict[str, float] = field(default_factory=dict)  # scope -> when its alerts were last checked
 
     @cached_property
     def alert_context(self) -> AlertContext:
@@ -51,21 +53,26 @@ class Analytics:
         return AlertContext(self.dynamodb, self.sns or client("sns"), self.events, settings.stats_table, settings.campaigns_table,
                             settings.alarm_topic_arn, settings.event_bus, Thresholds.from_settings(settings), self.clock)
 
-    def record(self, facts: Iterable[Fact]) -> list[Fact]:
-        """Count ``facts`` (each once, whatever was counted before) and check the alerts they may move; returns
-        the facts that were new. Raises ``dynamo.RetryLater`` when the counters could not be written."""
+    def record(self, facts: Iterable[Fact]) -> None:
+        """Count ``facts`` (new ones: see ``counters``), emit them as metrics, and check the alerts of the campaigns
+        and streams whose bounce and complaint rates they may move (each at most every ``ALERT_CHECK_SECONDS`` per
+        container: a check reads the window's cells). Raises what DynamoDB raises when the counts are not
+        written."""
         facts = list(facts)
         if not facts:
-            return []
-        counted = count(self.dynamodb, self.settings.stats_table, facts, self.clock())
-        _emit(counted.new)
-        moved = {row for fact in counted.new if fact.kind in ALERTING_KINDS for row in fact.rows()}
-        if moved:
+            return
+        now = self.clock()
+        count(self.dynamodb, self.settings.stats_table, facts, now)
+        _emit(facts)
+        moved = {f"{kind}#{name}" for fact in facts if fact.kind in ALERTING_KINDS
+                 for kind, name in fact.names().items() if kind in ("campaign", "stream")}
+        due = {scope for scope in moved if now - self._checked.get(scope, float("-inf")) >= ALERT_CHECK_SECONDS}
+        if due:
+            self._checked.update(dict.fromkeys(due, now))
             try:
-                check(self.alert_context, moved)
-            except Exception as error:  # noqa: BLE001 - checked again with the next batch's events
+                check(self.alert_context, due)
+            except Exception as error:  # noqa: BLE001 - checked again with a later batch's events
                 logger.warning("alerts not checked", extra={"error": str(error)})
-        return counted.new
 
 
 def _emit(facts: list[Fact]) -> None:

@@ -3,7 +3,7 @@
 Checked after a batch of SES events moved a campaign's or stream's counters: the rates over the last
 ``alert_window_hours``, once at least ``alert_min_sample`` emails were sent in them (ten emails must not stop a
 campaign). An alert fires once per crossing: its state (``alert#bounce`` / ``alert#complaint`` in the scope's
-partition) moves from clear to firing by a conditional write, which only one checker wins, and back to clear when
+``alerts#`` partition) moves from clear to firing by a conditional write, which only one checker wins, and back to clear when
 the rate falls under the threshold again. Firing publishes to the alarm topic (whoever gets the stack's alarms gets
 it) and ``campaign.alert`` / ``stream.alert`` for the user's application, and pauses the campaign: its fan-out
 stops and the send stage holds its marketing emails (a campaign an application names in its messages, with no
@@ -111,7 +111,7 @@ def _firing(ctx: AlertContext, row: str) -> set[str]:
     found = ctx.dynamodb.query(
         TableName=ctx.stats_table, KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
         ExpressionAttributeNames={"#scope": "scope", "#key": "key"},
-        ExpressionAttributeValues={":scope": {"S": row}, ":alert": {"S": "alert#"}})["Items"]
+        ExpressionAttributeValues={":scope": {"S": f"alerts#{row}"}, ":alert": {"S": "alert#"}})["Items"]
     return {item["key"]["S"].split("#", 1)[1] for item in found if item.get("state", {}).get("S") == FIRING}
 
 
@@ -119,7 +119,7 @@ def _turn(ctx: AlertContext, row: str, metric: str, state: str, now: float) -> b
     """Move the alert to ``state`` unless it is there already; whether this call moved it."""
     try:
         ctx.dynamodb.update_item(
-            TableName=ctx.stats_table, Key={"scope": {"S": row}, "key": {"S": f"alert#{metric}"}},
+            TableName=ctx.stats_table, Key={"scope": {"S": f"alerts#{row}"}, "key": {"S": f"alert#{metric}"}},
             UpdateExpression="SET #state = :state, changed_at = :now",
             ConditionExpression="attribute_not_exists(#state) OR #state <> :state",
             ExpressionAttributeNames={"#state": "state"},

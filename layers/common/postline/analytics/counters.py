@@ -1,20 +1,23 @@
-"""Counters per campaign, template and stream, by the hour: each event counted once, one write per row per batch.
+"""Counters: what happened to the emails, by the hour, for each stream, template and campaign.
 
-A ``Fact`` is something that happened to one email (sent, delivered, opened...). ``count`` turns a batch of facts
-into one DynamoDB transaction per chunk: a *marker* per fact that may only count once (``m#<message id>`` /
-``<what>``, written only where none exists), and one ``ADD`` per counter row touched, with the batch's facts summed.
-A marker that exists already cancels the transaction; the facts it stood for are dropped (they were counted
-before: a repeated, replayed or redelivered event) and the rest are written again. So a duplicate never counts
-twice, in whatever order events arrive, and a crash between two writes cannot happen: there is one write.
+A ``Fact`` is something that happened to one email (sent, delivered, opened...). ``count`` adds a batch's facts
+to *cells*: one item per hour and per (stream, template, campaign) that had emails, in a partition per day
+(``d#2026-12-04`` / ``13#marketing#newsletter#june``). A batch's facts usually share one cell, so a batch costs one
+``UpdateItem`` (an atomic ``ADD``, 1 write unit), whatever its size; a stream's, a template's or a campaign's
+figures are sums of cells, read back a day at a time (``stats``).
 
-Rows are sharded (``SHARDS``): a batch picks one shard at random for its rows, so concurrent batches seldom touch
-the same item (a transaction conflicts with any other write in flight on its items), and one that does tries again
-on another shard. Readers sum the shards (``stats``). docs/analytics.md shows the items.
+Counting each event once is the callers' part, done with writes they make anyway: the send stage counts the
+outcome its claim made (a claim is taken once), ses_events marks each counted event in the message's record with
+the same write that moves its status (``events._count``), the tracking endpoints mark a message's first open or
+click there (for the unique counts). So a repeated, replayed or reordered event never counts twice. The marks are
+written before the counts: should DynamoDB fail between the two, a count is lost, never doubled.
+
+Clicks on a marketing email's links are also counted per link (``links#campaign#NAME`` / ``links#template#NAME``),
+by scheme, host and path only: the query string may carry a person's data or a token.
 """
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,25 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from botocore.exceptions import ClientError
-
-from ..dynamo import RetryLater
-
-# What a fact can be; each is a counter of the same name (``first`` kinds add ``<kind>_unique`` on a message's
-# first one: unique opens and clicks).
-ONCE = ("sent", "delivered", "hard_bounced", "complained", "unsubscribed", "rejected", "failed", "suppressed")
-FIRST = ("opened", "machine_opened", "clicked", "machine_clicked")
-KINDS = (*ONCE, "soft_bounced", *FIRST)
-COUNTERS = (*ONCE, "soft_bounced", *FIRST, *(f"{kind}_unique" for kind in FIRST))
+# What a fact can be; each is a counter of the same name. A first open or click (``Fact.first``) also adds to
+# ``<kind>_unique``.
+KINDS = ("sent", "delivered", "hard_bounced", "soft_bounced", "complained", "unsubscribed", "rejected", "failed",
+         "suppressed", "opened", "machine_opened", "clicked", "machine_clicked")
+ENGAGEMENT = ("opened", "machine_opened", "clicked", "machine_clicked")
+COUNTERS = (*KINDS, *(f"{kind}_unique" for kind in ENGAGEMENT))
 SCOPES = ("stream", "template", "campaign")
-
-SHARDS = 8
-MARKER_DAYS = 45  # a marker outlives any replay of its event: SES sends late complaints within weeks
-ROW_DAYS = 400  # counters are kept over a year, then expire (DynamoDB TTL)
-FACTS_PER_TRANSACTION = 10
-INDEX = "index"  # scope of the rows naming every campaign and template that has counts (key ``<kind>#<name>``)
-_ATTEMPTS = 6
+REASONS = ("hard_bounced", "soft_bounced", "complained")
 REASON_PREFIX = "reason:"  # attribute ``reason:<kind>:<SES sub-type>`` counts bounces and complaints per reason
+ROW_DAYS = 400  # cells are kept over a year, then expire (DynamoDB TTL)
 
 
 @dataclass(frozen=True)
@@ -51,200 +45,94 @@ class Fact:
     stream: str
     template: str | None = None
     campaign: str | None = None
-    event_id: str | None = None  # soft bounces: which one (each attempt may bounce)
+    first: bool = False  # the message's first open or click (of this kind): counts as unique too
     link: str | None = None  # clicks: the target
+    first_on_link: bool = False  # the message's first click on this link
     reason: str | None = None  # bounces and complaints: SES's sub-type
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"not a counted kind: {self.kind!r}")
 
-    def rows(self) -> list[str]:
-        """The scopes it counts in: its stream, template and campaign."""
-        named = (("stream", self.stream), ("template", self.template), ("campaign", self.campaign))
-        return [scope(kind, name) for kind, name in named if name]
+    def names(self) -> dict[str, str]:
+        """The scopes it counts in: its stream, template and (when it has one) campaign."""
+        return {kind: name for kind, name in (("stream", self.stream), ("template", self.template),
+                                              ("campaign", self.campaign)) if name}
 
 
-def scope(kind: str, name: str) -> str:
-    return f"{kind}#{name}"
+def day_partition(day: str) -> str:
+    return f"d#{day}"
+
+
+def cell_key(at_hour: str, stream: str, template: str | None, campaign: str | None) -> str:
+    """``HH#stream#template#campaign``: template names hold no ``#``; a campaign's name may, so it comes last."""
+    return f"{at_hour[11:13]}#{stream}#{template or ''}#{campaign or ''}"
+
+
+def parse_cell_key(day: str, key: str) -> tuple[str, dict[str, str]]:
+    """(the hour ``YYYY-MM-DDTHH``, {"stream", "template", "campaign"} with the empty ones left out)."""
+    hour_of_day, stream, template, campaign = key.split("#", 3)
+    names = {"stream": stream, "template": template, "campaign": campaign}
+    return f"{day}T{hour_of_day}", {kind: name for kind, name in names.items() if name}
 
 
 def hour(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H", time.gmtime(at))
 
 
-def counter_key(at_hour: str, shard: int) -> str:
-    return f"h#{at_hour}#{shard}"
+def links_partition(kind: str, name: str) -> str:
+    return f"links#{kind}#{name}"
 
 
 def public_link(url: str) -> str:
-    """A click's target as the link counts keep it: without query and fragment, which may carry a person's
-    data or a token (the counts are read by whoever operates postline, not only the sender)."""
+    """A click's target as the link counts keep it: scheme, host and path, without query or fragment."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))[:500]
 
 
-def link_key(url: str, shard: int) -> str:
-    return f"link#{_digest(url)}#{shard}"
-
-
-def _digest(url: str) -> str:
+def link_digest(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class _Part:
-    """What a fact adds: to these rows' counters, if its marker is new (or always, without one)."""
-
-    marker: str | None
-    rows: tuple[tuple[str, str, str], ...]  # (scope, "h"|"link", counter)
-
-
-def _parts(fact: Fact) -> list[_Part]:
-    at_rows = fact.rows()
-    counted = tuple((row, "h", fact.kind) for row in at_rows)
-    if fact.reason and fact.kind in ("hard_bounced", "soft_bounced", "complained"):
-        counted += tuple((row, "h", f"{REASON_PREFIX}{fact.kind}:{fact.reason[:60]}") for row in at_rows)
-    if fact.kind in ONCE:
-        return [_Part(fact.kind, counted)]
-    if fact.kind == "soft_bounced":
-        return [_Part(f"soft_bounced#{fact.event_id or fact.at}", counted)]
-    parts = [_Part(None, counted), _Part(fact.kind, tuple((row, "h", f"{fact.kind}_unique") for row in at_rows))]
-    if fact.kind == "clicked" and fact.link and fact.stream == "marketing":
-        # Per link only for marketing: other streams' links are a person's own (a reset link, an order page).
-        linked = [row for row in at_rows if not row.startswith("stream#")]
-        parts += [_Part(None, tuple((row, "link", "clicked") for row in linked)),
-                  _Part(f"clicked#{_digest(public_link(fact.link))}",
-                        tuple((row, "link", "clicked_unique") for row in linked))]
-    return parts
-
-
-@dataclass
-class Counted:
-    """What ``count`` wrote: each new fact (by its index in the batch), and the scopes whose rows moved."""
-
-    new: list[Fact]
-    scopes: set[str]
-
-
-def count(dynamodb, table: str, facts: Iterable[Fact], now: float | None = None) -> Counted:
-    """Count ``facts`` once each (markers), one update per counter row per transaction; returns what was new.
-    Raises ``RetryLater`` when DynamoDB keeps refusing (the caller's batch is tried again: nothing counts twice)."""
-    facts = list(facts)
+def count(dynamodb, table: str, facts: Iterable[Fact], now: float | None = None) -> None:
+    """Add ``facts`` to their cells (and marketing clicks to their links): one ``ADD`` per cell and link a batch
+    touched. The caller has made sure each fact is new."""
     now = time.time() if now is None else now
-    counted = Counted([], set())
-    # A fact's parts and their markers; a marker repeated in the batch counts once (its first fact).
-    seen: set[tuple[str, str]] = set()
-    pending: list[tuple[Fact, _Part]] = []
+    cells: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    links: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for fact in facts:
-        for part in _parts(fact):
-            if part.marker is not None:
-                if (fact.message_id, part.marker) in seen:
-                    continue
-                seen.add((fact.message_id, part.marker))
-            pending.append((fact, part))
-    for chunk in _chunks(pending):
-        _write(dynamodb, table, chunk, now, counted)
-    return counted
+        at_hour = hour(fact.at)
+        counters = cells[(day_partition(at_hour[:10]), cell_key(at_hour, fact.stream, fact.template, fact.campaign))]
+        counters[fact.kind] += 1
+        if fact.first and fact.kind in ENGAGEMENT:
+            counters[f"{fact.kind}_unique"] += 1
+        if fact.reason and fact.kind in REASONS:
+            counters[f"{REASON_PREFIX}{fact.kind}:{fact.reason[:60]}"] += 1
+        if fact.kind == "clicked" and fact.link and fact.stream == "marketing":
+            # Per link only for marketing: other streams' links are a person's own (a reset link, an order page).
+            url = public_link(fact.link)
+            for kind in ("template", "campaign"):
+                if name := fact.names().get(kind):
+                    per_link = links[(links_partition(kind, name), url)]
+                    per_link["clicked"] += 1
+                    per_link["clicked_unique"] += fact.first_on_link
+    expires = str(int(now + ROW_DAYS * 86400))
+    for (partition, key), counters in cells.items():
+        _add(dynamodb, table, partition, key, counters, expires)
+    for (partition, url), counters in links.items():
+        _add(dynamodb, table, partition, link_digest(url), counters, expires, url=url)
 
 
-def _chunks(pending: list[tuple[Fact, _Part]]) -> list[list[tuple[Fact, _Part]]]:
-    """Parts in groups of ``FACTS_PER_TRANSACTION`` facts (a fact's parts stay together): a fact writes at most
-    2 markers, 3 hour rows, 2 link rows and 2 index rows, so a group stays within DynamoDB's 100 items."""
-    chunks: list[list[tuple[Fact, _Part]]] = []
-    facts: set[int] = set()
-    for fact, part in pending:
-        if id(fact) not in facts and len(facts) == FACTS_PER_TRANSACTION:
-            facts = set()
-        if not facts:
-            chunks.append([])
-        facts.add(id(fact))
-        chunks[-1].append((fact, part))
-    return chunks
-
-
-def _write(dynamodb, table: str, chunk: list[tuple[Fact, _Part]], now: float, counted: Counted) -> None:
-    attempt = 0
-    while chunk:
-        shard = random.randrange(SHARDS)
-        markers = [(fact, part) for fact, part in chunk if part.marker is not None]
-        items = [_marker_put(table, fact, part.marker, now) for fact, part in markers]
-        items += _row_updates(table, chunk, shard, now)
-        try:
-            dynamodb.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                if error.response["Error"]["Code"] in ("ProvisionedThroughputExceededException", "ThrottlingException",
-                                                        "InternalServerError", "RequestLimitExceeded"):
-                    attempt += 1
-                    if attempt < _ATTEMPTS:
-                        _pause(attempt)
-                        continue
-                    raise RetryLater(f"counters not written: {error.response['Error']['Code']}") from error
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            repeated = {id(markers[i][1]) for i, reason in enumerate(reasons[:len(markers)])
-                        if reason.get("Code") == "ConditionalCheckFailed"}
-            if repeated:  # counted before: drop them and write the rest at once
-                chunk = [(fact, part) for fact, part in chunk if id(part) not in repeated]
-                continue
-            attempt += 1  # a conflict with another batch's write on a row (or throttling): another shard, later
-            if attempt >= _ATTEMPTS:
-                raise RetryLater(f"counters not written: {[r.get('Code') for r in reasons]}") from error
-            _pause(attempt)
-            continue
-        counted.new += list({id(fact): fact for fact, _ in chunk}.values())
-        counted.scopes |= {row for _, part in chunk for row, _, _ in part.rows}
-        return
-
-
-def _pause(attempt: int) -> None:
-    time.sleep(min(1.0, 0.05 * 2 ** attempt) * random.random())
-
-
-def _marker_put(table: str, fact: Fact, marker: str, now: float) -> dict[str, Any]:
-    return {"Put": {
-        "TableName": table,
-        "Item": {"scope": {"S": f"m#{fact.message_id}"}, "key": {"S": marker},
-                 "expires_at": {"N": str(int(now + MARKER_DAYS * 86400))}},
-        "ConditionExpression": "attribute_not_exists(#key)",
-        "ExpressionAttributeNames": {"#key": "key"},
-    }}
-
-
-def _row_updates(table: str, chunk: list[tuple[Fact, _Part]], shard: int, now: float) -> list[dict[str, Any]]:
-    """One ``ADD`` per row: the chunk's increments summed per (scope, hour) and per (scope, link)."""
-    sums: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    urls: dict[tuple[str, str], str] = {}
-    for fact, part in chunk:
-        for row, family, counter in part.rows:
-            if family == "h":
-                key = counter_key(hour(fact.at), shard)
-            else:
-                link = public_link(fact.link or "")
-                key = link_key(link, shard)
-                urls[(row, key)] = link
-            sums[(row, key)][counter] += 1
-    updates = [{"Update": {
-        "TableName": table, "Key": {"scope": {"S": INDEX}, "key": {"S": row}},
-        "UpdateExpression": "SET last_at = :now", "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
-    }} for row in sorted({row for row, _ in sums}) if not row.startswith("stream#")]
-    expires = {"N": str(int(now + ROW_DAYS * 86400))}
-    for (row, key), counters in sums.items():
-        names = {f"#c{i}": name for i, name in enumerate(sorted(counters))}
-        values: dict[str, Any] = {f":c{i}": {"N": str(counters[name])} for i, name in enumerate(sorted(counters))}
-        values[":expires"] = expires
-        sets = ["expires_at = :expires"]
-        if (row, key) in urls:
-            values[":url"] = {"S": urls[(row, key)]}
-            sets.append("#url = :url")
-            names["#url"] = "url"
-        updates.append({"Update": {
-            "TableName": table,
-            "Key": {"scope": {"S": row}, "key": {"S": key}},
-            "UpdateExpression": "ADD " + ", ".join(f"{n} :{n[1:]}" for n in names if n != "#url")
-                                + " SET " + ", ".join(sets),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }})
-    return updates
+def _add(dynamodb, table: str, partition: str, key: str, counters: dict[str, int], expires: str,
+         url: str | None = None) -> None:
+    names = {f"#c{i}": name for i, name in enumerate(sorted(counters))}
+    values: dict[str, Any] = {f":c{i}": {"N": str(counters[name])} for i, name in enumerate(sorted(counters))}
+    sets = ["expires_at = :expires"]
+    values[":expires"] = {"N": expires}
+    if url is not None:
+        names["#url"], values[":url"] = "url", {"S": url}
+        sets.append("#url = :url")
+    additions = ", ".join(f"{name} :{name[1:]}" for name in names if name != "#url")
+    dynamodb.update_item(TableName=table, Key={"scope": {"S": partition}, "key": {"S": key}},
+                         UpdateExpression=f"ADD {additions} SET {', '.join(sets)}",
+                         ExpressionAttributeNames=names, ExpressionAttributeValues=values)

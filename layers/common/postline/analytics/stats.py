@@ -1,15 +1,18 @@
 """Reading the counters back: a scope's hours (shards summed), its totals, rates, reasons and links.
 
-What ``postline stats``, the HTML report, the dashboard and the alerts read. One ``Query`` per scope and period
-(hour rows sort by time), one for its links, one for the names that have counts.
+What ``postline stats``, the HTML report, the dashboard and the alerts read: one ``Query`` per day of the period
+(its cells, summed for the stream, template or campaign asked for), one for a template's or campaign's links.
 """
 from __future__ import annotations
 
+import calendar
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
-from .counters import COUNTERS, INDEX, REASON_PREFIX, SCOPES, hour, scope
+from .counters import COUNTERS, REASON_PREFIX, SCOPES, day_partition, hour, links_partition, parse_cell_key
 
 
 def rates(counts: dict[str, int]) -> dict[str, float | None]:
@@ -69,55 +72,91 @@ class Stats:
 def read(dynamodb, table: str, kind: str, name: str, *, since: float, until: float,
          with_links: bool = True) -> Stats:
     """``kind`` NAME's counts in the hours from ``since`` to ``until`` (epoch seconds, inclusive)."""
+    stats = read_all(dynamodb, table, kind, since=since, until=until).get(name) or Stats(kind, name, since, until)
+    if with_links and kind != "stream":
+        stats.links = _links(dynamodb, table, links_partition(kind, name))
+    return stats
+
+
+def read_all(dynamodb, table: str, kind: str, *, since: float, until: float) -> dict[str, Stats]:
+    """Every stream's, template's or campaign's counts in the period (those with any), in one pass over its days;
+    without links."""
     if kind not in SCOPES:
         raise ValueError(f"kind must be one of {SCOPES}")
-    stats = Stats(kind, name, since, until)
-    hours: dict[str, Counter] = defaultdict(Counter)
-    reasons: dict[str, Counter] = defaultdict(Counter)
-    for item in _query(dynamodb, table, scope(kind, name), "#key BETWEEN :low AND :high",
-                       {":low": {"S": f"h#{hour(since)}"}, ":high": {"S": f"h#{hour(until)}#~"}}):
-        at_hour = item["key"]["S"].split("#")[1]
+    hours: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    reasons: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for at_hour, names_, item in _cells(dynamodb, table, since, until):
+        if kind not in names_:
+            continue
+        name = names_[kind]
         for attribute, value in item.items():
             if "N" not in value or attribute == "expires_at":
                 continue
             if attribute.startswith(REASON_PREFIX):
                 counted, reason = attribute[len(REASON_PREFIX):].split(":", 1)
-                reasons[counted][reason] += int(value["N"])
+                reasons[name][counted][reason] += int(value["N"])
             elif attribute in COUNTERS:
-                hours[at_hour][attribute] += int(value["N"])
-    stats.hours = {at_hour: {name: counts.get(name, 0) for name in COUNTERS} for at_hour, counts in hours.items()}
-    stats.reasons = {counted: dict(found.most_common()) for counted, found in reasons.items()}
-    if with_links:
-        stats.links = _links(dynamodb, table, scope(kind, name))
-    return stats
+                hours[name][at_hour][attribute] += int(value["N"])
+    found = {}
+    for name in hours.keys() | reasons.keys():
+        stats = Stats(kind, name, since, until)
+        stats.hours = {at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
+                       for at_hour, counts in sorted(hours[name].items())}
+        stats.reasons = {counted: dict(n.most_common()) for counted, n in reasons[name].items()}
+        found[name] = stats
+    return found
 
 
-def _links(dynamodb, table: str, row: str) -> list[dict[str, Any]]:
-    """Links' clicks over the whole life of the scope (links are not kept per hour)."""
-    links: dict[str, Counter] = defaultdict(Counter)
-    for item in _query(dynamodb, table, row, "begins_with(#key, :link)", {":link": {"S": "link#"}}):
-        url = item.get("url", {}).get("S", "")
-        for name in ("clicked", "clicked_unique"):
-            links[url][name] += int(item.get(name, {}).get("N", "0"))
-    ordered = sorted(links.items(), key=lambda entry: (-entry[1]["clicked_unique"], -entry[1]["clicked"], entry[0]))
-    return [{"url": url, "clicked": counts["clicked"], "clicked_unique": counts["clicked_unique"]}
-            for url, counts in ordered]
+def _links(dynamodb, table: str, partition: str) -> list[dict[str, Any]]:
+    """A marketing template's or campaign's links and their clicks, over its whole life (not kept per hour)."""
+    found = [{"url": item.get("url", {}).get("S", ""), "clicked": int(item.get("clicked", {}).get("N", "0")),
+              "clicked_unique": int(item.get("clicked_unique", {}).get("N", "0"))}
+             for item in _query(dynamodb, table, partition)]
+    return sorted(found, key=lambda link: (-link["clicked_unique"], -link["clicked"], link["url"]))
 
 
-def names(dynamodb, table: str, kind: str) -> list[tuple[str, float]]:
-    """Every campaign or template with counts, and when they last moved (epoch seconds), latest first."""
+def names(dynamodb, table: str, kind: str, *, since: float | None = None,
+          until: float | None = None) -> list[tuple[str, float]]:
+    """Every campaign or template with counts between ``since`` and ``until`` (by default the last 30 days), with
+    the start of the last hour it had any (epoch seconds), latest first."""
+    until = time.time() if until is None else until
+    since = until - 30 * 86400 if since is None else since
     if kind not in ("template", "campaign"):
         raise ValueError("names are listed for templates and campaigns (the streams are fixed)")
-    found = [(item["key"]["S"].split("#", 1)[1], float(item["last_at"]["N"]))
-             for item in _query(dynamodb, table, INDEX, "begins_with(#key, :kind)", {":kind": {"S": f"{kind}#"}})]
-    return sorted(found, key=lambda entry: (-entry[1], entry[0]))
+    return latest_first(read_all(dynamodb, table, kind, since=since, until=until))
 
 
-def _query(dynamodb, table: str, row: str, key_condition: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+def latest_first(found: dict[str, Stats]) -> list[tuple[str, float]]:
+    """Names of ``read_all``'s answer, with the start of the last hour each had counts, latest first."""
+    last = [(name, calendar.timegm(time.strptime(max(stats.hours), "%Y-%m-%dT%H")))
+            for name, stats in found.items() if stats.hours]
+    return sorted(last, key=lambda entry: (-entry[1], entry[0]))
+
+
+def _cells(dynamodb, table: str, since: float, until: float):
+    """(hour, names, item) of every cell from ``since``'s hour to ``until``'s: one query per day."""
+    first, last = hour(since), hour(until)
+    day = first[:10]
+    while day <= last[:10]:
+        low = first[11:13] if day == first[:10] else "00"
+        high = last[11:13] if day == last[:10] else "23"
+        for item in _query(dynamodb, table, day_partition(day), ("#key BETWEEN :low AND :high",
+                                                                 {":low": {"S": low}, ":high": {"S": f"{high}#~"}})):
+            at_hour, names_ = parse_cell_key(day, item["key"]["S"])
+            yield at_hour, names_, item
+        day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _query(dynamodb, table: str, partition: str,
+           key_condition: tuple[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    request = {"TableName": table, "KeyConditionExpression": f"#scope = :scope AND {key_condition}",
-               "ExpressionAttributeNames": {"#scope": "scope", "#key": "key"},
-               "ExpressionAttributeValues": {":scope": {"S": row}, **values}}
+    request: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "#scope = :scope",
+                               "ExpressionAttributeNames": {"#scope": "scope"},
+                               "ExpressionAttributeValues": {":scope": {"S": partition}}}
+    if key_condition:
+        request["KeyConditionExpression"] += f" AND {key_condition[0]}"
+        request["ExpressionAttributeNames"]["#key"] = "key"
+        request["ExpressionAttributeValues"].update(key_condition[1])
     while True:
         page = dynamodb.query(**request)
         items += page.get("Items", [])

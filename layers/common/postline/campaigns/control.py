@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..app_events import campaign_event, publish
-from ..retries import SQS_MAX_DELAY_SECONDS, SQS_SEND_MESSAGE_TARGET
+from ..retries import SQS_MAX_DELAY_SECONDS, schedule_target
 from .store import RUNNING, Campaign
 
 
@@ -56,7 +56,8 @@ def schedule_name(campaign_id: str, at: float) -> str:
     return f"campaign-{campaign_id}-{math.ceil(at)}"
 
 
-def schedule_start(scheduler, *, group: str, role_arn: str, queue_url: str, campaign: Campaign, at: float) -> str:
+def schedule_start(scheduler, *, group: str, role_arn: str, queue_url: str, campaign: Campaign, at: float,
+                   dead_letter_arn: str | None = None) -> str:
     """A one-time schedule in postline's group that puts the campaign's control message on the control queue at
     ``at`` (to the second after: never before ``at``) and is deleted once it has; returns its name. Asking again for
     the same time changes nothing."""
@@ -67,17 +68,18 @@ def schedule_start(scheduler, *, group: str, role_arn: str, queue_url: str, camp
         scheduler.create_schedule(
             Name=name, GroupName=group, ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
             FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-            Target={"Arn": SQS_SEND_MESSAGE_TARGET, "RoleArn": role_arn,
-                    "Input": json.dumps({"QueueUrl": queue_url, "MessageBody": message.body()})})
+            Target=schedule_target(role_arn=role_arn, dead_letter_arn=dead_letter_arn,
+                                   send_message={"QueueUrl": queue_url, "MessageBody": message.body()}))
     except scheduler.exceptions.ConflictException:
         pass  # asked for already (a control message delivered twice)
     return name
 
 
 def wake_at(sqs, scheduler, *, group: str, role_arn: str, queue_url: str, campaign: Campaign, at: float,
-            now: float) -> None:
+            now: float, dead_letter_arn: str | None = None) -> None:
     """A run of ``campaign`` at ``at``: SQS's delay when that is within 15 minutes, else a schedule."""
     if at - now <= SQS_MAX_DELAY_SECONDS:
         start_now(sqs, queue_url, campaign, delay_seconds=math.ceil(at - now))
     else:
-        schedule_start(scheduler, group=group, role_arn=role_arn, queue_url=queue_url, campaign=campaign, at=at)
+        schedule_start(scheduler, group=group, role_arn=role_arn, queue_url=queue_url, campaign=campaign, at=at,
+                       dead_letter_arn=dead_letter_arn)

@@ -289,7 +289,8 @@ def _wait_for_window(ctx: CampaignContext, campaign: Campaign) -> Outcome:
 def _wake_at(ctx: CampaignContext, campaign: Campaign, at: float) -> None:
     settings = ctx.settings
     control.wake_at(ctx.sqs, ctx.scheduler, group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
-                    queue_url=settings.campaign_queue_url, campaign=campaign, at=at, now=ctx.clock())
+                    queue_url=settings.campaign_queue_url, campaign=campaign, at=at, now=ctx.clock(),
+                    dead_letter_arn=settings.schedule_dlq_arn)
 
 
 def _move(ctx: CampaignContext, campaign: Campaign, to: str) -> Campaign:
