@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +59,8 @@ CHART_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def _page(title: str, body: str) -> Response:
-    """A live dashboard page (``dashboard.js`` refreshes it). Its referrer goes to this server only
-    (``same-origin``; still none to other sites): under the server's ``no-referrer`` a browser posts the page's
-    forms with ``Origin: null``, which the server refuses as another site's."""
-    response = page(title, body, stylesheets=STYLESHEETS, scripts=SCRIPTS)
-    return replace(response, headers={**response.headers, "Referrer-Policy": "same-origin"})
+    """A live dashboard page (``dashboard.js`` refreshes it)."""
+    return page(title, body, stylesheets=STYLESHEETS, scripts=SCRIPTS)
 
 
 def _when(moment: str | None) -> str:

@@ -4,27 +4,21 @@ queues' attributes. Plain data: ``summary()`` is ``/api/summary.json``, and the 
 
 The figures are the CLI's: a stream's are ``postline stats --days N --json``'s, a campaign's ``postline stats
 --campaigns --json``'s (its default period). They come from one pass over the period's counter cells (one query a
-day, ``read_all``), not one read per stream and campaign: each of those would query the same days again. Then a
+day, ``stats.read_many``), not one read per stream and campaign: each of those would query the same days again. Then a
 query per shown scope for its alerts, and one attribute call per queue; the email events table is never read.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 from postline import queue_names
-from postline.analytics.counters import (
-    COUNTERS,
-    REASON_PREFIX,
-    day_partition,
-    hour,
-    parse_cell_key,
-)
-from postline.analytics.stats import Stats, rates, read
+from postline.analytics.alerts import alert_partition
+from postline.analytics.counters import COUNTERS, hour
+from postline.analytics.stats import Stats, rates, read, read_many
 from postline.campaigns import store
 from postline.settings import STREAMS
 
@@ -83,51 +77,6 @@ class Sources:
 
 
 # -- the counters ----------------------------------------------------------------------------------------------------
-def _day_cells(dynamodb, table: str, day: str) -> list[dict[str, Any]]:
-    request: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "#scope = :day",
-                               "ExpressionAttributeNames": {"#scope": "scope"},
-                               "ExpressionAttributeValues": {":day": {"S": day_partition(day)}}}
-    items: list[dict[str, Any]] = []
-    while True:
-        page = dynamodb.query(**request)
-        items += page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return items
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def read_all(dynamodb, table: str, periods: dict[str, tuple[float, float]]) -> dict[tuple[str, str], Stats]:
-    """Every stream's and campaign's ``Stats`` (as ``stats.read`` gives each, without links), each kind over its
-    own period (``{"stream": (since, until), "campaign": ...}``), from one pass over the days they span."""
-    hours: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    reasons: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    bounds = {kind: (hour(since), hour(until)) for kind, (since, until) in periods.items()}
-    day = min(first for first, _ in bounds.values())[:10]
-    while day <= max(last for _, last in bounds.values())[:10]:
-        for item in _day_cells(dynamodb, table, day):
-            at_hour, names = parse_cell_key(day, item["key"]["S"])
-            scopes = [(kind, names[kind]) for kind, (first, last) in bounds.items()
-                      if kind in names and first <= at_hour <= last]
-            for attribute, value in item.items():
-                if "N" not in value or attribute == "expires_at":
-                    continue
-                for scope in scopes:
-                    if attribute.startswith(REASON_PREFIX):
-                        counted, reason = attribute[len(REASON_PREFIX):].split(":", 1)
-                        reasons[scope][counted][reason] += int(value["N"])
-                    elif attribute in COUNTERS:
-                        hours[scope][at_hour][attribute] += int(value["N"])
-        day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    found = {}
-    for scope in {*hours, *reasons}:
-        since, until = periods[scope[0]]
-        found[scope] = Stats(*scope, since, until, hours={
-            at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
-            for at_hour, counts in sorted(hours[scope].items())},
-            reasons={counted: dict(counts.most_common()) for counted, counts in reasons[scope].items()})
-    return found
-
-
 def today(views: dict[str, dict[str, Any]], at: float) -> dict[str, dict[str, int]]:
     """Each stream's counts of today (UTC) so far: the last day of its view (``postline stats --days 1``)."""
     day = hour(at)[:10]
@@ -158,7 +107,7 @@ def alerts(sources: Sources, kind: str, name: str) -> list[dict[str, Any]]:
     answer = sources.dynamodb.query(
         TableName=sources.stats_table, KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
         ExpressionAttributeNames={"#scope": "scope", "#key": "key"},
-        ExpressionAttributeValues={":scope": {"S": f"alerts#{kind}#{name}"}, ":alert": {"S": "alert#"}})
+        ExpressionAttributeValues={":scope": {"S": alert_partition(kind, name)}, ":alert": {"S": "alert#"}})
     return [{"kind": kind, "name": name, "metric": item["key"]["S"].split("#", 1)[1],
              "state": item.get("state", {}).get("S", ""), "changed_at": iso(float(item["changed_at"]["N"]))
              if "changed_at" in item else None} for item in answer.get("Items", [])]
@@ -240,7 +189,7 @@ def summary(sources: Sources, days: int = STREAM_DAYS) -> dict[str, Any]:
     """Everything the dashboard shows (``/api/summary.json``)."""
     at = sources.clock()
     records = store.list_all(sources.dynamodb, sources.campaigns_table)
-    counted = read_all(sources.dynamodb, sources.stats_table,
+    counted = read_many(sources.dynamodb, sources.stats_table,
                        {"stream": period(days, at), "campaign": period(SCOPE_DAYS, at)})
     since, until = period(days, at)
     views = {stream: (counted.get(("stream", stream)) or Stats("stream", stream, since, until)).as_dict()

@@ -8,8 +8,9 @@ A page on 127.0.0.1 is still reachable by every other site open in the same brow
 
 - the socket is bound to 127.0.0.1 and every request must name this server in its Host header (127.0.0.1:PORT
   or localhost:PORT), which stops DNS rebinding: another site's name pointed at 127.0.0.1 gets 421;
-- every response carries a Content-Security-Policy naming no remote origin, ``nosniff``, ``no-referrer`` (the
-  pages' URLs never leak to the sites they link to) and, unless a route says otherwise, may not be framed;
+- every response carries a Content-Security-Policy naming no remote origin, ``nosniff``, ``Referrer-Policy:
+  same-origin`` (the pages' URLs never leak to the sites they link to; ``no-referrer`` would have a browser post
+  forms with ``Origin: null``, which the CSRF check below refuses) and, unless a route says otherwise, may not be framed;
 - every POST must carry the server's CSRF token (random per server, put in pages by ``csrf_input``, or sent as
   the ``X-CSRF-Token`` header) and, when the browser sends an Origin, come from this server's own origin.
 
@@ -46,7 +47,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'se
                            "frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",  # the pages show live state and email addresses: keep them out of the disk cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import getaddresses, parseaddr
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ParamValidationError
 
@@ -31,6 +32,19 @@ SERVER_ERROR_CODES = {"InternalFailure", "InternalServerError", "ServiceUnavaila
 
 SENT, TRANSIENT, PERMANENT, UNKNOWN = "sent", "transient", "permanent", "unknown"
 
+# SES refuses an email while an identity it uses is not verified: the sending domain (DKIM verification can take up
+# to 72 hours after a deploy) or, while the account is in the SES sandbox, the recipient. Both are the same
+# MessageRejected, in SES's words (docs.aws.amazon.com/ses/latest/dg/troubleshoot-error-messages.html; over SMTP
+# after "554 Message rejected: "): "Email address is not verified. The following identities failed the check in
+# region US-EAST-1: Lumen <hello@mail.example.com>, hello@mail.example.com", the list cut with an ellipsis when long.
+# Such an email waits for the identity instead of failing; any other MessageRejected is for good.
+_NOT_VERIFIED = re.compile(r"\bemail\s+address\s+is\s+not\s+verified\b", re.IGNORECASE)
+_FAILED_IDENTITIES = re.compile(r"failed\s+the\s+check\s+in\s+region\s+[^:]*:(?P<identities>.*)",
+                                re.IGNORECASE | re.DOTALL)
+UNVERIFIED_SENDER, UNVERIFIED_RECIPIENT, UNVERIFIED_IDENTITY = "sender", "recipient", "identity"
+_SANDBOX_RECIPIENT = ("the recipient is not verified and the account is in the SES sandbox (verify the recipient, "
+                      "or request production access)")
+
 
 # SES's refusals for its sending limits (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html):
 # "Maximum sending rate exceeded" or "Daily message quota exceeded".
@@ -44,6 +58,7 @@ class SendResult:
     ses_message_id: str | None = None
     reason: str | None = None
     throttle: str | None = None  # RATE_THROTTLE or QUOTA_THROTTLE: which SES limit refused it
+    unverified: str | None = None  # UNVERIFIED_*: whose identity SES has not verified yet (a TRANSIENT answer)
 
 
 def _tag(name: str, value: str) -> dict[str, str]:
@@ -74,6 +89,8 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
         if code in THROTTLE_CODES:
             quota = "quota" in error.response["Error"].get("Message", "").lower()
             return SendResult(TRANSIENT, reason=reason, throttle=QUOTA_THROTTLE if quota else RATE_THROTTLE)
+        if code == "MessageRejected" and _NOT_VERIFIED.search(error.response["Error"].get("Message", "")):
+            return _unverified(error.response["Error"]["Message"], sender, recipient)
         return SendResult(TRANSIENT if code in TRANSIENT_CODES else PERMANENT, reason=reason)
     except (EndpointConnectionError, ConnectTimeoutError) as error:  # the request never reached SES
         return SendResult(TRANSIENT, reason=f"SES unreachable: {error}")
@@ -83,3 +100,22 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
         # SES may have accepted the email, so the claim is kept
         return SendResult(UNKNOWN, reason=f"no answer from SES: {type(error).__name__}: {error}")
     return SendResult(SENT, ses_message_id=response["MessageId"])
+
+
+def _unverified(message: str, sender: str, recipient: str) -> SendResult:
+    """SES's refusal for an identity it has not verified, as a wait with a reason that says whose. The reason names
+    the sending domain but never an address (it is logged); SES's own message names them all."""
+    listed = _FAILED_IDENTITIES.search(message)
+    named = {address.lower() for _, address in getaddresses([listed.group("identities").strip().rstrip(".…")])
+             } if listed else set()
+    sender_address = parseaddr(sender)[1].lower()
+    domain = sender_address.rpartition("@")[2]
+    if sender_address in named or domain in named:
+        also = f"; and {_SANDBOX_RECIPIENT}" if recipient.lower() in named else ""
+        return SendResult(TRANSIENT, reason=f"SES has not verified the sending identity {domain} yet{also}",
+                          unverified=UNVERIFIED_SENDER)
+    if recipient.lower() in named:
+        return SendResult(TRANSIENT, reason=_SANDBOX_RECIPIENT, unverified=UNVERIFIED_RECIPIENT)
+    return SendResult(TRANSIENT, unverified=UNVERIFIED_IDENTITY, reason=(
+        "SES has not verified an identity this email uses yet (its From, Sender or Return-Path address, or in the "
+        "SES sandbox its recipient)"))

@@ -32,6 +32,11 @@ FIRING, CLEAR = "firing", "clear"
 METRICS = {"bounce": "hard_bounced", "complaint": "complained"}
 
 
+def alert_partition(kind: str, name: str) -> str:
+    """Where a campaign's or stream's alert states are kept (``alert#bounce``, ``alert#complaint``)."""
+    return f"alerts#{kind}#{name}"
+
+
 @dataclass(frozen=True)
 class Thresholds:
     bounce: float
@@ -111,7 +116,8 @@ def _firing(ctx: AlertContext, row: str) -> set[str]:
     found = ctx.dynamodb.query(
         TableName=ctx.stats_table, KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
         ExpressionAttributeNames={"#scope": "scope", "#key": "key"},
-        ExpressionAttributeValues={":scope": {"S": f"alerts#{row}"}, ":alert": {"S": "alert#"}})["Items"]
+        ExpressionAttributeValues={":scope": {"S": alert_partition(*row.split("#", 1))},
+                                   ":alert": {"S": "alert#"}})["Items"]
     return {item["key"]["S"].split("#", 1)[1] for item in found if item.get("state", {}).get("S") == FIRING}
 
 
@@ -119,7 +125,8 @@ def _turn(ctx: AlertContext, row: str, metric: str, state: str, now: float) -> b
     """Move the alert to ``state`` unless it is there already; whether this call moved it."""
     try:
         ctx.dynamodb.update_item(
-            TableName=ctx.stats_table, Key={"scope": {"S": f"alerts#{row}"}, "key": {"S": f"alert#{metric}"}},
+            TableName=ctx.stats_table, Key={"scope": {"S": alert_partition(*row.split("#", 1))},
+                                            "key": {"S": f"alert#{metric}"}},
             UpdateExpression="SET #state = :state, changed_at = :now",
             ConditionExpression="attribute_not_exists(#state) OR #state <> :state",
             ExpressionAttributeNames={"#state": "state"},

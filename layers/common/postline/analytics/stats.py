@@ -81,29 +81,39 @@ def read(dynamodb, table: str, kind: str, name: str, *, since: float, until: flo
 def read_all(dynamodb, table: str, kind: str, *, since: float, until: float) -> dict[str, Stats]:
     """Every stream's, template's or campaign's counts in the period (those with any), in one pass over its days;
     without links."""
-    if kind not in SCOPES:
-        raise ValueError(f"kind must be one of {SCOPES}")
-    hours: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    reasons: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    for at_hour, names_, item in _cells(dynamodb, table, since, until):
-        if kind not in names_:
-            continue
-        name = names_[kind]
+    return {name: stats for (_, name), stats in read_many(dynamodb, table, {kind: (since, until)}).items()}
+
+
+def read_many(dynamodb, table: str, periods: dict[str, tuple[float, float]]) -> dict[tuple[str, str], Stats]:
+    """Every scope's counts, each kind over its own period (``{"stream": (since, until), "campaign": ...}``), keyed
+    by (kind, name), from one pass over the days the periods span; without links."""
+    unknown = set(periods) - set(SCOPES)
+    if unknown:
+        raise ValueError(f"kinds must be among {SCOPES}, not {sorted(unknown)}")
+    hours: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    reasons: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    bounds = {kind: (hour(since), hour(until)) for kind, (since, until) in periods.items()}
+    first = min(since for since, _ in periods.values())
+    last = max(until for _, until in periods.values())
+    for at_hour, names_, item in _cells(dynamodb, table, first, last):
+        scopes = [(kind, names_[kind]) for kind, (low, high) in bounds.items()
+                  if kind in names_ and low <= at_hour <= high]
         for attribute, value in item.items():
             if "N" not in value or attribute == "expires_at":
                 continue
-            if attribute.startswith(REASON_PREFIX):
-                counted, reason = attribute[len(REASON_PREFIX):].split(":", 1)
-                reasons[name][counted][reason] += int(value["N"])
-            elif attribute in COUNTERS:
-                hours[name][at_hour][attribute] += int(value["N"])
+            for scope_ in scopes:
+                if attribute.startswith(REASON_PREFIX):
+                    counted, reason = attribute[len(REASON_PREFIX):].split(":", 1)
+                    reasons[scope_][counted][reason] += int(value["N"])
+                elif attribute in COUNTERS:
+                    hours[scope_][at_hour][attribute] += int(value["N"])
     found = {}
-    for name in hours.keys() | reasons.keys():
-        stats = Stats(kind, name, since, until)
-        stats.hours = {at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
-                       for at_hour, counts in sorted(hours[name].items())}
-        stats.reasons = {counted: dict(n.most_common()) for counted, n in reasons[name].items()}
-        found[name] = stats
+    for scope_ in hours.keys() | reasons.keys():
+        since, until = periods[scope_[0]]
+        found[scope_] = Stats(*scope_, since, until, hours={
+            at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
+            for at_hour, counts in sorted(hours[scope_].items())},
+            reasons={counted: dict(counts.most_common()) for counted, counts in reasons[scope_].items()})
     return found
 
 
