@@ -161,6 +161,7 @@ METRIC_STREAM_DIMENSION = "stream"
 METRIC_QUOTA_USED_PERCENT = "SesQuotaUsedPercent"  # share of the 24-hour quota used, 0-100, at each refresh
 METRIC_THROTTLED_SENDS = "SesThrottledSends"  # sends SES refused as throttled
 METRIC_RATE_LIMITER_WAITS = "RateLimiterWaits"  # emails that had to wait for tokens
+METRIC_HELD_UNVERIFIED = "HeldUnverified"  # per stream: emails held because SES has not verified an identity
 METRIC_SERVICE_DIMENSION = "service"
 
 # Account-level SES reputation alarms (AWS reviews an account at 5% bounces / 0.1% complaints; pausing

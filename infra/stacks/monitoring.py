@@ -23,6 +23,7 @@ from .constants import (
     COMPLAINT_RATE_ALARM,
     EMAIL_ENGAGEMENT_METRICS,
     EMAIL_OUTCOME_METRICS,
+    METRIC_HELD_UNVERIFIED,
     METRIC_QUOTA_USED_PERCENT,
     METRIC_RATE_LIMITER_WAITS,
     METRIC_SERVICE_DIMENSION,
@@ -109,6 +110,15 @@ class Monitoring(Construct):
             "critical mail. Request a sending quota increase in the SES console (Account dashboard) or wait for "
             "the 24-hour window to free quota; marketing resumes by itself. See docs/deploy.md, 'Sending rate, "
             "quota and IP warm-up'."), quota_used, QUOTA_ALARM_PERCENT)
+        for stream in STREAMS:  # the send function counts each email it holds for an identity SES has not verified
+            self._alarm(f"HeldUnverified{pascal(stream)}", (
+                f"{stream}: emails are held because SES has not verified the sending domain yet (DKIM can take up "
+                "to 72 hours after a deploy) or, in the SES sandbox, their recipient. They wait on their queue and "
+                "go once it verifies, or fail after waiting 72 hours. `postline status MESSAGE` says which identity; "
+                "see docs/deploy.md, '3. DNS' and '4. Leave the SES sandbox'."),
+                cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=METRIC_HELD_UNVERIFIED, statistic="Sum",
+                                  period=PERIOD, dimensions_map={METRIC_SERVICE_DIMENSION: POWERTOOLS_SERVICE_NAME,
+                                                                 METRIC_STREAM_DIMENSION: stream}), 1)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self.dashboard.add_widgets(*[self._flow(stream, queues, ses_resources) for stream in STREAMS])

@@ -122,6 +122,8 @@ def test_a_campaign_whose_bounce_rate_passes_5_percent_pauses_itself_and_resumes
     assert 100 <= delivered(stack, people) == held_at < len(people)
     alert = [entry for entry in stack.cli_json("campaigns", "show", "fall")["history"] if entry["state"] == "paused"]
     assert len(alert) == 1
+    figures = stack.cli_json("stats", "--campaign", "fall")  # what the alert saw: past 100 sent, 5 % bounced
+    assert figures["totals"]["sent"] >= 100 and figures["rates"]["bounce"] >= 0.05
 
     stack.cli("campaigns", "resume", "fall")
     wait_until(lambda: delivered(stack, people) == len(people), 150, "the rest after the resume")

@@ -25,8 +25,8 @@ def test_every_alarm_notifies_the_alarm_topic(synth):
     topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
     alarms = _alarms(synth)
     # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one) and the schedules',
-    # 3 send queues, each function, reputation, quota.
-    assert len(alarms) == 8 + 1 + 3 + 2 * len(FUNCTIONS) + 2 + 1
+    # 3 send queues, each function, reputation, quota, mail held for an unverified identity per stream.
+    assert len(alarms) == 8 + 1 + 3 + 2 * len(FUNCTIONS) + 2 + 1 + 3
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 
@@ -83,6 +83,22 @@ def test_ses_quota_alarm_watches_the_send_functions_metric(synth):
     assert "marketing" in alarm["AlarmDescription"] and "quota increase" in alarm["AlarmDescription"]
     alarm_id = next(k for k, v in synth.resources("AWS::CloudWatch::Alarm").items() if v["Properties"] is alarm)
     assert "SesQuotaLow" in alarm_id
+
+
+def test_mail_held_for_an_unverified_identity_alarms_per_stream_on_the_send_functions_metric(synth):
+    from postline.send import HELD_UNVERIFIED_METRIC
+
+    held = [a for a in _alarms(synth) if a.get("MetricName") == HELD_UNVERIFIED_METRIC == "HeldUnverified"]
+    # Where the send function publishes it (EMF): the functions' namespace, dimensions service and stream.
+    env = synth.resource(synth.stack.functions.functions["send"])["Properties"]["Environment"]["Variables"]
+    assert {a["Namespace"] for a in held} == {"postline"} == {env["POWERTOOLS_METRICS_NAMESPACE"]}
+    assert sorted(tuple(sorted((d["Name"], d["Value"]) for d in a["Dimensions"])) for a in held) == sorted(
+        (("service", env["POWERTOOLS_SERVICE_NAME"]), ("stream", stream)) for stream in STREAMS)
+    for alarm in held:  # the first email held in a 5-minute period is enough
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == ("Sum", 300, 1, 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert "SES has not verified" in alarm["AlarmDescription"] and "sandbox" in alarm["AlarmDescription"]
 
 
 def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_its_key(synth):

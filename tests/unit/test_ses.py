@@ -105,9 +105,9 @@ def test_transient_ses_errors_mean_retry_later(code):
 
 @pytest.mark.parametrize("code", ["MessageRejected", "BadRequestException", "InvalidParameterValue"])
 def test_rejections_are_permanent_with_the_reason(code):
-    result = send(FakeSES(client_error(code, "Email address is not verified.", "SendEmail")))
+    result = send(FakeSES(client_error(code, "Illegal address", "SendEmail")))
     assert result.kind == PERMANENT
-    assert result.reason == f"SES {code}: Email address is not verified."
+    assert result.reason == f"SES {code}: Illegal address"
 
 
 def test_message_rejected_is_permanent():

@@ -2,7 +2,7 @@
 
 moto's SESv2 accepts a send but ignores the configuration set and the message tags, keeps the email only in
 memory, has no sending limits and no GetAccount. Here a send is refused, as SES refuses it, when a message tag
-breaks SES's rule, and every accepted send is also
+breaks SES's rule or the sender's identity is not verified, and every accepted send is also
 - written as an RFC 5322 ``.eml`` file to the outbox, named by postline's message id (from the message tag), with
   the Message-ID and Date headers SES sets, and
 - appended to a JSON-lines send log that the local stack turns into SES events (Send, Delivery, Bounce, ...).
@@ -232,6 +232,28 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
     # SESv2 routes, which the server reads when it first answers SESv2.
     urls.url_paths.setdefault("{0}/v2/email/account$", SESV2Response.dispatch)
     return limits
+
+
+def refuse_unverified_as_ses_does() -> None:
+    """moto refuses mail from an identity it does not hold in words of its own; SES's refusal names the identities
+    that failed its check, and postline holds such mail on SES's words (``postline.ses``). Delete the sending
+    domain's identity (``aws sesv2 delete-email-identity``) to see mail wait for it, as after a first deploy."""
+    from email.utils import parseaddr
+
+    from moto.ses.exceptions import MessageRejectedError
+    from moto.ses.models import SESBackend
+
+    send_raw_email = SESBackend.send_raw_email
+
+    def refusing_unverified(self, source, destinations, raw_data):
+        address = parseaddr(source or "")[1]
+        if address and not self._is_verified_address(address):
+            failed = source if source == address else f"{source}, {address}"
+            raise MessageRejectedError("Email address is not verified. The following identities failed the check "
+                                       f"in region {self.region_name.upper()}: {failed}")
+        return send_raw_email(self, source, destinations, raw_data)
+
+    SESBackend.send_raw_email = refusing_unverified
 
 
 def _record_send(region: str, params: dict, tags: dict[str, str], ses_message_id: str, accepted_at: float,
@@ -829,6 +851,7 @@ def main() -> None:
 
     clock = LocalClock(args.clock_file) if args.clock_file else time.time
     install_ses_recorder(args.outbox, args.send_log, rate, quota, clock)
+    refuse_unverified_as_ses_does()
     sqs_on_clock(clock)
     serialise_dynamodb()
     insert_as_dynamodb_does()

@@ -25,8 +25,8 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from . import records
-from .analytics import Analytics, Fact
 from .addresses import InvalidAddress, normalise_address
+from .analytics import Analytics, Fact
 from .app_events import AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, run_isolated
 from .clients import client

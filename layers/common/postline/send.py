@@ -10,8 +10,10 @@ open once ``stale_claim_seconds`` have passed parks it (status ``unknown``, the 
 reason, an alarm), for a later SES event or an operator (``postline resolve``) to decide.
 
 SES refusals: a permanent one ends the message as ``failed``, announced once its record says so; a passing one
-(throttling, the daily quota, sending paused) releases the claim and puts the job back on its queue with a delay,
-so the email waits as long as the refusal lasts (up to ``max_send_wait_seconds``) without spending receives.
+(throttling, the daily quota, sending paused, an identity SES has not verified yet) releases the claim and puts the
+job back on its queue with a delay, so the email waits as long as the refusal lasts (up to
+``max_send_wait_seconds``) without spending receives. An email held for an unverified identity says so in its
+record's reason and is counted in the ``HeldUnverified`` metric, which alarms.
 
 For marketing mail the claim also creates the record (render left it to the claim, ``records.recorded_at_claim``),
 so a message that exists in any state other than ``rendered`` is never claimed.
@@ -24,9 +26,10 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -35,7 +38,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import records
-from .analytics import Analytics, Fact
+from .analytics import Analytics, Fact, emit_metric
 from .app_events import AccountEvent, AppEvent, publish
 from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
 from .campaigns import store as campaigns
@@ -57,6 +60,8 @@ MAX_BACKOFF_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 WAITING_SINCE_ATTRIBUTE = "postline_waiting_since"  # on a job put back on its queue: since when SES refuses it
 RATE_THROTTLE_WAIT_SECONDS = 2  # a job SES throttled for the rate is back this soon (the limiter slows down)
+# Emails held because SES has not verified an identity they use (per stream): the HeldUnverified alarms watch it.
+HELD_UNVERIFIED_METRIC = "HeldUnverified"
 
 
 @dataclass
@@ -588,6 +593,8 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
                 now, now, stale_claim_seconds=settings.stale_claim_seconds,
                 send_event_delay_seconds=settings.send_event_delay_seconds))
         elif answer.kind == TRANSIENT and not _waited_too_long(work.records[rid], now, settings):
+            if answer.unverified:  # said plainly in `postline status`: the email waits, it has not failed
+                answer = replace(answer, reason=f"waiting: {answer.reason}")
             entries.append(records.update(table, job.message_id, set_values={
                 "status": RENDERED, "reason": answer.reason, "updated_at": now}, remove=("claimed_at", "claim"),
                 **own_claim))
@@ -603,6 +610,7 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
         outcomes = transact_write(ctx.dynamodb, entries)
     except RetryLater as error:
         outcomes = [error] * len(entries)
+    held_unverified: Counter[str] = Counter()
     for (rid, job, answer), outcome in zip(pending, outcomes):
         if isinstance(outcome, RetryLater):
             work.retry(rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(
@@ -616,11 +624,24 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
             waited = now - _waiting_since(work.records[rid], now)
             first = RATE_THROTTLE_WAIT_SECONDS if answer.throttle == RATE_THROTTLE else 30
             work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(first, waited)))
+            if answer.unverified:
+                held_unverified[job.stream] += 1
         else:
             work.result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
             announced.append(_announcement("email.failed", job, now, {"reason": answer.reason}))
+    _emit_held_unverified(held_unverified)
     if announced:
         publish(ctx.events, settings.event_bus, announced, settings.app_events)
+
+
+def _emit_held_unverified(held: Counter[str]) -> None:
+    """How many emails each stream holds for an unverified identity, as a CloudWatch metric (EMF): the first mail
+    after a deploy waits for DKIM without a word otherwise. A metric never stops a send."""
+    for stream, count in sorted(held.items()):
+        try:
+            emit_metric(HELD_UNVERIFIED_METRIC, stream, count)
+        except Exception as error:  # noqa: BLE001
+            logger.warning("metric not written", extra={"metric": HELD_UNVERIFIED_METRIC, "error": str(error)})
 
 
 def _announcement(name: str, job: SendJob, now: float, detail: dict[str, Any]) -> AppEvent:

@@ -77,6 +77,11 @@ class Analytics:
 
 def _emit(facts: list[Fact]) -> None:
     for (stream, kind), value in sorted(Counter((fact.stream, fact.kind) for fact in facts).items()):
-        with single_metric(name=METRIC_NAMES[kind], unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE,
-                           default_dimensions={"service": "postline"}) as metric:
-            metric.add_dimension(name="stream", value=stream)
+        emit_metric(METRIC_NAMES[kind], stream, value)
+
+
+def emit_metric(name: str, stream: str, value: float) -> None:
+    """One CloudWatch metric per stream, in EMF (a log line CloudWatch turns into the metric)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE,
+                       default_dimensions={"service": "postline"}) as metric:
+        metric.add_dimension(name="stream", value=stream)
