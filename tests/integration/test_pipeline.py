@@ -414,6 +414,43 @@ def test_a_refusal_for_now_releases_the_claim_and_waits_on_the_queue_without_spe
     assert (ctx.limiter.factor() < 1) is slowed
 
 
+def test_time_spent_waiting_for_a_sending_slot_does_not_lengthen_the_wait_after_a_throttle(pipeline):
+    """Pacing is not a refusal: an email that waited for its slot and is then throttled by SES is back in seconds,
+    not after as long again as it waited for the slot."""
+    from postline.limiter import RATE, Grant
+    from postline.send import send_batch
+
+    class NoSlotAtFirst:
+        def __init__(self, real):
+            self.real, self.refused = real, False
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def acquire(self, stream, count, **kw):
+            if not self.refused:
+                self.refused = True
+                return Grant(waiting_for=RATE, retry_after=5)
+            return self.real.acquire(stream, count, **kw)
+
+    pipeline.enqueue("transactional", message("welcome", "paced@example.com", "paced"))
+    pipeline.run_render()
+    spy = RequeueSpy(pipeline)
+    ctx = pipeline.send_context(sqs=spy)
+    ctx.limiter = NoSlotAtFirst(ctx.limiter)
+    send_batch(pipeline.receive("postline-send-transactional", visibility=0), ctx)
+    (paced,) = spy.sent
+    assert paced["DelaySeconds"] == 5 and "postline_waiting_since" not in paced["MessageAttributes"]
+    pipeline.now[0] += 120  # it waited on the queue, then SES throttles it
+    pipeline.ses.fail_with = [ses_error("ThrottlingException", "Maximum sending rate exceeded.")]
+    send_batch([spy.deliver("postline-send-transactional")], ctx)
+    (throttled,) = spy.sent
+    assert throttled["DelaySeconds"] == 2  # RATE_THROTTLE_WAIT_SECONDS, not the 120 s it had spent paced
+    pipeline.ses.fail_with = []
+    send_batch([spy.deliver("postline-send-transactional")], ctx)
+    assert pipeline.ses.count(message_id_for("paced")) == 1
+
+
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
 def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     from postline.send import send_batch

@@ -83,6 +83,10 @@ def topic_arn(name: str) -> str:
     return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
 
 
+ALERT_VARIABLES = ("POSTLINE_ALERT_BOUNCE_RATE", "POSTLINE_ALERT_COMPLAINT_RATE", "POSTLINE_ALERT_MIN_SAMPLE",
+                   "POSTLINE_ALERT_WINDOW_HOURS")
+
+
 def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
     """The environment the functions get locally: the same variables the CDK stack sets in AWS."""
     env = {
@@ -114,6 +118,9 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
     }
     for stream in STREAMS:
         env[f"POSTLINE_CONFIGURATION_SET_{stream.upper()}"] = CONFIGURATION_SETS[stream]
+    # The alerts' thresholds, when given to `local up`, as the deploy config's "alerts" gives them in AWS: a smaller
+    # minimum sample lets a campaign pause itself with a few dozen emails (docs/analytics.md).
+    env.update({name: value for name, value in os.environ.items() if name in ALERT_VARIABLES})
     return env
 
 

@@ -45,7 +45,7 @@ from .campaigns import store as campaigns
 from .campaigns.gate import DROP, HOLD, CampaignGate
 from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
-from .limiter import Limiter, Quota, WarmupPlan
+from .limiter import RATE, Limiter, Quota, WarmupPlan
 from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
 from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
@@ -140,6 +140,7 @@ class _Batch:
     duplicates: list[str] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)  # record ids whose claim this invocation holds
     held: set[str] = field(default_factory=set)  # record ids held for their campaign (not waiting for SES)
+    paced: set[str] = field(default_factory=set)  # record ids waiting for a sending slot: pacing, not a refusal
 
     def retry(self, rid: str, reason: str, seconds: int) -> None:
         self.result.set(rid, Outcome(self.jobs[rid].message_id, "retry", reason, retry=True))
@@ -267,6 +268,8 @@ def _hold_back(work: _Batch, ctx: SendContext) -> None:
 def _wait_for_tokens(rid: str, job: SendJob, waiting_for: str, seconds: float, work: _Batch) -> None:
     work.result.set(rid, Outcome(job.message_id, "waiting", f"waiting for {waiting_for}"))
     work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(1, math.ceil(seconds))))
+    if waiting_for == RATE:
+        work.paced.add(rid)
 
 
 def _take_slots(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> dict[str, float]:
@@ -665,7 +668,9 @@ def _requeue(work: _Batch, ctx: SendContext) -> None:
         record = work.records[rid]
         url = ctx.queue_url(record.queue_name)
         attributes = dict(record.message_attributes)
-        if rid not in work.held:  # waiting for its campaign is not waiting for SES (max_send_wait_seconds)
+        # Waiting for its campaign, or for a slot at the rate, is not waiting for SES: the time counts neither
+        # towards max_send_wait_seconds nor in the delay after SES refuses it (``_settle``: as long again).
+        if rid not in work.held and rid not in work.paced:
             attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
                                                    "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
         try:

@@ -33,7 +33,7 @@ METRIC_NAMES = {"sent": "Sent", "delivered": "Delivered", "hard_bounced": "HardB
 # Facts after which a campaign's or stream's rates are looked at: what moves the bounce and complaint rates, and
 # deliveries, which follow nearly every send (so a sample that grows past the minimum is seen too).
 ALERTING_KINDS = ("delivered", "hard_bounced", "complained")
-ALERT_CHECK_SECONDS = 20
+ALERT_CHECK_SECONDS = 5
 
 __all__ = ["Analytics", "Fact"]
 
