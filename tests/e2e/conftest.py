@@ -103,7 +103,7 @@ def started_stack(state: Path, *up_args: str, **environment: str):
             print(log.read_text()[-5000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # down once tests/e2e is done: its pollers would slow the rest of the suite
 def local_stack(tmp_path_factory):
     with started_stack(tmp_path_factory.mktemp("postline-local"), "--fault", f"crash_after_ses:{CRASH_ADDRESS}") as stack:
         yield stack
