@@ -50,8 +50,9 @@ class Analytics:
     @cached_property
     def alert_context(self) -> AlertContext:
         settings = self.settings
-        return AlertContext(self.dynamodb, self.sns or client("sns"), self.events, settings.stats_table, settings.campaigns_table,
-                            settings.alarm_topic_arn, settings.event_bus, Thresholds.from_settings(settings), self.clock)
+        return AlertContext(self.dynamodb, self.sns or client("sns"), self.events, settings.stats_table,
+                            settings.campaigns_table, settings.alarm_topic_arn, settings.event_bus,
+                            Thresholds.from_settings(settings), self.clock)
 
     def record(self, facts: Iterable[Fact]) -> None:
         """Count ``facts`` (new ones: see ``counters``), emit them as metrics, and check the alerts of the campaigns

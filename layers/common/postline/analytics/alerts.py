@@ -23,12 +23,13 @@ from botocore.exceptions import ClientError
 
 from ..app_events import AccountEvent, publish
 from ..campaigns import control, store
-from .stats import rates, read
+from .counters import COUNTERS
+from .stats import rates, read_many
 
 logger = Logger(child=True)
 
 FIRING, CLEAR = "firing", "clear"
-# metric -> (the counter it rates, the setting holding its threshold)
+# metric -> the counter it rates (its threshold is the Thresholds field of the metric's name)
 METRICS = {"bounce": "hard_bounced", "complaint": "complained"}
 
 
@@ -90,14 +91,16 @@ def check(ctx: AlertContext, scopes: Iterable[str]) -> list[Alert]:
     """Check the campaigns and streams among ``scopes`` (``campaign#NAME``, ``stream#NAME``); raise, announce and
     act on each new crossing. Returns the alerts raised."""
     raised = []
-    now = ctx.clock()
-    for row in sorted(set(scopes)):
-        kind, name = row.split("#", 1)
-        if kind not in ("campaign", "stream"):
-            continue
-        window = ctx.thresholds.window_hours
-        totals = read(ctx.dynamodb, ctx.stats_table, kind, name, since=now - window * 3600 + 1, until=now,
-                      with_links=False).totals
+    now, window = ctx.clock(), ctx.thresholds.window_hours
+    checked = sorted(tuple(row.split("#", 1)) for row in set(scopes) if row.split("#", 1)[0] in ("campaign", "stream"))
+    if not checked:
+        return raised
+    # One pass over the window's cells for every scope checked (a campaign and its stream read the same days).
+    period = (now - window * 3600 + 1, now)
+    counted = read_many(ctx.dynamodb, ctx.stats_table, dict.fromkeys({kind for kind, _ in checked}, period))
+    for kind, name in checked:
+        row = f"{kind}#{name}"
+        totals = counted[(kind, name)].totals if (kind, name) in counted else dict.fromkeys(COUNTERS, 0)
         figures = rates(totals)
         firing = _firing(ctx, row)
         for metric, counter in METRICS.items():
@@ -140,7 +143,12 @@ def _turn(ctx: AlertContext, row: str, metric: str, state: str, now: float) -> b
 
 def _act(ctx: AlertContext, alert: Alert, now: float) -> Alert:
     if alert.kind == "campaign":
-        alert = Alert(**{**asdict(alert), "paused": _pause(ctx, alert.name, now)})
+        try:
+            paused = _pause(ctx, alert.name, now)
+        except Exception as error:  # noqa: BLE001 - the alert is raised once: it must still go out, saying so
+            logger.exception("campaign not paused", extra={"error": str(error)})
+            paused = False
+        alert = Alert(**{**asdict(alert), "paused": paused})
     logger.warning("alert", extra={"scope": alert.kind, "scope_name": alert.name, "metric": alert.metric,
                                    "rate": alert.rate, "sent": alert.sent, "paused": alert.paused})
     try:
