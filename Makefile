@@ -9,20 +9,22 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): requirements.txt layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[cli]'
 	touch $@
 
 ## Run postline's main job locally: the local stack, a realistic mix of emails, a table of what happened.
 demo: $(INSTALLED)
 	$(BIN)/postline demo
 
-## The whole test suite (unit, integration, infra, e2e). .ci/run calls exactly this.
+## The whole test suite. .ci/run calls exactly this. Unit, infra and integration tests run on two cores
+## (pytest-xdist); the end-to-end and browser tests, which start the local stack and time what it does, after them.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 tests/unit tests/infra tests/integration
+	$(BIN)/python -m pytest tests/e2e tests/browser
 
 ## Unit and integration tests only (seconds).
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest tests/unit tests/integration
+	$(BIN)/python -m pytest -n 2 tests/unit tests/integration
 
 ## Write the CloudFormation template to cdk.out/.
 synth: $(INSTALLED)

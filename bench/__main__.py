@@ -4,7 +4,8 @@ and the cost breakdown, and write it all to bench/results/latest.json. Benchmark
     python -m bench [--only calls,cpu,cold,stack,rate,campaigns] [--newsletter 5000] [--backlog 1000] [--cold-runs 7]
 
   calls  AWS calls per email over the real handlers (bench.lifecycle), and the cost model built on them
-  cpu    CPU per rendered email against bare Jinja2 + stdlib MIME (bench.cpu)
+  cpu    CPU per rendered email against bare Jinja2 + stdlib MIME (bench.cpu), for the sample templates and
+         the corpus of tests/fixtures/templates; and the time to publish that corpus
   cold   handler import time against boto3 + its clients, fresh processes (bench.coldstart); and the import
          from the layer as Lambda mounts it, with and without the bytecode compiled at deploy
   stack  the whole local stack: newsletter throughput against bare SendEmail, critical latency idle and under
@@ -77,6 +78,8 @@ def main() -> None:
 
         _progress("CPU per rendered email")
         figures["cpu"] = cpu.measure()
+        _progress("the template corpus (tests/fixtures/templates): publish time and CPU per rendered email")
+        figures["cpu_corpus"] = cpu.measure_corpus()
     if "cold" in sections:
         from . import coldstart
 
@@ -181,6 +184,17 @@ def table(figures: dict) -> list[dict]:
     for name, r in figures.get("cpu", {}).items():
         row(f"CPU per rendered email, {name} ({r['mime_bytes'] // 1000} KB MIME)", round(r["postline_ms"], 2),
             round(r["floor_ms"], 2), round(r["ratio"], 2), "<= 2x", "ms")
+    if corpus := figures.get("cpu_corpus"):
+        worst = corpus["emails"][corpus["worst"]]
+        row(f"CPU per rendered email, the {corpus['templates']}-template corpus, mean of one email each (floor: the "
+            "same bare Jinja2 + MIME)", round(corpus["mean_postline_ms"], 2), round(corpus["mean_floor_ms"], 2),
+            round(corpus["mean_ratio"], 2), "<= 2x", "ms")
+        row(f"  its highest ratio, {corpus['worst']} ({worst['mime_bytes'] // 1000} KB MIME)",
+            round(worst["postline_ms"], 2), round(worst["floor_ms"], 2), round(worst["ratio"], 2), "<= 2x", "ms")
+        row(f"publish the {corpus['templates']}-template corpus, templates push --dry-run's path: load, lint, "
+            "prepare (floor: compiling its files with bare Jinja2)", round(corpus["publish_ms"]),
+            round(corpus["publish_floor_ms"]), round(corpus["publish_ms"] / corpus["publish_floor_ms"], 1),
+            "(no target)", "ms")
     for name, r in figures.get("cold_start", {}).items():
         row(f"cold start, {name} (import; floor: boto3 + {', '.join(r['clients'])})", round(r["handler_ms"]),
             round(r["floor_ms"]), round(r["ratio"], 2), "<= 1.3x", "ms")

@@ -12,6 +12,10 @@ itself (C quoted-printable), so the measured path now costs less than this floor
 
 Both are timed with ``time.process_time`` over many iterations, interleaved in rounds so that a noisy neighbour
 slows both alike; the figure is the median round.
+
+``measure_corpus`` does the same for each template of the corpus in tests/fixtures/templates (issue 24: templates
+as people write them, Jinja between table rows, MSO comments, media queries), and times publishing the whole
+corpus through ``templates push --dry-run``'s path against compiling its files with bare Jinja2.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "templates"
 BIG = Path(__file__).resolve().parent / "templates" / "big-newsletter"
+CORPUS = ROOT / "tests" / "fixtures" / "templates"  # issue 24's corpus: templates as people write them
 BASE_URL = "https://t.example.com"
 SENDER = "Postline Demo <hello@mail.example.com>"
 KEYRING_SECRET = json.dumps({"active": "k1", "keys": {"k1": base64.b64encode(b"k" * 32).decode()},
@@ -103,89 +108,151 @@ def _settings():
 
 
 def measure(iterations: int | None = None, rounds: int = 7) -> dict[str, Any]:
+    from postline.tokens import KeyRing
+
+    settings = _settings()
+    keys = KeyRing.from_secret(KEYRING_SECRET)
+    return {row.pop("name"): row for row in (_measure_template(folder, settings, keys, iterations, rounds, stage=True)
+                                             for folder in template_dirs())}
+
+
+def measure_corpus(iterations: int | None = None, rounds: int = 7, publish_runs: int = 5) -> dict[str, Any]:
+    """The template corpus of issue 24 (tests/fixtures/templates): the time to publish it all (what
+    ``templates push --dry-run`` runs: load, lint, prepare) against compiling its files with bare Jinja2, and CPU
+    per email of each template against the same floor as ``measure`` (without the ``render_batch`` row)."""
+    from postline.tokens import KeyRing
+
+    folders = corpus_dirs()
+    settings = _settings()
+    keys = KeyRing.from_secret(KEYRING_SECRET)
+    rows = [_measure_template(folder, settings, keys, iterations, rounds, stage=False) for folder in folders]
+    emails = {row.pop("name"): row for row in rows}
+    publish_seconds = [_publish_all(folders) for _ in range(publish_runs)]
+    compile_seconds = [_compile_all(folders) for _ in range(publish_runs)]
+    postline_ms = sum(r["postline_ms"] for r in emails.values()) / len(emails)
+    floor_ms = sum(r["floor_ms"] for r in emails.values()) / len(emails)
+    return {"templates": len(folders), "emails": emails,
+            "mean_postline_ms": postline_ms, "mean_floor_ms": floor_ms, "mean_ratio": postline_ms / floor_ms,
+            "worst": max(emails, key=lambda name: emails[name]["ratio"]),
+            "publish_runs": publish_runs, "publish_ms": statistics.median(publish_seconds) * 1000,
+            "publish_floor_ms": statistics.median(compile_seconds) * 1000}
+
+
+def corpus_dirs() -> list[Path]:
+    return [d for d in sorted(CORPUS.iterdir()) if (d / "template.json").exists()]
+
+
+def _publish_all(folders: list[Path]) -> float:
+    """Wall seconds for ``templates push --dry-run``'s work on every folder, nothing stored."""
+    from postline_cli.publish import load_template_dir, prepare
+    from postline_cli.template_lint import lint
+
+    started = time.perf_counter()
+    for folder in folders:
+        source = load_template_dir(folder)
+        assert not [f for f in lint(source) if f.severity == "error"], folder
+        prepare(source, "bench")
+    return time.perf_counter() - started
+
+
+def _compile_all(folders: list[Path]) -> float:
+    """The publish floor: reading each template's files and compiling them with a bare Jinja2 environment."""
+    import jinja2
+
+    started = time.perf_counter()
+    environment = jinja2.Environment(autoescape=True)
+    for folder in folders:
+        environment.from_string(json.loads((folder / "template.json").read_text())["subject"])
+        for part in sorted(folder.glob("*.j2")):
+            environment.from_string(part.read_text())
+    return time.perf_counter() - started
+
+
+def _measure_template(folder: Path, settings, keys, iterations: int | None, rounds: int, stage: bool) -> dict:
+    from postline import locales
     from postline.batch import QueueRecord
     from postline.contract import parse_send_message
     from postline.mime import build_mime
     from postline.render import TRACKED_STREAMS, RenderContext, render_batch
     from postline.templates import TemplateStore
-    from postline.tokens import UNSUBSCRIBE, KeyRing, RefreshingKeyRing
+    from postline.tokens import UNSUBSCRIBE, RefreshingKeyRing
     from postline.tracking import add_tracking
 
-    settings = _settings()
-    keys = KeyRing.from_secret(KEYRING_SECRET)
-    results = {}
-    for folder in template_dirs():
-        item, data = _prepared(folder)
-        stored = _Stored([item])
-        store = TemplateStore(settings.templates_table, stored, 3600, clock=lambda: 1.0)
-        body = json.dumps({"template": item.name, "to": "Reader.Name@Example.COM", "data": data, "id": "bench-1",
-                           "campaign": "bench", "tags": {"source": "bench"}})
-        compiled = store.resolve([(item.name, None)])[(item.name, None)]
-        stream = compiled.stream
-        message_id = "mbenchbenchbenchbenchbenchbe"
+    item, data = _prepared(folder)
+    stored = _Stored([item])
+    store = TemplateStore(settings.templates_table, stored, 3600, clock=lambda: 1.0)
+    body = json.dumps({"template": item.name, "to": "Reader.Name@Example.COM", "data": data, "id": "bench-1",
+                       "campaign": "bench", "tags": {"source": "bench"}})
+    compiled = store.resolve([(item.name, None)])[(item.name, None)]
+    stream = compiled.stream
+    message_id = "mbenchbenchbenchbenchbenchbe"
 
-        def postline_one() -> bytes:
-            message = parse_send_message(body, settings.max_message_bytes)
-            ref = (message.template_name, message.template_version)
-            template = store.resolve([ref])[ref]
-            provided, list_headers = {}, {}
-            if template.stream == "marketing":
-                token = keys.sign(UNSUBSCRIBE, message_id)
-                url = f"{BASE_URL}/u/{token}"
-                provided["unsubscribe_url"] = url
-                list_headers = {"List-Unsubscribe": [f"<{url}>", f"<mailto:unsubscribe@mail.example.com?subject=unsubscribe%20{token}>"],
-                                "List-Unsubscribe-Post": ["List-Unsubscribe=One-Click"]}
-            rendered = template.render(message.data, provided)
-            html = rendered.html
-            if template.stream in TRACKED_STREAMS:
-                html = add_tracking(html, message_id, keys, BASE_URL, frozenset(provided.values()))
-            return build_mime(sender=template.from_address or SENDER, recipient=message.to, subject=rendered.subject,
-                              text=rendered.text, html=html, reply_to=message.reply_to, list_headers=list_headers)
+    def postline_one() -> bytes:
+        message = parse_send_message(body, settings.max_message_bytes)
+        ref = (message.template_name, message.template_version)
+        template = store.resolve([ref])[ref]
+        provided, list_headers = {}, {}
+        if template.stream == "marketing":
+            token = keys.sign(UNSUBSCRIBE, message_id)
+            url = f"{BASE_URL}/u/{token}"
+            provided["unsubscribe_url"] = url
+            list_headers = {"List-Unsubscribe": [f"<{url}>", f"<mailto:unsubscribe@mail.example.com?subject=unsubscribe%20{token}>"],
+                            "List-Unsubscribe-Post": ["List-Unsubscribe=One-Click"]}
+        rendered = template.render(message.data, provided)
+        html = rendered.html
+        if template.stream in TRACKED_STREAMS:
+            html = add_tracking(html, message_id, keys, BASE_URL, frozenset(provided.values()))
+        return build_mime(sender=template.from_address or SENDER, recipient=message.to, subject=rendered.subject,
+                          text=rendered.text, html=html, reply_to=message.reply_to, list_headers=list_headers)
 
-        context = {**data, "unsubscribe_url": f"{BASE_URL}/u/preview-token"}
+    chosen, formatting = locales.choose(None, compiled.locale, compiled._variants)
+    variant = compiled._variants[chosen]  # the default's compiled Jinja2 templates
+    context = {**data, "unsubscribe_url": f"{BASE_URL}/u/preview-token", locales.FORMAT_LOCALE_KEY: formatting}
 
-        def floor_one() -> bytes:
-            subject = compiled._subject.render(context)
-            html = compiled._html.render(context)
-            text = compiled._text.render(context)
-            message = EmailMessage(policy=_FLOOR_POLICY)
-            message["From"] = SENDER
-            message["To"] = "reader.name@example.com"
-            message["Subject"] = subject
-            message.set_content(text)
-            message.add_alternative(html, subtype="html")
-            return message.as_bytes()
+    def floor_one() -> bytes:
+        subject = variant.subject.render(context)
+        html = variant.html.render(context)
+        text = variant.text.render(context)
+        message = EmailMessage(policy=_FLOOR_POLICY)
+        message["From"] = SENDER
+        message["To"] = "reader.name@example.com"
+        message["Subject"] = subject
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message.as_bytes()
 
-        ctx = RenderContext(settings, dynamodb=_Instant(stored), sqs=_Instant(stored), s3=_Instant(stored),
-                            secrets=None, clock=lambda: 1.0)
-        ctx.__dict__["templates"] = TemplateStore(settings.templates_table, _Instant(stored), 3600, clock=lambda: 1.0)
-        ctx.__dict__["keys"] = RefreshingKeyRing(lambda: keys)
-        queue = f"postline-{stream}"
-        batch = [QueueRecord(f"r{i}", json.dumps({**json.loads(body), "id": f"bench-{i}", "to": f"reader{i}@example.com"}),
-                             queue, 1.0, 1, f"h{i}") for i in range(10)]
+    ctx = RenderContext(settings, dynamodb=_Instant(stored), sqs=_Instant(stored), s3=_Instant(stored),
+                        secrets=None, clock=lambda: 1.0)
+    ctx.__dict__["templates"] = TemplateStore(settings.templates_table, _Instant(stored), 3600, clock=lambda: 1.0)
+    ctx.__dict__["keys"] = RefreshingKeyRing(lambda: keys)
+    queue = f"postline-{stream}"
+    batch = [QueueRecord(f"r{i}", json.dumps({**json.loads(body), "id": f"bench-{i}", "to": f"reader{i}@example.com"}),
+                         queue, 1.0, 1, f"h{i}") for i in range(10)]
 
-        def stage_ten() -> None:
-            with contextlib.redirect_stdout(io.StringIO()):  # Powertools logs to stdout; the formatting counts
-                result = render_batch(batch, ctx)
-            assert all(o.result == "rendered" for o in result.outcomes.values()), result.outcomes
+    def stage_ten() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # Powertools logs to stdout; the formatting counts
+            result = render_batch(batch, ctx)
+        assert all(o.result == "rendered" for o in result.outcomes.values()), result.outcomes
 
-        postline_one(), floor_one(), stage_ten()  # warm: caches, first-use imports
-        n = iterations or _iterations_for(floor_one)
-        postline_rounds, floor_rounds, stage_rounds = [], [], []
-        for _ in range(rounds):
-            floor_rounds.append(_cpu_per_call(floor_one, n))
-            postline_rounds.append(_cpu_per_call(postline_one, n))
+    postline_one(), floor_one()  # warm: caches, first-use imports
+    if stage:
+        stage_ten()
+    n = iterations or _iterations_for(floor_one)
+    postline_rounds, floor_rounds, stage_rounds = [], [], []
+    for _ in range(rounds):
+        floor_rounds.append(_cpu_per_call(floor_one, n))
+        postline_rounds.append(_cpu_per_call(postline_one, n))
+        if stage:
             stage_rounds.append(_cpu_per_call(stage_ten, max(1, n // 10)) / 10)
-        floor = statistics.median(floor_rounds)
-        figure = statistics.median(postline_rounds)
-        stage = statistics.median(stage_rounds)
-        results[item.name] = {
-            "stream": stream, "iterations": n, "rounds": rounds,
-            "mime_bytes": len(postline_one()), "html_source_bytes": len(item.html),
-            "postline_ms": figure * 1000, "floor_ms": floor * 1000, "ratio": figure / floor,
-            "render_batch_ms": stage * 1000, "render_batch_ratio": stage / floor,
-        }
-    return results
+    floor = statistics.median(floor_rounds)
+    figure = statistics.median(postline_rounds)
+    row = {"name": item.name, "stream": stream, "iterations": n, "rounds": rounds,
+           "mime_bytes": len(postline_one()), "html_source_bytes": len(item.html),
+           "postline_ms": figure * 1000, "floor_ms": floor * 1000, "ratio": figure / floor}
+    if stage:
+        row["render_batch_ms"] = statistics.median(stage_rounds) * 1000
+        row["render_batch_ratio"] = row["render_batch_ms"] / row["floor_ms"]
+    return row
 
 
 def _iterations_for(function, budget_seconds: float = 0.25) -> int:

@@ -33,7 +33,7 @@ SPRING, AUTUMN = "https://example.com/spring", "https://example.com/autumn-sale"
 JUNE = {"sent": 40, "delivered": 36, "hard_bounced": 3, "soft_bounced": 1, "complained": 1, "unsubscribed": 2,
         "suppressed": 2, "failed": 1, "rejected": 0, "opened": 16, "opened_unique": 12, "machine_opened": 5,
         "machine_opened_unique": 5, "clicked": 11, "clicked_unique": 8, "machine_clicked": 0,
-        "machine_clicked_unique": 0}
+        "machine_clicked_unique": 0, "undeliverable_domain": 0}
 JUNE_REASONS = {"hard_bounced": {"General": 2, "NoEmail": 1}, "soft_bounced": {"MailboxFull": 1},
                 "complained": {"abuse": 1}}
 JUNE_LINKS = [{"url": SPRING, "clicked": 8, "clicked_unique": 6}, {"url": AUTUMN, "clicked": 3, "clicked_unique": 2}]

@@ -17,6 +17,9 @@ from botocore.exceptions import (
 from .target import TargetError, is_loopback
 
 DEBUG_VARIABLE = "POSTLINE_DEBUG"
+# Exit codes (docs/cli.md, "Exit codes"): 0 done; 1 a failure, or only part done; 2 input refused, nothing done
+# (click's usage errors are 2 as well); 3 `postline status` has no record of the message.
+EXIT_NO_RECORD = 3
 _CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
                      "InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired"}
 _DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
@@ -33,6 +36,8 @@ def explain(error: Exception) -> str:
     aws_error = _aws_cause(error)
     if aws_error is not None:
         return _explain_aws(aws_error)
+    if isinstance(error, OSError) and error.strerror and error.filename:  # a file or folder: not a bug
+        return f"{error.strerror}: {error.filename}"
     what = f"{type(error).__name__}: {_one_line(error)}" if str(error) else type(error).__name__
     return f"unexpected {what} (a bug? {DEBUG_VARIABLE}=1 shows the traceback)"
 

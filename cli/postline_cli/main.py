@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from postline.contract import Rejected
 from postline.settings import STREAMS
@@ -20,6 +20,9 @@ from postline.suppression import REASONS, suppression_names
 from .analytics.commands import report as report_command
 from .analytics.commands import stats as stats_command
 from .campaigns import campaigns as campaign_commands
+from .doctor.commands import doctor as doctor_command
+from .events import events as events_command
+from .inbox import inbox as inbox_command
 from .rate import rate as rate_commands
 from .rate import warmup as warmup_commands
 from .suppressions import SCOPES
@@ -28,8 +31,9 @@ from .views import iso
 from .web.commands import outbox as outbox_commands
 from .web.dashboard import dashboard as dashboard_command
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a line longer than the console is left to the terminal to wrap, never broken mid-sentence by rich.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 # click handles these itself: usage errors, ctx.exit(), Ctrl-C, and a closed pipe (quietly).
 CLICKS_OWN = (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError)
 
@@ -87,11 +91,15 @@ def local() -> None:
 @click.option("--detach", is_flag=True, help="Start in the background and return when ready.")
 @click.option("--aws-port", default=4566, show_default=True)
 @click.option("--api-port", default=3000, show_default=True)
+@click.option("--smtp-port", default=2526, show_default=True, help="The unsubscribe address's local MX.")
+@click.option("--smtp-relay-port", default=2525, show_default=True,
+              help="The local SMTP relay (the streams in POSTLINE_LOCAL_SMTP_STREAMS send through it).")
 @click.option("--ses-route", type=click.Choice(["sns", "eventbridge"]), default="sns", show_default=True,
               help="How SES's events reach postline, as the deploy config's ses_event_route.")
 @click.option("--fault", "faults", default=os.environ.get("POSTLINE_LOCAL_FAULTS", ""), hidden=True,
               help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.")
-def local_up(detach: bool, aws_port: int, api_port: int, ses_route: str, faults: str) -> None:
+def local_up(detach: bool, aws_port: int, api_port: int, smtp_port: int, smtp_relay_port: int, ses_route: str,
+             faults: str) -> None:
     """Start the local stack (in the foreground until Ctrl-C unless --detach)."""
     from .local.stack import LocalPaths, LocalStack, LocalStackError, running_state, start_detached
 
@@ -100,12 +108,14 @@ def local_up(detach: bool, aws_port: int, api_port: int, ses_route: str, faults:
         fail("the local stack is already up (postline local down stops it)")
     try:
         if detach:
-            args = ["--aws-port", str(aws_port), "--api-port", str(api_port), "--ses-route", ses_route]
+            args = ["--aws-port", str(aws_port), "--api-port", str(api_port), "--smtp-port", str(smtp_port),
+                    "--smtp-relay-port", str(smtp_relay_port), "--ses-route", ses_route]
             args += ["--fault", faults] if faults else []
             state = start_detached(paths, args)
             _print_state(state, detached=True)
             return
-        LocalStack(paths, aws_port, api_port, faults, ses_route).run(on_ready=lambda _: _print_state(
+        LocalStack(paths, aws_port, api_port, faults, ses_route, smtp_port=smtp_port,
+                   smtp_relay_port=smtp_relay_port).run(on_ready=lambda _: _print_state(
             {"endpoint": f"http://127.0.0.1:{aws_port}", "api_url": f"http://127.0.0.1:{api_port}",
              "outbox": str(paths.outbox),
              "queues": {n: f"http://127.0.0.1:{aws_port}/123456789012/{n}" for n in _queue_names()}}, detached=False))
@@ -203,56 +213,144 @@ def templates() -> None:
 
 @templates.command("push")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check (publish's checks and lint) without publishing.")
+@click.option("--force", is_flag=True, help="Publish despite lint errors (a template that cannot render never is).")
 @click.option("--json", "as_json", is_flag=True)
-def templates_push(directory: Path, as_json: bool) -> None:
-    """Publish every template folder in DIRECTORY (or DIRECTORY itself if it is one)."""
+def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Publish every template folder in DIRECTORY (or DIRECTORY itself if it is one), after lint."""
     from postline.templates import TemplateProblem
 
     from .publish import load_template_dir, prepare, publish
+    from .template_lint import HARD_RULES, lint
 
-    target()
-    folders = [directory] if (directory / "template.json").exists() else sorted(
-        p for p in directory.iterdir() if (p / "template.json").exists())
-    if not folders:
-        fail(f"no template folders (with template.json) in {directory}")
+    if not dry_run:
+        target()
+    folders = template_folders(directory)
     author = os.environ.get("USER", "postline")
-    results, problems = [], []
+    results, problems, findings = [], [], []
     for folder in folders:
         try:
-            published = publish(prepare(load_template_dir(folder), author))
+            source = load_template_dir(folder)
+            found = lint(source)
+            unpublishable = [f.message for f in found if f.rule == "publish"]
+            if unpublishable:
+                problems.extend(unpublishable)
+                continue
+            findings.extend(found)
+            errors_found = [f for f in found if f.severity == "error"]
+            hard = any(f.rule in HARD_RULES for f in errors_found)
+            if hard or (errors_found and not force):
+                problems.append(f"{source.name}: {len(errors_found)} lint error(s)"
+                                + ("" if hard else " (--force publishes anyway)"))
+                continue
+            item = prepare(source, author)
+            if dry_run:
+                results.append({"name": item.name, "version": None, "stream": item.stream, "changed": None})
+                continue
+            published = publish(item)
         except TemplateProblem as problem:
             problems.append(str(problem))
             continue
         results.append({"name": published.name, "version": published.version, "stream": published.stream,
                         "changed": published.changed})
     if as_json:
-        emit_json({"published": results, "problems": problems})
+        emit_json({"published": [] if dry_run else results, "checked": results if dry_run else [],
+                   "findings": [f.as_json() for f in findings], "problems": problems})
     else:
-        table = Table("template", "stream", "version", "")
-        for r in results:
-            table.add_row(r["name"], r["stream"], str(r["version"]), "new version" if r["changed"] else "unchanged")
-        console.print(table)
+        for finding in findings:
+            colour = "red" if finding.severity == "error" else "yellow"
+            errors.print(f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False,
+                         soft_wrap=True)
+        if results and dry_run:
+            for r in results:
+                console.print(f"{r['name']} ({r['stream']}): ready to publish (dry run: nothing published)",
+                              highlight=False)
+        elif results:
+            table = Table("template", "stream", "version", "")
+            for r in results:
+                table.add_row(r["name"], r["stream"], str(r["version"]), "new version" if r["changed"] else "unchanged")
+            console.print(table)
         for problem in problems:
-            errors.print(f"[red]not published:[/red] {problem}", highlight=False)
+            errors.print(f"[red]not published:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     sys.exit(1 if problems else 0)
+
+
+def template_folders(directory: Path) -> list[Path]:
+    """DIRECTORY itself when it is a template folder, else the template folders in it."""
+    folders = [directory] if (directory / "template.json").exists() else sorted(
+        p for p in directory.iterdir() if (p / "template.json").exists())
+    if not folders:
+        fail(f"no template folders (with template.json) in {directory}")
+    return folders
+
+
+@templates.command("lint")
+@click.argument("what", required=False, default="templates")
+@click.option("--json", "as_json", is_flag=True)
+def templates_lint(what: str, as_json: bool) -> None:
+    """Check template folders in DIR (default: templates/), or the published template NAME, for what makes mail
+    clipped, unreadable, non-compliant or mangled. Exit 1 on errors."""
+    from postline.templates import TemplateProblem
+
+    from .publish import LocaleSource, TemplateSource, load_template_dir
+    from .template_lint import lint
+
+    if Path(what).is_dir():
+        sources = []
+        for folder in template_folders(Path(what)):
+            try:
+                sources.append(load_template_dir(folder))
+            except TemplateProblem as problem:
+                fail(str(problem))
+    else:
+        from postline.locales import DEFAULT_LOCALE
+        from postline.models import Template
+        from postline.templates import required_variables
+
+        stored = _published_template(what)
+        item = Template.get(stored.name, stored.version)
+        optional = set(required_variables(item.subject, item.html, item.text)) - set(item.required or [])
+        sources = [TemplateSource(name=item.name, stream=item.stream, subject=item.subject, html=item.html,
+                                  text=item.text, description=item.description or "",
+                                  optional=sorted(optional), from_address=item.from_address,
+                                  example_data=item.example_data or {}, path=Path(f"{item.name}@{item.version}"),
+                                  locale=item.locale or DEFAULT_LOCALE,
+                                  variants=[LocaleSource(tag, parts["subject"], parts["html"], parts.get("text"))
+                                            for tag, parts in (item.locales or {}).items()])]
+    findings = [finding for source in sources for finding in lint(source)]
+    if as_json:
+        emit_json({"templates": [s.name for s in sources], "findings": [f.as_json() for f in findings]})
+    else:
+        for finding in findings:
+            colour = "red" if finding.severity == "error" else "yellow"
+            console.print(f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False,
+                          soft_wrap=True)
+        errors_count = sum(f.severity == "error" for f in findings)
+        console.print(f"{len(sources)} template(s): {errors_count} error(s), {len(findings) - errors_count} "
+                      "warning(s)", highlight=False)
+    sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
 
 
 @templates.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def templates_list(as_json: bool) -> None:
-    """The active version of every template."""
+    """The active version of every template, with its locales (the default first)."""
+    from postline.locales import DEFAULT_LOCALE
+
     from .publish import active_templates
 
     target()
     items = [{"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
-              "required": list(t.required or []), "example_data": t.example_data or {}}
+              "required": list(t.required or []), "example_data": t.example_data or {},
+              "locale": t.locale or DEFAULT_LOCALE, "locales": [t.locale or DEFAULT_LOCALE, *sorted(t.locales or {})]}
              for t in active_templates()]
     if as_json:
         emit_json(items)
         return
-    table = Table("template", "stream", "version", "needs")
+    table = Table("template", "stream", "version", "locales", "needs")
     for item in items:
-        table.add_row(item["name"], item["stream"], str(item["version"]), ", ".join(item["required"]))
+        table.add_row(item["name"], item["stream"], str(item["version"]), ", ".join(item["locales"]),
+                      ", ".join(item["required"]))
     console.print(table)
 
 
@@ -261,38 +359,129 @@ def templates_list(as_json: bool) -> None:
 @click.option("--data", help="JSON object of template data (default: the template's example data).")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the HTML part to this file.")
+@click.option("--locale", help="Render as a message with this locale would be (de-AT: de-AT, de, the default).")
 @click.option("--json", "as_json", is_flag=True)
-def templates_render(name: str, data: str | None, html_out: Path | None, as_json: bool) -> None:
-    """Preview NAME (or NAME@VERSION) rendered with --data or its example data."""
+def templates_render(name: str, data: str | None, html_out: Path | None, locale: str | None, as_json: bool) -> None:
+    """Preview NAME (or NAME@VERSION) rendered with --data or its example data; or a template folder (a path,
+    unpublished), exactly as publishing would make it."""
+    import re
+
+    from postline.contract import LOCALE
+    from postline.templates import CompiledTemplate, TemplateProblem
+
+    if locale is not None and not re.match(LOCALE, locale):
+        fail(f"--locale {locale!r} is not a locale (a BCP 47 tag such as de or de-AT)", 2)
+    values = parse_json_option(data, "--data") if data is not None else None
+    if Path(name).is_dir():
+        from .publish import load_template_dir, prepare, render_problem
+
+        try:
+            source = load_template_dir(Path(name))
+            compiled = CompiledTemplate.compile(prepare(source, "preview"))
+        except TemplateProblem as problem:
+            fail(str(problem))
+        if values is None:
+            values = source.example_data
+        if compiled.missing(values):
+            fail(f"{'--data' if data is not None else 'example.json'} lacks what {name} needs: "
+                 f"{', '.join(compiled.missing(values))}")
+        try:
+            rendered = compiled.render(values, {"unsubscribe_url": "https://example.com/u/preview-token"}, locale)
+        except TemplateProblem as problem:
+            fail(render_problem(source, problem, "--data" if data is not None else "example.json")
+                 if problem.part else str(problem))
+        label = f"{compiled.name} (folder {name}, unpublished)"
+    else:
+        from postline.models import Template
+
+        target()
+        compiled = _published_template(name)
+        if values is None:
+            values = Template.get(compiled.name, compiled.version).example_data or {}
+        try:
+            rendered = compiled.render(values, {"unsubscribe_url": "https://example.com/u/preview-token"}, locale)
+        except TemplateProblem as problem:
+            fail(str(problem))
+        label = compiled.ref
+    if html_out:
+        html_out.write_text(rendered.html)
+    if as_json:
+        emit_json({"name": compiled.name, "version": compiled.version if not Path(name).is_dir() else None,
+                   "stream": compiled.stream, "locale": rendered.locale, "subject": rendered.subject,
+                   "text": rendered.text, "html": rendered.html})
+        return
+    about = compiled.stream
+    if locale or len(compiled.locales) > 1:  # which variant, once there is a choice
+        about += f", locale {rendered.locale}" + ("" if rendered.locale == compiled.locale else
+                                                   f" (default {compiled.locale})")
+    console.print(f"[bold]{escape(label)}[/bold] ({escape(about)})", highlight=False)
+    console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
+    console.print(rendered.text, highlight=False, markup=False)
+
+
+@templates.command("preview")
+@click.argument("what", required=False, default="templates")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("template-preview.html"),
+              show_default=True, help="The HTML file to write.")
+def templates_preview(what: str, out: Path) -> None:
+    """Write one HTML page showing each template in DIR (default: templates/, unpublished), or the published
+    template NAME, rendered with its example data in every locale, the HTML part beside the text part.
+    Exit 1 when a template or locale cannot be rendered (the page shows why)."""
+    from datetime import datetime, timezone
+
+    from postline.templates import CompiledTemplate, TemplateProblem
+
+    from .template_preview import PreviewedTemplate, preview_html, preview_template
+
+    shown: list[PreviewedTemplate] = []
+    if Path(what).is_dir():
+        from .publish import load_template_dir, prepare
+
+        source_label = f"the folder {what}"
+        for folder in template_folders(Path(what)):
+            origin = f"folder {folder}, unpublished"
+            try:
+                source = load_template_dir(folder)
+                compiled = CompiledTemplate.compile(prepare(source, "preview"))
+            except TemplateProblem as problem:
+                stream = json.loads((folder / "template.json").read_text()).get("stream", "?") \
+                    if (folder / "template.json").is_file() else "?"
+                shown.append(PreviewedTemplate(folder.name, str(stream), origin, problem=str(problem)))
+                continue
+            shown.append(preview_template(compiled, source.example_data, origin))
+    else:
+        from postline.models import Template
+
+        compiled = _published_template(what)
+        source_label = f"the published template {compiled.ref}"
+        example = Template.get(compiled.name, compiled.version).example_data or {}
+        shown.append(preview_template(compiled, example, f"version {compiled.version}"))
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.write_text(preview_html(shown, source=source_label, generated=generated), encoding="utf-8")
+    problems = [t.problem for t in shown if t.problem] + [v.problem for t in shown for v in t.variants if v.problem]
+    for problem in problems:
+        errors.print(f"[red]cannot preview:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    variants = sum(len(t.variants) for t in shown)
+    console.print(f"wrote {out}: {len(shown)} template(s), {variants} locale variant(s)", highlight=False)
+    sys.exit(1 if problems else 0)
+
+
+def _published_template(name: str):
+    """The compiled published template NAME or NAME@VERSION, or a one-line failure."""
     from postline.clients import client
     from postline.contract import TEMPLATE_REF
     from postline.models import Template
     from postline.templates import TemplateProblem, TemplateStore
 
-
     target()
     match = TEMPLATE_REF.match(name)
     if not match:
-        fail(f"{name!r} is not a template name like 'welcome' or 'welcome@3'", 2)
+        fail(f"{name!r} is neither a template folder nor a template name like 'welcome' or 'welcome@3'", 2)
     ref = (match["name"], int(match["version"]) if match["version"] else None)
     compiled = TemplateStore(Template.Meta.table_name, client("dynamodb"), 0).resolve([ref])[ref]
     if isinstance(compiled, TemplateProblem):
         fail(str(compiled))
-    values = parse_json_option(data, "--data") if data is not None else Template.get(
-        compiled.name, compiled.version).example_data or {}
-    try:
-        rendered = compiled.render(values, {"unsubscribe_url": "https://example.com/u/preview-token"})
-    except TemplateProblem as problem:
-        fail(str(problem))
-    if html_out:
-        html_out.write_text(rendered.html)
-    if as_json:
-        emit_json({"name": compiled.name, "version": compiled.version, "stream": compiled.stream,
-                   "subject": rendered.subject, "text": rendered.text, "html": rendered.html})
-        return
-    console.print(f"[bold]{compiled.ref}[/bold] ({compiled.stream})", highlight=False)
-    console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
-    console.print(rendered.text, highlight=False, markup=False)
+    return compiled
 
 
 # ---------------------------------------------------------------- sending and status
@@ -302,36 +491,42 @@ def templates_render(name: str, data: str | None, html_out: Path | None, as_json
 @click.option("--data", help="JSON object of template data.")
 @click.option("--id", "message_key", help="Idempotency key (default: a new one).")
 @click.option("--campaign")
-@click.option("--tag", "tags", multiple=True, help="NAME=VALUE, repeatable.")
-@click.option("--queue", "stream", type=click.Choice(STREAMS), help="Inbound queue (default: the template's stream).")
+@click.option("--tag", "tags", multiple=True, help="NAME=VALUE, repeatable (up to 10).")
+@click.option("--reply-to", help="Reply-To address.")
+@click.option("--locale", help="BCP 47 locale, e.g. en-GB.")
+@click.option("--queue", "stream", type=click.Choice(STREAMS),
+              help="Inbound queue: the template's stream (the default), or a refusal.")
 @click.option("--json", "as_json", is_flag=True)
-def send(template_name, recipient, data, message_key, campaign, tags, stream, as_json) -> None:
-    """Enqueue one message the way an application does."""
+def send(template_name, recipient, data, message_key, campaign, tags, reply_to, locale, stream, as_json) -> None:
+    """Enqueue one message the way an application does, once the template and the data are known to render."""
     from postline.client import PostlineClient
     from postline.clients import client
-    from postline.contract import TEMPLATE_REF
-    from postline.models import ACTIVE_POINTER_VERSION, Template
+    from postline.models import Template
+    from postline.templates import TemplateStore
 
+    from .sending import NotSendable, check_sendable, parse_tags
 
     where = target()
-    if stream is None:
-        match = TEMPLATE_REF.match(template_name)
-        try:
-            stream = Template.get(match["name"] if match else template_name, ACTIVE_POINTER_VERSION).stream
-        except Template.DoesNotExist:
-            stream = "transactional"  # postline will reject it with the reason; the app sees the same
-    tag_map = {}
-    for tag in tags:
-        key, sep, value = tag.partition("=")
-        if not sep:
-            fail(f"--tag {tag!r} must be NAME=VALUE", 2)
-        tag_map[key] = value
-    mailer = PostlineClient({stream: where.inbound_queue_url(stream)}, client("sqs"))
     try:
-        message_id = mailer.send(template_name, recipient, parse_json_option(data, "--data"), stream=stream,
-                                 id=message_key, campaign=campaign, tags=tag_map or None)
-    except Rejected as rejection:
-        fail(f"not sent: {rejection}", 2)
+        tag_map = parse_tags(tags)
+    except NotSendable as error:
+        fail(str(error), 2)
+    document = {"template": template_name, "to": recipient, "data": parse_json_option(data, "--data"),
+                "id": message_key, "campaign": campaign, "tags": tag_map or None, "reply_to": reply_to,
+                "locale": locale}
+    try:
+        message, template = check_sendable({k: v for k, v in document.items() if v is not None},
+                                           TemplateStore(Template.Meta.table_name, client("dynamodb"), 0))
+    except (Rejected, NotSendable) as refusal:
+        fail(f"not sent: {refusal}", 2)
+    if stream and stream != template.stream:  # as the client refuses it: the queue sets the render's priority
+        fail(f"not sent: template {template.name!r} is in the {template.stream} stream, not {stream}: it goes on "
+             f"the {template.stream} queue (leave out --queue)", 2)
+    stream = template.stream
+    mailer = PostlineClient({stream: where.inbound_queue_url(stream)}, client("sqs"))
+    message_id = mailer.send(message.template, message.to, message.data, stream=stream, id=message.id,
+                             campaign=message.campaign, tags=message.tags, reply_to=message.reply_to,
+                             locale=message.locale)
     if as_json:
         emit_json({"message_id": message_id, "queue": stream})
     else:
@@ -340,22 +535,29 @@ def send(template_name, recipient, data, message_key, campaign, tags, stream, as
 
 @cli.command()
 @click.argument("message")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="Wait up to SECONDS for it to settle (delivered, bounced, suppressed, rejected, ...).")
 @click.option("--json", "as_json", is_flag=True)
-def status(message: str, as_json: bool) -> None:
-    """What happened to MESSAGE (postline's message id, or the id the application gave it)."""
-    from .views import message_view
+def status(message: str, wait_seconds: float, as_json: bool) -> None:
+    """What happened to MESSAGE (postline's message id, or the id the application gave it). Exit 3 when postline
+    has no record of it."""
+    from .errors import EXIT_NO_RECORD
+    from .views import settled_message_view
 
     target()
-    view = message_view(message)
+    view = settled_message_view(message, wait_seconds)
     if as_json:
         emit_json(view)
-        return
-    console.print(f"[bold]{view['message_id']}[/bold]: {view['status']}", highlight=False)
-    for key in ("reason", "recipient", "template", "stream", "campaign", "ses_message_id", "duplicates_ignored"):
-        if view.get(key):
-            console.print(f"  {key}: {view[key]}", highlight=False, markup=False)
-    for event in view["events"]:
-        console.print(f"  {event['time']}  {event['type']}", highlight=False)
+    elif not view["found"]:
+        console.print(f"{view['message_id']}: {view['status']}: {view['reason']}", highlight=False)
+    else:
+        console.print(f"[bold]{view['message_id']}[/bold]: {view['status']}", highlight=False)
+        for key in ("reason", "recipient", "template", "stream", "campaign", "ses_message_id", "duplicates_ignored"):
+            if view.get(key):
+                console.print(f"  {key}: {view[key]}", highlight=False, markup=False)
+        for event in view["events"]:
+            console.print(f"  {event['time']}  {event['type']}", highlight=False)
+    sys.exit(0 if view["found"] else EXIT_NO_RECORD)
 
 
 @cli.command()
@@ -410,6 +612,9 @@ def _suppression_names(where: Target, address: str) -> list[str]:
 @cli.group()
 def suppressions() -> None:
     """The suppression list."""
+
+
+suppressions.add_command(inbox_command)  # the emails to the unsubscribe address that were not applied
 
 
 @suppressions.command("add")
@@ -492,7 +697,9 @@ def suppressions_list(reason, scope, source, limit, as_json) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("email", "scope", "reason", "since", "source")
+    # The address whole, never cut (it is what `suppressions remove` takes); the other columns fold if narrow.
+    table = Table(Column("email", no_wrap=True, min_width=max((len(row["email"]) for row in rows), default=5)),
+                  *(Column(name, overflow="fold") for name in ("scope", "reason", "since", "source")))
     for row in rows:
         table.add_row(row["email"], row["scope"], row["reason"], row["suppressed_at"], row["source"] or "")
     console.print(table)
@@ -512,19 +719,22 @@ def suppressions_import(csv_file, scope, reason, as_json) -> None:
     from . import suppressions as manage
 
     target()
-    with Progress(console=errors, transient=True, disable=as_json) as bar:
+    with Progress(console=errors, transient=True, disable=as_json or not errors.is_terminal) as bar:
         task = bar.add_task("importing", total=None)
         result = manage.import_csv(csv_file, scope, reason, source=f"import:{Path(csv_file.name).name}",
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         emit_json({"added": result.added, "invalid": [{"line": l, "value": v, "reason": r}
                                                       for l, v, r in result.invalid]})
-        return
+        sys.exit(1 if result.invalid else 0)
     console.print(f"suppressed {result.added} addresses", highlight=False)
     for line, value, why in result.invalid[:20]:
         errors.print(f"line {line}: {value!r}: {why}", highlight=False, markup=False)
     if len(result.invalid) > 20:
         errors.print(f"... and {len(result.invalid) - 20} more invalid rows", highlight=False)
+    if result.invalid:
+        rows = "1 invalid row" if len(result.invalid) == 1 else f"{len(result.invalid)} invalid rows"
+        fail(f"skipped {rows} (listed above): correct them and import them again")
 
 
 @suppressions.command("export")
@@ -564,13 +774,17 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
     where = target()
     normalised = _address(address)
     if not yes and not click.confirm(f"Erase every record of {normalised}? This cannot be undone", err=True):
-        fail("nothing erased")
+        if as_json:
+            emit_json({"erased": False})
+        else:
+            console.print("nothing erased")
+        return
     erasure_key = _erasure_key(where)
     if erasure_key is None:
         fail("the signing keys secret has no erasure_key (docs/deploy.md, 'Signing keys')")
     report = erase_address(normalised, erasure_key, client("s3"), where.claim_check_bucket, client("scheduler"),
                            where.schedule_group)
-    view = {"messages": report.messages, "events": report.events, "retries_cancelled": report.retries,
+    view = {"erased": True, "messages": report.messages, "events": report.events, "retries_cancelled": report.retries,
             "still_suppressed": report.kept_suppressed}
     if as_json:
         emit_json(view)
@@ -600,6 +814,14 @@ cli.add_command(outbox_commands)
 cli.add_command(dashboard_command)
 
 
+# ---------------------------------------------------------------- the application events
+cli.add_command(events_command)
+
+
+# ---------------------------------------------------------------- the deliverability doctor
+cli.add_command(doctor_command)
+
+
 # ---------------------------------------------------------------- demo
 @cli.command()
 def demo() -> None:
@@ -608,7 +830,7 @@ def demo() -> None:
     from .local.stack import LocalStackError
 
     try:
-        sys.exit(run_demo(console if console.is_terminal else Console(width=130)))
+        sys.exit(run_demo(console if console.is_terminal else Console(width=130, soft_wrap=True)))
     except LocalStackError as error:
         fail(str(error))
 

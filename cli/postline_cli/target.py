@@ -20,7 +20,7 @@ from postline.models import bind_table_names
 from postline.settings import STREAMS
 
 from .local import resources
-from .local.stack import LocalPaths, running_state
+from .local.stack import LocalPaths, read_state, running_state
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,18 @@ class Target:
 @lru_cache(maxsize=1)
 def target() -> Target:
     if not os.environ.get("AWS_ENDPOINT_URL"):
-        state = running_state(LocalPaths.default())
+        paths = LocalPaths.default()
+        state = running_state(paths)
         if state:
             os.environ.update({
                 "AWS_ENDPOINT_URL": state["endpoint"], "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
             })
+        elif (read_state(paths) or {}).get("ready"):
+            # A stack that stops cleanly removes its state: this one died (or hangs). Going to AWS instead would
+            # answer about another place than the one the operator is working with.
+            raise TargetError(f"the local stack started in this folder is not answering (it died? its log: "
+                              f"{paths.log_file}): `postline local down`, then `postline local up` starts it again")
     if os.environ.get("AWS_ENDPOINT_URL"):
         os.environ.setdefault("AWS_DEFAULT_REGION", resources.REGION)
         if is_loopback(os.environ["AWS_ENDPOINT_URL"]):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 from postline.contract import message_id_for
-from postline.models import EmailEvent, Message, Suppression
+from postline.models import (BOUNCED, CANCELLED, COMPLAINED, DELIVERED, FAILED, REJECTED, SUPPRESSED, UNKNOWN,
+                             EmailEvent, Message, Suppression)
 from postline.retries import REQUEST
 
 _MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
@@ -15,6 +17,9 @@ _MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
 _TIMELINE = (("queued_at", "queued"), ("rendered_at", "rendered"), ("claimed_at", "send_attempt"),
              ("sent_at", "sent"), ("last_duplicate_at", "duplicate_ignored"))
 _FINISHED = {"suppressed": "suppressed", "rejected": "rejected", "failed": "failed"}
+NO_RECORD = "no record for this id (not received yet, never sent, or older than the history kept)"
+# Where `postline status --wait` stops waiting: nothing more happens to the message unless someone acts.
+SETTLED = frozenset({DELIVERED, BOUNCED, COMPLAINED, SUPPRESSED, REJECTED, FAILED, CANCELLED})
 
 
 def iso(epoch: float | None) -> str | None:
@@ -36,9 +41,8 @@ def message_view(reference: str) -> dict[str, Any]:
         # render writes the first record (for marketing mail, the send stage's claim does); until then the
         # message is waiting on a queue. It may also never have been sent, or its record may have expired:
         # postline cannot tell those apart, and says so.
-        return {"message_id": message_id, "status": "queued", "ses_message_id": None, "events": [],
-                "reason": "no record: waiting on an inbound queue (marketing mail: or on its send queue), "
-                          "never received, or older than the history kept (message_ttl_days, 30 by default)"}
+        return {"message_id": message_id, "status": UNKNOWN, "found": False, "reason": NO_RECORD,
+                "ses_message_id": None, "events": []}
     events = []
     for attribute, name in _TIMELINE:
         value = getattr(record, attribute)
@@ -61,6 +65,7 @@ def message_view(reference: str) -> dict[str, Any]:
     return {
         "message_id": message_id,
         "status": record.status,
+        "found": True,
         "reason": record.reason,
         "recipient": record.recipient,
         "template": record.template,
@@ -69,10 +74,24 @@ def message_view(reference: str) -> dict[str, Any]:
         "campaign": record.campaign,
         "tags": record.tags.as_dict() if record.tags else {},
         "ses_message_id": record.ses_message_id,
+        # which way it went: SES's API, or an SMTP relay (docs/smtp.md), whose queue id is then ses_message_id
+        "transport": record.transport or ("ses_api" if record.ses_message_id else None),
         "attempts": int(record.attempts or 0),
         "duplicates_ignored": int(record.duplicates or 0),
         "events": events,
     }
+
+
+def settled_message_view(reference: str, wait_seconds: float, clock=time.monotonic, sleep=time.sleep,
+                         poll_seconds: float = 0.5) -> dict[str, Any]:
+    """``message_view`` once the message has settled (``SETTLED``), or as it is after ``wait_seconds``."""
+    deadline = clock() + wait_seconds
+    while True:
+        view = message_view(reference)
+        left = deadline - clock()
+        if view["status"] in SETTLED or left <= 0:
+            return view
+        sleep(min(poll_seconds, left))
 
 
 def suppression_view(item: Suppression) -> dict[str, Any]:

@@ -12,7 +12,7 @@ with init_phase():  # the cold start, without garbage collection (postline/init_
 
     logger = Logger()
     tracer = lambda_tracer()  # X-Ray only where tracing is on
-    campaign_context = CampaignContext(get_settings())
+    campaign_context = CampaignContext(get_settings("campaign"))
 
 
 @logger.inject_lambda_context

@@ -13,7 +13,7 @@ with init_phase():  # the cold start, without garbage collection (postline/init_
 
     logger = Logger()
     tracer = lambda_tracer()  # X-Ray only where tracing is on
-    settings = get_settings()
+    settings = get_settings("ses_events")
     bind_tables(settings)
     events_context = EventsContext(settings)
 

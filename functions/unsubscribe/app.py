@@ -1,5 +1,6 @@
 """unsubscribe: GET /u/{token} shows a confirmation page (never unsubscribes); POST /u/{token} unsubscribes
-(RFC 8058 one-click, or the page's button) or resubscribes (the page's undo button)."""
+(RFC 8058 one-click, or the page's button) or resubscribes (the page's undo button); a body past 8 KB is refused.
+HEAD answers as GET; OPTIONS and other methods: postline.public_http."""
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
@@ -10,22 +11,18 @@ with init_phase():  # the cold start, without garbage collection (postline/init_
     from postline.engagement import EngagementContext, requested_action, resubscribe, subscription, unsubscribe
     from postline.models import bind_tables
     from postline.pages import confirm_page, not_found_page, resubscribed_page, unsubscribed_page
+    from postline.public_http import answer_other, headers_only, other_methods, page, too_large
     from postline.settings import get_settings
     from postline.tracing import lambda_tracer
 
     logger = Logger()
     tracer = lambda_tracer()  # X-Ray only where tracing is on
-    settings = get_settings()
+    settings = get_settings("unsubscribe")
     bind_tables(settings)
     engagement = EngagementContext(settings)
     app = APIGatewayHttpResolver()
 
-HTML = "text/html; charset=utf-8"
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def page(body: str, status: int = 200) -> Response:
-    return Response(status, HTML, body, headers=NO_STORE)
+ALLOWED = ("GET", "HEAD", "POST")
 
 
 @app.get("/u/<token>")
@@ -37,9 +34,22 @@ def confirm(token: str) -> Response:
     return page(render(found.address, found.message.campaign))
 
 
+@app.route("/u/<token>", method=["HEAD"])
+def confirm_head(token: str) -> Response:
+    return headers_only(confirm(token))
+
+
+@app.route("/u/<token>", method=other_methods(ALLOWED))
+def other(token: str) -> Response:
+    return answer_other(app.current_event.http_method, ALLOWED)
+
+
 @app.post("/u/<token>")
 def change(token: str) -> Response:
     event = app.current_event
+    refused = too_large(event.headers, event.body)
+    if refused is not None:
+        return refused
     action = requested_action(event.decoded_body or "", event.headers.get("content-type", ""))
     if action == "resubscribe":
         found = resubscribe(engagement, token)

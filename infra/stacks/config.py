@@ -34,6 +34,7 @@ from .constants import (
     SES_EVENT_ROUTES,
     SES_EVENTS_CONCURRENCY,
     STREAMS,
+    UNSUBSCRIBE_MAIL_CONCURRENCY,
 )
 
 # The names the functions accept (layers/common/postline/settings.py), repeated so synth needs no layer import.
@@ -68,6 +69,12 @@ _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-zA-Z-]+$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+TRANSPORTS = ("ses_api", "smtp")
+# A deployed relay is always reached over TLS with its certificate verified ("none", plaintext, is the local stack's).
+SMTP_TLS_MODES = {"implicit": 465, "starttls": 587}  # mode -> its usual port
+SMTP_KEYS = ("type", "host", "port", "tls", "secret")
 WARMUP_KEYS = ("start", "pools", "curve")
 DEFAULT_WARMUP_POOLS = ("marketing",)
 # The warm-up plan travels in the send function's environment, which postline keeps within 3 KB (Lambda allows 4 KB;
@@ -113,6 +120,24 @@ class Warmup:
 
 
 @dataclass(frozen=True)
+class SmtpTransport:
+    """A stream sent through an SMTP relay (layers/common/postline/smtp.py) instead of SES's API."""
+
+    host: str
+    port: int
+    tls: str  # SMTP_TLS_MODES
+    secret: str  # the Secrets Manager secret holding {"username", "password"}: its name, or its complete ARN
+
+    @property
+    def secret_is_arn(self) -> bool:
+        return self.secret.startswith("arn:")
+
+    def relay(self) -> dict[str, Any]:
+        """What the send function reads (Env.SMTP_RELAYS), per stream."""
+        return {"host": self.host, "port": self.port, "tls": self.tls, "secret": self.secret}
+
+
+@dataclass(frozen=True)
 class Alerts:
     """Campaign and stream alert thresholds (postline.analytics.alerts); None leaves the library's default."""
 
@@ -137,7 +162,13 @@ class Config:
     from_address: str
     stack_name: str = "postline"
     mail_from_subdomain: str = "bounce"
-    unsubscribe_mailto: str = ""  # defaults to unsubscribe@<domain>
+    unsubscribe_mailto: str = ""  # defaults to unsubscribe@<unsubscribe_subdomain>.<domain>
+    # Unsubscribe by email: SES receives the mailto address's mail on a subdomain of its own (stacks/receiving.py).
+    unsubscribe_subdomain: str = "unsubscribe"
+    receive_unsubscribe_mail: bool = True
+    # An SES receipt rule set that is already active in the account and region: postline adds its rule to it instead
+    # of creating and activating its own (SES allows one active rule set; docs/deploy.md).
+    receipt_rule_set: str | None = None
     hosted_zone: HostedZone | None = None
     dmarc_policy: str = "none"
     dmarc_report_address: str | None = None
@@ -164,6 +195,8 @@ class Config:
     message_ttl_days: int = 30
     # Events published for the application (settings.APP_EVENT_NAMES); "all" in the file means every one.
     app_events: tuple[str, ...] = DEFAULT_APP_EVENTS
+    # A queue of the stack's own that receives those events (`postline events` reads it; stacks/app_events.py).
+    app_events_queue: bool = False
     # Point-in-time recovery for the history tables (messages, email_events) too, not only the others.
     backup_history: bool = False
     # X-Ray active tracing on every function (about $3.60 per million emails at 10 M a month: docs/cost-model.md).
@@ -172,6 +205,9 @@ class Config:
     retain_data: bool = True
     mirror_ses_suppressions: bool = False
     sandbox_recipients: tuple[str, ...] = ()
+    # Recipient-domain hygiene: the streams whose recipients' domains render looks up before sending (a domain that
+    # cannot receive mail is rejected as undeliverable_domain); [] turns it off (docs/doctor.md).
+    domain_check_streams: tuple[str, ...] = ("marketing",)
     # How SES's events reach postline: "sns" (durable, the default) or "eventbridge" (free, best effort).
     ses_event_route: str = "sns"
     # The identity's feedback notifications also sent to the SNS topic (the SNS route only).
@@ -183,6 +219,8 @@ class Config:
     marketing_rate_share: float = DEFAULT_MARKETING_RATE_SHARE
     warmup: Warmup | None = None
     alerts: Alerts | None = None
+    # The streams sent through an SMTP relay; the others through SES's API (docs/smtp.md).
+    transports: dict[str, SmtpTransport] = field(default_factory=dict)
     # The domain is already an SES identity (verified by hand, or by another stack): the stack creates none, so the
     # deploy does not fail on AlreadyExists, and leaves its DKIM and MAIL FROM settings as they are.
     adopt_existing_identity: bool = False
@@ -198,7 +236,8 @@ class Config:
         """How many functions may run at once: every queue consumer at its ceiling, and the tracking API's share."""
         events_queues = 2 if self.ses_event_route == "eventbridge" else 1  # the EventBridge route holds Send events
         return (sum(self.render_concurrency.values()) + sum(self.send_concurrency.values())
-                + SES_EVENTS_CONCURRENCY * events_queues + CAMPAIGN_CONCURRENCY + API_CONCURRENCY_ALLOWANCE)
+                + SES_EVENTS_CONCURRENCY * events_queues + CAMPAIGN_CONCURRENCY + API_CONCURRENCY_ALLOWANCE
+                + (UNSUBSCRIBE_MAIL_CONCURRENCY if self.receive_unsubscribe_mail else 0))
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -282,10 +321,28 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             problems.append(f"mail_from_subdomain: {subdomain!r} must be one DNS label, like 'bounce'")
         values["mail_from_subdomain"] = subdomain
 
+    unsubscribe_subdomain = take("unsubscribe_subdomain", str) or "unsubscribe"
+    if not _LABEL.match(unsubscribe_subdomain):
+        problems.append(f"unsubscribe_subdomain: {unsubscribe_subdomain!r} must be one DNS label, like 'unsubscribe'")
+    values["unsubscribe_subdomain"] = unsubscribe_subdomain
+    receiving = take("receive_unsubscribe_mail", bool)
+    values["receive_unsubscribe_mail"] = receiving is not False
     mailto = take("unsubscribe_mailto", str)
     if mailto is not None and not _EMAIL.match(mailto):
         problems.append(f"unsubscribe_mailto: {mailto!r} is not an email address")
-    values["unsubscribe_mailto"] = mailto or (f"unsubscribe@{domain}" if domain else "")
+    values["unsubscribe_mailto"] = mailto or (f"unsubscribe@{unsubscribe_subdomain}.{domain}" if domain else "")
+    mailto_domain = values["unsubscribe_mailto"].rpartition("@")[2].lower()
+    if mailto and domain and receiving is not False and (
+            mailto_domain in (domain, f"{values.get('mail_from_subdomain', 'bounce')}.{domain}")
+            or not within(mailto_domain, domain)):
+        problems.append(f"unsubscribe_mailto: postline receives the mail of {mailto_domain} and sets its MX record, so "
+                        f"the address must be on a subdomain of {domain} of its own (the default is "
+                        f"unsubscribe@{unsubscribe_subdomain}.{domain}); or set receive_unsubscribe_mail to false "
+                        "and read that mailbox yourself")
+    rule_set = take("receipt_rule_set", str)
+    if rule_set is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", rule_set):
+        problems.append(f"receipt_rule_set: {rule_set!r} is not an SES receipt rule set's name")
+    values["receipt_rule_set"] = rule_set
 
     zone = take("hosted_zone", dict)
     if zone is not None:
@@ -376,7 +433,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if mirror is not None:
         values["mirror_ses_suppressions"] = mirror
 
-    for key in ("tracing", "backup_history"):
+    for key in ("tracing", "backup_history", "app_events_queue"):
         flag = take(key, bool)
         if flag is not None:
             values[key] = flag
@@ -428,6 +485,10 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if alerts is not None:
         values["alerts"] = _alerts(alerts, problems)
 
+    transports = take("transports", dict)
+    if transports is not None:
+        values["transports"] = _transports(transports, problems)
+
     adopt = take("adopt_existing_identity", bool)
     if adopt is not None:
         values["adopt_existing_identity"] = adopt
@@ -438,6 +499,13 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             problems.append(f"bootstrap_kms_key_arn: {bootstrap_key!r} is not a KMS key ARN "
                             "(arn:aws:kms:<region>:<account>:key/<key id>)")
         values["bootstrap_kms_key_arn"] = bootstrap_key
+
+    checked = take("domain_check_streams", list)
+    if checked is not None:
+        unknown = [s for s in checked if s not in STREAMS]
+        if unknown:
+            problems.append(f"domain_check_streams: {unknown} are not streams ({', '.join(STREAMS)})")
+        values["domain_check_streams"] = tuple(dict.fromkeys(s for s in checked if s in STREAMS))
 
     recipients = take("sandbox_recipients", list)
     if recipients is not None:
@@ -484,6 +552,44 @@ def _alerts(raw: dict[str, Any], problems: list[str]) -> Alerts | None:
         else:
             given[key] = kind(value)
     return Alerts(**given) if len(problems) == before else None
+
+
+def _transports(raw: dict[str, Any], problems: list[str]) -> dict[str, SmtpTransport]:
+    """Each stream's transport: "ses_api" (the default) or {"type": "smtp", "host", "port", "tls", "secret"}."""
+    relays: dict[str, SmtpTransport] = {}
+    for stream, given in raw.items():
+        where = f"transports.{stream}"
+        if stream not in STREAMS:
+            problems.append(f"{where}: unknown stream (streams: {', '.join(STREAMS)})")
+            continue
+        kind = given if isinstance(given, str) else given.get("type") if isinstance(given, dict) else None
+        if kind not in TRANSPORTS:
+            problems.append(f'{where}: must be "ses_api" or {{"type": "smtp", "host", "port", "tls", "secret"}}, '
+                            f"got {given!r}")
+            continue
+        if kind == "ses_api":
+            continue
+        before = len(problems)
+        problems += [f"{where}.{key}: unknown key (known: {', '.join(SMTP_KEYS)})" for key in given
+                     if key not in SMTP_KEYS]
+        host, port, tls, secret = (given.get(key) for key in SMTP_KEYS[1:])
+        if not isinstance(host, str) or not _DOMAIN.match(host.lower()):
+            problems.append(f"{where}.host: must be the relay's host name, like email-smtp.us-east-1.amazonaws.com")
+        if tls not in SMTP_TLS_MODES:
+            problems.append(f"{where}.tls: must be \"implicit\" (TLS from the start, port 465) or \"starttls\" "
+                            f"(port 587), got {tls!r}; a deployed relay is never reached in plaintext")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            problems.append(f"{where}.port: must be a port number, like {SMTP_TLS_MODES.get(tls, 587)}")
+        elif tls in SMTP_TLS_MODES and port in SMTP_TLS_MODES.values() and port != SMTP_TLS_MODES[tls]:
+            problems.append(f"{where}.port: {port} is the port for {'implicit TLS' if port == 465 else 'STARTTLS'}, "
+                            f"not {tls} (use {SMTP_TLS_MODES[tls]})")
+        if not isinstance(secret, str) or not (_SECRET_ARN.match(secret) or (
+                not secret.startswith("arn:") and _SECRET_NAME.match(secret))):
+            problems.append(f"{where}.secret: must be the name or complete ARN of a Secrets Manager secret holding "
+                            '{"username": ..., "password": ...} (never the credentials themselves)')
+        if len(problems) == before:
+            relays[stream] = SmtpTransport(host.lower(), port, tls, secret)
+    return relays
 
 
 def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup | None:

@@ -30,6 +30,9 @@ CAMPAIGN_QUEUE = queue_names.name("postline", queue_names.CAMPAIGNS)
 # Where EventBridge Scheduler puts what a schedule could not deliver (its SendMessage call, with the error), named
 # <stack name>-schedules-dlq like the others. No queue feeds it: it is a dead-letter queue of schedules only.
 SCHEDULES_DLQ_SUFFIX = queue_names.dead_letters("schedules")
+# The optional queue of the application events (config app_events_queue): a rule on the stack's bus fills
+# <stack name>-app-events, which `postline events` and an application read; its DLQ is <...>-app-events-dlq.
+APP_EVENTS_QUEUE_SUFFIX = "app-events"
 QUEUE_SUFFIXES = {
     **{INBOUND_QUEUES[stream]: queue_names.inbound(stream) for stream in STREAMS},
     **{SEND_QUEUES[stream]: queue_names.send(stream) for stream in STREAMS},
@@ -88,6 +91,7 @@ FUNCTIONS = {
     "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
     # A run stops itself after 60 s of fan-out and hands on; the rest of the timeout is room for its last page.
     "campaign": FunctionSpec(512, Duration.seconds(120), "Hands a campaign's audience on to the marketing queue"),
+    "unsubscribe_mail": FunctionSpec(256, Duration.seconds(30), "Unsubscribes by the emails sent to the mailto address"),
 }
 HANDLER = "app.handler"
 # One control message per invocation (each is a whole run), at most two runs at once: the fan-out's pace is set by
@@ -111,12 +115,24 @@ MIN_SEND_QUEUE_AGE_ALARM_SECONDS = int(SQS_MAX_DELAY.to_seconds()
 CAMPAIGN_AUDIENCE_PREFIX = "campaigns/"
 COMMON_LAYER = "postline-common"  # the shared layer, published at deploy time (stacks/layer.py)
 
-# HTTP API routes -> function.
+# The regions where SES receives email (the AWS General Reference's "Email receiving endpoints", 2024): unsubscribe
+# by email needs one (stacks/receiving.py). Add a region here when AWS does.
+SES_RECEIVING_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
+                         "eu-central-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-northeast-1")
+UNSUBSCRIBE_MAIL_QUEUE = queue_names.name("postline", "unsubscribe-mail")  # logical name, like the others
+# Two batches at once at most (the least SQS allows): people write to the address a few times a day.
+UNSUBSCRIBE_MAIL_CONCURRENCY = 2
+
+# HTTP API routes -> function. ANY takes what a path's own routes do not: HEAD and OPTIONS are answered, and any
+# other method gets 405 with Allow, by the function (postline.public_http) rather than API Gateway's bare 404.
 ROUTES = (
     ("GET", "/o/{token}", "track_open"),
     ("GET", "/c/{token}", "track_click"),
     ("GET", "/u/{token}", "unsubscribe"),
     ("POST", "/u/{token}", "unsubscribe"),
+    ("ANY", "/o/{token}", "track_open"),
+    ("ANY", "/c/{token}", "track_click"),
+    ("ANY", "/u/{token}", "unsubscribe"),
 )
 
 # How SES's events reach the events queue (the deploy config's ses_event_route): through the SNS topic (the
@@ -221,6 +237,9 @@ class Env:
     MAX_24_HOUR_SEND = "POSTLINE_MAX_24_HOUR_SEND"
     MARKETING_RATE_SHARE = "POSTLINE_MARKETING_RATE_SHARE"
     WARMUP_PLAN = "POSTLINE_WARMUP_PLAN"
+    # The streams sent through an SMTP relay, as JSON {stream: {"host", "port", "tls", "secret"}} (set only when the
+    # config's "transports" names one); the secret is the credentials' name or ARN, never the credentials.
+    SMTP_RELAYS = "POSTLINE_SMTP_RELAYS"
     TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
     SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -279,7 +298,14 @@ class Outputs:
     CAMPAIGN_DLQ_URL = "CampaignDlqUrl"
     EVENT_BUS_NAME = "EventBusName"
     EVENT_BUS_ARN = "EventBusArn"
+    APP_EVENTS_QUEUE_URL = "AppEventsQueueUrl"  # only with the config's app_events_queue
+    APP_EVENTS_DLQ_URL = "AppEventsDlqUrl"
+    APP_EVENTS_READER_POLICY = "AppEventsReaderPolicyArn"
     API_URL = "ApiUrl"
+    UNSUBSCRIBE_MAIL_BUCKET = "UnsubscribeMailBucket"  # the emails sent to the mailto address (postline suppressions inbox)
+    UNSUBSCRIBE_MAIL_QUEUE_URL = "UnsubscribeMailQueueUrl"
+    UNSUBSCRIBE_MAIL_DLQ_URL = "UnsubscribeMailDlqUrl"
+    UNSUBSCRIBE_MAIL_ADDRESS = "UnsubscribeMailAddress"
     TRACKING_BASE_URL = "TrackingBaseUrl"
     CLAIM_CHECK_BUCKET = "ClaimCheckBucket"
     SIGNING_KEYS_SECRET = "SigningKeysSecretArn"

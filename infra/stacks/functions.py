@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -15,6 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from postline import queue_names
+from postline.settings import ENVIRONMENT, PER_STREAM, USED_BY
 
 from .config import APP_EVENT_NAMES, REPO_ROOT, Alerts, Config
 from .constants import (
@@ -51,18 +52,22 @@ LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERR
 
 READ = ("GetItem", "BatchGetItem", "Query")
 
+DOMAIN_CHECK_STREAMS = "POSTLINE_DOMAIN_CHECK_STREAMS"
 # The functions that publish application events (postline.app_events).
 ANNOUNCERS = ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign")
-# Settings the library has a default for, given only to the functions whose code reads them: Lambda allows 4 KB of
-# environment per function, and the largest config comes near it (infra/stacks/environment_size.py). A variable not
-# listed goes to every function; the required ones must, as the library checks them all at cold start. A function
-# that starts reading one of these must be added to it here, or it runs on the library's default.
+# Each variable given only to the functions whose code reads it: Lambda allows 4 KB of environment per function, and
+# the largest config comes near it (infra/stacks/environment_size.py). A variable not listed goes to every function.
+# The resources only some functions read are the library's to say (postline.settings.USED_BY: each function checks
+# them at cold start); the settings with a default are listed here, and a function that starts reading one of them
+# must be added, or it runs on the library's default.
 READ_BY: dict[str, tuple[str, ...]] = {
+    **{variable: USED_BY[field] for variable, field in ENVIRONMENT.items() if field in USED_BY},
+    **{prefix + stream.upper(): USED_BY[field] for prefix, field in PER_STREAM.items() for stream in STREAMS},
     Env.MESSAGE_TTL_DAYS: ("render",),  # render creates the message records
-    Env.EVENT_TTL_DAYS: ("ses_events", "track_open", "track_click", "unsubscribe"),  # they write event rows
-    Env.APP_EVENTS: ANNOUNCERS,
+    Env.EVENT_TTL_DAYS: ("ses_events", "track_open", "track_click", "unsubscribe", "unsubscribe_mail"),  # event rows
+    Env.APP_EVENTS: (*ANNOUNCERS, "unsubscribe_mail"),  # (its bus grant is stacks/receiving.py's)
     Env.SEND_EVENT_DELAY_SECONDS: ("send",),  # when it may look at a claim again
-    Env.MAX_RECEIVE_COUNT: ("render", "send", "ses_events", "campaign"),  # the queue consumers
+    Env.MAX_RECEIVE_COUNT: ("render", "send", "ses_events", "campaign", "unsubscribe_mail"),  # the queue consumers
     # ses_events alone applies bounces and complaints: it mirrors suppressions and checks the alerts on them.
     Env.MIRROR_SES_SUPPRESSIONS: ("ses_events",),
     **dict.fromkeys((Env.ALERT_BOUNCE_RATE, Env.ALERT_COMPLAINT_RATE, Env.ALERT_MIN_SAMPLE, Env.ALERT_WINDOW_HOURS),
@@ -72,6 +77,8 @@ READ_BY: dict[str, tuple[str, ...]] = {
     # The shared limiter sends; the fan-out keeps a backlog measured at the marketing rate, not the warm-up's caps.
     **dict.fromkeys((Env.MARKETING_RATE_SHARE, Env.MAX_SEND_RATE, Env.MAX_24_HOUR_SEND), ("send", "campaign")),
     Env.WARMUP_PLAN: ("send",),
+    Env.SMTP_RELAYS: ("send",),
+    DOMAIN_CHECK_STREAMS: ("render",),  # recipient-domain hygiene (postline.domains)
 }
 WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 
@@ -97,10 +104,14 @@ class Functions(Construct):
         environment[Env.SCHEDULE_DLQ_ARN] = scheduling.dead_letters.queue_arn
         environment.update(_alert_environment(config.alerts))
         environment.update(_limiter_environment(config))
+        if config.transports:
+            environment[Env.SMTP_RELAYS] = json.dumps(
+                {stream: relay.relay() for stream, relay in config.transports.items()}, separators=(",", ":"))
+        environment[DOMAIN_CHECK_STREAMS] = ",".join(config.domain_check_streams)
         self.functions: dict[str, lambda_.Function] = {
             name: self._function(name, config, {variable: value for variable, value in environment.items()
                                                 if name in READ_BY.get(variable, FUNCTIONS)})
-            for name in FUNCTIONS
+            for name in FUNCTIONS if name != "unsubscribe_mail" or config.receive_unsubscribe_mail
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
@@ -211,7 +222,7 @@ class Functions(Construct):
         # transaction's ConditionCheck is authorised as ConditionCheckItem, not as a read.
         _table(render, tables.suppressions, "ConditionCheckItem")
         _table(render, tables.messages, "PutItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem")
-        _table(render, tables.events, *WRITE_EVENTS)
+        _table(render, tables.events, *WRITE_EVENTS, "BatchGetItem")  # BatchGetItem: recipient domains' answers
         for stream in STREAMS:
             queues.send[stream].grant_send_messages(render)
             queues.dead_letter_queues[INBOUND_QUEUES[stream]].grant_send_messages(render)
@@ -245,6 +256,7 @@ class Functions(Construct):
             grantee=send, actions=["ses:SendEmail", "ses:SendRawEmail"],
             resource_arns=sending_identities + [ses_resources.configuration_set_arn(s) for s in STREAMS],
         )
+        self._grant_relays(config, tables)
 
         # BatchGetItem: a Send event reads whether its email is already past sent before it writes.
         _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem")
@@ -261,13 +273,26 @@ class Functions(Construct):
         _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
 
 
+    def _grant_relays(self, config: Config, tables: Tables) -> None:
+        """The streams on an SMTP relay: send reads each relay's credentials (that secret only), and suppresses an
+        address a relay says does not exist (postline.send: one conditional PutItem)."""
+        if not config.transports:
+            return
+        send, stack = self.functions["send"], Stack.of(self)
+        secrets = sorted({relay.secret if relay.secret_is_arn else stack.format_arn(
+            service="secretsmanager", resource="secret", resource_name=f"{relay.secret}-??????",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME) for relay in config.transports.values()})
+        # A secret named without its ARN ends in the six characters Secrets Manager adds to every ARN.
+        iam.Grant.add_to_principal(grantee=send, actions=["secretsmanager:GetSecretValue"], resource_arns=secrets)
+        _table(send, tables.suppressions, "PutItem")
+
     def _grant_analytics(self, tables: Tables, alarm_topic: sns.Topic) -> None:
         """The counters (postline.analytics): each batch's facts written in transactions of conditional marker Puts
         and counter Updates, by every function that sees an email's fate. ses_events also checks the alerts (reads
         the counters and the alerts' states), pauses a campaign that passes them (reads, creates for an
         application's campaign without a record, or moves its record) and publishes the alert on the alarm
         topic (encrypted: the grant covers its key)."""
-        for name in ("send", "ses_events", "track_open", "track_click", "unsubscribe"):
+        for name in ("render", "send", "ses_events", "track_open", "track_click", "unsubscribe"):
             _table(self.functions[name], tables.stats, "PutItem", "UpdateItem")
         ses_events = self.functions["ses_events"]
         _table(ses_events, tables.stats, "Query")

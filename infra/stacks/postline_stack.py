@@ -11,6 +11,7 @@ from .constants import FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
 from .functions import Functions
 from .monitoring import Monitoring
 from .queues import Queues
+from .receiving import UnsubscribeMailReceiving
 from .scheduling import Scheduling
 from .secrets import SigningKeys
 from .ses import Ses
@@ -36,7 +37,7 @@ class PostlineStack(Stack):
         self.ses = Ses(self, "Ses", config=config, queues=self.queues)
         # The API exists before the functions (they sign links with its URL); its routes come after them.
         self.api = TrackingApi(self, "Api", config=config)
-        self.app_events = ApplicationEvents(self, "ApplicationEvents")
+        self.app_events = ApplicationEvents(self, "ApplicationEvents", with_queue=config.app_events_queue)
         # Schedules put soft-bounce retries on the inbound queues and start campaigns through the control queue.
         self.scheduling = Scheduling(self, "Scheduling",
                                      target_queues=[*self.queues.inbound.values(), self.queues.campaigns])
@@ -49,6 +50,14 @@ class PostlineStack(Stack):
             alarm_topic=self.monitoring.topic,
         )
         self.api.add_routes(self.functions.functions)
+        # Unsubscribe by email: SES receives the mailto address's mail and the unsubscribe_mail function applies it.
+        self.receiving = None
+        if config.receive_unsubscribe_mail:
+            self.receiving = UnsubscribeMailReceiving(self, "UnsubscribeMail", config=config)
+            self.receiving.connect(
+                self.functions.functions["unsubscribe_mail"], messages=self.tables.messages,
+                events_table=self.tables.events, suppressions=self.tables.suppressions, stats=self.tables.stats,
+                signing_keys=self.signing_keys.secret, event_bus=self.app_events.bus, alarm_topic=self.monitoring.topic)
         self.monitoring.watch(config=config, queues=self.queues, ses_resources=self.ses,
                               functions=self.functions.functions, api=self.api.api,
                               schedules_dlq=self.scheduling.dead_letters)

@@ -36,6 +36,8 @@ class LocalStack:
     api_url: str
     outbox: Path
     send_log: Path
+    smtp_port: int = 0  # the unsubscribe address's local MX
+    smtp_relay_port: int = 0  # the local SMTP relay (POSTLINE_LOCAL_SMTP_STREAMS)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([POSTLINE, *args], capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=120)
@@ -56,7 +58,7 @@ class LocalStack:
     def wait_for(self, message_id: str, statuses=FINAL, seconds: float = 60) -> dict:
         deadline = time.time() + seconds
         while True:
-            view = self.cli_json("status", message_id)
+            view = json.loads(self.cli("status", message_id, "--json", check=False).stdout)  # exit 3: no record yet
             if view["status"] in statuses or time.time() > deadline:
                 return view
             time.sleep(0.3)
@@ -87,13 +89,14 @@ def wait_until(condition, seconds: float, what: str) -> None:
 @contextlib.contextmanager
 def started_stack(state: Path, *up_args: str, **environment: str):
     """``postline local up --detach`` in its own state folder, on free ports, with ``environment`` added."""
-    aws_port, api_port = free_port(), free_port()
+    aws_port, api_port, smtp_port, relay_port = free_port(), free_port(), free_port(), free_port()
     env = dict(os.environ, POSTLINE_LOCAL_DIR=str(state / "state"), POSTLINE_OUTBOX=str(state / "outbox"),
                AWS_ENDPOINT_URL=f"http://127.0.0.1:{aws_port}", AWS_DEFAULT_REGION="us-east-1",
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", **environment)
     stack = LocalStack(env, f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{api_port}", state / "outbox",
-                       state / "state" / "ses-send-log.jsonl")
-    stack.cli("local", "up", "--detach", "--aws-port", str(aws_port), "--api-port", str(api_port), *up_args)
+                       state / "state" / "ses-send-log.jsonl", smtp_port, relay_port)
+    stack.cli("local", "up", "--detach", "--aws-port", str(aws_port), "--api-port", str(api_port),
+              "--smtp-port", str(smtp_port), "--smtp-relay-port", str(relay_port), *up_args)
     try:
         yield stack
     finally:

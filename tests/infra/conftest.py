@@ -108,6 +108,12 @@ LARGEST_CONFIG = {
     "warmup": {"start": "2025-03-01", "pools": ["transactional", "marketing"],
                "curve": [[day, MAX_WARMUP_EMAILS_PER_DAY] for day in range(
                    MAX_WARMUP_DAY - MAX_WARMUP_CURVE_POINTS + 1, MAX_WARMUP_DAY + 1)]},
+    # Every stream through its own relay, each secret by a complete ARN with a 64-character name: the relays travel
+    # in the send function's environment.
+    "transports": {stream: {"type": "smtp", "host": "email-smtp.ap-southeast-2.amazonaws.com", "port": 587,
+                            "tls": "starttls", "secret": "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:"
+                            + f"postline/{stream}/".ljust(64, "x") + "-AbCdEf"}
+                   for stream in ("critical", "transactional", "marketing")},
 }
 
 

@@ -1,4 +1,4 @@
-"""The HTTP API: the four routes, throttling, access logs without tokens, and the optional custom domain."""
+"""The HTTP API: its routes, throttling, access logs without tokens, and the optional custom domain."""
 from __future__ import annotations
 
 
@@ -15,6 +15,10 @@ def test_routes_go_to_their_functions(synth):
         "GET /c/{token}": synth.logical_id(functions["track_click"]),
         "GET /u/{token}": synth.logical_id(functions["unsubscribe"]),
         "POST /u/{token}": synth.logical_id(functions["unsubscribe"]),
+        # the rest (HEAD, OPTIONS, 405 with Allow) answered by the same functions, not API Gateway's bare 404
+        "ANY /o/{token}": synth.logical_id(functions["track_open"]),
+        "ANY /c/{token}": synth.logical_id(functions["track_click"]),
+        "ANY /u/{token}": synth.logical_id(functions["unsubscribe"]),
     }
 
 

@@ -21,7 +21,7 @@ def _problems(raw):
 def test_the_example_config_is_valid():
     config = load_config(EXAMPLE_CONFIG)
     assert config.domain == "mail.example.com" and config.mail_from_domain == "bounce.mail.example.com"
-    assert config.unsubscribe_mailto == "unsubscribe@mail.example.com"
+    assert config.unsubscribe_mailto == "unsubscribe@unsubscribe.mail.example.com"  # received on its own subdomain
 
 
 def test_which_file_is_read(tmp_path, monkeypatch):
@@ -243,21 +243,22 @@ def test_the_alert_defaults_the_example_states_are_the_functions_own():
 
 
 def test_the_default_concurrency_fits_a_young_account_raised_a_little():
-    # Each queue consumer at its ceiling (3 inbound and 3 send queues, the SES events, the campaigns' control queue)
-    # and the tracking API's share: what the account's Lambda concurrency must allow.
-    assert parse_config(MINIMAL).concurrency_needed() == (4 + 3 + 2) + (4 + 3 + 2) + 3 + 2 + 10 == 33
+    # Each queue consumer at its ceiling (3 inbound and 3 send queues, the SES events, the campaigns' control queue,
+    # the unsubscribe emails) and the tracking API's share: what the account's Lambda concurrency must allow.
+    assert parse_config(MINIMAL).concurrency_needed() == (4 + 3 + 2) + (4 + 3 + 2) + 3 + 2 + 2 + 10 == 35
     eventbridge = parse_config({**MINIMAL, "ses_event_route": "eventbridge"})  # the held-back Send events' queue too
-    assert eventbridge.concurrency_needed() == 36
+    assert eventbridge.concurrency_needed() == 38
+    assert parse_config({**MINIMAL, "receive_unsubscribe_mail": False}).concurrency_needed() == 33
     assert parse_config(MINIMAL).lambda_concurrency_limit == 1000
     assert parse_config({**MINIMAL, "lambda_concurrency_limit": 50}).lambda_concurrency_limit == 50
 
 
 def test_an_account_with_too_little_lambda_concurrency_is_told_to_raise_it():
     message = _problems({**MINIMAL, "lambda_concurrency_limit": 10})  # a new account's
-    assert "lambda_concurrency_limit: the functions may run 33 at once" in message
-    assert "27 with every concurrency at its lowest, 2), more than the account's 10" in message
+    assert "lambda_concurrency_limit: the functions may run 35 at once" in message
+    assert "29 with every concurrency at its lowest, 2), more than the account's 10" in message
     assert "Raise the account's Lambda concurrency first (docs/deploy.md, 'Lambda concurrency')" in message
-    assert "may run 43 at once" in _problems({**MINIMAL, "lambda_concurrency_limit": 40,
+    assert "may run 45 at once" in _problems({**MINIMAL, "lambda_concurrency_limit": 40,
                                                "send_concurrency": {"critical": 14}})
     assert "lambda_concurrency_limit: 5 is outside 10..1000000" in _problems({**MINIMAL, "lambda_concurrency_limit": 5})
 

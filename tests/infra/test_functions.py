@@ -7,7 +7,16 @@ import json
 
 import pytest
 
-from postline.settings import APP_EVENT_NAMES, ENVIRONMENT, PER_STREAM, STREAMS, Settings, settings_from_environ
+from postline.settings import (
+    APP_EVENT_NAMES,
+    ENVIRONMENT,
+    PER_STREAM,
+    STREAMS,
+    USED_BY,
+    ConfigurationError,
+    Settings,
+    settings_from_environ,
+)
 from stacks.config import MAX_WARMUP_CURVE_POINTS, parse_config
 from stacks.constants import API_CONCURRENCY_ALLOWANCE, FUNCTIONS, MAX_STACK_NAME_LENGTH
 from stacks.functions import ANNOUNCERS, READ_BY
@@ -16,9 +25,9 @@ from .conftest import LARGEST_CONFIG, _synthesize
 from .environment_size import ENVIRONMENT_BUDGET, LAMBDA_ENVIRONMENT_LIMIT, environment_sizes, largest_values
 
 
-def test_seven_functions_on_one_runtime_with_the_layer(synth):
+def test_eight_functions_on_one_runtime_with_the_layer(synth):
     functions = synth.postline_functions()
-    assert len(functions) == len(FUNCTIONS) == 7
+    assert len(functions) == len(FUNCTIONS) == 8
     published = synth.logical_id(synth.stack.functions.node.find_child("CommonLayer").node.find_child("Published"))
     for function in functions.values():
         properties = function["Properties"]
@@ -43,7 +52,7 @@ def test_tracing_and_every_application_event_when_the_config_asks(variant):
     for name in ANNOUNCERS:
         # "all", which the library reads as every event (their names would take a hundred bytes more).
         assert _variables(variant, name)["POSTLINE_APP_EVENTS"] == "all"
-        assert settings_from_environ({**_placeholders(variant, name), "POSTLINE_APP_EVENTS": "all"}).app_events == (
+        assert settings_from_environ({**_placeholders(variant, name), "POSTLINE_APP_EVENTS": "all"}, name).app_events == (
             APP_EVENT_NAMES)
     assert _variables(variant, "render")["POSTLINE_MESSAGE_TTL_DAYS"] == "90"
     assert _variables(variant, "ses_events")["POSTLINE_EVENT_TTL_DAYS"] == "90"
@@ -72,28 +81,49 @@ def test_each_function_has_its_own_role_and_log_group_with_retention(synth):
 
 REQUIRED = {v for v, f in ENVIRONMENT.items()
             if f in {field.name for field in dataclasses.fields(Settings) if field.default is dataclasses.MISSING}}
-REQUIRED |= {prefix + s.upper() for prefix in PER_STREAM for s in STREAMS}
+
+
+def _used_by(name: str) -> set[str]:
+    """The variables of the resources only some functions read, that function ``name`` reads."""
+    return ({v for v, f in ENVIRONMENT.items() if name in USED_BY.get(f, ())}
+            | {p + s.upper() for p, f in PER_STREAM.items() if name in USED_BY[f] for s in STREAMS})
 
 
 @pytest.mark.parametrize("fixture", ["synth", "variant", "warmed", "largest"])
-def test_every_function_gets_the_settings_the_library_requires_and_only_the_optional_ones_it_reads(request, fixture):
+def test_every_function_gets_the_settings_it_requires_and_only_the_others_it_reads(request, fixture):
     synth = request.getfixturevalue(fixture)
     for name in FUNCTIONS:
         variables = set(_variables(synth, name))
-        assert REQUIRED <= variables, (name, REQUIRED - variables)
-        optional = {v for v in variables - REQUIRED if v.startswith("POSTLINE_")}
-        assert all(name in READ_BY[v] for v in optional), (name, {v for v in optional if name not in READ_BY[v]})
-        assert all(v in ENVIRONMENT for v in optional), optional  # each is one the library reads
+        assert REQUIRED | _used_by(name) <= variables, (name, REQUIRED | _used_by(name) - variables)
+        others = {v for v in variables - REQUIRED if v.startswith("POSTLINE_")}
+        assert all(name in READ_BY[v] for v in others), (name, {v for v in others if name not in READ_BY[v]})
+        assert all(v in ENVIRONMENT or v.startswith(tuple(PER_STREAM)) for v in others), others  # the library's
         # The settings the function builds at cold start, from its own environment, validate.
-        settings_from_environ(_placeholders(synth, name))
-    common = _variables(synth, "track_open")
-    assert common["POWERTOOLS_SERVICE_NAME"] == "postline"
-    assert common["POSTLINE_DEFAULT_FROM"] == synth.config.from_address
+        settings_from_environ(_placeholders(synth, name), name)
+
+
+def test_a_function_started_without_a_resource_it_reads_fails_at_cold_start_naming_it(synth):
+    environment = _placeholders(synth, "send")
+    del environment["POSTLINE_RATE_LIMITS_TABLE"]
+    settings_from_environ(_placeholders(synth, "render"), "render")  # render reads no limiter
+    with pytest.raises(ConfigurationError, match="POSTLINE_RATE_LIMITS_TABLE: Field required"):
+        settings_from_environ(environment, "send")
+    assert "POSTLINE_RATE_LIMITS_TABLE" not in _variables(synth, "render")
+
+
+def test_the_library_names_only_functions_the_stack_has():
+    assert {name for readers in USED_BY.values() for name in readers} <= set(FUNCTIONS)
+
+
+def test_the_sender_goes_to_the_function_that_renders(synth):
+    assert _variables(synth, "track_open")["POWERTOOLS_SERVICE_NAME"] == "postline"
+    assert _variables(synth, "render")["POSTLINE_DEFAULT_FROM"] == synth.config.from_address
+    assert "POSTLINE_DEFAULT_FROM" not in _variables(synth, "track_open")
 
 
 def test_optional_settings_go_where_they_are_read(synth):
     expected = {
-        "render": {"POSTLINE_MESSAGE_TTL_DAYS", "POSTLINE_MAX_RECEIVE_COUNT"},
+        "render": {"POSTLINE_MESSAGE_TTL_DAYS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_DOMAIN_CHECK_STREAMS"},
         "send": {"POSTLINE_APP_EVENTS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_SEND_EVENT_DELAY_SECONDS",
                  "POSTLINE_MARKETING_RATE_SHARE"},
         "ses_events": {"POSTLINE_APP_EVENTS", "POSTLINE_MAX_RECEIVE_COUNT", "POSTLINE_EVENT_TTL_DAYS",
@@ -105,7 +135,7 @@ def test_optional_settings_go_where_they_are_read(synth):
            for name in ("track_open", "track_click", "unsubscribe")},
     }
     for name, variables in expected.items():
-        given = {v for v in _variables(synth, name) if v.startswith("POSTLINE_")} - REQUIRED
+        given = {v for v in _variables(synth, name) if v.startswith("POSTLINE_")} - REQUIRED - _used_by(name)
         assert given == variables, name
 
 
@@ -114,12 +144,13 @@ def test_the_alert_thresholds_go_to_the_function_that_checks_them_when_the_confi
               "POSTLINE_ALERT_WINDOW_HOURS"}
     for name in FUNCTIONS:  # the example config states the functions' own defaults
         assert set(_variables(synth, name)) & alerts == (alerts if name == "ses_events" else set()), name
-    settings = settings_from_environ(_placeholders(largest, "ses_events"))
+    settings = settings_from_environ(_placeholders(largest, "ses_events"), "ses_events")
     assert (settings.alert_bounce_rate, settings.alert_complaint_rate, settings.alert_min_sample,
             settings.alert_window_hours) == (0.0123456789012345, 0.0009876543210987, 1_000_000_000, 336)
     assert _variables(synth, "ses_events")["POSTLINE_ALARM_TOPIC_ARN"] == {
         "Ref": synth.logical_id(synth.stack.monitoring.topic)}
-    assert _variables(synth, "render")["POSTLINE_STATS_TABLE"] == {"Ref": synth.logical_id(synth.stack.tables.stats)}
+    assert _variables(synth, "send")["POSTLINE_STATS_TABLE"] == {"Ref": synth.logical_id(synth.stack.tables.stats)}
+    assert "POSTLINE_ALARM_TOPIC_ARN" not in _variables(synth, "send")
 
 
 LIMITER_VARIABLES = {"POSTLINE_MARKETING_RATE_SHARE", "POSTLINE_MAX_SEND_RATE", "POSTLINE_MAX_24_HOUR_SEND",
@@ -185,8 +216,9 @@ def test_the_largest_environment_is_the_send_functions_with_the_longest_plan(lar
 
 
 def test_the_synth_fails_on_an_environment_over_the_budget(tmp_path):
-    # The sender's name is free in length: with the longest stack name, one of 500 characters is too much.
-    too_long = {**LARGEST_CONFIG, "from_address": "N" * 500 + " <news@notifications.mail.example-company.com>"}
+    # The sender's name is free in length: with the longest stack name, one of 2,000 characters is too much for
+    # the function that renders (the only one given the sender).
+    too_long = {**LARGEST_CONFIG, "from_address": "N" * 2000 + " <news@notifications.mail.example-company.com>"}
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         _synthesize(parse_config(too_long, "too long"), tmp_path, context={"aws:cdk:bundling-stacks": []})
     report = json.loads((tmp_path / "validation-report.json").read_text())
@@ -194,8 +226,8 @@ def test_the_synth_fails_on_an_environment_over_the_budget(tmp_path):
     assert plugin["conclusion"] == "failure"
     by_function = {construct["constructPath"].split("/")[-2]: violation["description"]
                    for violation in plugin["violations"] for construct in violation["violatingConstructs"]}
-    assert "Send" in by_function  # the largest environment
-    assert "over the 3072 postline allows itself under Lambda's 4096" in by_function["Send"]
+    assert set(by_function) == {"Render"}
+    assert "over the 3072 postline allows itself under Lambda's 4096" in by_function["Render"]
 
 
 # Where the stack is deployed, as CloudFormation resolves the pseudo parameters in the queue URL prefix.
@@ -218,7 +250,7 @@ def test_the_library_derives_every_queue_url_from_the_prefix_as_the_stack_names_
     for gone in ("POSTLINE_INBOUND_DLQ_URLS", "POSTLINE_SEND_DLQ_URLS", "POSTLINE_SES_EVENTS_DLQ_URL",
                  *(f"POSTLINE_{kind}_QUEUE_URL_{s.upper()}" for kind in ("INBOUND", "SEND") for s in STREAMS)):
         assert gone not in env
-    settings = settings_from_environ(_placeholders(synth, "render"))
+    settings = settings_from_environ(_placeholders(synth, "render"), "render")
     queues = synth.stack.queues
 
     def url(queue) -> str:  # what the queue's Ref resolves to
@@ -256,13 +288,12 @@ def _placeholders(synth, name: str) -> dict[str, str]:
 
 
 def test_tracking_base_url_is_the_api_endpoint(synth):
-    env = next(iter(synth.postline_functions().values()))["Properties"]["Environment"]["Variables"]
+    env = _variables(synth, "render")
     assert env["POSTLINE_TRACKING_BASE_URL"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.api.api), "ApiEndpoint"]}
 
 
 def test_tracking_base_url_is_the_custom_domain_when_configured(variant):
-    env = next(iter(variant.postline_functions().values()))["Properties"]["Environment"]["Variables"]
-    assert env["POSTLINE_TRACKING_BASE_URL"] == "https://links.example.org"
+    assert _variables(variant, "render")["POSTLINE_TRACKING_BASE_URL"] == "https://links.example.org"
 
 
 def _mappings(synth, function_name):
@@ -272,6 +303,8 @@ def _mappings(synth, function_name):
     label |= {synth.logical_id(queue): f"send-{stream}" for stream, queue in queues.send.items()}
     label[synth.logical_id(queues.ses_events)] = "ses-events"
     label[synth.logical_id(queues.campaigns)] = "campaigns"
+    if synth.stack.receiving is not None:  # unsubscribe by email (stacks/receiving.py)
+        label[synth.logical_id(synth.stack.receiving.queue)] = "unsubscribe-mail"
     if queues.ses_send_events is not None:  # the EventBridge route only
         label[synth.logical_id(queues.ses_send_events)] = "ses-send-events"
     function = {"Ref": synth.logical_id(synth.stack.functions.functions[function_name])}
@@ -328,7 +361,7 @@ def test_the_queue_consumers_ceilings_and_the_api_fit_the_accounts_lambda_concur
                    for m in synth.resources("AWS::Lambda::EventSourceMapping").values())
     assert ceilings + API_CONCURRENCY_ALLOWANCE == synth.config.concurrency_needed()
     assert synth.config.concurrency_needed() <= synth.config.lambda_concurrency_limit
-    if fixture == "synth":  # the defaults: 33, for an account raised from a new one's 10 (docs/deploy.md)
-        assert ceilings + API_CONCURRENCY_ALLOWANCE == 33
+    if fixture == "synth":  # the defaults: 35, for an account raised from a new one's 10 (docs/deploy.md)
+        assert ceilings + API_CONCURRENCY_ALLOWANCE == 35
     # No function reserves concurrency: Lambda keeps 10 unreserved, all a new account has.
     assert not any("ReservedConcurrentExecutions" in f["Properties"] for f in synth.postline_functions().values())

@@ -118,6 +118,9 @@ def _resource_construct(stack, service: str, name: str):
               resources.EVENTS_QUEUE: stack.queues.ses_events, resources.CAMPAIGN_QUEUE: stack.queues.campaigns}
     queues.update({f"{name}-dlq": stack.queues.dead_letter_queues[name] for name in queues})
     buckets = {resources.CLAIM_CHECK_BUCKET: stack.storage.bucket}
+    if stack.receiving is not None:  # unsubscribe by email: its DLQ and the received emails' bucket
+        queues[f"{resources.UNSUBSCRIBE_MAIL_QUEUE}-dlq"] = stack.receiving.dead_letters
+        buckets[resources.UNSUBSCRIBE_MAIL_BUCKET] = stack.receiving.bucket
     return {"dynamodb": tables, "sqs": queues, "s3": buckets}.get(service, {}).get(name)
 
 
@@ -194,6 +197,27 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
         assert subscription(engagement, token) is not None
         assert unsubscribe(engagement, token, how="one-click") is not None
         assert resubscribe(engagement, token) is not None
+    _walk_unsubscribe_mail(pipeline, needs, engagement, token)
+
+
+def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> None:
+    """Emails to the mailto address, as SES stores and announces them: one with the token (unsubscribes), one
+    without (kept for an operator), and a notification that cannot be read (to the DLQ)."""
+    from postline.inbound_mail import UnsubscribeMailContext, handle_batch
+    from postline_cli.local.smtp_receiver import store_and_notify
+
+    s3, sns = pipeline.session.client("s3"), pipeline.session.client("sns")
+    for subject in (f"unsubscribe {token}", "please remove me"):
+        raw = f"From: reader@example.com\r\nSubject: {subject}\r\n\r\nthanks\r\n".encode()
+        store_and_notify(s3, sns, resources.UNSUBSCRIBE_MAIL_BUCKET, resources.topic_arn(resources.UNSUBSCRIBE_MAIL_TOPIC),
+                         raw, "reader@example.com", ["unsubscribe@" + resources.UNSUBSCRIBE_DOMAIN], pipeline.clock())
+    records = pipeline.receive(resources.UNSUBSCRIBE_MAIL_QUEUE)
+    records.append(QueueRecord("not-ses", "{}", resources.UNSUBSCRIBE_MAIL_QUEUE, pipeline.clock(), 1))
+    context = UnsubscribeMailContext(pipeline.settings, s3=s3, sqs=pipeline.sqs, engagement=engagement,
+                                     clock=pipeline.clock)
+    with needs.acting_as("unsubscribe_mail"):
+        outcomes = handle_batch(records, context).outcomes
+    assert sorted(o.result for o in outcomes.values()) == ["kept", "rejected", "unsubscribed"]
 
 
 def _walk_campaigns(pipeline, needs: Needs) -> None:
@@ -282,6 +306,8 @@ def test_every_path_was_walked_by_every_function(synth, needs):
     assert ("sqs:SendMessage", "postline-campaigns-dlq") in needs["campaign"]  # an unreadable control message
     assert ("scheduler:CreateSchedule", None) in needs["campaign"]  # tomorrow's window
     assert ("dynamodb:UpdateItem", "postline-campaigns") in needs["send"]  # a cancelled campaign's email counted
+    assert ("s3:PutObject", resources.UNSUBSCRIBE_MAIL_BUCKET) in needs["unsubscribe_mail"]  # an email kept
+    assert ("sqs:SendMessage", "postline-unsubscribe-mail-dlq") in needs["unsubscribe_mail"]  # an unreadable one
 
 
 def test_each_function_role_allows_every_call_it_makes(synth, needs):

@@ -24,15 +24,17 @@ def _alarms(synth):
 def test_every_alarm_notifies_the_alarm_topic(synth):
     topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
     alarms = _alarms(synth)
-    # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one) and the schedules',
-    # 3 send queues, each function, reputation, quota, mail held for an unverified identity per stream.
-    assert len(alarms) == 8 + 1 + 3 + 2 * len(FUNCTIONS) + 2 + 1 + 3
+    # 8 DLQs (the SNS route has no held-back Send queue; the campaigns' control queue has one), the schedules' and
+    # the unsubscribe emails', 3 send queues, each function, reputation, quota, mail held for an unverified identity
+    # per stream.
+    assert len(alarms) == 8 + 1 + 1 + 3 + 2 * len(FUNCTIONS) + 2 + 1 + 3
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 
 def test_dlq_depth_alarms(synth):
     dlqs = {synth.logical_id(dlq) for _, _, dlq in synth.stack.queues.all_with_dlq}
     dlqs.add(synth.logical_id(synth.stack.scheduling.dead_letters))  # a retry or campaign start Scheduler lost
+    dlqs.add(synth.logical_id(synth.stack.receiving.dead_letters))  # an unreadable unsubscribe email notification
     alarmed = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in _alarms(synth)
                if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
     assert alarmed == dlqs

@@ -6,13 +6,13 @@ import pytest
 from stacks.constants import MAX_RECEIVE_COUNT, SEND_EVENT_DELAY, SES_EVENTS, SES_SEND_EVENTS, STREAMS
 
 
-@pytest.mark.parametrize("route, pipeline_queues", [("synth", 8), ("variant", 9)])
+@pytest.mark.parametrize("route, pipeline_queues", [("synth", 9), ("variant", 10)])
 def test_every_queue_has_its_own_dlq(request, route, pipeline_queues):
     synth = request.getfixturevalue(route)
     queues = synth.resources("AWS::SQS::Queue")
     with_redrive = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
     # 3 inbound, 3 send, the SES events (and, on the EventBridge route, the held-back Send events), the campaigns'
-    # control queue, their DLQs, and the schedules' DLQ
+    # control queue, the unsubscribe mail's, their DLQs, and the schedules' DLQ
     assert len(queues) == 2 * pipeline_queues + 1 and len(with_redrive) == pipeline_queues
     dlqs = [v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in with_redrive.values()]
     assert len(set(dlqs)) == pipeline_queues
@@ -36,7 +36,7 @@ def test_queues_are_encrypted_and_tls_only(synth):
 def test_visibility_timeout_is_six_times_the_consumer_timeout(synth):
     resources = synth.template["Resources"]
     mappings = synth.resources("AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 8  # the SNS route: no held-back Send events' queue
+    assert len(mappings) == 9  # the SNS route: no held-back Send events' queue; the unsubscribe mail's
     for mapping in mappings.values():
         queue = resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
         function = resources[mapping["Properties"]["FunctionName"]["Ref"]]
@@ -97,8 +97,10 @@ def test_ses_events_reach_their_queue_from_the_default_bus_only_for_postline_con
         assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn
     # The other rule's queue and DLQ are all EventBridge may send to besides.
     assert len(allowed) == 2
+    unsubscribe_mail = {"Ref": synth.logical_id(synth.stack.receiving.topic)}
     assert all(s["Properties"]["Protocol"] == "email"  # the alarm topic's: no topic for SES's events in between
-               for s in synth.resources("AWS::SNS::Subscription").values())
+               for s in synth.resources("AWS::SNS::Subscription").values()
+               if s["Properties"]["TopicArn"] != unsubscribe_mail)
 
 
 def test_producer_policy_sends_to_inbound_queues_only(synth):

@@ -234,6 +234,7 @@ def pipeline(monkeypatch, tmp_path):
     # moto's PartiQL INSERT overwrites an existing item; DynamoDB refuses it, and the first claims depend on that.
     monkeypatch.setattr(DynamoDBBackend, "batch_execute_statement", DynamoDBBackend.batch_execute_statement)
     aws_endpoint.insert_as_dynamodb_does()
+    aws_endpoint.answer_ses_setup_as_ses_does()  # the event destinations create_resources makes, as the stack does
     with mock_aws():
         for model in ALL_MODELS:
             model._connection = None

@@ -222,7 +222,8 @@ def test_local_up_gives_the_endpoint_the_limits_from_its_environment(tmp_path):
         return subprocess.run([POSTLINE, "local", *args], capture_output=True, text=True, env=env, timeout=120,
                               check=True)
 
-    postline("up", "--detach", "--aws-port", str(aws_port), "--api-port", str(free_port()))
+    postline("up", "--detach", "--aws-port", str(aws_port), "--api-port", str(free_port()), "--smtp-port",
+             str(free_port()), "--smtp-relay-port", str(free_port()))
     try:
         ses = boto3.client("sesv2", endpoint_url=f"http://127.0.0.1:{aws_port}", region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")

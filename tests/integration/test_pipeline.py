@@ -214,14 +214,14 @@ def test_a_repeat_long_after_the_first_copy_is_a_duplicate_even_while_ses_events
 
 def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):
     """Render leaves a marketing message's record to the claim (a write less per email): until the send stage
-    takes it, `postline status` says it is waiting on a queue; then the record has everything render knew."""
+    takes it, `postline status` has no record of it; then the record has everything render knew."""
     from postline_cli.views import message_view
 
     pipeline.enqueue("marketing", message("newsletter", "reader@example.com", "rec-1", campaign="june",
                                           tags={"cohort": "b"}))
     pipeline.run_render()
     waiting = message_view(message_id_for("rec-1"))
-    assert waiting["status"] == "queued" and "send queue" in waiting["reason"]
+    assert (waiting["status"], waiting["found"]) == ("unknown", False) and "not received yet" in waiting["reason"]
     assert "older than the history kept" in waiting["reason"]  # after message_ttl_days, the same answer
     pipeline.run_send()
     stored = record(message_id_for("rec-1"))  # claimed, then sent as soon as SES took it

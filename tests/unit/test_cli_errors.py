@@ -94,6 +94,15 @@ def test_no_credentials_against_aws_says_to_configure_them_or_start_the_local_st
     assert line.endswith("or start the local stack with `postline local up`")
 
 
+def test_no_region_against_aws_says_to_set_one_or_start_the_local_stack(environ):
+    environ.update({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"})
+    result = run("status", "m1")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        "error: no AWS region is set: set AWS_DEFAULT_REGION or a region in the AWS profile (`aws configure`), or "
+        "start the local stack with `postline local up`")
+
+
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", "http://localhost:4566", "http://[::1]:4566"])
 def test_a_loopback_endpoint_without_credentials_gets_the_local_stacks(environ, endpoint):
     environ["AWS_ENDPOINT_URL"] = endpoint
@@ -231,3 +240,104 @@ def test_a_usage_error_stays_clicks(environ):
 
 def test_the_help_mentions_postline_debug():
     assert "POSTLINE_DEBUG=1" in run("--help").output
+
+
+# ---------------------------------------------------------------- status: no record, --wait
+def test_status_wait_returns_once_the_message_settles(environ, monkeypatch):
+    answers = iter(["unknown", "rendered", "sent", "delivered", "delivered"])
+    monkeypatch.setattr(views, "message_view", lambda reference: {
+        "message_id": "m1", "status": (status := next(answers)), "found": status != "unknown", "events": []})
+    view = views.settled_message_view("m1", wait_seconds=60, clock=lambda: 0.0, sleep=lambda seconds: None)
+    assert view["status"] == "delivered"
+
+
+def test_status_wait_shows_the_message_as_it_is_when_the_time_is_up(environ, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(views, "message_view", lambda reference: {"message_id": "m1", "status": "sent"})
+    view = views.settled_message_view("m1", wait_seconds=2, clock=lambda: now[0],
+                                      sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+    assert (view["status"], now[0]) == ("sent", 2.0)
+
+
+def test_no_record_after_waiting_exits_3(environ, monkeypatch):
+    monkeypatch.setattr(main, "target", lambda: None)
+    monkeypatch.setattr(views, "message_view", lambda reference: {
+        "message_id": "m1", "status": "unknown", "found": False, "reason": views.NO_RECORD, "events": []})
+    result = run("status", "m1", "--wait", "0.01")
+    assert result.exit_code == 3
+    assert result.stdout == ("m1: unknown: no record for this id (not received yet, never sent, or older than the "
+                             "history kept)\n")  # one line, though longer than the 80 columns rich assumes here
+
+
+# ---------------------------------------------------------------- the local stack
+def test_a_local_stack_that_died_here_is_one_line_not_a_silent_switch_to_aws(environ, tmp_path):
+    state_dir = Path(environ["POSTLINE_LOCAL_DIR"])
+    state_dir.mkdir()
+    (state_dir / "local.json").write_text(json.dumps({
+        "pid": 2 ** 22 + 1, "endpoint": f"http://127.0.0.1:{free_port()}", "ready": True}))  # no such process
+    result = run("status", "m1")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        f"error: the local stack started in this folder is not answering (it died? its log: {state_dir}/local.log): "
+        "`postline local down`, then `postline local up` starts it again")
+
+
+def test_local_up_on_a_port_in_use_says_which_and_what_to_do(environ):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("local", "up", "--aws-port", str(port), "--api-port", str(free_port()))
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        f"error: port {port} is in use by another process: stop it, or choose another port with --aws-port")
+
+
+def test_local_up_detach_with_a_state_folder_it_cannot_write_says_so(environ, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    environ["POSTLINE_LOCAL_DIR"] = str(tmp_path / "a-file" / "state")
+    result = run("local", "up", "--detach")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (f"error: cannot write the local stack's state folder {tmp_path}/a-file/state: "
+                                      "Not a directory (POSTLINE_LOCAL_DIR moves it)")
+
+
+@pytest.mark.parametrize("log, reason", [
+    ("[render] batch of 1\nerror: port 4566 is in use by another process: stop it, or choose another port with "
+     "--aws-port\n", "port 4566 is in use by another process: stop it, or choose another port with --aws-port"),
+    ("error: unexpected TemplateProblem: x (a bug? POSTLINE_DEBUG=1 shows the traceback)\n",
+     "the local stack exited at start: unexpected TemplateProblem: x (a bug? POSTLINE_DEBUG=1 shows the traceback) "
+     "(its log: LOG)"),
+    ("Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named 'moto'\n",
+     "the local stack exited at start: ModuleNotFoundError: No module named 'moto' (its log: LOG)"),
+    ("", "the local stack exited at start: it wrote nothing (its log: LOG)"),
+])
+def test_a_detached_stack_that_exits_at_start_is_explained_by_what_it_wrote(tmp_path, log, reason):
+    from postline_cli.local.stack import _why_it_exited
+
+    log_file = tmp_path / "local.log"
+    earlier = "error: port 3000 is in use by another process: from an earlier start\n"
+    log_file.write_text(earlier + log)
+    assert _why_it_exited(log_file, len(earlier)) == reason.replace("LOG", str(log_file))
+
+
+def test_a_file_the_cli_cannot_use_is_named_not_called_a_bug():
+    assert explain(PermissionError(13, "Permission denied", "/srv/list.csv")) == "Permission denied: /srv/list.csv"
+
+
+# ---------------------------------------------------------------- the demo's table
+def test_the_demo_shows_where_each_email_really_is_and_whole_addresses(monkeypatch, tmp_path):
+    from rich.console import Console
+
+    from postline_cli import demo, suppressions
+
+    monkeypatch.setattr(suppressions, "iterate", lambda: [])
+    sent = [demo.Sent("password reset", "m1", "delivered"), demo.Sent("newsletter", "m2", "complained")]
+    views_by_id = {"m1": {"status": "delivered", "recipient": "ada@example.com", "template": "password-reset"},
+                   "m2": {"status": "complained", "recipient": "complaint@simulator.amazonses.com",
+                          "template": "newsletter"}}
+    console = Console(width=200, soft_wrap=True, record=True)
+    demo._report(console, sent, views_by_id, tmp_path / "mail")  # POSTLINE_OUTBOX outside the current folder
+    shown = console.export_text()
+    assert f"{tmp_path}/mail/m1.eml" in shown and "complaint@simulator.amazonses.com" in shown
+    assert f"open them in a mail client): {tmp_path}/mail\n" in shown

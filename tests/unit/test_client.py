@@ -40,7 +40,8 @@ def test_send_enqueues_the_validated_message_on_the_stream_queue(sqs):
 
 def test_every_message_gets_an_id_so_a_retried_send_is_not_sent_twice(sqs):
     mail = PostlineClient(QUEUES, sqs)
-    first, second = mail.send("welcome", "ada@example.com"), mail.send("welcome", "ada@example.com")
+    first, second = (mail.send("welcome", "ada@example.com", stream="transactional"),
+                     mail.send("welcome", "ada@example.com", stream="transactional"))
     ids = [json.loads(request["MessageBody"])["id"] for request in sqs.sent]
     assert all(ids) and ids[0] != ids[1]
     assert [first, second] == [message_id_for(key) for key in ids]

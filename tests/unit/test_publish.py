@@ -237,12 +237,14 @@ def test_loop_over_table_rows_survives_publishing(tmp_path):
     assert "<td>first</td>" in html and "<td>second</td>" in html
 
 
-def test_a_text_part_that_cannot_be_derived_asks_for_a_text_template(tmp_path):
+def test_a_text_part_is_derived_from_a_loop_between_table_rows(tmp_path):
     folder = make_template(tmp_path, "lines", html=(
         "<html><body><table>{% for row in rows %}<tr><td>{{ row.label }}</td></tr>{% endfor %}</table></body></html>"),
         example={"name": "Ada", "rows": [{"label": "A"}]})
-    with pytest.raises(TemplateProblem, match="add a text.j2"):
-        prepare(load_template_dir(folder), "t")
+    item = prepare(load_template_dir(folder), "t")
+    text = CompiledTemplate.compile(item).render({"name": "Ada", "rows": [{"label": "first"}, {"label": "second"}]},
+                                                 {}).text
+    assert text == "first\nsecond\n"
 
 
 def test_marketing_template_mentioning_unsubscribe_url_only_in_a_comment_is_refused(tmp_path):

@@ -153,10 +153,24 @@ def test_the_queue_url_variables_of_before_are_gone():
     assert settings.send_queue_urls["critical"] == "https://sqs.example/1/postline-send-critical"
 
 
-@pytest.mark.parametrize("value", ["links.example.com", "ftp://links.example.com", "//links.example.com", ""])
+@pytest.mark.parametrize("value", ["links.example.com", "ftp://links.example.com", "//links.example.com"])
 def test_tracking_base_url_must_be_http_or_https(value):
     message = misconfiguration(POSTLINE_TRACKING_BASE_URL=value)
     assert "POSTLINE_TRACKING_BASE_URL" in message and "http(s)" in message
+
+
+def test_an_empty_tracking_base_url_is_a_missing_one():
+    assert "POSTLINE_TRACKING_BASE_URL: Field required" in misconfiguration(POSTLINE_TRACKING_BASE_URL="")
+
+
+def test_a_function_checks_only_the_resources_it_reads():
+    without_limiter = {k: v for k, v in environment().items() if k != "POSTLINE_RATE_LIMITS_TABLE"}
+    assert settings_from_environ(without_limiter, "render").rate_limits_table is None
+    with pytest.raises(ConfigurationError, match="^postline is misconfigured: POSTLINE_RATE_LIMITS_TABLE: Field "
+                                                 "required$"):
+        settings_from_environ(without_limiter, "send")
+    with pytest.raises(ConfigurationError, match="POSTLINE_RATE_LIMITS_TABLE"):
+        settings_from_environ(without_limiter)  # the CLI and the local stack serve every function
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -56,7 +56,8 @@ def test_no_counts_at_all_is_said_plainly():
 def test_a_campaign_shows_its_state_its_totals_beside_its_rates_its_days_links_and_reasons():
     june = view("campaign", "june", hours={
         "2027-01-14T09": counts(sent=40, delivered=36, hard_bounced=3, opened_unique=12, opened=16),
-        "2027-01-15T02": counts(complained=1, clicked_unique=8, clicked=11, machine_opened_unique=5)},
+        "2027-01-15T02": counts(complained=1, clicked_unique=8, clicked=11, machine_opened_unique=5,
+                                undeliverable_domain=2)},
         reasons={"hard_bounced": {"General": 2, "NoEmail": 1}, "complained": {"abuse": 1}},
         links=[{"url": "https://example.com/spring", "clicked": 8, "clicked_unique": 6}])
     lines = scope_lines(june, 7, {"state": "paused", "since": "2027-01-15T02:10:00.000Z"})
@@ -66,6 +67,7 @@ def test_a_campaign_shows_its_state_its_totals_beside_its_rates_its_days_links_a
     assert row(lines, "delivered") == ["36", "bounce", "rate", "7.50%"]
     assert row(lines, "bounced (hard)") == ["3", "complaint", "rate", "2.50%"]
     assert row(lines, "opened by machines") == ["5"]
+    assert row(lines, "rejected (domain takes no mail)") == ["2"]
     assert row(lines, "2027-01-14") == ["40", "36", "3", "0", "12", "0", "0"]
     assert row(lines, "2027-01-15") == ["0", "0", "0", "1", "0", "8", "0"]
     assert row(lines, "https://example.com/spring") == ["6", "8"]

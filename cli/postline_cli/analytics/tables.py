@@ -12,6 +12,7 @@ COUNTS = (("sent", "sent"), ("delivered", "delivered"), ("hard_bounced", "bounce
           ("suppressed", "suppressed"), ("failed", "failed"))
 # and for one campaign or template, these too
 MORE_COUNTS = (("soft_bounced", "bounced (soft)"), ("rejected", "rejected"),
+               ("undeliverable_domain", "rejected (domain takes no mail)"),
                ("machine_opened_unique", "opened by machines"), ("machine_clicked_unique", "clicked by machines"))
 RATES = (("delivery", "delivery rate"), ("bounce", "bounce rate"), ("complaint", "complaint rate"),
          ("human_open", "human open rate"), ("click_through", "click-through rate"),

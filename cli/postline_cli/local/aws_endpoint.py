@@ -256,6 +256,90 @@ def refuse_unverified_as_ses_does() -> None:
     SESBackend.send_raw_email = refusing_unverified
 
 
+def answer_ses_setup_as_ses_does() -> None:
+    """What ``postline doctor`` reads of an identity and its configuration sets, which moto's SESv2 lacks: a domain
+    identity's Easy DKIM tokens (three, derived from its name) and status, its custom MAIL FROM domain
+    (PutEmailIdentityMailFromAttributes; status SUCCESS), verified for sending while moto holds it, and each
+    configuration set's event destinations (create, list, update, delete), kept on moto's SES backend so that they
+    go with it."""
+    import hashlib
+    from urllib.parse import unquote
+
+    from moto.ses.exceptions import NotFoundException
+    from moto.sesv2 import urls
+    from moto.sesv2.responses import SESV2Response
+
+    get_email_identity = SESV2Response.get_email_identity
+
+    def destinations_of(self) -> dict:
+        backend = self.sesv2_backend.core_backend
+        name = unquote(self._get_param("ConfigurationSetName"))
+        if name not in backend.config_sets:
+            raise NotFoundException(f"Configuration set <{name}> does not exist.")
+        if not hasattr(backend, "postline_event_destinations"):
+            backend.postline_event_destinations = {}
+        return backend.postline_event_destinations.setdefault(name, {})
+
+    def get_identity(self) -> str:
+        answer = json.loads(get_email_identity(self))
+        name = unquote(self._get_param("EmailIdentity"))
+        backend = self.sesv2_backend.core_backend
+        answer["VerifiedForSendingStatus"] = True  # moto holds it, and sends from it
+        if answer.get("IdentityType") == "DOMAIN":
+            digest = hashlib.sha256(name.encode()).hexdigest()
+            answer["DkimAttributes"] = {**answer.get("DkimAttributes", {}), "SigningEnabled": True,
+                                        "Status": "SUCCESS", "SigningAttributesOrigin": "AWS_SES",
+                                        "Tokens": [digest[i * 20:(i + 1) * 20] + "dkim" for i in range(3)]}
+            mail_from = backend.identity_mail_from_domains.get(name)
+            if mail_from:
+                answer["MailFromAttributes"] = {"MailFromDomain": mail_from["mail_from_domain"],
+                                                "MailFromDomainStatus": "SUCCESS",
+                                                "BehaviorOnMxFailure": mail_from["behavior_on_mx_failure"]}
+        return json.dumps(answer)
+
+    def put_mail_from(self) -> str:
+        name, params = unquote(self._get_param("EmailIdentity")), json.loads(self.body or "{}")
+        backend = self.sesv2_backend.core_backend
+        if name not in backend.email_identities:
+            raise NotFoundException(f"Identity {name} does not exist.")
+        backend.identity_mail_from_domains[name] = {
+            "mail_from_domain": params.get("MailFromDomain"),
+            "behavior_on_mx_failure": params.get("BehaviorOnMxFailure", "USE_DEFAULT_VALUE")}
+        return "{}"
+
+    def create_destination(self) -> str:
+        params = json.loads(self.body or "{}")
+        destinations_of(self)[params["EventDestinationName"]] = params["EventDestination"]
+        return "{}"
+
+    def list_destinations(self) -> str:
+        return json.dumps({"EventDestinations": [{"Name": name, **{"Enabled": False, **value}}
+                                                 for name, value in destinations_of(self).items()]})
+
+    def update_destination(self) -> str:
+        destinations, name = destinations_of(self), unquote(self._get_param("EventDestinationName"))
+        if name not in destinations:
+            raise NotFoundException(f"Event destination {name} does not exist.")
+        destinations[name] = json.loads(self.body or "{}")["EventDestination"]
+        return "{}"
+
+    def delete_destination(self) -> str:
+        destinations_of(self).pop(unquote(self._get_param("EventDestinationName")), None)
+        return "{}"
+
+    SESV2Response.get_email_identity = get_identity
+    SESV2Response.put_email_identity_mail_from_attributes = put_mail_from
+    SESV2Response.create_configuration_set_event_destination = create_destination
+    SESV2Response.get_configuration_set_event_destinations = list_destinations
+    SESV2Response.update_configuration_set_event_destination = update_destination
+    SESV2Response.delete_configuration_set_event_destination = delete_destination
+    for path in ("{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$",
+                 "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations$",
+                 "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations/"
+                 "(?P<EventDestinationName>[^/]+)$"):
+        urls.url_paths.setdefault(path, SESV2Response.dispatch)
+
+
 def _record_send(region: str, params: dict, tags: dict[str, str], ses_message_id: str, accepted_at: float,
                  outbox: str, send_log: str) -> None:
     """An accepted send in the outbox (first: its SES events come from the send log) and the send log."""
@@ -852,6 +936,7 @@ def main() -> None:
     clock = LocalClock(args.clock_file) if args.clock_file else time.time
     install_ses_recorder(args.outbox, args.send_log, rate, quota, clock)
     refuse_unverified_as_ses_does()
+    answer_ses_setup_as_ses_does()
     sqs_on_clock(clock)
     serialise_dynamodb()
     insert_as_dynamodb_does()

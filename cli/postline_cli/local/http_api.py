@@ -11,15 +11,24 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from postline.pages import MAX_POST_BYTES
+
 from .runner import FUNCTIONS_DIR, LambdaContext, load_handler_module, use_clock
 
-# (method, route key path, function): the routes the CDK stack gives the HTTP API.
+# (method, route key path, function): the routes the CDK stack gives the HTTP API. As in API Gateway, a method's own
+# route comes first and ANY takes the rest (HEAD, OPTIONS, and the methods each function answers 405).
 ROUTES = (
     ("GET", "/o/{token}", "track_open"),
     ("GET", "/c/{token}", "track_click"),
     ("GET", "/u/{token}", "unsubscribe"),
     ("POST", "/u/{token}", "unsubscribe"),
+    ("ANY", "/o/{token}", "track_open"),
+    ("ANY", "/c/{token}", "track_click"),
+    ("ANY", "/u/{token}", "unsubscribe"),
 )
+# What the server reads of a request body at most, what the unsubscribe function allows: past it the body is left
+# unread, the function refuses it from its Content-Length, and the connection is closed.
+MAX_READ_BYTES = MAX_POST_BYTES
 
 
 def _pattern(route: str) -> re.Pattern:
@@ -27,7 +36,7 @@ def _pattern(route: str) -> re.Pattern:
 
 
 def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, route: str,
-              path_parameters: dict[str, str], source_ip: str) -> dict:
+              path_parameters: dict[str, str], source_ip: str, route_method: str | None = None) -> dict:
     path, _, query = raw_path.partition("?")
     lowered = {k.lower(): v for k, v in headers.items()}
     text_body = None
@@ -39,7 +48,7 @@ def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, 
             text_body, is_base64 = base64.b64encode(body).decode(), True
     return {
         "version": "2.0",
-        "routeKey": f"{method} {route}",
+        "routeKey": f"{route_method or method} {route}",
         "rawPath": path,
         "rawQueryString": query,
         "headers": lowered,
@@ -50,7 +59,7 @@ def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, 
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
                      "userAgent": lowered.get("user-agent", "")},
             "requestId": str(uuid.uuid4()),
-            "routeKey": f"{method} {route}",
+            "routeKey": f"{route_method or method} {route}",
             "stage": "$default",
             "timeEpoch": int(time.time() * 1000),
         },
@@ -78,8 +87,13 @@ class LocalHttpApi:
                 pass
 
             def _serve(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                declared = self.headers.get("Content-Length") or "0"
+                length = int(declared) if declared.isdigit() else 0
+                body = b""
+                if length > MAX_READ_BYTES:  # refused unread: what is left of it cannot be skipped safely
+                    self.close_connection = True
+                elif length:
+                    body = self.rfile.read(length)
                 status, headers, payload = api.dispatch(method, self.path, dict(self.headers), body,
                                                         self.client_address[0])
                 self.send_response(status)
@@ -98,6 +112,18 @@ class LocalHttpApi:
 
             def do_HEAD(self) -> None:
                 self._serve("HEAD")
+
+            def do_OPTIONS(self) -> None:
+                self._serve("OPTIONS")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
@@ -118,8 +144,8 @@ class LocalHttpApi:
             return 200, {"Content-Type": "application/json"}, json.dumps(listing).encode()
         for route_method, route, pattern, function in self.routes:
             match = pattern.match(path)
-            if match and (route_method == method or (method == "HEAD" and route_method == "GET")):
-                event = api_event(route_method, raw_path, headers, body, route, match.groupdict(), source_ip)
+            if match and route_method in (method, "ANY"):
+                event = api_event(method, raw_path, headers, body, route, match.groupdict(), source_ip, route_method)
                 return self._respond(self.handler_for(function)(event, LambdaContext(function)))
         return 404, {"Content-Type": "text/plain; charset=utf-8"}, b"Not found\n"
 

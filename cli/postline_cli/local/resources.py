@@ -45,12 +45,19 @@ TABLES = {
     "POSTLINE_STATS_TABLE": "postline-stats",
 }
 CLAIM_CHECK_BUCKET = "postline-claim-check"
+# Unsubscribe by email (postline.inbound_mail): the local MX (smtp_receiver) receives mail for the unsubscribe
+# subdomain, stores it in the bucket and notifies the topic, whose queue feeds the unsubscribe_mail function.
+UNSUBSCRIBE_DOMAIN = "unsubscribe.mail.example.com"
+UNSUBSCRIBE_MAIL_BUCKET = "postline-unsubscribe-mail"
+UNSUBSCRIBE_MAIL_TOPIC = "postline-unsubscribe-mail"
+UNSUBSCRIBE_MAIL_QUEUE = queue_names.name(STACK_NAME, "unsubscribe-mail")
 # The user's application reads postline's events here locally (in AWS: rules on the bus, docs/events.md).
 EVENT_BUS = "postline-events"
 APP_EVENTS_QUEUE = "postline-app-events"
 SCHEDULE_GROUP = "postline-retries"
 SIGNING_SECRET = "postline/signing-keys"
 SENDING_DOMAIN = "mail.example.com"
+MAIL_FROM_DOMAIN = f"bounce.{SENDING_DOMAIN}"  # as the deploy config's mail_from_subdomain "bounce" makes it
 DEFAULT_FROM = f"Postline Demo <hello@{SENDING_DOMAIN}>"
 CONFIGURATION_SETS = {stream: f"postline-{stream}" for stream in STREAMS}
 
@@ -62,7 +69,7 @@ MAX_RECEIVE_COUNT = 5
 
 def all_queue_names() -> list[str]:
     names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, SEND_EVENTS_QUEUE, CAMPAIGN_QUEUE,
-             APP_EVENTS_QUEUE]
+             APP_EVENTS_QUEUE, UNSUBSCRIBE_MAIL_QUEUE]
     return names + [queue_names.dead_letters(name) for name in names]
 
 
@@ -83,6 +90,8 @@ def topic_arn(name: str) -> str:
     return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
 
 
+DOMAIN_CHECK_VARIABLES = ("POSTLINE_DOMAIN_CHECK_STREAMS", "POSTLINE_DOMAIN_CHECK_TTL_SECONDS",
+                          "POSTLINE_DNS_TIMEOUT_SECONDS", "POSTLINE_DNS_NAMESERVER")
 ALERT_VARIABLES = ("POSTLINE_ALERT_BOUNCE_RATE", "POSTLINE_ALERT_COMPLAINT_RATE", "POSTLINE_ALERT_MIN_SAMPLE",
                    "POSTLINE_ALERT_WINDOW_HOURS")
 
@@ -101,7 +110,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_SEND_EVENT_DELAY_SECONDS": str(SEND_EVENT_DELAY_SECONDS),
         "POSTLINE_DEFAULT_FROM": DEFAULT_FROM,
         "POSTLINE_TRACKING_BASE_URL": api_url,
-        "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{SENDING_DOMAIN}",
+        "POSTLINE_UNSUBSCRIBE_MAILTO": f"unsubscribe@{UNSUBSCRIBE_DOMAIN}",
         "POSTLINE_SIGNING_KEYS_SECRET": SIGNING_SECRET,
         "POSTLINE_CLAIM_CHECK_BUCKET": CLAIM_CHECK_BUCKET,
         "POSTLINE_EVENT_BUS": EVENT_BUS,
@@ -121,6 +130,10 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
     # The alerts' thresholds, when given to `local up`, as the deploy config's "alerts" gives them in AWS: a smaller
     # minimum sample lets a campaign pause itself with a few dozen emails (docs/analytics.md).
     env.update({name: value for name, value in os.environ.items() if name in ALERT_VARIABLES})
+    # Recipient-domain hygiene is off locally unless asked for: the local stack's mail goes to example.com (whose
+    # real DNS publishes a null MX) and to SES's simulator, often from a machine without a DNS (docs/doctor.md).
+    env["POSTLINE_DOMAIN_CHECK_STREAMS"] = ""
+    env.update({name: value for name, value in os.environ.items() if name in DOMAIN_CHECK_VARIABLES})
     return env
 
 
@@ -181,7 +194,7 @@ def _visibility_timeout(queue: str) -> int:
     return CAMPAIGN_TIMEOUT_SECONDS if queue == CAMPAIGN_QUEUE else VISIBILITY_TIMEOUT_SECONDS
 
 
-def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> None:
+def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_route: str = "sns") -> None:
     sqs = session.client("sqs")
     for name in all_queue_names():
         if name.endswith(queue_names.DLQ):
@@ -230,6 +243,10 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
 
     session.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
     session.client("s3").create_bucket(Bucket=CLAIM_CHECK_BUCKET)
+    session.client("s3").create_bucket(Bucket=UNSUBSCRIBE_MAIL_BUCKET)
+    mail_topic = sns.create_topic(Name=UNSUBSCRIBE_MAIL_TOPIC)["TopicArn"]
+    sns.subscribe(TopicArn=mail_topic, Protocol="sqs", Endpoint=queue_arn(UNSUBSCRIBE_MAIL_QUEUE),
+                  Attributes={"RawMessageDelivery": "false"})
     secrets_client = session.client("secretsmanager")
     try:
         secrets_client.create_secret(Name=SIGNING_SECRET, SecretString=signing_secret(state_dir))
@@ -238,8 +255,29 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str) -> No
 
     sesv2 = session.client("sesv2")
     sesv2.create_email_identity(EmailIdentity=SENDING_DOMAIN)
+    sesv2.put_email_identity_mail_from_attributes(EmailIdentity=SENDING_DOMAIN, MailFromDomain=MAIL_FROM_DOMAIN,
+                                                  BehaviorOnMxFailure="USE_DEFAULT_VALUE")
     for name in CONFIGURATION_SETS.values():
         try:
             sesv2.create_configuration_set(ConfigurationSetName=name)
         except sesv2.exceptions.AlreadyExistsException:
             pass
+        # As the stack's (infra/stacks/ses.py): what postline doctor checks, and the SES simulator publishes by.
+        sesv2.create_configuration_set_event_destination(
+            ConfigurationSetName=name, EventDestinationName=EVENT_DESTINATION,
+            EventDestination=event_destination(ses_route))
+
+
+# The configuration sets' event destination, as the stack names and fills it (infra/stacks/constants.py).
+EVENT_DESTINATION = "Events"
+SES_EVENT_TYPES = ("SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE",
+                   "SUBSCRIPTION")
+
+
+def event_destination(ses_route: str) -> dict:
+    """The SNS route leaves Send events out (the send stage records ``sent`` itself); EventBridge takes them all."""
+    if ses_route == "sns":
+        return {"Enabled": True, "MatchingEventTypes": [t for t in SES_EVENT_TYPES if t != "SEND"],
+                "SnsDestination": {"TopicArn": topic_arn(SES_EVENTS_TOPIC)}}
+    return {"Enabled": True, "MatchingEventTypes": list(SES_EVENT_TYPES),
+            "EventBridgeDestination": {"EventBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"}}

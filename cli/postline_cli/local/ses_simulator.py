@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -113,11 +114,13 @@ def publish_to_topic(sns_client, events: list[dict[str, Any]]) -> list[dict[str,
     return refused
 
 
-def by_sns(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """What SES publishes to the topic for one accepted send."""
+def by_sns(entry: dict[str, Any], destination_enabled: bool = True) -> list[dict[str, Any]]:
+    """What SES publishes to the topic for one accepted send: its configuration set's event records (none while the
+    set's destination is disabled) and the identity's notifications."""
     records = [event for event in events_for(entry) if event["eventType"] not in SNS_SKIPS]
-    return records + [identity_notification(event, entry.get("headers", [])) for event in records
-                      if event["eventType"] in IDENTITY_NOTIFICATIONS]
+    return (records if destination_enabled else []) + [
+        identity_notification(event, entry.get("headers", [])) for event in records
+        if event["eventType"] in IDENTITY_NOTIFICATIONS]
 
 
 # SES's detail-type on EventBridge for each event type.
@@ -147,9 +150,28 @@ def put_on_bus(events_client, events: list[dict[str, Any]]) -> list[dict[str, An
 class SesEventPublisher(threading.Thread):
     """Follows the endpoint's send log and publishes the SES events for each new send, by ``route``."""
 
-    def __init__(self, route: str, sns, events, send_log: str, stop: threading.Event):
+    def __init__(self, route: str, sns, events, send_log: str, stop: threading.Event, sesv2=None):
         super().__init__(name="ses-events", daemon=True)
         self.route, self.sns, self.events, self.send_log, self.stop = route, sns, events, send_log, stop
+        self.sesv2 = sesv2  # where the configuration sets' event destinations are read (None: always publish)
+        self._enabled: dict[str, tuple[bool, float]] = {}
+
+    def destination_enabled(self, configuration_set: str | None) -> bool:
+        """Whether the configuration set has an enabled destination for the route (read at most once a second), as
+        SES publishes nothing for a disabled one (postline doctor shows it)."""
+        if self.sesv2 is None or not configuration_set:
+            return True
+        known = self._enabled.get(configuration_set)
+        if known is None or time.monotonic() - known[1] > 1.0:
+            kind = "SnsDestination" if self.route == "sns" else "EventBridgeDestination"
+            try:
+                found = self.sesv2.get_configuration_set_event_destinations(
+                    ConfigurationSetName=configuration_set)["EventDestinations"]
+                enabled = any(d.get("Enabled") and kind in d for d in found)
+            except Exception:  # noqa: BLE001 - a set SES does not hold refused the send already: publish as before
+                enabled = True
+            known = self._enabled[configuration_set] = (enabled, time.monotonic())
+        return known[0]
 
     def run(self) -> None:
         offset = 0
@@ -163,9 +185,13 @@ class SesEventPublisher(threading.Thread):
             offset += len(complete)
             entries = [json.loads(line) for line in filter(None, complete.decode("utf-8").split("\n"))]
             if self.route == "sns":
-                refused = publish_to_topic(self.sns, [event for entry in entries for event in by_sns(entry)])
+                refused = publish_to_topic(self.sns, [
+                    event for entry in entries
+                    for event in by_sns(entry, self.destination_enabled(entry.get("configuration_set")))])
             else:
-                refused = put_on_bus(self.events, [event for entry in entries for event in events_for(entry)])
+                refused = put_on_bus(self.events, [
+                    event for entry in entries if self.destination_enabled(entry.get("configuration_set"))
+                    for event in events_for(entry)])
             for entry in refused:
                 print(f"[ses-simulator] the {self.route} route refused an event: {entry}", file=sys.stderr,
                       flush=True)

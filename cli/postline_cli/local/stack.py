@@ -20,6 +20,8 @@ from .http_api import LocalHttpApi
 from .runner import QueuePoller, apply_faults, load_handler_module, use_clock
 from .scheduler import LocalScheduler
 from .ses_simulator import SesEventPublisher
+from .smtp_receiver import DEFAULT_SMTP_PORT, start_unsubscribe_mail
+from .smtp_relay import DEFAULT_SMTP_RELAY_PORT, RelaySetupError, relays_setting, smtp_streams, start_smtp_relay
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
@@ -68,6 +70,14 @@ def port_open(port: int) -> bool:
         return probe.connect_ex((HOST, port)) == 0
 
 
+def check_ports_free(ports: dict[str, int]) -> None:
+    """A LocalStackError for the first port (by the option that sets it) that something already listens on."""
+    for option, port in ports.items():
+        if port_open(port):
+            raise LocalStackError(f"port {port} is in use by another process: stop it, or choose another port "
+                                  f"with {option}")
+
+
 def _wait_for(predicate, seconds: float, what: str) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -86,6 +96,15 @@ def ses_limits(rate: float | None = None, quota: int | None = None) -> tuple[flo
         return (from_environment(aws_endpoint.SES_RATE_VARIABLE) if rate is None else rate,
                 from_environment(aws_endpoint.SES_QUOTA_VARIABLE) if quota is None else quota)
     except ValueError as error:
+        raise LocalStackError(str(error)) from None
+
+
+def local_smtp_streams() -> tuple[str, ...]:
+    """The streams ``POSTLINE_LOCAL_SMTP_STREAMS`` sends through the local relay; a LocalStackError if it names
+    something else."""
+    try:
+        return smtp_streams()
+    except RelaySetupError as error:
         raise LocalStackError(str(error)) from None
 
 
@@ -131,6 +150,8 @@ class LocalStack:
     log_batches: bool = True
     ses_rate: float | None = None  # the local SES's limits; None: from the environment (``ses_limits``)
     ses_quota: int | None = None
+    smtp_port: int = DEFAULT_SMTP_PORT  # the unsubscribe subdomain's MX (smtp_receiver)
+    smtp_relay_port: int = DEFAULT_SMTP_RELAY_PORT  # the relay the streams in POSTLINE_LOCAL_SMTP_STREAMS send through
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -144,9 +165,9 @@ class LocalStack:
     def run(self, on_ready=None) -> None:
         """Start everything, call ``on_ready(queue_urls)``, and block until SIGINT/SIGTERM."""
         ses_rate, ses_quota = ses_limits(self.ses_rate, self.ses_quota)
-        for port in (self.aws_port, self.api_port):
-            if port_open(port):
-                raise LocalStackError(f"port {port} is in use: is the local stack already up? (postline local status)")
+        relayed_streams = local_smtp_streams()
+        check_ports_free({"--aws-port": self.aws_port, "--api-port": self.api_port, "--smtp-port": self.smtp_port,
+                          "--smtp-relay-port": self.smtp_relay_port})
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         for old in self.paths.outbox.glob("*.eml"):  # each run starts with an empty outbox
             old.unlink()
@@ -161,31 +182,40 @@ class LocalStack:
         ])
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        api = None
+        api = mail_receiver = relay = None
         try:
             _wait_for(lambda: port_open(self.aws_port) or endpoint_process.poll() is not None, 30, "the AWS endpoint")
             if endpoint_process.poll() is not None:
                 raise LocalStackError("the local AWS endpoint exited at start")
             os.environ.update(resources.function_environment(self.endpoint, self.api_url))
+            os.environ["POSTLINE_SMTP_RELAYS"] = relays_setting(relayed_streams, self.smtp_relay_port)
             import boto3
 
             session = boto3.session.Session()
-            resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir))
+            resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir),
+                                       self.ses_route)
             publish_samples()
+            # Up before the send function's first email, with its secret in place.
+            relay = start_smtp_relay(session.client("secretsmanager"), HOST, self.smtp_relay_port, self.paths.outbox,
+                                     clock)
             modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "campaign")}
             use_clock(modules, clock)
             apply_faults(self.faults, modules)
             self._start_pollers(session, modules)
             SesEventPublisher(self.ses_route, session.client("sns"), session.client("events"),
-                              str(self.paths.send_log), self._stop).start()
+                              str(self.paths.send_log), self._stop, session.client("sesv2")).start()
             LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
                            self._stop, clock).start()
             api = LocalHttpApi(HOST, self.api_port, clock)
             api.start()
+            mail_receiver = start_unsubscribe_mail(session, self.endpoint, HOST, self.smtp_port, clock, self._stop,
+                                                   self._log_batch if self.log_batches else None)
             queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}
             self.paths.state_file.write_text(json.dumps({
                 "pid": os.getpid(), "endpoint_pid": endpoint_process.pid, "endpoint": self.endpoint,
                 "api_url": self.api_url, "outbox": str(self.paths.outbox), "queues": queue_urls, "ready": True,
+                "smtp_port": self.smtp_port, "smtp_relay_port": self.smtp_relay_port,
+                "smtp_streams": list(relayed_streams),
             }, indent=2))
             if on_ready:
                 on_ready(queue_urls)
@@ -194,6 +224,10 @@ class LocalStack:
             self._stop.set()
             if api:
                 api.stop()
+            if mail_receiver:
+                mail_receiver.stop()
+            if relay:
+                relay.stop()
             endpoint_process.terminate()
             try:
                 endpoint_process.wait(10)
@@ -239,9 +273,16 @@ def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> d
     """Start ``postline local up`` in the background (its output in the state folder's local.log) and wait
     until it is ready."""
     ses_limits()  # a bad limit in the environment is told here, not in the log of a stack that did not start
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    paths.state_file.unlink(missing_ok=True)
-    with open(paths.log_file, "ab") as log:
+    local_smtp_streams()
+    try:
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.state_file.unlink(missing_ok=True)
+        log = open(paths.log_file, "ab")
+    except OSError as error:
+        raise LocalStackError(f"cannot write the local stack's state folder {paths.state_dir}: {error.strerror} "
+                              "(POSTLINE_LOCAL_DIR moves it)") from None
+    with log:
+        started_at = log.tell()  # the log is appended to: this start's output begins here
         process = subprocess.Popen(
             [sys.executable, "-m", "postline_cli.main", "local", "up", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -250,12 +291,39 @@ def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> d
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise LocalStackError(f"the local stack exited at start; see {paths.log_file}")
+            raise LocalStackError(_why_it_exited(paths.log_file, started_at))
         state = read_state(paths)
         return bool(state and state.get("pid") == process.pid and state.get("ready"))
 
-    _wait_for(ready, timeout, "the local stack")
+    try:
+        _wait_for(ready, timeout, "the local stack")
+    except LocalStackError:
+        if process.poll() is not None:
+            raise
+        os.killpg(process.pid, signal.SIGTERM)  # timed out: a stack that is not ready is not left running unseen
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        raise LocalStackError(f"the local stack was not ready within {timeout:.0f} s and was stopped; "
+                              f"its log: {paths.log_file}") from None
     return read_state(paths)
+
+
+def _why_it_exited(log_file: Path, start: int) -> str:
+    """The reason a detached stack gave for exiting at start: the CLI's one-line error it wrote to the log (all of
+    it when the cause is a port), else the last line it wrote."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(start)
+            lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    reasons = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    if reasons and reasons[-1].startswith("port "):
+        return reasons[-1]
+    said = reasons[-1] if reasons else lines[-1] if lines else "it wrote nothing"
+    return f"the local stack exited at start: {said} (its log: {log_file})"
 
 
 def stop(paths: LocalPaths, timeout: float = 20) -> bool:

@@ -54,6 +54,7 @@ class Message(Model):
     campaign = UnicodeAttribute(null=True)
     tags = MapAttribute(null=True)
     ses_message_id = UnicodeAttribute(null=True)  # shown by `postline status`; SES events find the record by tag
+    transport = UnicodeAttribute(null=True)  # "smtp" when a relay sent it (ses_message_id is then its queue id)
     queued_at = NumberAttribute(null=True)
     rendered_at = NumberAttribute(null=True)
     claimed_at = NumberAttribute(null=True)
@@ -121,6 +122,9 @@ class Template(Model):
     html = UnicodeAttribute(null=True)
     text = UnicodeAttribute(null=True)
     from_address = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)  # the default variant's (subject, html, text above); none: "en"
+    # The other variants by locale tag: {"de": {"subject": ..., "html": ..., "text": ...}, "de-AT": {...}}
+    locales = JSONAttribute(null=True)
     description = UnicodeAttribute(null=True)
     required = ListAttribute(of=UnicodeAttribute, null=True)
     example_data = JSONAttribute(null=True)

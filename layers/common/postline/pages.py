@@ -1,6 +1,10 @@
-"""The small HTML pages people see: the unsubscribe confirmation and the not-found page."""
+"""The small HTML pages people see (the unsubscribe confirmation, its results, the not-found page) and the headers
+every public response of the HTTP API sends: the URL holds a signed token, so nothing may pass it on (no referrer),
+frame the one-click page (frame-ancestors), or run in it (no script is allowed: the pages have none)."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 from markupsafe import Markup, escape
@@ -44,6 +48,25 @@ _NOT_FOUND = """<h1>This link is not valid</h1><p>It may be incomplete or out of
 email, make sure you copied all of it.</p>"""
 
 
+_METHOD_NOT_ALLOWED = """<h1>Not allowed</h1><p>This link is opened, not changed.</p>"""
+
+_TOO_LARGE = """<h1>Request too large</h1><p>An unsubscribe request is a few words; this one was refused unread.</p>"""
+
+# The pages' one stylesheet, allowed by its hash: no other style, no script, no image, no plugin, no frame.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(
+    re.search(r"<style>(.*?)</style>", _LAYOUT, re.DOTALL).group(1).encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'")
+# Every public response: never cached (a link's state changes), never sniffed, never a Referer with the token.
+PUBLIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# And every HTML page: the policy above, and X-Frame-Options for browsers that predate frame-ancestors.
+PAGE_HEADERS = {**PUBLIC_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"}
+HTML = "text/html; charset=utf-8"
+# A POST to an unsubscribe link carries "List-Unsubscribe=One-Click" or the page's one field: a larger body is
+# refused from its Content-Length, before it is read.
+MAX_POST_BYTES = 8 * 1024
+
+
 def _fill(template: str, values: dict[str, object]) -> str:
     return _PLACEHOLDER.sub(lambda match: escape(values[match[1]]), template)
 
@@ -76,3 +99,11 @@ def resubscribed_page(address: str | None, campaign: str | None) -> str:
 
 def not_found_page() -> str:
     return _page("Link not valid", _NOT_FOUND)
+
+
+def method_not_allowed_page() -> str:
+    return _page("Not allowed", _METHOD_NOT_ALLOWED)
+
+
+def too_large_page() -> str:
+    return _page("Request too large", _TOO_LARGE)

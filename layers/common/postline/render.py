@@ -66,6 +66,21 @@ class RenderContext:
         return RefreshingKeyRing(lambda: load_keyring(self.settings.signing_keys_secret, self.secrets))
 
     @cached_property
+    def domain_check(self):
+        # Imported here: dnspython costs a cold start a fifth of a second, and only checked streams need it.
+        from .domains import DomainCheck, make_resolver
+
+        settings = self.settings
+        return DomainCheck(make_resolver(settings.dns_nameserver, settings.dns_timeout_seconds), self.dynamodb,
+                           settings.events_table, settings.domain_check_ttl_seconds, self.clock)
+
+    @cached_property
+    def analytics(self):
+        from .analytics import Analytics  # only a batch with an undeliverable domain counts here
+
+        return Analytics(self.settings, dynamodb=self.dynamodb, clock=self.clock)
+
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.sqs, self.settings.inbound_dlq_urls, max_receives=self.settings.max_receive_count,
                            note_given_up=lambda outcomes: records.note_dead_lettered(
@@ -84,6 +99,8 @@ class _Item:
     checked: bool = False  # suppressions checked by the record transaction, rendered after it
     kept: bool = False  # its request kept for soft-bounce retries by the record transaction
     erased: bool = False  # suppressed under its erased name: its record must not hold the address
+    undeliverable: bool = False  # rejected because its recipient's domain receives no mail (postline.domains)
+    recorded: bool = False  # its record written by this render
 
     def reject(self, reason: str) -> None:
         self.status, self.reason, self.job = REJECTED, safe_text(reason), None
@@ -125,6 +142,7 @@ def _render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
             item.reject(f"missing data the template {template.ref} needs: {', '.join(missing)}")
         else:
             item.template = template
+    _check_domains(valid, ctx)
 
     # The streams in records.CHECKED_IN_TRANSACTION are checked against the suppression list by ConditionChecks in
     # the transaction that records them. The others are not read here: the send stage checks every message before
@@ -146,9 +164,58 @@ def _render_batch(batch: list[QueueRecord], ctx: RenderContext) -> BatchResult:
             result.set(item.record.record_id, Outcome(item.message_id, "retry", str(error), retry=True))
         return result
     _keep_requests(items, ctx)
+    _count_undeliverable(items, ctx)
     _forward(items, ctx, result)
     log_outcomes(logger, "render", result, expected=RENDERED)
     return result
+
+
+def _check_domains(items: list[_Item], ctx: RenderContext) -> None:
+    """Recipient-domain hygiene for the streams that ask for it (``settings.domain_check_streams``): a message to a
+    domain that cannot receive mail is rejected as ``undeliverable_domain`` before SES is asked and a bounce counts
+    against the sender. A DNS that does not answer in time lets the message go (counted as a metric)."""
+    checked = [i for i in items if i.template is not None and i.status is None
+               and i.template.stream in ctx.settings.domain_check_streams]
+    if not checked:
+        return
+    answers = ctx.domain_check.check(
+        {_domain_of(item) for item in checked},
+        on_shared_error=lambda error: logger.warning("the shared domain cache failed", extra={
+            "error": describe_error(error)}))
+    unanswered: dict[str, int] = defaultdict(int)
+    for item in checked:
+        answer = answers[_domain_of(item)]
+        if answer.deliverable is None:
+            unanswered[item.template.stream] += 1
+        elif not answer.deliverable:
+            item.reject(answer.reason())
+            item.undeliverable = True
+    if unanswered:
+        from .analytics import emit_metric
+
+        logger.warning("recipient domains not checked: the DNS did not answer in time", extra={
+            "messages": sum(unanswered.values())})
+        for stream, count in unanswered.items():
+            emit_metric("DomainCheckTimeouts", stream, count)
+
+
+def _domain_of(item: _Item) -> str:
+    return item.message.to.rpartition("@")[2].lower()
+
+
+def _count_undeliverable(items: list[_Item], ctx: RenderContext) -> None:
+    """Count, in the stats, the messages rejected for their domain whose record this render wrote (a redelivery
+    finds the record and counts nothing). A count DynamoDB refuses is lost, never doubled: logged."""
+    from .analytics import Fact
+
+    facts = [Fact("undeliverable_domain", item.message_id, ctx.clock(), item.template.stream, item.template.name,
+                  item.message.campaign) for item in items if item.undeliverable and item.recorded]
+    if facts:
+        try:
+            ctx.analytics.record(facts)
+        except Exception as error:  # noqa: BLE001 - the rejections are recorded; only their count is lost
+            logger.warning("undeliverable domains not counted", extra={"error": describe_error(error),
+                                                                       "messages": len(facts)})
 
 
 def _parse(record: QueueRecord, max_bytes: int) -> _Item:
@@ -184,7 +251,7 @@ def _render(item: _Item, ctx: RenderContext) -> None:
         ]
         list_headers["List-Unsubscribe-Post"] = ["List-Unsubscribe=One-Click"]
     try:
-        rendered = template.render(message.data, provided)
+        rendered = template.render(message.data, provided, message.locale)
     except TemplateProblem as problem:
         item.reject(str(problem))
         return
@@ -255,6 +322,7 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
     withdrawn = []
     for item, failed in zip(written, outcomes):
         if failed is None:
+            item.recorded = True
             continue
         if isinstance(failed, Withdrawn):  # its recipient is suppressed: recorded so below, never rendered
             found = [outcomes[c] for c in checks_of[item.message_id] if isinstance(outcomes[c], ConditionFailed)]
@@ -398,7 +466,9 @@ def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> Non
                 continue
             by_queue[settings.send_queue_urls[item.job.stream]].append((item, entry))
         else:
-            result.set(rid, Outcome(item.message_id, item.status, item.reason, dead_letter=item.status == REJECTED))
+            # An undeliverable domain is the address's, not the message's: nothing to redrive (docs/decisions.md).
+            result.set(rid, Outcome(item.message_id, item.status, item.reason,
+                                    dead_letter=item.status == REJECTED and not item.undeliverable))
     if late:
         try:
             _record_rejected(late, ctx)

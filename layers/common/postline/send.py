@@ -1,5 +1,9 @@
 """The send stage: check the suppression list, claim each message, send through SES, record the result.
 
+Each stream sends through its transport (postline.transports): SES's API, or an SMTP relay (postline.smtp) whose
+replies are classified as SES's answers are, so everything below holds for both. A relay's user-unknown reply
+also suppresses the address, as SES's hard Bounce event would.
+
 Exactly once: a message is claimed with a conditional write (status ``sending``, the claim's time and a token of
 its own) before SES is called. A redelivered or repeated message finds the claim and SES is not called again. As
 soon as SES accepts an email, the thread that sent it records ``sent`` with SES's message id (a conditional write
@@ -49,10 +53,12 @@ from .limiter import RATE, Limiter, Quota, WarmupPlan
 from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
 from .queues import SendJob
 from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
+from .models import SUPPRESSION_SCOPE_ALL, Suppression
 from .ses import (PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN,
-                  SendResult, send_raw)
-from .settings import SEND_EVENT_MARGIN_SECONDS, Settings
-from .suppression import describe, find_suppressions, first_blocking, is_erased_name
+                  SendResult)
+from .settings import SEND_EVENT_MARGIN_SECONDS, STREAMS, Settings
+from .suppression import describe, find_suppressions, first_blocking, is_erased_name, suppression_key
+from .transports import SES_API, Email, SesApiTransport, Transport
 
 logger = Logger(child=True)
 
@@ -75,8 +81,20 @@ class SendContext:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     limiter: Limiter | None = None  # the shared sending-rate limiter; built from the settings when not given
+    # stream -> its SMTP transport (the other streams send through SES's API); built from the settings when not
+    # given, once per container, so their connections stay open across warm invocations.
+    relays: dict[str, Transport] | None = None
+    secrets: Any = None  # the Secrets Manager client the relays' credentials are read with (made if needed)
 
     def __post_init__(self) -> None:
+        if self.relays is None:
+            self.relays = {}
+            if self.settings.smtp_relays:
+                from .smtp import SmtpTransport, parse_relays  # only a deployment with a relay imports smtplib
+                relays = parse_relays(self.settings.smtp_relays, STREAMS)
+                if any(relay.secret for relay in relays.values()) and self.secrets is None:
+                    self.secrets = client("secretsmanager")
+                self.relays = {stream: SmtpTransport(relay, secrets=self.secrets) for stream, relay in relays.items()}
         self.pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="ses")
         self.campaigns = CampaignGate(self.dynamodb, self.settings.campaigns_table, self.clock)
         self.analytics = Analytics(self.settings, dynamodb=self.dynamodb, events=self.events, clock=self.clock)
@@ -527,13 +545,15 @@ def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
                 return SendResult(PERMANENT, reason="its rendered body is gone from the claim-check bucket")
             return SendResult(TRANSIENT, reason=f"could not read its rendered body: {describe_error(error)}")
 
+    ses_api = SesApiTransport(ctx.sesv2)
+
     def send(rid: str, job: SendJob, mime: bytes) -> tuple[SendResult, bool]:
-        answer = send_raw(
-            ctx.sesv2, message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime,
-            configuration_set=settings.configuration_sets[job.stream], stream=job.stream,
-            template=job.template, campaign=job.campaign, tags=job.tags, retry=job.retry,
-        )
-        return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer)
+        transport = ctx.relays.get(job.stream, ses_api)
+        answer = transport.send(Email(
+            message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime, stream=job.stream,
+            configuration_set=settings.configuration_sets[job.stream], template=job.template, campaign=job.campaign,
+            tags=job.tags, retry=job.retry))
+        return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer, transport.name)
 
     bodies = {rid: ctx.pool.submit(load, job) for rid, job in claimed.items()}
     results: dict[str, tuple[SendResult, bool]] = {}
@@ -555,13 +575,15 @@ def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
     return results
 
 
-def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult) -> bool:
-    """``sent`` and SES's message id on the record, if the claim is still this attempt's (an SES event may have
-    moved it further already). A write that fails leaves the claim for SES's Send event to settle."""
+def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult, transport: str) -> bool:
+    """``sent`` and the provider's message id on the record (and the transport, when it is not SES's API), if the
+    claim is still this attempt's (an SES event may have moved it further already). A write that fails leaves the
+    claim for SES's Send event to settle (or, through a relay that is not SES, to be parked)."""
     now = ctx.clock()
-    entry = records.update(ctx.settings.messages_table, job.message_id,
-                           set_values={"status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now,
-                                       "updated_at": now},
+    values = {"status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now, "updated_at": now}
+    if transport != SES_API:
+        values["transport"] = transport
+    entry = records.update(ctx.settings.messages_table, job.message_id, set_values=values,
                            remove=("claim",), condition="#status = :c_sending AND claim = :c_claim",
                            condition_values={":c_sending": SENDING, ":c_claim": token})["Update"]
     try:
@@ -633,8 +655,30 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
             work.result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
             announced.append(_announcement("email.failed", job, now, {"reason": answer.reason}))
     _emit_held_unverified(held_unverified)
+    _suppress_unknown_addresses([(job, answers[rid][0]) for rid, job in claimed.items() if answers[rid][0].hard_bounce],
+                                ctx)
     if announced:
         publish(ctx.events, settings.event_bus, announced, settings.app_events)
+
+
+def _suppress_unknown_addresses(refused: list[tuple[SendJob, SendResult]], ctx: SendContext) -> None:
+    """Suppress (scope all, reason hard_bounce) the addresses a relay said do not exist, as SES's hard Bounce event
+    does; an address already suppressed keeps its suppression. Best effort: the email's ``failed`` and its reason
+    are recorded already, and a next email to the address would be refused and suppressed the same way."""
+    now = ctx.clock()
+    for job, answer in refused:
+        item = Suppression(suppression_key(job.recipient), SUPPRESSION_SCOPE_ALL, reason="hard_bounce",
+                           suppressed_at=now, source="smtp", detail=answer.reason).serialize()
+        try:
+            ctx.dynamodb.put_item(TableName=ctx.settings.suppressions_table, Item=item,
+                                  ConditionExpression="attribute_not_exists(email)")
+        except ClientError as error:
+            if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
+                logger.warning("address not suppressed", extra={"message_id": job.message_id,
+                                                                "error": describe_error(error)})
+        except BotoCoreError as error:
+            logger.warning("address not suppressed", extra={"message_id": job.message_id,
+                                                            "error": describe_error(error)})
 
 
 def _emit_held_unverified(held: Counter[str]) -> None:

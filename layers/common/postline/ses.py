@@ -55,23 +55,30 @@ RATE_THROTTLE, QUOTA_THROTTLE = "rate", "quota"
 @dataclass(frozen=True)
 class SendResult:
     kind: str  # SENT, TRANSIENT (not sent, retry), PERMANENT (will never be sent), UNKNOWN (may have been sent)
-    ses_message_id: str | None = None
+    ses_message_id: str | None = None  # the provider's message id: SES's, or an SMTP relay's queue id
     reason: str | None = None
     throttle: str | None = None  # RATE_THROTTLE or QUOTA_THROTTLE: which SES limit refused it
     unverified: str | None = None  # UNVERIFIED_*: whose identity SES has not verified yet (a TRANSIENT answer)
+    # A PERMANENT answer that says the address does not exist (an SMTP relay's 5.1.1): suppressed as a hard bounce.
+    hard_bounce: bool = False
 
 
-def _tag(name: str, value: str) -> dict[str, str]:
-    return {"Name": name, "Value": _TAG_VALUE_UNSAFE.sub("_", value)[:256] or "_"}
+def message_tags(*, message_id: str, retry: int, stream: str, template: str, campaign: str | None,
+                 tags: dict[str, str]) -> list[dict[str, str]]:
+    """The SES message tags of an email (as SendEmail's EmailTags; SES's SMTP interface takes the same in a
+    header): postline's own, by which its events find the message, then the application's."""
+    named = [(MESSAGE_ID_TAG, message_id), (RETRY_TAG, str(retry)), ("postline_stream", stream),
+             ("postline_template", template)]
+    if campaign:
+        named.append(("postline_campaign", campaign))
+    named += tags.items()
+    return [{"Name": name, "Value": _TAG_VALUE_UNSAFE.sub("_", value)[:256] or "_"} for name, value in named]
 
 
 def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes, configuration_set: str,
              stream: str, template: str, campaign: str | None, tags: dict[str, str], retry: int = 0) -> SendResult:
-    email_tags = [_tag(MESSAGE_ID_TAG, message_id), _tag(RETRY_TAG, str(retry)), _tag("postline_stream", stream),
-                  _tag("postline_template", template)]
-    if campaign:
-        email_tags.append(_tag("postline_campaign", campaign))
-    email_tags += [_tag(name, value) for name, value in tags.items()]
+    email_tags = message_tags(message_id=message_id, retry=retry, stream=stream, template=template,
+                              campaign=campaign, tags=tags)
     try:
         response = sesv2.send_email(
             FromEmailAddress=sender,
@@ -89,8 +96,9 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
         if code in THROTTLE_CODES:
             quota = "quota" in error.response["Error"].get("Message", "").lower()
             return SendResult(TRANSIENT, reason=reason, throttle=QUOTA_THROTTLE if quota else RATE_THROTTLE)
-        if code == "MessageRejected" and _NOT_VERIFIED.search(error.response["Error"].get("Message", "")):
-            return _unverified(error.response["Error"]["Message"], sender, recipient)
+        if code == "MessageRejected" and (waiting := unverified(error.response["Error"].get("Message", ""),
+                                                                 sender, recipient)):
+            return waiting
         return SendResult(TRANSIENT if code in TRANSIENT_CODES else PERMANENT, reason=reason)
     except (EndpointConnectionError, ConnectTimeoutError) as error:  # the request never reached SES
         return SendResult(TRANSIENT, reason=f"SES unreachable: {error}")
@@ -102,9 +110,12 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
     return SendResult(SENT, ses_message_id=response["MessageId"])
 
 
-def _unverified(message: str, sender: str, recipient: str) -> SendResult:
-    """SES's refusal for an identity it has not verified, as a wait with a reason that says whose. The reason names
-    the sending domain but never an address (it is logged); SES's own message names them all."""
+def unverified(message: str, sender: str, recipient: str) -> SendResult | None:
+    """SES's refusal for an identity it has not verified (through its API or its SMTP interface), as a wait with a
+    reason that says whose; None for any other refusal. The reason names the sending domain but never an address
+    (it is logged); SES's own message names them all."""
+    if not _NOT_VERIFIED.search(message):
+        return None
     listed = _FAILED_IDENTITIES.search(message)
     named = {address.lower() for _, address in getaddresses([listed.group("identities").strip().rstrip(".…")])
              } if listed else set()

@@ -53,23 +53,24 @@ class Settings(Validated):
     # where SES event records that cannot be read go, with the reason
     ses_events_dlq_url: Name
     # stream -> SES configuration set name
-    configuration_sets: dict[str, str]
-    default_from: Name
-    tracking_base_url: str
-    unsubscribe_mailto: Name
-    signing_keys_secret: Name
-    claim_check_bucket: Name
-    event_bus: Name  # where the user's application receives postline's events (app_events)
+    configuration_sets: dict[str, str] | None = None
+    # The resources below marked USED_BY are None in a function that does not read them (see USED_BY).
+    default_from: str | None = None
+    tracking_base_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    signing_keys_secret: str | None = None
+    claim_check_bucket: str | None = None
+    event_bus: str | None = None  # where the user's application receives postline's events (app_events)
     # EventBridge Scheduler: one-time schedules for soft-bounce retries later than SQS can delay a message
-    schedule_group: Name
-    scheduler_role_arn: Name
+    schedule_group: str | None = None
+    scheduler_role_arn: str | None = None
     # The shared sending-rate limiter's counters (postline.limiter)
-    rate_limits_table: Name
-    campaigns_table: Name  # postline.campaigns.store; the send stage reads it for a campaign's pause and window
+    rate_limits_table: str | None = None
+    campaigns_table: str | None = None  # postline.campaigns.store; the send stage reads it for a campaign's pause and window
     # Counters per campaign, template and stream, and the markers that count each event once (postline.analytics)
-    stats_table: Name
+    stats_table: str | None = None
     # The SNS topic the stack's CloudWatch alarms notify: campaign and stream alerts go there too
-    alarm_topic_arn: Name
+    alarm_topic_arn: str | None = None
     # Where campaign control messages go (postline.campaigns.control): derived from the queue URL prefix.
     campaign_queue_url: Name
     # Where EventBridge Scheduler puts a schedule's call it could not make (the stack gives it to the functions that
@@ -113,6 +114,9 @@ class Settings(Validated):
     # A standard dedicated IP pool's warm-up: JSON {"start": "YYYY-MM-DD", "pools": {pool: [streams]}, "curve":
     # [[day, emails], ...]} (postline.limiter.WarmupPlan); empty for none.
     warmup_plan: str = ""
+    # The streams that send through an SMTP relay instead of SES's API: JSON {stream: {"host", "port", "tls",
+    # "secret"}} (postline.smtp.parse_relays); empty: every stream through SES's API.
+    smtp_relays: str = ""
     # How long a send invocation waits for its slots before it leaves the rest of its batch on the queue.
     max_token_wait_seconds: int = Field(default=10, ge=0, le=40)
     # How much sending a campaign keeps queued ahead on the marketing queues, in seconds at the marketing rate
@@ -125,16 +129,26 @@ class Settings(Validated):
     alert_complaint_rate: float = Field(default=0.001, gt=0, le=1)
     alert_min_sample: int = Field(default=100, gt=0)
     alert_window_hours: int = Field(default=24, gt=0, le=24 * 14)
+    # Recipient-domain hygiene (postline.domains): the streams whose recipients' domains are looked up before
+    # rendering, a message to one that cannot receive mail rejected as undeliverable_domain; how long an answer is
+    # kept (per container and in the events table); how long the DNS may take (then the email goes: fail open); and
+    # the DNS server to ask, HOST or HOST:PORT (empty: the system's resolver).
+    domain_check_streams: tuple[str, ...] = ("marketing",)
+    domain_check_ttl_seconds: int = Field(default=86_400, gt=0)
+    dns_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    dns_nameserver: str = ""
 
     @field_validator("inbound_queue_urls", "send_queue_urls", "configuration_sets")
     @classmethod
-    def _every_stream(cls, value: dict[str, str]) -> dict[str, str]:
+    def _every_stream(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
         missing = [s for s in STREAMS if not value.get(s)]
         if missing:
             raise ValueError(f"needs an entry for every stream, missing {missing}")
         return value
 
-    @field_validator("soft_bounce_retry_streams")
+    @field_validator("soft_bounce_retry_streams", "domain_check_streams")
     @classmethod
     def _known_streams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = set(value) - set(STREAMS)
@@ -162,6 +176,14 @@ class Settings(Validated):
                                  f"\"pools\": {{pool: [streams]}}, \"curve\": [[day, emails], ...]}}") from None
         return value
 
+    @field_validator("smtp_relays")
+    @classmethod
+    def _readable_relays(cls, value: str) -> str:
+        if value:
+            from .smtp import parse_relays  # only a deployment with a relay pays for the import
+            parse_relays(value, STREAMS)
+        return value
+
     def _problems_together(self) -> list[tuple[str, str]]:
         # A claim younger than this may have an email SES accepted whose Send event is not applied yet.
         settled_by = self.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
@@ -172,7 +194,9 @@ class Settings(Validated):
 
     @field_validator("tracking_base_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
@@ -184,6 +208,30 @@ class Settings(Validated):
             raise ValueError("must be an http(s) URL ending in the start of a queue's name, like "
                              "https://sqs.<region>.amazonaws.com/<account>/<stack name>-")
         return value
+
+
+# The resources only some functions read, and the functions that read them. Lambda allows 4 KB of environment per
+# function, so each function is given only these (infra/stacks/functions.py) and checks only these at cold start
+# (get_settings(function)); in the others they are None. Every other required setting goes to every function. A
+# function whose code starts reading one of them must be added here, or its cold start passes and the read fails.
+USED_BY: dict[str, tuple[str, ...]] = {
+    "default_from": ("render",),
+    "tracking_base_url": ("render",),
+    "unsubscribe_mailto": ("render",),
+    "configuration_sets": ("send",),
+    "claim_check_bucket": ("render", "send", "campaign"),
+    # tokens: render signs them, the HTTP functions and unsubscribe_mail check them, ses_events and campaign hash
+    # erased addresses
+    "signing_keys_secret": ("render", "ses_events", "track_open", "track_click", "unsubscribe", "campaign",
+                            "unsubscribe_mail"),
+    "event_bus": ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign", "unsubscribe_mail"),
+    "schedule_group": ("ses_events", "campaign"),
+    "scheduler_role_arn": ("ses_events", "campaign"),
+    "rate_limits_table": ("send", "campaign"),
+    "campaigns_table": ("send", "ses_events", "campaign"),  # ses_events: an alert pauses a campaign
+    "stats_table": ("render", "send", "ses_events", "track_open", "track_click", "unsubscribe", "unsubscribe_mail"),
+    "alarm_topic_arn": ("ses_events",),  # the alerts are checked where bounces and complaints arrive
+}
 
 
 # Environment variable -> field. Per-stream settings are one variable per stream so that CloudFormation can fill
@@ -232,7 +280,12 @@ ENVIRONMENT = {
     "POSTLINE_QUOTA_REFRESH_SECONDS": "quota_refresh_seconds",
     "POSTLINE_MARKETING_RATE_SHARE": "marketing_rate_share",
     "POSTLINE_WARMUP_PLAN": "warmup_plan",
+    "POSTLINE_SMTP_RELAYS": "smtp_relays",
     "POSTLINE_MAX_TOKEN_WAIT_SECONDS": "max_token_wait_seconds",
+    "POSTLINE_DOMAIN_CHECK_STREAMS": "domain_check_streams",
+    "POSTLINE_DOMAIN_CHECK_TTL_SECONDS": "domain_check_ttl_seconds",
+    "POSTLINE_DNS_TIMEOUT_SECONDS": "dns_timeout_seconds",
+    "POSTLINE_DNS_NAMESERVER": "dns_nameserver",
 }
 PER_STREAM = {
     "POSTLINE_CONFIGURATION_SET_": "configuration_sets",
@@ -259,12 +312,14 @@ def queue_urls(prefix: str) -> dict[str, object]:
     }
 
 
-def settings_from_environ(environ: Mapping[str, str]) -> Settings:
+def settings_from_environ(environ: Mapping[str, str], function: str | None = None) -> Settings:
+    """The settings in ``environ``: those ``function`` reads (USED_BY), or all of them when no function is named
+    (the CLI and the local stack, which serve every function)."""
     raw: dict[str, object] = {}
     for variable, field in ENVIRONMENT.items():
         if variable in environ:
             value = environ[variable]
-            if field in ("soft_bounce_retry_streams", "app_events"):
+            if field in ("soft_bounce_retry_streams", "app_events", "domain_check_streams"):
                 value = tuple(s.strip() for s in value.split(",") if s.strip())
                 if field == "app_events" and value == ("all",):
                     value = APP_EVENT_NAMES
@@ -272,17 +327,27 @@ def settings_from_environ(environ: Mapping[str, str]) -> Settings:
     if environ.get(QUEUE_URL_PREFIX):
         raw.update(queue_urls(environ[QUEUE_URL_PREFIX]))
     for prefix, field in PER_STREAM.items():
-        raw[field] = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
+        given = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
+        if given:
+            raw[field] = given
+    missing = [(field, "Field required") for field, readers in USED_BY.items()
+               if (function is None or function in readers) and not raw.get(field)]
     try:
-        return Settings(**raw)
+        settings = Settings(**raw)
     except ValidationError as error:
-        reverse = ({f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
-                   | dict.fromkeys(QUEUE_FIELDS, QUEUE_URL_PREFIX))
-        problems = [f"{reverse.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()]
-        raise ConfigurationError("postline is misconfigured: " + "; ".join(dict.fromkeys(problems))) from None
+        problems = error.problems + missing
+    else:
+        if not missing:
+            return settings
+        problems = missing
+    reverse = ({f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
+               | dict.fromkeys(QUEUE_FIELDS, QUEUE_URL_PREFIX))
+    named = [f"{reverse.get(field, field)}: {message}" for field, message in problems]
+    raise ConfigurationError("postline is misconfigured: " + "; ".join(dict.fromkeys(named))) from None
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The container's settings, read from the environment on first use (the cold start)."""
-    return settings_from_environ(os.environ)
+def get_settings(function: str | None = None) -> Settings:
+    """The container's settings, read from the environment on first use (the cold start): those ``function``
+    reads, when a function names itself."""
+    return settings_from_environ(os.environ, function)

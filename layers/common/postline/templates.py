@@ -6,6 +6,7 @@ for the life of the container.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from . import locales
 from .dynamo import batch_get
 from .models import ACTIVE_POINTER_VERSION, Template
 from .settings import STREAMS
@@ -21,12 +23,35 @@ from .settings import STREAMS
 # Variables postline supplies itself when rendering.
 PROVIDED_VARIABLES = frozenset({"unsubscribe_url"})
 
-_HTML_ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-_TEXT_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+class _TestableUndefined(StrictUndefined):
+    """Strict everywhere (printing, iterating, reading into it) except as a condition: ``{% if note %}`` on a value
+    the data leaves out is false, as authors expect, instead of an error."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_HTML_ENV = SandboxedEnvironment(autoescape=True, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
+_TEXT_ENV = SandboxedEnvironment(autoescape=False, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
+for _environment in (_HTML_ENV, _TEXT_ENV):
+    _environment.filters.update(locales.FILTERS)
+# Conditions that left nothing behind leave their line breaks: a text part never shows two blank lines in a row.
+_BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_TRAILING_BLANK = re.compile(r"\n(?:[ \t]*\n)+$")
 
 
 class TemplateProblem(ValueError):
-    """A template that cannot be published or a message that cannot be rendered with it."""
+    """A template that cannot be published or a message that cannot be rendered with it. ``part`` (subject, html
+    or text) and ``line`` say where, when known."""
+
+    def __init__(self, message: str, part: str | None = None, line: int | None = None, detail: str = "",
+                 locale: str | None = None) -> None:
+        super().__init__(message)
+        self.part, self.line, self.detail, self.locale = part, line, detail or message, locale
 
 
 @dataclass(frozen=True)
@@ -34,24 +59,67 @@ class Rendered:
     subject: str
     html: str
     text: str
+    locale: str = locales.DEFAULT_LOCALE  # the variant's (its tag as published)
 
 
-def referenced_variables(source: str, html: bool = True) -> set[str]:
+def referenced_variables(source: str, html: bool = True, part: str | None = None) -> set[str]:
     """Top-level variables the template source uses in its markup (comments do not count)."""
     try:
         return meta.find_undeclared_variables((_HTML_ENV if html else _TEXT_ENV).parse(source))
     except TemplateError as error:
-        raise TemplateProblem(f"template syntax error: {error}") from None
+        raise TemplateProblem(f"template syntax error: {error}", part, getattr(error, "lineno", None),
+                              str(error)) from None
 
 
-def required_variables(subject: str, html: str, text: str, optional: Iterable[str] = ()) -> list[str]:
-    """Top-level data variables the template needs that are neither optional nor supplied by postline."""
-    names = referenced_variables(subject, html=False) | referenced_variables(html) | referenced_variables(text, False)
+def required_variables(subject: str, html: str, text: str, optional: Iterable[str] = (),
+                       variants: Iterable[dict[str, str]] = ()) -> list[str]:
+    """Top-level data variables the template needs that are neither optional nor supplied by postline: in any of
+    its locale variants, so what a message must carry never depends on its locale."""
+    names: set[str] = set()
+    for part in ({"subject": subject, "html": html, "text": text}, *variants):
+        names |= (referenced_variables(part["subject"], html=False) | referenced_variables(part["html"])
+                  | referenced_variables(part["text"], False))
     return sorted(names - PROVIDED_VARIABLES - set(optional))
 
 
 def _single_line(subject: str) -> str:
     return " ".join(subject.split())
+
+
+def _compile(environment: SandboxedEnvironment, source: str, part: str):
+    """``environment.from_string`` with the part's name as the file name, so an error knows its line."""
+    code = environment.compile(source, filename=part)
+    return environment.template_class.from_code(environment, code, environment.make_globals(None), None)
+
+
+def error_line(error: BaseException, part: str) -> int | None:
+    """The template line an error was raised at (Jinja rewrites the traceback with the template's lines)."""
+    line, trace = None, error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == part:
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
+
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One locale's compiled subject, HTML and text."""
+
+    locale: str
+    subject: Any = field(repr=False)
+    html: Any = field(repr=False)
+    text: Any = field(repr=False)
+
+    @classmethod
+    def compile(cls, locale: str, subject: str, html: str, text: str) -> _Variant:
+        try:
+            return cls(locale, _compile(_TEXT_ENV, subject, "subject"), _compile(_HTML_ENV, html, "html"),
+                       _compile(_TEXT_ENV, text, "text"))
+        except TemplateError as error:
+            error.locale = locale  # for the problem compile() raises
+            raise
 
 
 @dataclass
@@ -61,27 +129,29 @@ class CompiledTemplate:
     stream: str
     required: tuple[str, ...]
     from_address: str | None
-    _subject: Any = field(repr=False)
-    _html: Any = field(repr=False)
-    _text: Any = field(repr=False)
+    locale: str  # the default variant's
+    _variants: dict[str, _Variant] = field(repr=False)  # by normalised tag, the default's included
 
     @classmethod
     def compile(cls, item: Template) -> CompiledTemplate:
         if item.stream not in STREAMS:
             raise TemplateProblem(f"template {item.name}@{item.version} has an unknown stream {item.stream!r}")
+        default = item.locale or locales.DEFAULT_LOCALE
         try:
-            return cls(
-                name=item.name,
-                version=int(item.version),
-                stream=item.stream,
-                required=tuple(item.required or ()),
-                from_address=item.from_address,
-                _subject=_TEXT_ENV.from_string(item.subject),
-                _html=_HTML_ENV.from_string(item.html),
-                _text=_TEXT_ENV.from_string(item.text),
-            )
+            variants = {locales.normalise(default): _Variant.compile(default, item.subject, item.html, item.text)}
+            for tag, parts in (item.locales or {}).items():
+                variants[locales.normalise(tag)] = _Variant.compile(tag, parts["subject"], parts["html"], parts["text"])
         except TemplateError as error:
-            raise TemplateProblem(f"template {item.name}@{item.version} does not compile: {error}") from None
+            raise TemplateProblem(f"template {item.name}@{item.version} does not compile: {error}",
+                                  getattr(error, "filename", None), getattr(error, "lineno", None),
+                                  locale=getattr(error, "locale", None)) from None
+        return cls(name=item.name, version=int(item.version), stream=item.stream, required=tuple(item.required or ()),
+                   from_address=item.from_address, locale=default, _variants=variants)
+
+    @property
+    def locales(self) -> list[str]:
+        """Every variant's tag, the default's first."""
+        return [self.locale] + sorted(v.locale for k, v in self._variants.items() if v.locale != self.locale)
 
     @property
     def ref(self) -> str:
@@ -90,20 +160,30 @@ class CompiledTemplate:
     def missing(self, data: dict[str, Any]) -> list[str]:
         return [name for name in self.required if name not in data]
 
-    def render(self, data: dict[str, Any], provided: dict[str, Any]) -> Rendered:
+    def render(self, data: dict[str, Any], provided: dict[str, Any], locale: str | None = None) -> Rendered:
+        """The variant ``locale`` (a message's) selects, its values formatted in that locale (``postline.locales``)."""
         missing = self.missing(data)
         if missing:
             raise TemplateProblem(f"missing data the template {self.ref} needs: {', '.join(missing)}")
-        context = {**data, **provided}
+        chosen, formatting = locales.choose(locale, self.locale, self._variants)
+        variant = self._variants[chosen]
+        context = {**data, **provided, locales.FORMAT_LOCALE_KEY: formatting}
+        part = "subject"
         try:
-            return Rendered(
-                subject=_single_line(self._subject.render(context)),
-                html=self._html.render(context),
-                text=self._text.render(context),
-            )
+            subject = _single_line(variant.subject.render(context))
+            part = "html"
+            html = variant.html.render(context)
+            part = "text"
+            text = _TRAILING_BLANK.sub("\n", _BLANK_RUNS.sub("\n\n", variant.text.render(context)).lstrip("\n"))
         except Exception as error:  # noqa: BLE001 - undefined values, sandbox violations, wrong types in filters:
             # whatever this message's data makes the template do, it rejects this message and no other.
-            raise TemplateProblem(f"cannot render {self.ref} with this data: {error}") from None
+            line = error_line(error, part)
+            other = None if variant.locale == self.locale else variant.locale  # a locale's variant, named
+            named = f"{other} {part}" if other else part
+            where = f" ({named} line {line})" if line and part != "subject" else f" ({named})"
+            raise TemplateProblem(f"cannot render {self.ref} with this data: {error}{where}", part, line,
+                                  str(error), locale=other) from None
+        return Rendered(subject=subject, html=html, text=text, locale=variant.locale)
 
 
 TemplateRef = tuple[str, "int | None"]

@@ -10,14 +10,35 @@ from __future__ import annotations
 
 import html
 import re
+from html.entities import html5 as _ENTITIES
 
 from .tokens import CLICK, OPEN, KeyRing, RefreshingKeyRing
 
-_ANCHOR_TAG = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
-_HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_ANCHOR_TAG = re.compile(r"""<a\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+_HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>=`<]+))""", re.IGNORECASE)
+_CHARACTER_REFERENCE = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
 _NOTRACK = re.compile(r"\s+data-postline-notrack(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def unescape_attribute(value: str) -> str:
+    """An attribute value as a browser reads it. Unlike ``html.unescape``, a named reference without its ``;``
+    followed by ``=`` or a letter or digit stays as written (HTML's rule for attributes), so the query string
+    ``?a=1&copy=2`` keeps its ``&copy`` and does not become ``©``."""
+
+    def decode(match: re.Match) -> str:
+        reference = match.group(1)
+        if reference.startswith("#"):
+            return html.unescape(match.group())
+        if reference.endswith(";"):
+            return _ENTITIES.get(reference, match.group())
+        following = value[match.end():match.end() + 1]
+        if reference in _ENTITIES and following != "=":
+            return _ENTITIES[reference]
+        return match.group()  # a longer name, or one followed by "=": not a reference in an attribute
+
+    return _CHARACTER_REFERENCE.sub(decode, value)
 
 
 def safe_target(url: str) -> str:
@@ -34,7 +55,8 @@ def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, 
         href = _HREF.search(tag)
         if not href:
             return tag
-        target = html.unescape(href.group(2) if href.group(2) is not None else href.group(3)).strip()
+        written = next(group for group in href.groups()[1:] if group is not None)
+        target = unescape_attribute(written).strip()
         if not target.lower().startswith(("http://", "https://")) or target in untracked:
             return tag
         tracked = f"{base_url}/c/{keys.sign(CLICK, message_id, safe_target(target))}"

@@ -29,7 +29,8 @@ METRICS_NAMESPACE = "postline"
 METRIC_NAMES = {"sent": "Sent", "delivered": "Delivered", "hard_bounced": "HardBounced", "soft_bounced": "SoftBounced",
                 "complained": "Complained", "opened": "Opened", "machine_opened": "MachineOpened",
                 "clicked": "Clicked", "machine_clicked": "MachineClicked", "unsubscribed": "Unsubscribed",
-                "rejected": "Rejected", "failed": "Failed", "suppressed": "Suppressed"}
+                "rejected": "Rejected", "failed": "Failed", "suppressed": "Suppressed",
+                "undeliverable_domain": "UndeliverableDomain"}
 # Facts after which a campaign's or stream's rates are looked at: what moves the bounce and complaint rates, and
 # deliveries, which follow nearly every send (so a sample that grows past the minimum is seen too).
 ALERTING_KINDS = ("delivered", "hard_bounced", "complained")

@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 # What a fact can be; each is a counter of the same name. A first open or click (``Fact.first``) also adds to
 # ``<kind>_unique``.
 KINDS = ("sent", "delivered", "hard_bounced", "soft_bounced", "complained", "unsubscribed", "rejected", "failed",
-         "suppressed", "opened", "machine_opened", "clicked", "machine_clicked")
+         "suppressed", "opened", "machine_opened", "clicked", "machine_clicked",
+         "undeliverable_domain")  # rejected by render: the recipient's domain receives no mail (postline.domains)
 ENGAGEMENT = ("opened", "machine_opened", "clicked", "machine_clicked")
 COUNTERS = (*KINDS, *(f"{kind}_unique" for kind in ENGAGEMENT))
 SCOPES = ("stream", "template", "campaign")
