@@ -151,6 +151,7 @@ def test_a_connection_lost_after_the_content_keeps_the_claim_and_is_never_resent
     pipeline.now[0] += pipeline.settings.stale_claim_seconds
     parked = send_batch(records, smtp())
     assert [o.result for o in parked.outcomes.values()] == ["unknown"] and record("lost").status == "unknown"
+    assert "left no answer from the SMTP relay; the relay may or may not have sent it" in record("lost").reason
     assert relay.count("bob@example.com") == 1
 
 

@@ -434,8 +434,12 @@ def _park(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendCont
     or lost SES's answer) nor an SES event. Sending again could send twice, so the message is parked: status
     ``unknown`` with the reason, and this job in the send DLQ (which alarms) until someone decides."""
     when = datetime.fromtimestamp(claimed_at, timezone.utc).isoformat(timespec="seconds")
-    reason = (f"outcome unknown: the attempt of {when} left no SES answer and no SES event settled it; SES may "
-              f"or may not have sent it. Check, then `postline resolve {job.message_id} --sent` or `--not-sent`")
+    if job.stream in ctx.relays:  # the relay's reply was lost after the email's content went (docs/smtp.md)
+        what = "no answer from the SMTP relay; the relay may"
+    else:
+        what = "no SES answer and no SES event settled it; SES may"
+    reason = (f"outcome unknown: the attempt of {when} left {what} or may not have sent it. Check, then "
+              f"`postline resolve {job.message_id} --sent` or `--not-sent`")
     condition = "#status = :c_sending AND claimed_at = :c_at"
     values = {":c_sending": SENDING, ":c_at": claimed_at}
     try:

@@ -6,9 +6,11 @@ for the life of the container.
 """
 from __future__ import annotations
 
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +37,103 @@ class _TestableUndefined(StrictUndefined):
         return False
 
 
-_HTML_ENV = SandboxedEnvironment(autoescape=True, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
-_TEXT_ENV = SandboxedEnvironment(autoescape=False, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
+# A pushed template can loop or multiply its way to hours or gigabytes ({{ 'x' * 10**9 }}, nested range loops, a
+# macro calling itself twice): one part's render is bounded in time and size, so such a template is refused when
+# published and a message it meets is rejected, instead of a render stage stuck until Lambda's timeout.
+MAX_RENDER_SECONDS = 2.0
+MAX_RENDERED_CHARACTERS = 4_000_000  # per part; SES takes at most 40 MB for a whole message
+_render_deadline: ContextVar[float] = ContextVar("render_deadline", default=float("inf"))
+
+
+class RenderLimit(Exception):
+    """A render past ``MAX_RENDER_SECONDS`` or ``MAX_RENDERED_CHARACTERS``."""
+
+
+def _within_deadline() -> None:
+    if time.monotonic() > _render_deadline.get():
+        raise RenderLimit(f"rendering took over {MAX_RENDER_SECONDS:g} s (a loop or recursion without bound?)")
+
+
+def _within_size(size: int) -> None:
+    if size > MAX_RENDERED_CHARACTERS:
+        raise RenderLimit(f"rendering makes over {MAX_RENDERED_CHARACTERS:,} characters")
+
+
+class _BoundedRange:
+    """The sandbox's range, checking the deadline at every step (nested loops multiply)."""
+
+    def __init__(self, *args: int) -> None:
+        self._range = _SAFE_RANGE(*args)
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __iter__(self):
+        for number in self._range:
+            _within_deadline()
+            yield number
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, with the render's deadline checked at every call, attribute and item read, and repetition
+    (``*``) refused past the size bound before it allocates."""
+
+    intercepted_binops = frozenset({"*"})
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - the sandbox's own signature
+        _within_deadline()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj, attribute):
+        _within_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        _within_deadline()
+        return super().getitem(obj, argument)
+
+    def call_binop(self, context, operator_name, left, right):
+        if operator_name == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                    _within_size(len(sequence) * times)
+            return operator.mul(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+
+class _BoundedList(list):
+    """A list from the message's data, checking the deadline at every step of a loop over it."""
+
+    def __iter__(self):
+        for item in super().__iter__():
+            _within_deadline()
+            yield item
+
+
+class _BoundedDict(dict):
+    """A mapping from the message's data, checking the deadline at every step of a loop over its keys."""
+
+    def __iter__(self):
+        for key in super().__iter__():
+            _within_deadline()
+            yield key
+
+
+def _bounded_data(value: Any) -> Any:
+    """The message's data with its lists and mappings looping within the render's deadline."""
+    if isinstance(value, dict):
+        return _BoundedDict((key, _bounded_data(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return _BoundedList(_bounded_data(item) for item in value)
+    return value
+
+
+_SAFE_RANGE = SandboxedEnvironment().globals["range"]
+_HTML_ENV = _BoundedEnvironment(autoescape=True, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
+_TEXT_ENV = _BoundedEnvironment(autoescape=False, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
 for _environment in (_HTML_ENV, _TEXT_ENV):
     _environment.filters.update(locales.FILTERS)
+    _environment.globals["range"] = _BoundedRange
 # Conditions that left nothing behind leave their line breaks: a text part never shows two blank lines in a row.
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_BLANK = re.compile(r"\n(?:[ \t]*\n)+$")
@@ -67,8 +162,10 @@ def referenced_variables(source: str, html: bool = True, part: str | None = None
     try:
         return meta.find_undeclared_variables((_HTML_ENV if html else _TEXT_ENV).parse(source))
     except TemplateError as error:
-        raise TemplateProblem(f"template syntax error: {error}", part, getattr(error, "lineno", None),
-                              str(error)) from None
+        # The bare message: str() of an error Jinja has already reported once adds a traceback line to it.
+        message = getattr(error, "message", None) or str(error)
+        raise TemplateProblem(f"template syntax error: {message}", part, getattr(error, "lineno", None),
+                              message) from None
 
 
 def required_variables(subject: str, html: str, text: str, optional: Iterable[str] = (),
@@ -90,6 +187,21 @@ def _compile(environment: SandboxedEnvironment, source: str, part: str):
     """``environment.from_string`` with the part's name as the file name, so an error knows its line."""
     code = environment.compile(source, filename=part)
     return environment.template_class.from_code(environment, code, environment.make_globals(None), None)
+
+
+def _bounded_render(template, context: dict[str, Any]) -> str:
+    """``template.render(context)`` within ``MAX_RENDER_SECONDS`` and ``MAX_RENDERED_CHARACTERS``."""
+    token = _render_deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
+    try:
+        chunks, size = [], 0
+        for chunk in template.generate(context):
+            size += len(chunk)
+            _within_size(size)
+            _within_deadline()
+            chunks.append(chunk)
+        return "".join(chunks)
+    finally:
+        _render_deadline.reset(token)
 
 
 def error_line(error: BaseException, part: str) -> int | None:
@@ -167,14 +279,14 @@ class CompiledTemplate:
             raise TemplateProblem(f"missing data the template {self.ref} needs: {', '.join(missing)}")
         chosen, formatting = locales.choose(locale, self.locale, self._variants)
         variant = self._variants[chosen]
-        context = {**data, **provided, locales.FORMAT_LOCALE_KEY: formatting}
+        context = {**_bounded_data(data), **provided, locales.FORMAT_LOCALE_KEY: formatting}
         part = "subject"
         try:
-            subject = _single_line(variant.subject.render(context))
+            subject = _single_line(_bounded_render(variant.subject, context))
             part = "html"
-            html = variant.html.render(context)
+            html = _bounded_render(variant.html, context)
             part = "text"
-            text = _TRAILING_BLANK.sub("\n", _BLANK_RUNS.sub("\n\n", variant.text.render(context)).lstrip("\n"))
+            text = _TRAILING_BLANK.sub("\n", _BLANK_RUNS.sub("\n\n", _bounded_render(variant.text, context)).lstrip("\n"))
         except Exception as error:  # noqa: BLE001 - undefined values, sandbox violations, wrong types in filters:
             # whatever this message's data makes the template do, it rejects this message and no other.
             line = error_line(error, part)
