@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .api import TrackingApi
@@ -32,6 +33,9 @@ class PostlineStack(Stack):
             campaign_visibility=_visibility("campaign"),
             held_back_send_events=config.ses_event_route == "eventbridge",
         )
+        # An application's client may read a template's stream from its record (postline.client, templates_table=).
+        self.queues.producer_policy.add_statements(iam.PolicyStatement(
+            actions=["dynamodb:GetItem"], resources=[self.tables.templates.table_arn]))
         self.storage = ClaimCheckStorage(self, "ClaimCheck")
         self.signing_keys = SigningKeys(self, "SigningKeys", retain_data=config.retain_data)
         self.ses = Ses(self, "Ses", config=config, queues=self.queues)

@@ -103,10 +103,13 @@ def test_ses_events_reach_their_queue_from_the_default_bus_only_for_postline_con
                if s["Properties"]["TopicArn"] != unsubscribe_mail)
 
 
-def test_producer_policy_sends_to_inbound_queues_only(synth):
+def test_producer_policy_sends_to_inbound_queues_and_reads_a_templates_stream_only(synth):
     queues = synth.stack.queues
     policy = synth.resource(queues.producer_policy)["Properties"]["PolicyDocument"]["Statement"]
     assert policy == [{
         "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"], "Effect": "Allow",
         "Resource": [{"Fn::GetAtt": [synth.logical_id(queues.inbound[s]), "Arn"]} for s in STREAMS],
+    }, {  # the client's templates_table= (postline.client)
+        "Action": "dynamodb:GetItem", "Effect": "Allow",
+        "Resource": {"Fn::GetAtt": [synth.logical_id(synth.stack.tables.templates), "Arn"]},
     }]
