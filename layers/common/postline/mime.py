@@ -21,7 +21,10 @@ _POLICY = SMTP.clone(cte_type="7bit")
 
 @functools.lru_cache(maxsize=256)
 def _header(name: str, value: str) -> bytes:
-    """One header as the standard library writes it; raises ValueError for a value with a line break."""
+    """One header as the standard library writes it; raises ValueError for a value with a line break (the
+    library's own check misses a single trailing one: "Hi\n".splitlines() is one line)."""
+    if value.endswith(("\r", "\n")):
+        raise ValueError(f"header {name} ends in a line break")
     name, parsed = _POLICY.header_store_parse(name, value)
     return _POLICY.fold_binary(name, parsed)
 

@@ -179,8 +179,13 @@ def required_variables(subject: str, html: str, text: str, optional: Iterable[st
     return sorted(names - PROVIDED_VARIABLES - set(optional))
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")  # the rest of C0 is whitespace to str.split()
+
+
 def _single_line(subject: str) -> str:
-    return " ".join(subject.split())
+    """One line: every whitespace run (line breaks included) one space, control characters (a NUL) gone, as
+    RFC 5322 allows none in a header."""
+    return " ".join(_CONTROL_CHARACTERS.sub("", subject).split())
 
 
 def _compile(environment: SandboxedEnvironment, source: str, part: str):

@@ -30,7 +30,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Only the form ``_b64`` writes decodes: no padding, no standard-alphabet characters, no other value in a last
+    character's unused bits. So a token is exactly one string (anything that counts or dedupes by token can)."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not base64url as postline writes it")
+    return data
 
 
 @dataclass(frozen=True)
