@@ -57,7 +57,12 @@ class PipLayerBundling:
                 check=True,
             )
             scratch.chmod(0o755)  # mkdtemp makes it private; Lambda must be able to read the layer
-            scratch.rename(cached)
+            try:
+                scratch.rename(cached)
+            except OSError:
+                # Another synth (a parallel test worker) installed the same dependencies first: use its copy.
+                if not cached.is_dir():
+                    raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return cached

@@ -1,6 +1,7 @@
 """The layer is built without Docker: wheels for the Lambda platform from a cache, plus the library."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.bundling import PipLayerBundling
+from stacks.bundling import PLATFORM, PYTHON_VERSION, PipLayerBundling
 
 
 def _layer_dir(synth):
@@ -88,3 +89,25 @@ def test_a_failed_install_is_not_cached(tmp_path, monkeypatch):
     with pytest.raises(subprocess.CalledProcessError):
         bundling.try_bundle(str(tmp_path / "out"))
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+
+def test_an_install_another_synth_finished_first_is_used(tmp_path, monkeypatch):
+    # Two test workers synthesize at once: both install, and the second one's rename finds the first one's entry.
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("jinja2==3.1.6\n")
+    (tmp_path / "postline").mkdir()
+    key = hashlib.sha256(requirements.read_bytes() + f"{PLATFORM} cp{PYTHON_VERSION}".encode()).hexdigest()[:16]
+
+    def pip_while_another_finishes(command, check):
+        Path(command[command.index("--target") + 1], "jinja2").mkdir()
+        theirs = tmp_path / "cache" / key / "jinja2"
+        theirs.mkdir(parents=True)
+        (theirs / "from-the-other-worker").write_text("")
+
+    monkeypatch.setattr(subprocess, "run", pip_while_another_finishes)
+    output = tmp_path / "out"
+    output.mkdir()
+    assert PipLayerBundling(requirements, tmp_path / "postline", tmp_path / "cache").try_bundle(str(output)) is True
+    assert (output / "python" / "jinja2" / "from-the-other-worker").is_file()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [key]  # no partial install left behind
