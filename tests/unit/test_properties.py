@@ -108,7 +108,9 @@ def test_a_rendered_subject_is_one_clean_header_line_that_reads_back_with_whites
     as that line."""
     raw = _build(subject=_render_subject(subject))
     _assert_headers_are_clean(raw)
-    assert _parse(raw)["Subject"] == " ".join(_CONTROL.sub("", subject).split())
+    # strip(): a word too long for the first line is folded onto the next, and the standard library reads the fold
+    # back as a leading space (a display difference only, like the long display name's below).
+    assert _parse(raw)["Subject"].strip() == " ".join(_CONTROL.sub("", subject).split())
 
 
 @FAST
