@@ -78,6 +78,16 @@ class LocalStack:
         return sum(1 for entry in lines if entry["tags"].get("postline_message_id") == message_id)
 
 
+def only_marketing_is_suppressed(stack: LocalStack, address: str) -> None:
+    """After an unsubscribe: a password reset to ``address`` is still delivered, the next newsletter is not."""
+    def send(template: str) -> str:
+        data = json.loads((ROOT / "templates" / template / "example.json").read_text())
+        return stack.cli_json("send", "--template", template, "--to", address, "--data", json.dumps(data))["message_id"]
+
+    assert stack.wait_for(send("password-reset"), statuses={"delivered"})["status"] == "delivered"
+    assert stack.wait_for(send("newsletter"))["status"] == "suppressed"
+
+
 def wait_until(condition, seconds: float, what: str) -> None:
     deadline = time.time() + seconds
     while not condition():

@@ -17,6 +17,7 @@ from postline.smtp import SmtpRelay, SmtpTransport
 from postline_cli.views import message_view
 
 from .smtp_relay import DROP, start_relay
+from .test_pipeline import RequeueSpy
 
 ROOT = Path(__file__).resolve().parents[2]
 SEND_CRITICAL = "postline-send-critical"
@@ -29,27 +30,6 @@ def message(to: str, key: str) -> dict:
 
 def record(key: str) -> Message:
     return Message.get(message_id_for(key), consistent_read=True)
-
-
-class RequeueSpy:
-    """The send queue client, keeping what the send stage puts back on its queue (SQS's delays run on real time):
-    ``deliver`` hands it back as SQS would once its delay is over."""
-
-    def __init__(self, pipeline):
-        self.pipeline, self.sent = pipeline, []
-
-    def __getattr__(self, name):
-        return getattr(self.pipeline.sqs, name)
-
-    def send_message(self, **kw):
-        self.sent.append(kw)
-        return {"MessageId": f"requeued-{len(self.sent)}"}
-
-    def deliver(self) -> QueueRecord:
-        kw = self.sent.pop(0)
-        attributes = kw["MessageAttributes"]
-        return QueueRecord(f"requeued-{len(self.sent)}", kw["MessageBody"], SEND_CRITICAL, self.pipeline.clock(), 1,
-                           "", {k: v["StringValue"] for k, v in attributes.items()}, attributes)
 
 
 @pytest.fixture
@@ -113,7 +93,7 @@ def test_a_4xx_reply_releases_the_claim_the_email_waits_then_goes_once(pipeline,
     (requeued,) = spy.sent
     assert requeued["DelaySeconds"] == 30 and relay.received == []
     pipeline.now[0] += 30
-    send_batch([spy.deliver()], smtp(sqs=spy))
+    send_batch([spy.deliver(SEND_CRITICAL)], smtp(sqs=spy))
     assert relay.count("bob@example.com") == 1 and record("busy").status == "sent"
 
 
