@@ -67,8 +67,10 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
     os.dup2(log, 2)
     from postline_cli.local.stack import LocalPaths, LocalStack
 
+    # The send function in this process (threads, as before the worker processes): its limiter's write count and
+    # slow-down are read here directly.
     stack = LocalStack(LocalPaths(Path(state_dir), Path(outbox)), aws_port, api_port, send_pollers=send_pollers,
-                       log_batches=False, ses_rate=rate, ses_quota=quota)
+                       log_batches=False, ses_rate=rate, ses_quota=quota, function_processes=False)
 
     def on_ready(_queues) -> None:
         from postline.limiter import recovered

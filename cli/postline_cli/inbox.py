@@ -63,7 +63,8 @@ def apply(mail_id: str, address: str | None) -> tuple[KeptMail, bool]:
     try:
         chosen = normalise_address(address or kept.sender)
     except InvalidAddress as error:
-        raise InboxError(f"cannot unsubscribe {address or kept.sender!r}: {error}; name the address with --address") from None
+        raise InboxError(f"cannot unsubscribe {address or kept.sender!r}: {error}; "
+                         "name the address with --address") from None
     manage.add(chosen, "marketing", "unsubscribe", f"asked by email, applied from the inbox (mail {kept.mail_id})",
                source=SOURCE)
     return mark_applied(s3, bucket, kept, chosen, time.time()), True
@@ -111,7 +112,7 @@ def inbox_apply(mail_id: str, address: str | None) -> None:
     except InboxError as error:
         fail(str(error))
     if now:
-        console.print(f"unsubscribed {kept.applied_to} from marketing mail (kept email {kept.mail_id})", highlight=False,
-                      markup=False)
+        console.print(f"unsubscribed {kept.applied_to} from marketing mail (kept email {kept.mail_id})",
+                      highlight=False, markup=False)
     else:
         console.print(f"already applied on {iso(kept.applied_at)}: {kept.applied_to} is unsubscribed", highlight=False)

@@ -7,6 +7,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -42,7 +43,7 @@ def emit_json(value) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-def fail(message: str, code: int = 1):
+def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # one line, however long
     sys.exit(code)
 
@@ -50,6 +51,10 @@ def fail(message: str, code: int = 1):
 def parse_json_option(value: str | None, what: str) -> dict:
     if value is None:
         return {}
+    # Bytes a command line could not decode (``--data "$(cat latin1.json)"``) reach Python as lone surrogates.
+    undecodable = next((at for at, character in enumerate(value) if "\udc80" <= character <= "\udcff"), None)
+    if undecodable is not None:
+        fail(f"{what} is not UTF-8 text (at character {undecodable + 1}): save the data as UTF-8", 2)
     try:
         data = json.loads(value)
     except json.JSONDecodeError as error:
@@ -205,6 +210,48 @@ def local_clock(advance: str | None, set_to: str | None, reset: bool, as_json: b
         console.print(f"local stack clock: {iso(real + offset)} ({describe_offset(offset)})", highlight=False)
 
 
+@local.group("workers", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def local_workers(ctx: click.Context, as_json: bool) -> None:
+    """The functions' worker processes (one per function, as Lambda's containers): name, pid, alive, restarts."""
+    from .local.stack import LocalPaths, running_state, workers
+
+    if ctx.invoked_subcommand:
+        return
+    state = running_state(LocalPaths.default())
+    if not state:
+        fail("no local stack is up here (postline local up)")
+    rows = workers(state)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("worker", "pid", "alive", "restarts")
+    for row in rows:
+        table.add_row(row["name"], str(row["pid"]), "yes" if row["alive"] else "no", str(row["restarts"]))
+    console.print(table)
+
+
+@local_workers.command("kill")
+@click.argument("name")
+def local_workers_kill(name: str) -> None:
+    """SIGKILL NAME's worker at once, as a Lambda container dies; the stack starts a new one, and its queues and
+    tables (in the AWS endpoint's process) lose nothing."""
+    from .local.stack import LocalPaths, LocalStackError, kill_worker, running_state
+    from .local.worker import WORKER_FUNCTIONS
+
+    if name not in WORKER_FUNCTIONS:
+        fail(f"no worker named {name!r}: the workers are {', '.join(WORKER_FUNCTIONS)}", 2)
+    state = running_state(LocalPaths.default())
+    if not state:
+        fail("no local stack is up here (postline local up)")
+    try:
+        pid = kill_worker(state, name)
+    except LocalStackError as error:
+        fail(str(error))
+    console.print(f"killed the {name} worker (pid {pid}, SIGKILL): the stack starts a new one", highlight=False)
+
+
 # ---------------------------------------------------------------- templates
 @cli.group()
 def templates() -> None:
@@ -227,7 +274,8 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
         target()
     folders = template_folders(directory)
     author = os.environ.get("USER", "postline")
-    results, problems, findings = [], [], []
+    results: list[dict[str, Any]] = []
+    problems, findings = [], []
     for folder in folders:
         try:
             source = load_template_dir(folder)
@@ -270,8 +318,8 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
             for r in results:
                 table.add_row(r["name"], r["stream"], str(r["version"]), "new version" if r["changed"] else "unchanged")
             console.print(table)
-        for problem in problems:
-            errors.print(f"[red]not published:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        for text in problems:
+            errors.print(f"[red]not published:[/red] {escape(text)}", highlight=False, soft_wrap=True)
     sys.exit(1 if problems else 0)
 
 
@@ -340,10 +388,11 @@ def templates_list(as_json: bool) -> None:
     from .publish import active_templates
 
     target()
-    items = [{"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
-              "required": list(t.required or []), "example_data": t.example_data or {},
-              "locale": t.locale or DEFAULT_LOCALE, "locales": [t.locale or DEFAULT_LOCALE, *sorted(t.locales or {})]}
-             for t in active_templates()]
+    items: list[dict[str, Any]] = [
+        {"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
+         "required": list(t.required or []), "example_data": t.example_data or {},
+         "locale": t.locale or DEFAULT_LOCALE, "locales": [t.locale or DEFAULT_LOCALE, *sorted(t.locales or {})]}
+        for t in active_templates()]
     if as_json:
         emit_json(items)
         return
@@ -459,8 +508,8 @@ def templates_preview(what: str, out: Path) -> None:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out.write_text(preview_html(shown, source=source_label, generated=generated), encoding="utf-8")
     problems = [t.problem for t in shown if t.problem] + [v.problem for t in shown for v in t.variants if v.problem]
-    for problem in problems:
-        errors.print(f"[red]cannot preview:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    for text in problems:
+        errors.print(f"[red]cannot preview:[/red] {escape(text)}", highlight=False, soft_wrap=True)
     variants = sum(len(t.variants) for t in shown)
     console.print(f"wrote {out}: {len(shown)} template(s), {variants} locale variant(s)", highlight=False)
     sys.exit(1 if problems else 0)
@@ -659,7 +708,7 @@ def suppressions_show(address: str, as_json: bool) -> None:
 
     normalised = _address(address)
     active, history, soft = manage.show(_suppression_names(target(), normalised))
-    view = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
+    view: dict[str, Any] = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
             "history": [{"time": iso(h.suppressed_at), "action": h.scope.rsplit("#", 1)[1], "scope": h.source,
                          "reason": h.reason, "note": h.detail} for h in history],
             "soft_bounces_since": iso(soft.suppressed_at) if soft else None}
@@ -724,8 +773,8 @@ def suppressions_import(csv_file, scope, reason, as_json) -> None:
         result = manage.import_csv(csv_file, scope, reason, source=f"import:{Path(csv_file.name).name}",
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
-        emit_json({"added": result.added, "invalid": [{"line": l, "value": v, "reason": r}
-                                                      for l, v, r in result.invalid]})
+        emit_json({"added": result.added, "invalid": [{"line": n, "value": v, "reason": r}
+                                                      for n, v, r in result.invalid]})
         sys.exit(1 if result.invalid else 0)
     console.print(f"suppressed {result.added} addresses", highlight=False)
     for line, value, why in result.invalid[:20]:

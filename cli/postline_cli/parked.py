@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
+
 from postline.batch import MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE
 from postline.models import RENDERED, SENT, UNKNOWN, Message
-from pynamodb.exceptions import UpdateError
 
 _SEARCH_BATCHES = 100  # a send DLQ holds a few parked jobs, not thousands: look through at most 1,000
 _LOOK_SECONDS = 30  # how long the jobs looked at stay invisible to others
@@ -44,7 +46,7 @@ def resolve_parked(message_id: str, sent: bool, sqs, send_queue_url: str, send_d
         raise NotParked(f"the send job of {message_id} is not in the send DLQ ({send_dlq_url}): it cannot be "
                         "sent again from here (SQS keeps a DLQ's messages 14 days)")
     now = clock()
-    actions = [Message.updated_at.set(now)]
+    actions: list[Action] = [Message.updated_at.set(now)]
     if sent:
         actions += [Message.status.set(SENT), Message.reason.set(f"resolved as sent by an operator: {note}"),
                     Message.claim.remove()]

@@ -82,13 +82,24 @@ class TemplateSource:
         return f"{folder}/{file}:{line}" if line else f"{folder}/{file}"
 
 
+def read_template_file(path: Path) -> str:
+    """A template file's text (as ``Path.read_text`` reads it); one that is not UTF-8 is refused, naming its line."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise TemplateProblem(f"{path}: line {line} is not UTF-8 text: save the file as UTF-8") from None
+    return path.read_text(encoding="utf-8")  # (its newlines read as everywhere else: \r\n and \r as \n)
+
+
 def load_template_dir(path: Path) -> TemplateSource:
     meta_path = path / "template.json"
     if not meta_path.exists():
         raise TemplateProblem(f"{path}: no template.json")
     try:
-        meta = json.loads(meta_path.read_text())
-        example = json.loads((path / "example.json").read_text()) if (path / "example.json").exists() else {}
+        meta = json.loads(read_template_file(meta_path))
+        example = json.loads(read_template_file(path / "example.json")) if (path / "example.json").exists() else {}
     except json.JSONDecodeError as error:
         raise TemplateProblem(f"{path}: invalid JSON: {error}") from None
     if meta.get("stream") not in STREAMS:
@@ -103,8 +114,8 @@ def load_template_dir(path: Path) -> TemplateSource:
                               "en-GB)")
     text_path = path / "text.j2"
     return TemplateSource(
-        name=path.name, stream=meta["stream"], subject=meta["subject"], html=(path / "html.j2").read_text(),
-        text=text_path.read_text() if text_path.exists() else None, description=meta.get("description", ""),
+        name=path.name, stream=meta["stream"], subject=meta["subject"], html=read_template_file(path / "html.j2"),
+        text=read_template_file(text_path) if text_path.exists() else None, description=meta.get("description", ""),
         optional=list(meta.get("optional", [])), from_address=meta.get("from"), example_data=example, path=path,
         has_example=(path / "example.json").exists(), locale=locales.canonical(default),
         variants=load_locales(path, default),
@@ -118,7 +129,7 @@ def load_locales(path: Path, default: str) -> list[LocaleSource]:
     if not folder.is_dir():
         return []
     found: dict[str, LocaleSource] = {}
-    folders = {locales.normalise(default): None}  # by tag, the folder it was read from
+    folders: dict[str, str | None] = {locales.normalise(default): None}  # by tag, the folder it was read from
     for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
         where = f"{path}/locales/{entry.name}"
         if locales.babel_locale(entry.name) is None:
@@ -134,9 +145,9 @@ def load_locales(path: Path, default: str) -> list[LocaleSource]:
             raise TemplateProblem(f"{where}: no {' or '.join(absent)} (a locale has its own subject.j2 and html.j2; "
                                   "text.j2 is optional)")
         text = entry / "text.j2"
-        found[tag] = LocaleSource(locales.canonical(entry.name), (entry / "subject.j2").read_text().strip(),
-                                  (entry / "html.j2").read_text(), text.read_text() if text.is_file() else None,
-                                  entry.name)
+        found[tag] = LocaleSource(locales.canonical(entry.name), read_template_file(entry / "subject.j2").strip(),
+                                  read_template_file(entry / "html.j2"),
+                                  read_template_file(text) if text.is_file() else None, entry.name)
     return list(found.values())
 
 
@@ -246,7 +257,8 @@ def publish(item: Template) -> Published:
     item.version = latest + 1
     if pointer is None:
         pointer = Template(item.name, ACTIVE_POINTER_VERSION)
-    with TransactWrite(connection=Connection(region=Template.Meta.region)) as transaction:
+    region = Template.Meta.region  # type: ignore[attr-defined]  # set by PynamoDB when it makes the model class
+    with TransactWrite(connection=Connection(region=region)) as transaction:
         transaction.save(item, condition=Template.name.does_not_exist())
         transaction.update(
             pointer,

@@ -289,7 +289,7 @@ def warmup_lines(view: dict[str, Any]) -> list[str]:
     right = {3, 4, 5}
     for row in [header, *rows]:
         lines.append("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     for pool in view["pools"]:
         if pool["stopped"]:
             lines.append(f"{pool['pool']}: {', '.join(pool['stopped'])} stopped for today (waits for tomorrow's cap)")

@@ -99,7 +99,8 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
         return result
     header = [h.strip().lower() for h in rows[0]]
     has_header = "email" in header
-    column = {name: header.index(name) for name in ("email", "scope", "reason", "detail") if name in header}
+    column: dict[str, int] = {name: header.index(name) for name in ("email", "scope", "reason", "detail")
+                              if name in header}
     now = time.time()
     batch: dict[tuple[str, str], Suppression] = {}
     for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
@@ -108,7 +109,7 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
 
         def cell(name: str, default: str | None = None) -> str | None:
             index = column.get(name, 0 if name == "email" and not has_header else None)
-            value = row[index].strip() if index is not None and index < len(row) else ""
+            value = row[index].strip() if index is not None and index < len(row) else ""  # noqa: B023 - used in this iteration only
             return value or default
 
         raw = cell("email") or ""

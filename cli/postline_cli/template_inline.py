@@ -80,7 +80,8 @@ def inline_css(source: str) -> str:
     template = MaskedTemplate(source)
     tokens = template.tokens
     blocks = _style_blocks(tokens)
-    sheet, candidates = [], {}
+    sheet: list[str] = []
+    candidates: dict[int, tuple[int, CssRule]] = {}
     for block_index, (_, text, _) in enumerate(blocks):
         css = template.masked[text.start:text.end] if text else ""
         if any(span.kind == "statement" for span in template.placeholders(css)):

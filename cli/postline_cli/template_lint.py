@@ -119,9 +119,9 @@ def lint(source: TemplateSource) -> list[Finding]:
                 from_data.add(url)
                 add(html_file, None, "warning", "insecure-url", f"a link or image from the example data uses "
                     f"http://: {url[:80]}", "use https:// in the data you send")
-        problem = _unbalanced(template)
-        if problem and _unbalanced(MaskedTemplate(rendered.html)):
-            line, message = problem
+        unbalanced = _unbalanced(template)
+        if unbalanced and _unbalanced(MaskedTemplate(rendered.html)):
+            line, message = unbalanced
             add(html_file, line, "warning", "unbalanced-tags", message,
                 "close each element where it opens (Outlook's Word engine and Gmail mangle what a browser repairs)")
     return findings

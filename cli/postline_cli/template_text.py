@@ -14,7 +14,17 @@ import re
 
 from postline.tracking import unescape_attribute
 
-from .template_markup import VOID, Comment, Doctype, Jinja, MaskedTemplate, Tag, Text, is_placeholder, split_placeholders
+from .template_markup import (
+    VOID,
+    Comment,
+    Doctype,
+    Jinja,
+    MaskedTemplate,
+    Tag,
+    Text,
+    is_placeholder,
+    split_placeholders,
+)
 
 _HIDDEN_ELEMENTS = frozenset("head style script title template noscript xml".split())
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)

@@ -7,8 +7,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from postline.contract import message_id_for
-from postline.models import (BOUNCED, CANCELLED, COMPLAINED, DELIVERED, FAILED, REJECTED, SUPPRESSED, UNKNOWN,
-                             EmailEvent, Message, Suppression)
+from postline.models import (
+    BOUNCED,
+    CANCELLED,
+    COMPLAINED,
+    DELIVERED,
+    FAILED,
+    REJECTED,
+    SUPPRESSED,
+    UNKNOWN,
+    EmailEvent,
+    Message,
+    Suppression,
+)
 from postline.retries import REQUEST
 
 _MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
@@ -43,7 +54,7 @@ def message_view(reference: str) -> dict[str, Any]:
         # postline cannot tell those apart, and says so.
         return {"message_id": message_id, "status": UNKNOWN, "found": False, "reason": NO_RECORD,
                 "ses_message_id": None, "events": []}
-    events = []
+    events: list[dict[str, Any]] = []
     for attribute, name in _TIMELINE:
         value = getattr(record, attribute)
         if value is not None:

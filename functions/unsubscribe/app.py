@@ -11,7 +11,7 @@ with init_phase():  # the cold start, without garbage collection (postline/init_
     from postline.engagement import EngagementContext, requested_action, resubscribe, subscription, unsubscribe
     from postline.models import bind_tables
     from postline.pages import confirm_page, not_found_page, resubscribed_page, unsubscribed_page
-    from postline.public_http import answer_other, headers_only, other_methods, page, too_large
+    from postline.public_http import answer_other, body_text, headers_only, other_methods, page, too_large
     from postline.settings import get_settings
     from postline.tracing import lambda_tracer
 
@@ -50,7 +50,7 @@ def change(token: str) -> Response:
     refused = too_large(event.headers, event.body)
     if refused is not None:
         return refused
-    action = requested_action(event.decoded_body or "", event.headers.get("content-type", ""))
+    action = requested_action(body_text(event.body, event.is_base64_encoded), event.headers.get("content-type", ""))
     if action == "resubscribe":
         found = resubscribe(engagement, token)
         if found is None:

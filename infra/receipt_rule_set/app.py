@@ -77,7 +77,8 @@ def _answer(event: dict, status: str, physical_id: str, reason: str = "") -> Non
         "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
         "Data": {},
     }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
+    # CloudFormation's own presigned https URL for this custom resource's answer
+    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",  # noqa: S310
                                      headers={"Content-Type": "", "Content-Length": str(len(body))})
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's presigned https URL
         response.read()

@@ -6,6 +6,7 @@ routes are added once the functions exist (the URL refers only to the API, never
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import jsii
 from aws_cdk import RemovalPolicy
@@ -66,7 +67,7 @@ class TrackingApi(Construct):
         stack_output(self, Outputs.API_URL, self.api.api_endpoint, "HTTP API endpoint")
         stack_output(self, Outputs.TRACKING_BASE_URL, self.base_url, "Base URL of tracking and unsubscribe links")
 
-    def add_routes(self, functions: dict[str, lambda_.IFunction]) -> None:
+    def add_routes(self, functions: Mapping[str, lambda_.IFunction]) -> None:
         integrations_by_function: dict[str, integrations.HttpLambdaIntegration] = {}
         for method, path, name in ROUTES:
             integration = integrations_by_function.setdefault(

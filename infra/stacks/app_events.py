@@ -13,6 +13,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
 from postline import queue_names
 
 from .constants import APP_EVENTS_QUEUE_SUFFIX, DLQ_RETENTION, MAX_RECEIVE_COUNT, QUEUE_RETENTION, Outputs

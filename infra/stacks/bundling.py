@@ -1,7 +1,9 @@
 """Builds the shared layer without Docker: pip downloads wheels for the Lambda platform, then the library is copied.
 
-The pip result depends only on requirements.txt and the target platform, so it is cached under .cache/layer-deps/
-keyed by their hash: repeated synths (and the infra tests) copy it instead of downloading again.
+Every file pip installs is the version and the file that requirements.lock pins (it is the constraints file, with
+--require-hashes): the layer runs what the tests ran with. The pip result depends only on the layer's requirements,
+the lock and the target platform, so it is cached under .cache/layer-deps/ keyed by their hash: repeated synths (and
+the infra tests) copy it instead of downloading again.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 class PipLayerBundling:
     """Lays out a Lambda layer: <output>/python/<dependencies> and <output>/python/<package>."""
 
-    def __init__(self, requirements: Path, package: Path, cache_root: Path) -> None:
+    def __init__(self, requirements: Path, constraints: Path, package: Path, cache_root: Path) -> None:
         self._requirements = requirements
+        self._constraints = constraints
         self._package = package
         self._cache_root = cache_root
 
@@ -39,7 +42,7 @@ class PipLayerBundling:
 
     def _dependencies(self) -> Path:
         key = hashlib.sha256(
-            self._requirements.read_bytes() + f"{PLATFORM} cp{PYTHON_VERSION}".encode()
+            self._requirements.read_bytes() + self._constraints.read_bytes() + f"{PLATFORM} cp{PYTHON_VERSION}".encode()
         ).hexdigest()[:16]
         cached = self._cache_root / key
         if cached.is_dir():
@@ -48,9 +51,10 @@ class PipLayerBundling:
         # Install into a scratch directory and rename, so an interrupted download never looks cached.
         scratch = Path(tempfile.mkdtemp(dir=self._cache_root, prefix=".partial-"))
         try:
-            subprocess.run(
+            subprocess.run(  # noqa: S603 - this Python's pip, on the repository's own requirements
                 [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "-r", str(self._requirements), "--target", str(scratch),
+                 "-r", str(self._requirements), "-c", str(self._constraints), "--require-hashes",
+                 "--target", str(scratch),
                  "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION,
                  # wheels only: nothing may be compiled for the build machine; no .pyc for the wrong Python
                  "--only-binary=:all:", "--no-compile"],
@@ -68,9 +72,9 @@ class PipLayerBundling:
         return cached
 
 
-def layer_bundling(requirements: Path, package: Path, cache_root: Path) -> BundlingOptions:
+def layer_bundling(requirements: Path, constraints: Path, package: Path, cache_root: Path) -> BundlingOptions:
     return BundlingOptions(
         # Never pulled: the local bundler always succeeds, but CDK requires an image to be named.
         image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
-        local=PipLayerBundling(requirements, package, cache_root),
+        local=PipLayerBundling(requirements, constraints, package, cache_root),
     )

@@ -147,7 +147,8 @@ class Alerts:
     window_hours: int | None = None
 
 
-# Each alert key: its kind, lowest and highest value (as the library validates them: layers/common/postline/settings.py).
+# Each alert key: its kind, lowest and highest value (as the library validates them:
+# layers/common/postline/settings.py).
 ALERT_KEYS: dict[str, tuple[type, float, float, bool]] = {  # key -> (type, low, high, low excluded)
     "bounce_rate": (float, 0, 1, True),
     "complaint_rate": (float, 0, 1, True),
@@ -396,7 +397,8 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     age = take("send_queue_age_alarm_seconds", int)
     if age is not None:
         if not MIN_SEND_QUEUE_AGE_ALARM_SECONDS <= age <= 86_400:
-            problems.append(f"send_queue_age_alarm_seconds: {age} is outside {MIN_SEND_QUEUE_AGE_ALARM_SECONDS}..86400: "
+            problems.append(f"send_queue_age_alarm_seconds: {age} is outside "
+                            f"{MIN_SEND_QUEUE_AGE_ALARM_SECONDS}..86400: "
                             "an email postline makes wait on purpose (SES refusing for now, a campaign's window) is "
                             "delayed up to 15 minutes at a time, and a receive stays hidden for the send queue's "
                             "visibility timeout; a lower threshold would alarm on those")
@@ -405,7 +407,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     for key in ("render_concurrency", "send_concurrency"):
         limits = take(key, dict)
         if limits is not None:
-            merged = dict(Config.__dataclass_fields__[key].default_factory())  # type: ignore[misc]
+            merged = dict(Config.__dataclass_fields__[key].default_factory())  # type: ignore[operator]
             for stream, number in limits.items():
                 if stream not in STREAMS:
                     problems.append(f"{key}.{stream}: unknown stream (streams: {', '.join(STREAMS)})")

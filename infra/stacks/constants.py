@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import Duration
+
 from postline import queue_names
 
 STREAMS = ("critical", "transactional", "marketing")
@@ -91,7 +92,8 @@ FUNCTIONS = {
     "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
     # A run stops itself after 60 s of fan-out and hands on; the rest of the timeout is room for its last page.
     "campaign": FunctionSpec(512, Duration.seconds(120), "Hands a campaign's audience on to the marketing queue"),
-    "unsubscribe_mail": FunctionSpec(256, Duration.seconds(30), "Unsubscribes by the emails sent to the mailto address"),
+    "unsubscribe_mail": FunctionSpec(256, Duration.seconds(30),
+                                     "Unsubscribes by the emails sent to the mailto address"),
 }
 HANDLER = "app.handler"
 # One control message per invocation (each is a whole run), at most two runs at once: the fan-out's pace is set by
@@ -206,6 +208,7 @@ class Env:
     RATE_LIMITS_TABLE = "POSTLINE_RATE_LIMITS_TABLE"
     STATS_TABLE = "POSTLINE_STATS_TABLE"
     ALARM_TOPIC_ARN = "POSTLINE_ALARM_TOPIC_ARN"
+    SES_EVENTS_TOPIC_ARN = "POSTLINE_SES_EVENTS_TOPIC_ARN"  # the SNS route only: the one topic ses_events accepts
     # Campaign and stream alerts (postline.analytics.alerts), set only when the config's "alerts" gives them
     ALERT_BOUNCE_RATE = "POSTLINE_ALERT_BOUNCE_RATE"
     ALERT_COMPLAINT_RATE = "POSTLINE_ALERT_COMPLAINT_RATE"
@@ -219,7 +222,7 @@ class Env:
     DEFAULT_FROM = "POSTLINE_DEFAULT_FROM"
     TRACKING_BASE_URL = "POSTLINE_TRACKING_BASE_URL"
     UNSUBSCRIBE_MAILTO = "POSTLINE_UNSUBSCRIBE_MAILTO"
-    SIGNING_KEYS_SECRET = "POSTLINE_SIGNING_KEYS_SECRET"
+    SIGNING_KEYS_SECRET = "POSTLINE_SIGNING_KEYS_SECRET"  # noqa: S105 - a variable's name, not a secret
     CLAIM_CHECK_BUCKET = "POSTLINE_CLAIM_CHECK_BUCKET"
     EVENT_BUS = "POSTLINE_EVENT_BUS"
     MIRROR_SES_SUPPRESSIONS = "POSTLINE_MIRROR_SES_SUPPRESSIONS"
@@ -302,13 +305,14 @@ class Outputs:
     APP_EVENTS_DLQ_URL = "AppEventsDlqUrl"
     APP_EVENTS_READER_POLICY = "AppEventsReaderPolicyArn"
     API_URL = "ApiUrl"
-    UNSUBSCRIBE_MAIL_BUCKET = "UnsubscribeMailBucket"  # the emails sent to the mailto address (postline suppressions inbox)
+    # the emails sent to the mailto address (postline suppressions inbox)
+    UNSUBSCRIBE_MAIL_BUCKET = "UnsubscribeMailBucket"
     UNSUBSCRIBE_MAIL_QUEUE_URL = "UnsubscribeMailQueueUrl"
     UNSUBSCRIBE_MAIL_DLQ_URL = "UnsubscribeMailDlqUrl"
     UNSUBSCRIBE_MAIL_ADDRESS = "UnsubscribeMailAddress"
     TRACKING_BASE_URL = "TrackingBaseUrl"
     CLAIM_CHECK_BUCKET = "ClaimCheckBucket"
-    SIGNING_KEYS_SECRET = "SigningKeysSecretArn"
+    SIGNING_KEYS_SECRET = "SigningKeysSecretArn"  # noqa: S105 - an output's name, not a secret
     PRODUCER_POLICY = "ProducerPolicyArn"
     SCHEDULER_ROLE = "SchedulerRoleArn"
     SCHEDULE_GROUP = "ScheduleGroupName"

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnElement, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -14,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+
 from postline import queue_names
 from postline.settings import ENVIRONMENT, PER_STREAM, USED_BY
 
@@ -70,6 +72,7 @@ READ_BY: dict[str, tuple[str, ...]] = {
     Env.MAX_RECEIVE_COUNT: ("render", "send", "ses_events", "campaign", "unsubscribe_mail"),  # the queue consumers
     # ses_events alone applies bounces and complaints: it mirrors suppressions and checks the alerts on them.
     Env.MIRROR_SES_SUPPRESSIONS: ("ses_events",),
+    Env.SES_EVENTS_TOPIC_ARN: ("ses_events",),  # an SNS message from any other topic is refused
     **dict.fromkeys((Env.ALERT_BOUNCE_RATE, Env.ALERT_COMPLAINT_RATE, Env.ALERT_MIN_SAMPLE, Env.ALERT_WINDOW_HOURS),
                     ("ses_events",)),
     # Schedules are made by ses_events (soft-bounce retries) and campaign (a start, the next window).
@@ -100,6 +103,8 @@ class Functions(Construct):
         environment[Env.SCHEDULE_GROUP] = scheduling.group_name
         environment[Env.SCHEDULER_ROLE_ARN] = scheduling.role.role_arn
         environment[Env.ALARM_TOPIC_ARN] = alarm_topic.topic_arn
+        if ses_resources.topic is not None:  # the SNS route (the EventBridge route has no topic)
+            environment[Env.SES_EVENTS_TOPIC_ARN] = ses_resources.topic.topic_arn
         environment[Env.MIRROR_SES_SUPPRESSIONS] = "true" if config.mirror_ses_suppressions else "false"
         environment[Env.SCHEDULE_DLQ_ARN] = scheduling.dead_letters.queue_arn
         environment.update(_alert_environment(config.alerts))
@@ -346,7 +351,7 @@ def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str, prefi
     names, so a wildcard)."""
     iam.Grant.add_to_principal(grantee=function, actions=list(actions),
                                resource_arns=[bucket.arn_for_objects(f"{prefix}*")])
-    logical_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)
+    logical_id = Stack.of(bucket).get_logical_id(cast(CfnElement, bucket.node.default_child))
     accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
            "Claim-check objects are named by message id or campaign, unknown in advance; access is limited to "
            "their prefix.")

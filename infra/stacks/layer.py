@@ -2,7 +2,9 @@
 functions' own runtime (infra/layer_compiler explains why), so a cold start imports instead of compiling."""
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CustomResource, Duration, Fn, RemovalPolicy, Stack
+from typing import cast
+
+from aws_cdk import ArnFormat, CfnResource, CustomResource, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,6 +18,7 @@ from .nag import accept
 
 LAYER_SOURCE = REPO_ROOT / "layers" / "common"
 LAYER_CACHE = REPO_ROOT / ".cache" / "layer-deps"
+LOCK = REPO_ROOT / "requirements.lock"  # the layer's versions and file hashes: those the tests ran with
 COMPILER_SOURCE = REPO_ROOT / "infra" / "layer_compiler"
 EXCLUDE = ["**/__pycache__", "**/*.pyc"]
 SERVICE_TIMEOUT = Duration.minutes(15)
@@ -30,7 +33,7 @@ class CompiledLayer(Construct):
         stack = Stack.of(self)
         source = s3_assets.Asset(
             self, "Source", path=str(LAYER_SOURCE), exclude=EXCLUDE,
-            bundling=layer_bundling(LAYER_SOURCE / "requirements.txt", LAYER_SOURCE / "postline", LAYER_CACHE),
+            bundling=layer_bundling(LAYER_SOURCE / "requirements.txt", LOCK, LAYER_SOURCE / "postline", LAYER_CACHE),
         )
         role = iam.Role(self, "CompilerRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description="postline layer compiler (deploy time)")
@@ -69,6 +72,7 @@ class CompiledLayer(Construct):
         })
         # A compiler that never answers fails the deploy after this long, not after CloudFormation's default hour.
         # Set on the resource as a number: CustomResource's service_timeout writes a string, which cfn-lint flags.
-        published.node.default_child.add_property_override("ServiceTimeout", int(SERVICE_TIMEOUT.to_seconds()))
+        cast(CfnResource, published.node.default_child).add_property_override(
+            "ServiceTimeout", int(SERVICE_TIMEOUT.to_seconds()))
         self.layer = lambda_.LayerVersion.from_layer_version_arn(self, "Layer",
                                                                  published.get_att_string("LayerVersionArn"))

@@ -6,6 +6,9 @@ exists before them; the alarms and the dashboard, which watch the functions, com
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -172,7 +175,7 @@ class Monitoring(Construct):
         )
         stack_output(self, Outputs.DASHBOARD, self.dashboard.dashboard_name, "CloudWatch dashboard")
 
-    def _alarm(self, id: str, description: str, metric: cloudwatch.IMetric, threshold: float) -> None:
+    def _alarm(self, id: str, description: str, metric: cloudwatch.Metric, threshold: float) -> None:
         alarm = metric.create_alarm(
             self, id, alarm_description=description, threshold=threshold, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -213,6 +216,6 @@ def _per_stream(name: str, stream: str) -> cloudwatch.Metric:
                                                             METRIC_STREAM_DIMENSION: stream})
 
 
-def _graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:
+def _graph(title: str, metrics: Sequence[cloudwatch.IMetric], **options: Any) -> cloudwatch.GraphWidget:
     return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6, **options)
 

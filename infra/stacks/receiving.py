@@ -11,8 +11,21 @@ gets postline's rule instead (docs/deploy.md).
 from __future__ import annotations
 
 import os
+from typing import cast
 
-from aws_cdk import Aws, CfnRule, CfnRuleAssertion, CustomResource, Duration, Fn, RemovalPolicy, Stack, Token
+from aws_cdk import (
+    Aws,
+    CfnElement,
+    CfnResource,
+    CfnRule,
+    CfnRuleAssertion,
+    CustomResource,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -28,7 +41,8 @@ from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
+
 from postline import queue_names
 
 from .config import REPO_ROOT, Config, ConfigError, within
@@ -145,7 +159,7 @@ class UnsubscribeMailReceiving(Construct):
         stack_output(self, Outputs.UNSUBSCRIBE_MAIL_ADDRESS, config.unsubscribe_mailto,
                      "The List-Unsubscribe mailto address SES receives for")
 
-    def _allow_ses(self, rule_arn: str) -> list[Construct]:
+    def _allow_ses(self, rule_arn: str) -> list[IConstruct]:
         """SES of this account, for this rule only, may write raw messages under incoming/ and publish to the topic."""
         only_this_rule = {"StringEquals": {"aws:SourceAccount": Stack.of(self).account, "aws:SourceArn": rule_arn}}
         self.bucket.add_to_resource_policy(iam.PolicyStatement(
@@ -183,7 +197,7 @@ class UnsubscribeMailReceiving(Construct):
                                     properties={"RuleSetName": self.rule_set_name})
         # A function that never answers fails the deploy after this long, not after CloudFormation's default hour
         # (a number, as in stacks/layer.py: CustomResource's service_timeout writes a string, which cfn-lint flags).
-        activation.node.default_child.add_property_override("ServiceTimeout",
+        cast(CfnResource, activation.node.default_child).add_property_override("ServiceTimeout",
                                                             int(ACTIVATION_SERVICE_TIMEOUT.to_seconds()))
         activation.node.add_dependency(rule_set, rule)
 
@@ -212,7 +226,7 @@ class UnsubscribeMailReceiving(Construct):
                                    resource_arns=[self.bucket.arn_for_objects(f"{INCOMING_PREFIX}*")])
         iam.Grant.add_to_principal(grantee=function, actions=["s3:PutObject"],
                                    resource_arns=[self.bucket.arn_for_objects(f"{KEPT_PREFIX}*")])
-        logical_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
+        logical_id = Stack.of(self).get_logical_id(cast(CfnElement, self.bucket.node.default_child))
         for prefix in (INCOMING_PREFIX, KEPT_PREFIX):
             accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
                    "Received emails are named by SES's message id, unknown in advance; access is limited to their "

@@ -9,11 +9,14 @@ hand.
 """
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
+
 from postline import queue_names
 
 from .constants import DLQ_RETENTION, SCHEDULE_GROUP, SCHEDULES_DLQ_SUFFIX, Outputs
@@ -57,8 +60,9 @@ class Scheduling(Construct):
         stack = Stack.of(self)
         iam.Grant.add_to_principal(grantee=grantee, actions=["scheduler:CreateSchedule"], resource_arns=[
             stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{self.group_name}/*")])
-        self.role.grant_pass_role(grantee)
-        accept(grantee.grant_principal, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+        self.role.grant_pass_role(grantee.grant_principal)
+        principal = cast(IConstruct, grantee.grant_principal)  # a role or a function's role: a construct
+        accept(principal, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
                f"<AWS::AccountId>:schedule/{self.group_name}/*]",
                "Schedules are named per message and retry or per campaign and time, unknown in advance; creation "
                "is limited to postline's own schedule group.")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from stacks.bundling import PLATFORM, PYTHON_VERSION, PipLayerBundling
 
@@ -45,9 +47,20 @@ def test_the_layer_ships_boto3_with_its_own_botocore_and_they_import_from_it(syn
     assert Path(boto3_file).is_relative_to(python) and Path(botocore_file).is_relative_to(python)
 
 
+def test_every_package_in_the_layer_is_the_version_the_lock_pins(synth):
+    lock = (Path(__file__).resolve().parents[2] / "requirements.lock").read_text()
+    pinned = set(re.findall(r"^([a-z0-9-]+)==(\S+)", lock, re.MULTILINE))
+    shipped = {(canonicalize_name(name), version) for name, version in
+               (path.name.removesuffix(".dist-info").split("-") for path in (_layer_dir(synth) / "python").glob(
+                   "*.dist-info"))}
+    assert len(shipped) > 10 and shipped - pinned == set()
+
+
 def test_dependencies_come_from_the_cache(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("jinja2==3.1.6\n")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("jinja2==3.1.6 --hash=sha256:" + "a" * 64 + "\n")
     package = tmp_path / "postline"
     (package / "__pycache__").mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -60,7 +73,7 @@ def test_dependencies_come_from_the_cache(tmp_path, monkeypatch):
         Path(target, "jinja2").mkdir()
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
-    bundling = PipLayerBundling(requirements, package, tmp_path / "cache")
+    bundling = PipLayerBundling(requirements, lock, package, tmp_path / "cache")
     for attempt in range(2):
         output = tmp_path / f"out{attempt}"
         output.mkdir()
@@ -69,12 +82,17 @@ def test_dependencies_come_from_the_cache(tmp_path, monkeypatch):
         assert (output / "python" / "postline" / "__init__.py").is_file()
         assert not (output / "python" / "postline" / "__pycache__").exists()
     assert len(calls) == 1  # the second synth copied the cached wheels
-    for flag in ("--only-binary=:all:", "--no-compile", "manylinux2014_aarch64", "3.13"):
+    for flag in ("--only-binary=:all:", "--no-compile", "manylinux2014_aarch64", "3.13", "--require-hashes"):
         assert flag in calls[0]
+    assert calls[0][calls[0].index("-c") + 1] == str(lock)  # every version and file hash comes from the lock
 
     requirements.write_text("jinja2==3.1.5\n")
     bundling.try_bundle(str(tmp_path / "out0"))
     assert len(calls) == 2  # new requirements, new cache entry
+
+    lock.write_text("jinja2==3.1.5 --hash=sha256:" + "b" * 64 + "\n")
+    bundling.try_bundle(str(tmp_path / "out0"))
+    assert len(calls) == 3  # a new lock, a new cache entry
 
 
 def test_a_failed_install_is_not_cached(tmp_path, monkeypatch):
@@ -85,7 +103,9 @@ def test_a_failed_install_is_not_cached(tmp_path, monkeypatch):
         raise subprocess.CalledProcessError(1, command)
 
     monkeypatch.setattr(subprocess, "run", failing_pip)
-    bundling = PipLayerBundling(requirements, tmp_path, tmp_path / "cache")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("nothing==1 --hash=sha256:" + "a" * 64 + "\n")
+    bundling = PipLayerBundling(requirements, lock, tmp_path, tmp_path / "cache")
     with pytest.raises(subprocess.CalledProcessError):
         bundling.try_bundle(str(tmp_path / "out"))
     assert list((tmp_path / "cache").iterdir()) == []
@@ -97,7 +117,10 @@ def test_an_install_another_synth_finished_first_is_used(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("jinja2==3.1.6\n")
     (tmp_path / "postline").mkdir()
-    key = hashlib.sha256(requirements.read_bytes() + f"{PLATFORM} cp{PYTHON_VERSION}".encode()).hexdigest()[:16]
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("jinja2==3.1.6\n")
+    key = hashlib.sha256(requirements.read_bytes() + lock.read_bytes()
+                         + f"{PLATFORM} cp{PYTHON_VERSION}".encode()).hexdigest()[:16]
 
     def pip_while_another_finishes(command, check):
         Path(command[command.index("--target") + 1], "jinja2").mkdir()
@@ -108,6 +131,7 @@ def test_an_install_another_synth_finished_first_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "run", pip_while_another_finishes)
     output = tmp_path / "out"
     output.mkdir()
-    assert PipLayerBundling(requirements, tmp_path / "postline", tmp_path / "cache").try_bundle(str(output)) is True
+    assert PipLayerBundling(requirements, lock, tmp_path / "postline", tmp_path / "cache").try_bundle(
+        str(output)) is True
     assert (output / "python" / "jinja2" / "from-the-other-worker").is_file()
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [key]  # no partial install left behind

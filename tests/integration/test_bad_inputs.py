@@ -129,7 +129,9 @@ TEMPLATES = [
     # Unbounded renders, bounded by postline.templates (MAX_RENDER_SECONDS, MAX_RENDERED_CHARACTERS)
     ("a huge repetition", "Hi", "<p>{{ 'x' * 200000000 }}</p>",
      "/html.j2:1: cannot render with example.json: rendering makes over 4,000,000 characters, in: <p>{{ 'x' * 200000000 }}</p>"),
-    ("nested range loops", "Hi", "<p>{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}</p>",
+    # (a thousand characters a step: the size bound comes in a few thousand steps, long before the time bound)
+    ("nested range loops", "Hi",
+     "<p>{% for i in range(100000) %}{% for j in range(100000) %}{{ 'x' * 1000 }}{% endfor %}{% endfor %}</p>",
      "/html.j2: cannot render with example.json: rendering makes over 4,000,000 characters"),
     ("silent nested loops over data", "Hi",
      "<p>{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}</p>",

@@ -78,7 +78,8 @@ def test_a_malformed_event_is_left_for_the_dlq_and_does_not_block_its_batch(pipe
     good = {"eventType": "Delivery", "mail": {"messageId": send["MessageId"], "timestamp": "2026-01-01T00:00:00Z",
                                               "tags": {"postline_message_id": [message_id]}},
             "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["fine@example.com"]}}
-    sns_wrapped = json.dumps({"Type": "Notification", "Message": json.dumps(good)})
+    sns_wrapped = json.dumps({"Type": "Notification", "TopicArn": pipeline.settings.ses_events_topic_arn,
+                              "Message": json.dumps(good)})
     records = [QueueRecord("bad", "{garbage", "postline-ses-events", 0, 1),
                QueueRecord("good", sns_wrapped, "postline-ses-events", 0, 1)]
     result = apply_events(records, pipeline.events_context())

@@ -13,7 +13,7 @@ from postline.campaigns.control import ControlMessage, schedule_start
 from postline.campaigns.store import RUNNING, Campaign
 from postline.campaigns.windows import Window
 from postline.settings import get_settings
-from postline_cli.local import resources, stack
+from postline_cli.local import resources, stack, worker
 from postline_cli.local.clock import LocalClock, write_offset
 from postline_cli.local.runner import QueuePoller, load_handler_module, use_clock
 from postline_cli.local.scheduler import run_due_schedules
@@ -90,14 +90,15 @@ def test_the_campaign_function_gets_one_control_message_per_invocation_with_its_
 
 
 def _pollers_of_the_local_stack(pipeline, handler, monkeypatch) -> list[QueuePoller]:
-    """The pollers ``postline local up`` starts on the control queue, built but not started."""
+    """The pollers ``postline local up`` starts on the control queue (in the campaign function's worker), built but
+    not started."""
     created: list[QueuePoller] = []
 
     class Unstarted(QueuePoller):
         def start(self) -> None:
             created.append(self)
 
-    monkeypatch.setattr(stack, "QueuePoller", Unstarted)
+    monkeypatch.setattr(worker, "QueuePoller", Unstarted)
     modules = {name: SimpleNamespace(handler=handler) for name in ("render", "send", "ses_events", "campaign")}
     stack.LocalStack(stack.LocalPaths.default(), log_batches=False)._start_pollers(pipeline.session, modules)
     control = [poller for poller in created if poller.queue_name == resources.CAMPAIGN_QUEUE]

@@ -21,11 +21,11 @@ def sqs(monkeypatch):
         yield boto3.client("sqs", region_name="us-east-1")
 
 
-def make_queue(sqs, max_receive_count: int = 2):
+def make_queue(sqs, max_receive_count: int = 2, visibility: int = 0):
     dlq = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue = sqs.create_queue(QueueName="work", Attributes={
-        "VisibilityTimeout": "0",
+        "VisibilityTimeout": str(visibility),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
     })["QueueUrl"]
     return queue, dlq
@@ -66,3 +66,29 @@ def test_a_crashed_invocation_deletes_nothing(sqs):
 
     QueuePoller(sqs, queue, "work", "fn", handler, threading.Event()).poll_once()
     assert bodies(sqs, queue) == ["a", "b"]
+
+
+def test_a_batch_is_not_handed_to_another_invocation_while_its_handler_still_runs(sqs):
+    """The queue's visibility (1 s) is shorter than the invocation (2.5 s): as in AWS, where visibility outlasts a
+    function's timeout, no other poller gets a copy of the batch meanwhile; once it fails, it comes back."""
+    queue, _ = make_queue(sqs, max_receive_count=5, visibility=1)
+    sqs.send_message(QueueUrl=queue, MessageBody="slow")
+    stop, copies = threading.Event(), []
+
+    def slow(event, context):
+        stop.wait(2.5)
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+
+    def other(event, context):
+        copies.append([r["body"] for r in event["Records"]])
+
+    first = threading.Thread(target=QueuePoller(sqs, queue, "work", "fn", slow, stop).poll_once)
+    first.start()
+    rival = QueuePoller(sqs, queue, "work", "fn", other, stop)
+    while first.is_alive():
+        rival.poll_once(wait_seconds=1)
+    assert copies == []
+    first.join()
+    while not copies:  # the failed record is visible again after the visibility timeout
+        rival.poll_once(wait_seconds=1)
+    assert copies == [["slow"]]

@@ -176,7 +176,8 @@ def test_a_render_interrupted_before_the_send_queue_took_the_message_is_redone(p
 @pytest.mark.parametrize("stream", ['critical', 'marketing'])
 def test_a_redelivered_send_record_is_a_duplicate_at_once(pipeline, stream):
     """SQS delivers a job twice: the first copy recorded `sent` as soon as SES accepted the email, so the second
-    is a duplicate at once, without waiting for SES's events."""
+    is a duplicate at once, without waiting for SES's events. SQS's redelivery is not the application sending the
+    message again: the status does not count it among the repeats ignored."""
     pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", "redeliver"))
     pipeline.run_render()
     records = pipeline.receive(f"postline-send-{stream}", visibility=0)
@@ -187,8 +188,25 @@ def test_a_redelivered_send_record_is_a_duplicate_at_once(pipeline, stream):
     assert stored.status == "sent" and stored.ses_message_id == pipeline.ses.sends[0]["MessageId"]
     again = send_batch(records, pipeline.send_context())  # SQS delivers it again at once
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
-    assert [(o.result, o.reason) for o in again.outcomes.values()] == [("duplicate", "already sent")]
+    assert [(o.result, o.reason) for o in again.outcomes.values()] == [("duplicate", "delivered again; already sent")]
     assert not again.failed
+    assert not record(message_id_for("redeliver")).duplicates
+
+
+def test_a_render_redelivered_after_the_email_went_is_not_counted_as_a_repeat(pipeline):
+    """The render of a message outlives its SQS visibility and SQS hands the same message to another render after
+    the email went: a duplicate, and not one the application sent (its status says no repeat was ignored)."""
+    from postline.render import render_batch
+
+    pipeline.enqueue("transactional", message("welcome", "ada@example.com", "slow-render"))
+    records = pipeline.receive("postline-transactional", visibility=0)
+    render_batch(records, pipeline.render_context())
+    pipeline.run_send()
+    again = render_batch(records, pipeline.render_context()).outcomes[records[0].record_id]
+    pipeline.run_send()
+    assert again.result == "duplicate" and "SQS delivered this message again" in again.reason
+    assert pipeline.ses.count(message_id_for("slow-render")) == 1
+    assert not record(message_id_for("slow-render")).duplicates
 
 
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
@@ -486,6 +504,37 @@ def test_a_long_ses_outage_waits_as_long_as_it_lasts_then_sends_once(pipeline):
         job = spy.deliver("postline-send-critical")
     assert delays[:4] == [30, 30, 60, 120] and delays[-1] == 900 and sum(delays) > 3600
     assert not send_batch([job], pipeline.send_context()).failed
+    assert pipeline.ses.count(message_id) == 1 and record(message_id).status == "sent"
+
+
+def test_days_held_by_a_paused_campaign_are_not_counted_as_waiting_for_ses(pipeline):
+    """SES refuses a newsletter once (sending paused: back in 30 s), then its campaign is paused for four days, more
+    than an email may wait for SES (72 h). After the resume SES refuses it once more: a first refusal again (30 s),
+    not SQS's longest delay, and never `failed` as waited too long; then it goes, once."""
+    from postline.campaigns import store
+    from postline.send import send_batch
+
+    dynamodb, table = pipeline.session.client("dynamodb"), pipeline.settings.campaigns_table
+    store.create(dynamodb, table, store.external("autumn", pipeline.clock(), store.RUNNING))
+    pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "held", campaign="autumn"))
+    pipeline.run_render()
+    (job,) = pipeline.receive("postline-send-marketing", visibility=0)
+    spy, message_id = RequeueSpy(pipeline), message_id_for("held")
+    pipeline.ses.fail_with = [ses_error("SendingPausedException")]
+    send_batch([job], pipeline.send_context(sqs=spy))
+    assert spy.sent[-1]["DelaySeconds"] == 30
+
+    store.move(dynamodb, table, "autumn", store.PAUSED, now=pipeline.clock())
+    pipeline.now[0] += 30
+    send_batch([spy.deliver("postline-send-marketing")], pipeline.send_context(sqs=spy))  # held for its campaign
+    pipeline.now[0] += 4 * 86400
+    store.move(dynamodb, table, "autumn", store.RUNNING, now=pipeline.clock())
+    pipeline.ses.fail_with = [ses_error("SendingPausedException")]
+    send_batch([spy.deliver("postline-send-marketing")], pipeline.send_context(sqs=spy))
+    assert spy.sent[-1]["DelaySeconds"] == 30 and record(message_id).status == "rendered"
+
+    pipeline.now[0] += 30
+    assert not send_batch([spy.deliver("postline-send-marketing")], pipeline.send_context()).failed
     assert pipeline.ses.count(message_id) == 1 and record(message_id).status == "sent"
 
 

@@ -8,12 +8,12 @@ that very JSON in ``<script type="application/json" id="stats">`` for whoever wa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from . import charts
-from .tables import (DAY_COLUMNS, MORE_COUNTS, RATES, RATES_NOTE, REASON_KINDS, counted, counted_text, number,
-                     percent)
+from .tables import DAY_COLUMNS, MORE_COUNTS, RATES, RATES_NOTE, REASON_KINDS, counted, counted_text, number, percent
 
 # Where SES reviews an account (and postline's alerts start by default): a rate at or past it is marked.
 SES_REVIEW = {"bounce": 0.05, "complaint": 0.001}
@@ -135,7 +135,7 @@ def _funnel_and_opens(view: dict[str, Any]) -> str:
             + "</div></section>")
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], figures_from: int) -> str:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], figures_from: int) -> str:
     """A table whose columns from ``figures_from`` on are right-aligned figures."""
     def cells(tag: str, row: tuple[str, ...]) -> str:
         return "".join(f'<{tag}{" class=n" if i >= figures_from else (" class=url" if header[i] == "link" else "")}>'

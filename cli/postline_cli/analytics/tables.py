@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
+from itertools import zip_longest
 from typing import Any
 
 WIDTH = 80
@@ -55,12 +57,13 @@ def counted(view: dict[str, Any]) -> bool:
     return any(view["totals"].values())
 
 
-def columns(header: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
+def columns(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], left: int = 1) -> list[str]:
     """Rows under a header, each column as wide as its widest cell: the first ``left`` columns to the left, the
     rest (figures) to the right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return ["  ".join(cell.ljust(width) if i < left else cell.rjust(width)
-                      for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in [header, *rows]]
+                      for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in [header, *rows]]
 
 
 def _wrap(text: str) -> list[str]:
@@ -95,7 +98,7 @@ def scope_lines(view: dict[str, Any], days: int, state: dict[str, str] | None = 
     left = columns(("", ""), [(label, number(totals[name])) for name, label in COUNTS + MORE_COUNTS])[1:]
     right = columns(("", ""), [(label, percent(rates[name])) for name, label in RATES])[1:]
     width = max(map(len, left))
-    lines += [f"{a:<{width}}    {b}".rstrip() for a, b in zip(left, right + [""] * (len(left) - len(right)))]
+    lines += [f"{a:<{width}}    {b}".rstrip() for a, b in zip_longest(left, right, fillvalue="")]
     lines += ["", *_wrap(RATES_NOTE)]
     lines += ["", *columns(("day", *(label for _, label in DAY_COLUMNS)),
                            [(day, *(number(counts[name]) for name, _ in DAY_COLUMNS))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import NoReturn
 
 import click
 
@@ -10,14 +11,20 @@ from postline.settings import STREAMS
 from .dns_checks import DMARC_POLICIES, Identity, dns_checks, records_to_create
 from .report import FAIL, PASS, WARN, Check, failed
 from .ses_checks import (
-    Wiring, account_checks, configuration_set_checks, dead_letter_checks, identity_checks, identity_of, round_trip,
+    Wiring,
+    account_checks,
+    configuration_set_checks,
+    dead_letter_checks,
+    identity_checks,
+    identity_of,
+    round_trip,
     subscription_check,
 )
 
 _STYLE = {PASS: ("pass", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
 
 
-def _fail(message: str, code: int = 1):
+def _fail(message: str, code: int = 1) -> NoReturn:
     from ..main import fail
 
     fail(message, code)

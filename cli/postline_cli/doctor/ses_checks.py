@@ -79,7 +79,8 @@ def identity_of(sesv2, domain: str, region: str) -> tuple[Identity | None, dict[
 def identity_checks(domain: str, answer: dict[str, Any] | None) -> list[Check]:
     if answer is None:
         return [Check("ses", "identity", FAIL, f"SES holds no identity for {domain} in this region",
-                      f"deploy the stack (it creates it), or: aws sesv2 create-email-identity --email-identity {domain}")]
+                      "deploy the stack (it creates it), or: "
+                      f"aws sesv2 create-email-identity --email-identity {domain}")]
     if answer.get("VerifiedForSendingStatus"):
         return [Check("ses", "identity verified", PASS, f"{domain} is verified for sending")]
     return [Check("ses", "identity verified", FAIL, f"{domain} is not verified for sending: SES refuses its mail "

@@ -43,8 +43,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import cast
 
 from .clock import LocalClock
+from .faults import DropConnection, FaultInjector
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.@-]")
 _SES_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the SESv2 MessageTag rule, for names and values alike
@@ -96,8 +98,9 @@ def ses_limit_from_environment(variable: str, environ=None) -> float | int:
 
 
 def ses_limits_from_environment(environ=None) -> tuple[float, int]:
-    return (ses_limit_from_environment(SES_RATE_VARIABLE, environ),
-            ses_limit_from_environment(SES_QUOTA_VARIABLE, environ))
+    # the rate's parser gives a float, the quota's an int
+    return (cast(float, ses_limit_from_environment(SES_RATE_VARIABLE, environ)),
+            cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE, environ)))
 
 
 def refusal_log_beside(send_log: str) -> str:
@@ -227,7 +230,7 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
         })
 
     SESV2Response.send_email = send_email
-    SESV2Response.get_account = get_account
+    SESV2Response.get_account = get_account  # type: ignore[attr-defined]  # moto's SESv2 has no GetAccount
     # moto routes no GET /v2/email/account (its "/v2/.*" path is taken literally), so the path is added to its
     # SESv2 routes, which the server reads when it first answers SESv2.
     urls.url_paths.setdefault("{0}/v2/email/account$", SESV2Response.dispatch)
@@ -328,11 +331,12 @@ def answer_ses_setup_as_ses_does() -> None:
         return "{}"
 
     SESV2Response.get_email_identity = get_identity
-    SESV2Response.put_email_identity_mail_from_attributes = put_mail_from
-    SESV2Response.create_configuration_set_event_destination = create_destination
-    SESV2Response.get_configuration_set_event_destinations = list_destinations
-    SESV2Response.update_configuration_set_event_destination = update_destination
-    SESV2Response.delete_configuration_set_event_destination = delete_destination
+    # moto's SESv2 has none of these five actions: they are new methods of its class
+    SESV2Response.put_email_identity_mail_from_attributes = put_mail_from  # type: ignore[attr-defined]
+    SESV2Response.create_configuration_set_event_destination = create_destination  # type: ignore[attr-defined]
+    SESV2Response.get_configuration_set_event_destinations = list_destinations  # type: ignore[attr-defined]
+    SESV2Response.update_configuration_set_event_destination = update_destination  # type: ignore[attr-defined]
+    SESV2Response.delete_configuration_set_event_destination = delete_destination  # type: ignore[attr-defined]
     for path in ("{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$",
                  "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations$",
                  "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations/"
@@ -402,7 +406,8 @@ def header_list(raw: bytes) -> list[dict[str, str]]:
 def _header_fields(raw: bytes) -> tuple[list[bytes], bytes]:
     """The header fields of ``raw``, each with its folded continuation lines and line ends, and the rest (the blank
     line and the body)."""
-    fields, start = [], 0
+    fields: list[bytes] = []
+    start = 0
     while start < len(raw):
         end = raw.find(b"\n", start) + 1 or len(raw)
         line = raw[start:end]
@@ -448,8 +453,9 @@ def serialise_dynamodb() -> None:
             return handle(self)
 
     DynamoHandler.call_action = call_action
-    # The backend's whole-table snapshot becomes a no-op; the item snapshots below replace it.
-    models.copy = types.SimpleNamespace(
+    # The backend's whole-table snapshot becomes a no-op; the item snapshots below replace it. (The namespace
+    # stands in for the copy module: moto's models use only its deepcopy.)
+    models.copy = types.SimpleNamespace(  # type: ignore[assignment]
         deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo))
     transact = models.DynamoDBBackend.transact_write_items
 
@@ -489,7 +495,7 @@ def parse_insert(statement: dict) -> tuple[str, dict] | None:
     names = _INSERTED_NAME.findall(match.group(2)) if match else []
     if not match or not names or len(names) != len(parameters) or _INSERTED_NAME.sub("", match.group(2)):
         return None
-    return match.group(1), dict(zip(names, parameters))
+    return match.group(1), dict(zip(names, parameters, strict=True))
 
 
 def insert_as_dynamodb_does() -> None:
@@ -522,7 +528,7 @@ def insert_as_dynamodb_does() -> None:
 
     def batch_execute_statement(self, statements):
         answers = [insert(self, statement) for statement in statements]
-        others = [statement for statement, answer in zip(statements, answers) if answer is None]
+        others = [statement for statement, answer in zip(statements, answers, strict=True) if answer is None]
         from_moto = iter(batch(self, others) if others else [])
         return [answer if answer is not None else next(from_moto) for answer in answers]
 
@@ -538,8 +544,9 @@ def lighten_dynamodb_expressions() -> None:
     parser never changes), and the tree walks are lightened (below)."""
     from collections import deque
 
+    # moto's modules under dynamodb.parsing start with ``# type: ignore``, so mypy sees none of their names.
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]  # untyped
 
     UpdateExpressionParser.make = staticmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
 
@@ -567,7 +574,7 @@ def _walk_by_node_type() -> None:
     asks ``isinstance`` against each: abstract-base-class checks, millions of them for a long UpdateExpression.
     Here a walker builds its table once, and the answer (which handler, if any) is looked up by the node's
     concrete type and kept, the same answer moto's loop finds."""
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]  # untyped
 
     is_node: dict[type, bool] = {}
 
@@ -608,7 +615,7 @@ def _check_update_expressions_once() -> None:
     """moto counts an UpdateExpression's clauses and compares its paths at every nested expression node, each
     time collecting the clauses of the whole subtree below it: quadratic in the number of actions. The root's
     subtree holds every clause and path, so checking the root alone finds every error moto would."""
-    from moto.dynamodb.parsing.ast_nodes import UpdateExpression
+    from moto.dynamodb.parsing.ast_nodes import UpdateExpression  # type: ignore[attr-defined]  # untyped
     from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
     for validator, check in ((ActionCountValidator, ActionCountValidator.verify_action_counts),
@@ -625,7 +632,7 @@ def _copy_trees_directly() -> None:
     """Every validation of an UpdateExpression starts from a deep copy of its tree, which the standard library
     makes through the pickle protocol for each node. Here a node copies its own attributes (the same result,
     through the same memo, so a node's parent is the copy of its parent)."""
-    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]  # untyped
 
     def node_deepcopy(self, memo):
         new = self.__class__.__new__(self.__class__)
@@ -679,7 +686,7 @@ def _validate_created_items_once() -> None:
             return Answered(earlier[1])
         return validator_class(item=item, **arguments)
 
-    models.UpdateExpressionValidator = validator
+    models.UpdateExpressionValidator = validator  # type: ignore[misc, assignment]  # moto only calls the class
 
 
 def lighten_dispatch() -> None:
@@ -722,7 +729,7 @@ def speed_up_sqs() -> None:
     models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(models.camelcase_to_underscores)
     models.generate_receipt_handle = lambda: os.urandom(93).hex()[:185]
     # The copy of a received message only gets its own attribute dict (rebound, never changed in place).
-    models.deepcopy = lambda value, memo=None: (
+    models.deepcopy = lambda value, memo=None: (  # type: ignore[misc, assignment]  # deepcopy's stand-in
         copy.copy(value) if isinstance(value, models.Message) else copy.deepcopy(value, memo))
 
     queue_class, backend_class = models.Queue, models.SQSBackend
@@ -750,12 +757,14 @@ def speed_up_sqs() -> None:
         now = models.unix_time_millis()
         return sum(1 for m in self._messages if not now > m.visible_at)
 
-    queue_class.messages = property(messages)
-    queue_class.approximate_number_of_messages = property(lambda self: None if skipped() else len(self.messages))
-    queue_class.approximate_number_of_messages_delayed = property(delayed)
-    queue_class.approximate_number_of_messages_not_visible = property(not_visible)
+    # moto's are properties too, but mypy types a property read from its class as its getter: hence the ignores.
+    queue_class.messages = property(messages)  # type: ignore[assignment]
+    queue_class.approximate_number_of_messages = property(  # type: ignore[assignment]
+        lambda self: None if skipped() else len(self.messages))
+    queue_class.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment]
+    queue_class.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment]
 
-    every_attribute = queue_class.attributes.fget
+    every_attribute = queue_class.attributes.fget  # type: ignore[attr-defined]
 
     def attributes(self):
         memo = getattr(scope, "memo", None)
@@ -768,7 +777,7 @@ def speed_up_sqs() -> None:
                     del memo[id(self)][name]
         return memo[id(self)]
 
-    queue_class.attributes = property(attributes)
+    queue_class.attributes = property(attributes)  # type: ignore[assignment]
 
     def attributes_once(method, counted: bool):
         @functools.wraps(method)
@@ -823,7 +832,8 @@ def read_raw_email_headers_only() -> None:
 
     from moto.ses import models
 
-    models.email = SimpleNamespace(message_from_string=HeaderParser().parsestr)
+    # stands in for the email module: moto's SES uses only its message_from_string
+    models.email = SimpleNamespace(message_from_string=HeaderParser().parsestr)  # type: ignore[assignment]
 
 
 def remember_event_paths() -> None:
@@ -852,12 +862,13 @@ def remember_backends() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
-def keep_alive_server(host: str, port: int):
+def keep_alive_server(host: str, port: int, faults=None):
     """moto's server (werkzeug's development server) closes the connection after every response, since it
     cannot tell where a request body it did not read ends: every AWS call cost a new TCP connection on both
     sides and a new thread here, and the answering thread then waited 10 ms for stray bytes. Here moto's
     request handler reads the request body whole before moto runs and sends the response whole, with its
-    length, in one write, so a connection carries request after request (HTTP/1.1 keep-alive)."""
+    length, in one write, so a connection carries request after request (HTTP/1.1 keep-alive). ``faults`` (a
+    ``faults.FaultInjector``) wraps moto in its middleware."""
     import io
     import traceback
 
@@ -871,7 +882,8 @@ def keep_alive_server(host: str, port: int):
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.environ = environ = self.make_environ()
-            status, headers, chunks = "500 INTERNAL SERVER ERROR", [], []
+            status, headers = "500 INTERNAL SERVER ERROR", []
+            chunks: list[bytes] = []
 
             def start_response(status_, headers_, exc_info=None):
                 nonlocal status, headers
@@ -890,6 +902,9 @@ def keep_alive_server(host: str, port: int):
                 finally:
                     if hasattr(answer, "close"):
                         answer.close()
+            except DropConnection:  # an injected lost reply: the request was applied, nothing is answered
+                self.close_connection = True
+                return
             except Exception:  # noqa: BLE001 - as werkzeug: a 500, logged; and this connection ends
                 self.close_connection = True
                 status, headers, chunks = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], [
@@ -907,7 +922,8 @@ def keep_alive_server(host: str, port: int):
             self._headers_buffer.extend([b"\r\n", body])
             self.flush_headers()  # status line, headers and body: one write
 
-    return make_server(host, port, DomainDispatcherApplication(create_backend_app), threaded=True,
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(host, port, faults.middleware(app) if faults else app, threaded=True,
                        request_handler=KeepAliveHandler)
 
 
@@ -925,7 +941,9 @@ def main() -> None:
     args = parser.parse_args()
     try:
         rate = args.ses_rate if args.ses_rate is not None else ses_limit_from_environment(SES_RATE_VARIABLE)
-        quota = args.ses_quota if args.ses_quota is not None else ses_limit_from_environment(SES_QUOTA_VARIABLE)
+        quota = (args.ses_quota if args.ses_quota is not None
+                 else cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE)))
+        faults = FaultInjector.from_environment(os.path.dirname(os.path.abspath(args.send_log)))
     except ValueError as error:
         parser.error(str(error))
 
@@ -946,7 +964,7 @@ def main() -> None:
     read_raw_email_headers_only()
     remember_backends()
     remember_event_paths()
-    server = keep_alive_server(args.host, args.port)
+    server = keep_alive_server(args.host, args.port, faults)
     threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -55,7 +55,7 @@ UNSUBSCRIBE_MAIL_QUEUE = queue_names.name(STACK_NAME, "unsubscribe-mail")
 EVENT_BUS = "postline-events"
 APP_EVENTS_QUEUE = "postline-app-events"
 SCHEDULE_GROUP = "postline-retries"
-SIGNING_SECRET = "postline/signing-keys"
+SIGNING_SECRET = "postline/signing-keys"  # noqa: S105 - the secret's name, not its value
 SENDING_DOMAIN = "mail.example.com"
 MAIL_FROM_DOMAIN = f"bounce.{SENDING_DOMAIN}"  # as the deploy config's mail_from_subdomain "bounce" makes it
 DEFAULT_FROM = f"Postline Demo <hello@{SENDING_DOMAIN}>"
@@ -121,6 +121,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_SCHEDULE_GROUP": SCHEDULE_GROUP,
         "POSTLINE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/postline-scheduler",
         "POSTLINE_ALARM_TOPIC_ARN": topic_arn(ALARM_TOPIC),
+        "POSTLINE_SES_EVENTS_TOPIC_ARN": topic_arn(SES_EVENTS_TOPIC),
         "POWERTOOLS_SERVICE_NAME": "postline",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "postline",
@@ -237,7 +238,8 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
             "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}}}))
         events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "queue", "Arn": queue_arn(queue)}])
     events.create_event_bus(Name=EVENT_BUS)
-    events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["postline"]}))
+    events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS,
+                    EventPattern=json.dumps({"source": ["postline"]}))
     events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,
                        Targets=[{"Id": "app-events-queue", "Arn": queue_arn(APP_EVENTS_QUEUE)}])
 

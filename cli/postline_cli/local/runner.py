@@ -4,10 +4,16 @@ Each poller receives up to 10 messages, builds the exact Lambda SQS event, calls
 the records the handler did not report in ``batchItemFailures``. A handler that raises deletes nothing. Records
 left on the queue come back after their visibility timeout, and SQS's redrive policy moves them to the DLQ
 after the redrive count, as in AWS.
+
+In AWS a queue's visibility timeout is six times its function's timeout, so SQS never hands a record to a second
+invocation while the first still runs. The local queues' visibility is short (a failed record comes back in
+seconds), so a poller keeps its batch hidden for as long as the handler runs, renewing the visibility as it
+goes: a slow invocation on a busy machine is not raced by a copy of its own batch.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.util
 import sys
@@ -54,13 +60,14 @@ class LambdaContext:
 
 def lambda_sqs_record(message: dict[str, Any], queue_name: str) -> dict[str, Any]:
     attributes = {k: v for k, v in message.get("Attributes", {}).items()}
+    body_md5 = message.get("MD5OfBody") or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest()
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": attributes,
         "messageAttributes": {name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()},
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+        "md5OfBody": body_md5,
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn(queue_name),
         "awsRegion": REGION,
@@ -88,6 +95,8 @@ class QueuePoller(threading.Thread):
         self.function_name, self.handler, self.stop = function_name, handler, stop
         self.on_batch = on_batch
         self.batch_size, self.timeout_seconds = batch_size, timeout_seconds
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+        self.visibility_seconds = int(attributes["VisibilityTimeout"])
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -108,17 +117,48 @@ class QueuePoller(threading.Thread):
             return 0
         event = {"Records": [lambda_sqs_record(m, self.queue_name) for m in messages]}
         try:
-            answer = self.handler(event, LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds)) or {}
+            with self._kept_hidden(messages):
+                context = LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds)
+                answer = self.handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         except BaseException as error:  # noqa: BLE001 - as in Lambda, a crashed invocation deletes nothing
             print(f"[{self.function_name}] invocation failed: {error!r}", file=sys.stderr, flush=True)
             failed = {m["MessageId"] for m in messages}
-        done = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages if m["MessageId"] not in failed]
+        done = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]}
+                for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         if self.on_batch:
             self.on_batch(self.function_name, len(messages), len(failed))
         return len(messages)
+
+    @contextlib.contextmanager
+    def _kept_hidden(self, messages: list[dict[str, Any]]):
+        """Renew the batch's visibility every half timeout while the handler runs (best effort: a renewal the
+        endpoint misses lets SQS redeliver, which postline must survive anyway)."""
+        if self.visibility_seconds <= 0:
+            yield
+            return
+        finished = threading.Event()
+        entries = [
+            {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_seconds}
+            for m in messages
+        ]
+
+        def renew() -> None:
+            while not finished.wait(self.visibility_seconds / 2):
+                try:
+                    self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                except Exception:  # noqa: BLE001, S110 - best effort, as the docstring says
+                    pass
+
+        renewer = threading.Thread(target=renew, name=f"{self.name}-visibility", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            renewer.join()
 
 
 class SimulatedCrash(BaseException):
@@ -165,11 +205,14 @@ def use_clock(modules: dict[str, Any], clock) -> None:
 
 
 def apply_faults(spec: str, modules: dict[str, Any]) -> None:
-    """``crash_after_ses:<address>`` (comma separated): the faults the e2e tests inject."""
+    """``crash_after_ses:<address>`` (comma separated): the faults the e2e tests inject, each into the function it
+    concerns if it is among ``modules`` (each worker process gets the whole spec; none: the spec is only checked).
+    A fault is armed once per process: a send worker started anew arms it again."""
     for fault in filter(None, (part.strip() for part in spec.split(","))):
         kind, _, argument = fault.partition(":")
         if kind != "crash_after_ses":
             raise ValueError(f"unknown fault {kind!r}")
-        context = modules["send"].send_context
-        context.sesv2 = CrashAfterSesAccepts(context.sesv2, argument)
+        if "send" in modules:
+            context = modules["send"].send_context
+            context.sesv2 = CrashAfterSesAccepts(context.sesv2, argument)
 

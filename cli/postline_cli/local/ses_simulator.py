@@ -25,6 +25,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from .faults import FaultInjector
 from .resources import ACCOUNT, REGION, SES_EVENTS_TOPIC, topic_arn
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
@@ -155,6 +156,8 @@ class SesEventPublisher(threading.Thread):
         self.route, self.sns, self.events, self.send_log, self.stop = route, sns, events, send_log, stop
         self.sesv2 = sesv2  # where the configuration sets' event destinations are read (None: always publish)
         self._enabled: dict[str, tuple[bool, float]] = {}
+        # Duplicate and out-of-order events, when POSTLINE_LOCAL_ENDPOINT_FAULTS asks for them (bench/soak.py).
+        self.faults = FaultInjector.from_environment(os.path.dirname(os.path.abspath(send_log)))
 
     def destination_enabled(self, configuration_set: str | None) -> bool:
         """Whether the configuration set has an enabled destination for the route (read at most once a second), as
@@ -185,13 +188,14 @@ class SesEventPublisher(threading.Thread):
             offset += len(complete)
             entries = [json.loads(line) for line in filter(None, complete.decode("utf-8").split("\n"))]
             if self.route == "sns":
-                refused = publish_to_topic(self.sns, [
-                    event for entry in entries
-                    for event in by_sns(entry, self.destination_enabled(entry.get("configuration_set")))])
+                events = [event for entry in entries
+                          for event in by_sns(entry, self.destination_enabled(entry.get("configuration_set")))]
             else:
-                refused = put_on_bus(self.events, [
-                    event for entry in entries if self.destination_enabled(entry.get("configuration_set"))
-                    for event in events_for(entry)])
+                events = [event for entry in entries if self.destination_enabled(entry.get("configuration_set"))
+                          for event in events_for(entry)]
+            if self.faults:
+                events = self.faults.disturb(events)
+            refused = (publish_to_topic(self.sns, events) if self.route == "sns" else put_on_bus(self.events, events))
             for entry in refused:
                 print(f"[ses-simulator] the {self.route} route refused an event: {entry}", file=sys.stderr,
                       flush=True)

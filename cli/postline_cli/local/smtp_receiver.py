@@ -130,7 +130,7 @@ def start_unsubscribe_mail(session, endpoint: str, host: str, port: int, clock, 
     QueuePoller(session.client("sqs"), resources.queue_url(endpoint, resources.UNSUBSCRIBE_MAIL_QUEUE),
                 resources.UNSUBSCRIBE_MAIL_QUEUE, "unsubscribe_mail", module.handler, stop, on_batch).start()
     receiver = LocalMailReceiver(host, port, resources.UNSUBSCRIBE_DOMAIN, session.client("s3"), session.client("sns"),
-                                 resources.UNSUBSCRIBE_MAIL_BUCKET, resources.topic_arn(resources.UNSUBSCRIBE_MAIL_TOPIC),
-                                 clock)
+                                 resources.UNSUBSCRIBE_MAIL_BUCKET,
+                                 resources.topic_arn(resources.UNSUBSCRIBE_MAIL_TOPIC), clock)
     receiver.start()
     return receiver

@@ -42,7 +42,7 @@ from .aws_endpoint import _UNSAFE_FILENAME, _set_headers
 
 DEFAULT_SMTP_RELAY_PORT = 2525
 STREAMS_VARIABLE = "POSTLINE_LOCAL_SMTP_STREAMS"
-RELAY_SECRET = "postline/local-smtp-relay"
+RELAY_SECRET = "postline/local-smtp-relay"  # noqa: S105 - the secret's name, not its value
 RELAY_HOSTNAME = "relay.local"
 DATA_SIZE_LIMIT = 40 * 1024 * 1024  # SES's own limit for a message, so both paths take the same emails
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -13,19 +14,23 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from . import aws_endpoint, resources
 from .clock import CLOCK_FILE, LocalClock
 from .http_api import LocalHttpApi
-from .runner import QueuePoller, apply_faults, load_handler_module, use_clock
+from .runner import apply_faults
 from .scheduler import LocalScheduler
 from .ses_simulator import SesEventPublisher
 from .smtp_receiver import DEFAULT_SMTP_PORT, start_unsubscribe_mail
 from .smtp_relay import DEFAULT_SMTP_RELAY_PORT, RelaySetupError, relays_setting, smtp_streams, start_smtp_relay
+from .worker import STOP_GRACE_SECONDS, WORKER_FUNCTIONS, load_function, log_batch, start_pollers
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 HOST = "127.0.0.1"
+WORKER_READY_SECONDS = 60  # a worker's cold start, on a slow machine starting four at once
+RESTART_AT_MOST_EVERY_SECONDS = 1.0  # a worker that dies at once is not started anew in a tight loop
 SAMPLE_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
@@ -92,9 +97,9 @@ def ses_limits(rate: float | None = None, quota: int | None = None) -> tuple[flo
     ``POSTLINE_LOCAL_SES_QUOTA``, else a new production account's (14/s, 50,000); a LocalStackError naming the
     variable whose value is not one."""
     from_environment = aws_endpoint.ses_limit_from_environment
-    try:
-        return (from_environment(aws_endpoint.SES_RATE_VARIABLE) if rate is None else rate,
-                from_environment(aws_endpoint.SES_QUOTA_VARIABLE) if quota is None else quota)
+    try:  # the rate's parser gives a float, the quota's an int
+        return (cast(float, from_environment(aws_endpoint.SES_RATE_VARIABLE)) if rate is None else rate,
+                cast(int, from_environment(aws_endpoint.SES_QUOTA_VARIABLE)) if quota is None else quota)
     except ValueError as error:
         raise LocalStackError(str(error)) from None
 
@@ -123,16 +128,45 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def write_state(paths: LocalPaths, state: dict) -> None:
+    """Replace the state file whole, so a reader (``postline local workers``) never sees half of it."""
+    partial = paths.state_file.with_name(paths.state_file.name + ".new")
+    partial.write_text(json.dumps(state, indent=2))
+    os.replace(partial, paths.state_file)
+
+
 def running_state(paths: LocalPaths) -> dict | None:
     """The state of a local stack that is up and answering, or None."""
     state = read_state(paths)
     if not state or not state.get("ready") or not pid_alive(state["pid"]):
         return None
     try:
-        urllib.request.urlopen(state["endpoint"] + "/moto-api/", timeout=1)
+        urllib.request.urlopen(state["endpoint"] + "/moto-api/", timeout=1)  # noqa: S310 - the stack's own http:// endpoint
     except OSError:
         return None
     return state
+
+
+@dataclass
+class WorkerProcess:
+    """One function's worker process (worker.py), and how often the stack has started it anew."""
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+
+    def start(self, ready_fd: int | None = None) -> None:
+        told = ["--ready-fd", str(ready_fd)] if ready_fd is not None else []
+        self.process = subprocess.Popen([*self.command, *told], stdin=subprocess.DEVNULL,
+                                        pass_fds=() if ready_fd is None else (ready_fd,))
+        self.started_at = time.monotonic()
+
+
+def _how_it_ended(code: int) -> str:
+    if code < 0:
+        return f"was killed ({signal.Signals(-code).name})"
+    return f"exited with code {code}"
 
 
 @dataclass
@@ -152,7 +186,13 @@ class LocalStack:
     ses_quota: int | None = None
     smtp_port: int = DEFAULT_SMTP_PORT  # the unsubscribe subdomain's MX (smtp_receiver)
     smtp_relay_port: int = DEFAULT_SMTP_RELAY_PORT  # the relay the streams in POSTLINE_LOCAL_SMTP_STREAMS send through
+    # Each function in its own worker process, as in a Lambda container (False: as threads of this process, for
+    # bench/rate.py, which reads the send function's limiter).
+    function_processes: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    _state: dict = field(default_factory=dict)  # what the state file says, once the stack is ready
+    _state_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def endpoint(self) -> str:
@@ -166,6 +206,10 @@ class LocalStack:
         """Start everything, call ``on_ready(queue_urls)``, and block until SIGINT/SIGTERM."""
         ses_rate, ses_quota = ses_limits(self.ses_rate, self.ses_quota)
         relayed_streams = local_smtp_streams()
+        try:
+            apply_faults(self.faults, {})
+        except ValueError as error:
+            raise LocalStackError(f"--fault: {error}") from None
         check_ports_free({"--aws-port": self.aws_port, "--api-port": self.api_port, "--smtp-port": self.smtp_port,
                           "--smtp-relay-port": self.smtp_relay_port})
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
@@ -182,13 +226,15 @@ class LocalStack:
         ])
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        api = mail_receiver = relay = None
+        api = mail_receiver = relay = supervisor = None
         try:
             _wait_for(lambda: port_open(self.aws_port) or endpoint_process.poll() is not None, 30, "the AWS endpoint")
             if endpoint_process.poll() is not None:
                 raise LocalStackError("the local AWS endpoint exited at start")
             os.environ.update(resources.function_environment(self.endpoint, self.api_url))
             os.environ["POSTLINE_SMTP_RELAYS"] = relays_setting(relayed_streams, self.smtp_relay_port)
+            if self.function_processes:  # their cold starts run while the resources are created
+                ready_pipes = self._start_workers()
             import boto3
 
             session = boto3.session.Session()
@@ -198,10 +244,13 @@ class LocalStack:
             # Up before the send function's first email, with its secret in place.
             relay = start_smtp_relay(session.client("secretsmanager"), HOST, self.smtp_relay_port, self.paths.outbox,
                                      clock)
-            modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "campaign")}
-            use_clock(modules, clock)
-            apply_faults(self.faults, modules)
-            self._start_pollers(session, modules)
+            if self.function_processes:
+                self._wait_for_workers(ready_pipes)
+                supervisor = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
+                supervisor.start()
+            else:
+                self._start_pollers(session, {name: load_function(name, clock, self.faults)
+                                              for name in WORKER_FUNCTIONS})
             SesEventPublisher(self.ses_route, session.client("sns"), session.client("events"),
                               str(self.paths.send_log), self._stop, session.client("sesv2")).start()
             LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
@@ -209,14 +258,15 @@ class LocalStack:
             api = LocalHttpApi(HOST, self.api_port, clock)
             api.start()
             mail_receiver = start_unsubscribe_mail(session, self.endpoint, HOST, self.smtp_port, clock, self._stop,
-                                                   self._log_batch if self.log_batches else None)
+                                                   log_batch if self.log_batches else None)
             queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}
-            self.paths.state_file.write_text(json.dumps({
+            self._state = {
                 "pid": os.getpid(), "endpoint_pid": endpoint_process.pid, "endpoint": self.endpoint,
                 "api_url": self.api_url, "outbox": str(self.paths.outbox), "queues": queue_urls, "ready": True,
                 "smtp_port": self.smtp_port, "smtp_relay_port": self.smtp_relay_port,
                 "smtp_streams": list(relayed_streams),
-            }, indent=2))
+            }
+            self._write_state()
             if on_ready:
                 on_ready(queue_urls)
             self._stop.wait()
@@ -228,6 +278,9 @@ class LocalStack:
                 mail_receiver.stop()
             if relay:
                 relay.stop()
+            if supervisor:
+                supervisor.join()
+            self._stop_workers()
             endpoint_process.terminate()
             try:
                 endpoint_process.wait(10)
@@ -238,26 +291,80 @@ class LocalStack:
                 self.paths.state_file.unlink(missing_ok=True)
                 self.paths.clock_file.unlink(missing_ok=True)
 
-    def _start_pollers(self, session, modules) -> None:
-        sqs = session.client("sqs")
-        wiring = [(name, "render", self.render_pollers) for name in resources.INBOUND_QUEUES.values()]
-        wiring += [(name, "send", self.send_pollers) for name in resources.SEND_QUEUES.values()]
-        wiring += [(resources.EVENTS_QUEUE, "ses_events", 1), (resources.SEND_EVENTS_QUEUE, "ses_events", 1)]
-        on_batch = self._log_batch if self.log_batches else None
-        for queue_name, function, count in wiring:
-            for _ in range(count):
-                QueuePoller(sqs, resources.queue_url(self.endpoint, queue_name), queue_name, function,
-                            modules[function].handler, self._stop, on_batch).start()
-        # One control message per invocation: each is a whole run of a campaign's fan-out, up to the timeout.
-        for _ in range(self.campaign_pollers):
-            QueuePoller(sqs, resources.queue_url(self.endpoint, resources.CAMPAIGN_QUEUE), resources.CAMPAIGN_QUEUE,
-                        "campaign", modules["campaign"].handler, self._stop, on_batch, batch_size=1,
-                        timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS).start()
+    def _pollers(self) -> dict[str, int]:
+        """Concurrent batches per queue, by function."""
+        return {"render": self.render_pollers, "send": self.send_pollers, "ses_events": 1,
+                "campaign": self.campaign_pollers}
 
-    @staticmethod
-    def _log_batch(function: str, received: int, failed: int) -> None:
-        note = f", {failed} left for retry" if failed else ""
-        print(f"[{function}] batch of {received}{note}", file=sys.stderr, flush=True)
+    def _start_pollers(self, session, modules) -> None:
+        """The functions' pollers as threads of this process (``function_processes=False``)."""
+        on_batch = log_batch if self.log_batches else None
+        for name, module in modules.items():
+            start_pollers(session.client("sqs"), self.endpoint, name, module.handler, self._pollers()[name],
+                          self._stop, on_batch)
+
+    def _start_workers(self) -> dict[str, int]:
+        """One worker process per function, all starting at once; the pipe each says it is ready on, by name."""
+        ready_pipes = {}
+        for name, pollers in self._pollers().items():
+            command = [sys.executable, "-m", "postline_cli.local.worker", name, "--endpoint", self.endpoint,
+                       "--clock-file", str(self.paths.clock_file), "--pollers", str(pollers)]
+            command += ["--faults", self.faults] if self.faults else []
+            command += [] if self.log_batches else ["--quiet"]
+            worker = self._workers[name] = WorkerProcess(name, command)
+            read_end, write_end = os.pipe()
+            worker.start(write_end)
+            os.close(write_end)
+            ready_pipes[name] = read_end
+        return ready_pipes
+
+    def _wait_for_workers(self, ready_pipes: dict[str, int]) -> None:
+        """Return once each worker runs its pollers; a LocalStackError naming the first that did not."""
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        for name, read_end in ready_pipes.items():
+            with os.fdopen(read_end, "rb") as pipe:
+                answered, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+                said = pipe.readline() if answered else b""  # EOF: the worker exited
+            if said != b"ready\n":
+                code = self._workers[name].process.poll()
+                ended = f"{_how_it_ended(code)} at start" if code is not None else "was not ready in time"
+                raise LocalStackError(f"the {name} function's worker {ended}: see the stack's output above")
+
+    def _supervise(self) -> None:
+        """Start anew a worker that died, as Lambda starts a new container; its queues kept what it had not done."""
+        while not self._stop.wait(0.2):
+            for worker in self._workers.values():
+                code = worker.process.poll()
+                if code is None or time.monotonic() - worker.started_at < RESTART_AT_MOST_EVERY_SECONDS:
+                    continue
+                if self._stop.is_set():
+                    return
+                dead = worker.process.pid
+                worker.start()
+                worker.restarts += 1
+                print(f"[workers] the {worker.name} worker (pid {dead}) {_how_it_ended(code)}: started anew as pid "
+                      f"{worker.process.pid}", file=sys.stderr, flush=True)
+                self._write_state()
+
+    def _write_state(self) -> None:
+        with self._state_lock:
+            if self._state:  # written once the stack is ready
+                workers = {name: {"pid": worker.process.pid, "restarts": worker.restarts}
+                           for name, worker in self._workers.items()}
+                write_state(self.paths, {**self._state, "workers": workers})
+
+    def _stop_workers(self) -> None:
+        """SIGTERM every worker; one still busy after the grace is killed (what it leaves is redelivered)."""
+        running = [w.process for w in self._workers.values() if w.process and w.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + 2
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def publish_samples() -> None:
@@ -336,6 +443,8 @@ def stop(paths: LocalPaths, timeout: float = 20) -> bool:
     for pid in filter(None, pids):
         if pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
+    # The stack stops its workers itself; they are waited for, and killed with the rest if it could not.
+    pids += [worker["pid"] for name, worker in state.get("workers", {}).items() if worker_running(worker["pid"], name)]
     deadline = time.time() + timeout
     while time.time() < deadline and any(pid_alive(p) for p in filter(None, pids)):
         time.sleep(0.1)
@@ -344,3 +453,33 @@ def stop(paths: LocalPaths, timeout: float = 20) -> bool:
             os.kill(pid, signal.SIGKILL)
     paths.state_file.unlink(missing_ok=True)
     return was_running
+
+
+def worker_running(pid: int, name: str) -> bool:
+    """Whether ``pid`` is the local stack's worker for ``name``, alive (where /proc tells a process's command line:
+    a pid the system gave to another process since, or a worker dead and not yet reaped, is not)."""
+    if not Path("/proc/self").exists():  # no /proc here (macOS): the pid alone
+        return pid_alive(pid)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"postline_cli.local.worker" in command and name.encode() in command
+
+
+def workers(state: dict) -> list[dict]:
+    """The stack's worker processes: name, pid, alive, and how often the stack started each anew."""
+    return [{"name": name, "pid": worker["pid"], "alive": worker_running(worker["pid"], name),
+             "restarts": worker["restarts"]} for name, worker in state.get("workers", {}).items()]
+
+
+def kill_worker(state: dict, name: str) -> int:
+    """SIGKILL ``name``'s worker, as a Lambda container dies; its pid. A LocalStackError if it is not running."""
+    worker = state.get("workers", {}).get(name)
+    if worker is None:
+        raise LocalStackError(f"this local stack runs no {name} worker (it runs its functions in its own process)")
+    if not worker_running(worker["pid"], name):
+        raise LocalStackError(f"the {name} worker (pid {worker['pid']}) is not running: the stack is starting a "
+                              "new one (postline local workers shows it)")
+    os.kill(worker["pid"], signal.SIGKILL)
+    return worker["pid"]

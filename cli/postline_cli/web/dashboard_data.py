@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from postline import queue_names
 from postline.analytics.alerts import alert_partition
 from postline.analytics.counters import COUNTERS, hour

@@ -5,8 +5,8 @@ The HTML part is shown in a sandboxed iframe (no scripts, no same-origin access)
 response carries its own Content-Security-Policy: no script, no form, and images from ``data:`` and ``cid:`` only.
 Remote images are therefore not fetched unless the person asks (``?images=1``): the open pixel is a remote image,
 and fetching it would record an open. The ``<img>`` tags' remote sources are also renamed before the browser sees
-them, so the policy has nothing to refuse (and the console stays quiet) for an ordinary email. Links open in a new tab, and only when clicked (a tracked link records a
-click then, as it would for the recipient).
+them, so the policy has nothing to refuse (and the console stays quiet) for an ordinary email. Links open in a new
+tab, and only when clicked (a tracked link records a click then, as it would for the recipient).
 
 The file's name is postline's message id. The stream, template and campaign are not in the email's headers; they
 are read from the local SES's send log (its message tags), when that log is there.

@@ -10,7 +10,8 @@ A page on 127.0.0.1 is still reachable by every other site open in the same brow
   or localhost:PORT), which stops DNS rebinding: another site's name pointed at 127.0.0.1 gets 421;
 - every response carries a Content-Security-Policy naming no remote origin, ``nosniff``, ``Referrer-Policy:
   same-origin`` (the pages' URLs never leak to the sites they link to; ``no-referrer`` would have a browser post
-  forms with ``Origin: null``, which the CSRF check below refuses) and, unless a route says otherwise, may not be framed;
+  forms with ``Origin: null``, which the CSRF check below refuses) and, unless a route says otherwise, may not be
+  framed;
 - every POST must carry the server's CSRF token (random per server, put in pages by ``csrf_input``, or sent as
   the ``X-CSRF-Token`` header) and, when the browser sends an Origin, come from this server's own origin.
 
@@ -235,8 +236,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(text_response("Request too large, or its length unreadable\n", 413), method)
             self.close_connection = True  # its body, unread, must not be taken for the next request
             return
-        length = int(length)
-        body = self.rfile.read(length) if length else b""
+        size = int(length)
+        body = self.rfile.read(size) if size else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         try:
             response = self.server.app.respond("GET" if method == "HEAD" else method, self.path, headers, body)

@@ -16,7 +16,7 @@ a second status change. Schema: docs/events.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -66,7 +66,7 @@ class AccountEvent:
                 "Time": time, "Resources": []}
 
 
-def publish(events_client, bus: str, events: list[AppEvent | AccountEvent], enabled: Collection[str]) -> int:
+def publish(events_client, bus: str, events: Sequence[AppEvent | AccountEvent], enabled: Collection[str]) -> int:
     """PutEvents in batches of 10 for the ``enabled`` event names (the others are dropped); returns how many
     entries failed (logged, not raised)."""
     events = [event for event in events if event.name in enabled]

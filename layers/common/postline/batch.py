@@ -7,6 +7,9 @@ DLQ by postline itself, with the reason as a message attribute (SQS's own redriv
 """
 from __future__ import annotations
 
+import builtins
+import re
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,12 @@ logger = Logger(child=True)
 REASON_ATTRIBUTE = "postline_reason"  # on a record postline moved to a DLQ: why
 MESSAGE_ID_ATTRIBUTE = "postline_message_id"
 _REASON_LIMIT = 1000
+_LOGGED_REASON_LIMIT = 300
+# What a reason or an error may quote from the input that caused it: an email address anywhere (SES and SMTP relays
+# name the recipient in their refusals), and any quoted text (Python, Jinja and the contract quote the value at fault).
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@]+@[^\s<>()\[\],;:\"'@]+\.[^\s<>()\[\],;:\"'@]+")
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class BatchResult:
         self.outcomes[record_id] = outcome
 
     @property
-    def failed(self) -> set[str]:
+    def failed(self) -> builtins.set[str]:  # (``set`` here is the method above)
         return {rid for rid, outcome in self.outcomes.items() if outcome.retry}
 
     def raise_if_failed(self, record: Any) -> str:
@@ -101,7 +110,24 @@ def log_outcomes(logger: Any, stage: str, result: BatchResult, expected: str) ->
     for outcome in result.outcomes.values():
         if outcome.result != expected:
             logger.warning(f"{stage}: {outcome.result}", extra={"message_id": outcome.message_id,
-                                                                 "result": outcome.result, "reason": outcome.reason})
+                                                                 "result": outcome.result,
+                                                                 "reason": loggable(outcome.reason)})
+
+
+def loggable(text: str | None) -> str | None:
+    """``text`` (a reason, an error) as a log line may carry it: every address and quoted value in it replaced by
+    ``<redacted>``, and short. Logs are read widely and kept long; the full reason stays where only operators read
+    it, on the message's record and on its DLQ message, which the log line's message id leads to."""
+    if text is None:
+        return None
+    return _QUOTED.sub(REDACTED, _ADDRESS.sub(REDACTED, text))[:_LOGGED_REASON_LIMIT]
+
+
+def describe_for_log(error: BaseException) -> str:
+    """The error and where it was raised (file, line, function of each frame), without the values it quotes."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = " < ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in reversed(frames))
+    return loggable(describe_error(error)) + (f" at {where}"[:_LOGGED_REASON_LIMIT] if where else "")
 
 
 def safe_text(text: str, limit: int = _REASON_LIMIT) -> str:
@@ -178,7 +204,8 @@ def run_isolated(batch: list[QueueRecord], process: Callable[[list[QueueRecord]]
         else:  # a message refused keeps saying so ("rejected"); one postline gave up retrying says that
             result.set(record.record_id, Outcome(outcome.message_id, outcome.result if outcome.dead_letter
                                                  else "dead-lettered", outcome.reason))
-            logger.warning("moved to the DLQ", extra={"message_id": outcome.message_id, "reason": outcome.reason,
+            logger.warning("moved to the DLQ", extra={"message_id": outcome.message_id,
+                                                     "reason": loggable(outcome.reason),
                                                      "receive_count": record.receive_count})
     return result
 
@@ -190,13 +217,15 @@ def _each_alone_if_it_raises(batch: list[QueueRecord], process) -> BatchResult:
         return process(batch)
     except Exception as error:  # noqa: BLE001 - whatever one record does, the others go on
         if is_transient(error):
-            logger.warning("a batch failed on AWS: its records are retried", extra={"error": describe_error(error)})
+            logger.warning("a batch failed on AWS: its records are retried",
+                           extra={"error": loggable(describe_error(error))})
             return BatchResult({r.record_id: Outcome(None, "retry", describe_error(error), retry=True) for r in batch})
         if len(batch) == 1:
-            logger.exception("a record failed its stage")
+            # Not logger.exception: a traceback's last line quotes the error's message, and so its values.
+            logger.error("a record failed its stage", extra={"error": describe_for_log(error)})
             return BatchResult({batch[0].record_id: Outcome(None, "error", describe_error(error), dead_letter=True)})
         logger.warning("a batch failed its stage: its records go again one by one",
-                       extra={"error": describe_error(error), "records": len(batch)})
+                       extra={"error": describe_for_log(error), "records": len(batch)})
     result = BatchResult()
     for record in batch:
         result.outcomes.update(_each_alone_if_it_raises([record], process).outcomes)
@@ -209,6 +238,6 @@ def partial_batch_response(event: dict, context: Any, process) -> dict:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     outcome = process([QueueRecord.from_event_record(record) for record in event.get("Records", [])])
-    return process_partial_response(
+    return dict(process_partial_response(
         event=event, record_handler=outcome.raise_if_failed, processor=BatchProcessor(EventType.SQS), context=context
-    )
+    ))

@@ -37,7 +37,8 @@ TAG_NAME_NOT_RESERVED = rf"^(?!{RESERVED_TAG_PREFIX})[A-Za-z0-9_-]{{1,64}}$"
 # version of the contract, read '_' in the tags postline puts on the SES send (ses._tag).
 TAG_VALUE = r"^[A-Za-z0-9_.@-]{1,256}$"
 LOCALE = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
-IDENTIFIER = {"maxLength": 256, "minLength": 1, "pattern": r"^[\x21-\x7e]+$", "type": "string"}
+IDENTIFIER_PATTERN = r"^[\x21-\x7e]+$"
+IDENTIFIER = {"maxLength": 256, "minLength": 1, "pattern": IDENTIFIER_PATTERN, "type": "string"}
 
 
 def _optional(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
@@ -255,9 +256,11 @@ def parse_send_message(body: str | bytes, max_bytes: int) -> SendMessage:
         raise Rejected("body is not valid Unicode text (it holds a lone UTF-16 surrogate)") from None
     if size > max_bytes:
         raise Rejected(f"payload too large: {size} bytes, the limit is {max_bytes}")
+    if not isinstance(body, str):
+        body = _text_of(body)
     try:
         document = json.loads(body, parse_float=_finite, parse_int=_integer, parse_constant=_not_json)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise Rejected(f"body is not valid JSON: {error}") from None
     except _NumberRefused as error:
         raise Rejected(f"body holds a number postline cannot use: {error}") from None
@@ -265,11 +268,22 @@ def parse_send_message(body: str | bytes, max_bytes: int) -> SendMessage:
         raise Rejected(f"body is nested too deeply (at most {MAX_DEPTH} levels)") from None
     if not isinstance(document, dict):
         raise Rejected(f"body must be a JSON object, got {type(document).__name__}")
-    problems = _structure_problems(document, check_text=bool(_ESCAPED_SURROGATE.search(
-        body if isinstance(body, str) else body.decode("utf-8", "replace"))))
+    problems = _structure_problems(document, check_text=bool(_ESCAPED_SURROGATE.search(body)))
     if problems:
         raise Rejected("; ".join(problems))
     return validate_send_message(document)
+
+
+def _text_of(body: bytes) -> str:
+    """The text of a body given as bytes, in the encoding ``json.loads`` detects (UTF-8, or UTF-16/32 by their
+    zero bytes), decoded strictly: ``json.loads`` decodes with "surrogatepass", which lets a lone surrogate in
+    (UTF-8 bytes ED A0 80 and the like) without the escape the check for one looks for."""
+    encoding = json.detect_encoding(body)
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise Rejected(f"body is not valid JSON: it is not {encoding} text ({error.reason} at byte {error.start})"
+                       ) from None
 
 
 class _NumberRefused(ValueError):
@@ -344,7 +358,7 @@ def message_id_for(key: str, namespace: str = "id") -> str:
     return "m" + base64.b32encode(digest[:15]).decode().lower()
 
 
-_IDENTIFIER_MATCHES = _matcher(IDENTIFIER["pattern"])
+_IDENTIFIER_MATCHES = _matcher(IDENTIFIER_PATTERN)
 
 
 def identifier_of(body: str) -> str | None:

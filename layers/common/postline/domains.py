@@ -64,7 +64,8 @@ def closest(word: str, candidates: Iterable[str], max_distance: int) -> str | No
 
 def typing_distance(a: str, b: str) -> int:
     """Optimal string alignment distance: edits, counting two neighbours swapped (gmial, gmail) as one."""
-    previous2, previous = [], list(range(len(b) + 1))
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
     for i in range(1, len(a) + 1):
         current = [i] + [0] * len(b)
         for j in range(1, len(b) + 1):

@@ -27,7 +27,7 @@ class ConditionFailed:
 
 
 def _pause(attempt: int) -> None:
-    time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())
+    time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not a secret
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def transact_write(dynamodb, items: list[dict[str, Any]],
                 if len(reasons) != len(pending):
                     raise
                 retry, contended, failed = [], False, set()
-                for index, reason in zip(pending, reasons):
+                for index, reason in zip(pending, reasons, strict=True):
                     code = reason.get("Code")
                     if code == "ConditionalCheckFailed":
                         outcome[index] = ConditionFailed(reason.get("Item"))

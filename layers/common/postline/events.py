@@ -28,12 +28,31 @@ from . import records
 from .addresses import InvalidAddress, normalise_address
 from .analytics import Analytics, Fact
 from .app_events import AppEvent, publish
-from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, run_isolated
+from .batch import (
+    BatchResult,
+    DeadLetters,
+    Outcome,
+    QueueRecord,
+    describe_error,
+    is_transient,
+    loggable,
+    run_isolated,
+)
 from .clients import client
 from .dynamo import RetryLater, batch_get
 from .models import (
-    BOUNCED, COMPLAINED, DELIVERED, FAILED, RENDERED, SENDING, SENT, SUPPRESSION_SCOPE_ALL, UNKNOWN,
-    EmailEvent, Message, Suppression,
+    BOUNCED,
+    COMPLAINED,
+    DELIVERED,
+    FAILED,
+    RENDERED,
+    SENDING,
+    SENT,
+    SUPPRESSION_SCOPE_ALL,
+    UNKNOWN,
+    EmailEvent,
+    Message,
+    Suppression,
 )
 from .retries import REQUEST, SOFT_BOUNCES, retry_delay, schedule_retry
 from .ses import MESSAGE_ID_HEADER, MESSAGE_ID_TAG, RETRY_HEADER, RETRY_TAG
@@ -82,6 +101,8 @@ class SesEvent:
     destination: tuple[str, ...] = ()
     sent_at: float | None = None  # when SES accepted the email (``mail.timestamp``), in every event about it
     retry: int | None = None  # the attempt it is about (None: an email sent before postline tagged attempts)
+    # The topic of the SNS envelope it came in (None: no envelope); not part of what the event is.
+    sns_topic: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_body(cls, body: str) -> SesEvent:
@@ -90,11 +111,13 @@ class SesEvent:
         feedback notification (``notificationType``, no tags: postline's headers in ``mail.headers`` instead).
         Raises ``SnsControlMessage`` for SNS's own subscription messages, ``ValueError`` for anything else."""
         document = json.loads(body)
+        sns_topic = None
         if document.get("source") == "aws.ses" and isinstance(document.get("detail"), dict):  # from EventBridge
             document = document["detail"]
         elif document.get("Type") in SNS_CONTROL_TYPES:
             raise SnsControlMessage(document["Type"], document.get("TopicArn"))
         elif document.get("Type") == "Notification" and "Message" in document:  # SNS envelope
+            sns_topic = str(document.get("TopicArn") or "")
             document = json.loads(document["Message"])
         event_type = document.get("eventType") or document.get("notificationType")
         mail = document.get("mail")
@@ -109,7 +132,7 @@ class SesEvent:
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
         return cls(event_type, mail["messageId"], message_id, _epoch(stamp), detail, flat_tags,
                    tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None,
-                   int(attempt) if attempt is not None and str(attempt).isdigit() else None)
+                   int(attempt) if attempt is not None and str(attempt).isdigit() else None, sns_topic)
 
     def app_event(self, message_id: str) -> AppEvent | None:
         name = _APP_EVENTS.get(self.type)
@@ -132,6 +155,14 @@ class SnsControlMessage(Exception):
     def __init__(self, kind: str, topic: str | None) -> None:
         super().__init__(f"SNS {kind} for {topic}")
         self.kind, self.topic = kind, topic
+
+
+def _refuse_foreign(result: BatchResult, record: QueueRecord, kind: str, topic: str | None) -> None:
+    """An SNS message from a topic that is not the stack's SES events topic: whoever publishes there is not SES
+    sending postline's mail. To the DLQ, with the topic in the reason; the message it names is never read."""
+    reason = f"refused: SNS {kind} from the topic {topic or '(none)'}, not postline's SES events topic"
+    logger.warning("SNS message from another topic refused", extra={"type": kind, "topic": topic})
+    result.set(record.record_id, Outcome(None, "refused", reason, dead_letter=True))
 
 
 def _postline_headers(mail: dict[str, Any]) -> dict[str, str]:
@@ -181,17 +212,25 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
     parsed: dict[str, SesEvent] = {}
     for record in batch:
         try:
-            parsed[record.record_id] = SesEvent.from_body(record.body)
+            event = SesEvent.from_body(record.body)
         except SnsControlMessage as control:
+            if control.topic != settings.ses_events_topic_arn:
+                _refuse_foreign(result, record, control.kind, control.topic)
+                continue
             # Subscriptions to SQS in the account confirm themselves; one made by hand is confirmed in the SNS
             # console. Either way it is not an SES event to apply, nor an error.
             logger.info("an SNS subscription message on the events queue", extra={"type": control.kind,
                                                                                    "topic": control.topic})
             result.set(record.record_id, Outcome(None, "ignored", str(control)))
         except Exception as error:  # noqa: BLE001 - retrying cannot make it readable: to the DLQ with why
-            logger.warning("unreadable SES event", extra={"reason": describe_error(error)})
+            logger.warning("unreadable SES event", extra={"reason": loggable(describe_error(error))})
             result.set(record.record_id, Outcome(None, "dead-lettered", f"malformed SES event: "
                                                  f"{describe_error(error)}", dead_letter=True))
+        else:
+            if event.sns_topic is not None and event.sns_topic != settings.ses_events_topic_arn:
+                _refuse_foreign(result, record, "Notification", event.sns_topic)
+            else:
+                parsed[record.record_id] = event
 
     # One status write per message and attempt, only the furthest status: a Send and its Delivery often arrive
     # in the same batch.
@@ -263,7 +302,7 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         except Exception as error:  # noqa: BLE001 - this event's retry alone is tried again (or dead-lettered)
             transient = is_transient(error)
             logger.warning("soft bounce not handled", extra={"message_id": event.message_id,
-                                                              "error": describe_error(error)})
+                                                              "error": loggable(describe_error(error))})
             result.set(rid, Outcome(event.message_id, "retry" if transient else "error", describe_error(error),
                                     retry=transient, dead_letter=not transient))
     marked: dict[str, set[str]] = {}  # message id -> what its applied move marked counted
@@ -316,7 +355,7 @@ def _count(ctx: EventsContext, events: Iterable[SesEvent], marked: dict[str, set
                                                   marker)) is None:
                 continue  # counted before (a repeat), or no record to count it against
 
-            def named(attribute: str) -> str | None:
+            def named(attribute: str, record: dict[str, Any] = record, event: SesEvent = event) -> str | None:
                 return record.get(attribute, {}).get("S") or event.tags.get(f"postline_{attribute}")
 
             if named("stream"):
@@ -361,7 +400,7 @@ def _mirror_to_ses(suppressions: list[Suppression], ctx: EventsContext) -> None:
             ctx.sesv2.put_suppressed_destination(
                 EmailAddress=item.email, Reason="COMPLAINT" if item.reason == "complaint" else "BOUNCE")
         except Exception as error:  # noqa: BLE001
-            logger.warning("could not mirror a suppression to SES", extra={"error": str(error)})
+            logger.warning("could not mirror a suppression to SES", extra={"error": loggable(str(error))})
 
 
 def _reset_soft_bounce_history(addresses: set[str], ctx: EventsContext) -> None:
@@ -482,7 +521,7 @@ def _withdraw_retry_request(ctx: EventsContext, message_id: str, attempt: int) -
                                  ExpressionAttributeValues={":attempt": {"N": str(attempt)}})
     except Exception as error:  # noqa: BLE001 - the retry is then lost, and said so
         logger.error("a soft-bounce retry could not be queued nor its request withdrawn: it will not be sent",
-                     extra={"message_id": message_id, "attempt": attempt, "error": describe_error(error)})
+                     extra={"message_id": message_id, "attempt": attempt, "error": loggable(describe_error(error))})
 
 
 def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str, Any]) -> None:
@@ -575,7 +614,7 @@ def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, 
         if details := _summary(event):
             values["delivery"] = details
     condition = f"#status IN ({', '.join(names)})"
-    condition_values: dict[str, Any] = dict(zip(names, replaces))
+    condition_values: dict[str, Any] = dict(zip(names, replaces, strict=True))
     if event.retry is not None:  # only the attempt that sent the email: a retry's record has its number
         condition += " AND " + ("#c_retry = :c_retry" if event.retry else "attribute_not_exists(#c_retry)")
         if event.retry:

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any
+from functools import cached_property
+from typing import Any, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
@@ -145,7 +145,7 @@ def automatic_reason(message: EmailMessage, envelope_sender: str) -> str | None:
     if sender.split("@", 1)[0].lower() in _DAEMONS:
         return f"a bounce (from {sender.split('@', 1)[0]})"
     if message.get_content_type() == "multipart/report":
-        kind = (message.get_param("report-type") or "").lower()
+        kind = (cast(str, message.get_param("report-type")) or "").lower()  # a str: the default policy decodes RFC 2231
         return {"delivery-status": "a delivery status notification (bounce)",
                 "disposition-notification": "a read receipt"}.get(kind, f"an automatic report ({kind or 'unknown'})")
     submitted = _header(message, "Auto-Submitted").lower()

@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -114,7 +115,7 @@ class WarmupPlan:
     def from_json(cls, text: str) -> WarmupPlan:
         raw = json.loads(text)
         curve = tuple((int(day), int(cap)) for day, cap in raw.get("curve") or DEFAULT_WARMUP_CURVE)
-        if not curve or any(b[0] <= a[0] or b[1] < a[1] for a, b in zip(curve, curve[1:])) or curve[0][0] < 1 \
+        if not curve or any(b[0] <= a[0] or b[1] < a[1] for a, b in pairwise(curve)) or curve[0][0] < 1 \
                 or curve[0][1] < 1:
             raise ValueError("the curve's days must start at 1 or later and rise, its emails be positive and not fall")
         pools = {str(pool): tuple(streams) for pool, streams in raw["pools"].items()}
@@ -208,7 +209,7 @@ class Limiter:
         self._quota: Quota | None = None
         self._sent_since_read = 0  # slots granted since SES's figure was read
         self._factor, self._factor_at, self._factor_read_at = 1.0, 0.0, -math.inf
-        self._shard = random.randrange(1 << 16)  # this container's first shard (modulo the shard count)
+        self._shard = random.randrange(1 << 16)  # noqa: S311 - this container's first shard (modulo the shard count)
         self._used_seen: dict[tuple[int, int], int] = {}  # (shard, window) -> its ``used`` when last seen
         self._pool_full_until: dict[str, float] = {}  # stream -> when its pool's warm-up cap opens again
         self._alert_level, self._alert_at = 0, -math.inf  # the quota alert this container knows was raised
@@ -284,7 +285,8 @@ class Limiter:
                 UpdateExpression="SET factor = :f, #at = :now",
                 ConditionExpression="attribute_not_exists(#at) OR #at < :recent",
                 ExpressionAttributeNames={"#at": "at"},
-                ExpressionAttributeValues={":f": _n(lowered), ":now": _n(now), ":recent": _n(now - THROTTLE_HOLD_SECONDS)})
+                ExpressionAttributeValues={":f": _n(lowered), ":now": _n(now),
+                                           ":recent": _n(now - THROTTLE_HOLD_SECONDS)})
             logger.warning("SES throttled a send: the sending rate is lowered for a while", extra={"factor": lowered})
         except (ClientError, BotoCoreError) as error:  # the sends are done: never fail them for this
             if not _condition_failed(error):  # (when it failed, another function lowered it a moment ago)
@@ -414,7 +416,7 @@ class Limiter:
             take = min(want, hi - start)
             if take <= 0:
                 return range(0)
-            request = {"TableName": self.table, "Key": _key(f"rate#{shard}", str(window)),
+            request: dict[str, Any] = {"TableName": self.table, "Key": _key(f"rate#{shard}", str(window)),
                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD", "ExpressionAttributeNames": {"#s": stream},
                        "ExpressionAttributeValues": {":n": _n(take), ":lo": _n(lo),
                                                      ":exp": _n(window + WINDOW_TTL_SECONDS)}}
@@ -511,7 +513,7 @@ def _n(value: float) -> dict[str, str]:
     return {"N": repr(round(value, 6)) if isinstance(value, float) else str(value)}
 
 
-def _metric(name: str, value: float, unit: str = MetricUnit.Count) -> None:
+def _metric(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
     """A CloudWatch metric in the embedded metric format (the alarm on SesQuotaUsedPercent watches it)."""
     try:
         with single_metric(name=name, unit=unit, value=value):

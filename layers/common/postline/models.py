@@ -52,7 +52,7 @@ class Message(Model):
     template_version = NumberAttribute(null=True)
     stream = UnicodeAttribute(null=True)
     campaign = UnicodeAttribute(null=True)
-    tags = MapAttribute(null=True)
+    tags: MapAttribute = MapAttribute(null=True)
     ses_message_id = UnicodeAttribute(null=True)  # shown by `postline status`; SES events find the record by tag
     transport = UnicodeAttribute(null=True)  # "smtp" when a relay sent it (ses_message_id is then its queue id)
     queued_at = NumberAttribute(null=True)
@@ -60,7 +60,7 @@ class Message(Model):
     claimed_at = NumberAttribute(null=True)
     sent_at = NumberAttribute(null=True)
     delivered_at = NumberAttribute(null=True)
-    delivery = MapAttribute(null=True)  # the Delivery event's details (SMTP response, processing time)
+    delivery: MapAttribute = MapAttribute(null=True)  # the Delivery event's details (SMTP response, processing time)
     finished_at = NumberAttribute(null=True)  # when it became suppressed / rejected / failed
     updated_at = NumberAttribute(null=True)
     attempts = NumberAttribute(null=True)

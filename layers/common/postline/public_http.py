@@ -3,6 +3,9 @@ OPTIONS with the methods allowed, any other method 405 with ``Allow``; and a POS
 from its Content-Length. Every answer carries the public headers (postline.pages)."""
 from __future__ import annotations
 
+import base64
+import binascii
+
 from aws_lambda_powertools.event_handler import Response
 
 from .pages import HTML, MAX_POST_BYTES, PAGE_HEADERS, PUBLIC_HEADERS, method_not_allowed_page, too_large_page
@@ -36,6 +39,21 @@ def headers_only(response: Response) -> Response:
     """The answer to HEAD: GET's status and headers, no body."""
     response.body = ""
     return response
+
+
+def body_text(body: str | None, is_base64_encoded: bool) -> str:
+    """A request's body as text, whatever its bytes: API Gateway passes a body that is not UTF-8 in base64, and one
+    that cannot be decoded is read with U+FFFD in place of its bad bytes (it then asks for nothing in particular),
+    never an error."""
+    if not body:
+        return ""
+    if not is_base64_encoded:
+        return body
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return raw.decode("utf-8", "replace")
 
 
 def too_large(headers: dict[str, str], body: str | None) -> Response | None:

@@ -131,7 +131,8 @@ def enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, str
         except Exception as error:  # the whole call failed: every entry in it is retried
             failed.update({e["Id"]: f"could not enqueue: {error}" for e in chunk})
         else:
-            failed.update({f["Id"]: f"could not enqueue: {f.get('Message', f.get('Code'))}" for f in response.get("Failed", [])})
+            failed.update({f["Id"]: f"could not enqueue: {f.get('Message', f.get('Code'))}"
+                           for f in response.get("Failed", [])})
         chunk.clear()
 
     for entry in entries:

@@ -59,7 +59,7 @@ def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = 
         placeholders = [f":r{i}" for i in range(len(redelivery_replaces))]
         allowed.append(f"(#status IN ({', '.join(placeholders)}) AND rendered_by = :by)")
         names["#status"] = "status"
-        values.update({n: {"S": s} for n, s in zip(placeholders, redelivery_replaces)})
+        values.update({n: {"S": s} for n, s in zip(placeholders, redelivery_replaces, strict=True)})
         values[":by"] = {"S": record.rendered_by}
     if retry:
         allowed.append("(retry_requested = :retry AND (attribute_not_exists(#retry) OR #retry < :retry))")
@@ -85,7 +85,7 @@ def update(
     set_values: dict[str, Any],
     condition: str,
     condition_values: dict[str, Any] | None = None,
-    add: dict[str, int] | None = None,
+    add: dict[str, int | set[str]] | None = None,
     remove: tuple[str, ...] = (),
     set_once: dict[str, Any] | None = None,
     initial: dict[str, Any] | None = None,
@@ -143,7 +143,7 @@ def note_dead_lettered(dynamodb, table: str, outcomes: list[Any], now: float) ->
                 table, outcome.message_id, set_values={"reason": f"in the DLQ after its last receive: {outcome.reason}",
                                                        "updated_at": now},
                 condition="attribute_exists(message_id)")["Update"])
-        except Exception:  # noqa: BLE001 - the DLQ message has the reason either way
+        except Exception:  # noqa: BLE001, S110 - the DLQ message has the reason either way
             pass
 
 
@@ -160,6 +160,12 @@ def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dic
 
 def old_status(old: dict[str, Any] | None) -> str | None:
     return old.get("status", {}).get("S") if old else None
+
+
+def rendered_from(old: dict[str, Any] | None) -> str | None:
+    """The inbound SQS message a record was rendered from (``rendered_by``): a copy of that one message is SQS's
+    redelivery, not the application sending the message again."""
+    return old.get("rendered_by", {}).get("S") if old else None
 
 
 # Streams whose suppression checks ride in the stage's transaction as ConditionChecks (2 write units per key)

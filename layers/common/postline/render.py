@@ -20,9 +20,16 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from . import records, retries
-from .retries import RETRY_ATTRIBUTE
 from .batch import (
-    BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, is_transient, log_outcomes, run_isolated, safe_text,
+    BatchResult,
+    DeadLetters,
+    Outcome,
+    QueueRecord,
+    describe_error,
+    is_transient,
+    log_outcomes,
+    run_isolated,
+    safe_text,
 )
 from .clients import client
 from .contract import Rejected, SendMessage, identifier_of, message_id_for, parse_send_message
@@ -30,6 +37,7 @@ from .dynamo import ConditionFailed, RetryLater, Withdrawn, transact_write
 from .mime import build_mime
 from .models import REJECTED, RENDERED, SUPPRESSED, Message
 from .queues import SendJob, enqueue
+from .retries import RETRY_ATTRIBUTE
 from .ses import MESSAGE_ID_HEADER, RETRY_HEADER
 from .settings import Settings
 from .suppression import is_erased_name, suppression_names
@@ -319,13 +327,14 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
                  for position, item in enumerate(written) if item.checked}
     kept = _kept_in_transaction(written, ctx, len(entries) + len(checks.entries), checks.dependents)
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries + kept, checks.dependents)
-    withdrawn = []
-    for item, failed in zip(written, outcomes):
+    withdrawn, redelivered = [], set()
+    for item, failed in zip(written, outcomes, strict=False):  # the suppression checks' outcomes follow
         if failed is None:
             item.recorded = True
             continue
         if isinstance(failed, Withdrawn):  # its recipient is suppressed: recorded so below, never rendered
-            found = [outcomes[c] for c in checks_of[item.message_id] if isinstance(outcomes[c], ConditionFailed)]
+            checks_made = [outcomes[c] for c in checks_of[item.message_id]]
+            found = [check for check in checks_made if isinstance(check, ConditionFailed)]
             old = found[0].old if found else None
             item.status, item.checked, item.kept = SUPPRESSED, False, False
             item.reason, item.erased = records.describe_suppression(old), records.erased_suppression(old)
@@ -343,14 +352,18 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
             item.reason = f"{item.reason} (id already used by a message that is {previous})"
             continue
         item.status, item.reason, item.job = DUPLICATE, f"already {previous}", None
-    # Repeats within the batch of a message whose claim will create its record are counted by that claim.
+        if records.rendered_from(failed.old) == item.record.record_id:
+            redelivered.add(item.record.record_id)
+            item.reason = f"SQS delivered this message again; it is already {previous}"
+    # Repeats within the batch of a message whose claim will create its record are counted by that claim. SQS's
+    # redelivery of the very message that made the record is not the application's repeat: not counted.
     at_claim = {item.message_id: item.job.record for item in left_to_claim}
     duplicates = []
     for item in items:
         if item.status == DUPLICATE and item.message_id in at_claim:
-            record = at_claim[item.message_id]
-            record["duplicates"], record["last_duplicate_at"] = record.get("duplicates", 0) + 1, now
-        elif item.status == DUPLICATE:
+            claim_record = at_claim[item.message_id]
+            claim_record["duplicates"], claim_record["last_duplicate_at"] = claim_record.get("duplicates", 0) + 1, now
+        elif item.status == DUPLICATE and item.record.record_id not in redelivered:
             duplicates.append(item.message_id)
     if withdrawn:
         _record(withdrawn, ctx, result)
@@ -422,7 +435,7 @@ def _request_to_keep(item: _Item, settings: Settings, now: float):
 def _render_checked(items: list[_Item], ctx: RenderContext) -> None:
     """Render the messages recorded together with their suppression checks. One whose data the template cannot
     render after all (the common problems were caught before recording) is recorded as rejected instead."""
-    rejected = []
+    rejected: list[tuple[_Item, dict[str, Any] | None]] = []
     for item in items:
         if item.checked and item.status == RENDERED and item.job is None:
             with _rejected_on_error(item, "render"):
@@ -480,7 +493,7 @@ def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> Non
                 result.set(item.record.record_id, Outcome(item.message_id, REJECTED, item.reason, dead_letter=True))
     for queue_url, pairs in by_queue.items():
         failed = enqueue(ctx.sqs, queue_url, [entry for _, entry in pairs])
-        for item, entry in pairs:
+        for item, _ in pairs:
             rid = item.record.record_id
             if rid in failed:
                 result.set(rid, Outcome(item.message_id, "retry", failed[rid], retry=True))

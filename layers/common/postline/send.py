@@ -31,12 +31,12 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,12 +50,12 @@ from .campaigns.gate import DROP, HOLD, CampaignGate
 from .clients import client
 from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
 from .limiter import RATE, Limiter, Quota, WarmupPlan
-from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, UNKNOWN
+from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, SUPPRESSION_SCOPE_ALL, UNKNOWN, Suppression
 from .queues import SendJob
 from .retries import REQUEST, SQS_MAX_DELAY_SECONDS
-from .models import SUPPRESSION_SCOPE_ALL, Suppression
-from .ses import (PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, SENT as SES_SENT, TRANSIENT, UNKNOWN as SES_UNKNOWN,
-                  SendResult)
+from .ses import PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, TRANSIENT, SendResult
+from .ses import SENT as SES_SENT
+from .ses import UNKNOWN as SES_UNKNOWN
 from .settings import SEND_EVENT_MARGIN_SECONDS, STREAMS, Settings
 from .suppression import describe, find_suppressions, first_blocking, is_erased_name, suppression_key
 from .transports import SES_API, Email, SesApiTransport, Transport
@@ -260,8 +260,9 @@ def _cancel(dropped: list[tuple[str, SendJob]], work: _Batch, ctx: SendContext) 
             work.delays[rid] = backoff_seconds(work.records[rid].receive_count)
         return
     cancelled: dict[str, int] = {}
-    for (rid, job), failed in zip(dropped, outcomes):
-        previous = records.old_status(failed.old) if failed is not None else None
+    for (rid, job), failed in zip(dropped, outcomes, strict=True):
+        # cast: written without dependents, so nothing is Withdrawn
+        previous = records.old_status(cast(ConditionFailed, failed).old) if failed is not None else None
         if failed is None:
             cancelled[job.campaign] = cancelled.get(job.campaign, 0) + 1
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}") if previous
@@ -299,7 +300,7 @@ def _take_slots(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> 
         rids = [rid for rid, job in claimed.items() if job.stream == stream]
         grant = ctx.limiter.acquire(stream, len(rids), wait_until=ctx.clock() + ctx.settings.max_token_wait_seconds,
                                     sleep=ctx.sleep)
-        slots.update(zip(rids, sorted(grant.slots)))
+        slots.update(zip(rids, sorted(grant.slots), strict=False))  # a partial grant: the rest wait
         waiting = rids[len(grant.slots):]
         if waiting:
             _release(work, ctx, waiting)
@@ -378,7 +379,8 @@ def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
                 claimed[rid] = job
                 work.claimed.add(rid)
         elif isinstance(failed, Withdrawn):
-            found_items = [outcomes[c] for c in checks_of[index] if isinstance(outcomes[c], ConditionFailed)]
+            checks_made = [outcomes[c] for c in checks_of[index]]
+            found_items = [check for check in checks_made if isinstance(check, ConditionFailed)]
             old = found_items[0].old if found_items else None
             late.append((rid, job, records.describe_suppression(old), records.erased_suppression(old)))
         else:
@@ -392,11 +394,11 @@ def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
             for rid, _, _, _ in late:
                 work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
             written = []
-        for (rid, job, reason, _), failed in zip(late, written):
+        for (rid, job, reason, _), failed in zip(late, written, strict=False):  # none when not written
             if failed is None:
                 work.result.set(rid, Outcome(job.message_id, SUPPRESSED, reason))
-            else:
-                _not_claimed(rid, job, failed, True, work, ctx, now)
+            else:  # cast: written without dependents, so nothing is Withdrawn
+                _not_claimed(rid, job, cast(ConditionFailed, failed), True, work, ctx, now)
     if work.duplicates:
         transact_write(ctx.dynamodb, records.count_duplicates(settings.messages_table, work.duplicates, now))
     return claimed
@@ -424,6 +426,8 @@ def _not_claimed(rid: str, job: SendJob, failed: ConditionFailed, suppressing: b
                 send_event_delay_seconds=settings.send_event_delay_seconds))
         else:
             _park(rid, job, claimed_at, work, ctx, now)
+    elif job.rendered_by is not None and _same_job(job, failed.old):  # SQS's redelivery: not a repeat to count
+        work.result.set(rid, Outcome(job.message_id, "duplicate", f"delivered again; already {previous}"))
     else:
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
         work.duplicates.append(job.message_id)
@@ -480,7 +484,7 @@ def _insert_first_claims(work: _Batch, blocked: dict, ctx: SendContext, now: flo
     unexpected = sorted({code for code in codes if code not in (None, DUPLICATE_ITEM)})
     if unexpected:  # an operator should see it: each such claim costs a transaction instead
         logger.warning("claims left to the transaction", extra={"codes": unexpected})
-    return {rid for (rid, _), code in zip(first, codes) if code is None}
+    return {rid for (rid, _), code in zip(first, codes, strict=True) if code is None}
 
 
 def _claimed(now: float, token: str) -> dict[str, Any]:
@@ -497,7 +501,7 @@ def _first_claim(job: SendJob, token: str, now: float) -> dict[str, Any]:
 
 def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
     """Whether the claim on ``record`` was made by a copy of ``job`` (always, for jobs that do not say)."""
-    return job.rendered_by is None or record.get("rendered_by", {}).get("S") == job.rendered_by
+    return job.rendered_by is None or records.rendered_from(record) == job.rendered_by
 
 
 def _claim_entry(table: str, job: SendJob, token: str, now: float) -> dict[str, Any]:
@@ -608,10 +612,10 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
     refused for good is announced (``email.failed``) and acknowledged then, not before."""
     settings, table, now = ctx.settings, ctx.settings.messages_table, ctx.clock()
     entries, pending = [], []
-    announced: list[AppEvent] = []
+    announced: list[AppEvent | AccountEvent] = []
     for rid, job in claimed.items():
         answer, recorded = answers[rid]
-        own_claim = {"condition": "#status = :c_sending AND claim = :c_claim",
+        own_claim: dict[str, Any] = {"condition": "#status = :c_sending AND claim = :c_claim",
                      "condition_values": {":c_sending": SENDING, ":c_claim": work.tokens[rid]}}
         if answer.kind == SES_SENT:
             work.result.set(rid, Outcome(job.message_id, SENT))
@@ -635,12 +639,13 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
                 "status": FAILED, "reason": reason, "finished_at": now, "updated_at": now},
                 remove=("claim",), **own_claim))
             pending.append((rid, job, SendResult(PERMANENT, reason=reason)))
+    outcomes: Sequence[ConditionFailed | Withdrawn | RetryLater | None]
     try:
         outcomes = transact_write(ctx.dynamodb, entries)
     except RetryLater as error:
         outcomes = [error] * len(entries)
     held_unverified: Counter[str] = Counter()
-    for (rid, job, answer), outcome in zip(pending, outcomes):
+    for (rid, job, answer), outcome in zip(pending, outcomes, strict=True):
         if isinstance(outcome, RetryLater):
             work.retry(rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(
                 work.records[rid].receive_count))
@@ -717,8 +722,12 @@ def _requeue(work: _Batch, ctx: SendContext) -> None:
         url = ctx.queue_url(record.queue_name)
         attributes = dict(record.message_attributes)
         # Waiting for its campaign, or for a slot at the rate, is not waiting for SES: the time counts neither
-        # towards max_send_wait_seconds nor in the delay after SES refuses it (``_settle``: as long again).
-        if rid not in work.held and rid not in work.paced:
+        # towards max_send_wait_seconds nor in the delay after SES refuses it (``_settle``: as long again). A hold
+        # (a paused campaign, a closed window: days, maybe) ends the wait for SES: counting from a refusal before
+        # it would hold the email for minutes at its next refusal, or fail it as waited too long.
+        if rid in work.held:
+            attributes.pop(WAITING_SINCE_ATTRIBUTE, None)
+        elif rid not in work.paced:
             attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
                                                    "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
         try:

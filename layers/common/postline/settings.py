@@ -66,13 +66,17 @@ class Settings(Validated):
     scheduler_role_arn: str | None = None
     # The shared sending-rate limiter's counters (postline.limiter)
     rate_limits_table: str | None = None
-    campaigns_table: str | None = None  # postline.campaigns.store; the send stage reads it for a campaign's pause and window
+    # postline.campaigns.store; the send stage reads it for a campaign's pause and window
+    campaigns_table: str | None = None
     # Counters per campaign, template and stream, and the markers that count each event once (postline.analytics)
     stats_table: str | None = None
     # The SNS topic the stack's CloudWatch alarms notify: campaign and stream alerts go there too
     alarm_topic_arn: str | None = None
+    # The SNS topic SES publishes the stack's events to (the SNS route); an SNS message from any other topic is refused
+    # (postline.events). None on the EventBridge route, which has no topic: every SNS message is then refused.
+    ses_events_topic_arn: str | None = None
     # Where campaign control messages go (postline.campaigns.control): derived from the queue URL prefix.
-    campaign_queue_url: Name
+    campaign_queue_url: Name  # type: ignore[misc]  # no default after defaults: Validated's __init__ takes keywords
     # Where EventBridge Scheduler puts a schedule's call it could not make (the stack gives it to the functions that
     # create schedules); None: schedules without one, as in the local stack, whose scheduler fires them itself.
     schedule_dlq_arn: str | None = None
@@ -271,6 +275,7 @@ ENVIRONMENT = {
     "POSTLINE_CAMPAIGN_BACKLOG_SECONDS": "campaign_backlog_seconds",
     "POSTLINE_STATS_TABLE": "stats_table",
     "POSTLINE_ALARM_TOPIC_ARN": "alarm_topic_arn",
+    "POSTLINE_SES_EVENTS_TOPIC_ARN": "ses_events_topic_arn",
     "POSTLINE_ALERT_BOUNCE_RATE": "alert_bounce_rate",
     "POSTLINE_ALERT_COMPLAINT_RATE": "alert_complaint_rate",
     "POSTLINE_ALERT_MIN_SAMPLE": "alert_min_sample",
@@ -318,9 +323,9 @@ def settings_from_environ(environ: Mapping[str, str], function: str | None = Non
     raw: dict[str, object] = {}
     for variable, field in ENVIRONMENT.items():
         if variable in environ:
-            value = environ[variable]
+            value: str | tuple[str, ...] = environ[variable]
             if field in ("soft_bounce_retry_streams", "app_events", "domain_check_streams"):
-                value = tuple(s.strip() for s in value.split(",") if s.strip())
+                value = tuple(s.strip() for s in environ[variable].split(",") if s.strip())
                 if field == "app_events" and value == ("all",):
                     value = APP_EVENT_NAMES
             raw[field] = value

@@ -27,8 +27,17 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-from .ses import (PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, SENT, TRANSIENT, UNKNOWN, SendResult, message_tags,
-                  unverified)
+from .ses import (
+    PERMANENT,
+    QUOTA_THROTTLE,
+    RATE_THROTTLE,
+    SENT,
+    TRANSIENT,
+    UNKNOWN,
+    SendResult,
+    message_tags,
+    unverified,
+)
 from .transports import SMTP, Email
 
 IMPLICIT_TLS, STARTTLS, PLAINTEXT = "implicit", "starttls", "none"
@@ -316,6 +325,7 @@ class SmtpTransport:
     def _open(self, helo: str) -> smtplib.SMTP:
         relay = self.relay
         credentials = self.credentials.get() if self.credentials else None
+        connection: smtplib.SMTP
         try:
             if relay.tls == IMPLICIT_TLS:
                 connection = smtplib.SMTP_SSL(relay.host, relay.port, local_hostname=helo, timeout=self.timeout,

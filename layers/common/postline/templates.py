@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -33,7 +33,7 @@ class _TestableUndefined(StrictUndefined):
 
     __slots__ = ()
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> bool:  # type: ignore[override]  # false, where StrictUndefined's raises
         return False
 
 
@@ -128,7 +128,7 @@ def _bounded_data(value: Any) -> Any:
     return value
 
 
-_SAFE_RANGE = SandboxedEnvironment().globals["range"]
+_SAFE_RANGE = cast(Callable[..., range], SandboxedEnvironment().globals["range"])
 _HTML_ENV = _BoundedEnvironment(autoescape=True, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
 _TEXT_ENV = _BoundedEnvironment(autoescape=False, undefined=_TestableUndefined, trim_blocks=True, lstrip_blocks=True)
 for _environment in (_HTML_ENV, _TEXT_ENV):
@@ -235,7 +235,7 @@ class _Variant:
             return cls(locale, _compile(_TEXT_ENV, subject, "subject"), _compile(_HTML_ENV, html, "html"),
                        _compile(_TEXT_ENV, text, "text"))
         except TemplateError as error:
-            error.locale = locale  # for the problem compile() raises
+            error.locale = locale  # type: ignore[attr-defined]  # for the problem compile() raises
             raise
 
 
@@ -262,7 +262,8 @@ class CompiledTemplate:
             raise TemplateProblem(f"template {item.name}@{item.version} does not compile: {error}",
                                   getattr(error, "filename", None), getattr(error, "lineno", None),
                                   locale=getattr(error, "locale", None)) from None
-        return cls(name=item.name, version=int(item.version), stream=item.stream, required=tuple(item.required or ()),
+        required = tuple(cast(list[str], item.required) or ())  # a ListAttribute: strings, once read
+        return cls(name=item.name, version=int(item.version), stream=item.stream, required=required,
                    from_address=item.from_address, locale=default, _variants=variants)
 
     @property
@@ -291,7 +292,8 @@ class CompiledTemplate:
             part = "html"
             html = _bounded_render(variant.html, context)
             part = "text"
-            text = _TRAILING_BLANK.sub("\n", _BLANK_RUNS.sub("\n\n", _bounded_render(variant.text, context)).lstrip("\n"))
+            text = _bounded_render(variant.text, context)
+            text = _TRAILING_BLANK.sub("\n", _BLANK_RUNS.sub("\n\n", text).lstrip("\n"))
         except Exception as error:  # noqa: BLE001 - undefined values, sandbox violations, wrong types in filters:
             # whatever this message's data makes the template do, it rejects this message and no other.
             line = error_line(error, part)
@@ -332,7 +334,8 @@ class TemplateStore:
             self._pointers.pop(name, None)
 
         wanted = {ref: self._version_of(ref) for ref in refs}
-        uncompiled = {(ref[0], version) for ref, version in wanted.items() if version and (ref[0], version) not in self._compiled}
+        uncompiled = {(ref[0], version) for ref, version in wanted.items()
+                      if version and (ref[0], version) not in self._compiled}
         for item in self._batch_get(uncompiled):
             key = (item.name, int(item.version))
             try:

@@ -18,14 +18,15 @@ strings become ``int`` and ``bool`` as pydantic's lax mode converts them; ``gt``
 checked; then each ``field_validator`` runs on its fields, a ``ValueError`` becoming "Value error, <message>". Every
 problem is reported at once, in declaration order, by ``ValidationError`` (``errors()`` lists ``loc`` and ``msg``).
 Supported types: ``str``, ``int``, ``float``, ``bool``, ``dict[str, str]``, ``tuple[str, ...]``, each also
-``| None``, optionally ``Annotated`` with a ``Field``; anything else is a ``TypeError`` when the class is first used, i.e. at cold start.
+``| None``, optionally ``Annotated`` with a ``Field``; anything else is a ``TypeError`` when the class is first
+used, i.e. at cold start.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 _CONSTRAINTS = "postline.validated"
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
@@ -170,7 +171,7 @@ class _Spec:
         self.validators: list[Callable[[Any], Any]] = []
 
 
-def _specs(cls: type) -> list[_Spec]:
+def _specs(cls: type[Validated]) -> list[_Spec]:
     found = cls.__dict__.get("_validated_specs")
     if found is not None:
         return found
@@ -205,6 +206,10 @@ def _specs(cls: type) -> list[_Spec]:
 
 class Validated:
     """Base for ``@dataclass(frozen=True, init=False)`` classes whose construction validates every field."""
+
+    # For the type checker: each subclass is a dataclass, and _specs caches its fields' specs on it.
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    _validated_specs: ClassVar[list[_Spec]]
 
     def __init__(self, **values: Any):
         specs = _specs(type(self))

@@ -3,10 +3,10 @@
 Checked after a batch of SES events moved a campaign's or stream's counters: the rates over the last
 ``alert_window_hours``, once at least ``alert_min_sample`` emails were sent in them (ten emails must not stop a
 campaign). An alert fires once per crossing: its state (``alert#bounce`` / ``alert#complaint`` in the scope's
-``alerts#`` partition) moves from clear to firing by a conditional write, which only one checker wins, and back to clear when
-the rate falls under the threshold again. Firing publishes to the alarm topic (whoever gets the stack's alarms gets
-it) and ``campaign.alert`` / ``stream.alert`` for the user's application, and pauses the campaign: its fan-out
-stops and the send stage holds its marketing emails (a campaign an application names in its messages, with no
+``alerts#`` partition) moves from clear to firing by a conditional write, which only one checker wins, and back to
+clear when the rate falls under the threshold again. Firing publishes to the alarm topic (whoever gets the stack's
+alarms gets it) and ``campaign.alert`` / ``stream.alert`` for the user's application, and pauses the campaign: its
+fan-out stops and the send stage holds its marketing emails (a campaign an application names in its messages, with no
 campaign record, gets a record of its own, paused, for the same hold). Critical and transactional mail is never
 held by a campaign, and a stream's alert pauses nothing. A person resumes with ``postline campaigns resume``; the
 alert stays firing while the rate stays over, so a resumed campaign is not paused again by the same crossing.
@@ -90,7 +90,7 @@ class AlertContext:
 def check(ctx: AlertContext, scopes: Iterable[str]) -> list[Alert]:
     """Check the campaigns and streams among ``scopes`` (``campaign#NAME``, ``stream#NAME``); raise, announce and
     act on each new crossing. Returns the alerts raised."""
-    raised = []
+    raised: list[Alert] = []
     now, window = ctx.clock(), ctx.thresholds.window_hours
     checked = sorted(tuple(row.split("#", 1)) for row in set(scopes) if row.split("#", 1)[0] in ("campaign", "stream"))
     if not checked:

@@ -65,7 +65,8 @@ class Stats:
         """The shape ``--json`` prints, and the report and dashboard draw."""
         totals = self.totals
         return {"kind": self.kind, "name": self.name, "since": hour(self.since), "until": hour(self.until),
-                "totals": totals, "rates": rates(totals), "days": self.days(), "hours": dict(sorted(self.hours.items())),
+                "totals": totals, "rates": rates(totals), "days": self.days(),
+                "hours": dict(sorted(self.hours.items())),
                 "reasons": self.reasons, "links": self.links}
 
 

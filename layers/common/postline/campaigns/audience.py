@@ -177,7 +177,8 @@ def _text(number: int, line: bytes | None) -> str:
 
 def _csv_rows(lines: _Lines) -> Iterator[tuple[int, Row]]:
     """Rows of a CSV file with a header row; empty cells are left out of the data (so ``base_data`` fills them)."""
-    reader = csv.reader(_text(number, line) for number, line in lines)
+    # Strict: a quote never closed is an error, not the rest of the file read as one field.
+    reader = csv.reader((_text(number, line) for number, line in lines), strict=True)
     header: list[str] | None = None
     first_line = 1
     try:
@@ -193,9 +194,11 @@ def _csv_rows(lines: _Lines) -> Iterator[tuple[int, Row]]:
                 yield line, f"has {len(fields)} fields, the header names {len(header)}"
                 continue
             email = fields[email_column] if email_column < len(fields) else ""
-            yield line, (email, {name: value for column, (name, value) in enumerate(zip(header, fields))
+            yield line, (email, {name: value for column, (name, value) in enumerate(zip(header, fields, strict=False))
                                  if name and column != email_column and value != ""})
     except csv.Error as error:
+        if str(error) == "unexpected end of data":
+            raise AudienceError(f"line {first_line}: a quoted field is never closed (a \" missing?)") from None
         raise AudienceError(f"line {reader.line_num} is not CSV: {error}") from None
 
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ..batch import BatchResult, DeadLetters, Outcome as RecordOutcome, QueueRecord, describe_error, run_isolated
+from ..batch import BatchResult, DeadLetters, QueueRecord, describe_error, run_isolated
+from ..batch import Outcome as RecordOutcome
 from ..clients import client
 from ..dynamo import RetryLater
 from ..limiter import Limiter

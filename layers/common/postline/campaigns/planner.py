@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
+from typing import Any, cast
 
 from ..limiter import QUOTA_SHARE
 from .windows import Window, time_zone
@@ -67,7 +68,8 @@ def plan(recipients: int, *, rate: float, marketing_share: float, max_24_hour_se
             raise ValueError(f"a 24-hour quota of {max_24_hour_send:g} leaves marketing nothing to send")
         quota = (max(0, math.floor(max_24_hour_send * QUOTA_SHARE["marketing"] - sent_last_24_hours)), daily)
     left = max(0, recipients - already_sent)
-    limits = {"quota": quota, "warmup": warmup or None, "window": window}
+    # Any: each limit has its own type, and each is also set to None in turn below
+    limits: dict[str, Any] = {"quota": quota, "warmup": warmup or None, "window": window}
     spans = _walk(left, speed, start_at, **limits)
     finish_at = _finish(spans, start_at)
     # What held it back most: the limit without which it would have finished soonest ("rate" when none would).
@@ -116,7 +118,7 @@ def _walk(left: int, speed: float, start_at: float, *, quota: tuple[int, int] | 
                 continue
             until, budget = min(until, midnight), min(budget, cap_left)
         room = math.floor(speed * (until - t) + 1e-9) if until < math.inf else math.inf
-        emails = min(budget, room)
+        emails = cast(int, min(budget, room))  # room is infinite only when budget (an int) is the smaller
         end = until if emails == room else t + emails / speed
         if emails:
             if quota:

@@ -87,11 +87,14 @@ class Campaign:
             "campaign_id": attribute_value(self.campaign_id), "template": attribute_value(self.template),
             "data": attribute_value(json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)),
             "audience_key": attribute_value(self.audience_key), "audience_bytes": attribute_value(self.audience_bytes),
-            "audience_rows": attribute_value(self.audience_rows), "start_at": attribute_value(self.start_at), "state": attribute_value(self.state),
+            "audience_rows": attribute_value(self.audience_rows), "start_at": attribute_value(self.start_at),
+            "state": attribute_value(self.state),
             "state_at": attribute_value(self.state_at),
             "history": {"L": [_history_entry(entry["state"], entry["at"]) for entry in self.history]},
-            "offset": attribute_value(self.offset), "position": attribute_value(self.position), "version": attribute_value(self.version),
-            "counts": {"M": {name: attribute_value(value) for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()}},
+            "offset": attribute_value(self.offset), "position": attribute_value(self.position),
+            "version": attribute_value(self.version),
+            "counts": {"M": {name: attribute_value(value)
+                             for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()}},
             "created_at": attribute_value(self.created_at), "updated_at": attribute_value(self.updated_at),
         }
         if self.window is not None:
@@ -167,8 +170,8 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
                              "history = list_append(history, :entry)",
             ConditionExpression=f"attribute_exists(campaign_id) AND #state IN ({', '.join(values)})",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":to": attribute_value(to), ":now": attribute_value(now), ":entry": {"L": [_history_entry(to, now)]},
-                                       **values},
+            ExpressionAttributeValues={":to": attribute_value(to), ":now": attribute_value(now),
+                                       ":entry": {"L": [_history_entry(to, now)]}, **values},
             ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as error:
         if not _condition_failed(error):
@@ -187,7 +190,8 @@ def checkpoint(client, table: str, campaign_id: str, *, seen_version: int, offse
     campaign still running; False otherwise (another run moved on, or it was paused, cancelled, ...), and nothing
     is written."""
     names = {"#offset": "offset", "#position": "position", "#version": "version", "#state": "state"}
-    values: dict[str, Any] = {":offset": attribute_value(offset), ":position": attribute_value(position), ":now": attribute_value(now), ":one": attribute_value(1),
+    values: dict[str, Any] = {":offset": attribute_value(offset), ":position": attribute_value(position),
+                              ":now": attribute_value(now), ":one": attribute_value(1),
                               ":seen": attribute_value(seen_version), ":running": attribute_value(RUNNING)}
     assignments = ["#offset = :offset", "#position = :position", "updated_at = :now"]
     if run_by is not None:
