@@ -35,10 +35,11 @@ test: lint
 	$(BIN)/python -m pytest -n 2 tests/unit tests/infra tests/integration
 	$(BIN)/python -m pytest tests/e2e tests/browser
 
-## ruff's lint rules and mypy over the code that ships (pyproject.toml [tool.ruff], [tool.mypy]; docs/development.md).
+## ruff's lint rules and formatting, and mypy, over the code that ships (pyproject.toml [tool.ruff], [tool.mypy]; docs/development.md).
 LINTED := layers functions cli infra
 lint: $(INSTALLED)
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 ## Unit and integration tests only (seconds).

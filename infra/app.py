@@ -3,6 +3,7 @@
 
 Configuration: postline.config.json at the repository root, or `-c config=<path>`; see docs/deploy.md.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -20,8 +21,11 @@ def main() -> None:
     app = App(outdir=None if "CDK_OUTDIR" in os.environ else str(REPO_ROOT / "cdk.out"))
     path = config_path(app.node.try_get_context("config"))
     if path == EXAMPLE_CONFIG:
-        print(f"postline: using the example configuration {path.relative_to(REPO_ROOT)} (fine for synth; "
-              "copy it to postline.config.json before deploying)", file=sys.stderr)
+        print(
+            f"postline: using the example configuration {path.relative_to(REPO_ROOT)} (fine for synth; "
+            "copy it to postline.config.json before deploying)",
+            file=sys.stderr,
+        )
     try:
         config = load_config(path)
     except ConfigError as error:

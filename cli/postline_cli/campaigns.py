@@ -4,6 +4,7 @@ pause, resume and cancel it (docs/campaigns.md; the design in docs/campaigns-des
 The work is the library's (``postline.campaigns``); this module reads the user's files and the deployment's
 figures, and says what happened in a line or a table (or JSON with ``--json``).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,10 @@ def _control_queue_url(where: Target) -> str:
 # -- reading the user's input ----------------------------------------------------------------------------------------
 def parse_name(name: str) -> str:
     if not NAME.match(name):
-        raise CampaignInputError(f"{name!r} is not a campaign name: use 1 to 40 lower-case letters, digits and "
-                                 "hyphens, starting with a letter or digit (june-newsletter)")
+        raise CampaignInputError(
+            f"{name!r} is not a campaign name: use 1 to 40 lower-case letters, digits and "
+            "hyphens, starting with a letter or digit (june-newsletter)"
+        )
     return name
 
 
@@ -69,11 +72,14 @@ def parse_start(value: str | None, at: float) -> float:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise CampaignInputError(f"--at {value!r} is not a time: give ISO 8601 with an offset "
-                                 "(2026-12-05T02:00:00+01:00, or ...Z for UTC), or now") from None
+        raise CampaignInputError(
+            f"--at {value!r} is not a time: give ISO 8601 with an offset "
+            "(2026-12-05T02:00:00+01:00, or ...Z for UTC), or now"
+        ) from None
     if moment.tzinfo is None:
-        raise CampaignInputError(f"--at {value!r} has no offset: add one (+01:00, or Z for UTC) so the time "
-                                 "is not a guess")
+        raise CampaignInputError(
+            f"--at {value!r} has no offset: add one (+01:00, or Z for UTC) so the time is not a guess"
+        )
     start = moment.timestamp()
     if start < at:
         raise CampaignInputError(f"--at {value!r} is in the past (it is {iso(at)}): give a later time, or now")
@@ -109,7 +115,7 @@ def parse_data(value: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise CampaignInputError(f"--data is not valid JSON: {error}") from None
     if not isinstance(data, dict):
-        raise CampaignInputError("--data must be a JSON object, such as '{\"issue_title\": \"June\"}'")
+        raise CampaignInputError('--data must be a JSON object, such as \'{"issue_title": "June"}\'')
     return data
 
 
@@ -122,16 +128,18 @@ def marketing_template(reference: str):
 
     match = TEMPLATE_REF.match(reference)
     if not match:
-        raise CampaignInputError(f"--template {reference!r} is not a template name like 'newsletter' or "
-                                 "'newsletter@3'")
+        raise CampaignInputError(f"--template {reference!r} is not a template name like 'newsletter' or 'newsletter@3'")
     ref = (match["name"], int(match["version"]) if match["version"] else None)
     compiled = TemplateStore(Template.Meta.table_name, _client("dynamodb"), 0).resolve([ref])[ref]
     if isinstance(compiled, TemplateProblem):
-        raise CampaignInputError(f"{compiled}: publish it with `postline templates push`, or see "
-                                 "`postline templates list`")
+        raise CampaignInputError(
+            f"{compiled}: publish it with `postline templates push`, or see `postline templates list`"
+        )
     if compiled.stream != "marketing":
-        raise CampaignInputError(f"template {compiled.name!r} is a {compiled.stream} template: a campaign sends "
-                                 "marketing templates only (\"stream\": \"marketing\" in its template.json)")
+        raise CampaignInputError(
+            f"template {compiled.name!r} is a {compiled.stream} template: a campaign sends "
+            'marketing templates only ("stream": "marketing" in its template.json)'
+        )
     return compiled
 
 
@@ -155,8 +163,11 @@ def _marketing_warmup(where: Target, at: float, start_at: float) -> list[int] | 
         caps.append(math.floor(cap * share))
         day += timedelta(days=1)
     if caps and _utc_day(start_at) == _utc_day(at):
-        today = next(p for p in warmup_view(_client("dynamodb"), where.tables[RATE_LIMITS_TABLE], plan, source,
-                                            at)["pools"] if p["pool"] == pool)
+        today = next(
+            p
+            for p in warmup_view(_client("dynamodb"), where.tables[RATE_LIMITS_TABLE], plan, source, at)["pools"]
+            if p["pool"] == pool
+        )
         caps[0] = max(0, caps[0] - today["used"])
     return caps or None
 
@@ -170,10 +181,13 @@ def plan_for(where: Target, recipients: int, start_at: float, window, at: float)
     start_at = max(start_at, at)
     try:
         rates = rate_view(_client("dynamodb"), _client("sesv2"), where.tables[RATE_LIMITS_TABLE], at, os.environ)
-        inputs = {"rate": rates["usable_rate"], "marketing_share": rates["marketing_rate_share"],
-                  "max_24_hour_send": rates["limits"]["max_24_hour_send"],
-                  "sent_last_24_hours": rates["quota"]["sent_last_24_hours"],
-                  "warmup": _marketing_warmup(where, at, start_at)}
+        inputs = {
+            "rate": rates["usable_rate"],
+            "marketing_share": rates["marketing_rate_share"],
+            "max_24_hour_send": rates["limits"]["max_24_hour_send"],
+            "sent_last_24_hours": rates["quota"]["sent_last_24_hours"],
+            "warmup": _marketing_warmup(where, at, start_at),
+        }
         quota = -1 if inputs["max_24_hour_send"] is None else inputs["max_24_hour_send"]  # (the planner's "none")
         return plan(recipients, start_at=start_at, window=window, **{**inputs, "max_24_hour_send": quota}), inputs
     except ValueError as error:  # (RateViewError is one)
@@ -181,10 +195,16 @@ def plan_for(where: Target, recipients: int, start_at: float, window, at: float)
 
 
 def plan_view(result, inputs: dict[str, Any], recipients: int, zone: str, at: float) -> dict[str, Any]:
-    return {"recipients": recipients, "start_at": iso(result.start_at), "finish_at": iso(result.finish_at),
-            "windows": result.windows, "binding": result.binding, "description": result.describe(zone, now=at),
-            "spans": [{"start": iso(start), "end": iso(end), "emails": emails} for start, end, emails in result.spans],
-            "inputs": inputs}
+    return {
+        "recipients": recipients,
+        "start_at": iso(result.start_at),
+        "finish_at": iso(result.finish_at),
+        "windows": result.windows,
+        "binding": result.binding,
+        "description": result.describe(zone, now=at),
+        "spans": [{"start": iso(start), "end": iso(end), "emails": emails} for start, end, emails in result.spans],
+        "inputs": inputs,
+    }
 
 
 # -- what the read commands show -------------------------------------------------------------------------------------
@@ -207,8 +227,7 @@ def campaign_view(campaign) -> dict[str, Any]:
         "start_at": iso(campaign.start_at),
         "window": campaign.window.as_dict() if campaign.window else None,
         "audience": {"key": campaign.audience_key, "rows": rows, "bytes": campaign.audience_bytes},
-        "progress": {"position": position, "rows": rows,
-                     "percent": round(100 * position / rows, 1) if rows else 100.0},
+        "progress": {"position": position, "rows": rows, "percent": round(100 * position / rows, 1) if rows else 100.0},
         "counts": dict(campaign.counts),
         "history": [{"state": entry["state"], "at": iso(entry["at"])} for entry in campaign.history],
         "created_at": iso(campaign.created_at),
@@ -225,16 +244,19 @@ def _window_text(window: dict[str, str] | None) -> str:
 
 def show_lines(view: dict[str, Any]) -> list[str]:
     progress = view["progress"]
-    rows = [("state", f"{view['state']} since {view['state_since']}"),
-            ("template", view["template"]),
-            ("starts", view["start_at"]),
-            ("window", _window_text(view["window"])),
-            ("audience", f"{_many(view['audience']['rows'], 'recipient')} ({view['audience']['bytes']:,} bytes)"),
-            ("progress", f"{progress['position']:,} of {progress['rows']:,} handed on ({progress['percent']:g} %)"),
-            ("counts", ", ".join(f"{name} {value:,}" for name, value in view["counts"].items()))]
+    rows = [
+        ("state", f"{view['state']} since {view['state_since']}"),
+        ("template", view["template"]),
+        ("starts", view["start_at"]),
+        ("window", _window_text(view["window"])),
+        ("audience", f"{_many(view['audience']['rows'], 'recipient')} ({view['audience']['bytes']:,} bytes)"),
+        ("progress", f"{progress['position']:,} of {progress['rows']:,} handed on ({progress['percent']:g} %)"),
+        ("counts", ", ".join(f"{name} {value:,}" for name, value in view["counts"].items())),
+    ]
     if "never_sent" in view:
-        rows.append(("never sent", f"{view['never_sent']:,} (never handed on, or dropped from the queues by the "
-                                   "cancel)"))
+        rows.append(
+            ("never sent", f"{view['never_sent']:,} (never handed on, or dropped from the queues by the cancel)")
+        )
     if "plan" in view:
         rows.append(("plan", view["plan"]["description"] + (" if resumed now" if view["state"] == "paused" else "")))
     width = max(len(label) for label, _ in rows)
@@ -245,28 +267,39 @@ def show_lines(view: dict[str, Any]) -> list[str]:
 def plan_lines(view: dict[str, Any]) -> list[str]:
     inputs = view["inputs"]
     quota = inputs["max_24_hour_send"]
-    lines = [f"{_many(view['recipients'], 'recipient')}: {view['description']}",
-             f"  marketing rate {inputs['rate'] * inputs['marketing_share']:,.1f}/s "
-             f"({inputs['marketing_share'] * 100:g} % of the {inputs['rate']:,.1f}/s postline uses)",
-             f"  24-hour quota {'unlimited' if quota is None else f'{quota:,.0f}'}; "
-             f"{inputs['sent_last_24_hours']:,.0f} sent in the last 24 hours"]
+    lines = [
+        f"{_many(view['recipients'], 'recipient')}: {view['description']}",
+        f"  marketing rate {inputs['rate'] * inputs['marketing_share']:,.1f}/s "
+        f"({inputs['marketing_share'] * 100:g} % of the {inputs['rate']:,.1f}/s postline uses)",
+        f"  24-hour quota {'unlimited' if quota is None else f'{quota:,.0f}'}; "
+        f"{inputs['sent_last_24_hours']:,.0f} sent in the last 24 hours",
+    ]
     if inputs["warmup"]:
-        lines.append(f"  warm-up: marketing capped for {_many(len(inputs['warmup']), 'more day')}, "
-                     f"{inputs['warmup'][0]:,} on the first")
+        lines.append(
+            f"  warm-up: marketing capped for {_many(len(inputs['warmup']), 'more day')}, "
+            f"{inputs['warmup'][0]:,} on the first"
+        )
     lines.append(f"  what sets the pace: {view['binding']}")
     lines += [f"  {span['start']} to {span['end']}: {_many(span['emails'], 'email')}" for span in view["spans"]]
     return lines
 
 
 def report_view(report) -> dict[str, Any]:
-    return {"rows": report.rows, "valid": report.valid, "invalid": report.invalid, "duplicates": report.duplicates,
-            "missing_data": report.missing_data,
-            "problems": [{"line": line, "reason": reason} for line, reason in report.problems]}
+    return {
+        "rows": report.rows,
+        "valid": report.valid,
+        "invalid": report.invalid,
+        "duplicates": report.duplicates,
+        "missing_data": report.missing_data,
+        "problems": [{"line": line, "reason": reason} for line, reason in report.problems],
+    }
 
 
 def report_lines(view: dict[str, Any]) -> list[str]:
-    lines = [f"audience: {view['rows']:,} rows: {view['valid']:,} valid, {view['invalid']:,} invalid "
-             f"({view['missing_data']:,} of them missing template data), {_many(view['duplicates'], 'duplicate')}"]
+    lines = [
+        f"audience: {view['rows']:,} rows: {view['valid']:,} valid, {view['invalid']:,} invalid "
+        f"({view['missing_data']:,} of them missing template data), {_many(view['duplicates'], 'duplicate')}"
+    ]
     return lines + [f"  line {problem['line']}: {problem['reason']}" for problem in view["problems"]]
 
 
@@ -329,8 +362,10 @@ def _move(where: Target, name: str, to: str):
 def pause(where: Target, name: str) -> str:
     """Stop handing NAME's recipients on and hold its emails on the queues; ``CampaignRefused`` when it cannot."""
     campaign = move(where, name, "paused")
-    return (f"campaign {name} paused at {campaign.position:,} of {campaign.audience_rows:,}: its queued emails "
-            f"wait (`postline campaigns resume {name}` goes on)")
+    return (
+        f"campaign {name} paused at {campaign.position:,} of {campaign.audience_rows:,}: its queued emails "
+        f"wait (`postline campaigns resume {name}` goes on)"
+    )
 
 
 def resume(where: Target, name: str) -> str:
@@ -385,8 +420,14 @@ def _normalise(audience: Path, template, base_data: dict[str, Any], out, quiet: 
         kind = kind_of(audience)
         with audience.open("rb") as source, _progress(quiet) as bar:
             task = bar.add_task("checking the audience", total=audience.stat().st_size)
-            return normalise(source, kind=kind, required=template.required, base_data=base_data, out=out,
-                             progress=lambda done: bar.update(task, completed=done))
+            return normalise(
+                source,
+                kind=kind,
+                required=template.required,
+                base_data=base_data,
+                out=out,
+                progress=lambda done: bar.update(task, completed=done),
+            )
     except AudienceError as error:
         raise CampaignInputError(f"--audience {audience.name}: {error}") from None
 
@@ -395,15 +436,24 @@ def _upload(normalised, size: int, bucket: str, key: str, quiet: bool) -> None:
     normalised.seek(0)
     with _progress(quiet) as bar:
         task = bar.add_task("uploading", total=size)
-        _client("s3").upload_fileobj(normalised, bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"},
-                                     Callback=lambda sent: bar.advance(task, sent))
+        _client("s3").upload_fileobj(
+            normalised,
+            bucket,
+            key,
+            ExtraArgs={"ContentType": "application/x-ndjson"},
+            Callback=lambda sent: bar.advance(task, sent),
+        )
 
 
 @campaigns.command("create")
 @click.argument("name")
 @click.option("--template", "template_ref", required=True, help="A marketing template: NAME, or NAME@VERSION.")
-@click.option("--audience", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV (a header row with an email column; other columns are data) or JSONL (email and data).")
+@click.option(
+    "--audience",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV (a header row with an email column; other columns are data) or JSONL (email and data).",
+)
 @click.option("--data", help="JSON object of data for every recipient (a recipient's own keys win).")
 @click.option("--at", "at_text", metavar="TIME", help="When to start: ISO 8601 with an offset, or now (the default).")
 @click.option("--window", metavar="HH:MM-HH:MM", help="Send only inside this daily window (02:00-06:00).")
@@ -411,8 +461,7 @@ def _upload(normalised, size: int, bucket: str, key: str, quiet: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Check the audience and report; create nothing.")
 @click.option("--plan", "with_plan", is_flag=True, help="Also say when it will finish.")
 @click.option("--json", "as_json", is_flag=True)
-def campaigns_create(name, template_ref, audience, data, at_text, window, zone, dry_run, with_plan,
-                     as_json) -> None:
+def campaigns_create(name, template_ref, audience, data, at_text, window, zone, dry_run, with_plan, as_json) -> None:
     """Create campaign NAME: check and upload the audience, then start it now or schedule it --at a time."""
     from postline.campaigns import control, store
 
@@ -457,11 +506,21 @@ def campaigns_create(name, template_ref, audience, data, at_text, window, zone, 
         _upload(normalised, report.bytes_written, where.claim_check_bucket, key, as_json)
 
     campaign = store.Campaign(
-        campaign_id=name, template=template_ref, audience_key=key, start_at=start_at, state=store.SCHEDULED,
-        data=base_data, audience_bytes=report.bytes_written, audience_rows=report.valid,
-        window=window, state_at=created_at, history=[{"state": store.SCHEDULED, "at": created_at}],
+        campaign_id=name,
+        template=template_ref,
+        audience_key=key,
+        start_at=start_at,
+        state=store.SCHEDULED,
+        data=base_data,
+        audience_bytes=report.bytes_written,
+        audience_rows=report.valid,
+        window=window,
+        state_at=created_at,
+        history=[{"state": store.SCHEDULED, "at": created_at}],
         counts={**dict.fromkeys(store.COUNTS, 0), "invalid": report.invalid, "duplicate": report.duplicates},
-        created_at=created_at, updated_at=created_at)
+        created_at=created_at,
+        updated_at=created_at,
+    )
     try:
         store.create(dynamodb, table, campaign)
     except store.CampaignExists as error:
@@ -471,16 +530,24 @@ def campaigns_create(name, template_ref, audience, data, at_text, window, zone, 
         control.start_now(_client("sqs"), _control_queue_url(where), campaign)
         starts = "starting now"
     else:
-        control.schedule_start(_client("scheduler"), group=where.schedule_group, role_arn=where.scheduler_role_arn,
-                               queue_url=_control_queue_url(where), campaign=campaign, at=start_at,
-                               dead_letter_arn=where.schedule_dlq_arn or None)
+        control.schedule_start(
+            _client("scheduler"),
+            group=where.schedule_group,
+            role_arn=where.scheduler_role_arn,
+            queue_url=_control_queue_url(where),
+            campaign=campaign,
+            at=start_at,
+            dead_letter_arn=where.schedule_dlq_arn or None,
+        )
         starts = f"starts {iso(start_at)}"
     view |= {"state": campaign.state, "start_at": iso(start_at), "audience_key": key}
     if as_json:
         _emit(view)
     else:
-        click.echo(f"campaign {name}: {_many(report.valid, 'recipient')}, {starts}"
-                   + (f", sending {_window_text(window.as_dict())}" if window else ""))
+        click.echo(
+            f"campaign {name}: {_many(report.valid, 'recipient')}, {starts}"
+            + (f", sending {_window_text(window.as_dict())}" if window else "")
+        )
 
 
 @campaigns.command("list")
@@ -504,8 +571,14 @@ def campaigns_list(as_json: bool) -> None:
     table = Table("campaign", "state", "since", "starts", "window", "handed on")
     for view in views:
         progress = view["progress"]
-        table.add_row(view["campaign"], view["state"], view["state_since"], view["start_at"],
-                      _window_text(view["window"]), f"{progress['position']:,} of {progress['rows']:,}")
+        table.add_row(
+            view["campaign"],
+            view["state"],
+            view["state_since"],
+            view["start_at"],
+            _window_text(view["window"]),
+            f"{progress['position']:,} of {progress['rows']:,}",
+        )
     console.print(table)
 
 
@@ -520,8 +593,9 @@ def campaigns_show(name: str, as_json: bool) -> None:
     if campaign.state == "cancelled":
         view["never_sent"] = _left(campaign) + campaign.counts.get("cancelled", 0)
     elif campaign.state != "done":
-        view["plan"] = _plan_or_fail(where, _left(campaign), campaign.start_at, campaign.window, now(),
-                                     _zone_of(campaign))
+        view["plan"] = _plan_or_fail(
+            where, _left(campaign), campaign.start_at, campaign.window, now(), _zone_of(campaign)
+        )
     if as_json:
         _emit(view)
     else:
@@ -538,8 +612,11 @@ def campaigns_plan(name: str, as_json: bool) -> None:
     campaign = _get(where, name)
     if campaign.state in ("done", "cancelled"):
         _fail(f"campaign {name!r} is {campaign.state}: it has nothing left to send")
-    view = {"campaign": name, "state": campaign.state,
-            **_plan_or_fail(where, _left(campaign), campaign.start_at, campaign.window, now(), _zone_of(campaign))}
+    view = {
+        "campaign": name,
+        "state": campaign.state,
+        **_plan_or_fail(where, _left(campaign), campaign.start_at, campaign.window, now(), _zone_of(campaign)),
+    }
     if as_json:
         _emit(view)
     else:
@@ -571,5 +648,7 @@ def campaigns_resume(name: str) -> None:
 def campaigns_cancel(name: str) -> None:
     """Send nothing more of NAME; says how many recipients were never handed on."""
     campaign = _move(target(), name, "cancelled")
-    click.echo(f"campaign {name} cancelled: {_left(campaign):,} of {campaign.audience_rows:,} recipients were never "
-               "handed on; its emails still on the queues are dropped (`postline campaigns show` counts them)")
+    click.echo(
+        f"campaign {name} cancelled: {_left(campaign):,} of {campaign.audience_rows:,} recipients were never "
+        "handed on; its emails still on the queues are dropped (`postline campaigns show` counts them)"
+    )

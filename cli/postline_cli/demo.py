@@ -1,4 +1,5 @@
 """``postline demo``: start the local stack, send a realistic mix of messages, and show what became of each."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from rich.console import Console
 from rich.table import Column, Table
 
 FINAL = {"sent", "delivered", "bounced", "complained", "suppressed", "rejected", "failed"}
-NEWSLETTER_AUDIENCE = ["grace@example.org", "linus@example.net", "bounce@simulator.amazonses.com",
-                       "complaint@simulator.amazonses.com"]
+NEWSLETTER_AUDIENCE = [
+    "grace@example.org",
+    "linus@example.net",
+    "bounce@simulator.amazonses.com",
+    "complaint@simulator.amazonses.com",
+]
 SUPPRESSED_ADDRESS = "blocked@example.com"
 UNSUBSCRIBES_BY_EMAIL = "linus@example.net"  # a newsletter reader whose mail client uses the mailto
 
@@ -58,29 +63,53 @@ def run_demo(console: Console, wait_seconds: float = 90) -> int:
             return message_id
 
         send("password reset", "password-reset", "ada@example.com", "critical", "delivered", id=f"reset-{run}")
-        send("order confirmation", "order-confirmation", "ada@example.com", "transactional", "delivered",
-             id=f"order-{run}")
+        send(
+            "order confirmation",
+            "order-confirmation",
+            "ada@example.com",
+            "transactional",
+            "delivered",
+            id=f"order-{run}",
+        )
         send("welcome", "welcome", "alan@example.com", "transactional", "delivered", id=f"welcome-{run}")
         campaign = f"june-{run}"
         for address, message_id in _schedule_newsletter(campaign, examples["newsletter"]).items():
-            expect = "bounced" if address.startswith("bounce@") else (
-                "complained" if address.startswith("complaint@") else "delivered")
+            expect = (
+                "bounced"
+                if address.startswith("bounce@")
+                else ("complained" if address.startswith("complaint@") else "delivered")
+            )
             sent.append(Sent(f"newsletter to {address.split('@')[0]} (campaign)", message_id, expect))
-        send("duplicate of the order confirmation", "order-confirmation", "ada@example.com", "transactional",
-             "duplicate", id=f"order-{run}")
-        send("welcome to a suppressed address", "welcome", SUPPRESSED_ADDRESS, "transactional", "suppressed",
-             id=f"blocked-{run}")
+        send(
+            "duplicate of the order confirmation",
+            "order-confirmation",
+            "ada@example.com",
+            "transactional",
+            "duplicate",
+            id=f"order-{run}",
+        )
+        send(
+            "welcome to a suppressed address",
+            "welcome",
+            SUPPRESSED_ADDRESS,
+            "transactional",
+            "suppressed",
+            id=f"blocked-{run}",
+        )
         malformed_key = f"malformed-{run}"
-        client("sqs").send_message(QueueUrl=where.inbound_queue_url("transactional"), MessageBody=json.dumps(
-            {"id": malformed_key, "template": "welcome", "to": "not-an-address", "data": {}}))
+        client("sqs").send_message(
+            QueueUrl=where.inbound_queue_url("transactional"),
+            MessageBody=json.dumps({"id": malformed_key, "template": "welcome", "to": "not-an-address", "data": {}}),
+        )
         sent.append(Sent("malformed message (bad address)", message_id_for(malformed_key), "rejected"))
 
         console.print(f"sent {len(sent)} messages; waiting for the pipeline ...")
         views = _wait(sent, message_view, wait_seconds)
         unexpected = [s for s in sent if _result(s, views[s.message_id]) != s.expect]
         reader = next(s for s in sent if s.label.startswith(f"newsletter to {UNSUBSCRIBES_BY_EMAIL.split('@')[0]}"))
-        if not _unsubscribe_by_email(console, outbox / f"{reader.message_id}.eml", state.get("smtp_port"),
-                                     wait_seconds):
+        if not _unsubscribe_by_email(
+            console, outbox / f"{reader.message_id}.eml", state.get("smtp_port"), wait_seconds
+        ):
             unexpected.append(reader)
         _report(console, sent, views, outbox)
         if unexpected:
@@ -118,8 +147,11 @@ def _unsubscribe_by_email(console: Console, eml: Path, smtp_port: int | None, se
     deadline = time.time() + seconds
     while time.time() < deadline:
         if any(s.source == "mailto" for s in Suppression.query(UNSUBSCRIBES_BY_EMAIL)):
-            console.print(f"{UNSUBSCRIBES_BY_EMAIL} unsubscribed by email: its mail client wrote to {mailto.path} "
-                          "as the newsletter's List-Unsubscribe says (docs/unsubscribe.md)", highlight=False)
+            console.print(
+                f"{UNSUBSCRIBES_BY_EMAIL} unsubscribed by email: its mail client wrote to {mailto.path} "
+                "as the newsletter's List-Unsubscribe says (docs/unsubscribe.md)",
+                highlight=False,
+            )
             return True
         time.sleep(0.5)
     console.print(f"[red]{UNSUBSCRIBES_BY_EMAIL}'s email to {mailto.path} did not unsubscribe it[/red]")
@@ -139,10 +171,25 @@ def _schedule_newsletter(campaign: str, example: dict) -> dict[str, str]:
     shared = {key: value for key, value in example.items() if key != "name"}
     with tempfile.TemporaryDirectory() as folder:
         audience = Path(folder) / "june.csv"
-        audience.write_text("email,name\n" + "".join(f"{address},{address.split('@')[0].capitalize()}\n"
-                                                      for address in NEWSLETTER_AUDIENCE))
-        campaign_commands.main(["create", campaign, "--template", "newsletter", "--audience", str(audience),
-                                "--data", json.dumps(shared), "--at", start], standalone_mode=False)
+        audience.write_text(
+            "email,name\n"
+            + "".join(f"{address},{address.split('@')[0].capitalize()}\n" for address in NEWSLETTER_AUDIENCE)
+        )
+        campaign_commands.main(
+            [
+                "create",
+                campaign,
+                "--template",
+                "newsletter",
+                "--audience",
+                str(audience),
+                "--data",
+                json.dumps(shared),
+                "--at",
+                start,
+            ],
+            standalone_mode=False,
+        )
     return {address: message_id_for(recipient_id(campaign, address)) for address in NEWSLETTER_AUDIENCE}
 
 
@@ -157,8 +204,8 @@ def _wait(sent: list[Sent], message_view, seconds: float) -> dict[str, dict]:
     while True:
         views = {s.message_id: message_view(s.message_id) for s in sent}
         settled = all(
-            _result(s, views[s.message_id]) == s.expect or (s.expect != "duplicate" and views[s.message_id]["status"]
-                                                          in FINAL - {"sent"})
+            _result(s, views[s.message_id]) == s.expect
+            or (s.expect != "duplicate" and views[s.message_id]["status"] in FINAL - {"sent"})
             for s in sent
         )
         if settled or time.time() > deadline:
@@ -168,8 +215,14 @@ def _wait(sent: list[Sent], message_view, seconds: float) -> dict[str, dict]:
 
 def _report(console: Console, sent: list[Sent], views: dict, outbox: Path) -> None:
     recipients = [views[item.message_id].get("recipient") or "" for item in sent]
-    table = Table("message", Column("to", no_wrap=True, min_width=max(map(len, recipients))), "template", "result",
-                  Column("detail", overflow="fold"), title="What happened")  # whole addresses and paths
+    table = Table(
+        "message",
+        Column("to", no_wrap=True, min_width=max(map(len, recipients))),
+        "template",
+        "result",
+        Column("detail", overflow="fold"),
+        title="What happened",
+    )  # whole addresses and paths
     for item in sent:
         view = views[item.message_id]
         result = _result(item, view)
@@ -182,16 +235,22 @@ def _report(console: Console, sent: list[Sent], views: dict, outbox: Path) -> No
             elif view["status"] in ("bounced", "complained"):
                 detail = "sent; the address is now suppressed"
         colour = "green" if result in ("sent", "delivered") else "yellow"
-        table.add_row(item.label, view.get("recipient") or "", view.get("template") or "",
-                      f"[{colour}]{result}[/{colour}]", detail)
+        table.add_row(
+            item.label,
+            view.get("recipient") or "",
+            view.get("template") or "",
+            f"[{colour}]{result}[/{colour}]",
+            detail,
+        )
     console.print(table)
     from . import suppressions
 
     listed = [f"{s.email} ({s.reason})" for s in suppressions.iterate()]
     console.print(f"suppression list now: {', '.join(sorted(listed))}", highlight=False)
     console.print(f"emails (RFC 5322 .eml, open them in a mail client): {outbox}", highlight=False)
-    console.print("rejected messages wait in their inbound queue's DLQ with the reason as the "
-                  "postline_reason message attribute.")
+    console.print(
+        "rejected messages wait in their inbound queue's DLQ with the reason as the postline_reason message attribute."
+    )
 
 
 def _shown(path: Path) -> str:

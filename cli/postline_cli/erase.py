@@ -14,6 +14,7 @@ Events already delivered to the application's event bus are outside postline's r
 Finding the messages is a scan of the messages table: erasure is rare, and an index on recipients would cost
 a write on every send.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,15 @@ class Erased:
     kept_suppressed: list[str] = field(default_factory=list)  # scopes still blocked through the keyed hash
 
 
-def erase(address: str, erasure_key: bytes, s3=None, bucket: str | None = None, scheduler=None,
-          schedule_group: str | None = None, clock=time.time) -> Erased:
+def erase(
+    address: str,
+    erasure_key: bytes,
+    s3=None,
+    bucket: str | None = None,
+    scheduler=None,
+    schedule_group: str | None = None,
+    clock=time.time,
+) -> Erased:
     report = Erased()
     key = suppression_key(address)
     for message in Message.scan():
@@ -60,8 +68,14 @@ def erase(address: str, erasure_key: bytes, s3=None, bucket: str | None = None, 
         Suppression(hashed, scope, reason=item.reason, suppressed_at=item.suppressed_at, source="erasure").save()
         report.kept_suppressed.append(scope)
     if SUPPRESSION_SCOPE_ALL not in in_force:  # an "all" suppression already stops everything queued before
-        Suppression(hashed, SUPPRESSION_SCOPE_ALL, reason=ERASED, suppressed_at=clock(), source="erasure",
-                    detail="stops the messages queued before the erasure").save()
+        Suppression(
+            hashed,
+            SUPPRESSION_SCOPE_ALL,
+            reason=ERASED,
+            suppressed_at=clock(),
+            source="erasure",
+            detail="stops the messages queued before the erasure",
+        ).save()
     with Suppression.batch_write() as batch:
         for item in items:
             batch.delete(item)
@@ -70,9 +84,11 @@ def erase(address: str, erasure_key: bytes, s3=None, bucket: str | None = None, 
 
 def _delete_bodies(s3, bucket: str, message_id: str) -> int:
     """The message's rendered bodies in the claim-check bucket (and where they were kept before)."""
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                           Prefix=mime_prefix(message_id))
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=mime_prefix(message_id))
+        for o in page.get("Contents", [])
+    ]
     for key in keys + [f"mime/{message_id}.eml"]:
         s3.delete_object(Bucket=bucket, Key=key)
     return len(keys) + 1
@@ -80,8 +96,13 @@ def _delete_bodies(s3, bucket: str, message_id: str) -> int:
 
 def _delete_retries(scheduler, group: str, message_id: str) -> int:
     """The message's soft-bounce retries still scheduled (``retries.schedule_retry`` names them)."""
-    names = [s["Name"] for page in scheduler.get_paginator("list_schedules").paginate(
-        GroupName=group, NamePrefix=f"postline-retry-{message_id}-") for s in page.get("Schedules", [])]
+    names = [
+        s["Name"]
+        for page in scheduler.get_paginator("list_schedules").paginate(
+            GroupName=group, NamePrefix=f"postline-retry-{message_id}-"
+        )
+        for s in page.get("Schedules", [])
+    ]
     for name in names:
         try:
             scheduler.delete_schedule(GroupName=group, Name=name)

@@ -1,4 +1,5 @@
 """Any failure of a CLI command as one line: what is wrong, and what to do about it."""
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,29 @@ DEBUG_VARIABLE = "POSTLINE_DEBUG"
 # Exit codes (docs/cli.md, "Exit codes"): 0 done; 1 a failure, or only part done; 2 input refused, nothing done
 # (click's usage errors are 2 as well); 3 `postline status` has no record of the message.
 EXIT_NO_RECORD = 3
-_CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-                     "InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired"}
+_CREDENTIAL_CODES = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+}
 _DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
-_MISSING_CODES = {"ResourceNotFoundException", "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue",
-                  "NoSuchBucket"}
-_THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-                    "ProvisionedThroughputExceededException"}
+_MISSING_CODES = {
+    "ResourceNotFoundException",
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "NoSuchBucket",
+}
+_THROTTLED_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+}
 
 
 def explain(error: Exception) -> str:
@@ -65,13 +82,17 @@ def _explain_aws(error: BotoCoreError | ClientError) -> str:
         where = f"the AWS endpoint {endpoint.rstrip('/')}" if endpoint else "AWS"
         return f"cannot reach {where}{detail}: {advice}"
     if isinstance(error, NoCredentialsError):
-        return ("no AWS credentials found: configure them (`aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY), or start the local stack with `postline local up`")
+        return (
+            "no AWS credentials found: configure them (`aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY), or start the local stack with `postline local up`"
+        )
     if isinstance(error, PartialCredentialsError):
         return f"incomplete AWS credentials ({_one_line(error)}): set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     if isinstance(error, NoRegionError):
-        return ("no AWS region is set: set AWS_DEFAULT_REGION or a region in the AWS profile (`aws configure`), "
-                "or start the local stack with `postline local up`")
+        return (
+            "no AWS region is set: set AWS_DEFAULT_REGION or a region in the AWS profile (`aws configure`), "
+            "or start the local stack with `postline local up`"
+        )
     if isinstance(error, ClientError):
         return _explain_refusal(error, local)
     return f"AWS SDK error: {_one_line(error)}: check the AWS credentials and settings (AWS_PROFILE, ~/.aws/config)"
@@ -86,8 +107,11 @@ def _explain_refusal(error: ClientError, local: bool) -> str:
     if code in _DENIED_CODES:
         return f"{refused}: the credentials lack this permission; use a role that has it"
     if code in _MISSING_CODES:
-        return f"{refused}: " + ("is the local stack up here? `postline local up` creates its resources" if local else
-                                 "is postline deployed to this account and region? (docs/deploy.md)")
+        return f"{refused}: " + (
+            "is the local stack up here? `postline local up` creates its resources"
+            if local
+            else "is postline deployed to this account and region? (docs/deploy.md)"
+        )
     if code in _THROTTLED_CODES:
         return f"{refused}: AWS is throttling requests; try again in a moment"
     return f"{refused} ({DEBUG_VARIABLE}=1 shows the traceback)"

@@ -7,6 +7,7 @@ own app-events queue (config ``app_events_queue``, output ``AppEventsQueueUrl``)
 it. SQS has no way to look without taking (every receive counts towards the queue's DLQ), so an application and
 this command reading one queue share its events between them; give each its own queue.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,22 +48,27 @@ def events_queue_url(queue_url: str | None, stack_name: str) -> str:
     [stack] = _cloudformation().describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
     if QUEUE_OUTPUT not in outputs:
-        raise TargetError(f"the stack {stack_name!r} keeps no queue of its events: set \"app_events_queue\": true in "
-                          "its config and deploy, or read a queue of yours with --queue-url "
-                          "(docs/applications.md#events-in-aws)")
+        raise TargetError(
+            f'the stack {stack_name!r} keeps no queue of its events: set "app_events_queue": true in '
+            "its config and deploy, or read a queue of yours with --queue-url "
+            "(docs/applications.md#events-in-aws)"
+        )
     return outputs[QUEUE_OUTPUT]
 
 
-def read_events(sqs, queue_url: str, *, follow: bool,
-                on_unreadable: Callable[[dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
+def read_events(
+    sqs, queue_url: str, *, follow: bool, on_unreadable: Callable[[dict[str, Any]], None]
+) -> Iterator[dict[str, Any]]:
     """Each event on the queue, oldest first within each receive, deleted once the caller has taken the next one
     (so an event the caller could not print is still on the queue). Without ``follow``, ends when the queue is
     empty. A message that is not a postline event is left on the queue and reported once."""
     reported: set[str] = set()
     while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=LONG_POLL_SECONDS if follow else LAST_LOOK_SECONDS
-                                       ).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=LONG_POLL_SECONDS if follow else LAST_LOOK_SECONDS,
+        ).get("Messages", [])
         if not messages:
             if follow:
                 continue
@@ -88,8 +94,9 @@ def _event(body: str) -> dict[str, Any] | None:
         event = json.loads(body)
     except ValueError:
         return None
-    if not (isinstance(event, dict) and isinstance(event.get("detail-type"), str)
-            and isinstance(event.get("detail"), dict)):
+    if not (
+        isinstance(event, dict) and isinstance(event.get("detail-type"), str) and isinstance(event.get("detail"), dict)
+    ):
         return None
     return event
 
@@ -118,16 +125,20 @@ def event_line(event: dict[str, Any]) -> str:
 @click.command("events")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading and print events as they come, until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: the event as EventBridge sent it.")
-@click.option("--queue-url", help="A queue of yours that a rule on the stack's bus fills "
-                                  "(default: postline-app-events locally, the stack's app-events queue in AWS).")
+@click.option(
+    "--queue-url",
+    help="A queue of yours that a rule on the stack's bus fills "
+    "(default: postline-app-events locally, the stack's app-events queue in AWS).",
+)
 def events(follow: bool, as_json: bool, queue_url: str | None) -> None:
     """Print postline's application events (email.*, campaign.*) and take them off their queue."""
     url = events_queue_url(queue_url, os.environ.get("POSTLINE_STACK", "postline"))  # the stack target() reads
     name = url.rstrip("/").rsplit("/", 1)[-1]
 
     def unreadable(message: dict[str, Any]) -> None:
-        click.echo(f"warning: message {message['MessageId']} on {name} is not a postline event; left on the queue",
-                   err=True)
+        click.echo(
+            f"warning: message {message['MessageId']} on {name} is not a postline event; left on the queue", err=True
+        )
 
     shown = 0
     try:

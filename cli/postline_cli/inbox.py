@@ -1,5 +1,6 @@
 """``postline suppressions inbox``: the emails sent to the unsubscribe address that postline could not apply (no
 valid token; postline.inbound_mail keeps them, never answers them), and applying one by hand."""
+
 from __future__ import annotations
 
 import os
@@ -37,14 +38,23 @@ def mail_bucket() -> str:
     stack = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     if BUCKET_OUTPUT not in outputs:
-        raise InboxError(f"the stack {stack_name!r} does not receive unsubscribe emails (its config's "
-                         "receive_unsubscribe_mail is false, or it was deployed before postline received them)")
+        raise InboxError(
+            f"the stack {stack_name!r} does not receive unsubscribe emails (its config's "
+            "receive_unsubscribe_mail is false, or it was deployed before postline received them)"
+        )
     return outputs[BUCKET_OUTPUT]
 
 
 def view(kept: KeptMail) -> dict:
-    return {"id": kept.mail_id, "received": iso(kept.received_at), "sender": kept.sender, "subject": kept.subject,
-            "why": kept.reason, "applied": iso(kept.applied_at), "applied_to": kept.applied_to}
+    return {
+        "id": kept.mail_id,
+        "received": iso(kept.received_at),
+        "sender": kept.sender,
+        "subject": kept.subject,
+        "why": kept.reason,
+        "applied": iso(kept.applied_at),
+        "applied_to": kept.applied_to,
+    }
 
 
 def apply(mail_id: str, address: str | None) -> tuple[KeptMail, bool]:
@@ -63,10 +73,16 @@ def apply(mail_id: str, address: str | None) -> tuple[KeptMail, bool]:
     try:
         chosen = normalise_address(address or kept.sender)
     except InvalidAddress as error:
-        raise InboxError(f"cannot unsubscribe {address or kept.sender!r}: {error}; "
-                         "name the address with --address") from None
-    manage.add(chosen, "marketing", "unsubscribe", f"asked by email, applied from the inbox (mail {kept.mail_id})",
-               source=SOURCE)
+        raise InboxError(
+            f"cannot unsubscribe {address or kept.sender!r}: {error}; name the address with --address"
+        ) from None
+    manage.add(
+        chosen,
+        "marketing",
+        "unsubscribe",
+        f"asked by email, applied from the inbox (mail {kept.mail_id})",
+        source=SOURCE,
+    )
     return mark_applied(s3, bucket, kept, chosen, time.time()), True
 
 
@@ -112,7 +128,10 @@ def inbox_apply(mail_id: str, address: str | None) -> None:
     except InboxError as error:
         fail(str(error))
     if now:
-        console.print(f"unsubscribed {kept.applied_to} from marketing mail (kept email {kept.mail_id})",
-                      highlight=False, markup=False)
+        console.print(
+            f"unsubscribed {kept.applied_to} from marketing mail (kept email {kept.mail_id})",
+            highlight=False,
+            markup=False,
+        )
     else:
         console.print(f"already applied on {iso(kept.applied_at)}: {kept.applied_to} is unsubscribed", highlight=False)

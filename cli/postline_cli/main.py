@@ -1,4 +1,5 @@
 """postline: the operator CLI. Every read command takes --json for scripts."""
+
 from __future__ import annotations
 
 import json
@@ -97,14 +98,29 @@ def local() -> None:
 @click.option("--aws-port", default=4566, show_default=True)
 @click.option("--api-port", default=3000, show_default=True)
 @click.option("--smtp-port", default=2526, show_default=True, help="The unsubscribe address's local MX.")
-@click.option("--smtp-relay-port", default=2525, show_default=True,
-              help="The local SMTP relay (the streams in POSTLINE_LOCAL_SMTP_STREAMS send through it).")
-@click.option("--ses-route", type=click.Choice(["sns", "eventbridge"]), default="sns", show_default=True,
-              help="How SES's events reach postline, as the deploy config's ses_event_route.")
-@click.option("--fault", "faults", default=os.environ.get("POSTLINE_LOCAL_FAULTS", ""), hidden=True,
-              help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.")
-def local_up(detach: bool, aws_port: int, api_port: int, smtp_port: int, smtp_relay_port: int, ses_route: str,
-             faults: str) -> None:
+@click.option(
+    "--smtp-relay-port",
+    default=2525,
+    show_default=True,
+    help="The local SMTP relay (the streams in POSTLINE_LOCAL_SMTP_STREAMS send through it).",
+)
+@click.option(
+    "--ses-route",
+    type=click.Choice(["sns", "eventbridge"]),
+    default="sns",
+    show_default=True,
+    help="How SES's events reach postline, as the deploy config's ses_event_route.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    default=os.environ.get("POSTLINE_LOCAL_FAULTS", ""),
+    hidden=True,
+    help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.",
+)
+def local_up(
+    detach: bool, aws_port: int, api_port: int, smtp_port: int, smtp_relay_port: int, ses_route: str, faults: str
+) -> None:
     """Start the local stack (in the foreground until Ctrl-C unless --detach)."""
     from .local.stack import LocalPaths, LocalStack, LocalStackError, running_state, start_detached
 
@@ -113,17 +129,35 @@ def local_up(detach: bool, aws_port: int, api_port: int, smtp_port: int, smtp_re
         fail("the local stack is already up (postline local down stops it)")
     try:
         if detach:
-            args = ["--aws-port", str(aws_port), "--api-port", str(api_port), "--smtp-port", str(smtp_port),
-                    "--smtp-relay-port", str(smtp_relay_port), "--ses-route", ses_route]
+            args = [
+                "--aws-port",
+                str(aws_port),
+                "--api-port",
+                str(api_port),
+                "--smtp-port",
+                str(smtp_port),
+                "--smtp-relay-port",
+                str(smtp_relay_port),
+                "--ses-route",
+                ses_route,
+            ]
             args += ["--fault", faults] if faults else []
             state = start_detached(paths, args)
             _print_state(state, detached=True)
             return
-        LocalStack(paths, aws_port, api_port, faults, ses_route, smtp_port=smtp_port,
-                   smtp_relay_port=smtp_relay_port).run(on_ready=lambda _: _print_state(
-            {"endpoint": f"http://127.0.0.1:{aws_port}", "api_url": f"http://127.0.0.1:{api_port}",
-             "outbox": str(paths.outbox),
-             "queues": {n: f"http://127.0.0.1:{aws_port}/123456789012/{n}" for n in _queue_names()}}, detached=False))
+        LocalStack(
+            paths, aws_port, api_port, faults, ses_route, smtp_port=smtp_port, smtp_relay_port=smtp_relay_port
+        ).run(
+            on_ready=lambda _: _print_state(
+                {
+                    "endpoint": f"http://127.0.0.1:{aws_port}",
+                    "api_url": f"http://127.0.0.1:{api_port}",
+                    "outbox": str(paths.outbox),
+                    "queues": {n: f"http://127.0.0.1:{aws_port}/123456789012/{n}" for n in _queue_names()},
+                },
+                detached=False,
+            )
+        )
     except LocalStackError as error:
         fail(str(error))
 
@@ -135,14 +169,20 @@ def _queue_names() -> list[str]:
 
 
 def _print_state(state: dict, detached: bool) -> None:
-    console.print(f"[green]postline local stack is up[/green]  AWS endpoint {state['endpoint']}  "
-                  f"HTTP API {state['api_url']}", highlight=False)
+    console.print(
+        f"[green]postline local stack is up[/green]  AWS endpoint {state['endpoint']}  HTTP API {state['api_url']}",
+        highlight=False,
+    )
     console.print(f"outbox: {state['outbox']}", highlight=False)
     width = max(map(len, state["queues"]))
     for name, url in state["queues"].items():
         click.echo(f"  {name:<{width}}  {url}")
-    console.print("use it with: export AWS_ENDPOINT_URL=" + state["endpoint"] +
-                  (" (or just run postline commands from this folder)"), highlight=False)
+    console.print(
+        "use it with: export AWS_ENDPOINT_URL="
+        + state["endpoint"]
+        + (" (or just run postline commands from this folder)"),
+        highlight=False,
+    )
     if not detached:
         console.print("Ctrl-C stops it.")
 
@@ -168,8 +208,10 @@ def local_status(as_json: bool) -> None:
     if as_json:
         emit_json({"up": bool(state), **(state or {})})
     elif state:
-        console.print(f"up: AWS endpoint {state['endpoint']}, HTTP API {state['api_url']}, outbox {state['outbox']}",
-                      highlight=False)
+        console.print(
+            f"up: AWS endpoint {state['endpoint']}, HTTP API {state['api_url']}, outbox {state['outbox']}",
+            highlight=False,
+        )
     else:
         console.print("down")
     sys.exit(0 if state else 1)
@@ -288,8 +330,10 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
             errors_found = [f for f in found if f.severity == "error"]
             hard = any(f.rule in HARD_RULES for f in errors_found)
             if hard or (errors_found and not force):
-                problems.append(f"{source.name}: {len(errors_found)} lint error(s)"
-                                + ("" if hard else " (--force publishes anyway)"))
+                problems.append(
+                    f"{source.name}: {len(errors_found)} lint error(s)"
+                    + ("" if hard else " (--force publishes anyway)")
+                )
                 continue
             item = prepare(source, author)
             if dry_run:
@@ -299,20 +343,34 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
         except TemplateProblem as problem:
             problems.append(str(problem))
             continue
-        results.append({"name": published.name, "version": published.version, "stream": published.stream,
-                        "changed": published.changed})
+        results.append(
+            {
+                "name": published.name,
+                "version": published.version,
+                "stream": published.stream,
+                "changed": published.changed,
+            }
+        )
     if as_json:
-        emit_json({"published": [] if dry_run else results, "checked": results if dry_run else [],
-                   "findings": [f.as_json() for f in findings], "problems": problems})
+        emit_json(
+            {
+                "published": [] if dry_run else results,
+                "checked": results if dry_run else [],
+                "findings": [f.as_json() for f in findings],
+                "problems": problems,
+            }
+        )
     else:
         for finding in findings:
             colour = "red" if finding.severity == "error" else "yellow"
-            errors.print(f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False,
-                         soft_wrap=True)
+            errors.print(
+                f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False, soft_wrap=True
+            )
         if results and dry_run:
             for r in results:
-                console.print(f"{r['name']} ({r['stream']}): ready to publish (dry run: nothing published)",
-                              highlight=False)
+                console.print(
+                    f"{r['name']} ({r['stream']}): ready to publish (dry run: nothing published)", highlight=False
+                )
         elif results:
             table = Table("template", "stream", "version", "")
             for r in results:
@@ -325,8 +383,11 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
 
 def template_folders(directory: Path) -> list[Path]:
     """DIRECTORY itself when it is a template folder, else the template folders in it."""
-    folders = [directory] if (directory / "template.json").exists() else sorted(
-        p for p in directory.iterdir() if (p / "template.json").exists())
+    folders = (
+        [directory]
+        if (directory / "template.json").exists()
+        else sorted(p for p in directory.iterdir() if (p / "template.json").exists())
+    )
     if not folders:
         fail(f"no template folders (with template.json) in {directory}")
     return folders
@@ -358,24 +419,39 @@ def templates_lint(what: str, as_json: bool) -> None:
         stored = _published_template(what)
         item = Template.get(stored.name, stored.version)
         optional = set(required_variables(item.subject, item.html, item.text)) - set(item.required or [])
-        sources = [TemplateSource(name=item.name, stream=item.stream, subject=item.subject, html=item.html,
-                                  text=item.text, description=item.description or "",
-                                  optional=sorted(optional), from_address=item.from_address,
-                                  example_data=item.example_data or {}, path=Path(f"{item.name}@{item.version}"),
-                                  locale=item.locale or DEFAULT_LOCALE,
-                                  variants=[LocaleSource(tag, parts["subject"], parts["html"], parts.get("text"))
-                                            for tag, parts in (item.locales or {}).items()])]
+        sources = [
+            TemplateSource(
+                name=item.name,
+                stream=item.stream,
+                subject=item.subject,
+                html=item.html,
+                text=item.text,
+                description=item.description or "",
+                optional=sorted(optional),
+                from_address=item.from_address,
+                example_data=item.example_data or {},
+                path=Path(f"{item.name}@{item.version}"),
+                locale=item.locale or DEFAULT_LOCALE,
+                variants=[
+                    LocaleSource(tag, parts["subject"], parts["html"], parts.get("text"))
+                    for tag, parts in (item.locales or {}).items()
+                ],
+            )
+        ]
     findings = [finding for source in sources for finding in lint(source)]
     if as_json:
         emit_json({"templates": [s.name for s in sources], "findings": [f.as_json() for f in findings]})
     else:
         for finding in findings:
             colour = "red" if finding.severity == "error" else "yellow"
-            console.print(f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False,
-                          soft_wrap=True)
+            console.print(
+                f"[{colour}]{finding.severity}:[/{colour}] {escape(str(finding))}", highlight=False, soft_wrap=True
+            )
         errors_count = sum(f.severity == "error" for f in findings)
-        console.print(f"{len(sources)} template(s): {errors_count} error(s), {len(findings) - errors_count} "
-                      "warning(s)", highlight=False)
+        console.print(
+            f"{len(sources)} template(s): {errors_count} error(s), {len(findings) - errors_count} warning(s)",
+            highlight=False,
+        )
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
 
 
@@ -389,25 +465,35 @@ def templates_list(as_json: bool) -> None:
 
     target()
     items: list[dict[str, Any]] = [
-        {"name": t.name, "stream": t.stream, "version": int(t.version), "description": t.description,
-         "required": list(t.required or []), "example_data": t.example_data or {},
-         "locale": t.locale or DEFAULT_LOCALE, "locales": [t.locale or DEFAULT_LOCALE, *sorted(t.locales or {})]}
-        for t in active_templates()]
+        {
+            "name": t.name,
+            "stream": t.stream,
+            "version": int(t.version),
+            "description": t.description,
+            "required": list(t.required or []),
+            "example_data": t.example_data or {},
+            "locale": t.locale or DEFAULT_LOCALE,
+            "locales": [t.locale or DEFAULT_LOCALE, *sorted(t.locales or {})],
+        }
+        for t in active_templates()
+    ]
     if as_json:
         emit_json(items)
         return
     table = Table("template", "stream", "version", "locales", "needs")
     for item in items:
-        table.add_row(item["name"], item["stream"], str(item["version"]), ", ".join(item["locales"]),
-                      ", ".join(item["required"]))
+        table.add_row(
+            item["name"], item["stream"], str(item["version"]), ", ".join(item["locales"]), ", ".join(item["required"])
+        )
     console.print(table)
 
 
 @templates.command("render")
 @click.argument("name")
 @click.option("--data", help="JSON object of template data (default: the template's example data).")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the HTML part to this file.")
+@click.option(
+    "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML part to this file."
+)
 @click.option("--locale", help="Render as a message with this locale would be (de-AT: de-AT, de, the default).")
 @click.option("--json", "as_json", is_flag=True)
 def templates_render(name: str, data: str | None, html_out: Path | None, locale: str | None, as_json: bool) -> None:
@@ -432,13 +518,18 @@ def templates_render(name: str, data: str | None, html_out: Path | None, locale:
         if values is None:
             values = source.example_data
         if compiled.missing(values):
-            fail(f"{'--data' if data is not None else 'example.json'} lacks what {name} needs: "
-                 f"{', '.join(compiled.missing(values))}")
+            fail(
+                f"{'--data' if data is not None else 'example.json'} lacks what {name} needs: "
+                f"{', '.join(compiled.missing(values))}"
+            )
         try:
             rendered = compiled.render(values, {"unsubscribe_url": "https://example.com/u/preview-token"}, locale)
         except TemplateProblem as problem:
-            fail(render_problem(source, problem, "--data" if data is not None else "example.json")
-                 if problem.part else str(problem))
+            fail(
+                render_problem(source, problem, "--data" if data is not None else "example.json")
+                if problem.part
+                else str(problem)
+            )
         label = f"{compiled.name} (folder {name}, unpublished)"
     else:
         from postline.models import Template
@@ -455,14 +546,23 @@ def templates_render(name: str, data: str | None, html_out: Path | None, locale:
     if html_out:
         html_out.write_text(rendered.html)
     if as_json:
-        emit_json({"name": compiled.name, "version": compiled.version if not Path(name).is_dir() else None,
-                   "stream": compiled.stream, "locale": rendered.locale, "subject": rendered.subject,
-                   "text": rendered.text, "html": rendered.html})
+        emit_json(
+            {
+                "name": compiled.name,
+                "version": compiled.version if not Path(name).is_dir() else None,
+                "stream": compiled.stream,
+                "locale": rendered.locale,
+                "subject": rendered.subject,
+                "text": rendered.text,
+                "html": rendered.html,
+            }
+        )
         return
     about = compiled.stream
     if locale or len(compiled.locales) > 1:  # which variant, once there is a choice
-        about += f", locale {rendered.locale}" + ("" if rendered.locale == compiled.locale else
-                                                   f" (default {compiled.locale})")
+        about += f", locale {rendered.locale}" + (
+            "" if rendered.locale == compiled.locale else f" (default {compiled.locale})"
+        )
     console.print(f"[bold]{escape(label)}[/bold] ({escape(about)})", highlight=False)
     console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
     console.print(rendered.text, highlight=False, markup=False)
@@ -470,8 +570,14 @@ def templates_render(name: str, data: str | None, html_out: Path | None, locale:
 
 @templates.command("preview")
 @click.argument("what", required=False, default="templates")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("template-preview.html"),
-              show_default=True, help="The HTML file to write.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("template-preview.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
 def templates_preview(what: str, out: Path) -> None:
     """Write one HTML page showing each template in DIR (default: templates/, unpublished), or the published
     template NAME, rendered with its example data in every locale, the HTML part beside the text part.
@@ -493,8 +599,11 @@ def templates_preview(what: str, out: Path) -> None:
                 source = load_template_dir(folder)
                 compiled = CompiledTemplate.compile(prepare(source, "preview"))
             except TemplateProblem as problem:
-                stream = json.loads((folder / "template.json").read_text()).get("stream", "?") \
-                    if (folder / "template.json").is_file() else "?"
+                stream = (
+                    json.loads((folder / "template.json").read_text()).get("stream", "?")
+                    if (folder / "template.json").is_file()
+                    else "?"
+                )
                 shown.append(PreviewedTemplate(folder.name, str(stream), origin, problem=str(problem)))
                 continue
             shown.append(preview_template(compiled, source.example_data, origin))
@@ -543,8 +652,12 @@ def _published_template(name: str):
 @click.option("--tag", "tags", multiple=True, help="NAME=VALUE, repeatable (up to 10).")
 @click.option("--reply-to", help="Reply-To address.")
 @click.option("--locale", help="BCP 47 locale, e.g. en-GB.")
-@click.option("--queue", "stream", type=click.Choice(STREAMS),
-              help="Inbound queue: the template's stream (the default), or a refusal.")
+@click.option(
+    "--queue",
+    "stream",
+    type=click.Choice(STREAMS),
+    help="Inbound queue: the template's stream (the default), or a refusal.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def send(template_name, recipient, data, message_key, campaign, tags, reply_to, locale, stream, as_json) -> None:
     """Enqueue one message the way an application does, once the template and the data are known to render."""
@@ -560,22 +673,42 @@ def send(template_name, recipient, data, message_key, campaign, tags, reply_to, 
         tag_map = parse_tags(tags)
     except NotSendable as error:
         fail(str(error), 2)
-    document = {"template": template_name, "to": recipient, "data": parse_json_option(data, "--data"),
-                "id": message_key, "campaign": campaign, "tags": tag_map or None, "reply_to": reply_to,
-                "locale": locale}
+    document = {
+        "template": template_name,
+        "to": recipient,
+        "data": parse_json_option(data, "--data"),
+        "id": message_key,
+        "campaign": campaign,
+        "tags": tag_map or None,
+        "reply_to": reply_to,
+        "locale": locale,
+    }
     try:
-        message, template = check_sendable({k: v for k, v in document.items() if v is not None},
-                                           TemplateStore(Template.Meta.table_name, client("dynamodb"), 0))
+        message, template = check_sendable(
+            {k: v for k, v in document.items() if v is not None},
+            TemplateStore(Template.Meta.table_name, client("dynamodb"), 0),
+        )
     except (Rejected, NotSendable) as refusal:
         fail(f"not sent: {refusal}", 2)
     if stream and stream != template.stream:  # as the client refuses it: the queue sets the render's priority
-        fail(f"not sent: template {template.name!r} is in the {template.stream} stream, not {stream}: it goes on "
-             f"the {template.stream} queue (leave out --queue)", 2)
+        fail(
+            f"not sent: template {template.name!r} is in the {template.stream} stream, not {stream}: it goes on "
+            f"the {template.stream} queue (leave out --queue)",
+            2,
+        )
     stream = template.stream
     mailer = PostlineClient({stream: where.inbound_queue_url(stream)}, client("sqs"))
-    message_id = mailer.send(message.template, message.to, message.data, stream=stream, id=message.id,
-                             campaign=message.campaign, tags=message.tags, reply_to=message.reply_to,
-                             locale=message.locale)
+    message_id = mailer.send(
+        message.template,
+        message.to,
+        message.data,
+        stream=stream,
+        id=message.id,
+        campaign=message.campaign,
+        tags=message.tags,
+        reply_to=message.reply_to,
+        locale=message.locale,
+    )
     if as_json:
         emit_json({"message_id": message_id, "queue": stream})
     else:
@@ -584,8 +717,14 @@ def send(template_name, recipient, data, message_key, campaign, tags, reply_to, 
 
 @cli.command()
 @click.argument("message")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
-              help="Wait up to SECONDS for it to settle (delivered, bounced, suppressed, rejected, ...).")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait up to SECONDS for it to settle (delivered, bounced, suppressed, rejected, ...).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def status(message: str, wait_seconds: float, as_json: bool) -> None:
     """What happened to MESSAGE (postline's message id, or the id the application gave it). Exit 3 when postline
@@ -632,15 +771,17 @@ def resolve(message: str, outcome: str | None, note: str, as_json: bool) -> None
     except Message.DoesNotExist:
         fail(f"{message_id} has no record")
     try:
-        status = resolve_parked(message_id, outcome == "sent", client("sqs"), where.send_queue_url(stream),
-                                where.send_dlq_url(stream), note)
+        status = resolve_parked(
+            message_id, outcome == "sent", client("sqs"), where.send_queue_url(stream), where.send_dlq_url(stream), note
+        )
     except NotParked as error:
         fail(str(error))
     if as_json:
         emit_json({"message_id": message_id, "status": status})
     else:
-        console.print(f"{message_id}: {'settled as sent' if status == 'sent' else 'queued to be sent again'}",
-                      highlight=False)
+        console.print(
+            f"{message_id}: {'settled as sent' if status == 'sent' else 'queued to be sent again'}", highlight=False
+        )
 
 
 # ---------------------------------------------------------------- suppressions
@@ -694,8 +835,11 @@ def suppressions_remove(address: str, scope: str, note: str) -> None:
     if not removed:
         fail(f"{normalised} has no {scope} suppression")
     for item in removed:
-        console.print(f"removed the {scope} suppression ({item.reason}) of {normalised}"
-                      + (" (held under its keyed hash)" if item.email != normalised else ""), highlight=False)
+        console.print(
+            f"removed the {scope} suppression ({item.reason}) of {normalised}"
+            + (" (held under its keyed hash)" if item.email != normalised else ""),
+            highlight=False,
+        )
 
 
 @suppressions.command("show")
@@ -708,23 +852,41 @@ def suppressions_show(address: str, as_json: bool) -> None:
 
     normalised = _address(address)
     active, history, soft = manage.show(_suppression_names(target(), normalised))
-    view: dict[str, Any] = {"email": normalised, "suppressions": [suppression_view(s) for s in active],
-            "history": [{"time": iso(h.suppressed_at), "action": h.scope.rsplit("#", 1)[1], "scope": h.source,
-                         "reason": h.reason, "note": h.detail} for h in history],
-            "soft_bounces_since": iso(soft.suppressed_at) if soft else None}
+    view: dict[str, Any] = {
+        "email": normalised,
+        "suppressions": [suppression_view(s) for s in active],
+        "history": [
+            {
+                "time": iso(h.suppressed_at),
+                "action": h.scope.rsplit("#", 1)[1],
+                "scope": h.source,
+                "reason": h.reason,
+                "note": h.detail,
+            }
+            for h in history
+        ],
+        "soft_bounces_since": iso(soft.suppressed_at) if soft else None,
+    }
     if as_json:
         emit_json(view)
         return
     if not active:
         console.print(f"{normalised} is not suppressed", highlight=False)
     for item in view["suppressions"]:
-        console.print(f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']}"
-                      f" ({item['source']})", highlight=False, markup=False)
+        console.print(
+            f"{normalised}: scope {item['scope']}, {item['reason']} since {item['suppressed_at']} ({item['source']})",
+            highlight=False,
+            markup=False,
+        )
     if view["soft_bounces_since"]:
         console.print(f"  soft-bouncing since {view['soft_bounces_since']}", highlight=False)
     for entry in view["history"]:
-        console.print(f"  {entry['time']}  {entry['action']} {entry['scope']} {entry['reason']}"
-                      + (f": {entry['note']}" if entry["note"] else ""), highlight=False, markup=False)
+        console.print(
+            f"  {entry['time']}  {entry['action']} {entry['scope']} {entry['reason']}"
+            + (f": {entry['note']}" if entry["note"] else ""),
+            highlight=False,
+            markup=False,
+        )
 
 
 @suppressions.command("list")
@@ -747,8 +909,10 @@ def suppressions_list(reason, scope, source, limit, as_json) -> None:
         emit_json(rows)
         return
     # The address whole, never cut (it is what `suppressions remove` takes); the other columns fold if narrow.
-    table = Table(Column("email", no_wrap=True, min_width=max((len(row["email"]) for row in rows), default=5)),
-                  *(Column(name, overflow="fold") for name in ("scope", "reason", "since", "source")))
+    table = Table(
+        Column("email", no_wrap=True, min_width=max((len(row["email"]) for row in rows), default=5)),
+        *(Column(name, overflow="fold") for name in ("scope", "reason", "since", "source")),
+    )
     for row in rows:
         table.add_row(row["email"], row["scope"], row["reason"], row["suppressed_at"], row["source"] or "")
     console.print(table)
@@ -756,10 +920,16 @@ def suppressions_list(reason, scope, source, limit, as_json) -> None:
 
 @suppressions.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
-@click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True,
-              help="For rows without a scope column.")
-@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True,
-              help="For rows without a reason column.")
+@click.option(
+    "--scope", type=click.Choice(SCOPES), default="all", show_default=True, help="For rows without a scope column."
+)
+@click.option(
+    "--reason",
+    type=click.Choice(REASONS),
+    default="manual",
+    show_default=True,
+    help="For rows without a reason column.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def suppressions_import(csv_file, scope, reason, as_json) -> None:
     """Suppress every address in CSV_FILE (header with email[,scope,reason,detail], or one address a line)."""
@@ -770,11 +940,17 @@ def suppressions_import(csv_file, scope, reason, as_json) -> None:
     target()
     with Progress(console=errors, transient=True, disable=as_json or not errors.is_terminal) as bar:
         task = bar.add_task("importing", total=None)
-        result = manage.import_csv(csv_file, scope, reason, source=f"import:{Path(csv_file.name).name}",
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = manage.import_csv(
+            csv_file,
+            scope,
+            reason,
+            source=f"import:{Path(csv_file.name).name}",
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if as_json:
-        emit_json({"added": result.added, "invalid": [{"line": n, "value": v, "reason": r}
-                                                      for n, v, r in result.invalid]})
+        emit_json(
+            {"added": result.added, "invalid": [{"line": n, "value": v, "reason": r} for n, v, r in result.invalid]}
+        )
         sys.exit(1 if result.invalid else 0)
     console.print(f"suppressed {result.added} addresses", highlight=False)
     for line, value, why in result.invalid[:20]:
@@ -831,17 +1007,29 @@ def erase(address: str, yes: bool, as_json: bool) -> None:
     erasure_key = _erasure_key(where)
     if erasure_key is None:
         fail("the signing keys secret has no erasure_key (docs/deploy.md, 'Signing keys')")
-    report = erase_address(normalised, erasure_key, client("s3"), where.claim_check_bucket, client("scheduler"),
-                           where.schedule_group)
-    view = {"erased": True, "messages": report.messages, "events": report.events, "retries_cancelled": report.retries,
-            "still_suppressed": report.kept_suppressed}
+    report = erase_address(
+        normalised, erasure_key, client("s3"), where.claim_check_bucket, client("scheduler"), where.schedule_group
+    )
+    view = {
+        "erased": True,
+        "messages": report.messages,
+        "events": report.events,
+        "retries_cancelled": report.retries,
+        "still_suppressed": report.kept_suppressed,
+    }
     if as_json:
         emit_json(view)
         return
-    console.print(f"erased {normalised}: {report.messages} messages, {report.events} events, "
-                  f"{report.retries} scheduled retries"
-                  + (f"; still suppressed ({', '.join(report.kept_suppressed)}) as a keyed hash"
-                     if report.kept_suppressed else ""), highlight=False)
+    console.print(
+        f"erased {normalised}: {report.messages} messages, {report.events} events, "
+        f"{report.retries} scheduled retries"
+        + (
+            f"; still suppressed ({', '.join(report.kept_suppressed)}) as a keyed hash"
+            if report.kept_suppressed
+            else ""
+        ),
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------- sending rate and warm-up

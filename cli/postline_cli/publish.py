@@ -6,6 +6,7 @@ default ``locale``), ``html.j2``, optionally ``text.j2``, ``example.json`` (exam
 and optionally ``locales/<tag>/`` folders, each a whole localised variant: ``subject.j2``, ``html.j2`` and
 optionally ``text.j2``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -110,14 +111,23 @@ def load_template_dir(path: Path) -> TemplateSource:
         raise TemplateProblem(f"{path.name}: no html.j2")
     default = meta.get("locale", locales.DEFAULT_LOCALE)
     if not isinstance(default, str) or locales.babel_locale(default) is None:
-        raise TemplateProblem(f"{path}/template.json: locale {default!r} is not a locale (a BCP 47 tag such as en or "
-                              "en-GB)")
+        raise TemplateProblem(
+            f"{path}/template.json: locale {default!r} is not a locale (a BCP 47 tag such as en or en-GB)"
+        )
     text_path = path / "text.j2"
     return TemplateSource(
-        name=path.name, stream=meta["stream"], subject=meta["subject"], html=read_template_file(path / "html.j2"),
-        text=read_template_file(text_path) if text_path.exists() else None, description=meta.get("description", ""),
-        optional=list(meta.get("optional", [])), from_address=meta.get("from"), example_data=example, path=path,
-        has_example=(path / "example.json").exists(), locale=locales.canonical(default),
+        name=path.name,
+        stream=meta["stream"],
+        subject=meta["subject"],
+        html=read_template_file(path / "html.j2"),
+        text=read_template_file(text_path) if text_path.exists() else None,
+        description=meta.get("description", ""),
+        optional=list(meta.get("optional", [])),
+        from_address=meta.get("from"),
+        example_data=example,
+        path=path,
+        has_example=(path / "example.json").exists(),
+        locale=locales.canonical(default),
         variants=load_locales(path, default),
     )
 
@@ -136,26 +146,37 @@ def load_locales(path: Path, default: str) -> list[LocaleSource]:
             raise TemplateProblem(f"{where}: not a locale; name the folder by a BCP 47 tag such as de or de-AT")
         tag = locales.normalise(entry.name)
         if tag in folders:
-            same = ("the template's default locale (template.json's locale): its files are the folder's own"
-                    if folders[tag] is None else f"the same locale as locales/{folders[tag]}")
+            same = (
+                "the template's default locale (template.json's locale): its files are the folder's own"
+                if folders[tag] is None
+                else f"the same locale as locales/{folders[tag]}"
+            )
             raise TemplateProblem(f"{where}: {same}")
         folders[tag] = entry.name
         absent = [name for name in ("subject.j2", "html.j2") if not (entry / name).is_file()]
         if absent:
-            raise TemplateProblem(f"{where}: no {' or '.join(absent)} (a locale has its own subject.j2 and html.j2; "
-                                  "text.j2 is optional)")
+            raise TemplateProblem(
+                f"{where}: no {' or '.join(absent)} (a locale has its own subject.j2 and html.j2; text.j2 is optional)"
+            )
         text = entry / "text.j2"
-        found[tag] = LocaleSource(locales.canonical(entry.name), read_template_file(entry / "subject.j2").strip(),
-                                  read_template_file(entry / "html.j2"),
-                                  read_template_file(text) if text.is_file() else None, entry.name)
+        found[tag] = LocaleSource(
+            locales.canonical(entry.name),
+            read_template_file(entry / "subject.j2").strip(),
+            read_template_file(entry / "html.j2"),
+            read_template_file(text) if text.is_file() else None,
+            entry.name,
+        )
     return list(found.values())
 
 
 def _prepared_parts(source: TemplateSource, variant: LocaleSource) -> dict[str, str]:
     """One variant's parts as stored: checked for syntax, CSS inlined, a text part made when it has none."""
     locale = None if variant.locale == source.locale else variant.locale
-    for part, written, is_html in (("subject", variant.subject, False), ("html", variant.html, True),
-                                   ("text", variant.text, False)):
+    for part, written, is_html in (
+        ("subject", variant.subject, False),
+        ("html", variant.html, True),
+        ("text", variant.text, False),
+    ):
         if written is not None:
             try:
                 referenced_variables(written, is_html, part)
@@ -175,31 +196,53 @@ def prepare(source: TemplateSource, author: str) -> Template:
     to render with its own example data. A problem names the file and line: ``folder/html.j2:42: ...``."""
     default = _prepared_parts(source, source.variant(None))
     variants = {variant.locale: _prepared_parts(source, variant) for variant in source.variants}
-    required = required_variables(default["subject"], default["html"], default["text"], source.optional,
-                                  variants.values())
+    required = required_variables(
+        default["subject"], default["html"], default["text"], source.optional, variants.values()
+    )
     missing = [name for name in required if name not in source.example_data]
     if missing and not source.has_example:
-        raise TemplateProblem(f"{source.where(None)}: no example.json; it must hold the data the template needs "
-                              f"({', '.join(missing)}), which publishing renders it with")
+        raise TemplateProblem(
+            f"{source.where(None)}: no example.json; it must hold the data the template needs "
+            f"({', '.join(missing)}), which publishing renders it with"
+        )
     if missing:
         raise TemplateProblem(f"{source.name}: example.json lacks {', '.join(missing)}")
-    hashed = [source.stream, default["subject"], default["html"], default["text"], required, source.from_address,
-              source.example_data]
+    hashed = [
+        source.stream,
+        default["subject"],
+        default["html"],
+        default["text"],
+        required,
+        source.from_address,
+        source.example_data,
+    ]
     if variants or source.locale != locales.DEFAULT_LOCALE:  # so a template without locales keeps its hash
         hashed += [source.locale, variants]
     content = json.dumps(hashed, sort_keys=True)
     item = Template(
-        source.name, 1, stream=source.stream, subject=default["subject"], html=default["html"], text=default["text"],
-        from_address=source.from_address, description=source.description, required=required,
-        example_data=source.example_data, author=author, created_at=time.time(),
+        source.name,
+        1,
+        stream=source.stream,
+        subject=default["subject"],
+        html=default["html"],
+        text=default["text"],
+        from_address=source.from_address,
+        description=source.description,
+        required=required,
+        example_data=source.example_data,
+        author=author,
+        created_at=time.time(),
         content_hash=hashlib.sha256(content.encode()).hexdigest(),
-        locale=source.locale, locales=variants or None,
+        locale=source.locale,
+        locales=variants or None,
     )
     size = len(json.dumps(item.serialize(), ensure_ascii=False).encode())
     if size > MAX_ITEM_BYTES:
-        raise TemplateProblem(f"{source.where(None)}: {size // 1024} KB to store with its {len(variants) + 1} "
-                              "locale(s), over DynamoDB's 400 KB for one template version; shorten the HTML or "
-                              "publish some locales as a template of their own")
+        raise TemplateProblem(
+            f"{source.where(None)}: {size // 1024} KB to store with its {len(variants) + 1} "
+            "locale(s), over DynamoDB's 400 KB for one template version; shorten the HTML or "
+            "publish some locales as a template of their own"
+        )
     compiled = CompiledTemplate.compile(item)
     for locale in compiled.locales:
         try:
@@ -226,8 +269,10 @@ def render_problem(source: TemplateSource, problem: TemplateProblem, data_name: 
         shown = f", in: {line[:120]}"
         method = _DICT_METHOD.search(line)
         if method and ("builtin_function_or_method" in problem.detail or "method" in problem.detail):
-            shown += (f" (.{method.group(1)} is the dict's method, not your key: write "
-                      f"x[\"{method.group(1)}\"] instead of x.{method.group(1)})")
+            shown += (
+                f" (.{method.group(1)} is the dict's method, not your key: write "
+                f'x["{method.group(1)}"] instead of x.{method.group(1)})'
+            )
     where = source.where(problem.part, problem.line, problem.locale)
     return f"{where}: cannot render with {data_name}: {problem.detail}{shown}"
 
@@ -262,8 +307,11 @@ def publish(item: Template) -> Published:
         transaction.save(item, condition=Template.name.does_not_exist())
         transaction.update(
             pointer,
-            actions=[Template.active_version.set(item.version), Template.latest_version.set(item.version),
-                     Template.stream.set(item.stream)],
+            actions=[
+                Template.active_version.set(item.version),
+                Template.latest_version.set(item.version),
+                Template.stream.set(item.stream),
+            ],
             condition=(Template.latest_version.does_not_exist() | (Template.latest_version == latest)),
         )
     return Published(item.name, item.version, item.stream, changed=True)

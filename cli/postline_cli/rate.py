@@ -7,6 +7,7 @@ The limits are SES's unless the deploy config replaces them; the functions get t
 ``POSTLINE_WARMUP_PLAN``), and the CLI reads the same variables from its own environment: set, they are the
 config's; unset, the figure is SES's (or the default).
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,9 @@ def _configured_number(environ: Mapping[str, str], variable: str, kind=float) ->
 
 
 def _item(dynamodb, table: str, bucket: str, window: str) -> dict[str, Any] | None:
-    return dynamodb.get_item(TableName=table, Key={"bucket": {"S": bucket}, "window": {"S": window}},
-                             ConsistentRead=True).get("Item")
+    return dynamodb.get_item(
+        TableName=table, Key={"bucket": {"S": bucket}, "window": {"S": window}}, ConsistentRead=True
+    ).get("Item")
 
 
 def _number(item: dict[str, Any] | None, name: str, default: float = 0) -> float:
@@ -90,11 +92,17 @@ def _windows_counted(dynamodb, table: str, shards: int, first: int, last: int) -
 
     taken = dict.fromkeys(STREAM_ORDER, 0)
     for shard in range(shards):
-        request = {"TableName": table, "ConsistentRead": True,
-                   "KeyConditionExpression": "#b = :b AND #w BETWEEN :first AND :last",
-                   "ExpressionAttributeNames": {"#b": "bucket", "#w": "window"},
-                   "ExpressionAttributeValues": {":b": {"S": f"rate#{shard}"}, ":first": {"S": str(first)},
-                                                 ":last": {"S": str(last)}}}
+        request = {
+            "TableName": table,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "#b = :b AND #w BETWEEN :first AND :last",
+            "ExpressionAttributeNames": {"#b": "bucket", "#w": "window"},
+            "ExpressionAttributeValues": {
+                ":b": {"S": f"rate#{shard}"},
+                ":first": {"S": str(first)},
+                ":last": {"S": str(last)},
+            },
+        }
         while True:
             page = dynamodb.query(**request)
             for item in page.get("Items", []):
@@ -147,31 +155,44 @@ def rate_view(dynamodb, sesv2, table: str, at: float, environ: Mapping[str, str]
     for stream in STREAM_ORDER:
         # (as the limiter counts: a stream stops once less than one email of its share is left)
         stops_at = None if unlimited else math.floor(max_day * budget_share(stream))
-        streams[stream] = {"last_minute": taken[stream], "quota_share_percent": round(100 * budget_share(stream)),
-                           "stopped": stops_at is not None and sent >= stops_at}
+        streams[stream] = {
+            "last_minute": taken[stream],
+            "quota_share_percent": round(100 * budget_share(stream)),
+            "stopped": stops_at is not None and sent >= stops_at,
+        }
     slowdown = None
     if factor < 1:
         throttled_at = _number(state, "at")
-        slowdown = {"factor": round(factor, 4), "lowered_to": round(_number(state, "factor"), 4),
-                    "throttled_at": iso(throttled_at),
-                    "full_rate_at": iso(throttled_at + (1 - _number(state, "factor")) / RECOVERY_PER_SECOND)}
+        slowdown = {
+            "factor": round(factor, 4),
+            "lowered_to": round(_number(state, "factor"), 4),
+            "throttled_at": iso(throttled_at),
+            "full_rate_at": iso(throttled_at + (1 - _number(state, "factor")) / RECOVERY_PER_SECOND),
+        }
     alert = _item(dynamodb, table, "quota#alert", "level")
     return {
         "at": iso(at),
-        "limits": {"max_send_rate": max_rate, "max_send_rate_from": "config" if configured_rate else "ses",
-                   "max_24_hour_send": None if unlimited else max_day,
-                   "max_24_hour_send_from": "config" if configured_quota else "ses"},
+        "limits": {
+            "max_send_rate": max_rate,
+            "max_send_rate_from": "config" if configured_rate else "ses",
+            "max_24_hour_send": None if unlimited else max_day,
+            "max_24_hour_send_from": "config" if configured_quota else "ses",
+        },
         "marketing_rate_share": share or DEFAULT_MARKETING_SHARE,
         "marketing_rate_share_from": "config" if share else "default",
         "usable_rate": round(max_rate * factor * (1 - HEADROOM), 3),
         "last_minute": {"from": iso(first), "emails": sum(taken.values()), "shards": shards},
-        "quota": {"sent_last_24_hours": sent, "max_24_hour_send": None if unlimited else max_day,
-                  "used_percent": None if unlimited or max_day == 0 else round(100 * sent / max_day, 1),
-                  "stopped": [s for s in reversed(STREAM_ORDER) if streams[s]["stopped"]]},  # as they stop
+        "quota": {
+            "sent_last_24_hours": sent,
+            "max_24_hour_send": None if unlimited else max_day,
+            "used_percent": None if unlimited or max_day == 0 else round(100 * sent / max_day, 1),
+            "stopped": [s for s in reversed(STREAM_ORDER) if streams[s]["stopped"]],
+        },  # as they stop
         "streams": streams,
         "slowdown": slowdown,
         "quota_alert": {"level": int(_number(alert, "level")), "at": iso(_number(alert, "at"))}
-                       if alert and at - _number(alert, "at") < 86_400 else None,
+        if alert and at - _number(alert, "at") < 86_400
+        else None,
     }
 
 
@@ -189,8 +210,10 @@ def load_plan(plan_file: Path | None, environ: Mapping[str, str]):
         return WarmupPlan.from_json(text), source
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         detail = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-        raise RateViewError(f"{source} is not a warm-up plan ({detail}): expected JSON {{\"start\": \"YYYY-MM-DD\", "
-                            "\"pools\": {pool: [streams]}, \"curve\": [[day, emails], ...]}") from None
+        raise RateViewError(
+            f'{source} is not a warm-up plan ({detail}): expected JSON {{"start": "YYYY-MM-DD", '
+            '"pools": {pool: [streams]}, "curve": [[day, emails], ...]}'
+        ) from None
 
 
 def warmup_view(dynamodb, table: str, plan, source: str | None, at: float) -> dict[str, Any]:
@@ -200,9 +223,13 @@ def warmup_view(dynamodb, table: str, plan, source: str | None, at: float) -> di
 
     today = datetime.fromtimestamp(at, timezone.utc).date()
     if plan is None:
-        return {"configured": False, "date": today.isoformat(), "pools": [],
-                "note": "no warm-up is configured: postline caps no pool; managed dedicated IP pools, and standard "
-                        "ones with SES's automatic warm-up, are warmed by SES itself"}
+        return {
+            "configured": False,
+            "date": today.isoformat(),
+            "pools": [],
+            "note": "no warm-up is configured: postline caps no pool; managed dedicated IP pools, and standard "
+            "ones with SES's automatic warm-up, are warmed by SES itself",
+        }
     last_day = plan.curve[-1][0]
     ends = plan.start + timedelta(days=last_day - 1)  # the last capped day; uncapped from the next
     pools = []
@@ -212,16 +239,31 @@ def warmup_view(dynamodb, table: str, plan, source: str | None, at: float) -> di
         used = int(_number(item, "used"))
         by_stream = {s: int(_number(item, s)) for s in STREAM_ORDER if s in members}
         state = "not started" if day < 1 else "over" if day > last_day else "warming"
-        pools.append({
-            "pool": pool, "streams": [s for s in STREAM_ORDER if s in members], "state": state, "day": day,
-            "days": last_day, "cap": cap, "used": used, "left": None if cap is None else max(0, cap - used),
-            "by_stream": by_stream,
-            "stopped": [] if cap is None else [s for s in reversed(by_stream)
-                                               if used >= math.floor(cap * budget_share(s, tuple(members)))],
-            "ends": ends.isoformat(), "uncapped_from": (ends + timedelta(days=1)).isoformat(),
-        })
-    return {"configured": True, "source": source, "start": plan.start.isoformat(), "date": today.isoformat(),
-            "pools": pools}
+        pools.append(
+            {
+                "pool": pool,
+                "streams": [s for s in STREAM_ORDER if s in members],
+                "state": state,
+                "day": day,
+                "days": last_day,
+                "cap": cap,
+                "used": used,
+                "left": None if cap is None else max(0, cap - used),
+                "by_stream": by_stream,
+                "stopped": []
+                if cap is None
+                else [s for s in reversed(by_stream) if used >= math.floor(cap * budget_share(s, tuple(members)))],
+                "ends": ends.isoformat(),
+                "uncapped_from": (ends + timedelta(days=1)).isoformat(),
+            }
+        )
+    return {
+        "configured": True,
+        "source": source,
+        "start": plan.start.isoformat(),
+        "date": today.isoformat(),
+        "pools": pools,
+    }
 
 
 # -- showing ---------------------------------------------------------------------------------------------------------
@@ -236,26 +278,45 @@ def _from(source: str, variable: str) -> str:
 def rate_lines(view: dict[str, Any]) -> list[str]:
     limits, quota = view["limits"], view["quota"]
     day_limit = limits["max_24_hour_send"]
-    share_from = (f"from the config, {SHARE_VARIABLE}" if view["marketing_rate_share_from"] == "config"
-                  else "default")
-    rows = [("max send rate", (f"{_figure(limits['max_send_rate'])}/s "
-                               f"({_from(limits['max_send_rate_from'], RATE_VARIABLE)}); "
-                               f"postline uses {_figure(round(view['usable_rate'], 1))}/s")),
-            ("24-hour quota", (f"{'unlimited' if day_limit is None else _figure(day_limit)} "
-                               f"({_from(limits['max_24_hour_send_from'], QUOTA_VARIABLE)})")),
-            ("marketing share", f"{view['marketing_rate_share'] * 100:g} % of the coming slots ({share_from})")]
+    share_from = f"from the config, {SHARE_VARIABLE}" if view["marketing_rate_share_from"] == "config" else "default"
+    rows = [
+        (
+            "max send rate",
+            (
+                f"{_figure(limits['max_send_rate'])}/s "
+                f"({_from(limits['max_send_rate_from'], RATE_VARIABLE)}); "
+                f"postline uses {_figure(round(view['usable_rate'], 1))}/s"
+            ),
+        ),
+        (
+            "24-hour quota",
+            (
+                f"{'unlimited' if day_limit is None else _figure(day_limit)} "
+                f"({_from(limits['max_24_hour_send_from'], QUOTA_VARIABLE)})"
+            ),
+        ),
+        ("marketing share", f"{view['marketing_rate_share'] * 100:g} % of the coming slots ({share_from})"),
+    ]
     if quota["used_percent"] is None:
         used = f"{_figure(quota['sent_last_24_hours'])} sent in the last 24 hours (no quota)"
     else:
-        used = (f"{quota['used_percent']:g} % "
-                f"({_figure(quota['sent_last_24_hours'])} of {_figure(quota['max_24_hour_send'])})")
+        used = (
+            f"{quota['used_percent']:g} % "
+            f"({_figure(quota['sent_last_24_hours'])} of {_figure(quota['max_24_hour_send'])})"
+        )
         if quota["stopped"]:
             used += f": {', '.join(quota['stopped'])} stopped"
     rows.append(("quota used", used))
     slowdown = view["slowdown"]
-    rows.append(("slow-down", "none" if slowdown is None else
-                 f"rate lowered to {slowdown['factor'] * 100:.0f} % after SES throttled at {slowdown['throttled_at']}, "
-                 f"recovering (full rate by {slowdown['full_rate_at']})"))
+    rows.append(
+        (
+            "slow-down",
+            "none"
+            if slowdown is None
+            else f"rate lowered to {slowdown['factor'] * 100:.0f} % after SES throttled at {slowdown['throttled_at']}, "
+            f"recovering (full rate by {slowdown['full_rate_at']})",
+        )
+    )
     if view["quota_alert"]:  # the limiter's levels: 1 marketing stopped, 2 transactional too, 3 all mail
         level = view["quota_alert"]["level"]
         what = ALERT_LEVELS.get(level, f"level {level}")
@@ -274,8 +335,10 @@ def rate_lines(view: dict[str, Any]) -> list[str]:
 
 def warmup_lines(view: dict[str, Any]) -> list[str]:
     if not view["configured"]:
-        return [f"no warm-up is configured ({WARMUP_VARIABLE} is not set, no --plan): postline caps no pool.",
-                "Managed dedicated IP pools, and standard ones with SES's automatic warm-up, are warmed by SES itself."]
+        return [
+            f"no warm-up is configured ({WARMUP_VARIABLE} is not set, no --plan): postline caps no pool.",
+            "Managed dedicated IP pools, and standard ones with SES's automatic warm-up, are warmed by SES itself.",
+        ]
     lines = [f"warm-up plan from {view['source']}, started {view['start']}; today is {view['date']} (UTC)", ""]
     header = ("pool", "streams", "day", "cap today", "used", "left", "ends")
     rows = []
@@ -283,13 +346,26 @@ def warmup_lines(view: dict[str, Any]) -> list[str]:
         day = f"{pool['day']} of {pool['days']}" if pool["state"] == "warming" else pool["state"]
         cap = "none" if pool["cap"] is None else f"{pool['cap']:,}"
         left = "-" if pool["left"] is None else f"{pool['left']:,}"
-        rows.append((pool["pool"], ",".join(pool["streams"]), day, cap, f"{pool['used']:,}", left,
-                     f"after {pool['ends']}" if pool["state"] != "over" else f"ended {pool['ends']}"))
+        rows.append(
+            (
+                pool["pool"],
+                ",".join(pool["streams"]),
+                day,
+                cap,
+                f"{pool['used']:,}",
+                left,
+                f"after {pool['ends']}" if pool["state"] != "over" else f"ended {pool['ends']}",
+            )
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     right = {3, 4, 5}
     for row in [header, *rows]:
-        lines.append("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        lines.append(
+            "  ".join(
+                cell.rjust(w) if i in right else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
     for pool in view["pools"]:
         if pool["stopped"]:
             lines.append(f"{pool['pool']}: {', '.join(pool['stopped'])} stopped for today (waits for tomorrow's cap)")
@@ -335,8 +411,12 @@ def warmup() -> None:
 
 
 @warmup.command("status")
-@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A warm-up plan in JSON (as POSTLINE_WARMUP_PLAN) instead of the environment's.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A warm-up plan in JSON (as POSTLINE_WARMUP_PLAN) instead of the environment's.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def warmup_status(plan_file: Path | None, as_json: bool) -> None:
     """Each warmed pool's warm-up day, today's cap, what it sent today and what is left, and when it ends."""

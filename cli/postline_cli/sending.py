@@ -1,6 +1,7 @@
 """What ``postline send`` checks before it queues a message: everything the CLI can know about whether postline
 will send it (the contract, the template and its version, and that the template renders with the data), so a
 message the render function would reject is refused at once, with the same reason, instead of printed `queued`."""
+
 from __future__ import annotations
 
 import difflib
@@ -61,6 +62,7 @@ def _what_is_published(name: str, version: int | None) -> str:
     if close:
         return f": did you mean {close[0]!r}?"
     names = sorted(pointers)
-    listed = ", ".join(names[:_NAMES_LISTED]) + (f" and {len(names) - _NAMES_LISTED} more"
-                                                 if len(names) > _NAMES_LISTED else "")
+    listed = ", ".join(names[:_NAMES_LISTED]) + (
+        f" and {len(names) - _NAMES_LISTED} more" if len(names) > _NAMES_LISTED else ""
+    )
     return f"; published: {listed}"

@@ -4,6 +4,7 @@ address with its history, list with filters, import and export CSV.
 History entries live beside the suppressions, under the same address, with the sort key
 ``history#<time>#<action>``; the send path reads suppressions by exact scope and never sees them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,9 @@ CSV_FIELDS = ("email", "scope", "reason", "suppressed_at", "source", "detail")
 
 
 def _history(address: str, action: str, scope: str, reason: str, note: str | None, now: float) -> Suppression:
-    return Suppression(address, f"{HISTORY}{now:.3f}#{action}", reason=reason, suppressed_at=now, source=scope,
-                       detail=note)
+    return Suppression(
+        address, f"{HISTORY}{now:.3f}#{action}", reason=reason, suppressed_at=now, source=scope, detail=note
+    )
 
 
 def add(address: str, scope: str, reason: str, note: str | None, source: str = "cli") -> Suppression:
@@ -70,8 +72,9 @@ def show(names: Sequence[str]) -> tuple[list[Suppression], list[Suppression], Su
     return [i for i in items if _in_force(i)], history, soft
 
 
-def iterate(reason: str | None = None, scope: str | None = None, source: str | None = None,
-            since: float | None = None) -> Iterator[Suppression]:
+def iterate(
+    reason: str | None = None, scope: str | None = None, source: str | None = None, since: float | None = None
+) -> Iterator[Suppression]:
     """Every suppression in force matching the filters (a scan: an operator's tool, not a hot path)."""
     for item in Suppression.scan():
         if not _in_force(item):
@@ -89,8 +92,13 @@ class ImportResult:
     invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, why)
 
 
-def import_csv(handle: IO[str], default_scope: str, default_reason: str, source: str,
-               progress: Callable[[int, int], None] = lambda done, total: None) -> ImportResult:
+def import_csv(
+    handle: IO[str],
+    default_scope: str,
+    default_reason: str,
+    source: str,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> ImportResult:
     """Suppress every address in a CSV (a header with ``email`` and optionally ``scope``, ``reason``,
     ``detail``; or one address per line). Invalid rows are reported with their line and skipped."""
     result = ImportResult()
@@ -99,8 +107,9 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
         return result
     header = [h.strip().lower() for h in rows[0]]
     has_header = "email" in header
-    column: dict[str, int] = {name: header.index(name) for name in ("email", "scope", "reason", "detail")
-                              if name in header}
+    column: dict[str, int] = {
+        name: header.index(name) for name in ("email", "scope", "reason", "detail") if name in header
+    }
     now = time.time()
     batch: dict[tuple[str, str], Suppression] = {}
     for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
@@ -124,11 +133,12 @@ def import_csv(handle: IO[str], default_scope: str, default_reason: str, source:
         except (InvalidAddress, ValueError) as error:
             result.invalid.append((line, raw, str(error)))
             continue
-        batch[(address, scope)] = Suppression(address, scope, reason=reason, suppressed_at=now, source=source,
-                                              detail=cell("detail"))
+        batch[(address, scope)] = Suppression(
+            address, scope, reason=reason, suppressed_at=now, source=source, detail=cell("detail")
+        )
     items = list(batch.values())
     for start in range(0, len(items), 25):
-        chunk = items[start:start + 25]
+        chunk = items[start : start + 25]
         with Suppression.batch_write() as writer:
             for item in chunk:
                 writer.save(item)
@@ -144,7 +154,8 @@ def export_csv(handle: IO[str], items: Iterable[Suppression]) -> int:
     writer.writerow(CSV_FIELDS)
     count = 0
     for item in items:
-        writer.writerow([item.email, item.scope, item.reason, iso(item.suppressed_at), item.source or "",
-                         item.detail or ""])
+        writer.writerow(
+            [item.email, item.scope, item.reason, iso(item.suppressed_at), item.source or "", item.detail or ""]
+        )
         count += 1
     return count

@@ -6,6 +6,7 @@ this folder). Otherwise AWS, with the normal AWS credentials and the resource na
 stack's outputs (stack ``postline``, or ``POSTLINE_STACK``). The ``POSTLINE_*`` variables the functions use
 override any name.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -62,33 +63,57 @@ def target() -> Target:
         paths = LocalPaths.default()
         state = running_state(paths)
         if state:
-            os.environ.update({
-                "AWS_ENDPOINT_URL": state["endpoint"], "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-            })
+            os.environ.update(
+                {
+                    "AWS_ENDPOINT_URL": state["endpoint"],
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                }
+            )
         elif (read_state(paths) or {}).get("ready"):
             # A stack that stops cleanly removes its state: this one died (or hangs). Going to AWS instead would
             # answer about another place than the one the operator is working with.
-            raise TargetError(f"the local stack started in this folder is not answering (it died? its log: "
-                              f"{paths.log_file}): `postline local down`, then `postline local up` starts it again")
+            raise TargetError(
+                f"the local stack started in this folder is not answering (it died? its log: "
+                f"{paths.log_file}): `postline local down`, then `postline local up` starts it again"
+            )
     if os.environ.get("AWS_ENDPOINT_URL"):
         os.environ.setdefault("AWS_DEFAULT_REGION", resources.REGION)
         if is_loopback(os.environ["AWS_ENDPOINT_URL"]):
             _default_to_local_credentials()
-    names = _local_names() if os.environ.get("AWS_ENDPOINT_URL") else _names_from_stack(
-        os.environ.get("POSTLINE_STACK", "postline"))
+    names = (
+        _local_names()
+        if os.environ.get("AWS_ENDPOINT_URL")
+        else _names_from_stack(os.environ.get("POSTLINE_STACK", "postline"))
+    )
     tables = {variable: os.environ.get(variable, names[variable]) for variable in resources.TABLES}
-    bind_table_names(*(tables[v] for v in ("POSTLINE_MESSAGES_TABLE", "POSTLINE_EVENTS_TABLE",
-                                           "POSTLINE_SUPPRESSIONS_TABLE", "POSTLINE_TEMPLATES_TABLE")))
-    queue_urls = {k: v for k, v in names.items() if k.startswith(
-        ("POSTLINE_INBOUND_QUEUE_URL_", "POSTLINE_SEND_QUEUE_URL_", "POSTLINE_SEND_DLQ_URL_"))}
-    return Target(os.environ.get("AWS_ENDPOINT_URL"), tables, queue_urls,
-                  os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
-                  os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]),
-                  os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]),
-                  os.environ.get("POSTLINE_SCHEDULER_ROLE_ARN", names["POSTLINE_SCHEDULER_ROLE_ARN"]),
-                  os.environ.get("POSTLINE_EVENT_BUS", names["POSTLINE_EVENT_BUS"]),
-                  os.environ.get("POSTLINE_SCHEDULE_DLQ_ARN", names.get("POSTLINE_SCHEDULE_DLQ_ARN", "")))
+    bind_table_names(
+        *(
+            tables[v]
+            for v in (
+                "POSTLINE_MESSAGES_TABLE",
+                "POSTLINE_EVENTS_TABLE",
+                "POSTLINE_SUPPRESSIONS_TABLE",
+                "POSTLINE_TEMPLATES_TABLE",
+            )
+        )
+    )
+    queue_urls = {
+        k: v
+        for k, v in names.items()
+        if k.startswith(("POSTLINE_INBOUND_QUEUE_URL_", "POSTLINE_SEND_QUEUE_URL_", "POSTLINE_SEND_DLQ_URL_"))
+    }
+    return Target(
+        os.environ.get("AWS_ENDPOINT_URL"),
+        tables,
+        queue_urls,
+        os.environ.get("POSTLINE_SIGNING_KEYS_SECRET", names["POSTLINE_SIGNING_KEYS_SECRET"]),
+        os.environ.get("POSTLINE_CLAIM_CHECK_BUCKET", names["POSTLINE_CLAIM_CHECK_BUCKET"]),
+        os.environ.get("POSTLINE_SCHEDULE_GROUP", names["POSTLINE_SCHEDULE_GROUP"]),
+        os.environ.get("POSTLINE_SCHEDULER_ROLE_ARN", names["POSTLINE_SCHEDULER_ROLE_ARN"]),
+        os.environ.get("POSTLINE_EVENT_BUS", names["POSTLINE_EVENT_BUS"]),
+        os.environ.get("POSTLINE_SCHEDULE_DLQ_ARN", names.get("POSTLINE_SCHEDULE_DLQ_ARN", "")),
+    )
 
 
 def is_loopback(url: str) -> bool:
@@ -111,11 +136,14 @@ def _default_to_local_credentials() -> None:
 
 
 def _local_names() -> dict[str, str]:
-    return {**resources.TABLES, "POSTLINE_SIGNING_KEYS_SECRET": resources.SIGNING_SECRET,
-            "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
-            "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP,
-            "POSTLINE_SCHEDULER_ROLE_ARN": resources.function_environment("", "")["POSTLINE_SCHEDULER_ROLE_ARN"],
-            "POSTLINE_EVENT_BUS": resources.EVENT_BUS}
+    return {
+        **resources.TABLES,
+        "POSTLINE_SIGNING_KEYS_SECRET": resources.SIGNING_SECRET,
+        "POSTLINE_CLAIM_CHECK_BUCKET": resources.CLAIM_CHECK_BUCKET,
+        "POSTLINE_SCHEDULE_GROUP": resources.SCHEDULE_GROUP,
+        "POSTLINE_SCHEDULER_ROLE_ARN": resources.function_environment("", "")["POSTLINE_SCHEDULER_ROLE_ARN"],
+        "POSTLINE_EVENT_BUS": resources.EVENT_BUS,
+    }
 
 
 # Stack output key -> the variable it fills (see infra/stacks/constants.py, Outputs).
@@ -152,8 +180,10 @@ def _names_from_stack(stack_name: str, cloudformation=None) -> dict[str, str]:
     except BotoCoreError:
         raise  # no credentials, no region, no network: the CLI says what to do about each (errors.explain)
     except Exception as error:  # noqa: BLE001 - no stack, no permission: one clear message
-        raise TargetError(f"no local stack is up here and the AWS stack {stack_name!r} could not be read ({error}). "
-                          "Start the local stack with `postline local up`, or deploy (docs/deploy.md).") from None
+        raise TargetError(
+            f"no local stack is up here and the AWS stack {stack_name!r} could not be read ({error}). "
+            "Start the local stack with `postline local up`, or deploy (docs/deploy.md)."
+        ) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     missing = [key for key in STACK_OUTPUTS if key not in outputs]
     if missing:

@@ -13,6 +13,7 @@ at-rules, rules with a pseudo-class or pseudo-element such as ``:hover``), rules
 nothing inlined from it). A declaration an element already has in its own ``style`` is not added again, so
 publishing an already inlined template changes nothing.
 """
+
 from __future__ import annotations
 
 import html
@@ -59,7 +60,7 @@ def css_rules(css: str) -> list[CssRule]:
         if brace >= length:
             break
         close = _matching_brace(css, brace)
-        rules.append(CssRule(start, min(close + 1, length), css[start:brace].strip(), css[brace + 1:close]))
+        rules.append(CssRule(start, min(close + 1, length), css[start:brace].strip(), css[brace + 1 : close]))
         position = close + 1
     return rules
 
@@ -83,7 +84,7 @@ def inline_css(source: str) -> str:
     sheet: list[str] = []
     candidates: dict[int, tuple[int, CssRule]] = {}
     for block_index, (_, text, _) in enumerate(blocks):
-        css = template.masked[text.start:text.end] if text else ""
+        css = template.masked[text.start : text.end] if text else ""
         if any(span.kind == "statement" for span in template.placeholders(css)):
             continue  # a rule under a Jinja condition cannot be inlined once for every message
         for rule in css_rules(css):
@@ -91,16 +92,16 @@ def inline_css(source: str) -> str:
                 continue
             rule_id = len(candidates)
             candidates[rule_id] = (block_index, rule)
-            body = template.unmask(rule.block, lambda span: "" if span.kind == "comment" else
-                                   f"postlinejinja{span.index}x")
+            body = template.unmask(
+                rule.block, lambda span: "" if span.kind == "comment" else f"postlinejinja{span.index}x"
+            )
             sheet.append(f"{rule.selector} {{ {_MARKER}{rule_id}: 1; {body} }}")
     if not sheet:
         return source
     import css_inline
 
     probe = _probe(template)
-    inlined = css_inline.inline(probe, extra_css="\n".join(sheet), keep_style_tags=False,
-                                load_remote_stylesheets=False)
+    inlined = css_inline.inline(probe, extra_css="\n".join(sheet), keep_style_tags=False, load_remote_stylesheets=False)
     edits: list[tuple[int, int, str]] = []
     matched: set[int] = set()
     for match in _PROBE_TAG.finditer(inlined):
@@ -112,7 +113,7 @@ def inline_css(source: str) -> str:
         rule_declarations = []
         for name, written, important in declarations(style):
             if name.startswith(_MARKER):
-                matched.add(int(name[len(_MARKER):]))
+                matched.add(int(name[len(_MARKER) :]))
             else:
                 rule_declarations.append((name, written, important))
         if rule_declarations:
@@ -134,8 +135,11 @@ def _style_edit(template: MaskedTemplate, tag: Tag, rule_declarations) -> tuple[
         for name, _, important in declarations(own.value):
             if not template.placeholders(name):
                 own_static[name] = important
-    added = [written for name, written, important in rule_declarations
-             if name not in own_static or (important and not own_static[name])]
+    added = [
+        written
+        for name, written, important in rule_declarations
+        if name not in own_static or (important and not own_static[name])
+    ]
     if not added:
         start = template.source_offset(tag.start)
         return start, start, ""
@@ -148,7 +152,7 @@ def _style_edit(template: MaskedTemplate, tag: Tag, rule_declarations) -> tuple[
         separator = "; " if own.value.strip() else ""
         return at, at, (text if own.quote == '"' else text.replace("'", "&#39;")) + separator
     start, end = template.source_span(own.start, own.end)
-    value = template.source[template.source_offset(own.value_start):end]
+    value = template.source[template.source_offset(own.value_start) : end]
     return start, end, f'style="{text}; {value}"'
 
 
@@ -216,11 +220,13 @@ def _probe(template: MaskedTemplate) -> str:
                 parts.append(f"</{token.name}>")
                 continue
             attributes = "".join(
-                f' {a.name}="{html.escape(html.unescape(clean(a.value or "")))}"' for a in token.attributes
-                if a.name and a.name != "style" and not a.name.startswith("data-postline-"))
+                f' {a.name}="{html.escape(html.unescape(clean(a.value or "")))}"'
+                for a in token.attributes
+                if a.name and a.name != "style" and not a.name.startswith("data-postline-")
+            )
             parts.append(f'<{token.name} data-postline-el="{index}"{attributes}>')
         elif isinstance(token, Doctype):
-            parts.append(template.masked[token.start:token.end])
+            parts.append(template.masked[token.start : token.end])
     return "".join(parts)
 
 
@@ -288,4 +294,3 @@ def _split_top_level(text: str, separator: str) -> list[str]:
             start = position + 1
     parts.append(text[start:])
     return parts
-

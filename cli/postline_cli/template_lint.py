@@ -4,6 +4,7 @@ each finding with the template, the file and line, and the fix.
 Errors refuse ``templates push`` (unless ``--force``); warnings print. A template that cannot be published at all
 (a syntax error, example data that does not render) is an error ``--force`` does not override.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,8 @@ _POSTAL = re.compile(
     r"\b\d{1,5}\s+[\w'.-]+(?:\s[\w'.-]+)*\s(?:street|st|avenue|ave|road|rd|lane|ln|way|drive|dr|boulevard|blvd|"
     r"place|pl|square|sq|court|ct)\b|\b(?:straße|strasse|str\.|rue|calle|carrer|via|weg|platz)\s|\bp\.?\s?o\.?\s?box\b"
     r"|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b|\b\d{4,5}(?:-\d{4})?\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,30 @@ def lint(source: TemplateSource) -> list[Finding]:
     if source.stream == "marketing":
         for variant in variants:
             if not shows_link_to(variant.html, "unsubscribe_url"):
-                add(files(variant)[0], None, "error", "unsubscribe-link",
-                    "a marketing template without a visible unsubscribe link", 'add <a href="{{ unsubscribe_url }}">'
-                    "Unsubscribe</a> where readers see it (not in a hidden element)")
+                add(
+                    files(variant)[0],
+                    None,
+                    "error",
+                    "unsubscribe-link",
+                    "a marketing template without a visible unsubscribe link",
+                    'add <a href="{{ unsubscribe_url }}">'
+                    "Unsubscribe</a> where readers see it (not in a hidden element)",
+                )
     try:
         # Without its unsubscribe link (reported above) the rest of a marketing template is still worth checking.
         item = prepare(replace(source, stream="transactional") if findings else source, "lint")
     except TemplateProblem as problem:
-        findings.append(Finding(source.name, folder, None, "error", "publish", str(problem),
-                                "fix the template or example.json: it cannot be published as it is"))
+        findings.append(
+            Finding(
+                source.name,
+                folder,
+                None,
+                "error",
+                "publish",
+                str(problem),
+                "fix the template or example.json: it cannot be published as it is",
+            )
+        )
         return findings
     compiled = CompiledTemplate.compile(item)
     from_data: set[str] = set()  # an http:// URL of the example data, reported once whatever the locale
@@ -87,43 +104,97 @@ def lint(source: TemplateSource) -> list[Finding]:
 
         size = len(rendered.html.encode())
         if size > GMAIL_CLIP_BYTES:
-            add(html_file, None, "warning", "gmail-clipping",
+            add(
+                html_file,
+                None,
+                "warning",
+                "gmail-clipping",
                 f"the HTML is {size / 1024:.0f} KB with the example data; Gmail clips email past 102 KB, hiding the "
-                "rest (the unsubscribe link and open pixel included)", "shorten it, or send fewer items per email")
+                "rest (the unsubscribe link and open pixel included)",
+                "shorten it, or send fewer items per email",
+            )
         if source.stream == "marketing" and not _POSTAL.search(rendered.text + rendered.html):
-            add(html_file, None, "warning", "postal-address", "no postal address found in the email",
-                "add your postal address to the footer: CAN-SPAM requires one in marketing email")
+            add(
+                html_file,
+                None,
+                "warning",
+                "postal-address",
+                "no postal address found in the email",
+                "add your postal address to the footer: CAN-SPAM requires one in marketing email",
+            )
         if variant.text is None and not re.search(r"\w", rendered.text):
-            add(html_file, None, "error", "text-part", "no text part can be made: the HTML has no visible text",
-                "add text to the HTML (an image-only email looks like spam) or write a text.j2")
+            add(
+                html_file,
+                None,
+                "error",
+                "text-part",
+                "no text part can be made: the HTML has no visible text",
+                "add text to the HTML (an image-only email looks like spam) or write a text.j2",
+            )
         if not rendered.subject.strip():
-            add(subject_file, None, "error", "subject", "the subject is empty with the example data",
-                "write a subject, or make sure its variables are never empty")
+            add(
+                subject_file,
+                None,
+                "error",
+                "subject",
+                "the subject is empty with the example data",
+                "write a subject, or make sure its variables are never empty",
+            )
         elif len(rendered.subject) > SUBJECT_MAX:
-            add(subject_file, None, "warning", "subject",
+            add(
+                subject_file,
+                None,
+                "warning",
+                "subject",
                 f"the subject is {len(rendered.subject)} characters with the example data; inboxes cut it near "
-                f"{SUBJECT_MAX}", "say the point in the first 40 characters and shorten the rest")
+                f"{SUBJECT_MAX}",
+                "say the point in the first 40 characters and shorten the rest",
+            )
         for tag in template.tokens:
             if not isinstance(tag, Tag) or tag.end_tag:
                 continue
             line = template.line_at(tag.start)
             for attribute in tag.attributes:
                 if attribute.name in ("href", "src") and (attribute.value or "").strip().lower().startswith("http://"):
-                    add(html_file, line, "warning", "insecure-url", f"{attribute.name} uses http://: "
-                        f"{template.unmask(attribute.value)[:80]}", "use https:// (clients warn about or block http)")
+                    add(
+                        html_file,
+                        line,
+                        "warning",
+                        "insecure-url",
+                        f"{attribute.name} uses http://: {template.unmask(attribute.value)[:80]}",
+                        "use https:// (clients warn about or block http)",
+                    )
             if tag.name == "img" and tag.attribute("alt") is None:
-                add(html_file, line, "warning", "image-alt", "an image without alt text",
-                    'add alt="what it shows" (alt="" for a decorative image): many clients block images at first')
+                add(
+                    html_file,
+                    line,
+                    "warning",
+                    "image-alt",
+                    "an image without alt text",
+                    'add alt="what it shows" (alt="" for a decorative image): many clients block images at first',
+                )
         for url in re.findall(r"""\b(?:href|src)\s*=\s*["'](http://[^"']*)""", rendered.html, re.IGNORECASE):
             if url not in variant.html and url not in from_data:
                 from_data.add(url)
-                add(html_file, None, "warning", "insecure-url", f"a link or image from the example data uses "
-                    f"http://: {url[:80]}", "use https:// in the data you send")
+                add(
+                    html_file,
+                    None,
+                    "warning",
+                    "insecure-url",
+                    f"a link or image from the example data uses http://: {url[:80]}",
+                    "use https:// in the data you send",
+                )
         unbalanced = _unbalanced(template)
         if unbalanced and _unbalanced(MaskedTemplate(rendered.html)):
             line, message = unbalanced
-            add(html_file, line, "warning", "unbalanced-tags", message,
-                "close each element where it opens (Outlook's Word engine and Gmail mangle what a browser repairs)")
+            add(
+                html_file,
+                line,
+                "warning",
+                "unbalanced-tags",
+                message,
+                "close each element where it opens (Outlook's Word engine and Gmail mangle what a browser repairs)",
+            )
     return findings
 
 

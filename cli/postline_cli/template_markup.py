@@ -7,6 +7,7 @@ An HTML parser builds a document, and a document has rules a template need not f
 Jinja span is masked as one private-use character, the masked text is tokenized the way an HTML5 tokenizer
 would (never a tree builder), and each token knows its source offsets and line.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -27,8 +28,8 @@ _RAW_CLOSE = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}$")
 _STATEMENT_WORD = re.compile(r"\{%[-+]?\s*(\w+)")
 
 PLACEHOLDER_BASE = 0xF0000  # Supplementary Private Use Area-A: never in a template, no meaning to HTML
-_PLACEHOLDER = re.compile("[\U000F0000-\U000FFFFD]")
-_SPLIT = re.compile("([\U000F0000-\U000FFFFD])")
+_PLACEHOLDER = re.compile("[\U000f0000-\U000ffffd]")
+_SPLIT = re.compile("([\U000f0000-\U000ffffd])")
 
 VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 RAW_TEXT = frozenset("style script title textarea xmp iframe noembed noframes".split())
@@ -131,7 +132,7 @@ class MaskedTemplate:
         self._masked_starts: list[int] = []  # masked offset of each placeholder
         masked_length = 0
         for index, span in enumerate(self.jinja):
-            pieces.append(source[position:span.start])
+            pieces.append(source[position : span.start])
             masked_length += span.start - position
             self._masked_starts.append(masked_length)
             pieces.append(chr(PLACEHOLDER_BASE + index))
@@ -176,8 +177,11 @@ class MaskedTemplate:
             start = self.source_offset(masked_start)
             return start, start
         last = masked_end - 1
-        end = self.jinja[ord(self.masked[last]) - PLACEHOLDER_BASE].end if is_placeholder(self.masked[last]) \
+        end = (
+            self.jinja[ord(self.masked[last]) - PLACEHOLDER_BASE].end
+            if is_placeholder(self.masked[last])
             else self.source_offset(last) + 1
+        )
         return self.source_offset(masked_start), end
 
 
@@ -230,7 +234,7 @@ def _markup_at(text: str, lt: int):
     if text.startswith("<!", lt) or text.startswith("<?", lt):
         end = text.find(">", lt)
         end = len(text) if end < 0 else end + 1
-        kind = Doctype if text[lt:lt + 9].lower() == "<!doctype" else Comment
+        kind = Doctype if text[lt : lt + 9].lower() == "<!doctype" else Comment
         return kind(lt, end), end
     end_tag = text.startswith("</", lt)
     name = _TAG_NAME.match(text, lt + (2 if end_tag else 1))
@@ -268,7 +272,11 @@ def _markup_at(text: str, lt: int):
             if quote:
                 close = text.find(quote, position + 1)
                 close = len(text) if close < 0 else close
-                attribute.value, attribute.value_start, attribute.quote = text[position + 1:close], position + 1, quote
+                attribute.value, attribute.value_start, attribute.quote = (
+                    text[position + 1 : close],
+                    position + 1,
+                    quote,
+                )
                 position = close + 1
             else:
                 value = _UNQUOTED.match(text, position)

@@ -5,6 +5,7 @@ Each email is shown in a sandboxed ``<iframe srcdoc>``: its own styles apply to 
 nothing in it runs (no script, no form). The page fetches nothing of its own; the email's images are fetched as a
 recipient's client would fetch them. There is no tracking in a preview: links are as the author wrote them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from postline.templates import CompiledTemplate, Rendered, TemplateProblem
 from .publish import PREVIEW_PROVIDED
 
 # The page runs nothing and posts nowhere; emails keep their inline styles and remote images.
-POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; frame-src 'self'; "
-          "script-src 'none'; form-action 'none'; base-uri 'none'")
+POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; frame-src 'self'; "
+    "script-src 'none'; form-action 'none'; base-uri 'none'"
+)
 STYLE = """
 :root { color-scheme: light; --ink: #1f2937; --soft: #6b7280; --line: #e5e7eb; --warn: #b91c1c; }
 * { box-sizing: border-box; }
@@ -79,19 +82,29 @@ def preview_html(templates: list[PreviewedTemplate], *, source: str, generated: 
     variants = sum(len(t.variants) for t in templates)
     contents = "".join(
         f'<li><a href="#{_anchor(t.name)}">{escape(t.name)}</a>'
-        + (": " + ", ".join(f'<a href="#{_anchor(t.name, v.locale)}">{escape(v.locale)}</a>' for v in t.variants)
-           if t.variants else " (cannot be previewed)")
-        + "</li>" for t in templates)
-    body = [f"<header><h1>Template preview</h1><p>{len(templates)} template(s), {variants} locale variant(s), from "
-            f"{escape(source)}, rendered with their example data at {escape(generated)}. Links are as written "
-            "(no tracking); marketing emails show a placeholder unsubscribe link.</p></header>",
-            f'<nav aria-label="Templates"><ul>{contents}</ul></nav>']
+        + (
+            ": " + ", ".join(f'<a href="#{_anchor(t.name, v.locale)}">{escape(v.locale)}</a>' for v in t.variants)
+            if t.variants
+            else " (cannot be previewed)"
+        )
+        + "</li>"
+        for t in templates
+    )
+    body = [
+        f"<header><h1>Template preview</h1><p>{len(templates)} template(s), {variants} locale variant(s), from "
+        f"{escape(source)}, rendered with their example data at {escape(generated)}. Links are as written "
+        "(no tracking); marketing emails show a placeholder unsubscribe link.</p></header>",
+        f'<nav aria-label="Templates"><ul>{contents}</ul></nav>',
+    ]
     body += [_template(t) for t in templates]
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Template preview: postline</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Template preview: postline</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _anchor(name: str, locale: str | None = None) -> str:
@@ -101,8 +114,10 @@ def _anchor(name: str, locale: str | None = None) -> str:
 def _template(shown: PreviewedTemplate) -> str:
     locales = ", ".join(v.locale for v in shown.variants)
     meta = f"{shown.stream} · {shown.origin}" + (f" · locales: {locales}" if locales else "")
-    parts = [f'<section class="template" id="{_anchor(shown.name)}" data-template="{escape(shown.name)}">',
-             f'<h2>{escape(shown.name)}</h2><p class="meta">{escape(meta)}</p>']
+    parts = [
+        f'<section class="template" id="{_anchor(shown.name)}" data-template="{escape(shown.name)}">',
+        f'<h2>{escape(shown.name)}</h2><p class="meta">{escape(meta)}</p>',
+    ]
     if shown.problem:
         parts.append(f'<p class="problem">{escape(shown.problem)}</p>')
     for variant in shown.variants:
@@ -115,17 +130,21 @@ def _variant(shown: PreviewedTemplate, variant: PreviewedVariant) -> str:
     label = f"{variant.locale}: {language_name(variant.locale)}"
     if variant.locale == shown.default_locale:
         label += " (default)"
-    head = (f'<article class="variant" id="{_anchor(shown.name, variant.locale)}" '
-            f'data-locale="{escape(variant.locale)}"><h3>{escape(label)}</h3>')
+    head = (
+        f'<article class="variant" id="{_anchor(shown.name, variant.locale)}" '
+        f'data-locale="{escape(variant.locale)}"><h3>{escape(label)}</h3>'
+    )
     if variant.rendered is None:
         return f'{head}<p class="problem">{escape(variant.problem or "")}</p></article>'
     rendered = variant.rendered
     title = f"{shown.name}, {variant.locale}"
     # sandbox without allow-scripts or allow-same-origin: the email runs nothing and reads nothing of the page.
-    return (f'{head}<p class="subject">Subject: <span data-part="subject">{escape(rendered.subject)}</span></p>'
-            '<div class="parts">'
-            f'<figure><figcaption>HTML part</figcaption><iframe data-part="html" title="{escape(title)}: HTML part" '
-            f'sandbox="allow-popups allow-popups-to-escape-sandbox" srcdoc="{escape(rendered.html, quote=True)}">'
-            "</iframe></figure>"
-            f'<figure><figcaption>Text part</figcaption><pre data-part="text">{escape(rendered.text)}</pre></figure>'
-            "</div></article>")
+    return (
+        f'{head}<p class="subject">Subject: <span data-part="subject">{escape(rendered.subject)}</span></p>'
+        '<div class="parts">'
+        f'<figure><figcaption>HTML part</figcaption><iframe data-part="html" title="{escape(title)}: HTML part" '
+        f'sandbox="allow-popups allow-popups-to-escape-sandbox" srcdoc="{escape(rendered.html, quote=True)}">'
+        "</iframe></figure>"
+        f'<figure><figcaption>Text part</figcaption><pre data-part="text">{escape(rendered.text)}</pre></figure>'
+        "</div></article>"
+    )

@@ -7,6 +7,7 @@ template that renders like the HTML does. Blocks (paragraphs, headings, rows, li
 item its own line starting with "- ", a link becomes "text (address)", and what a reader does not see (the
 ``<head>``, ``display:none`` such as a preheader, Outlook-only conditional comments) is left out.
 """
+
 from __future__ import annotations
 
 import html
@@ -29,11 +30,21 @@ from .template_markup import (
 _HIDDEN_ELEMENTS = frozenset("head style script title template noscript xml".split())
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 _PARAGRAPH = frozenset("p h1 h2 h3 h4 h5 h6 ul ol blockquote pre hr dl address figure".split())
-_LINE = frozenset("div tr li table tbody thead tfoot center section article header footer main nav aside "
-                  "dt dd caption form fieldset body html details summary".split())
+_LINE = frozenset(
+    "div tr li table tbody thead tfoot center section article header footer main nav aside "
+    "dt dd caption form fieldset body html details summary".split()
+)
 _CELL = frozenset({"td", "th"})
-_CLOSED_BY = {"li": {"li"}, "td": {"td", "th"}, "th": {"td", "th"}, "tr": {"tr"}, "p": _PARAGRAPH | _LINE,
-              "option": {"option"}, "dt": {"dt", "dd"}, "dd": {"dt", "dd"}}
+_CLOSED_BY = {
+    "li": {"li"},
+    "td": {"td", "th"},
+    "th": {"td", "th"},
+    "tr": {"tr"},
+    "p": _PARAGRAPH | _LINE,
+    "option": {"option"},
+    "dt": {"dt", "dd"},
+    "dd": {"dt", "dd"},
+}
 _INVISIBLE = re.compile("[\u034f\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACE = re.compile(r"[ \t\n\r\f]+")
 
@@ -62,8 +73,11 @@ def html_to_text(source: str) -> str:
                             writer.jinja(span)
             _close_implied(open_elements, token.name)
             style = token.attribute("style")
-            hides = token.name in _HIDDEN_ELEMENTS or token.attribute("hidden") is not None or bool(
-                style and style.value and _HIDDEN_STYLE.search(style.value))
+            hides = (
+                token.name in _HIDDEN_ELEMENTS
+                or token.attribute("hidden") is not None
+                or bool(style and style.value and _HIDDEN_STYLE.search(style.value))
+            )
             if token.name not in VOID and not token.self_closing:
                 open_elements.append((token.name, hides))
             if hidden() or hides:
@@ -83,13 +97,13 @@ def html_to_text(source: str) -> str:
                     break
         elif isinstance(token, Text):
             if token.raw_in:
-                _statements_only(template, template.masked[token.start:token.end], writer)
+                _statements_only(template, template.masked[token.start : token.end], writer)
             elif hidden():
-                _statements_only(template, template.masked[token.start:token.end], writer)
+                _statements_only(template, template.masked[token.start : token.end], writer)
             else:
-                _text(template, template.masked[token.start:token.end], writer)
+                _text(template, template.masked[token.start : token.end], writer)
         elif isinstance(token, (Comment, Doctype)):
-            _statements_only(template, template.masked[token.start:token.end], writer)
+            _statements_only(template, template.masked[token.start : token.end], writer)
     return writer.result()
 
 
@@ -158,14 +172,16 @@ def _write_link(link: dict, writer: "_Writer", template: MaskedTemplate) -> None
 
 def _attribute_value(template: MaskedTemplate, masked: str) -> str:
     """An attribute's value as text: entities decoded outside Jinja, Jinja restored as written."""
-    return "".join(template.span_of(piece).text if is_placeholder(piece) else unescape_attribute(piece)
-                   for piece in split_placeholders(masked)).strip()
+    return "".join(
+        template.span_of(piece).text if is_placeholder(piece) else unescape_attribute(piece)
+        for piece in split_placeholders(masked)
+    ).strip()
 
 
 def _has_jinja_inside(template: MaskedTemplate, tag: Tag) -> bool:
     """Whether Jinja statements follow the list's start tag before its end (a loop makes the count unknown)."""
     end = template.masked.find(f"</{tag.name}", tag.end)
-    return any(span.kind == "statement" for span in template.placeholders(template.masked[tag.end:end]))
+    return any(span.kind == "statement" for span in template.placeholders(template.masked[tag.end : end]))
 
 
 def _close_implied(open_elements: list, name: str) -> None:

@@ -1,4 +1,5 @@
 """What the read commands show, as plain data (printed as tables, or as JSON with ``--json``)."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,13 @@ from postline.retries import REQUEST
 _MESSAGE_ID = re.compile(r"^m[a-z2-7]{24}$")
 
 # Record timestamp -> the event it marks, in pipeline order.
-_TIMELINE = (("queued_at", "queued"), ("rendered_at", "rendered"), ("claimed_at", "send_attempt"),
-             ("sent_at", "sent"), ("last_duplicate_at", "duplicate_ignored"))
+_TIMELINE = (
+    ("queued_at", "queued"),
+    ("rendered_at", "rendered"),
+    ("claimed_at", "send_attempt"),
+    ("sent_at", "sent"),
+    ("last_duplicate_at", "duplicate_ignored"),
+)
 _FINISHED = {"suppressed": "suppressed", "rejected": "rejected", "failed": "failed"}
 NO_RECORD = "no record for this id (not received yet, never sent, or older than the history kept)"
 # Where `postline status --wait` stops waiting: nothing more happens to the message unless someone acts.
@@ -52,19 +58,33 @@ def message_view(reference: str) -> dict[str, Any]:
         # render writes the first record (for marketing mail, the send stage's claim does); until then the
         # message is waiting on a queue. It may also never have been sent, or its record may have expired:
         # postline cannot tell those apart, and says so.
-        return {"message_id": message_id, "status": UNKNOWN, "found": False, "reason": NO_RECORD,
-                "ses_message_id": None, "events": []}
+        return {
+            "message_id": message_id,
+            "status": UNKNOWN,
+            "found": False,
+            "reason": NO_RECORD,
+            "ses_message_id": None,
+            "events": [],
+        }
     events: list[dict[str, Any]] = []
     for attribute, name in _TIMELINE:
         value = getattr(record, attribute)
         if value is not None:
             events.append({"type": name, "time": iso(value), "at": float(value)})
     if record.delivered_at is not None:  # a delivery is kept on the record (an event row only if it came late)
-        events.append({"type": "delivered", "time": iso(record.delivered_at), "at": float(record.delivered_at)}
-                      | ({"detail": record.delivery.as_dict()} if record.delivery else {}))
+        events.append(
+            {"type": "delivered", "time": iso(record.delivered_at), "at": float(record.delivered_at)}
+            | ({"detail": record.delivery.as_dict()} if record.delivery else {})
+        )
     if record.status in _FINISHED and record.finished_at is not None:
-        events.append({"type": _FINISHED[record.status], "time": iso(record.finished_at),
-                       "at": float(record.finished_at), "reason": record.reason})
+        events.append(
+            {
+                "type": _FINISHED[record.status],
+                "time": iso(record.finished_at),
+                "at": float(record.finished_at),
+                "reason": record.reason,
+            }
+        )
     for event in EmailEvent.query(message_id):
         if event.type == REQUEST:  # the send message kept for soft-bounce retries, not something that happened
             continue
@@ -93,8 +113,9 @@ def message_view(reference: str) -> dict[str, Any]:
     }
 
 
-def settled_message_view(reference: str, wait_seconds: float, clock=time.monotonic, sleep=time.sleep,
-                         poll_seconds: float = 0.5) -> dict[str, Any]:
+def settled_message_view(
+    reference: str, wait_seconds: float, clock=time.monotonic, sleep=time.sleep, poll_seconds: float = 0.5
+) -> dict[str, Any]:
     """``message_view`` once the message has settled (``SETTLED``), or as it is after ``wait_seconds``."""
     deadline = clock() + wait_seconds
     while True:
@@ -106,5 +127,11 @@ def settled_message_view(reference: str, wait_seconds: float, clock=time.monoton
 
 
 def suppression_view(item: Suppression) -> dict[str, Any]:
-    return {"email": item.email, "scope": item.scope, "reason": item.reason, "suppressed_at": iso(item.suppressed_at),
-            "source": item.source, "detail": item.detail}
+    return {
+        "email": item.email,
+        "scope": item.scope,
+        "reason": item.reason,
+        "suppressed_at": iso(item.suppressed_at),
+        "source": item.source,
+        "detail": item.detail,
+    }

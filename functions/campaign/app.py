@@ -1,4 +1,5 @@
 """campaign: one run of a campaign's fan-out per control message (postline.campaigns.fanout)."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
@@ -18,5 +19,6 @@ with init_phase():  # the cold start, without garbage collection (postline/init_
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    return partial_batch_response(event, context, lambda records: run_batch(
-        records, campaign_context, context.get_remaining_time_in_millis))
+    return partial_batch_response(
+        event, context, lambda records: run_batch(records, campaign_context, context.get_remaining_time_in_millis)
+    )

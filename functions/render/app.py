@@ -1,4 +1,5 @@
 """render: send messages from the inbound queues -> finished emails on the send queues."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

@@ -1,4 +1,5 @@
 """send: claimed, suppression-checked sends through SES, from the send queues."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

@@ -1,4 +1,5 @@
 """ses_events: SES events from the postline-ses-events queue -> message status, events, suppressions."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

@@ -1,5 +1,6 @@
 """track_click: GET /c/{token} -> 302 to the link's signed target (404 for anything not signed by us). HEAD answers
 the same without recording a click (scanners resolve links so); OPTIONS and other methods: postline.public_http."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

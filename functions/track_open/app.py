@@ -1,5 +1,6 @@
 """track_open: GET /o/{token} -> a 1x1 transparent GIF, recording the open for a valid token. HEAD answers the same
 headers without recording anything; OPTIONS and other methods: postline.public_http."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)
@@ -28,8 +29,9 @@ ALLOWED = ("GET", "HEAD")
 
 
 def pixel() -> Response:
-    return Response(200, "image/gif", PIXEL, headers={
-        **PUBLIC_HEADERS, "Cache-Control": "no-store, no-cache, max-age=0, private"})
+    return Response(
+        200, "image/gif", PIXEL, headers={**PUBLIC_HEADERS, "Cache-Control": "no-store, no-cache, max-age=0, private"}
+    )
 
 
 @app.get("/o/<token>")

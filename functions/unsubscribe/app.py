@@ -1,6 +1,7 @@
 """unsubscribe: GET /u/{token} shows a confirmation page (never unsubscribes); POST /u/{token} unsubscribes
 (RFC 8058 one-click, or the page's button) or resubscribes (the page's undo button); a body past 8 KB is refused.
 HEAD answers as GET; OPTIONS and other methods: postline.public_http."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

@@ -1,5 +1,6 @@
 """unsubscribe_mail: emails sent to the List-Unsubscribe mailto address (SES receipt notifications through SNS and
 SQS) -> unsubscribed, kept for an operator, or ignored (postline.inbound_mail)."""
+
 from postline.init_phase import init_phase
 
 with init_phase():  # the cold start, without garbage collection (postline/init_phase.py)

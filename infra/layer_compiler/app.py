@@ -10,6 +10,7 @@ a layer version. Delete removes the version it published; functions already usin
 
 Self-contained (standard library and the runtime's boto3): it builds the layer, so it cannot use it.
 """
+
 from __future__ import annotations
 
 import compileall
@@ -36,8 +37,9 @@ def compile_layer(source: bytes, workdir: Path) -> bytes:
     with zipfile.ZipFile(io.BytesIO(source)) as original:
         original.extractall(workdir)
         # One process: Lambda has no /dev/shm, which compileall's worker pool needs.
-        if not compileall.compile_dir(workdir, quiet=1, workers=1,
-                                      invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
+        if not compileall.compile_dir(
+            workdir, quiet=1, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        ):
             raise RuntimeError("some modules of the layer do not compile on this runtime (see the log)")
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for entry in original.infolist():
@@ -55,11 +57,15 @@ def publish(properties: dict, s3=None, lambda_client=None, workdir: Path = WORKD
     source = s3.get_object(Bucket=properties["SourceBucket"], Key=properties["SourceKey"])["Body"].read()
     archive = compile_layer(source, workdir)
     if len(archive) > DIRECT_UPLOAD_LIMIT:
-        raise RuntimeError(f"the compiled layer is {len(archive)} bytes, over the {DIRECT_UPLOAD_LIMIT}-byte limit "
-                           "of a direct upload")
+        raise RuntimeError(
+            f"the compiled layer is {len(archive)} bytes, over the {DIRECT_UPLOAD_LIMIT}-byte limit of a direct upload"
+        )
     answer = lambda_client.publish_layer_version(
-        LayerName=properties["LayerName"], Description=properties["Description"], Content={"ZipFile": archive},
-        CompatibleRuntimes=[properties["Runtime"]], CompatibleArchitectures=[properties["Architecture"]],
+        LayerName=properties["LayerName"],
+        Description=properties["Description"],
+        Content={"ZipFile": archive},
+        CompatibleRuntimes=[properties["Runtime"]],
+        CompatibleArchitectures=[properties["Architecture"]],
     )
     return answer["LayerVersionArn"]
 
@@ -89,13 +95,23 @@ def handler(event: dict, context) -> None:
 
 
 def _answer(event: dict, status: str, physical_id: str, data: dict | None = None, reason: str = "") -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason or status, "PhysicalResourceId": physical_id,
-        "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
-        "Data": data or {},
-    }).encode()
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason or status,
+            "PhysicalResourceId": physical_id,
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": data or {},
+        }
+    ).encode()
     # CloudFormation's own presigned https URL for this custom resource's answer
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",  # noqa: S310
-                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    request = urllib.request.Request(  # noqa: S310
+        event["ResponseURL"],
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "", "Content-Length": str(len(body))},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's presigned https URL
         response.read()

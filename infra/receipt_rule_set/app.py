@@ -8,6 +8,7 @@ deactivates only when postline's rule set is the active one: a rule set activate
 
 Self-contained (standard library and the runtime's boto3), like infra/layer_compiler: it needs nothing else.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,8 +41,9 @@ def activate(rule_set: str, ses=None) -> None:
     if active is not None:
         raise AnotherRuleSetActive(
             f"The SES receipt rule set {active} is active in this account and region; activating postline's "
-            f"({rule_set}) would deactivate it and stop the mail it receives. Set \"receipt_rule_set\": \"{active}\" "
-            "in the deploy config so postline adds its rule to it, then deploy again (docs/deploy.md).")
+            f'({rule_set}) would deactivate it and stop the mail it receives. Set "receipt_rule_set": "{active}" '
+            "in the deploy config so postline adds its rule to it, then deploy again (docs/deploy.md)."
+        )
     ses.set_active_receipt_rule_set(RuleSetName=rule_set)
 
 
@@ -72,13 +74,23 @@ def handler(event: dict, context) -> None:
 
 
 def _answer(event: dict, status: str, physical_id: str, reason: str = "") -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason or status, "PhysicalResourceId": physical_id,
-        "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
-        "Data": {},
-    }).encode()
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason or status,
+            "PhysicalResourceId": physical_id,
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": {},
+        }
+    ).encode()
     # CloudFormation's own presigned https URL for this custom resource's answer
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",  # noqa: S310
-                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    request = urllib.request.Request(  # noqa: S310
+        event["ResponseURL"],
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "", "Content-Length": str(len(body))},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's presigned https URL
         response.read()

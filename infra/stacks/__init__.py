@@ -1,4 +1,5 @@
 """The postline CDK stack and its constructs."""
+
 import sys
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 The API and its stage come first so that every function can be given the base URL to sign links with; the
 routes are added once the functions exist (the URL refers only to the API, never to a route, so no cycle).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,13 @@ from .outputs import stack_output
 
 # The route key, never the path: paths carry tokens. No IP address either, links are personal data enough.
 ACCESS_LOG_FIELDS = {
-    "requestId": "$context.requestId", "requestTime": "$context.requestTime", "routeKey": "$context.routeKey",
-    "status": "$context.status", "responseLength": "$context.responseLength",
-    "latencyMs": "$context.responseLatency", "integrationError": "$context.integrationErrorMessage",
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationError": "$context.integrationErrorMessage",
 }
 
 
@@ -50,13 +55,19 @@ class _AccessLogSettings:
 class TrackingApi(Construct):
     def __init__(self, scope: Construct, id: str, *, config: Config) -> None:
         super().__init__(scope, id)
-        self.api = apigw.HttpApi(self, "HttpApi", description="postline tracking and unsubscribe links",
-                                 create_default_stage=False)
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=config.log_retention,
-                                    removal_policy=RemovalPolicy.DESTROY)
+        self.api = apigw.HttpApi(
+            self, "HttpApi", description="postline tracking and unsubscribe links", create_default_stage=False
+        )
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
         domain = self._custom_domain(config)
         self.stage = apigw.HttpStage(
-            self, "DefaultStage", http_api=self.api, stage_name="$default", auto_deploy=True,
+            self,
+            "DefaultStage",
+            http_api=self.api,
+            stage_name="$default",
+            auto_deploy=True,
             # A link in a forwarded newsletter must not let anyone run up the bill or flood the tables.
             throttle=apigw.ThrottleSettings(rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
             access_log_settings=_AccessLogSettings(apigw.LogGroupLogDestination(access_logs)),
@@ -71,10 +82,15 @@ class TrackingApi(Construct):
         integrations_by_function: dict[str, integrations.HttpLambdaIntegration] = {}
         for method, path, name in ROUTES:
             integration = integrations_by_function.setdefault(
-                name, integrations.HttpLambdaIntegration(f"{name}Integration", functions[name]))
+                name, integrations.HttpLambdaIntegration(f"{name}Integration", functions[name])
+            )
             self.api.add_routes(path=path, methods=[apigw.HttpMethod[method]], integration=integration)
-        accept(self.api, "AwsSolutions-APIG4", "The routes are opened from emails by anyone holding a link: the "
-               "token in the path is the authorization (HMAC-signed, checked in constant time by the function).")
+        accept(
+            self.api,
+            "AwsSolutions-APIG4",
+            "The routes are opened from emails by anyone holding a link: the "
+            "token in the path is the authorization (HMAC-signed, checked in constant time by the function).",
+        )
 
     def _custom_domain(self, config: Config) -> apigw.DomainName | None:
         if config.api_domain is None:
@@ -82,21 +98,35 @@ class TrackingApi(Construct):
         zone = None
         if config.hosted_zone is not None:
             zone = route53.HostedZone.from_hosted_zone_attributes(
-                self, "Zone", hosted_zone_id=config.hosted_zone.zone_id, zone_name=config.hosted_zone.zone_name)
+                self, "Zone", hosted_zone_id=config.hosted_zone.zone_id, zone_name=config.hosted_zone.zone_name
+            )
         if config.api_domain.certificate_arn:
             certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.api_domain.certificate_arn)
         else:
-            certificate = acm.Certificate(self, "Certificate", domain_name=config.api_domain.domain_name,
-                                          validation=acm.CertificateValidation.from_dns(zone))
-        domain = apigw.DomainName(self, "DomainName", domain_name=config.api_domain.domain_name,
-                                  certificate=certificate)
+            certificate = acm.Certificate(
+                self,
+                "Certificate",
+                domain_name=config.api_domain.domain_name,
+                validation=acm.CertificateValidation.from_dns(zone),
+            )
+        domain = apigw.DomainName(
+            self, "DomainName", domain_name=config.api_domain.domain_name, certificate=certificate
+        )
         if zone is not None and within(config.api_domain.domain_name, config.hosted_zone.zone_name):
-            route53.ARecord(self, "AliasRecord", zone=zone, record_name=f"{config.api_domain.domain_name}.",
-                            target=route53.RecordTarget.from_alias(targets.ApiGatewayv2DomainProperties(
-                                domain.regional_domain_name, domain.regional_hosted_zone_id)))
+            route53.ARecord(
+                self,
+                "AliasRecord",
+                zone=zone,
+                record_name=f"{config.api_domain.domain_name}.",
+                target=route53.RecordTarget.from_alias(
+                    targets.ApiGatewayv2DomainProperties(domain.regional_domain_name, domain.regional_hosted_zone_id)
+                ),
+            )
         else:
-            stack_output(self, f"{Outputs.DNS_RECORD_PREFIX}ApiDomainRecord",
-                         f"{config.api_domain.domain_name} CNAME {domain.regional_domain_name}",
-                         "DNS record to create for the links domain (name type value)")
+            stack_output(
+                self,
+                f"{Outputs.DNS_RECORD_PREFIX}ApiDomainRecord",
+                f"{config.api_domain.domain_name} CNAME {domain.regional_domain_name}",
+                "DNS record to create for the links domain (name type value)",
+            )
         return domain
-

@@ -1,4 +1,5 @@
 """Builds the CDK app: used by infra/app.py and by the infra tests, so both synthesize the very same thing."""
+
 from __future__ import annotations
 
 from aws_cdk import App, Validations

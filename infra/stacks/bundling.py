@@ -5,6 +5,7 @@ Every file pip installs is the version and the file that requirements.lock pins 
 the lock and the target platform, so it is cached under .cache/layer-deps/ keyed by their hash: repeated synths (and
 the infra tests) copy it instead of downloading again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,12 +53,30 @@ class PipLayerBundling:
         scratch = Path(tempfile.mkdtemp(dir=self._cache_root, prefix=".partial-"))
         try:
             subprocess.run(  # noqa: S603 - this Python's pip, on the repository's own requirements
-                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "-r", str(self._requirements), "-c", str(self._constraints), "--require-hashes",
-                 "--target", str(scratch),
-                 "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION,
-                 # wheels only: nothing may be compiled for the build machine; no .pyc for the wrong Python
-                 "--only-binary=:all:", "--no-compile"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(self._requirements),
+                    "-c",
+                    str(self._constraints),
+                    "--require-hashes",
+                    "--target",
+                    str(scratch),
+                    "--platform",
+                    PLATFORM,
+                    "--implementation",
+                    "cp",
+                    "--python-version",
+                    PYTHON_VERSION,
+                    # wheels only: nothing may be compiled for the build machine; no .pyc for the wrong Python
+                    "--only-binary=:all:",
+                    "--no-compile",
+                ],
                 check=True,
             )
             scratch.chmod(0o755)  # mkdtemp makes it private; Lambda must be able to read the layer

@@ -4,6 +4,7 @@ The file is postline.config.json at the repository root, or another one chosen w
 (``cdk deploy -c config=staging.json``); when neither exists the example (infra/config/example.json) is used so
 that ``cdk synth`` works out of the box. docs/deploy.md lists every key.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -38,8 +39,16 @@ from .constants import (
 )
 
 # The names the functions accept (layers/common/postline/settings.py), repeated so synth needs no layer import.
-APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
-                   "email.clicked", "email.unsubscribed", "email.failed")
+APP_EVENT_NAMES = (
+    "email.sent",
+    "email.delivered",
+    "email.bounced",
+    "email.complained",
+    "email.opened",
+    "email.clicked",
+    "email.unsubscribed",
+    "email.failed",
+)
 DEFAULT_APP_EVENTS = ("email.bounced", "email.complained", "email.unsubscribed", "email.failed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,14 +59,28 @@ IP_POOL_MODES = ("none", "standard", "managed")
 DMARC_POLICIES = ("none", "quarantine", "reject")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RETENTION_DAYS = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
 }
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -112,8 +135,10 @@ class Warmup:
 
     def plan(self) -> dict[str, Any]:
         """What the send function reads (Env.WARMUP_PLAN): each warmed pool with the streams sending through it."""
-        plan: dict[str, Any] = {"start": self.start, "pools": {
-            pool: [stream for stream in STREAMS if IP_POOL_OF_STREAM[stream] == pool] for pool in self.pools}}
+        plan: dict[str, Any] = {
+            "start": self.start,
+            "pools": {pool: [stream for stream in STREAMS if IP_POOL_OF_STREAM[stream] == pool] for pool in self.pools},
+        }
         if self.curve is not None:
             plan["curve"] = [list(point) for point in self.curve]
         return plan
@@ -182,10 +207,12 @@ class Config:
     # every consumer together, with the tracking API, stays well within a young account's Lambda concurrency
     # (lambda_concurrency_limit): one send function sends its batch of ten at once, so four keep up with far more
     # than a new SES account's 14 emails a second.
-    render_concurrency: dict[str, int] = field(default_factory=lambda: {
-        "critical": 4, "transactional": 3, "marketing": 2})
-    send_concurrency: dict[str, int] = field(default_factory=lambda: {
-        "critical": 4, "transactional": 3, "marketing": 2})
+    render_concurrency: dict[str, int] = field(
+        default_factory=lambda: {"critical": 4, "transactional": 3, "marketing": 2}
+    )
+    send_concurrency: dict[str, int] = field(
+        default_factory=lambda: {"critical": 4, "transactional": 3, "marketing": 2}
+    )
     # The account's Lambda concurrent executions in the stack's region (Service Quotas L-B99A9384): the functions'
     # ceilings must fit in it (concurrency_needed), or SQS receives are spent on throttles and land in the DLQs.
     lambda_concurrency_limit: int = DEFAULT_LAMBDA_CONCURRENCY_LIMIT
@@ -236,9 +263,14 @@ class Config:
     def concurrency_needed(self) -> int:
         """How many functions may run at once: every queue consumer at its ceiling, and the tracking API's share."""
         events_queues = 2 if self.ses_event_route == "eventbridge" else 1  # the EventBridge route holds Send events
-        return (sum(self.render_concurrency.values()) + sum(self.send_concurrency.values())
-                + SES_EVENTS_CONCURRENCY * events_queues + CAMPAIGN_CONCURRENCY + API_CONCURRENCY_ALLOWANCE
-                + (UNSUBSCRIBE_MAIL_CONCURRENCY if self.receive_unsubscribe_mail else 0))
+        return (
+            sum(self.render_concurrency.values())
+            + sum(self.send_concurrency.values())
+            + SES_EVENTS_CONCURRENCY * events_queues
+            + CAMPAIGN_CONCURRENCY
+            + API_CONCURRENCY_ALLOWANCE
+            + (UNSUBSCRIBE_MAIL_CONCURRENCY if self.receive_unsubscribe_mail else 0)
+        )
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -309,11 +341,13 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         if not _STACK_NAME.match(stack_name):
             problems.append(f"stack_name: {stack_name!r} must start with a letter and hold letters, digits, -")
         elif len(stack_name) > MAX_STACK_NAME_LENGTH:
-            problems.append(f"stack_name: {stack_name!r} has {len(stack_name)} characters, at most "
-                            f"{MAX_STACK_NAME_LENGTH}: it starts every queue's name, which SQS limits to 80 characters "
-                            f"(the longest: <stack name>-{LONGEST_QUEUE_SUFFIX}), and the schedule group's, which "
-                            f"EventBridge Scheduler limits to {SCHEDULE_GROUP_MAX_NAME} "
-                            f"(<stack name>-{SCHEDULE_GROUP})")
+            problems.append(
+                f"stack_name: {stack_name!r} has {len(stack_name)} characters, at most "
+                f"{MAX_STACK_NAME_LENGTH}: it starts every queue's name, which SQS limits to 80 characters "
+                f"(the longest: <stack name>-{LONGEST_QUEUE_SUFFIX}), and the schedule group's, which "
+                f"EventBridge Scheduler limits to {SCHEDULE_GROUP_MAX_NAME} "
+                f"(<stack name>-{SCHEDULE_GROUP})"
+            )
         values["stack_name"] = stack_name
 
     subdomain = take("mail_from_subdomain", str)
@@ -333,13 +367,21 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         problems.append(f"unsubscribe_mailto: {mailto!r} is not an email address")
     values["unsubscribe_mailto"] = mailto or (f"unsubscribe@{unsubscribe_subdomain}.{domain}" if domain else "")
     mailto_domain = values["unsubscribe_mailto"].rpartition("@")[2].lower()
-    if mailto and domain and receiving is not False and (
+    if (
+        mailto
+        and domain
+        and receiving is not False
+        and (
             mailto_domain in (domain, f"{values.get('mail_from_subdomain', 'bounce')}.{domain}")
-            or not within(mailto_domain, domain)):
-        problems.append(f"unsubscribe_mailto: postline receives the mail of {mailto_domain} and sets its MX record, so "
-                        f"the address must be on a subdomain of {domain} of its own (the default is "
-                        f"unsubscribe@{unsubscribe_subdomain}.{domain}); or set receive_unsubscribe_mail to false "
-                        "and read that mailbox yourself")
+            or not within(mailto_domain, domain)
+        )
+    ):
+        problems.append(
+            f"unsubscribe_mailto: postline receives the mail of {mailto_domain} and sets its MX record, so "
+            f"the address must be on a subdomain of {domain} of its own (the default is "
+            f"unsubscribe@{unsubscribe_subdomain}.{domain}); or set receive_unsubscribe_mail to false "
+            "and read that mailbox yourself"
+        )
     rule_set = take("receipt_rule_set", str)
     if rule_set is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", rule_set):
         problems.append(f"receipt_rule_set: {rule_set!r} is not an SES receipt rule set's name")
@@ -386,8 +428,11 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             problems.append(f"api_domain.{key}: unknown key (known: certificate_arn, domain_name)")
 
     for key, low, high in (
-        ("api_rate_limit", 1, 10_000), ("api_burst_limit", 1, 5_000), ("event_ttl_days", 1, 3_650),
-        ("message_ttl_days", 30, 3_650), ("lambda_concurrency_limit", 10, 1_000_000),
+        ("api_rate_limit", 1, 10_000),
+        ("api_burst_limit", 1, 5_000),
+        ("event_ttl_days", 1, 3_650),
+        ("message_ttl_days", 30, 3_650),
+        ("lambda_concurrency_limit", 10, 1_000_000),
     ):
         number = take(key, int)
         if number is not None:
@@ -397,11 +442,13 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     age = take("send_queue_age_alarm_seconds", int)
     if age is not None:
         if not MIN_SEND_QUEUE_AGE_ALARM_SECONDS <= age <= 86_400:
-            problems.append(f"send_queue_age_alarm_seconds: {age} is outside "
-                            f"{MIN_SEND_QUEUE_AGE_ALARM_SECONDS}..86400: "
-                            "an email postline makes wait on purpose (SES refusing for now, a campaign's window) is "
-                            "delayed up to 15 minutes at a time, and a receive stays hidden for the send queue's "
-                            "visibility timeout; a lower threshold would alarm on those")
+            problems.append(
+                f"send_queue_age_alarm_seconds: {age} is outside "
+                f"{MIN_SEND_QUEUE_AGE_ALARM_SECONDS}..86400: "
+                "an email postline makes wait on purpose (SES refusing for now, a campaign's window) is "
+                "delayed up to 15 minutes at a time, and a receive stays hidden for the send queue's "
+                "visibility timeout; a lower threshold would alarm on those"
+            )
         values["send_queue_age_alarm_seconds"] = age
 
     for key in ("render_concurrency", "send_concurrency"):
@@ -416,15 +463,18 @@ def parse_config(raw: Any, source: str = "config") -> Config:
                 else:
                     merged[stream] = number
             if merged["marketing"] > merged["critical"]:
-                problems.append(f"{key}: marketing ({merged['marketing']}) may not exceed critical "
-                                f"({merged['critical']}), or a newsletter could starve password resets")
+                problems.append(
+                    f"{key}: marketing ({merged['marketing']}) may not exceed critical "
+                    f"({merged['critical']}), or a newsletter could starve password resets"
+                )
             values[key] = merged
 
     retention = take("log_retention_days", int)
     if retention is not None:
         if retention not in RETENTION_DAYS:
-            problems.append(f"log_retention_days: {retention} is not one CloudWatch allows "
-                            f"({', '.join(map(str, RETENTION_DAYS))})")
+            problems.append(
+                f"log_retention_days: {retention} is not one CloudWatch allows ({', '.join(map(str, RETENTION_DAYS))})"
+            )
         values["log_retention_days"] = retention
 
     retain = take("retain_data", bool)
@@ -444,7 +494,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if app_events == "all":
         values["app_events"] = APP_EVENT_NAMES
     elif isinstance(app_events, str):
-        problems.append(f"app_events: must be a list of event names or \"all\", got {app_events!r}")
+        problems.append(f'app_events: must be a list of event names or "all", got {app_events!r}')
     elif app_events is not None:
         unknown = [e for e in app_events if e not in APP_EVENT_NAMES]
         if unknown:
@@ -456,8 +506,9 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     if notifications is not None:
         unknown = [n for n in notifications if n not in IDENTITY_NOTIFICATION_TYPES]
         if unknown:
-            problems.append(f"identity_notifications: unknown types {unknown} "
-                            f"(known: {', '.join(IDENTITY_NOTIFICATION_TYPES)})")
+            problems.append(
+                f"identity_notifications: unknown types {unknown} (known: {', '.join(IDENTITY_NOTIFICATION_TYPES)})"
+            )
         values["identity_notifications"] = tuple(dict.fromkeys(notifications))
 
     rate = take("max_send_rate", (int, float))
@@ -475,8 +526,10 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     share = take("marketing_rate_share", (int, float))
     if share is not None:
         if isinstance(share, bool) or not 0 < share <= 1:
-            problems.append(f"marketing_rate_share: must be above 0 and at most 1 (the share of the sending rate "
-                            f"marketing may use while other mail is being sent), got {share!r}")
+            problems.append(
+                f"marketing_rate_share: must be above 0 and at most 1 (the share of the sending rate "
+                f"marketing may use while other mail is being sent), got {share!r}"
+            )
         else:
             values["marketing_rate_share"] = float(share)
     warmup = take("warmup", dict)
@@ -498,8 +551,10 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     bootstrap_key = take("bootstrap_kms_key_arn", str)
     if bootstrap_key is not None:
         if not _KMS_KEY_ARN.match(bootstrap_key):
-            problems.append(f"bootstrap_kms_key_arn: {bootstrap_key!r} is not a KMS key ARN "
-                            "(arn:aws:kms:<region>:<account>:key/<key id>)")
+            problems.append(
+                f"bootstrap_kms_key_arn: {bootstrap_key!r} is not a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<key id>)"
+            )
         values["bootstrap_kms_key_arn"] = bootstrap_key
 
     checked = take("domain_check_streams", list)
@@ -520,15 +575,17 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         config = Config(**{k: v for k, v in values.items() if v is not None})
         needed, limit = config.concurrency_needed(), config.lambda_concurrency_limit
         if needed > limit:
-            lowest = replace(config, render_concurrency=dict.fromkeys(STREAMS, 2),
-                             send_concurrency=dict.fromkeys(STREAMS, 2)).concurrency_needed()
+            lowest = replace(
+                config, render_concurrency=dict.fromkeys(STREAMS, 2), send_concurrency=dict.fromkeys(STREAMS, 2)
+            ).concurrency_needed()
             problems.append(
                 f"lambda_concurrency_limit: the functions may run {needed} at once (the queue consumers' ceilings "
                 f"in render_concurrency, send_concurrency and postline's own, and {API_CONCURRENCY_ALLOWANCE} for the "
                 f"tracking API; {lowest} with every concurrency at its lowest, 2), more than the account's {limit}: "
                 "throttled queue receives would land in the dead-letter queues. Raise the account's Lambda "
                 "concurrency first (docs/deploy.md, 'Lambda concurrency') and set lambda_concurrency_limit to it, "
-                "or lower the concurrencies")
+                "or lower the concurrencies"
+            )
     if problems:
         raise ConfigError(f"postline config {source} is invalid:\n  - " + "\n  - ".join(problems))
     return config
@@ -549,8 +606,10 @@ def _alerts(raw: dict[str, Any], problems: list[str]) -> Alerts | None:
         in_range = number and (low < value if low_excluded else low <= value) and value <= high
         if not (whole if kind is int else number) or not in_range:
             lowest = f"above {low}" if low_excluded else f"at least {low}"
-            problems.append(f"alerts.{key}: must be a {'whole number' if kind is int else 'number'} {lowest} and at "
-                            f"most {high:,}, got {value!r}")
+            problems.append(
+                f"alerts.{key}: must be a {'whole number' if kind is int else 'number'} {lowest} and at "
+                f"most {high:,}, got {value!r}"
+            )
         else:
             given[key] = kind(value)
     return Alerts(**given) if len(problems) == before else None
@@ -566,29 +625,38 @@ def _transports(raw: dict[str, Any], problems: list[str]) -> dict[str, SmtpTrans
             continue
         kind = given if isinstance(given, str) else given.get("type") if isinstance(given, dict) else None
         if kind not in TRANSPORTS:
-            problems.append(f'{where}: must be "ses_api" or {{"type": "smtp", "host", "port", "tls", "secret"}}, '
-                            f"got {given!r}")
+            problems.append(
+                f'{where}: must be "ses_api" or {{"type": "smtp", "host", "port", "tls", "secret"}}, got {given!r}'
+            )
             continue
         if kind == "ses_api":
             continue
         before = len(problems)
-        problems += [f"{where}.{key}: unknown key (known: {', '.join(SMTP_KEYS)})" for key in given
-                     if key not in SMTP_KEYS]
+        problems += [
+            f"{where}.{key}: unknown key (known: {', '.join(SMTP_KEYS)})" for key in given if key not in SMTP_KEYS
+        ]
         host, port, tls, secret = (given.get(key) for key in SMTP_KEYS[1:])
         if not isinstance(host, str) or not _DOMAIN.match(host.lower()):
             problems.append(f"{where}.host: must be the relay's host name, like email-smtp.us-east-1.amazonaws.com")
         if tls not in SMTP_TLS_MODES:
-            problems.append(f"{where}.tls: must be \"implicit\" (TLS from the start, port 465) or \"starttls\" "
-                            f"(port 587), got {tls!r}; a deployed relay is never reached in plaintext")
+            problems.append(
+                f'{where}.tls: must be "implicit" (TLS from the start, port 465) or "starttls" '
+                f"(port 587), got {tls!r}; a deployed relay is never reached in plaintext"
+            )
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             problems.append(f"{where}.port: must be a port number, like {SMTP_TLS_MODES.get(tls, 587)}")
         elif tls in SMTP_TLS_MODES and port in SMTP_TLS_MODES.values() and port != SMTP_TLS_MODES[tls]:
-            problems.append(f"{where}.port: {port} is the port for {'implicit TLS' if port == 465 else 'STARTTLS'}, "
-                            f"not {tls} (use {SMTP_TLS_MODES[tls]})")
-        if not isinstance(secret, str) or not (_SECRET_ARN.match(secret) or (
-                not secret.startswith("arn:") and _SECRET_NAME.match(secret))):
-            problems.append(f"{where}.secret: must be the name or complete ARN of a Secrets Manager secret holding "
-                            '{"username": ..., "password": ...} (never the credentials themselves)')
+            problems.append(
+                f"{where}.port: {port} is the port for {'implicit TLS' if port == 465 else 'STARTTLS'}, "
+                f"not {tls} (use {SMTP_TLS_MODES[tls]})"
+            )
+        if not isinstance(secret, str) or not (
+            _SECRET_ARN.match(secret) or (not secret.startswith("arn:") and _SECRET_NAME.match(secret))
+        ):
+            problems.append(
+                f"{where}.secret: must be the name or complete ARN of a Secrets Manager secret holding "
+                '{"username": ..., "password": ...} (never the credentials themselves)'
+            )
         if len(problems) == before:
             relays[stream] = SmtpTransport(host.lower(), port, tls, secret)
     return relays
@@ -598,11 +666,15 @@ def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup |
     """The warm-up object: only for standard pools, the named pools known, the curve rising day by day."""
     before = len(problems)
     if ip_pools == "managed":
-        problems.append('warmup: needs ip_pools "standard"; with "managed" pools SES warms the dedicated IPs '
-                        "itself, so postline does not cap them (remove warmup)")
+        problems.append(
+            'warmup: needs ip_pools "standard"; with "managed" pools SES warms the dedicated IPs '
+            "itself, so postline does not cap them (remove warmup)"
+        )
     elif ip_pools == "none":
-        problems.append('warmup: needs ip_pools "standard"; with "none" mail goes out on SES\'s shared IPs and '
-                        "there is no dedicated IP to warm (remove warmup)")
+        problems.append(
+            'warmup: needs ip_pools "standard"; with "none" mail goes out on SES\'s shared IPs and '
+            "there is no dedicated IP to warm (remove warmup)"
+        )
     for key in sorted(set(raw) - set(WARMUP_KEYS)):
         problems.append(f"warmup.{key}: unknown key (known: {', '.join(sorted(WARMUP_KEYS))})")
 
@@ -614,8 +686,9 @@ def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup |
 
     pools = raw.get("pools", list(DEFAULT_WARMUP_POOLS))
     if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
-        problems.append(f"warmup.pools: must be a non-empty list of IP pool names ({', '.join(IP_POOLS)}), "
-                        f"got {pools!r}")
+        problems.append(
+            f"warmup.pools: must be a non-empty list of IP pool names ({', '.join(IP_POOLS)}), got {pools!r}"
+        )
     else:
         unknown = [p for p in pools if p not in IP_POOLS]
         if unknown:
@@ -627,26 +700,36 @@ def _warmup(raw: dict[str, Any], ip_pools: str, problems: list[str]) -> Warmup |
         if not isinstance(curve, list) or not curve:
             problems.append("warmup.curve: must be a non-empty list of [day, emails per day] pairs")
         elif len(curve) > MAX_WARMUP_CURVE_POINTS:
-            problems.append(f"warmup.curve: {len(curve)} points, at most {MAX_WARMUP_CURVE_POINTS} (the plan travels "
-                            "in the send function's environment, which Lambda limits to 4 KB)")
+            problems.append(
+                f"warmup.curve: {len(curve)} points, at most {MAX_WARMUP_CURVE_POINTS} (the plan travels "
+                "in the send function's environment, which Lambda limits to 4 KB)"
+            )
         else:
             for n, point in enumerate(curve):
-                if (not isinstance(point, list) or len(point) != 2
-                        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in point)):
-                    problems.append(f"warmup.curve[{n}]: must be [day, emails per day], two whole numbers above 0, "
-                                    f"got {point!r}")
+                if (
+                    not isinstance(point, list)
+                    or len(point) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in point)
+                ):
+                    problems.append(
+                        f"warmup.curve[{n}]: must be [day, emails per day], two whole numbers above 0, got {point!r}"
+                    )
                 elif point[0] > MAX_WARMUP_DAY or point[1] > MAX_WARMUP_EMAILS_PER_DAY:
-                    problems.append(f"warmup.curve[{n}]: {point!r} is beyond day {MAX_WARMUP_DAY} or "
-                                    f"{MAX_WARMUP_EMAILS_PER_DAY:,} emails per day (a warm-up lasts weeks; the plan "
-                                    "travels in the send function's environment, which Lambda limits to 4 KB)")
+                    problems.append(
+                        f"warmup.curve[{n}]: {point!r} is beyond day {MAX_WARMUP_DAY} or "
+                        f"{MAX_WARMUP_EMAILS_PER_DAY:,} emails per day (a warm-up lasts weeks; the plan "
+                        "travels in the send function's environment, which Lambda limits to 4 KB)"
+                    )
                 else:
                     points.append((point[0], point[1]))
             for (day, cap), (next_day, next_cap) in itertools.pairwise(points):
                 if next_day <= day:
                     problems.append(f"warmup.curve: days must increase strictly, day {next_day} follows day {day}")
                 if next_cap < cap:
-                    problems.append(f"warmup.curve: emails per day may not decrease, {next_cap} on day {next_day} "
-                                    f"after {cap} on day {day}")
+                    problems.append(
+                        f"warmup.curve: emails per day may not decrease, {next_cap} on day {next_day} "
+                        f"after {cap} on day {day}"
+                    )
     if len(problems) > before:
         return None
     return Warmup(start=start, pools=tuple(dict.fromkeys(pools)), curve=tuple(points) if curve is not None else None)

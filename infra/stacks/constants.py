@@ -5,6 +5,7 @@ Physical names of tables, topics and most else are left to CloudFormation; the q
 prefix). Two stacks with different names can live in one account. What must stay stable is listed here: logical
 groupings, the environment variables the library reads, and the stack output keys the operator CLI looks up.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -92,8 +93,9 @@ FUNCTIONS = {
     "unsubscribe": FunctionSpec(256, Duration.seconds(10), "Confirmation page and RFC 8058 one-click unsubscribe"),
     # A run stops itself after 60 s of fan-out and hands on; the rest of the timeout is room for its last page.
     "campaign": FunctionSpec(512, Duration.seconds(120), "Hands a campaign's audience on to the marketing queue"),
-    "unsubscribe_mail": FunctionSpec(256, Duration.seconds(30),
-                                     "Unsubscribes by the emails sent to the mailto address"),
+    "unsubscribe_mail": FunctionSpec(
+        256, Duration.seconds(30), "Unsubscribes by the emails sent to the mailto address"
+    ),
 }
 HANDLER = "app.handler"
 # One control message per invocation (each is a whole run), at most two runs at once: the fan-out's pace is set by
@@ -111,16 +113,28 @@ API_CONCURRENCY_ALLOWANCE = 10
 # the limiter's warm-up cap, a campaign's window) goes back delayed up to SQS's 15 minutes, as a new message; a
 # receive whose invocation dies stays hidden for the queue's visibility timeout. An older message means trouble.
 SQS_MAX_DELAY = Duration.minutes(15)
-MIN_SEND_QUEUE_AGE_ALARM_SECONDS = int(SQS_MAX_DELAY.to_seconds()
-                                       + FUNCTIONS["send"].timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
+MIN_SEND_QUEUE_AGE_ALARM_SECONDS = int(
+    SQS_MAX_DELAY.to_seconds() + FUNCTIONS["send"].timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR
+)
 # Where the CLI uploads each campaign's normalised audience in the claim-check bucket (campaigns/<id>/...).
 CAMPAIGN_AUDIENCE_PREFIX = "campaigns/"
 COMMON_LAYER = "postline-common"  # the shared layer, published at deploy time (stacks/layer.py)
 
 # The regions where SES receives email (the AWS General Reference's "Email receiving endpoints", 2024): unsubscribe
 # by email needs one (stacks/receiving.py). Add a region here when AWS does.
-SES_RECEIVING_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
-                         "eu-central-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-northeast-1")
+SES_RECEIVING_REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-central-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-northeast-1",
+)
 UNSUBSCRIBE_MAIL_QUEUE = queue_names.name("postline", "unsubscribe-mail")  # logical name, like the others
 # Two batches at once at most (the least SQS allows): people write to the address a few times a day.
 UNSUBSCRIBE_MAIL_CONCURRENCY = 2
@@ -143,7 +157,14 @@ SES_EVENT_ROUTES = ("sns", "eventbridge")
 # SES events of postline's configuration sets. OPEN and CLICK are left out on purpose: postline tracks them itself
 # with signed links, and enabling them in SES would make SES add its own pixel and rewrite every link.
 SES_EVENT_TYPES = (
-    "SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE", "SUBSCRIPTION",
+    "SEND",
+    "REJECT",
+    "BOUNCE",
+    "COMPLAINT",
+    "DELIVERY",
+    "DELIVERY_DELAY",
+    "RENDERING_FAILURE",
+    "SUBSCRIPTION",
 )
 # The SNS route leaves out SEND: every SNS publish is billed ($0.50 per million), the send stage records `sent`
 # itself the moment SES accepts, and a claim its crash leaves open is settled by any later event of the email
@@ -170,8 +191,16 @@ QUOTA_ALARM_PERCENT = 90
 # What happened to the emails, counted per stream by the functions (postline.analytics, Powertools' embedded metric
 # format, Count unit) with the dimensions service=POWERTOOLS_SERVICE_NAME and stream=<stream>: the dashboard's
 # per-stream rows. Outcomes first, then engagement.
-EMAIL_OUTCOME_METRICS = ("Sent", "Delivered", "HardBounced", "SoftBounced", "Complained", "Rejected", "Failed",
-                         "Suppressed")
+EMAIL_OUTCOME_METRICS = (
+    "Sent",
+    "Delivered",
+    "HardBounced",
+    "SoftBounced",
+    "Complained",
+    "Rejected",
+    "Failed",
+    "Suppressed",
+)
 EMAIL_ENGAGEMENT_METRICS = ("Opened", "MachineOpened", "Clicked", "Unsubscribed")
 METRIC_STREAM_DIMENSION = "stream"
 # Custom metrics the send function publishes (Powertools' embedded metric format, in METRICS_NAMESPACE with the

@@ -10,6 +10,7 @@ a guess.
 
 ``tests/infra/environment_size.py`` prints the sizes for the example config and the largest one the config accepts.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,7 +86,7 @@ class Resolver:
             return len(value.encode())
         if isinstance(value, (int, float)):
             return len(str(value))
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Fn::Join":
             separator, parts = argument
             return sum(self.length(part) for part in parts) + len(separator) * max(len(parts) - 1, 0)
@@ -152,10 +153,12 @@ def environment_size(variables: Mapping[str, Any], resolver: Resolver) -> int:
 
 def function_environments(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """Logical id -> environment variables, for every function of the template that has some."""
-    return {logical_id: resource["Properties"]["Environment"]["Variables"]
-            for logical_id, resource in template["Resources"].items()
-            if resource["Type"] == "AWS::Lambda::Function"
-            and "Variables" in resource.get("Properties", {}).get("Environment", {})}
+    return {
+        logical_id: resource["Properties"]["Environment"]["Variables"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and "Variables" in resource.get("Properties", {}).get("Environment", {})
+    }
 
 
 @jsii.implements(IPolicyValidationPlugin)
@@ -190,13 +193,23 @@ class EnvironmentSizeCheck:
                 else:
                     if size <= self._limit:
                         continue
-                    problem = (f"The function's environment may take {size} bytes once deployed (stack name "
-                               f"{self._stack_name!r}, every name at its longest), over the {self._limit} postline "
-                               f"allows itself under Lambda's {LAMBDA_ENVIRONMENT_LIMIT}")
-                violations.append(PolicyViolation(
-                    rule_name=RULE, description=problem,
-                    fix="Shorten stack_name, from_address or the warm-up curve in the config (docs/deploy.md)",
-                    violating_resources=[PolicyViolatingResource(
-                        resource_logical_id=logical_id, template_path=path,
-                        locations=["Properties/Environment/Variables"])]))
+                    problem = (
+                        f"The function's environment may take {size} bytes once deployed (stack name "
+                        f"{self._stack_name!r}, every name at its longest), over the {self._limit} postline "
+                        f"allows itself under Lambda's {LAMBDA_ENVIRONMENT_LIMIT}"
+                    )
+                violations.append(
+                    PolicyViolation(
+                        rule_name=RULE,
+                        description=problem,
+                        fix="Shorten stack_name, from_address or the warm-up curve in the config (docs/deploy.md)",
+                        violating_resources=[
+                            PolicyViolatingResource(
+                                resource_logical_id=logical_id,
+                                template_path=path,
+                                locations=["Properties/Environment/Variables"],
+                            )
+                        ],
+                    )
+                )
         return PolicyValidationPluginReport(success=not violations, violations=violations)

@@ -1,4 +1,5 @@
 """The Lambda functions: one per functions/<name>/, all on the shared layer, each with its own least-privilege role."""
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,9 @@ READ_BY: dict[str, tuple[str, ...]] = {
     # ses_events alone applies bounces and complaints: it mirrors suppressions and checks the alerts on them.
     Env.MIRROR_SES_SUPPRESSIONS: ("ses_events",),
     Env.SES_EVENTS_TOPIC_ARN: ("ses_events",),  # an SNS message from any other topic is refused
-    **dict.fromkeys((Env.ALERT_BOUNCE_RATE, Env.ALERT_COMPLAINT_RATE, Env.ALERT_MIN_SAMPLE, Env.ALERT_WINDOW_HOURS),
-                    ("ses_events",)),
+    **dict.fromkeys(
+        (Env.ALERT_BOUNCE_RATE, Env.ALERT_COMPLAINT_RATE, Env.ALERT_MIN_SAMPLE, Env.ALERT_WINDOW_HOURS), ("ses_events",)
+    ),
     # Schedules are made by ses_events (soft-bounce retries) and campaign (a start, the next window).
     Env.SCHEDULE_DLQ_ARN: ("ses_events", "campaign"),
     # The shared limiter sends; the fan-out keeps a backlog measured at the marketing rate, not the warm-up's caps.
@@ -87,14 +89,31 @@ WRITE_EVENTS = ("PutItem", "BatchWriteItem")
 
 
 class Functions(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, tables: Tables, queues: Queues,
-                 claim_check: s3.Bucket, signing_keys: secretsmanager.ISecret, ses_resources: Ses,
-                 tracking_base_url: str, event_bus: events.IEventBus, scheduling: Scheduling,
-                 alarm_topic: sns.Topic) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        tables: Tables,
+        queues: Queues,
+        claim_check: s3.Bucket,
+        signing_keys: secretsmanager.ISecret,
+        ses_resources: Ses,
+        tracking_base_url: str,
+        event_bus: events.IEventBus,
+        scheduling: Scheduling,
+        alarm_topic: sns.Topic,
+    ) -> None:
         super().__init__(scope, id)
-        self.layer = CompiledLayer(self, "CommonLayer", runtime=RUNTIME, architecture=ARCHITECTURE,
-                                   log_retention=config.log_retention,
-                                   bootstrap_kms_key_arn=config.bootstrap_kms_key_arn).layer
+        self.layer = CompiledLayer(
+            self,
+            "CommonLayer",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            log_retention=config.log_retention,
+            bootstrap_kms_key_arn=config.bootstrap_kms_key_arn,
+        ).layer
         environment = self._environment(config, tables, claim_check, signing_keys, ses_resources, tracking_base_url)
         environment[Env.EVENT_BUS] = event_bus.event_bus_name
         # How long the Send events' queue holds them back (the EventBridge route; the SNS route publishes none).
@@ -111,12 +130,21 @@ class Functions(Construct):
         environment.update(_limiter_environment(config))
         if config.transports:
             environment[Env.SMTP_RELAYS] = json.dumps(
-                {stream: relay.relay() for stream, relay in config.transports.items()}, separators=(",", ":"))
+                {stream: relay.relay() for stream, relay in config.transports.items()}, separators=(",", ":")
+            )
         environment[DOMAIN_CHECK_STREAMS] = ",".join(config.domain_check_streams)
         self.functions: dict[str, lambda_.Function] = {
-            name: self._function(name, config, {variable: value for variable, value in environment.items()
-                                                if name in READ_BY.get(variable, FUNCTIONS)})
-            for name in FUNCTIONS if name != "unsubscribe_mail" or config.receive_unsubscribe_mail
+            name: self._function(
+                name,
+                config,
+                {
+                    variable: value
+                    for variable, value in environment.items()
+                    if name in READ_BY.get(variable, FUNCTIONS)
+                },
+            )
+            for name in FUNCTIONS
+            if name != "unsubscribe_mail" or config.receive_unsubscribe_mail
         }
         self._consume(config, queues)
         self._grant(tables, queues, claim_check, signing_keys, ses_resources, config)
@@ -126,10 +154,15 @@ class Functions(Construct):
             event_bus.grant_put_events_to(self.functions[name])
         if config.mirror_ses_suppressions:
             ses_events = self.functions["ses_events"]
-            iam.Grant.add_to_principal(grantee=ses_events, actions=["ses:PutSuppressedDestination"],
-                                       resource_arns=["*"])
-            accept(ses_events.role, "AwsSolutions-IAM5[Resource::*]", "ses:PutSuppressedDestination acts on the "
-                   "account-level suppression list and supports no resource-level permissions.")
+            iam.Grant.add_to_principal(
+                grantee=ses_events, actions=["ses:PutSuppressedDestination"], resource_arns=["*"]
+            )
+            accept(
+                ses_events.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "ses:PutSuppressedDestination acts on the "
+                "account-level suppression list and supports no resource-level permissions.",
+            )
         # Unreadable SES event records go to the DLQ with the reason.
         queues.dead_letter_queues[SES_EVENTS].grant_send_messages(self.functions["ses_events"])
         # A bounce or complaint of an erased address stays under its erased name: the erasure key hashes it.
@@ -139,47 +172,65 @@ class Functions(Construct):
         for stream in STREAMS:
             queues.inbound[stream].grant_send_messages(self.functions["ses_events"])
 
-    def _environment(self, config: Config, tables: Tables, claim_check: s3.Bucket,
-                     signing_keys: secretsmanager.ISecret, ses_resources: Ses, tracking_base_url: str,
-                     ) -> dict[str, str]:
+    def _environment(
+        self,
+        config: Config,
+        tables: Tables,
+        claim_check: s3.Bucket,
+        signing_keys: secretsmanager.ISecret,
+        ses_resources: Ses,
+        tracking_base_url: str,
+    ) -> dict[str, str]:
         """Every function's settings (READ_BY then leaves out, per function, the ones it does not read)."""
         environment = {TABLE_ENV[name]: table.table_name for name, table in tables.tables.items()}
         for stream in STREAMS:
-            environment[Env.CONFIGURATION_SET_PREFIX + stream.upper()] = (
-                ses_resources.configuration_sets[stream].configuration_set_name)
+            environment[Env.CONFIGURATION_SET_PREFIX + stream.upper()] = ses_resources.configuration_sets[
+                stream
+            ].configuration_set_name
         # Every queue's URL is this prefix and the queue's suffix (queues.py names them so): the library derives the
         # inbound, send and dead-letter queues' URLs from it, a dozen URLs that would not fit in 4 KB with the rest.
         stack = Stack.of(self)
         environment[Env.QUEUE_URL_PREFIX] = queue_names.url_prefix(
-            f"https://sqs.{stack.region}.{stack.url_suffix}", stack.account, stack.stack_name)
+            f"https://sqs.{stack.region}.{stack.url_suffix}", stack.account, stack.stack_name
+        )
         environment[Env.MAX_RECEIVE_COUNT] = str(MAX_RECEIVE_COUNT)
-        environment.update({
-            Env.DEFAULT_FROM: config.from_address,
-            Env.TRACKING_BASE_URL: tracking_base_url,
-            Env.UNSUBSCRIBE_MAILTO: config.unsubscribe_mailto,
-            Env.SIGNING_KEYS_SECRET: signing_keys.secret_arn,
-            Env.CLAIM_CHECK_BUCKET: claim_check.bucket_name,
-            Env.EVENT_TTL_DAYS: str(config.event_ttl_days),
-            Env.MESSAGE_TTL_DAYS: str(config.message_ttl_days),
-            # "all" is what the library reads as every event: a hundred bytes fewer than their names.
-            Env.APP_EVENTS: "all" if set(config.app_events) == set(APP_EVENT_NAMES) else ",".join(config.app_events),
-            Env.TRACE_DISABLED: "false" if config.tracing else "true",
-            Env.SERVICE_NAME: POWERTOOLS_SERVICE_NAME,
-            Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
-            Env.LOG_LEVEL: config.log_level,
-        })
+        environment.update(
+            {
+                Env.DEFAULT_FROM: config.from_address,
+                Env.TRACKING_BASE_URL: tracking_base_url,
+                Env.UNSUBSCRIBE_MAILTO: config.unsubscribe_mailto,
+                Env.SIGNING_KEYS_SECRET: signing_keys.secret_arn,
+                Env.CLAIM_CHECK_BUCKET: claim_check.bucket_name,
+                Env.EVENT_TTL_DAYS: str(config.event_ttl_days),
+                Env.MESSAGE_TTL_DAYS: str(config.message_ttl_days),
+                # "all" is what the library reads as every event: a hundred bytes fewer than their names.
+                Env.APP_EVENTS: "all"
+                if set(config.app_events) == set(APP_EVENT_NAMES)
+                else ",".join(config.app_events),
+                Env.TRACE_DISABLED: "false" if config.tracing else "true",
+                Env.SERVICE_NAME: POWERTOOLS_SERVICE_NAME,
+                Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
+                Env.LOG_LEVEL: config.log_level,
+            }
+        )
         return environment
 
     def _function(self, name: str, config: Config, environment: dict[str, str]) -> lambda_.Function:
         spec = FUNCTIONS[name]
-        role = iam.Role(self, f"{pascal(name)}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"postline {name} function")
+        role = iam.Role(
+            self,
+            f"{pascal(name)}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"postline {name} function",
+        )
         # An explicit log group: retention is set, and the role may write to it and nowhere else.
-        log_group = logs.LogGroup(self, f"{pascal(name)}Logs", retention=config.log_retention,
-                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self, f"{pascal(name)}Logs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
         log_group.grant_write(role)
         function = lambda_.Function(
-            self, pascal(name),
+            self,
+            pascal(name),
             description=spec.description,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
@@ -196,29 +247,53 @@ class Functions(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
         )
-        accept(function, "AwsSolutions-L1", f"The layer's binary wheels are built for {RUNTIME.name}; moving to a "
-               "newer runtime is a deliberate change of bundling.PYTHON_VERSION and this constant together.")
+        accept(
+            function,
+            "AwsSolutions-L1",
+            f"The layer's binary wheels are built for {RUNTIME.name}; moving to a "
+            "newer runtime is a deliberate change of bundling.PYTHON_VERSION and this constant together.",
+        )
         if config.tracing:
-            accept(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray's PutTraceSegments and PutTelemetryRecords "
-                   "support no resource-level permissions; they are the only actions granted on '*'.")
+            accept(
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray's PutTraceSegments and PutTelemetryRecords "
+                "support no resource-level permissions; they are the only actions granted on '*'.",
+            )
         return function
 
     def _consume(self, config: Config, queues: Queues) -> None:
         """Batches of 10 with partial failures; a ceiling per queue so marketing never takes critical's share."""
         consumers = [("render", queues.inbound[s], config.render_concurrency[s]) for s in STREAMS]
         consumers += [("send", queues.send[s], config.send_concurrency[s]) for s in STREAMS]
-        consumers += [("ses_events", queue, SES_EVENTS_CONCURRENCY)
-                      for queue in (queues.ses_events, queues.ses_send_events) if queue is not None]
+        consumers += [
+            ("ses_events", queue, SES_EVENTS_CONCURRENCY)
+            for queue in (queues.ses_events, queues.ses_send_events)
+            if queue is not None
+        ]
         for name, queue, ceiling in consumers:
-            self.functions[name].add_event_source(sources.SqsEventSource(
-                queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling))
+            self.functions[name].add_event_source(
+                sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling)
+            )
         # One control message is one run of a campaign's fan-out (up to a minute of work).
-        self.functions["campaign"].add_event_source(sources.SqsEventSource(
-            queues.campaigns, batch_size=CAMPAIGN_BATCH_SIZE, report_batch_item_failures=True,
-            max_concurrency=CAMPAIGN_CONCURRENCY))
+        self.functions["campaign"].add_event_source(
+            sources.SqsEventSource(
+                queues.campaigns,
+                batch_size=CAMPAIGN_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=CAMPAIGN_CONCURRENCY,
+            )
+        )
 
-    def _grant(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
-               signing_keys: secretsmanager.ISecret, ses_resources: Ses, config: Config) -> None:
+    def _grant(
+        self,
+        tables: Tables,
+        queues: Queues,
+        claim_check: s3.Bucket,
+        signing_keys: secretsmanager.ISecret,
+        ses_resources: Ses,
+        config: Config,
+    ) -> None:
         f = self.functions
         render, send, ses_events = f["render"], f["send"], f["ses_events"]
 
@@ -235,8 +310,16 @@ class Functions(Construct):
         signing_keys.grant_read(render)
 
         # PartiQLInsert: a marketing email's first claim (BatchExecuteStatement; IAM authorises each statement).
-        _table(send, tables.messages, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem",
-               "PartiQLInsert")
+        _table(
+            send,
+            tables.messages,
+            "GetItem",
+            "BatchGetItem",
+            "PutItem",
+            "UpdateItem",
+            "ConditionCheckItem",
+            "PartiQLInsert",
+        )
         # The check before the claim: a batched read, or ConditionChecks in the claim's transaction (critical).
         _table(send, tables.suppressions, "BatchGetItem", "ConditionCheckItem")
         _table(send, tables.events, *WRITE_EVENTS, "DeleteItem")  # DeleteItem: an erased recipient's kept request
@@ -258,7 +341,8 @@ class Functions(Construct):
             for address in config.sandbox_recipients  # the sandbox also authorises each recipient identity
         ]
         iam.Grant.add_to_principal(
-            grantee=send, actions=["ses:SendEmail", "ses:SendRawEmail"],
+            grantee=send,
+            actions=["ses:SendEmail", "ses:SendRawEmail"],
             resource_arns=sending_identities + [ses_resources.configuration_set_arn(s) for s in STREAMS],
         )
         self._grant_relays(config, tables)
@@ -266,8 +350,7 @@ class Functions(Construct):
         # BatchGetItem: a Send event reads whether its email is already past sent before it writes.
         _table(ses_events, tables.messages, "GetItem", "BatchGetItem", "UpdateItem")
         _table(ses_events, tables.events, "GetItem", *WRITE_EVENTS)  # GetItem: the request kept for retries
-        _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem",
-               "BatchWriteItem")
+        _table(ses_events, tables.suppressions, "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "BatchWriteItem")
 
         for name in ("track_open", "track_click", "unsubscribe"):
             signing_keys.grant_read(f[name])
@@ -277,16 +360,25 @@ class Functions(Construct):
         # resubscribe.
         _table(f["unsubscribe"], tables.suppressions, "BatchGetItem", "PutItem", "DeleteItem")
 
-
     def _grant_relays(self, config: Config, tables: Tables) -> None:
         """The streams on an SMTP relay: send reads each relay's credentials (that secret only), and suppresses an
         address a relay says does not exist (postline.send: one conditional PutItem)."""
         if not config.transports:
             return
         send, stack = self.functions["send"], Stack.of(self)
-        secrets = sorted({relay.secret if relay.secret_is_arn else stack.format_arn(
-            service="secretsmanager", resource="secret", resource_name=f"{relay.secret}-??????",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME) for relay in config.transports.values()})
+        secrets = sorted(
+            {
+                relay.secret
+                if relay.secret_is_arn
+                else stack.format_arn(
+                    service="secretsmanager",
+                    resource="secret",
+                    resource_name=f"{relay.secret}-??????",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for relay in config.transports.values()
+            }
+        )
         # A secret named without its ARN ends in the six characters Secrets Manager adds to every ARN.
         iam.Grant.add_to_principal(grantee=send, actions=["secretsmanager:GetSecretValue"], resource_arns=secrets)
         _table(send, tables.suppressions, "PutItem")
@@ -304,11 +396,20 @@ class Functions(Construct):
         _table(ses_events, tables.campaigns, "GetItem", "PutItem", "UpdateItem")
         # Topic.grant_publish would add kms:GenerateDataKey*: publishing to an encrypted topic needs these two.
         iam.Grant.add_to_principal(grantee=ses_events, actions=["sns:Publish"], resource_arns=[alarm_topic.topic_arn])
-        iam.Grant.add_to_principal(grantee=ses_events, actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                                   resource_arns=[alarm_topic.master_key.key_arn])
+        iam.Grant.add_to_principal(
+            grantee=ses_events,
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resource_arns=[alarm_topic.master_key.key_arn],
+        )
 
-    def _grant_campaign(self, tables: Tables, queues: Queues, claim_check: s3.Bucket,
-                        signing_keys: secretsmanager.ISecret, scheduling: Scheduling) -> None:
+    def _grant_campaign(
+        self,
+        tables: Tables,
+        queues: Queues,
+        claim_check: s3.Bucket,
+        signing_keys: secretsmanager.ISecret,
+        scheduling: Scheduling,
+    ) -> None:
         """The fan-out (postline.campaigns.fanout): it reads its campaign and checkpoints it, reads the audience,
         drops suppressed recipients, hands the rest to the marketing queue while its backlog allows, and hands itself
         on through the control queue (now, or at the next window's start through a schedule)."""
@@ -331,8 +432,11 @@ class Functions(Construct):
 def _read_ses_account(function: lambda_.Function) -> None:
     """The limiter's read of the account's sending rate and 24-hour quota."""
     iam.Grant.add_to_principal(grantee=function, actions=["ses:GetAccount"], resource_arns=["*"])
-    accept(function.role, "AwsSolutions-IAM5[Resource::*]", "ses:GetAccount reads the account's sending rate and "
-           "24-hour quota and supports no resource-level permissions.")
+    accept(
+        function.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ses:GetAccount reads the account's sending rate and 24-hour quota and supports no resource-level permissions.",
+    )
 
 
 def _number(value: float) -> str:
@@ -342,27 +446,36 @@ def _number(value: float) -> str:
 
 def _table(function: lambda_.IFunction, table: dynamodb.ITable, *actions: str) -> None:
     """Named actions on one table (Table.grant would add a wildcard for indexes: index/*)."""
-    iam.Grant.add_to_principal(grantee=function, actions=[f"dynamodb:{a}" for a in actions],
-                               resource_arns=[table.table_arn])
+    iam.Grant.add_to_principal(
+        grantee=function, actions=[f"dynamodb:{a}" for a in actions], resource_arns=[table.table_arn]
+    )
 
 
 def _objects(function: lambda_.Function, bucket: s3.Bucket, *actions: str, prefix: str = CLAIM_CHECK_PREFIX) -> None:
     """Object actions under one prefix of the claim-check bucket only (object keys are message ids or campaign
     names, so a wildcard)."""
-    iam.Grant.add_to_principal(grantee=function, actions=list(actions),
-                               resource_arns=[bucket.arn_for_objects(f"{prefix}*")])
+    iam.Grant.add_to_principal(
+        grantee=function, actions=list(actions), resource_arns=[bucket.arn_for_objects(f"{prefix}*")]
+    )
     logical_id = Stack.of(bucket).get_logical_id(cast(CfnElement, bucket.node.default_child))
-    accept(function.role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
-           "Claim-check objects are named by message id or campaign, unknown in advance; access is limited to "
-           "their prefix.")
+    accept(
+        function.role,
+        f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+        "Claim-check objects are named by message id or campaign, unknown in advance; access is limited to "
+        "their prefix.",
+    )
 
 
 def _alert_environment(alerts: Alerts | None) -> dict[str, str]:
     """The alert thresholds the config gives (the library has the same defaults as docs/deploy.md says)."""
     if alerts is None:
         return {}
-    given = {Env.ALERT_BOUNCE_RATE: alerts.bounce_rate, Env.ALERT_COMPLAINT_RATE: alerts.complaint_rate,
-             Env.ALERT_MIN_SAMPLE: alerts.min_sample, Env.ALERT_WINDOW_HOURS: alerts.window_hours}
+    given = {
+        Env.ALERT_BOUNCE_RATE: alerts.bounce_rate,
+        Env.ALERT_COMPLAINT_RATE: alerts.complaint_rate,
+        Env.ALERT_MIN_SAMPLE: alerts.min_sample,
+        Env.ALERT_WINDOW_HOURS: alerts.window_hours,
+    }
     return {variable: _number(value) for variable, value in given.items() if value is not None}
 
 

@@ -1,4 +1,5 @@
 """KMS keys for SNS topics an AWS service publishes to: an AWS managed key cannot let the service use it."""
+
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy, Stack
@@ -11,10 +12,12 @@ def topic_key(scope: Construct, id: str, *, description: str, service: str) -> k
     """A rotating key that ``service`` (e.g. ``ses.amazonaws.com``), acting for this account only, may use to
     publish to the topic it encrypts."""
     key = kms.Key(scope, id, enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY, description=description)
-    key.add_to_resource_policy(iam.PolicyStatement(
-        actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-        principals=[iam.ServicePrincipal(service)],
-        resources=["*"],  # in a key policy "*" means this key
-        conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
-    ))
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            principals=[iam.ServicePrincipal(service)],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+        )
+    )
     return key

@@ -1,4 +1,5 @@
 """Accepting a cdk-nag finding: always on the narrowest construct, always with the reason."""
+
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Validations

@@ -1,4 +1,5 @@
 """Stack outputs with stable keys: the operator CLI and applications find resources by these, never by hand."""
+
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack

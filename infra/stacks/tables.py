@@ -1,4 +1,5 @@
 """The DynamoDB tables of DESIGN.md, keyed as the library's models (layers/common/postline/models.py)."""
+
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
@@ -24,21 +25,27 @@ class Tables(Construct):
         for name, spec in TABLES.items():
             recoverable = backup_history or name not in HISTORY_TABLES
             self.tables[name] = dynamodb.Table(
-                self, pascal(name),
+                self,
+                pascal(name),
                 partition_key=_attribute(spec.partition_key),
                 sort_key=_attribute(spec.sort_key) if spec.sort_key else None,
                 time_to_live_attribute=spec.ttl_attribute,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=recoverable),
+                    point_in_time_recovery_enabled=recoverable
+                ),
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 deletion_protection=retain_data,
                 removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
             )
             if not recoverable:
-                accept(self.tables[name], "AwsSolutions-DDB3", "Sending history with a TTL: losing it loses reports, "
-                       "never an email or a suppression, and continuous backups would cost as much as storing it "
-                       "(docs/cost-model.md). Config backup_history turns them on.")
+                accept(
+                    self.tables[name],
+                    "AwsSolutions-DDB3",
+                    "Sending history with a TTL: losing it loses reports, "
+                    "never an email or a suppression, and continuous backups would cost as much as storing it "
+                    "(docs/cost-model.md). Config backup_history turns them on.",
+                )
         for name, table in self.tables.items():
             stack_output(self, Outputs.table(name), table.table_name, f"DynamoDB table {name}")
 

@@ -8,6 +8,7 @@ prints: ``timeline_svg(stats)``, ``funnel_svg(totals)``, ``links_svg(links)``, `
 Opens and clicks over time and in the funnel are human ones, an email's first (``opened_unique``,
 ``clicked_unique``): the figures the rates use.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -20,27 +21,58 @@ from pygal.style import Style
 from .tables import REASON_KINDS
 
 # Each measure keeps its colour in every chart.
-COLOURS = {"sent": "#64748b", "delivered": "#16a34a", "opened": "#2563eb", "clicked": "#ea580c",
-           "hard_bounced": "#dc2626", "soft_bounced": "#f59e0b", "complained": "#9333ea", "machine": "#cbd5e1"}
+COLOURS = {
+    "sent": "#64748b",
+    "delivered": "#16a34a",
+    "opened": "#2563eb",
+    "clicked": "#ea580c",
+    "hard_bounced": "#dc2626",
+    "soft_bounced": "#f59e0b",
+    "complained": "#9333ea",
+    "machine": "#cbd5e1",
+}
 FONTS = 'system-ui, "Segoe UI", Roboto, "Helvetica Neue", "Liberation Sans", Arial, sans-serif'  # the reader's own
 HOURLY_UP_TO = 72  # hours of activity drawn hour by hour; past that, day by day
 WIDE, HALF = 1000, 500  # the charts' widths in the report's px (a chart scales to its box: text stays as set)
 TOP_LINKS = 10
 TOP_REASONS = 10
 
-STYLE = dict(background="transparent", plot_background="transparent", font_family=FONTS,
-             foreground="rgba(0, 0, 0, .8)", foreground_strong="rgba(0, 0, 0, .9)",
-             foreground_subtle="rgba(0, 0, 0, .2)", opacity=".9", opacity_hover="1", label_font_size=12,
-             major_label_font_size=12, legend_font_size=13, value_font_size=12, title_font_size=15,
-             no_data_font_size=16, guide_stroke_color="#d1d5db", major_guide_stroke_color="#d1d5db",
-             guide_stroke_dasharray="3,3", major_guide_stroke_dasharray="3,3")
+STYLE = dict(
+    background="transparent",
+    plot_background="transparent",
+    font_family=FONTS,
+    foreground="rgba(0, 0, 0, .8)",
+    foreground_strong="rgba(0, 0, 0, .9)",
+    foreground_subtle="rgba(0, 0, 0, .2)",
+    opacity=".9",
+    opacity_hover="1",
+    label_font_size=12,
+    major_label_font_size=12,
+    legend_font_size=13,
+    value_font_size=12,
+    title_font_size=15,
+    no_data_font_size=16,
+    guide_stroke_color="#d1d5db",
+    major_guide_stroke_color="#d1d5db",
+    guide_stroke_dasharray="3,3",
+    major_guide_stroke_dasharray="3,3",
+)
 
 
 def _chart(kind, title: str, colours: tuple[str, ...] = tuple(COLOURS.values()), **options):
     """A chart with the house settings: no pygal script (its tooltips would fetch one from a CDN), the reader's
     fonts, sized by the page (the SVG has a viewBox and no size); ``colours`` of its series, in order."""
-    options = {"width": WIDE, "height": 300, "legend_at_bottom": True, "legend_box_size": 11, "margin": 8,
-               "no_data_text": "nothing counted", "truncate_label": -1, "truncate_legend": -1, **options}
+    options = {
+        "width": WIDE,
+        "height": 300,
+        "legend_at_bottom": True,
+        "legend_box_size": 11,
+        "margin": 8,
+        "no_data_text": "nothing counted",
+        "truncate_label": -1,
+        "truncate_legend": -1,
+        **options,
+    }
     chart = kind(js=[], disable_xml_declaration=True, style=Style(colors=colours, **STYLE), **options)
     chart.add_xml_filter(_clean(title))
     return chart
@@ -67,11 +99,16 @@ def _clean(title: str):
                         child.text = title
                     else:
                         parent.remove(child)
-        legends = {group.get("id", "").rsplit("-", 1)[-1]: "".join(group.itertext()).strip()
-                   for group in root.iter("g") if group.get("id", "").startswith("activate-serie-")}
+        legends = {
+            group.get("id", "").rsplit("-", 1)[-1]: "".join(group.itertext()).strip()
+            for group in root.iter("g")
+            if group.get("id", "").startswith("activate-serie-")
+        }
         for series in list(root.iter("g")):
-            number = next((name[len("serie-"):] for name in (series.get("class") or "").split()
-                           if name.startswith("serie-")), None)
+            number = next(
+                (name[len("serie-") :] for name in (series.get("class") or "").split() if name.startswith("serie-")),
+                None,
+            )
             if number is None:
                 continue
             for point in series.iter("g"):
@@ -147,9 +184,18 @@ def timeline_svg(stats: dict[str, Any]) -> str:
         return _nothing(title, WIDE, 320)
     labels = [_slot_label(slot, unit) for slot in slots]
     every = -(-len(labels) // 7) or 1  # a label every so many slots: 7 at most, evenly spaced
-    chart = _chart(pygal.Line, title, tuple(COLOURS[label] for _, label in TIMELINE), height=320, margin_right=48,
-                   x_labels=labels, x_labels_major=labels[::every], show_minor_x_labels=False, dots_size=2.5,
-                   y_labels=_ticks(max((max(values, default=0) for values in series.values()), default=0)))
+    chart = _chart(
+        pygal.Line,
+        title,
+        tuple(COLOURS[label] for _, label in TIMELINE),
+        height=320,
+        margin_right=48,
+        x_labels=labels,
+        x_labels_major=labels[::every],
+        show_minor_x_labels=False,
+        dots_size=2.5,
+        y_labels=_ticks(max((max(values, default=0) for values in series.values()), default=0)),
+    )
     for _, label in TIMELINE:
         chart.add(label, series[label], stroke_style={"width": 2})
     return _render(chart)
@@ -170,9 +216,17 @@ def funnel_svg(totals: dict[str, int]) -> str:
     values = [(totals.get(name, 0), label) for name, label in reversed(FUNNEL)]  # (pygal draws the first lowest)
     if not any(value for value, _ in values):
         return _nothing(title, HALF, 240)
-    chart = _chart(pygal.HorizontalBar, title, width=HALF, height=240, show_legend=False, print_values=True,
-                   print_values_position="top", x_labels=[label for _, label in values],
-                   y_labels=_ticks(max(value for value, _ in values)))
+    chart = _chart(
+        pygal.HorizontalBar,
+        title,
+        width=HALF,
+        height=240,
+        show_legend=False,
+        print_values=True,
+        print_values_position="top",
+        x_labels=[label for _, label in values],
+        y_labels=_ticks(max(value for value, _ in values)),
+    )
     chart.add("emails", [_counted(value, COLOURS[label]) for value, label in values])
     return _render(chart)
 
@@ -184,9 +238,17 @@ def links_svg(links: list[dict[str, Any]]) -> str:
     top = [link for link in links if link["clicked_unique"]][:TOP_LINKS][::-1]  # (pygal draws the first lowest)
     if not top:
         return _nothing(title, WIDE, _bars_height(0))
-    chart = _chart(pygal.HorizontalBar, title, height=_bars_height(len(top)), show_legend=False, print_values=True,
-                   print_values_position="top", truncate_label=48, x_labels=[_short_url(link["url"]) for link in top],
-                   y_labels=_ticks(max(link["clicked_unique"] for link in top)))
+    chart = _chart(
+        pygal.HorizontalBar,
+        title,
+        height=_bars_height(len(top)),
+        show_legend=False,
+        print_values=True,
+        print_values_position="top",
+        truncate_label=48,
+        x_labels=[_short_url(link["url"]) for link in top],
+        y_labels=_ticks(max(link["clicked_unique"] for link in top)),
+    )
     chart.add("people", [_counted(link["clicked_unique"], COLOURS["clicked"], link["url"]) for link in top])
     return _render(chart)
 
@@ -202,14 +264,23 @@ def _short_url(url: str) -> str:
 def reasons_svg(reasons: dict[str, dict[str, int]]) -> str:
     """Bounces and complaints by SES's reason, the most first."""
     title = "Bounces and complaints by reason"
-    rows = sorted(((count, kind, reason) for kind in REASON_KINDS for reason, count in reasons.get(kind, {}).items()
-                   if count), key=lambda row: (-row[0], row[1], row[2]))[:TOP_REASONS][::-1]
+    rows = sorted(
+        ((count, kind, reason) for kind in REASON_KINDS for reason, count in reasons.get(kind, {}).items() if count),
+        key=lambda row: (-row[0], row[1], row[2]),
+    )[:TOP_REASONS][::-1]
     if not rows:
         return _nothing(title, WIDE, _bars_height(0))
-    chart = _chart(pygal.HorizontalBar, title, height=_bars_height(len(rows)), show_legend=False, print_values=True,
-                   print_values_position="top", truncate_label=40,
-                   x_labels=[f"{REASON_KINDS[kind]}: {reason}" for _, kind, reason in rows],
-                   y_labels=_ticks(max(count for count, _, _ in rows)))
+    chart = _chart(
+        pygal.HorizontalBar,
+        title,
+        height=_bars_height(len(rows)),
+        show_legend=False,
+        print_values=True,
+        print_values_position="top",
+        truncate_label=40,
+        x_labels=[f"{REASON_KINDS[kind]}: {reason}" for _, kind, reason in rows],
+        y_labels=_ticks(max(count for count, _, _ in rows)),
+    )
     chart.add("emails", [_counted(count, COLOURS[kind]) for count, kind, _ in rows])
     return _render(chart)
 
@@ -218,8 +289,16 @@ def reasons_svg(reasons: dict[str, dict[str, int]]) -> str:
 def opens_svg(totals: dict[str, int]) -> str:
     """Every open, by who opened: a person, or a machine (a privacy proxy or a scanner fetching the pixel). Each
     open is one or the other, so the parts make the whole."""
-    chart = _chart(pygal.Pie, "Opens by people and by machines", (COLOURS["opened"], COLOURS["machine"]),
-                   width=HALF, height=240, inner_radius=0.55, print_values=True, legend_at_bottom=False)
+    chart = _chart(
+        pygal.Pie,
+        "Opens by people and by machines",
+        (COLOURS["opened"], COLOURS["machine"]),
+        width=HALF,
+        height=240,
+        inner_radius=0.55,
+        print_values=True,
+        legend_at_bottom=False,
+    )
     human, machine = totals.get("opened", 0), totals.get("machine_opened", 0)
     if human or machine:  # (none: pygal's "nothing counted")
         chart.add("people", [human])

@@ -1,5 +1,6 @@
 """``postline stats`` and ``postline report`` (docs/analytics.md): the counters read as a table, as JSON, or as a
 self-contained HTML report with charts."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import click
 
-DAYS_HELP = ("The last N days (UTC, today's so far included). Default: 7 for the streams, 30 for a campaign, a "
-             "template and the lists.")
+DAYS_HELP = (
+    "The last N days (UTC, today's so far included). Default: 7 for the streams, 30 for a campaign, a "
+    "template and the lists."
+)
 
 
 def _emit(value) -> None:
@@ -67,10 +70,19 @@ def stats(campaign, template, list_campaigns, list_templates, days, as_json) -> 
 @click.command("report")
 @click.option("--campaign", metavar="NAME", help="The campaign to report on.")
 @click.option("--template", metavar="NAME", help="Or the template.")
-@click.option("--html", "html_file", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              help="Write the report to this file (- for standard output).")
-@click.option("--days", type=click.IntRange(min=1), metavar="N",
-              help="The last N days (UTC, today's so far included). Default: 30.")
+@click.option(
+    "--html",
+    "html_file",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the report to this file (- for standard output).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="The last N days (UTC, today's so far included). Default: 30.",
+)
 def report(campaign, template, html_file, days) -> None:
     """One self-contained HTML page with a campaign's (or template's) figures and charts: it opens offline, in any
     browser, and prints."""
@@ -83,12 +95,19 @@ def report(campaign, template, html_file, days) -> None:
         raise click.UsageError("say what to report on: --campaign NAME or --template NAME")
     name, days = campaign or template, days or reading.SCOPE_DAYS
     view = reading.scope(kind, name, days)
-    page = report_html(view, state=reading.campaign_state(name) if kind == "campaign" else None,
-                       generated=iso(reading.now()), days=days)
+    page = report_html(
+        view,
+        state=reading.campaign_state(name) if kind == "campaign" else None,
+        generated=iso(reading.now()),
+        days=days,
+    )
     if str(html_file) == "-":
         click.echo(page, nl=False)
         return
     html_file.write_text(page, encoding="utf-8")
     totals = view["totals"]
-    click.echo(f"wrote {html_file}: {kind} {name}, {totals['sent']:,} sent, {totals['delivered']:,} delivered"
-               if any(totals.values()) else f"wrote {html_file}: nothing was counted for {kind} {name} in this period")
+    click.echo(
+        f"wrote {html_file}: {kind} {name}, {totals['sent']:,} sent, {totals['delivered']:,} delivered"
+        if any(totals.values())
+        else f"wrote {html_file}: nothing was counted for {kind} {name} in this period"
+    )

@@ -1,5 +1,6 @@
 """What ``postline stats`` and ``postline report`` read: the counters (``postline.analytics.stats``) over a period of
 whole UTC days, and a campaign's state from its record. Plain data: ``Stats.as_dict()`` for a scope."""
+
 from __future__ import annotations
 
 from typing import Any

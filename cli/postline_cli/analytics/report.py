@@ -5,6 +5,7 @@ run, no font or file from anywhere else (its own policy forbids fetching any), s
 around, and prints. The figures are those ``postline stats --campaign NAME --json`` prints, and the page carries
 that very JSON in ``<script type="application/json" id="stats">`` for whoever wants the numbers back.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,15 @@ SES_REVIEW = {"bounce": 0.05, "complaint": 0.001}
 # Nothing from elsewhere: no script, no font, no image but inline data, nowhere to send a form.
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'"
 # The headline cards: (counter, label, rate under it or None).
-HEADLINE = (("sent", "sent", None), ("delivered", "delivered", "delivery"), ("hard_bounced", "bounced", "bounce"),
-            ("complained", "complained", "complaint"), ("opened_unique", "opened", "human_open"),
-            ("clicked_unique", "clicked", "click_through"), ("unsubscribed", "unsubscribed", "unsubscribe"))
+HEADLINE = (
+    ("sent", "sent", None),
+    ("delivered", "delivered", "delivery"),
+    ("hard_bounced", "bounced", "bounce"),
+    ("complained", "complained", "complaint"),
+    ("opened_unique", "opened", "human_open"),
+    ("clicked_unique", "clicked", "click_through"),
+    ("unsubscribed", "unsubscribed", "unsubscribe"),
+)
 # The other counts, in a line under the cards.
 OTHER_COUNTS = (("suppressed", "suppressed"), ("failed", "failed"), *MORE_COUNTS)
 STYLE = """
@@ -62,20 +69,33 @@ def report_html(view: dict[str, Any], *, days: int, state: dict[str, str] | None
         subtitle.append(f"{state['state']} since {state['since']}")
     body = [f"<header><h1>{escape(title)}</h1><p>{escape(' · '.join(subtitle))}</p></header>"]
     if counted(view):
-        body += [_headline(view), _over_time(view), _funnel_and_opens(view), _links(view["links"]),
-                 _reasons(view["reasons"]), _days(view["days"])]
+        body += [
+            _headline(view),
+            _over_time(view),
+            _funnel_and_opens(view),
+            _links(view["links"]),
+            _reasons(view["reasons"]),
+            _days(view["days"]),
+        ]
     else:  # no chart of nothing
-        body += [f'<p class="nothing">Nothing was counted for {escape(kind)} {escape(name)} in this period: no '
-                 "email of it was sent, and no event about one came back.</p>", _headline(view)]
-    body.append(f"<footer>Made by postline report at {escape(generated)}. Times are UTC. "
-                "The data of this page is in its <code>script#stats</code> element, as "
-                f"<code>postline stats --{escape(kind)} {escape(name)} --days {days} --json</code> prints it.</footer>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}: postline report</title><style>{STYLE}</style></head><body>"
-            + "\n".join(body)
-            + f'\n<script type="application/json" id="stats">{_json_in_html(view)}</script>\n</body></html>\n')
+        body += [
+            f'<p class="nothing">Nothing was counted for {escape(kind)} {escape(name)} in this period: no '
+            "email of it was sent, and no event about one came back.</p>",
+            _headline(view),
+        ]
+    body.append(
+        f"<footer>Made by postline report at {escape(generated)}. Times are UTC. "
+        "The data of this page is in its <code>script#stats</code> element, as "
+        f"<code>postline stats --{escape(kind)} {escape(name)} --days {days} --json</code> prints it.</footer>"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}: postline report</title><style>{STYLE}</style></head><body>"
+        + "\n".join(body)
+        + f'\n<script type="application/json" id="stats">{_json_in_html(view)}</script>\n</body></html>\n'
+    )
 
 
 def _json_in_html(value: Any) -> str:
@@ -96,18 +116,34 @@ def _headline(view: dict[str, Any]) -> str:
     warned = [metric for metric in SES_REVIEW if rates[metric] is not None and rates[metric] >= SES_REVIEW[metric]]
     cards = []
     for counter, label, rate in HEADLINE:
-        under = "" if rate is None else (f'<span class="label">{escape(labels[rate])}</span> '
-                                         f'{_figure(f"rates.{rate}", percent(rates[rate]), "rate")}')
-        cards.append(f'<div class="card{" warn" if rate in warned else ""}"><span class="label">{escape(label)}</span>'
-                     f'{_figure(f"totals.{counter}", number(totals[counter]), "figure")}{under}</div>')
+        under = (
+            ""
+            if rate is None
+            else (
+                f'<span class="label">{escape(labels[rate])}</span> '
+                f"{_figure(f'rates.{rate}', percent(rates[rate]), 'rate')}"
+            )
+        )
+        cards.append(
+            f'<div class="card{" warn" if rate in warned else ""}"><span class="label">{escape(label)}</span>'
+            f"{_figure(f'totals.{counter}', number(totals[counter]), 'figure')}{under}</div>"
+        )
     click_to_open = _figure("rates.click_to_open", percent(rates["click_to_open"]), "rate")
-    more = ", ".join(f'{escape(label)} {_figure(f"totals.{counter}", number(totals[counter]), "count")}'
-                     for counter, label in OTHER_COUNTS)
-    warning = (f'<p class="warn">The {" and ".join(warned)} rate{"s are" if len(warned) > 1 else " is"} at or past '
-               "the level SES reviews an account at (5% bounces, 0.1% complaints).</p>" if warned else "")
-    return (f'<section id="headline"><div class="cards">{"".join(cards)}</div>{warning}'
-            f'<p class="note">Click-to-open rate {click_to_open}. Also: {more}.</p>'
-            f'<p class="note">{escape(RATES_NOTE.capitalize())}.</p></section>')
+    more = ", ".join(
+        f"{escape(label)} {_figure(f'totals.{counter}', number(totals[counter]), 'count')}"
+        for counter, label in OTHER_COUNTS
+    )
+    warning = (
+        f'<p class="warn">The {" and ".join(warned)} rate{"s are" if len(warned) > 1 else " is"} at or past '
+        "the level SES reviews an account at (5% bounces, 0.1% complaints).</p>"
+        if warned
+        else ""
+    )
+    return (
+        f'<section id="headline"><div class="cards">{"".join(cards)}</div>{warning}'
+        f'<p class="note">Click-to-open rate {click_to_open}. Also: {more}.</p>'
+        f'<p class="note">{escape(RATES_NOTE.capitalize())}.</p></section>'
+    )
 
 
 def _chart(chart_id: str, svg: str, caption: str) -> str:
@@ -116,62 +152,103 @@ def _chart(chart_id: str, svg: str, caption: str) -> str:
 
 def _over_time(view: dict[str, Any]) -> str:
     unit, _, _ = charts.timeline(view)
-    return ("<section><h2>Over time</h2>"
-            + _chart("chart-timeline", charts.timeline_svg(view),
-                     f"Emails sent, delivered, opened and clicked per {unit} (UTC); opened and clicked: an email's "
-                     "first open or click by a person.")
-            + "</section>")
+    return (
+        "<section><h2>Over time</h2>"
+        + _chart(
+            "chart-timeline",
+            charts.timeline_svg(view),
+            f"Emails sent, delivered, opened and clicked per {unit} (UTC); opened and clicked: an email's "
+            "first open or click by a person.",
+        )
+        + "</section>"
+    )
 
 
 def _funnel_and_opens(view: dict[str, Any]) -> str:
     totals = view["totals"]
-    return ('<section class="pair"><div><h2>From sent to clicked</h2>'
-            + _chart("chart-funnel", charts.funnel_svg(totals),
-                     "Emails sent, delivered, opened by a person and clicked by a person.")
-            + "</div><div><h2>Who opened</h2>"
-            + _chart("chart-opens", charts.opens_svg(totals),
-                     f"Every open: {number(totals['opened'])} by people, {number(totals['machine_opened'])} by "
-                     "machines (privacy proxies and scanners that fetch the pixel; not counted as opens in the rates).")
-            + "</div></section>")
+    return (
+        '<section class="pair"><div><h2>From sent to clicked</h2>'
+        + _chart(
+            "chart-funnel",
+            charts.funnel_svg(totals),
+            "Emails sent, delivered, opened by a person and clicked by a person.",
+        )
+        + "</div><div><h2>Who opened</h2>"
+        + _chart(
+            "chart-opens",
+            charts.opens_svg(totals),
+            f"Every open: {number(totals['opened'])} by people, {number(totals['machine_opened'])} by "
+            "machines (privacy proxies and scanners that fetch the pixel; not counted as opens in the rates).",
+        )
+        + "</div></section>"
+    )
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], figures_from: int) -> str:
     """A table whose columns from ``figures_from`` on are right-aligned figures."""
-    def cells(tag: str, row: tuple[str, ...]) -> str:
-        return "".join(f'<{tag}{" class=n" if i >= figures_from else (" class=url" if header[i] == "link" else "")}>'
-                       f"{escape(cell)}</{tag}>" for i, cell in enumerate(row))
 
-    return (f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>"
-            + "".join(f"<tr>{cells('td', row)}</tr>" for row in rows) + "</tbody></table>")
+    def cells(tag: str, row: tuple[str, ...]) -> str:
+        return "".join(
+            f"<{tag}{' class=n' if i >= figures_from else (' class=url' if header[i] == 'link' else '')}>"
+            f"{escape(cell)}</{tag}>"
+            for i, cell in enumerate(row)
+        )
+
+    return (
+        f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>"
+        + "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
+        + "</tbody></table>"
+    )
 
 
 def _links(links: list[dict[str, Any]]) -> str:
     if not links:
         return '<section><h2>Links</h2><p class="note">No link was clicked.</p></section>'
-    return ("<section><h2>Links</h2>"
-            + _chart("chart-links", charts.links_svg(links),
-                     f"People who clicked each link (the {min(len(links), charts.TOP_LINKS)} most clicked).")
-            + _table(("link", "people", "clicks"),
-                     [(link["url"], number(link["clicked_unique"]), number(link["clicked"])) for link in links], 1)
-            + "</section>")
+    return (
+        "<section><h2>Links</h2>"
+        + _chart(
+            "chart-links",
+            charts.links_svg(links),
+            f"People who clicked each link (the {min(len(links), charts.TOP_LINKS)} most clicked).",
+        )
+        + _table(
+            ("link", "people", "clicks"),
+            [(link["url"], number(link["clicked_unique"]), number(link["clicked"])) for link in links],
+            1,
+        )
+        + "</section>"
+    )
 
 
 def _reasons(reasons: dict[str, dict[str, int]]) -> str:
-    rows = [(REASON_KINDS[kind], reason, number(count)) for kind in REASON_KINDS
-            for reason, count in reasons.get(kind, {}).items()]
+    rows = [
+        (REASON_KINDS[kind], reason, number(count))
+        for kind in REASON_KINDS
+        for reason, count in reasons.get(kind, {}).items()
+    ]
     if not rows:
         return '<section><h2>Bounces and complaints</h2><p class="note">None.</p></section>'
-    return ("<section><h2>Bounces and complaints</h2>"
-            + _chart("chart-reasons", charts.reasons_svg(reasons),
-                     "Bounces and complaints by the reason SES gave (its bounce sub-type, the complaint's feedback "
-                     "type).")
-            + _table(("what", "reason", "emails"), rows, 2) + "</section>")
+    return (
+        "<section><h2>Bounces and complaints</h2>"
+        + _chart(
+            "chart-reasons",
+            charts.reasons_svg(reasons),
+            "Bounces and complaints by the reason SES gave (its bounce sub-type, the complaint's feedback type).",
+        )
+        + _table(("what", "reason", "emails"), rows, 2)
+        + "</section>"
+    )
 
 
 def _days(days: dict[str, dict[str, int]]) -> str:
     if not days:
         return ""
-    return ("<section><h2>Day by day</h2>"
-            + _table(("day", *("unsubscribed" if name == "unsubscribed" else label for name, label in DAY_COLUMNS)),
-                     [(day, *(number(counts[name]) for name, _ in DAY_COLUMNS)) for day, counts in days.items()], 1)
-            + "</section>")
+    return (
+        "<section><h2>Day by day</h2>"
+        + _table(
+            ("day", *("unsubscribed" if name == "unsubscribed" else label for name, label in DAY_COLUMNS)),
+            [(day, *(number(counts[name]) for name, _ in DAY_COLUMNS)) for day, counts in days.items()],
+            1,
+        )
+        + "</section>"
+    )

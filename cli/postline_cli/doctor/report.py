@@ -1,4 +1,5 @@
 """What each check found: pass, warn or fail, in words, with the exact record or step that fixes it."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -25,6 +25,7 @@ server's connections and dispatch, EventBridge's input paths), each patch keepin
 moto where postline depends on DynamoDB's answer: a PartiQL ``INSERT`` of a key that exists is refused
 (``insert_as_dynamodb_does``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,10 @@ def parse_ses_quota(text: str) -> int:
     return quota
 
 
-_SES_LIMITS = {SES_RATE_VARIABLE: (DEFAULT_SES_RATE, parse_ses_rate),
-               SES_QUOTA_VARIABLE: (DEFAULT_SES_QUOTA, parse_ses_quota)}
+_SES_LIMITS = {
+    SES_RATE_VARIABLE: (DEFAULT_SES_RATE, parse_ses_rate),
+    SES_QUOTA_VARIABLE: (DEFAULT_SES_QUOTA, parse_ses_quota),
+}
 
 
 def ses_limit_from_environment(variable: str, environ=None) -> float | int:
@@ -99,8 +102,10 @@ def ses_limit_from_environment(variable: str, environ=None) -> float | int:
 
 def ses_limits_from_environment(environ=None) -> tuple[float, int]:
     # the rate's parser gives a float, the quota's an int
-    return (cast(float, ses_limit_from_environment(SES_RATE_VARIABLE, environ)),
-            cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE, environ)))
+    return (
+        cast(float, ses_limit_from_environment(SES_RATE_VARIABLE, environ)),
+        cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE, environ)),
+    )
 
 
 def refusal_log_beside(send_log: str) -> str:
@@ -185,8 +190,13 @@ class SesSendingLimits:
             self._in_day -= self._days.popleft()[1]
 
 
-def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_RATE,
-                         quota: int = DEFAULT_SES_QUOTA, clock: Callable[[], float] = time.time) -> SesSendingLimits:
+def install_ses_recorder(
+    outbox: str,
+    send_log: str,
+    rate: float = DEFAULT_SES_RATE,
+    quota: int = DEFAULT_SES_QUOTA,
+    clock: Callable[[], float] = time.time,
+) -> SesSendingLimits:
     """SESv2's SendEmail as SES answers it (tags checked, sending limits applied) with each accepted send in the
     outbox and the send log and each throttled one in the refusal log; and GetAccount, which moto lacks, with the
     limits and the sends of the last 24 hours (from the send log as well, so a restarted endpoint keeps them), all
@@ -210,8 +220,10 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
             refusal = limits.refusal(now)
             if refusal is not None:
                 with open(refusal_log, "a", encoding="utf-8") as log:
-                    log.write(json.dumps({"timestamp": now, "code": "ThrottlingException", "message": refusal,
-                                          "tags": tags}) + "\n")
+                    log.write(
+                        json.dumps({"timestamp": now, "code": "ThrottlingException", "message": refusal, "tags": tags})
+                        + "\n"
+                    )
                 raise JsonRESTError("ThrottlingException", refusal)
             answer = original(self)
             accepted_at = clock()
@@ -222,12 +234,19 @@ def install_ses_recorder(outbox: str, send_log: str, rate: float = DEFAULT_SES_R
     def get_account(self) -> str:
         with lock:
             sent = limits.sent_last_24_hours(clock())
-        return json.dumps({
-            "SendQuota": {"Max24HourSend": float(limits.quota), "MaxSendRate": float(limits.rate),
-                          "SentLast24Hours": float(sent)},
-            "SendingEnabled": True, "ProductionAccessEnabled": True, "EnforcementStatus": "HEALTHY",
-            "DedicatedIpAutoWarmupEnabled": False,
-        })
+        return json.dumps(
+            {
+                "SendQuota": {
+                    "Max24HourSend": float(limits.quota),
+                    "MaxSendRate": float(limits.rate),
+                    "SentLast24Hours": float(sent),
+                },
+                "SendingEnabled": True,
+                "ProductionAccessEnabled": True,
+                "EnforcementStatus": "HEALTHY",
+                "DedicatedIpAutoWarmupEnabled": False,
+            }
+        )
 
     SESV2Response.send_email = send_email
     SESV2Response.get_account = get_account  # type: ignore[attr-defined]  # moto's SESv2 has no GetAccount
@@ -252,8 +271,10 @@ def refuse_unverified_as_ses_does() -> None:
         address = parseaddr(source or "")[1]
         if address and not self._is_verified_address(address):
             failed = source if source == address else f"{source}, {address}"
-            raise MessageRejectedError("Email address is not verified. The following identities failed the check "
-                                       f"in region {self.region_name.upper()}: {failed}")
+            raise MessageRejectedError(
+                "Email address is not verified. The following identities failed the check "
+                f"in region {self.region_name.upper()}: {failed}"
+            )
         return send_raw_email(self, source, destinations, raw_data)
 
     SESBackend.send_raw_email = refusing_unverified
@@ -290,14 +311,20 @@ def answer_ses_setup_as_ses_does() -> None:
         answer["VerifiedForSendingStatus"] = True  # moto holds it, and sends from it
         if answer.get("IdentityType") == "DOMAIN":
             digest = hashlib.sha256(name.encode()).hexdigest()
-            answer["DkimAttributes"] = {**answer.get("DkimAttributes", {}), "SigningEnabled": True,
-                                        "Status": "SUCCESS", "SigningAttributesOrigin": "AWS_SES",
-                                        "Tokens": [digest[i * 20:(i + 1) * 20] + "dkim" for i in range(3)]}
+            answer["DkimAttributes"] = {
+                **answer.get("DkimAttributes", {}),
+                "SigningEnabled": True,
+                "Status": "SUCCESS",
+                "SigningAttributesOrigin": "AWS_SES",
+                "Tokens": [digest[i * 20 : (i + 1) * 20] + "dkim" for i in range(3)],
+            }
             mail_from = backend.identity_mail_from_domains.get(name)
             if mail_from:
-                answer["MailFromAttributes"] = {"MailFromDomain": mail_from["mail_from_domain"],
-                                                "MailFromDomainStatus": "SUCCESS",
-                                                "BehaviorOnMxFailure": mail_from["behavior_on_mx_failure"]}
+                answer["MailFromAttributes"] = {
+                    "MailFromDomain": mail_from["mail_from_domain"],
+                    "MailFromDomainStatus": "SUCCESS",
+                    "BehaviorOnMxFailure": mail_from["behavior_on_mx_failure"],
+                }
         return json.dumps(answer)
 
     def put_mail_from(self) -> str:
@@ -307,7 +334,8 @@ def answer_ses_setup_as_ses_does() -> None:
             raise NotFoundException(f"Identity {name} does not exist.")
         backend.identity_mail_from_domains[name] = {
             "mail_from_domain": params.get("MailFromDomain"),
-            "behavior_on_mx_failure": params.get("BehaviorOnMxFailure", "USE_DEFAULT_VALUE")}
+            "behavior_on_mx_failure": params.get("BehaviorOnMxFailure", "USE_DEFAULT_VALUE"),
+        }
         return "{}"
 
     def create_destination(self) -> str:
@@ -316,8 +344,13 @@ def answer_ses_setup_as_ses_does() -> None:
         return "{}"
 
     def list_destinations(self) -> str:
-        return json.dumps({"EventDestinations": [{"Name": name, **{"Enabled": False, **value}}
-                                                 for name, value in destinations_of(self).items()]})
+        return json.dumps(
+            {
+                "EventDestinations": [
+                    {"Name": name, **{"Enabled": False, **value}} for name, value in destinations_of(self).items()
+                ]
+            }
+        )
 
     def update_destination(self) -> str:
         destinations, name = destinations_of(self), unquote(self._get_param("EventDestinationName"))
@@ -337,15 +370,18 @@ def answer_ses_setup_as_ses_does() -> None:
     SESV2Response.get_configuration_set_event_destinations = list_destinations  # type: ignore[attr-defined]
     SESV2Response.update_configuration_set_event_destination = update_destination  # type: ignore[attr-defined]
     SESV2Response.delete_configuration_set_event_destination = delete_destination  # type: ignore[attr-defined]
-    for path in ("{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$",
-                 "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations$",
-                 "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations/"
-                 "(?P<EventDestinationName>[^/]+)$"):
+    for path in (
+        "{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$",
+        "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations$",
+        "{0}/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)/event-destinations/"
+        "(?P<EventDestinationName>[^/]+)$",
+    ):
         urls.url_paths.setdefault(path, SESV2Response.dispatch)
 
 
-def _record_send(region: str, params: dict, tags: dict[str, str], ses_message_id: str, accepted_at: float,
-                 outbox: str, send_log: str) -> None:
+def _record_send(
+    region: str, params: dict, tags: dict[str, str], ses_message_id: str, accepted_at: float, outbox: str, send_log: str
+) -> None:
     """An accepted send in the outbox (first: its SES events come from the send log) and the send log."""
     name = _UNSAFE_FILENAME.sub("_", tags.get("postline_message_id") or ses_message_id)
     raw = params.get("Content", {}).get("Raw", {}).get("Data")
@@ -371,8 +407,13 @@ def as_ses_sends(raw: bytes, ses_message_id: str, region: str, accepted_at: floa
     """The raw email as SES sends it: SES sets its own Message-ID and Date headers, replacing any given
     (docs.aws.amazon.com/ses/latest/dg/header-fields.html)."""
     domain = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
-    return _set_headers(raw, {"Message-ID": f"<{ses_message_id}@{domain}>",
-                              "Date": format_datetime(datetime.fromtimestamp(accepted_at, timezone.utc))})
+    return _set_headers(
+        raw,
+        {
+            "Message-ID": f"<{ses_message_id}@{domain}>",
+            "Date": format_datetime(datetime.fromtimestamp(accepted_at, timezone.utc)),
+        },
+    )
 
 
 def _set_headers(raw: bytes, values: dict[str, str]) -> bytes:
@@ -380,8 +421,9 @@ def _set_headers(raw: bytes, values: dict[str, str]) -> bytes:
     its folded lines), any later one dropped, a missing one put first. Every other byte stays as it was."""
     fields, rest = _header_fields(raw)
     line_end = b"\n" if fields and fields[0].endswith(b"\n") and not fields[0].endswith(b"\r\n") else b"\r\n"
-    wanted = {name.lower().encode("ascii"): f"{name}: {value}".encode("ascii") + line_end
-              for name, value in values.items()}
+    wanted = {
+        name.lower().encode("ascii"): f"{name}: {value}".encode("ascii") + line_end for name, value in values.items()
+    }
     placed, kept = set(), []
     for field in fields:
         name = field.split(b":", 1)[0].rstrip(b" \t").lower()
@@ -429,8 +471,11 @@ def _refuse_tags_ses_refuses(tags: list[dict[str, str]]) -> None:
     for tag in tags:
         for part in ("Name", "Value"):
             if not _SES_TAG.fullmatch(tag.get(part, "")):
-                raise JsonRESTError("BadRequestException", f"Invalid tag {part.lower()} <{tag.get(part, '')}>: only "
-                                    "alphanumeric ASCII characters, '_', and '-' are allowed.")
+                raise JsonRESTError(
+                    "BadRequestException",
+                    f"Invalid tag {part.lower()} <{tag.get(part, '')}>: only "
+                    "alphanumeric ASCII characters, '_', and '-' are allowed.",
+                )
 
 
 def serialise_dynamodb() -> None:
@@ -456,7 +501,8 @@ def serialise_dynamodb() -> None:
     # The backend's whole-table snapshot becomes a no-op; the item snapshots below replace it. (The namespace
     # stands in for the copy module: moto's models use only its deepcopy.)
     models.copy = types.SimpleNamespace(  # type: ignore[assignment]
-        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo))
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    )
     transact = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self, transact_items):
@@ -518,11 +564,17 @@ def insert_as_dynamodb_does() -> None:
         table = backend.tables[table_name]
         keys = [item.get(table.hash_key_attr)] + ([item.get(table.range_key_attr)] if table.range_key_attr else [])
         if any(key is None for key in keys):
-            return {"Error": {"Code": "ValidationError", "Message": "One or more parameter values were invalid: "
-                                                                    "missing the key"}}
+            return {
+                "Error": {
+                    "Code": "ValidationError",
+                    "Message": "One or more parameter values were invalid: missing the key",
+                }
+            }
         if table.get_item(*[DynamoType(key) for key in keys]) is not None:
-            return {"TableName": table.name, "Error": {"Code": "DuplicateItem",
-                                                       "Message": "Duplicate primary key exists in table"}}
+            return {
+                "TableName": table.name,
+                "Error": {"Code": "DuplicateItem", "Message": "Duplicate primary key exists in table"},
+            }
         table.put_item(item)
         return {"TableName": table.name}
 
@@ -585,8 +637,9 @@ def _walk_by_node_type() -> None:
             handlers = self._postline_handlers = {}
             self._postline_table = tuple(self._processing_map().items())
         if node_type not in handlers:
-            handlers[node_type] = next((handler for node_class, handler in self._postline_table
-                                        if issubclass(node_type, node_class)), None)
+            handlers[node_type] = next(
+                (handler for node_class, handler in self._postline_table if issubclass(node_type, node_class)), None
+            )
         return handlers[node_type]
 
     def traverse_node_recursively(self, node, child_id=-1):
@@ -618,8 +671,10 @@ def _check_update_expressions_once() -> None:
     from moto.dynamodb.parsing.ast_nodes import UpdateExpression  # type: ignore[attr-defined]  # untyped
     from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
-    for validator, check in ((ActionCountValidator, ActionCountValidator.verify_action_counts),
-                             (OverlappingPathsValidator, OverlappingPathsValidator.check_for_overlapping_paths)):
+    for validator, check in (
+        (ActionCountValidator, ActionCountValidator.verify_action_counts),
+        (OverlappingPathsValidator, OverlappingPathsValidator.check_for_overlapping_paths),
+    ):
         walk = validator.traverse
 
         def traverse(self, node, walk=walk, check=check):
@@ -669,11 +724,21 @@ def _validate_created_items_once() -> None:
             return self.tree
 
     def validator(expression, expression_attribute_names, expression_attribute_values, item, table):
-        update = (id(expression), id(expression_attribute_names), id(expression_attribute_values), id(table),
-                  item.hash_key, item.range_key)
+        update = (
+            id(expression),
+            id(expression_attribute_names),
+            id(expression_attribute_values),
+            id(table),
+            item.hash_key,
+            item.range_key,
+        )
         earlier = kept.pop() if kept else None
-        arguments = dict(expression=expression, expression_attribute_names=expression_attribute_names,
-                         expression_attribute_values=expression_attribute_values, table=table)
+        arguments = dict(
+            expression=expression,
+            expression_attribute_names=expression_attribute_names,
+            expression_attribute_values=expression_attribute_values,
+            table=table,
+        )
         if table.get_item(item.hash_key, item.range_key) is None:  # before creating it
             key = {table.hash_key_attr: {item.hash_key.type: item.hash_key.value}}
             if item.range_key is not None:
@@ -681,8 +746,11 @@ def _validate_created_items_once() -> None:
             tree = validator_class(item=Item(item.hash_key, item.range_key, attrs=key), **arguments).validate()
             kept.append((update, tree))
             return Answered(tree)
-        if earlier is not None and earlier[0] == update and set(item.attrs) <= {table.hash_key_attr,
-                                                                                  table.range_key_attr}:
+        if (
+            earlier is not None
+            and earlier[0] == update
+            and set(item.attrs) <= {table.hash_key_attr, table.range_key_attr}
+        ):
             return Answered(earlier[1])
         return validator_class(item=item, **arguments)
 
@@ -730,11 +798,15 @@ def speed_up_sqs() -> None:
     models.generate_receipt_handle = lambda: os.urandom(93).hex()[:185]
     # The copy of a received message only gets its own attribute dict (rebound, never changed in place).
     models.deepcopy = lambda value, memo=None: (  # type: ignore[misc, assignment]  # deepcopy's stand-in
-        copy.copy(value) if isinstance(value, models.Message) else copy.deepcopy(value, memo))
+        copy.copy(value) if isinstance(value, models.Message) else copy.deepcopy(value, memo)
+    )
 
     queue_class, backend_class = models.Queue, models.SQSBackend
-    counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
-              "ApproximateNumberOfMessagesNotVisible")
+    counts = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateNumberOfMessagesNotVisible",
+    )
     scope = threading.local()  # memo: {id(queue): attributes} while a wrapped call runs; counted: bool
 
     def skipped() -> bool:
@@ -760,7 +832,8 @@ def speed_up_sqs() -> None:
     # moto's are properties too, but mypy types a property read from its class as its getter: hence the ignores.
     queue_class.messages = property(messages)  # type: ignore[assignment]
     queue_class.approximate_number_of_messages = property(  # type: ignore[assignment]
-        lambda self: None if skipped() else len(self.messages))
+        lambda self: None if skipped() else len(self.messages)
+    )
     queue_class.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment]
     queue_class.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment]
 
@@ -789,12 +862,14 @@ def speed_up_sqs() -> None:
                 return method(*args, **kwargs)
             finally:
                 scope.memo = None
+
         return wrapper
 
     backend_class.send_message = attributes_once(backend_class.send_message, counted=False)
     backend_class.send_message_batch = attributes_once(backend_class.send_message_batch, counted=False)
     backend_class.is_message_valid_based_on_retention_period = attributes_once(
-        backend_class.is_message_valid_based_on_retention_period, counted=False)
+        backend_class.is_message_valid_based_on_retention_period, counted=False
+    )
     backend_class.receive_message = attributes_once(backend_class.receive_message, counted=False)
     backend_class.get_queue_attributes = attributes_once(backend_class.get_queue_attributes, counted=True)
 
@@ -907,8 +982,11 @@ def keep_alive_server(host: str, port: int, faults=None):
                 return
             except Exception:  # noqa: BLE001 - as werkzeug: a 500, logged; and this connection ends
                 self.close_connection = True
-                status, headers, chunks = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], [
-                    b"Internal Server Error"]
+                status, headers, chunks = (
+                    "500 INTERNAL SERVER ERROR",
+                    [("Content-Type", "text/plain")],
+                    [b"Internal Server Error"],
+                )
                 self.server.log("error", f"Error on request:\n{traceback.format_exc()}")
             code, _, reason = status.partition(" ")
             head = environ["REQUEST_METHOD"] == "HEAD"
@@ -923,8 +1001,9 @@ def keep_alive_server(host: str, port: int, faults=None):
             self.flush_headers()  # status line, headers and body: one write
 
     app = DomainDispatcherApplication(create_backend_app)
-    return make_server(host, port, faults.middleware(app) if faults else app, threaded=True,
-                       request_handler=KeepAliveHandler)
+    return make_server(
+        host, port, faults.middleware(app) if faults else app, threaded=True, request_handler=KeepAliveHandler
+    )
 
 
 def main() -> None:
@@ -933,16 +1012,25 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--outbox", required=True)
     parser.add_argument("--send-log", required=True)
-    parser.add_argument("--ses-rate", type=_option(parse_ses_rate), metavar="EMAILS_PER_SECOND",
-                        help=f"SES's maximum sending rate (default: ${SES_RATE_VARIABLE}, else {DEFAULT_SES_RATE:g})")
-    parser.add_argument("--ses-quota", type=_option(parse_ses_quota), metavar="EMAILS",
-                        help=f"SES's 24-hour sending quota (default: ${SES_QUOTA_VARIABLE}, else {DEFAULT_SES_QUOTA})")
+    parser.add_argument(
+        "--ses-rate",
+        type=_option(parse_ses_rate),
+        metavar="EMAILS_PER_SECOND",
+        help=f"SES's maximum sending rate (default: ${SES_RATE_VARIABLE}, else {DEFAULT_SES_RATE:g})",
+    )
+    parser.add_argument(
+        "--ses-quota",
+        type=_option(parse_ses_quota),
+        metavar="EMAILS",
+        help=f"SES's 24-hour sending quota (default: ${SES_QUOTA_VARIABLE}, else {DEFAULT_SES_QUOTA})",
+    )
     parser.add_argument("--clock-file", help="the local stack's clock (postline local clock); default: real time")
     args = parser.parse_args()
     try:
         rate = args.ses_rate if args.ses_rate is not None else ses_limit_from_environment(SES_RATE_VARIABLE)
-        quota = (args.ses_quota if args.ses_quota is not None
-                 else cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE)))
+        quota = (
+            args.ses_quota if args.ses_quota is not None else cast(int, ses_limit_from_environment(SES_QUOTA_VARIABLE))
+        )
         faults = FaultInjector.from_environment(os.path.dirname(os.path.abspath(args.send_log)))
     except ValueError as error:
         parser.error(str(error))
@@ -975,11 +1063,13 @@ def main() -> None:
 
 def _option(parse):
     """An argparse type from a parser that raises ValueError: its message, not argparse's generic one."""
+
     def convert(text: str):
         try:
             return parse(text)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
+
     return convert
 
 

@@ -7,6 +7,7 @@ and, in the AWS endpoint's process, SQS (delays and visibility) and SES (its rat
 reader looks at the file's identity on every call and reads it again only when it changed: a ``stat``, not a
 parse. A stack starts at real time and puts its clock back when it stops.
 """
+
 from __future__ import annotations
 
 import json

@@ -25,6 +25,7 @@ The kinds, each what AWS answers (botocore parses them into the same ClientError
 
 Setup calls (CreateTable, CreateBucket, ...) are never disturbed: only what a running pipeline does.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,34 @@ from typing import Any
 FAULTS_VARIABLE = "POSTLINE_LOCAL_ENDPOINT_FAULTS"
 FAULT_LOG = "endpoint-faults.jsonl"
 
-ENDPOINT_KINDS = ("ses_throttle", "ses_5xx", "ses_lost_reply", "dynamodb_throttle", "dynamodb_5xx", "s3_5xx",
-                  "sqs_duplicate")
+ENDPOINT_KINDS = (
+    "ses_throttle",
+    "ses_5xx",
+    "ses_lost_reply",
+    "dynamodb_throttle",
+    "dynamodb_5xx",
+    "s3_5xx",
+    "sqs_duplicate",
+)
 PUBLISHER_KINDS = ("ses_event_duplicate", "ses_event_swap")
 KINDS = ENDPOINT_KINDS + PUBLISHER_KINDS
 
-DYNAMODB_ITEM_ACTIONS = frozenset({
-    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem",
-    "TransactGetItems", "TransactWriteItems", "ExecuteStatement", "BatchExecuteStatement"})
+DYNAMODB_ITEM_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+    }
+)
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _SES_SEND = "/v2/email/outbound-emails"
 
@@ -162,25 +183,33 @@ class FaultInjector:
     def _refusal(self, service: str, action: str) -> tuple[str, str, list, bytes] | None:
         if service == "ses" and action == "SendEmail":
             if self.draw("ses_throttle"):
-                return "ses_throttle", *rest_json_error(429, "TooManyRequestsException",
-                                                        "Maximum sending rate exceeded.")
+                return "ses_throttle", *rest_json_error(
+                    429, "TooManyRequestsException", "Maximum sending rate exceeded."
+                )
             if self.draw("ses_5xx"):
-                return "ses_5xx", *rest_json_error(500, "InternalFailure",
-                                                   "The request processing has failed because of an unknown error, "
-                                                   "exception or failure.")
+                return "ses_5xx", *rest_json_error(
+                    500,
+                    "InternalFailure",
+                    "The request processing has failed because of an unknown error, exception or failure.",
+                )
         elif service == "dynamodb" and action in DYNAMODB_ITEM_ACTIONS:
             if self.draw("dynamodb_throttle"):
                 if self.choose([True, False]):
                     return "dynamodb_throttle", *dynamodb_error(
-                        400, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                        400,
+                        "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                         "The level of configured provisioned throughput for the table was exceeded. Consider "
-                        "increasing your provisioning level with the UpdateTable API.")
+                        "increasing your provisioning level with the UpdateTable API.",
+                    )
                 return "dynamodb_throttle", *dynamodb_error(
-                    400, "com.amazon.coral.availability#ThrottlingException",
-                    "Rate of requests exceeds the allowed throughput.")
+                    400,
+                    "com.amazon.coral.availability#ThrottlingException",
+                    "Rate of requests exceeds the allowed throughput.",
+                )
             if self.draw("dynamodb_5xx"):
-                return "dynamodb_5xx", *dynamodb_error(500, "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                                                       "Internal server error")
+                return "dynamodb_5xx", *dynamodb_error(
+                    500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error"
+                )
         elif service == "s3" and action.endswith("Object") and self.draw("s3_5xx"):
             if self.choose([True, False]):
                 return "s3_5xx", *s3_error(503, "SlowDown", "Please reduce your request rate.")
@@ -232,7 +261,7 @@ class FaultInjector:
 
 def _applied(app, environ: dict[str, Any], start_response=None):
     """The application's answer, consumed whole (so the request is applied) and closed."""
-    answer = app(environ, start_response or (lambda status, headers, exc_info=None: (lambda _: None)))
+    answer = app(environ, start_response or (lambda status, headers, exc_info=None: lambda _: None))
     try:
         return [bytes(chunk) for chunk in answer]
     finally:
@@ -265,19 +294,23 @@ def region_of(environ: dict[str, Any]) -> str:
 
 def rest_json_error(status: int, code: str, message: str) -> tuple[str, list, bytes]:
     body = json.dumps({"message": message}).encode()
-    return _status(status), [("Content-Type", "application/json"), ("x-amzn-ErrorType", f"{code}:"),
-                             ("Content-Length", str(len(body)))], body
+    return (
+        _status(status),
+        [("Content-Type", "application/json"), ("x-amzn-ErrorType", f"{code}:"), ("Content-Length", str(len(body)))],
+        body,
+    )
 
 
 def dynamodb_error(status: int, error_type: str, message: str) -> tuple[str, list, bytes]:
     body = json.dumps({"__type": error_type, "message": message}).encode()
-    return _status(status), [("Content-Type", "application/x-amz-json-1.0"),
-                             ("Content-Length", str(len(body)))], body
+    return _status(status), [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))], body
 
 
 def s3_error(status: int, code: str, message: str) -> tuple[str, list, bytes]:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-            f"<RequestId>LOCALFAULT</RequestId><HostId>local</HostId></Error>").encode()
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        f"<RequestId>LOCALFAULT</RequestId><HostId>local</HostId></Error>"
+    ).encode()
     return _status(status), [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))], body
 
 

@@ -1,5 +1,6 @@
 """The local HTTP API: a real HTTP server that turns each request into the API Gateway HTTP API (payload 2.0)
 event and calls the same handler the route has in AWS."""
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,16 @@ def _pattern(route: str) -> re.Pattern:
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route)) + "$")
 
 
-def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, route: str,
-              path_parameters: dict[str, str], source_ip: str, route_method: str | None = None) -> dict:
+def api_event(
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    route: str,
+    path_parameters: dict[str, str],
+    source_ip: str,
+    route_method: str | None = None,
+) -> dict:
     path, _, query = raw_path.partition("?")
     lowered = {k.lower(): v for k, v in headers.items()}
     text_body = None
@@ -56,8 +65,13 @@ def api_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, 
             "accountId": "123456789012",
             "apiId": "local",
             "domainName": lowered.get("host", "127.0.0.1"),
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": f"{route_method or method} {route}",
             "stage": "$default",
@@ -94,8 +108,9 @@ class LocalHttpApi:
                     self.close_connection = True
                 elif length:
                     body = self.rfile.read(length)
-                status, headers, payload = api.dispatch(method, self.path, dict(self.headers), body,
-                                                        self.client_address[0])
+                status, headers, payload = api.dispatch(
+                    method, self.path, dict(self.headers), body, self.client_address[0]
+                )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

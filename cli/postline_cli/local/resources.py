@@ -1,5 +1,6 @@
 """The local stack's resources: the same queues, tables, event rules, bucket, secret and SES setup as in AWS, with
 fixed names, created on the local endpoint through boto3 exactly as an AWS deployment would have them."""
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,15 @@ MAX_RECEIVE_COUNT = 5
 
 
 def all_queue_names() -> list[str]:
-    names = [*INBOUND_QUEUES.values(), *SEND_QUEUES.values(), EVENTS_QUEUE, SEND_EVENTS_QUEUE, CAMPAIGN_QUEUE,
-             APP_EVENTS_QUEUE, UNSUBSCRIBE_MAIL_QUEUE]
+    names = [
+        *INBOUND_QUEUES.values(),
+        *SEND_QUEUES.values(),
+        EVENTS_QUEUE,
+        SEND_EVENTS_QUEUE,
+        CAMPAIGN_QUEUE,
+        APP_EVENTS_QUEUE,
+        UNSUBSCRIBE_MAIL_QUEUE,
+    ]
     return names + [queue_names.dead_letters(name) for name in names]
 
 
@@ -90,10 +98,18 @@ def topic_arn(name: str) -> str:
     return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
 
 
-DOMAIN_CHECK_VARIABLES = ("POSTLINE_DOMAIN_CHECK_STREAMS", "POSTLINE_DOMAIN_CHECK_TTL_SECONDS",
-                          "POSTLINE_DNS_TIMEOUT_SECONDS", "POSTLINE_DNS_NAMESERVER")
-ALERT_VARIABLES = ("POSTLINE_ALERT_BOUNCE_RATE", "POSTLINE_ALERT_COMPLAINT_RATE", "POSTLINE_ALERT_MIN_SAMPLE",
-                   "POSTLINE_ALERT_WINDOW_HOURS")
+DOMAIN_CHECK_VARIABLES = (
+    "POSTLINE_DOMAIN_CHECK_STREAMS",
+    "POSTLINE_DOMAIN_CHECK_TTL_SECONDS",
+    "POSTLINE_DNS_TIMEOUT_SECONDS",
+    "POSTLINE_DNS_NAMESERVER",
+)
+ALERT_VARIABLES = (
+    "POSTLINE_ALERT_BOUNCE_RATE",
+    "POSTLINE_ALERT_COMPLAINT_RATE",
+    "POSTLINE_ALERT_MIN_SAMPLE",
+    "POSTLINE_ALERT_WINDOW_HOURS",
+)
 
 
 def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
@@ -164,10 +180,14 @@ def create_rate_limits_table(dynamodb, existing: set[str]) -> None:
     name = TABLES["POSTLINE_RATE_LIMITS_TABLE"]
     if name not in existing:
         dynamodb.create_table(
-            TableName=name, BillingMode="PAY_PER_REQUEST",
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}, {"AttributeName": "window", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"},
-                                  {"AttributeName": "window", "AttributeType": "S"}])
+            AttributeDefinitions=[
+                {"AttributeName": "bucket", "AttributeType": "S"},
+                {"AttributeName": "window", "AttributeType": "S"},
+            ],
+        )
 
 
 def create_stats_table(dynamodb, existing: set[str]) -> None:
@@ -175,10 +195,14 @@ def create_stats_table(dynamodb, existing: set[str]) -> None:
     name = TABLES["POSTLINE_STATS_TABLE"]
     if name not in existing:
         dynamodb.create_table(
-            TableName=name, BillingMode="PAY_PER_REQUEST",
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "scope", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "scope", "AttributeType": "S"},
-                                  {"AttributeName": "key", "AttributeType": "S"}])
+            AttributeDefinitions=[
+                {"AttributeName": "scope", "AttributeType": "S"},
+                {"AttributeName": "key", "AttributeType": "S"},
+            ],
+        )
 
 
 def create_campaigns_table(dynamodb, existing: set[str]) -> None:
@@ -186,9 +210,11 @@ def create_campaigns_table(dynamodb, existing: set[str]) -> None:
     name = TABLES["POSTLINE_CAMPAIGNS_TABLE"]
     if name not in existing:
         dynamodb.create_table(
-            TableName=name, BillingMode="PAY_PER_REQUEST",
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "campaign_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "campaign_id", "AttributeType": "S"}])
+            AttributeDefinitions=[{"AttributeName": "campaign_id", "AttributeType": "S"}],
+        )
 
 
 def _visibility_timeout(queue: str) -> int:
@@ -200,14 +226,20 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
     for name in all_queue_names():
         if name.endswith(queue_names.DLQ):
             continue
-        dlq_url = sqs.create_queue(QueueName=queue_names.dead_letters(name),
-                                   Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+        dlq_url = sqs.create_queue(
+            QueueName=queue_names.dead_letters(name), Attributes={"MessageRetentionPeriod": "1209600"}
+        )["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sqs.create_queue(QueueName=name, Attributes={
-            "VisibilityTimeout": str(_visibility_timeout(name)),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
-            "DelaySeconds": str(SEND_EVENT_DELAY_SECONDS if name == SEND_EVENTS_QUEUE else 0),
-        })
+        sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(_visibility_timeout(name)),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                ),
+                "DelaySeconds": str(SEND_EVENT_DELAY_SECONDS if name == SEND_EVENTS_QUEUE else 0),
+            },
+        )
 
     environment = function_environment(endpoint, api_url)
     bind_tables(settings_from_environ(environment))
@@ -216,8 +248,9 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
     for model in ALL_MODELS:
         if model.Meta.table_name not in existing:
             model.create_table(wait=True)
-    dynamodb.update_time_to_live(TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": "expires_at"})
+    dynamodb.update_time_to_live(
+        TableName=EmailEvent.Meta.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
     create_rate_limits_table(dynamodb, existing)
     create_campaigns_table(dynamodb, existing)
     create_stats_table(dynamodb, existing)
@@ -226,29 +259,48 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
     sns = session.client("sns")
     sns.create_topic(Name=ALARM_TOPIC)
     topic = sns.create_topic(Name=SES_EVENTS_TOPIC)["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE),
-                  Attributes={"RawMessageDelivery": "false"})
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(EVENTS_QUEUE), Attributes={"RawMessageDelivery": "false"}
+    )
     # The EventBridge route: rules on the default bus, Send events to their own queue, which holds them back.
     events = session.client("events")
     postline_sets = list(CONFIGURATION_SETS.values())
-    for rule, detail_type, queue in ((SES_EVENTS_RULE, [{"anything-but": ["Email Sent"]}], EVENTS_QUEUE),
-                                     (SES_SEND_EVENTS_RULE, ["Email Sent"], SEND_EVENTS_QUEUE)):
-        events.put_rule(Name=rule, EventBusName="default", EventPattern=json.dumps({
-            "source": ["aws.ses"], "detail-type": detail_type,
-            "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}}}))
+    for rule, detail_type, queue in (
+        (SES_EVENTS_RULE, [{"anything-but": ["Email Sent"]}], EVENTS_QUEUE),
+        (SES_SEND_EVENTS_RULE, ["Email Sent"], SEND_EVENTS_QUEUE),
+    ):
+        events.put_rule(
+            Name=rule,
+            EventBusName="default",
+            EventPattern=json.dumps(
+                {
+                    "source": ["aws.ses"],
+                    "detail-type": detail_type,
+                    "detail": {"mail": {"tags": {"ses:configuration-set": postline_sets}}},
+                }
+            ),
+        )
         events.put_targets(Rule=rule, EventBusName="default", Targets=[{"Id": "queue", "Arn": queue_arn(queue)}])
     events.create_event_bus(Name=EVENT_BUS)
-    events.put_rule(Name="postline-app-events", EventBusName=EVENT_BUS,
-                    EventPattern=json.dumps({"source": ["postline"]}))
-    events.put_targets(Rule="postline-app-events", EventBusName=EVENT_BUS,
-                       Targets=[{"Id": "app-events-queue", "Arn": queue_arn(APP_EVENTS_QUEUE)}])
+    events.put_rule(
+        Name="postline-app-events", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["postline"]})
+    )
+    events.put_targets(
+        Rule="postline-app-events",
+        EventBusName=EVENT_BUS,
+        Targets=[{"Id": "app-events-queue", "Arn": queue_arn(APP_EVENTS_QUEUE)}],
+    )
 
     session.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
     session.client("s3").create_bucket(Bucket=CLAIM_CHECK_BUCKET)
     session.client("s3").create_bucket(Bucket=UNSUBSCRIBE_MAIL_BUCKET)
     mail_topic = sns.create_topic(Name=UNSUBSCRIBE_MAIL_TOPIC)["TopicArn"]
-    sns.subscribe(TopicArn=mail_topic, Protocol="sqs", Endpoint=queue_arn(UNSUBSCRIBE_MAIL_QUEUE),
-                  Attributes={"RawMessageDelivery": "false"})
+    sns.subscribe(
+        TopicArn=mail_topic,
+        Protocol="sqs",
+        Endpoint=queue_arn(UNSUBSCRIBE_MAIL_QUEUE),
+        Attributes={"RawMessageDelivery": "false"},
+    )
     secrets_client = session.client("secretsmanager")
     try:
         secrets_client.create_secret(Name=SIGNING_SECRET, SecretString=signing_secret(state_dir))
@@ -257,8 +309,9 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
 
     sesv2 = session.client("sesv2")
     sesv2.create_email_identity(EmailIdentity=SENDING_DOMAIN)
-    sesv2.put_email_identity_mail_from_attributes(EmailIdentity=SENDING_DOMAIN, MailFromDomain=MAIL_FROM_DOMAIN,
-                                                  BehaviorOnMxFailure="USE_DEFAULT_VALUE")
+    sesv2.put_email_identity_mail_from_attributes(
+        EmailIdentity=SENDING_DOMAIN, MailFromDomain=MAIL_FROM_DOMAIN, BehaviorOnMxFailure="USE_DEFAULT_VALUE"
+    )
     for name in CONFIGURATION_SETS.values():
         try:
             sesv2.create_configuration_set(ConfigurationSetName=name)
@@ -266,20 +319,36 @@ def create_resources(session, endpoint: str, api_url: str, state_dir: str, ses_r
             pass
         # As the stack's (infra/stacks/ses.py): what postline doctor checks, and the SES simulator publishes by.
         sesv2.create_configuration_set_event_destination(
-            ConfigurationSetName=name, EventDestinationName=EVENT_DESTINATION,
-            EventDestination=event_destination(ses_route))
+            ConfigurationSetName=name,
+            EventDestinationName=EVENT_DESTINATION,
+            EventDestination=event_destination(ses_route),
+        )
 
 
 # The configuration sets' event destination, as the stack names and fills it (infra/stacks/constants.py).
 EVENT_DESTINATION = "Events"
-SES_EVENT_TYPES = ("SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE",
-                   "SUBSCRIPTION")
+SES_EVENT_TYPES = (
+    "SEND",
+    "REJECT",
+    "BOUNCE",
+    "COMPLAINT",
+    "DELIVERY",
+    "DELIVERY_DELAY",
+    "RENDERING_FAILURE",
+    "SUBSCRIPTION",
+)
 
 
 def event_destination(ses_route: str) -> dict:
     """The SNS route leaves Send events out (the send stage records ``sent`` itself); EventBridge takes them all."""
     if ses_route == "sns":
-        return {"Enabled": True, "MatchingEventTypes": [t for t in SES_EVENT_TYPES if t != "SEND"],
-                "SnsDestination": {"TopicArn": topic_arn(SES_EVENTS_TOPIC)}}
-    return {"Enabled": True, "MatchingEventTypes": list(SES_EVENT_TYPES),
-            "EventBridgeDestination": {"EventBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"}}
+        return {
+            "Enabled": True,
+            "MatchingEventTypes": [t for t in SES_EVENT_TYPES if t != "SEND"],
+            "SnsDestination": {"TopicArn": topic_arn(SES_EVENTS_TOPIC)},
+        }
+    return {
+        "Enabled": True,
+        "MatchingEventTypes": list(SES_EVENT_TYPES),
+        "EventBridgeDestination": {"EventBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"},
+    }

@@ -10,6 +10,7 @@ invocation while the first still runs. The local queues' visibility is short (a 
 seconds), so a poller keeps its batch hidden for as long as the handler runs, renewing the visibility as it
 goes: a slow invocation on a busy machine is not raced by a copy of its own batch.
 """
+
 from __future__ import annotations
 
 import base64
@@ -88,8 +89,18 @@ class QueuePoller(threading.Thread):
     """One event source mapping: a queue feeding a function, batches of up to ``batch_size`` (10 but for the
     campaigns' control queue), partial batch responses, the function's timeout in its context."""
 
-    def __init__(self, sqs, queue_url: str, queue_name: str, function_name: str, handler, stop: threading.Event,
-                 on_batch=None, batch_size: int = 10, timeout_seconds: int = 60):
+    def __init__(
+        self,
+        sqs,
+        queue_url: str,
+        queue_name: str,
+        function_name: str,
+        handler,
+        stop: threading.Event,
+        on_batch=None,
+        batch_size: int = 10,
+        timeout_seconds: int = 60,
+    ):
         super().__init__(name=f"poller-{queue_name}", daemon=True)
         self.sqs, self.queue_url, self.queue_name = sqs, queue_url, queue_name
         self.function_name, self.handler, self.stop = function_name, handler, stop
@@ -109,8 +120,11 @@ class QueuePoller(threading.Thread):
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         messages = response.get("Messages", [])
         if not messages:
@@ -124,8 +138,11 @@ class QueuePoller(threading.Thread):
         except BaseException as error:  # noqa: BLE001 - as in Lambda, a crashed invocation deletes nothing
             print(f"[{self.function_name}] invocation failed: {error!r}", file=sys.stderr, flush=True)
             failed = {m["MessageId"] for m in messages}
-        done = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]}
-                for m in messages if m["MessageId"] not in failed]
+        done = [
+            {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]}
+            for m in messages
+            if m["MessageId"] not in failed
+        ]
         if done:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         if self.on_batch:
@@ -184,9 +201,15 @@ class CrashAfterSesAccepts:
 
 
 # Each function's context, built at its cold start: what tells the function the time.
-CONTEXTS = {"render": "render_context", "send": "send_context", "ses_events": "events_context",
-            "track_open": "engagement", "track_click": "engagement", "unsubscribe": "engagement",
-            "campaign": "campaign_context"}
+CONTEXTS = {
+    "render": "render_context",
+    "send": "send_context",
+    "ses_events": "events_context",
+    "track_open": "engagement",
+    "track_click": "engagement",
+    "unsubscribe": "engagement",
+    "campaign": "campaign_context",
+}
 
 
 def use_clock(modules: dict[str, Any], clock) -> None:
@@ -215,4 +238,3 @@ def apply_faults(spec: str, modules: dict[str, Any]) -> None:
         if "send" in modules:
             context = modules["send"].send_context
             context.sesv2 = CrashAfterSesAccepts(context.sesv2, argument)
-

@@ -1,6 +1,7 @@
 """EventBridge Scheduler, locally: moto stores schedules but never runs them. This thread runs the one-time
 schedules postline creates (soft-bounce retries) when they are due, then deletes them, as
 ``ActionAfterCompletion=DELETE`` does in AWS."""
+
 from __future__ import annotations
 
 import threading

@@ -15,6 +15,7 @@ suppressionlist@ bounces as on the account suppression list, ooto@ and everythin
 ``+label`` is ignored (``bounce+1@simulator.amazonses.com`` bounces), so a test can bounce many emails, each to
 its own address: postline suppresses an address that bounced, and so sends nothing more to it.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,25 +70,68 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
     for recipient in entry["destination"]:
         kind = simulated_outcome(recipient)
         if kind in ("bounce", "suppressionlist"):
-            events.append({"eventType": "Bounce", "mail": mail, "bounce": {
-                "bounceType": "Permanent",
-                "bounceSubType": "OnAccountSuppressionList" if kind == "suppressionlist" else "General",
-                "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
-                                       "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
-                "timestamp": later, "feedbackId": f"local-{entry['ses_message_id']}", "reportingMTA": "dns; local",
-            }})
+            events.append(
+                {
+                    "eventType": "Bounce",
+                    "mail": mail,
+                    "bounce": {
+                        "bounceType": "Permanent",
+                        "bounceSubType": "OnAccountSuppressionList" if kind == "suppressionlist" else "General",
+                        "bouncedRecipients": [
+                            {
+                                "emailAddress": recipient,
+                                "action": "failed",
+                                "status": "5.1.1",
+                                "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                            }
+                        ],
+                        "timestamp": later,
+                        "feedbackId": f"local-{entry['ses_message_id']}",
+                        "reportingMTA": "dns; local",
+                    },
+                }
+            )
         elif kind == "complaint":
-            events.append({"eventType": "Delivery", "mail": mail, "delivery": {
-                "timestamp": later, "recipients": [recipient], "processingTimeMillis": 500,
-                "smtpResponse": "250 2.6.0 Message received", "reportingMTA": "local"}})
-            events.append({"eventType": "Complaint", "mail": mail, "complaint": {
-                "complainedRecipients": [{"emailAddress": recipient}], "timestamp": _iso(sent_at + 1),
-                "feedbackId": f"local-{entry['ses_message_id']}", "complaintFeedbackType": "abuse",
-                "userAgent": "local simulator"}})
+            events.append(
+                {
+                    "eventType": "Delivery",
+                    "mail": mail,
+                    "delivery": {
+                        "timestamp": later,
+                        "recipients": [recipient],
+                        "processingTimeMillis": 500,
+                        "smtpResponse": "250 2.6.0 Message received",
+                        "reportingMTA": "local",
+                    },
+                }
+            )
+            events.append(
+                {
+                    "eventType": "Complaint",
+                    "mail": mail,
+                    "complaint": {
+                        "complainedRecipients": [{"emailAddress": recipient}],
+                        "timestamp": _iso(sent_at + 1),
+                        "feedbackId": f"local-{entry['ses_message_id']}",
+                        "complaintFeedbackType": "abuse",
+                        "userAgent": "local simulator",
+                    },
+                }
+            )
         else:
-            events.append({"eventType": "Delivery", "mail": mail, "delivery": {
-                "timestamp": later, "recipients": [recipient], "processingTimeMillis": 500,
-                "smtpResponse": "250 2.6.0 Message received", "reportingMTA": "local"}})
+            events.append(
+                {
+                    "eventType": "Delivery",
+                    "mail": mail,
+                    "delivery": {
+                        "timestamp": later,
+                        "recipients": [recipient],
+                        "processingTimeMillis": 500,
+                        "smtpResponse": "250 2.6.0 Message received",
+                        "reportingMTA": "local",
+                    },
+                }
+            )
     return events
 
 
@@ -109,8 +153,12 @@ def publish_to_topic(sns_client, events: list[dict[str, Any]]) -> list[dict[str,
     """Publish SES records to the topic, ten to a request (PublishBatch's limit); the entries it refused."""
     refused = []
     for start in range(0, len(events), 10):
-        answer = sns_client.publish_batch(TopicArn=topic_arn(SES_EVENTS_TOPIC), PublishBatchRequestEntries=[
-            {"Id": str(n), "Message": json.dumps(event)} for n, event in enumerate(events[start:start + 10])])
+        answer = sns_client.publish_batch(
+            TopicArn=topic_arn(SES_EVENTS_TOPIC),
+            PublishBatchRequestEntries=[
+                {"Id": str(n), "Message": json.dumps(event)} for n, event in enumerate(events[start : start + 10])
+            ],
+        )
         refused += answer.get("Failed", [])
     return refused
 
@@ -120,30 +168,44 @@ def by_sns(entry: dict[str, Any], destination_enabled: bool = True) -> list[dict
     set's destination is disabled) and the identity's notifications."""
     records = [event for event in events_for(entry) if event["eventType"] not in SNS_SKIPS]
     return (records if destination_enabled else []) + [
-        identity_notification(event, entry.get("headers", [])) for event in records
-        if event["eventType"] in IDENTITY_NOTIFICATIONS]
+        identity_notification(event, entry.get("headers", []))
+        for event in records
+        if event["eventType"] in IDENTITY_NOTIFICATIONS
+    ]
 
 
 # SES's detail-type on EventBridge for each event type.
-DETAIL_TYPES = {"Send": "Email Sent", "Delivery": "Email Delivered", "Bounce": "Email Bounced",
-                "Complaint": "Email Complaint Received", "Reject": "Email Rejected",
-                "DeliveryDelay": "Email Delivery Delayed", "Rendering Failure": "Email Rendering Failed",
-                "Subscription": "Email Subscribed", "Open": "Email Opened", "Click": "Email Clicked"}
+DETAIL_TYPES = {
+    "Send": "Email Sent",
+    "Delivery": "Email Delivered",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+    "Reject": "Email Rejected",
+    "DeliveryDelay": "Email Delivery Delayed",
+    "Rendering Failure": "Email Rendering Failed",
+    "Subscription": "Email Subscribed",
+    "Open": "Email Opened",
+    "Click": "Email Clicked",
+}
 
 
 def bus_entry(event: dict[str, Any]) -> dict[str, Any]:
     """A PutEvents entry as SES publishes the event to the default bus."""
     configuration_set = (event["mail"]["tags"].get("ses:configuration-set") or [""])[0]
-    return {"EventBusName": "default", "Source": "aws.ses", "DetailType": DETAIL_TYPES[event["eventType"]],
-            "Resources": [f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{configuration_set}"],
-            "Detail": json.dumps(event)}
+    return {
+        "EventBusName": "default",
+        "Source": "aws.ses",
+        "DetailType": DETAIL_TYPES[event["eventType"]],
+        "Resources": [f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{configuration_set}"],
+        "Detail": json.dumps(event),
+    }
 
 
 def put_on_bus(events_client, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Put SES events on the default bus, ten to a request (PutEvents' limit); the entries it refused."""
     refused = []
     for start in range(0, len(events), 10):
-        answer = events_client.put_events(Entries=[bus_entry(event) for event in events[start:start + 10]])
+        answer = events_client.put_events(Entries=[bus_entry(event) for event in events[start : start + 10]])
         refused += [entry for entry in answer["Entries"] if "ErrorCode" in entry]
     return refused
 
@@ -168,8 +230,9 @@ class SesEventPublisher(threading.Thread):
         if known is None or time.monotonic() - known[1] > 1.0:
             kind = "SnsDestination" if self.route == "sns" else "EventBridgeDestination"
             try:
-                found = self.sesv2.get_configuration_set_event_destinations(
-                    ConfigurationSetName=configuration_set)["EventDestinations"]
+                found = self.sesv2.get_configuration_set_event_destinations(ConfigurationSetName=configuration_set)[
+                    "EventDestinations"
+                ]
                 enabled = any(d.get("Enabled") and kind in d for d in found)
             except Exception:  # noqa: BLE001 - a set SES does not hold refused the send already: publish as before
                 enabled = True
@@ -188,14 +251,20 @@ class SesEventPublisher(threading.Thread):
             offset += len(complete)
             entries = [json.loads(line) for line in filter(None, complete.decode("utf-8").split("\n"))]
             if self.route == "sns":
-                events = [event for entry in entries
-                          for event in by_sns(entry, self.destination_enabled(entry.get("configuration_set")))]
+                events = [
+                    event
+                    for entry in entries
+                    for event in by_sns(entry, self.destination_enabled(entry.get("configuration_set")))
+                ]
             else:
-                events = [event for entry in entries if self.destination_enabled(entry.get("configuration_set"))
-                          for event in events_for(entry)]
+                events = [
+                    event
+                    for entry in entries
+                    if self.destination_enabled(entry.get("configuration_set"))
+                    for event in events_for(entry)
+                ]
             if self.faults:
                 events = self.faults.disturb(events)
-            refused = (publish_to_topic(self.sns, events) if self.route == "sns" else put_on_bus(self.events, events))
+            refused = publish_to_topic(self.sns, events) if self.route == "sns" else put_on_bus(self.events, events)
             for entry in refused:
-                print(f"[ses-simulator] the {self.route} route refused an event: {entry}", file=sys.stderr,
-                      flush=True)
+                print(f"[ses-simulator] the {self.route} route refused an event: {entry}", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ It misbehaves on request, chosen by the recipient's address as SES's mailbox sim
 each for the first attempt to that address only, or the first N with ``xN`` (``smtp-450x3@``); a ``+label`` is
 ignored (``smtp-450+a1@``) so each test can use an address of its own. Every other address is accepted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -73,8 +74,9 @@ def smtp_streams(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     named = [name.strip() for name in environ.get(STREAMS_VARIABLE, "").split(",") if name.strip()]
     unknown = [name for name in named if name not in STREAMS]
     if unknown:
-        raise RelaySetupError(f"{STREAMS_VARIABLE}: {', '.join(unknown)} is not a stream (streams: "
-                              f"{', '.join(STREAMS)})")
+        raise RelaySetupError(
+            f"{STREAMS_VARIABLE}: {', '.join(unknown)} is not a stream (streams: {', '.join(STREAMS)})"
+        )
     return tuple(dict.fromkeys(named))
 
 
@@ -110,9 +112,14 @@ def write_to_outbox(outbox: Path, raw: bytes, queue: str, at: float) -> Path:
     """The email as the relay passes it on (a Message-ID and Date added if missing), in the outbox under postline's
     message id. Written aside first, so whoever lists ``*.eml`` never reads half of one."""
     headers = BytesHeaderParser().parsebytes(raw)
-    missing = {name: value for name, value in (
-        ("Message-ID", f"<{queue}@{RELAY_HOSTNAME}>"),
-        ("Date", format_datetime(datetime.fromtimestamp(at, timezone.utc)))) if headers[name] is None}
+    missing = {
+        name: value
+        for name, value in (
+            ("Message-ID", f"<{queue}@{RELAY_HOSTNAME}>"),
+            ("Date", format_datetime(datetime.fromtimestamp(at, timezone.utc))),
+        )
+        if headers[name] is None
+    }
     if missing:
         raw = _set_headers(raw, missing)
     name = _UNSAFE_FILENAME.sub("_", str(headers[MESSAGE_ID_HEADER] or "").strip() or queue)
@@ -169,16 +176,22 @@ class _RelayHandler:
 class LocalSmtpRelay:
     """The relay in its own thread, until ``stop``."""
 
-    def __init__(self, host: str, port: int, outbox: Path, credentials: tuple[str, str],
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, host: str, port: int, outbox: Path, credentials: tuple[str, str], clock: Callable[[], float] = time.time
+    ):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         def authenticate(server, session, envelope, mechanism, auth_data):
-            given = (auth_data.login.decode(), auth_data.password.decode()) if isinstance(
-                auth_data, LoginPassword) else None
-            return AuthResult(success=given is not None and secrets.compare_digest(
-                "\0".join(given), "\0".join(credentials)), handled=False)
+            given = (
+                (auth_data.login.decode(), auth_data.password.decode())
+                if isinstance(auth_data, LoginPassword)
+                else None
+            )
+            return AuthResult(
+                success=given is not None and secrets.compare_digest("\0".join(given), "\0".join(credentials)),
+                handled=False,
+            )
 
         outbox.mkdir(parents=True, exist_ok=True)
         logging.getLogger("mail.log").addFilter(_WithoutExpectedNotices())
@@ -186,10 +199,19 @@ class LocalSmtpRelay:
         self.handler = _RelayHandler(outbox, clock)
         # AUTH in plaintext: it never leaves loopback (the transport refuses plaintext to any other host). PLAIN
         # only: after a refused PLAIN, smtplib tries LOGIN, which aiosmtpd 1.4.6 leaves unanswered.
-        self.controller = Controller(self.handler, hostname=host, port=port, server_hostname=RELAY_HOSTNAME,
-                                     data_size_limit=DATA_SIZE_LIMIT, decode_data=False, enable_SMTPUTF8=True,
-                                     authenticator=authenticate, auth_required=True, auth_require_tls=False,
-                                     auth_exclude_mechanism=["LOGIN"])
+        self.controller = Controller(
+            self.handler,
+            hostname=host,
+            port=port,
+            server_hostname=RELAY_HOSTNAME,
+            data_size_limit=DATA_SIZE_LIMIT,
+            decode_data=False,
+            enable_SMTPUTF8=True,
+            authenticator=authenticate,
+            auth_required=True,
+            auth_require_tls=False,
+            auth_exclude_mechanism=["LOGIN"],
+        )
 
     def start(self) -> None:
         self.controller.start()

@@ -1,5 +1,6 @@
 """The local stack: the AWS endpoint, the resources, the function runners, the SES event publisher and the HTTP
 API, started together and stopped together."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ class LocalPaths:
 
     @classmethod
     def default(cls) -> LocalPaths:
-        return cls(Path(os.environ.get("POSTLINE_LOCAL_DIR", ".postline")).resolve(),
-                   Path(os.environ.get("POSTLINE_OUTBOX", "outbox")).resolve())
+        return cls(
+            Path(os.environ.get("POSTLINE_LOCAL_DIR", ".postline")).resolve(),
+            Path(os.environ.get("POSTLINE_OUTBOX", "outbox")).resolve(),
+        )
 
     @property
     def send_log(self) -> Path:
@@ -79,8 +82,9 @@ def check_ports_free(ports: dict[str, int]) -> None:
     """A LocalStackError for the first port (by the option that sets it) that something already listens on."""
     for option, port in ports.items():
         if port_open(port):
-            raise LocalStackError(f"port {port} is in use by another process: stop it, or choose another port "
-                                  f"with {option}")
+            raise LocalStackError(
+                f"port {port} is in use by another process: stop it, or choose another port with {option}"
+            )
 
 
 def _wait_for(predicate, seconds: float, what: str) -> None:
@@ -98,8 +102,10 @@ def ses_limits(rate: float | None = None, quota: int | None = None) -> tuple[flo
     variable whose value is not one."""
     from_environment = aws_endpoint.ses_limit_from_environment
     try:  # the rate's parser gives a float, the quota's an int
-        return (cast(float, from_environment(aws_endpoint.SES_RATE_VARIABLE)) if rate is None else rate,
-                cast(int, from_environment(aws_endpoint.SES_QUOTA_VARIABLE)) if quota is None else quota)
+        return (
+            cast(float, from_environment(aws_endpoint.SES_RATE_VARIABLE)) if rate is None else rate,
+            cast(int, from_environment(aws_endpoint.SES_QUOTA_VARIABLE)) if quota is None else quota,
+        )
     except ValueError as error:
         raise LocalStackError(str(error)) from None
 
@@ -150,6 +156,7 @@ def running_state(paths: LocalPaths) -> dict | None:
 @dataclass
 class WorkerProcess:
     """One function's worker process (worker.py), and how often the stack has started it anew."""
+
     name: str
     command: list[str]
     process: subprocess.Popen | None = None
@@ -158,8 +165,9 @@ class WorkerProcess:
 
     def start(self, ready_fd: int | None = None) -> None:
         told = ["--ready-fd", str(ready_fd)] if ready_fd is not None else []
-        self.process = subprocess.Popen([*self.command, *told], stdin=subprocess.DEVNULL,
-                                        pass_fds=() if ready_fd is None else (ready_fd,))
+        self.process = subprocess.Popen(
+            [*self.command, *told], stdin=subprocess.DEVNULL, pass_fds=() if ready_fd is None else (ready_fd,)
+        )
         self.started_at = time.monotonic()
 
 
@@ -210,8 +218,14 @@ class LocalStack:
             apply_faults(self.faults, {})
         except ValueError as error:
             raise LocalStackError(f"--fault: {error}") from None
-        check_ports_free({"--aws-port": self.aws_port, "--api-port": self.api_port, "--smtp-port": self.smtp_port,
-                          "--smtp-relay-port": self.smtp_relay_port})
+        check_ports_free(
+            {
+                "--aws-port": self.aws_port,
+                "--api-port": self.api_port,
+                "--smtp-port": self.smtp_port,
+                "--smtp-relay-port": self.smtp_relay_port,
+            }
+        )
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         for old in self.paths.outbox.glob("*.eml"):  # each run starts with an empty outbox
             old.unlink()
@@ -219,11 +233,27 @@ class LocalStack:
         self.paths.refusal_log.unlink(missing_ok=True)
         self.paths.clock_file.unlink(missing_ok=True)  # each run starts at real time
         clock = LocalClock(self.paths.clock_file)
-        endpoint_process = subprocess.Popen([
-            sys.executable, "-m", "postline_cli.local.aws_endpoint", "--host", HOST, "--port", str(self.aws_port),
-            "--outbox", str(self.paths.outbox), "--send-log", str(self.paths.send_log),
-            "--ses-rate", repr(ses_rate), "--ses-quota", str(ses_quota), "--clock-file", str(self.paths.clock_file),
-        ])
+        endpoint_process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "postline_cli.local.aws_endpoint",
+                "--host",
+                HOST,
+                "--port",
+                str(self.aws_port),
+                "--outbox",
+                str(self.paths.outbox),
+                "--send-log",
+                str(self.paths.send_log),
+                "--ses-rate",
+                repr(ses_rate),
+                "--ses-quota",
+                str(ses_quota),
+                "--clock-file",
+                str(self.paths.clock_file),
+            ]
+        )
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         api = mail_receiver = relay = supervisor = None
@@ -238,32 +268,47 @@ class LocalStack:
             import boto3
 
             session = boto3.session.Session()
-            resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir),
-                                       self.ses_route)
+            resources.create_resources(session, self.endpoint, self.api_url, str(self.paths.state_dir), self.ses_route)
             publish_samples()
             # Up before the send function's first email, with its secret in place.
-            relay = start_smtp_relay(session.client("secretsmanager"), HOST, self.smtp_relay_port, self.paths.outbox,
-                                     clock)
+            relay = start_smtp_relay(
+                session.client("secretsmanager"), HOST, self.smtp_relay_port, self.paths.outbox, clock
+            )
             if self.function_processes:
                 self._wait_for_workers(ready_pipes)
                 supervisor = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
                 supervisor.start()
             else:
-                self._start_pollers(session, {name: load_function(name, clock, self.faults)
-                                              for name in WORKER_FUNCTIONS})
-            SesEventPublisher(self.ses_route, session.client("sns"), session.client("events"),
-                              str(self.paths.send_log), self._stop, session.client("sesv2")).start()
-            LocalScheduler(session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP,
-                           self._stop, clock).start()
+                self._start_pollers(
+                    session, {name: load_function(name, clock, self.faults) for name in WORKER_FUNCTIONS}
+                )
+            SesEventPublisher(
+                self.ses_route,
+                session.client("sns"),
+                session.client("events"),
+                str(self.paths.send_log),
+                self._stop,
+                session.client("sesv2"),
+            ).start()
+            LocalScheduler(
+                session.client("scheduler"), session.client("sqs"), resources.SCHEDULE_GROUP, self._stop, clock
+            ).start()
             api = LocalHttpApi(HOST, self.api_port, clock)
             api.start()
-            mail_receiver = start_unsubscribe_mail(session, self.endpoint, HOST, self.smtp_port, clock, self._stop,
-                                                   log_batch if self.log_batches else None)
+            mail_receiver = start_unsubscribe_mail(
+                session, self.endpoint, HOST, self.smtp_port, clock, self._stop, log_batch if self.log_batches else None
+            )
             queue_urls = {name: resources.queue_url(self.endpoint, name) for name in resources.all_queue_names()}
             self._state = {
-                "pid": os.getpid(), "endpoint_pid": endpoint_process.pid, "endpoint": self.endpoint,
-                "api_url": self.api_url, "outbox": str(self.paths.outbox), "queues": queue_urls, "ready": True,
-                "smtp_port": self.smtp_port, "smtp_relay_port": self.smtp_relay_port,
+                "pid": os.getpid(),
+                "endpoint_pid": endpoint_process.pid,
+                "endpoint": self.endpoint,
+                "api_url": self.api_url,
+                "outbox": str(self.paths.outbox),
+                "queues": queue_urls,
+                "ready": True,
+                "smtp_port": self.smtp_port,
+                "smtp_relay_port": self.smtp_relay_port,
                 "smtp_streams": list(relayed_streams),
             }
             self._write_state()
@@ -293,22 +338,37 @@ class LocalStack:
 
     def _pollers(self) -> dict[str, int]:
         """Concurrent batches per queue, by function."""
-        return {"render": self.render_pollers, "send": self.send_pollers, "ses_events": 1,
-                "campaign": self.campaign_pollers}
+        return {
+            "render": self.render_pollers,
+            "send": self.send_pollers,
+            "ses_events": 1,
+            "campaign": self.campaign_pollers,
+        }
 
     def _start_pollers(self, session, modules) -> None:
         """The functions' pollers as threads of this process (``function_processes=False``)."""
         on_batch = log_batch if self.log_batches else None
         for name, module in modules.items():
-            start_pollers(session.client("sqs"), self.endpoint, name, module.handler, self._pollers()[name],
-                          self._stop, on_batch)
+            start_pollers(
+                session.client("sqs"), self.endpoint, name, module.handler, self._pollers()[name], self._stop, on_batch
+            )
 
     def _start_workers(self) -> dict[str, int]:
         """One worker process per function, all starting at once; the pipe each says it is ready on, by name."""
         ready_pipes = {}
         for name, pollers in self._pollers().items():
-            command = [sys.executable, "-m", "postline_cli.local.worker", name, "--endpoint", self.endpoint,
-                       "--clock-file", str(self.paths.clock_file), "--pollers", str(pollers)]
+            command = [
+                sys.executable,
+                "-m",
+                "postline_cli.local.worker",
+                name,
+                "--endpoint",
+                self.endpoint,
+                "--clock-file",
+                str(self.paths.clock_file),
+                "--pollers",
+                str(pollers),
+            ]
             command += ["--faults", self.faults] if self.faults else []
             command += [] if self.log_batches else ["--quiet"]
             worker = self._workers[name] = WorkerProcess(name, command)
@@ -342,15 +402,21 @@ class LocalStack:
                 dead = worker.process.pid
                 worker.start()
                 worker.restarts += 1
-                print(f"[workers] the {worker.name} worker (pid {dead}) {_how_it_ended(code)}: started anew as pid "
-                      f"{worker.process.pid}", file=sys.stderr, flush=True)
+                print(
+                    f"[workers] the {worker.name} worker (pid {dead}) {_how_it_ended(code)}: started anew as pid "
+                    f"{worker.process.pid}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 self._write_state()
 
     def _write_state(self) -> None:
         with self._state_lock:
             if self._state:  # written once the stack is ready
-                workers = {name: {"pid": worker.process.pid, "restarts": worker.restarts}
-                           for name, worker in self._workers.items()}
+                workers = {
+                    name: {"pid": worker.process.pid, "restarts": worker.restarts}
+                    for name, worker in self._workers.items()
+                }
                 write_state(self.paths, {**self._state, "workers": workers})
 
     def _stop_workers(self) -> None:
@@ -386,13 +452,18 @@ def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> d
         paths.state_file.unlink(missing_ok=True)
         log = open(paths.log_file, "ab")
     except OSError as error:
-        raise LocalStackError(f"cannot write the local stack's state folder {paths.state_dir}: {error.strerror} "
-                              "(POSTLINE_LOCAL_DIR moves it)") from None
+        raise LocalStackError(
+            f"cannot write the local stack's state folder {paths.state_dir}: {error.strerror} "
+            "(POSTLINE_LOCAL_DIR moves it)"
+        ) from None
     with log:
         started_at = log.tell()  # the log is appended to: this start's output begins here
         process = subprocess.Popen(
             [sys.executable, "-m", "postline_cli.main", "local", "up", *args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env={**os.environ, "POSTLINE_LOCAL_DIR": str(paths.state_dir), "POSTLINE_OUTBOX": str(paths.outbox)},
         )
 
@@ -412,8 +483,9 @@ def start_detached(paths: LocalPaths, args: list[str], timeout: float = 90) -> d
             process.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-        raise LocalStackError(f"the local stack was not ready within {timeout:.0f} s and was stopped; "
-                              f"its log: {paths.log_file}") from None
+        raise LocalStackError(
+            f"the local stack was not ready within {timeout:.0f} s and was stopped; its log: {paths.log_file}"
+        ) from None
     return read_state(paths)
 
 
@@ -469,8 +541,15 @@ def worker_running(pid: int, name: str) -> bool:
 
 def workers(state: dict) -> list[dict]:
     """The stack's worker processes: name, pid, alive, and how often the stack started each anew."""
-    return [{"name": name, "pid": worker["pid"], "alive": worker_running(worker["pid"], name),
-             "restarts": worker["restarts"]} for name, worker in state.get("workers", {}).items()]
+    return [
+        {
+            "name": name,
+            "pid": worker["pid"],
+            "alive": worker_running(worker["pid"], name),
+            "restarts": worker["restarts"],
+        }
+        for name, worker in state.get("workers", {}).items()
+    ]
 
 
 def kill_worker(state: dict, name: str) -> int:
@@ -479,7 +558,9 @@ def kill_worker(state: dict, name: str) -> int:
     if worker is None:
         raise LocalStackError(f"this local stack runs no {name} worker (it runs its functions in its own process)")
     if not worker_running(worker["pid"], name):
-        raise LocalStackError(f"the {name} worker (pid {worker['pid']}) is not running: the stack is starting a "
-                              "new one (postline local workers shows it)")
+        raise LocalStackError(
+            f"the {name} worker (pid {worker['pid']}) is not running: the stack is starting a "
+            "new one (postline local workers shows it)"
+        )
     os.kill(worker["pid"], signal.SIGKILL)
     return worker["pid"]

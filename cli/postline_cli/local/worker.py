@@ -7,6 +7,7 @@ faults, and runs that function's queue pollers until SIGTERM or SIGINT, or until
 (so a stack killed outright leaves no worker behind). The functions' environment is the worker's own, set by the
 stack (``resources.function_environment``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ STOP_GRACE_SECONDS = 5.0
 @dataclass(frozen=True)
 class Consumer:
     """One queue feeding a function: ``pollers`` concurrent batches of up to ``batch_size``."""
+
     queue_name: str
     pollers: int
     batch_size: int = 10
@@ -48,20 +50,32 @@ def consumers(function: str, pollers: int) -> list[Consumer]:
     if function == "ses_events":
         return [Consumer(resources.EVENTS_QUEUE, pollers), Consumer(resources.SEND_EVENTS_QUEUE, pollers)]
     if function == "campaign":
-        return [Consumer(resources.CAMPAIGN_QUEUE, pollers, batch_size=1,
-                         timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS)]
+        return [
+            Consumer(
+                resources.CAMPAIGN_QUEUE, pollers, batch_size=1, timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS
+            )
+        ]
     raise ValueError(f"no worker runs {function!r}: the workers are {', '.join(WORKER_FUNCTIONS)}")
 
 
-def start_pollers(sqs, endpoint: str, function: str, handler, pollers: int, stop: threading.Event,
-                  on_batch=None) -> list[QueuePoller]:
+def start_pollers(
+    sqs, endpoint: str, function: str, handler, pollers: int, stop: threading.Event, on_batch=None
+) -> list[QueuePoller]:
     """Start ``function``'s pollers (threads) on its queues; they run until ``stop`` is set."""
     started = []
     for consumer in consumers(function, pollers):
         for _ in range(consumer.pollers):
-            poller = QueuePoller(sqs, resources.queue_url(endpoint, consumer.queue_name), consumer.queue_name,
-                                 function, handler, stop, on_batch, batch_size=consumer.batch_size,
-                                 timeout_seconds=consumer.timeout_seconds)
+            poller = QueuePoller(
+                sqs,
+                resources.queue_url(endpoint, consumer.queue_name),
+                consumer.queue_name,
+                function,
+                handler,
+                stop,
+                on_batch,
+                batch_size=consumer.batch_size,
+                timeout_seconds=consumer.timeout_seconds,
+            )
             poller.start()
             started.append(poller)
     return started
@@ -94,8 +108,15 @@ def log_batch(function: str, received: int, failed: int) -> None:
     print(f"[{function}] batch of {received}{note}", file=sys.stderr, flush=True)
 
 
-def run(name: str, endpoint: str, clock_file: str, pollers: int, faults: str = "", log_batches: bool = True,
-        ready_fd: int | None = None) -> None:
+def run(
+    name: str,
+    endpoint: str,
+    clock_file: str,
+    pollers: int,
+    faults: str = "",
+    log_batches: bool = True,
+    ready_fd: int | None = None,
+) -> None:
     import boto3
 
     stop = threading.Event()
@@ -105,8 +126,11 @@ def run(name: str, endpoint: str, clock_file: str, pollers: int, faults: str = "
     module = load_function(name, LocalClock(clock_file), faults)
     sqs = boto3.session.Session().client("sqs")
     wait_for_queues(sqs, endpoint, name, stop)
-    threads = [] if stop.is_set() else start_pollers(sqs, endpoint, name, module.handler, pollers, stop,
-                                                     log_batch if log_batches else None)
+    threads = (
+        []
+        if stop.is_set()
+        else start_pollers(sqs, endpoint, name, module.handler, pollers, stop, log_batch if log_batches else None)
+    )
     if ready_fd is not None:
         try:
             os.write(ready_fd, b"ready\n")

@@ -7,6 +7,7 @@ The figures are the CLI's: a stream's are ``postline stats --days N --json``'s, 
 day, ``stats.read_many``), not one read per stream and campaign: each of those would query the same days again. Then a
 query per shown scope for its alerts, and one attribute call per queue; the email events table is never read.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,8 +35,11 @@ from ..campaigns import campaign_view
 from ..target import Target, is_loopback
 from ..views import iso
 
-QUEUE_ATTRIBUTES = {"messages": "ApproximateNumberOfMessages", "in_flight": "ApproximateNumberOfMessagesNotVisible",
-                    "delayed": "ApproximateNumberOfMessagesDelayed"}
+QUEUE_ATTRIBUTES = {
+    "messages": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
 _NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 # Each refresh reads every shown campaign's alerts: the most recently active ones are shown, so that a year of
 # finished campaigns does not make every refresh slower (`postline stats --campaigns` lists them all).
@@ -90,8 +94,10 @@ def recent_hours(views: dict[str, dict[str, Any]], at: float) -> list[dict[str, 
     zeros = dict.fromkeys(COUNTERS, 0)
     since = min(view["since"] for view in views.values())
     slots = [slot for slot in (hour(at - n * HOUR) for n in range(RECENT_HOURS)) if slot >= since]
-    return [{"hour": slot, "streams": {stream: view["hours"].get(slot, zeros) for stream, view in views.items()}}
-            for slot in slots]
+    return [
+        {"hour": slot, "streams": {stream: view["hours"].get(slot, zeros) for stream, view in views.items()}}
+        for slot in slots
+    ]
 
 
 def campaign_stats(sources: Sources, name: str, at: float) -> dict[str, Any]:
@@ -106,12 +112,21 @@ def alerts(sources: Sources, kind: str, name: str) -> list[dict[str, Any]]:
     """A campaign's or stream's alert rows (``alert#bounce``, ``alert#complaint`` in its ``alerts#`` partition,
     postline.analytics.alerts): each metric that ever alerted, ``firing`` or ``clear``, and when it last changed."""
     answer = sources.dynamodb.query(
-        TableName=sources.stats_table, KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
+        TableName=sources.stats_table,
+        KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
         ExpressionAttributeNames={"#scope": "scope", "#key": "key"},
-        ExpressionAttributeValues={":scope": {"S": alert_partition(kind, name)}, ":alert": {"S": "alert#"}})
-    return [{"kind": kind, "name": name, "metric": item["key"]["S"].split("#", 1)[1],
-             "state": item.get("state", {}).get("S", ""), "changed_at": iso(float(item["changed_at"]["N"]))
-             if "changed_at" in item else None} for item in answer.get("Items", [])]
+        ExpressionAttributeValues={":scope": {"S": alert_partition(kind, name)}, ":alert": {"S": "alert#"}},
+    )
+    return [
+        {
+            "kind": kind,
+            "name": name,
+            "metric": item["key"]["S"].split("#", 1)[1],
+            "state": item.get("state", {}).get("S", ""),
+            "changed_at": iso(float(item["changed_at"]["N"])) if "changed_at" in item else None,
+        }
+        for item in answer.get("Items", [])
+    ]
 
 
 # -- campaigns -------------------------------------------------------------------------------------------------------
@@ -124,37 +139,49 @@ def _hour_start(at_hour: str) -> float:
     return datetime.strptime(at_hour, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc).timestamp()
 
 
-def campaigns(sources: Sources, records: list[store.Campaign],
-              counted: dict[str, Stats]) -> tuple[list[dict[str, Any]], int]:
+def campaigns(
+    sources: Sources, records: list[store.Campaign], counted: dict[str, Stats]
+) -> tuple[list[dict[str, Any]], int]:
     """The most recently active campaigns (a state move, or an hour with counts), the latest first: each with its
     record's state and the totals and rates of ``counted`` (as ``postline stats --campaigns --json`` lists them);
     and how many more there are. A campaign an application names in its messages has counts and no record until
     an alert pauses it."""
     by_name = {record.campaign_id: record for record in records}
     last_counted = {name: _hour_start(max(stats.hours)) for name, stats in counted.items() if stats.hours}
-    active = {name: max(last_counted.get(name, 0.0), by_name[name].state_at if name in by_name else 0.0)
-              for name in {*by_name, *counted}}
+    active = {
+        name: max(last_counted.get(name, 0.0), by_name[name].state_at if name in by_name else 0.0)
+        for name in {*by_name, *counted}
+    }
     shown = sorted(active, key=lambda name: (-active[name], name))[:CAMPAIGNS_SHOWN]
     rows = []
     for name in shown:
         record = by_name.get(name)
         totals = counted[name].totals if name in counted else dict.fromkeys(COUNTERS, 0)
         state = record.state if record else None
-        rows.append({
-            "name": name, "state": state, "state_since": iso(record.state_at) if record else None,
-            "external": record.external if record else True,
-            "progress": campaign_view(record)["progress"] if record and not record.external else None,
-            "last_counted": iso(last_counted[name]) if name in last_counted else None,
-            "totals": totals, "rates": rates(totals),
-            "alerts": alerts(sources, "campaign", name) if name in counted or record else [],
-            "can_pause": can_pause(state), "can_resume": state == store.PAUSED})
+        rows.append(
+            {
+                "name": name,
+                "state": state,
+                "state_since": iso(record.state_at) if record else None,
+                "external": record.external if record else True,
+                "progress": campaign_view(record)["progress"] if record and not record.external else None,
+                "last_counted": iso(last_counted[name]) if name in last_counted else None,
+                "totals": totals,
+                "rates": rates(totals),
+                "alerts": alerts(sources, "campaign", name) if name in counted or record else [],
+                "can_pause": can_pause(state),
+                "can_resume": state == store.PAUSED,
+            }
+        )
     return rows, len(active) - len(shown)
 
 
 def moves(records: list[store.Campaign]) -> list[dict[str, Any]]:
     """The latest campaign state moves (each record's history), the latest first."""
-    entries = sorted(((entry["at"], record.campaign_id, entry["state"]) for record in records
-                      for entry in record.history), reverse=True)[:MOVES_SHOWN]
+    entries = sorted(
+        ((entry["at"], record.campaign_id, entry["state"]) for record in records for entry in record.history),
+        reverse=True,
+    )[:MOVES_SHOWN]
     return [{"campaign": name, "state": state, "at": iso(at)} for at, name, state in entries]
 
 
@@ -175,13 +202,19 @@ def queues(sources: Sources) -> list[dict[str, Any]]:
     for suffix in queue_names.suffixes(STREAMS):
         try:
             attributes = sources.sqs.get_queue_attributes(
-                QueueUrl=prefix + suffix, AttributeNames=list(QUEUE_ATTRIBUTES.values()))["Attributes"]
+                QueueUrl=prefix + suffix, AttributeNames=list(QUEUE_ATTRIBUTES.values())
+            )["Attributes"]
         except ClientError as error:
             if error.response["Error"]["Code"] in _NO_QUEUE:
                 continue
             raise
-        found.append({"queue": (prefix + suffix).rsplit("/", 1)[-1], "dead_letter": suffix.endswith(queue_names.DLQ),
-                      **{name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_ATTRIBUTES.items()}})
+        found.append(
+            {
+                "queue": (prefix + suffix).rsplit("/", 1)[-1],
+                "dead_letter": suffix.endswith(queue_names.DLQ),
+                **{name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_ATTRIBUTES.items()},
+            }
+        )
     return found
 
 
@@ -190,19 +223,29 @@ def summary(sources: Sources, days: int = STREAM_DAYS) -> dict[str, Any]:
     """Everything the dashboard shows (``/api/summary.json``)."""
     at = sources.clock()
     records = store.list_all(sources.dynamodb, sources.campaigns_table)
-    counted = read_many(sources.dynamodb, sources.stats_table,
-                       {"stream": period(days, at), "campaign": period(SCOPE_DAYS, at)})
+    counted = read_many(
+        sources.dynamodb, sources.stats_table, {"stream": period(days, at), "campaign": period(SCOPE_DAYS, at)}
+    )
     since, until = period(days, at)
-    views = {stream: (counted.get(("stream", stream)) or Stats("stream", stream, since, until)).as_dict()
-             for stream in STREAMS}
-    rows, more = campaigns(sources, records, {name: stats for (kind, name), stats in counted.items()
-                                              if kind == "campaign"})
+    views = {
+        stream: (counted.get(("stream", stream)) or Stats("stream", stream, since, until)).as_dict()
+        for stream in STREAMS
+    }
+    rows, more = campaigns(
+        sources, records, {name: stats for (kind, name), stats in counted.items() if kind == "campaign"}
+    )
     found_alerts = [alert for stream in STREAMS for alert in alerts(sources, "stream", stream)]
     found_alerts += [alert for row in rows for alert in row["alerts"]]
     return {
-        "at": iso(at), "days": days, "local": sources.local,
-        "streams": views, "today": today(views, at), "recent_hours": recent_hours(views, at),
-        "campaign_days": SCOPE_DAYS, "campaigns": rows, "more_campaigns": more,
+        "at": iso(at),
+        "days": days,
+        "local": sources.local,
+        "streams": views,
+        "today": today(views, at),
+        "recent_hours": recent_hours(views, at),
+        "campaign_days": SCOPE_DAYS,
+        "campaigns": rows,
+        "more_campaigns": more,
         "queues": queues(sources),
         "alerts": sorted(found_alerts, key=lambda alert: alert["changed_at"] or "", reverse=True),
         "moves": moves(records),

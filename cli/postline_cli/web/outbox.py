@@ -11,6 +11,7 @@ tab, and only when clicked (a tracked link records a click then, as it would for
 The file's name is postline's message id. The stream, template and campaign are not in the email's headers; they
 are read from the local SES's send log (its message tags), when that log is there.
 """
+
 from __future__ import annotations
 
 import email
@@ -31,8 +32,10 @@ _EMAIL_ID = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")  # what the local SE
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 # The email's own document: styles inline (as every mail client allows them), nothing that runs or sends.
-_EMAIL_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; font-src data:; img-src {images}; "
-                 "form-action 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox")
+_EMAIL_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; font-src data:; img-src {images}; "
+    "form-action 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
 LOCAL_IMAGES = "data: cid:"
 REMOTE_IMAGES = "data: cid: http: https:"
 IFRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"  # links may open a tab; no script, no same origin
@@ -52,8 +55,9 @@ class OutboxEmail:
     campaign: str = ""
 
     def matches(self, words: str) -> bool:
-        haystack = " ".join((self.email_id, self.sender, self.to, self.subject, self.stream, self.template,
-                             self.campaign)).lower()
+        haystack = " ".join(
+            (self.email_id, self.sender, self.to, self.subject, self.stream, self.template, self.campaign)
+        ).lower()
         return all(word in haystack for word in words.lower().split())
 
 
@@ -96,13 +100,23 @@ def list_outbox(outbox: Path, send_log: Path | None = None) -> list[OutboxEmail]
         except OSError:
             continue  # emptied by a `local up` while we read
         end = _HEADER_END.search(head)
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(head[:end.start()] if end else head)
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(head[: end.start()] if end else head)
         own = tags.get(path.stem, {})
-        found.append((stat.st_mtime_ns, OutboxEmail(
-            path.stem, _date(headers), str(headers["From"] or ""), str(headers["To"] or ""),
-            str(headers["Subject"] or ""), stat.st_size, **{field: own.get(tag, "") for field, tag in TAGS.items()})))
-    found.sort(key=lambda pair: (pair[1].sent_at or datetime.min.replace(tzinfo=timezone.utc), pair[0]),
-               reverse=True)
+        found.append(
+            (
+                stat.st_mtime_ns,
+                OutboxEmail(
+                    path.stem,
+                    _date(headers),
+                    str(headers["From"] or ""),
+                    str(headers["To"] or ""),
+                    str(headers["Subject"] or ""),
+                    stat.st_size,
+                    **{field: own.get(tag, "") for field, tag in TAGS.items()},
+                ),
+            )
+        )
+    found.sort(key=lambda pair: (pair[1].sent_at or datetime.min.replace(tzinfo=timezone.utc), pair[0]), reverse=True)
     return [item for _, item in found]
 
 
@@ -140,7 +154,7 @@ def _links_open_in_a_new_tab(html: str) -> str:
     """``html`` with a ``<base target="_blank">``, as mail clients open links: the iframe itself never navigates."""
     base = '<base target="_blank">'
     head = re.search(r"<head\b[^>]*>", html, re.IGNORECASE)
-    return html[:head.end()] + base + html[head.end():] if head else base + html
+    return html[: head.end()] + base + html[head.end() :] if head else base + html
 
 
 # ---------------------------------------------------------------- pages
@@ -153,10 +167,10 @@ def _list_page(request: Request, outbox: Path, send_log: Path | None) -> Respons
         f'<td><a href="/outbox/{url_part(item.email_id)}">{escape(item.subject or "(no subject)")}</a></td>'
         f"<td>{escape(item.stream)}</td><td>{escape(item.template)}</td><td>{escape(item.campaign)}</td>"
         f'<td class="number">{escape(_size(item.size))}</td></tr>'
-        for item in shown[:LIST_LIMIT])
+        for item in shown[:LIST_LIMIT]
+    )
     if not emails:
-        summary = (f"The outbox is empty. Emails the local stack sends are written to {escape(outbox)} and "
-                   f"appear here.")
+        summary = f"The outbox is empty. Emails the local stack sends are written to {escape(outbox)} and appear here."
     elif words:
         summary = f"{len(shown)} of {len(emails)} emails match “{escape(words)}”."
     else:
@@ -164,14 +178,19 @@ def _list_page(request: Request, outbox: Path, send_log: Path | None) -> Respons
     if len(shown) > LIST_LIMIT:
         summary += f" Showing the newest {LIST_LIMIT}: the filter finds the others."
     clear = ' <a href="/outbox">clear</a>' if words else ""
-    table = ("<table><thead><tr><th>sent</th><th>to</th><th>subject</th><th>stream</th><th>template</th>"
-             f'<th>campaign</th><th class="number">size</th></tr></thead><tbody>{rows}</tbody></table>'
-             if shown else "")
-    body = (f'<header><h1>Outbox</h1><p class="muted">{summary}</p>'
-            f'<form method="get" action="/outbox" role="search"><label for="q">Filter</label> '
-            f'<input id="q" name="q" type="search" value="{escape(words)}" '
-            f'placeholder="address, subject, template, stream, campaign"> <button>Filter</button>'
-            f'{clear}</form></header><main>{table}</main>')
+    table = (
+        "<table><thead><tr><th>sent</th><th>to</th><th>subject</th><th>stream</th><th>template</th>"
+        f'<th>campaign</th><th class="number">size</th></tr></thead><tbody>{rows}</tbody></table>'
+        if shown
+        else ""
+    )
+    body = (
+        f'<header><h1>Outbox</h1><p class="muted">{summary}</p>'
+        f'<form method="get" action="/outbox" role="search"><label for="q">Filter</label> '
+        f'<input id="q" name="q" type="search" value="{escape(words)}" '
+        f'placeholder="address, subject, template, stream, campaign"> <button>Filter</button>'
+        f"{clear}</form></header><main>{table}</main>"
+    )
     return page("Outbox", body)
 
 
@@ -185,26 +204,40 @@ def _email_page(request: Request, outbox: Path) -> Response:
     subject = str(message["Subject"] or "(no subject)")
     html, text = _part(message, "html"), _part(message, "plain")
     if images:
-        toggle = (f'<p class="notice">Remote images are loaded: this fetched the open pixel and so recorded an open. '
-                  f'<a href="{link}">Block remote images</a></p>')
+        toggle = (
+            f'<p class="notice">Remote images are loaded: this fetched the open pixel and so recorded an open. '
+            f'<a href="{link}">Block remote images</a></p>'
+        )
     else:
-        toggle = (f'<p class="notice">Remote images are blocked, so the open pixel was not fetched and no open was '
-                  f'recorded. <a href="{link}?images=1">Load remote images</a> (records an open)</p>')
-    html_section = (f'<section><h2>HTML part</h2>{toggle}<p class="muted">Links open in a new tab when you click '
-                    f"them; a tracked link records a click.</p>"
-                    f'<iframe class="email" title="The email&#39;s HTML part" sandbox="{IFRAME_SANDBOX}" '
-                    f'referrerpolicy="no-referrer" src="{link}/html{"?images=1" if images else ""}"></iframe>'
-                    f"</section>" if html is not None else "<section><h2>HTML part</h2><p>none</p></section>")
-    text_section = (f'<section><h2>Text part</h2><pre class="text-part">{escape(text)}</pre></section>'
-                    if text is not None else "<section><h2>Text part</h2><p>none</p></section>")
-    header_rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>"
-                          for name, value in message.items())
-    body = (f'<header><p><a href="/outbox">← Outbox</a></p><h1>{escape(subject)}</h1>'
-            f'<dl class="summary"><dt>From</dt><dd>{escape(message["From"])}</dd>'
-            f'<dt>To</dt><dd>{escape(message["To"])}</dd><dt>Date</dt><dd>{escape(message["Date"])}</dd></dl>'
-            f'<p><a href="{link}/raw" download="{escape(email_id)}.eml">Download the .eml</a></p></header>'
-            f"<main>{html_section}{text_section}"
-            f'<section><h2>Headers</h2><table class="headers"><tbody>{header_rows}</tbody></table></section></main>')
+        toggle = (
+            f'<p class="notice">Remote images are blocked, so the open pixel was not fetched and no open was '
+            f'recorded. <a href="{link}?images=1">Load remote images</a> (records an open)</p>'
+        )
+    html_section = (
+        f'<section><h2>HTML part</h2>{toggle}<p class="muted">Links open in a new tab when you click '
+        f"them; a tracked link records a click.</p>"
+        f'<iframe class="email" title="The email&#39;s HTML part" sandbox="{IFRAME_SANDBOX}" '
+        f'referrerpolicy="no-referrer" src="{link}/html{"?images=1" if images else ""}"></iframe>'
+        f"</section>"
+        if html is not None
+        else "<section><h2>HTML part</h2><p>none</p></section>"
+    )
+    text_section = (
+        f'<section><h2>Text part</h2><pre class="text-part">{escape(text)}</pre></section>'
+        if text is not None
+        else "<section><h2>Text part</h2><p>none</p></section>"
+    )
+    header_rows = "".join(
+        f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in message.items()
+    )
+    body = (
+        f'<header><p><a href="/outbox">← Outbox</a></p><h1>{escape(subject)}</h1>'
+        f'<dl class="summary"><dt>From</dt><dd>{escape(message["From"])}</dd>'
+        f"<dt>To</dt><dd>{escape(message['To'])}</dd><dt>Date</dt><dd>{escape(message['Date'])}</dd></dl>"
+        f'<p><a href="{link}/raw" download="{escape(email_id)}.eml">Download the .eml</a></p></header>'
+        f"<main>{html_section}{text_section}"
+        f'<section><h2>Headers</h2><table class="headers"><tbody>{header_rows}</tbody></table></section></main>'
+    )
     return page(subject, body)
 
 
@@ -217,22 +250,31 @@ def _email_html(request: Request, outbox: Path) -> Response:
         images = REMOTE_IMAGES
     else:
         html, images = _without_remote_images(html), LOCAL_IMAGES
-    return Response(_links_open_in_a_new_tab(html), headers={
-        "Content-Security-Policy": _EMAIL_POLICY.format(images=images), "X-Frame-Options": "SAMEORIGIN"})
+    return Response(
+        _links_open_in_a_new_tab(html),
+        headers={"Content-Security-Policy": _EMAIL_POLICY.format(images=images), "X-Frame-Options": "SAMEORIGIN"},
+    )
 
 
 def _email_raw(request: Request, outbox: Path) -> Response:
     email_id = request.params["email_id"]
     if not _EMAIL_ID.match(email_id) or not (outbox / f"{email_id}.eml").is_file():
         return _not_found(email_id)
-    return Response((outbox / f"{email_id}.eml").read_bytes(), content_type="message/rfc822",
-                    headers={"Content-Disposition": f'attachment; filename="{email_id}.eml"'})
+    return Response(
+        (outbox / f"{email_id}.eml").read_bytes(),
+        content_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="{email_id}.eml"'},
+    )
 
 
 def _not_found(email_id: str) -> Response:
-    return page("Not in the outbox", f'<header><p><a href="/outbox">← Outbox</a></p><h1>Not in the outbox</h1>'
-                f"<p>No email {escape(email_id)}: a new <code>postline local up</code> empties the outbox.</p>"
-                f"</header>", status=404)
+    return page(
+        "Not in the outbox",
+        f'<header><p><a href="/outbox">← Outbox</a></p><h1>Not in the outbox</h1>'
+        f"<p>No email {escape(email_id)}: a new <code>postline local up</code> empties the outbox.</p>"
+        f"</header>",
+        status=404,
+    )
 
 
 def outbox_routes(outbox: Path, send_log: Path | None = None) -> list[Route]:

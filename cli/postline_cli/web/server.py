@@ -19,6 +19,7 @@ Routes are ``Route(method, "/path/{name}", handler)``; a handler takes a ``Reque
 ``make_server(routes, port)`` builds the server (port 0: any free port, see ``server.url``), ``serve`` runs it;
 ``WebApp`` is the same without the socket, for tests.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -43,9 +44,11 @@ MAX_BODY_BYTES = 64 * 1024  # forms only: a pause button, a filter
 STATIC_DIR = Path(__file__).parent / "static"
 
 # Only this server's own files: no CDN, no remote font, no inline script. Inline styles are refused as well.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                           "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
-                           "frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -103,8 +106,7 @@ _PATTERNS: dict[str, re.Pattern] = {}
 
 def _compiled(pattern: str) -> re.Pattern:
     if pattern not in _PATTERNS:
-        _PATTERNS[pattern] = re.compile(
-            "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$")
+        _PATTERNS[pattern] = re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$")
     return _PATTERNS[pattern]
 
 
@@ -121,16 +123,19 @@ def csrf_input(request: Request) -> str:
     return f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(request.csrf_token)}">'
 
 
-def page(title: str, body: str, *, status: int = 200, stylesheets: tuple[str, ...] = (),
-         scripts: tuple[str, ...] = ()) -> Response:
+def page(
+    title: str, body: str, *, status: int = 200, stylesheets: tuple[str, ...] = (), scripts: tuple[str, ...] = ()
+) -> Response:
     """A whole HTML page with the shared stylesheet. ``body`` is HTML the caller has escaped; ``stylesheets``
     and ``scripts`` are URLs on this server (inline ones are refused by the policy)."""
     links = "".join(f'<link rel="stylesheet" href="{escape(href)}">' for href in ("/static/postline.css", *stylesheets))
     tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
-    document = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f'<link rel="icon" href="data:,">'  # no /favicon.ico request (and no 404 in the console)
-                f"<title>{escape(title)} · postline</title>{links}{tags}</head>\n<body>{body}</body></html>\n")
+    document = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,">'  # no /favicon.ico request (and no 404 in the console)
+        f"<title>{escape(title)} · postline</title>{links}{tags}</head>\n<body>{body}</body></html>\n"
+    )
     return Response(document, status)
 
 
@@ -173,13 +178,20 @@ class WebApp:
                 continue
             form = dict(parse_qsl(body.decode("utf-8", "replace"))) if method == "POST" else {}
             if method == "POST" and not self._post_allowed(headers, form):
-                return text_response("Refused: this form did not come from this server's own page "
-                                     "(reload the page and try again).\n", 403)
-            return route.handler(Request(method, split.path, params, dict(parse_qsl(split.query)), form, headers,
-                                         self.csrf_token))
+                return text_response(
+                    "Refused: this form did not come from this server's own page (reload the page and try again).\n",
+                    403,
+                )
+            return route.handler(
+                Request(method, split.path, params, dict(parse_qsl(split.query)), form, headers, self.csrf_token)
+            )
         if allowed_methods:
-            return Response("Method not allowed\n", 405, "text/plain; charset=utf-8",
-                            {"Allow": ", ".join(sorted(set(allowed_methods)))})
+            return Response(
+                "Method not allowed\n",
+                405,
+                "text/plain; charset=utf-8",
+                {"Allow": ", ".join(sorted(set(allowed_methods)))},
+            )
         return text_response("Not found\n", 404)
 
     def _post_allowed(self, headers: dict[str, str], form: dict[str, str]) -> bool:
@@ -193,8 +205,12 @@ class WebApp:
 def response_headers(response: Response) -> dict[str, str]:
     """The headers sent with ``response``: the security headers, then the response's own (which may replace
     them: the outbox's email document has its own policy)."""
-    return {"Content-Type": response.content_type, "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            **SECURITY_HEADERS, **response.headers}
+    return {
+        "Content-Type": response.content_type,
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        **SECURITY_HEADERS,
+        **response.headers,
+    }
 
 
 class LocalWebServer(ThreadingHTTPServer):

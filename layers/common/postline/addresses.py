@@ -1,4 +1,5 @@
 """Email addresses: validated and normalised once, at the edge; everything after compares normalised values."""
+
 from __future__ import annotations
 
 

@@ -13,6 +13,7 @@ Source ``postline``, detail-type the event name (``email.sent``, ``email.deliver
 Publishing is best effort after postline's own records are written: a failure is logged, never retried into
 a second status change. Schema: docs/events.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,24 @@ class AppEvent:
 
     def entry(self, bus: str) -> dict[str, Any]:
         time = datetime.fromtimestamp(self.at, timezone.utc)
-        body = {"message_id": self.message_id, "event": self.name,
-                "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "to": self.to,
-                "template": self.template, "campaign": self.campaign, "tags": self.tags, "detail": self.detail}
-        return {"Source": SOURCE, "DetailType": self.name, "Detail": json.dumps(body), "EventBusName": bus,
-                "Time": time, "Resources": []}
+        body = {
+            "message_id": self.message_id,
+            "event": self.name,
+            "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "to": self.to,
+            "template": self.template,
+            "campaign": self.campaign,
+            "tags": self.tags,
+            "detail": self.detail,
+        }
+        return {
+            "Source": SOURCE,
+            "DetailType": self.name,
+            "Detail": json.dumps(body),
+            "EventBusName": bus,
+            "Time": time,
+            "Resources": [],
+        }
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,19 @@ class AccountEvent:
 
     def entry(self, bus: str) -> dict[str, Any]:
         time = datetime.fromtimestamp(self.at, timezone.utc)
-        body = {"event": self.name, "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "detail": self.detail}
-        return {"Source": SOURCE, "DetailType": self.name, "Detail": json.dumps(body), "EventBusName": bus,
-                "Time": time, "Resources": []}
+        body = {
+            "event": self.name,
+            "time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "detail": self.detail,
+        }
+        return {
+            "Source": SOURCE,
+            "DetailType": self.name,
+            "Detail": json.dumps(body),
+            "EventBusName": bus,
+            "Time": time,
+            "Resources": [],
+        }
 
 
 def publish(events_client, bus: str, events: Sequence[AppEvent | AccountEvent], enabled: Collection[str]) -> int:
@@ -72,7 +95,7 @@ def publish(events_client, bus: str, events: Sequence[AppEvent | AccountEvent], 
     events = [event for event in events if event.name in enabled]
     failed = 0
     for start in range(0, len(events), _PUT_EVENTS_LIMIT):
-        chunk = events[start:start + _PUT_EVENTS_LIMIT]
+        chunk = events[start : start + _PUT_EVENTS_LIMIT]
         try:
             response = events_client.put_events(Entries=[e.entry(bus) for e in chunk])
             failed += response.get("FailedEntryCount", 0)
@@ -85,12 +108,19 @@ def publish(events_client, bus: str, events: Sequence[AppEvent | AccountEvent], 
 
 
 # A campaign's state -> the event announcing it ("running" is "campaign.resumed" when it ran before).
-CAMPAIGN_EVENTS = {"scheduled": "campaign.scheduled", "running": "campaign.started", "waiting": "campaign.waiting",
-                   "paused": "campaign.paused", "done": "campaign.done", "cancelled": "campaign.cancelled"}
+CAMPAIGN_EVENTS = {
+    "scheduled": "campaign.scheduled",
+    "running": "campaign.started",
+    "waiting": "campaign.waiting",
+    "paused": "campaign.paused",
+    "done": "campaign.done",
+    "cancelled": "campaign.cancelled",
+}
 
 
-def campaign_event(campaign_id: str, state: str, counts: dict[str, int], at: float, *,
-                   resumed: bool = False) -> AccountEvent:
+def campaign_event(
+    campaign_id: str, state: str, counts: dict[str, int], at: float, *, resumed: bool = False
+) -> AccountEvent:
     """``campaign.<state>`` for a campaign that just moved to ``state`` (``resumed``: running again after it ran
     before), with its counts. Published whatever ``app_events`` says, as ``sending.quota_low`` is."""
     name = "campaign.resumed" if state == "running" and resumed else CAMPAIGN_EVENTS[state]

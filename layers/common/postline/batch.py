@@ -5,6 +5,7 @@ neighbours: an exception that escapes the stage is retried record by record, so 
 fails; a record that fails for a reason retrying cannot fix, or on its last receive, is moved to its queue's
 DLQ by postline itself, with the reason as a message attribute (SQS's own redrive would move it without one).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -58,11 +59,14 @@ class QueueRecord:
             sent_at=int(attributes.get("SentTimestamp", "0")) / 1000,
             receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
             receipt_handle=raw.get("receiptHandle", ""),
-            attributes={name: value["stringValue"] for name, value in given.items()
-                        if value.get("stringValue") is not None},
-            message_attributes={name: {"DataType": value["dataType"], "StringValue": value["stringValue"]}
-                                for name, value in given.items()
-                                if value.get("stringValue") is not None and value.get("dataType")},
+            attributes={
+                name: value["stringValue"] for name, value in given.items() if value.get("stringValue") is not None
+            },
+            message_attributes={
+                name: {"DataType": value["dataType"], "StringValue": value["stringValue"]}
+                for name, value in given.items()
+                if value.get("stringValue") is not None and value.get("dataType")
+            },
         )
 
 
@@ -109,9 +113,10 @@ def log_outcomes(logger: Any, stage: str, result: BatchResult, expected: str) ->
     logger.info(f"{stage} batch", extra={"outcomes": counts, expected: done})
     for outcome in result.outcomes.values():
         if outcome.result != expected:
-            logger.warning(f"{stage}: {outcome.result}", extra={"message_id": outcome.message_id,
-                                                                 "result": outcome.result,
-                                                                 "reason": loggable(outcome.reason)})
+            logger.warning(
+                f"{stage}: {outcome.result}",
+                extra={"message_id": outcome.message_id, "result": outcome.result, "reason": loggable(outcome.reason)},
+            )
 
 
 def loggable(text: str | None) -> str | None:
@@ -170,43 +175,58 @@ class DeadLetters:
                 unmoved.add(record.record_id)
                 continue
             attributes = dict(record.message_attributes)
-            attributes[REASON_ATTRIBUTE] = {"DataType": "String",
-                                            "StringValue": safe_text(outcome.reason or outcome.result)}
+            attributes[REASON_ATTRIBUTE] = {
+                "DataType": "String",
+                "StringValue": safe_text(outcome.reason or outcome.result),
+            }
             if outcome.message_id:
                 attributes[MESSAGE_ID_ATTRIBUTE] = {"DataType": "String", "StringValue": outcome.message_id}
             # Entry ids by position: SQS takes only [A-Za-z0-9_-] there, and a record id may hold more.
-            by_url.setdefault(url, []).append({"Id": str(index), "MessageBody": record.body or "(empty body)",
-                                               "MessageAttributes": attributes})
+            by_url.setdefault(url, []).append(
+                {"Id": str(index), "MessageBody": record.body or "(empty body)", "MessageAttributes": attributes}
+            )
         for url, entries in by_url.items():
             unmoved.update(moves[int(index)][0].record_id for index in enqueue(self.sqs, url, entries))
         return unmoved
 
 
-def run_isolated(batch: list[QueueRecord], process: Callable[[list[QueueRecord]], BatchResult],
-                 dead_letters: DeadLetters) -> BatchResult:
+def run_isolated(
+    batch: list[QueueRecord], process: Callable[[list[QueueRecord]], BatchResult], dead_letters: DeadLetters
+) -> BatchResult:
     """Run a stage over the batch so that no record can fail its neighbours, then move to the DLQ, with their
     reasons, the records the stage gave up on and those failing on their last receive."""
     result = _each_alone_if_it_raises(batch, process)
     moves = []
     for record in batch:
         outcome = result.outcomes.get(record.record_id)
-        if outcome is not None and (outcome.dead_letter or (outcome.retry and
-                                                            record.receive_count >= dead_letters.max_receives)):
+        if outcome is not None and (
+            outcome.dead_letter or (outcome.retry and record.receive_count >= dead_letters.max_receives)
+        ):
             moves.append((record, outcome))
     unmoved = dead_letters.move(moves) if moves else set()
-    given_up = [outcome for record, outcome in moves
-                if record.record_id not in unmoved and not outcome.dead_letter and outcome.message_id]
+    given_up = [
+        outcome
+        for record, outcome in moves
+        if record.record_id not in unmoved and not outcome.dead_letter and outcome.message_id
+    ]
     if given_up and dead_letters.note_given_up is not None:
         dead_letters.note_given_up(given_up)
     for record, outcome in moves:
         if record.record_id in unmoved:
             result.set(record.record_id, Outcome(outcome.message_id, "retry", outcome.reason, retry=True))
         else:  # a message refused keeps saying so ("rejected"); one postline gave up retrying says that
-            result.set(record.record_id, Outcome(outcome.message_id, outcome.result if outcome.dead_letter
-                                                 else "dead-lettered", outcome.reason))
-            logger.warning("moved to the DLQ", extra={"message_id": outcome.message_id,
-                                                     "reason": loggable(outcome.reason),
-                                                     "receive_count": record.receive_count})
+            result.set(
+                record.record_id,
+                Outcome(outcome.message_id, outcome.result if outcome.dead_letter else "dead-lettered", outcome.reason),
+            )
+            logger.warning(
+                "moved to the DLQ",
+                extra={
+                    "message_id": outcome.message_id,
+                    "reason": loggable(outcome.reason),
+                    "receive_count": record.receive_count,
+                },
+            )
     return result
 
 
@@ -217,15 +237,18 @@ def _each_alone_if_it_raises(batch: list[QueueRecord], process) -> BatchResult:
         return process(batch)
     except Exception as error:  # noqa: BLE001 - whatever one record does, the others go on
         if is_transient(error):
-            logger.warning("a batch failed on AWS: its records are retried",
-                           extra={"error": loggable(describe_error(error))})
+            logger.warning(
+                "a batch failed on AWS: its records are retried", extra={"error": loggable(describe_error(error))}
+            )
             return BatchResult({r.record_id: Outcome(None, "retry", describe_error(error), retry=True) for r in batch})
         if len(batch) == 1:
             # Not logger.exception: a traceback's last line quotes the error's message, and so its values.
             logger.error("a record failed its stage", extra={"error": describe_for_log(error)})
             return BatchResult({batch[0].record_id: Outcome(None, "error", describe_error(error), dead_letter=True)})
-        logger.warning("a batch failed its stage: its records go again one by one",
-                       extra={"error": describe_for_log(error), "records": len(batch)})
+        logger.warning(
+            "a batch failed its stage: its records go again one by one",
+            extra={"error": describe_for_log(error), "records": len(batch)},
+        )
     result = BatchResult()
     for record in batch:
         result.outcomes.update(_each_alone_if_it_raises([record], process).outcomes)
@@ -238,6 +261,11 @@ def partial_batch_response(event: dict, context: Any, process) -> dict:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     outcome = process([QueueRecord.from_event_record(record) for record in event.get("Records", [])])
-    return dict(process_partial_response(
-        event=event, record_handler=outcome.raise_if_failed, processor=BatchProcessor(EventType.SQS), context=context
-    ))
+    return dict(
+        process_partial_response(
+            event=event,
+            record_handler=outcome.raise_if_failed,
+            processor=BatchProcessor(EventType.SQS),
+            context=context,
+        )
+    )

@@ -17,6 +17,7 @@ the one ``postline status`` and the events use.
 This module, the contract and boto3 are all ``pip install postline`` installs (the rest is the ``cli`` extra):
 keep its imports to those.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,19 +53,38 @@ class PostlineClient:
     def from_queue_urls(cls, queue_urls: dict[str, str], sqs=None, **options) -> PostlineClient:
         return cls(queue_urls, sqs, **options)
 
-    def send(self, template: str, to: str, data: dict[str, Any] | None = None, *, stream: str | None = None,
-             id: str | None = None, campaign: str | None = None, tags: dict[str, str] | None = None,
-             reply_to: str | None = None, locale: str | None = None) -> str:
+    def send(
+        self,
+        template: str,
+        to: str,
+        data: dict[str, Any] | None = None,
+        *,
+        stream: str | None = None,
+        id: str | None = None,
+        campaign: str | None = None,
+        tags: dict[str, str] | None = None,
+        reply_to: str | None = None,
+        locale: str | None = None,
+    ) -> str:
         """Validate and enqueue one message on its template's stream's inbound queue; returns postline's message
         id. Raises ``postline.contract.Rejected`` for an invalid message, ``WrongStream`` when the stream is not
         the template's or has no queue here, ``UnknownTemplate`` when the templates table has no such template."""
-        document = {"template": template, "to": to, "data": data or {}, "id": id or str(uuid.uuid4()),
-                    "campaign": campaign, "tags": tags, "reply_to": reply_to, "locale": locale}
+        document = {
+            "template": template,
+            "to": to,
+            "data": data or {},
+            "id": id or str(uuid.uuid4()),
+            "campaign": campaign,
+            "tags": tags,
+            "reply_to": reply_to,
+            "locale": locale,
+        }
         document = {k: v for k, v in document.items() if v is not None}
         message = validate_send_message(document)  # raises Rejected, naming every problem
         stream = self._stream(message.template, stream)
-        self._sqs.send_message(QueueUrl=self._queue_urls[stream],
-                               MessageBody=json.dumps(message.as_document(), separators=(",", ":")))
+        self._sqs.send_message(
+            QueueUrl=self._queue_urls[stream], MessageBody=json.dumps(message.as_document(), separators=(",", ":"))
+        )
         return message_id_for(message.id)
 
     def stream_of(self, template: str) -> str:
@@ -77,8 +97,11 @@ class PostlineClient:
         key = (match["name"], int(match["version"] or ACTIVE_POINTER_VERSION))
         if key not in self._streams:
             item = self._dynamodb.get_item(
-                TableName=self._templates_table, Key={"name": {"S": key[0]}, "version": {"N": str(key[1])}},
-                ProjectionExpression="#stream", ExpressionAttributeNames={"#stream": "stream"}).get("Item")
+                TableName=self._templates_table,
+                Key={"name": {"S": key[0]}, "version": {"N": str(key[1])}},
+                ProjectionExpression="#stream",
+                ExpressionAttributeNames={"#stream": "stream"},
+            ).get("Item")
             if not item or "stream" not in item:
                 raise UnknownTemplate(f"template {template!r} is not published")
             self._streams[key] = item["stream"]["S"]
@@ -90,11 +113,14 @@ class PostlineClient:
         if self._templates_table:
             stream = self.stream_of(template)
             if named is not None and named != stream:
-                raise WrongStream(f"template {template!r} is in the {stream} stream, not {named}: "
-                                  f"it goes on the {stream} queue")
+                raise WrongStream(
+                    f"template {template!r} is in the {stream} stream, not {named}: it goes on the {stream} queue"
+                )
         elif named is None:
-            raise WrongStream(f"which stream is template {template!r} in? Pass stream=, or give the client "
-                              "templates_table= to read it from the template")
+            raise WrongStream(
+                f"which stream is template {template!r} in? Pass stream=, or give the client "
+                "templates_table= to read it from the template"
+            )
         else:
             stream = named
         if stream not in self._queue_urls:

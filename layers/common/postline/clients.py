@@ -1,4 +1,5 @@
 """boto3 clients created once per container and shared by the adapters (which also accept their own)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -13,8 +14,12 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_conne
 # fails its whole batch (SendEmail answers in well under a second).
 SES_CONNECT_TIMEOUT_SECONDS = 5
 SES_READ_TIMEOUT_SECONDS = 15
-SES_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=32,
-                   connect_timeout=SES_CONNECT_TIMEOUT_SECONDS, read_timeout=SES_READ_TIMEOUT_SECONDS)
+SES_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    max_pool_connections=32,
+    connect_timeout=SES_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=SES_READ_TIMEOUT_SECONDS,
+)
 
 
 @lru_cache(maxsize=1)

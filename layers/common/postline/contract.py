@@ -9,6 +9,7 @@ importing pydantic and building the model was about 130 ms of the render functio
 its own code (``make bench``). A keyword the interpreter does not know fails at import, so the schema cannot say
 more than is enforced.
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,19 +51,37 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "description": "The JSON body an application puts on a postline inbound queue.",
     "properties": {
-        "template": {"description": "Template name, optionally pinned to a version: 'welcome' or 'welcome@3'.",
-                     "pattern": TEMPLATE_PATTERN, "title": "Template", "type": "string"},
-        "to": {"description": "One recipient address, e.g. ada@example.com.", "maxLength": 320, "title": "To",
-               "type": "string"},
-        "data": {"additionalProperties": True, "description": "Values the template uses.", "title": "Data",
-                 "type": "object"},
+        "template": {
+            "description": "Template name, optionally pinned to a version: 'welcome' or 'welcome@3'.",
+            "pattern": TEMPLATE_PATTERN,
+            "title": "Template",
+            "type": "string",
+        },
+        "to": {
+            "description": "One recipient address, e.g. ada@example.com.",
+            "maxLength": 320,
+            "title": "To",
+            "type": "string",
+        },
+        "data": {
+            "additionalProperties": True,
+            "description": "Values the template uses.",
+            "title": "Data",
+            "type": "object",
+        },
         "id": _optional(IDENTIFIER, "Id", "Idempotency key: a message with the same id is sent at most once."),
         "campaign": _optional(IDENTIFIER, "Campaign", "Campaign this message belongs to."),
-        "tags": _optional({"maxProperties": MAX_TAGS,
-                           "patternProperties": {TAG_NAME: {"pattern": TAG_VALUE, "type": "string"}},
-                           "type": "object", "propertyNames": {"pattern": TAG_NAME_NOT_RESERVED},
-                           "additionalProperties": False},
-                          "Tags", "Up to 10 tags, carried to events and SES."),
+        "tags": _optional(
+            {
+                "maxProperties": MAX_TAGS,
+                "patternProperties": {TAG_NAME: {"pattern": TAG_VALUE, "type": "string"}},
+                "type": "object",
+                "propertyNames": {"pattern": TAG_NAME_NOT_RESERVED},
+                "additionalProperties": False,
+            },
+            "Tags",
+            "Up to 10 tags, carried to events and SES.",
+        ),
         "reply_to": _optional({"maxLength": 320, "type": "string"}, "Reply To", "Reply-To address."),
         "locale": _optional({"pattern": LOCALE, "type": "string"}, "Locale", "BCP 47 locale, e.g. en-GB."),
     },
@@ -74,8 +93,10 @@ SCHEMA: dict[str, Any] = {
 
 # What a person reads instead of the bare pattern, where the pattern says little on its own.
 _PATTERN_MESSAGES = {"template": "must be a template name like 'welcome' or 'welcome@3'"}
-_NAME_MESSAGES = {"tags": f"tag names are 1 to 64 of A-Z a-z 0-9 _ - and must not start with "
-                             f"'{RESERVED_TAG_PREFIX}' (reserved for postline's own tags)"}
+_NAME_MESSAGES = {
+    "tags": f"tag names are 1 to 64 of A-Z a-z 0-9 _ - and must not start with "
+    f"'{RESERVED_TAG_PREFIX}' (reserved for postline's own tags)"
+}
 _ADDRESSES = ("to", "reply_to")
 
 
@@ -177,8 +198,14 @@ def _string_check(schema: Mapping[str, Any], name: str, keywords: set[str]) -> C
 
 
 def _object_check(schema: Mapping[str, Any], name: str, keywords: set[str]) -> Check:
-    if unknown := keywords - {"properties", "required", "additionalProperties", "patternProperties",
-                              "propertyNames", "maxProperties"}:
+    if unknown := keywords - {
+        "properties",
+        "required",
+        "additionalProperties",
+        "patternProperties",
+        "propertyNames",
+        "maxProperties",
+    }:
         raise TypeError(f"contract {name or 'message'}: unsupported keywords {sorted(unknown)}")
     if set(schema.get("propertyNames", {})) - {"pattern"}:
         raise TypeError(f"contract {name}: propertyNames is supported only as a pattern")
@@ -282,8 +309,9 @@ def _text_of(body: bytes) -> str:
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as error:
-        raise Rejected(f"body is not valid JSON: it is not {encoding} text ({error.reason} at byte {error.start})"
-                       ) from None
+        raise Rejected(
+            f"body is not valid JSON: it is not {encoding} text ({error.reason} at byte {error.start})"
+        ) from None
 
 
 class _NumberRefused(ValueError):
@@ -293,8 +321,9 @@ class _NumberRefused(ValueError):
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise _NumberRefused(f"{text[:20]}... is beyond a double's range" if len(text) > 20 else
-                             f"{text} is beyond a double's range")
+        raise _NumberRefused(
+            f"{text[:20]}... is beyond a double's range" if len(text) > 20 else f"{text} is beyond a double's range"
+        )
     return value
 
 
@@ -328,8 +357,9 @@ def _structure_problems(document: dict[str, Any], check_text: bool) -> list[str]
         elif isinstance(value, list):
             pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
         elif check_text and isinstance(value, str) and not _encodable(value):
-            problems.append(f"{where}: holds a lone UTF-16 surrogate (not valid Unicode text; was a string cut "
-                            "inside an emoji?)")
+            problems.append(
+                f"{where}: holds a lone UTF-16 surrogate (not valid Unicode text; was a string cut inside an emoji?)"
+            )
     return problems
 
 

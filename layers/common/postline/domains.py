@@ -10,6 +10,7 @@ table, under the key prefix ``domain#``, with the table's TTL attribute) so that
 shares them and a million emails to one provider cost one lookup. A DNS that does not answer in time never holds
 up or rejects an email: the domain counts as deliverable (fail open), and ``timeouts`` counts it.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,30 @@ UNDELIVERABLE_DOMAIN = "undeliverable_domain"
 CACHE_PREFIX = "domain#"  # the email_events rows that hold answers (message ids never start with it)
 CACHE_SORT_KEY = "mx"
 # Large mailbox providers whose misspellings are worth a suggestion (only ever made for a domain that fails).
-PROVIDERS = ("gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "hotmail.com", "hotmail.co.uk",
-             "hotmail.fr", "outlook.com", "live.com", "msn.com", "icloud.com", "me.com", "aol.com", "gmx.de",
-             "gmx.net", "web.de", "proton.me", "protonmail.com", "comcast.net", "mail.com", "yandex.ru")
+PROVIDERS = (
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "proton.me",
+    "protonmail.com",
+    "comcast.net",
+    "mail.com",
+    "yandex.ru",
+)
 MEMORY_ENTRIES = 20_000  # a container's cache: the most recently used domains
 UNKNOWN_MEMORY_SECONDS = 60  # a domain whose DNS timed out is not asked again for this long by the container
 
@@ -46,8 +68,9 @@ class DomainAnswer:
     def reason(self) -> str:
         """The rejection reason a message to this domain gets."""
         suggestion = suggest(self.domain)
-        return (f"{UNDELIVERABLE_DOMAIN}: {self.domain} {self.why}"
-                + (f" (did you mean {suggestion}?)" if suggestion else ""))
+        return f"{UNDELIVERABLE_DOMAIN}: {self.domain} {self.why}" + (
+            f" (did you mean {suggestion}?)" if suggestion else ""
+        )
 
 
 def suggest(domain: str) -> str | None:
@@ -124,16 +147,24 @@ class DomainCheck:
     ``lookups`` counts the domains asked of the DNS, ``timeouts`` those it did not answer in time, ``shared_hits``
     those the shared cache answered."""
 
-    def __init__(self, resolver: dns.resolver.Resolver, dynamodb: Any, table: str, ttl_seconds: int,
-                 clock: Callable[[], float], workers: int = 8):
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver,
+        dynamodb: Any,
+        table: str,
+        ttl_seconds: int,
+        clock: Callable[[], float],
+        workers: int = 8,
+    ):
         self.resolver, self.dynamodb, self.table, self.ttl, self.clock = resolver, dynamodb, table, ttl_seconds, clock
         self.workers = workers
         self._memory: OrderedDict[str, tuple[DomainAnswer, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.lookups = self.timeouts = self.shared_hits = 0
 
-    def check(self, domains: Iterable[str], on_shared_error: Callable[[Exception], None] = lambda _: None
-              ) -> dict[str, DomainAnswer]:
+    def check(
+        self, domains: Iterable[str], on_shared_error: Callable[[Exception], None] = lambda _: None
+    ) -> dict[str, DomainAnswer]:
         now = self.clock()
         wanted = {d.lower().rstrip(".") for d in domains}
         answers = {d: a for d in wanted if (a := self._remembered(d, now)) is not None}
@@ -186,19 +217,29 @@ class DomainCheck:
         for item in found:
             if float(item["expires_at"]["N"]) <= now:  # DynamoDB deletes expired items only eventually
                 continue
-            domain = item["message_id"]["S"][len(CACHE_PREFIX):]
+            domain = item["message_id"]["S"][len(CACHE_PREFIX) :]
             why = json.loads(item["detail"]["S"]) if "detail" in item else ""
             answers[domain] = DomainAnswer(domain, item["type"]["S"] == "deliverable", why)
         return answers
 
     def _write_shared(self, answers: list[DomainAnswer], now: float) -> None:
-        items = [{"PutRequest": {"Item": {
-            "message_id": {"S": CACHE_PREFIX + a.domain}, "time_type": {"S": CACHE_SORT_KEY},
-            "type": {"S": "deliverable" if a.deliverable else UNDELIVERABLE_DOMAIN}, "at": {"N": str(now)},
-            "detail": {"S": json.dumps(a.why)},  # JSON, as EmailEvent.detail is everywhere else
-            "expires_at": {"N": str(int(now + self.ttl))}}}} for a in answers]
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "message_id": {"S": CACHE_PREFIX + a.domain},
+                        "time_type": {"S": CACHE_SORT_KEY},
+                        "type": {"S": "deliverable" if a.deliverable else UNDELIVERABLE_DOMAIN},
+                        "at": {"N": str(now)},
+                        "detail": {"S": json.dumps(a.why)},  # JSON, as EmailEvent.detail is everywhere else
+                        "expires_at": {"N": str(int(now + self.ttl))},
+                    }
+                }
+            }
+            for a in answers
+        ]
         for start in range(0, len(items), 25):
-            request = {self.table: items[start:start + 25]}
+            request = {self.table: items[start : start + 25]}
             for _ in range(3):
                 request = self.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
                 if not request:

@@ -1,4 +1,5 @@
 """Batched DynamoDB writes and reads for the hot paths: one call for a whole SQS batch where AWS allows it."""
+
 from __future__ import annotations
 
 import random
@@ -37,8 +38,9 @@ class Withdrawn:
     because: int
 
 
-def transact_write(dynamodb, items: list[dict[str, Any]],
-                   dependents: dict[int, list[int]] | None = None) -> list[ConditionFailed | Withdrawn | None]:
+def transact_write(
+    dynamodb, items: list[dict[str, Any]], dependents: dict[int, list[int]] | None = None
+) -> list[ConditionFailed | Withdrawn | None]:
     """Write ``items`` (TransactWriteItems entries) in as few calls as possible. Items whose condition fails are
     reported, not raised, and the rest are written: a cancelled transaction is retried without them.
 
@@ -107,15 +109,15 @@ def insert_new(dynamodb, table: str, items: list[dict[str, Any]]) -> list[str | 
     """
     outcome: list[str | None] = []
     for start in range(0, len(items), _BATCH_STATEMENT_LIMIT):
-        chunk = items[start:start + _BATCH_STATEMENT_LIMIT]
+        chunk = items[start : start + _BATCH_STATEMENT_LIMIT]
         try:
-            responses = dynamodb.batch_execute_statement(
-                Statements=[insert_statement(table, item) for item in chunk])["Responses"]
+            responses = dynamodb.batch_execute_statement(Statements=[insert_statement(table, item) for item in chunk])[
+                "Responses"
+            ]
         except ClientError as error:
             outcome += [error.response["Error"]["Code"]] * len(chunk)
             continue
-        outcome += [response["Error"].get("Code", "Error") if "Error" in response else None
-                    for response in responses]
+        outcome += [response["Error"].get("Code", "Error") if "Error" in response else None for response in responses]
     return outcome
 
 
@@ -145,17 +147,19 @@ def _chunks(count: int, dependents: dict[int, list[int]]) -> list[list[int]]:
     return [sorted(chunk) for chunk in chunks]
 
 
-def batch_get(dynamodb, keys_by_table: dict[str, list[dict[str, Any]]],
-              consistent: bool = False) -> dict[str, list[dict[str, Any]]]:
+def batch_get(
+    dynamodb, keys_by_table: dict[str, list[dict[str, Any]]], consistent: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     """BatchGetItem across tables, in chunks of 100 keys, following UnprocessedKeys; ``consistent`` reads
     strongly (a read unit per item instead of half)."""
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in keys_by_table}
     flat = [(table, key) for table, keys in keys_by_table.items() for key in keys]
     for start in range(0, len(flat), _BATCH_GET_LIMIT):
         request: dict[str, Any] = {}
-        for table, key in flat[start:start + _BATCH_GET_LIMIT]:
-            request.setdefault(table, {"Keys": [], **({"ConsistentRead": True} if consistent else {})})[
-                "Keys"].append(key)
+        for table, key in flat[start : start + _BATCH_GET_LIMIT]:
+            request.setdefault(table, {"Keys": [], **({"ConsistentRead": True} if consistent else {})})["Keys"].append(
+                key
+            )
         attempt = 0
         while request:
             response = dynamodb.batch_get_item(RequestItems=request)

@@ -5,6 +5,7 @@ one for opens (the pixel), and with the same 404 for clicks and unsubscribes, so
 are valid. Opens and clicks cost one read (the message, for its campaign and sending time) and one write (the
 event); a failure to record never breaks the pixel or the redirect.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,16 +72,33 @@ class EngagementContext:
 
 def _message(message_id: str) -> Message | None:
     try:
-        return Message.get(message_id, attributes_to_get=["message_id", "campaign", "claimed_at", "sent_at",
-                                                             "recipient", "stream", "template", "tags", "counted"])
+        return Message.get(
+            message_id,
+            attributes_to_get=[
+                "message_id",
+                "campaign",
+                "claimed_at",
+                "sent_at",
+                "recipient",
+                "stream",
+                "template",
+                "tags",
+                "counted",
+            ],
+        )
     except Message.DoesNotExist:
         return None
 
 
 _COUNTED = ("opened", "machine_opened", "clicked", "machine_clicked", "unsubscribed")
 # Recorded event type -> the user's application's event (machine opens and clicks are announced too, flagged).
-_ANNOUNCED = {"opened": "email.opened", "machine_opened": "email.opened", "clicked": "email.clicked",
-              "machine_clicked": "email.clicked", "unsubscribed": "email.unsubscribed"}
+_ANNOUNCED = {
+    "opened": "email.opened",
+    "machine_opened": "email.opened",
+    "clicked": "email.clicked",
+    "machine_clicked": "email.clicked",
+    "unsubscribed": "email.unsubscribed",
+}
 
 
 def _record(ctx: EngagementContext, message: Message, event_type: str, detail: dict[str, Any]) -> None:
@@ -89,32 +107,71 @@ def _record(ctx: EngagementContext, message: Message, event_type: str, detail: d
     now = ctx.clock()
     if message.campaign:
         detail = {**detail, "campaign": message.campaign}
-    EmailEvent(message.message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
-               expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
+    EmailEvent(
+        message.message_id,
+        f"{now:.3f}#{event_type}",
+        type=event_type,
+        at=now,
+        detail=detail,
+        expires_at=int(now + ctx.settings.event_ttl_days * 86400),
+    ).save()
     if event_type in _COUNTED and message.stream:  # (a record that expired before an unsubscribe has no stream)
         try:
             _count(ctx, message, event_type, now, detail.get("url"))
         except Exception:  # noqa: BLE001 - the event is recorded and announced; only its count is lost
             logger.exception("could not count an engagement", extra={"message_id": message.message_id})
     if event_type in _ANNOUNCED:
-        publish(ctx.events, ctx.settings.event_bus, [AppEvent(
-            _ANNOUNCED[event_type], message.message_id, now, to=message.recipient, template=message.template,
-            campaign=message.campaign, tags=message.tags.as_dict() if message.tags else {}, detail=detail)],
-            ctx.settings.app_events)
+        publish(
+            ctx.events,
+            ctx.settings.event_bus,
+            [
+                AppEvent(
+                    _ANNOUNCED[event_type],
+                    message.message_id,
+                    now,
+                    to=message.recipient,
+                    template=message.template,
+                    campaign=message.campaign,
+                    tags=message.tags.as_dict() if message.tags else {},
+                    detail=detail,
+                )
+            ],
+            ctx.settings.app_events,
+        )
 
 
 def _count(ctx: EngagementContext, message: Message, event_type: str, now: float, url: str | None) -> None:
     """Count the open, click or unsubscribe (postline.analytics). A message's first open or click of a kind, and
     first click on a link, are marked in its record (``counted``) and count as unique too."""
+
     def first(marker: str) -> bool:
-        return marker not in (message.counted or ()) and records.mark_counted(
-            ctx.dynamodb, ctx.settings.messages_table, message.message_id, marker) is not None
+        return (
+            marker not in (message.counted or ())
+            and records.mark_counted(ctx.dynamodb, ctx.settings.messages_table, message.message_id, marker) is not None
+        )
 
     unique = event_type != "unsubscribed" and first(event_type)
-    on_link = (event_type == "clicked" and url is not None and message.stream == "marketing"  # links: marketing only
-               and first(f"clicked#{link_digest(public_link(url))}"))
-    ctx.analytics.record([Fact(event_type, message.message_id, now, message.stream, message.template,
-                               message.campaign, first=unique, link=url, first_on_link=on_link)])
+    on_link = (
+        event_type == "clicked"
+        and url is not None
+        and message.stream == "marketing"  # links: marketing only
+        and first(f"clicked#{link_digest(public_link(url))}")
+    )
+    ctx.analytics.record(
+        [
+            Fact(
+                event_type,
+                message.message_id,
+                now,
+                message.stream,
+                message.template,
+                message.campaign,
+                first=unique,
+                link=url,
+                first_on_link=on_link,
+            )
+        ]
+    )
 
 
 def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> None:
@@ -150,8 +207,12 @@ def follow_click(ctx: EngagementContext, token: str, user_agent: str | None) -> 
         message = _message(claims.message_id)
         if message is not None:
             machine = is_machine(user_agent)
-            _record(ctx, message, "machine_clicked" if machine else "clicked",
-                    {"url": claims.target[:1000], "machine": machine})
+            _record(
+                ctx,
+                message,
+                "machine_clicked" if machine else "clicked",
+                {"url": claims.target[:1000], "machine": machine},
+            )
     except Exception:  # noqa: BLE001 - the redirect works even when the click cannot be recorded
         logger.exception("could not record a click", extra={"message_id": claims.message_id})
     return claims.target
@@ -183,8 +244,9 @@ def subscription(ctx: EngagementContext, token: str) -> Subscription | None:
         return None
     message = _message(claims.message_id) or Message(claims.message_id)
     recipient = message.recipient
-    names = tuple(dict.fromkeys(filter(None, [suppression_key(recipient) if recipient else None, recipient,
-                                              claims.subscriber])))
+    names = tuple(
+        dict.fromkeys(filter(None, [suppression_key(recipient) if recipient else None, recipient, claims.subscriber]))
+    )
     if not names:
         return None
     found = Suppression.batch_get([(name, UNSUBSCRIBE_SCOPE) for name in names])
@@ -203,8 +265,9 @@ def unsubscribe(ctx: EngagementContext, token: str, how: str) -> Subscription | 
     detail = f"message {message.message_id}" + (f", campaign {message.campaign}" if message.campaign else "")
     if found.address is None:
         detail += " (the message's record had expired: the address is kept only as its keyed hash)"
-    suppression = Suppression(found.names[0], UNSUBSCRIBE_SCOPE, reason="unsubscribe", suppressed_at=ctx.clock(),
-                              source=how, detail=detail)
+    suppression = Suppression(
+        found.names[0], UNSUBSCRIBE_SCOPE, reason="unsubscribe", suppressed_at=ctx.clock(), source=how, detail=detail
+    )
     suppression.save()
     _record(ctx, message, "unsubscribed", {"how": how})
     return replace(found, unsubscribes=(suppression,))

@@ -11,6 +11,7 @@ Every email carries its attempt (``ses.RETRY_TAG``): an event settles only the a
 event of the first attempt never moves a soft-bounce retry's record. The user's application hears of a status
 change only when postline applied it (``email.delivered`` never follows ``email.complained``, nor comes twice).
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,9 @@ class EventsContext:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.sqs, {}, default_url=self.settings.ses_events_dlq_url,
-                           max_receives=self.settings.max_receive_count)
+        return DeadLetters(
+            self.sqs, {}, default_url=self.settings.ses_events_dlq_url, max_receives=self.settings.max_receive_count
+        )
 
     @cached_property
     def analytics(self) -> Analytics:
@@ -130,9 +132,18 @@ class SesEvent:
         detail = document.get(_DETAIL_FIELDS.get(event_type, event_type[:1].lower() + event_type[1:])) or {}
         stamp = detail.get("timestamp") or mail.get("timestamp")
         flat_tags = {name: values[0] for name, values in tags.items() if values and not name.startswith("ses:")}
-        return cls(event_type, mail["messageId"], message_id, _epoch(stamp), detail, flat_tags,
-                   tuple(mail.get("destination") or ()), _epoch(mail["timestamp"]) if mail.get("timestamp") else None,
-                   int(attempt) if attempt is not None and str(attempt).isdigit() else None, sns_topic)
+        return cls(
+            event_type,
+            mail["messageId"],
+            message_id,
+            _epoch(stamp),
+            detail,
+            flat_tags,
+            tuple(mail.get("destination") or ()),
+            _epoch(mail["timestamp"]) if mail.get("timestamp") else None,
+            int(attempt) if attempt is not None and str(attempt).isdigit() else None,
+            sns_topic,
+        )
 
     def app_event(self, message_id: str) -> AppEvent | None:
         name = _APP_EVENTS.get(self.type)
@@ -141,9 +152,16 @@ class SesEvent:
         if name is None:
             return None
         postline_tags = {MESSAGE_ID_TAG, RETRY_TAG, "postline_stream", "postline_template", "postline_campaign"}
-        return AppEvent(name, message_id, self.at, to=self.destination[0] if self.destination else None,
-                        template=self.tags.get("postline_template"), campaign=self.tags.get("postline_campaign"),
-                        tags={k: v for k, v in self.tags.items() if k not in postline_tags}, detail=_summary(self))
+        return AppEvent(
+            name,
+            message_id,
+            self.at,
+            to=self.destination[0] if self.destination else None,
+            template=self.tags.get("postline_template"),
+            campaign=self.tags.get("postline_campaign"),
+            tags={k: v for k, v in self.tags.items() if k not in postline_tags},
+            detail=_summary(self),
+        )
 
 
 SNS_CONTROL_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
@@ -169,8 +187,11 @@ def _postline_headers(mail: dict[str, Any]) -> dict[str, str]:
     """postline's own headers among the email's (``mail.headers``, which identity notifications carry when the
     identity includes the original headers), by lower-cased name."""
     wanted = (MESSAGE_ID_HEADER.lower(), RETRY_HEADER.lower())
-    return {header["name"].lower(): str(header.get("value", "")).strip() for header in mail.get("headers") or ()
-            if isinstance(header, dict) and str(header.get("name", "")).lower() in wanted}
+    return {
+        header["name"].lower(): str(header.get("value", "")).strip()
+        for header in mail.get("headers") or ()
+        if isinstance(header, dict) and str(header.get("name", "")).lower() in wanted
+    }
 
 
 def _epoch(stamp: str | None) -> float:
@@ -182,9 +203,15 @@ def _epoch(stamp: str | None) -> float:
 # Where each event type keeps its details (``failure`` for a rendering failure, as SES documents it).
 _DETAIL_FIELDS = {"Rendering Failure": "failure", "RenderingFailure": "failure"}
 
-_APP_EVENTS = {"Send": "email.sent", "Delivery": "email.delivered", "Bounce": "email.bounced",
-               "Complaint": "email.complained", "Reject": "email.failed", "Rendering Failure": "email.failed",
-               "RenderingFailure": "email.failed"}
+_APP_EVENTS = {
+    "Send": "email.sent",
+    "Delivery": "email.delivered",
+    "Bounce": "email.bounced",
+    "Complaint": "email.complained",
+    "Reject": "email.failed",
+    "Rendering Failure": "email.failed",
+    "RenderingFailure": "email.failed",
+}
 
 # SES event type -> (postline event type recorded in email_events, status it moves the message to)
 _EFFECTS = {
@@ -219,13 +246,16 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
                 continue
             # Subscriptions to SQS in the account confirm themselves; one made by hand is confirmed in the SNS
             # console. Either way it is not an SES event to apply, nor an error.
-            logger.info("an SNS subscription message on the events queue", extra={"type": control.kind,
-                                                                                   "topic": control.topic})
+            logger.info(
+                "an SNS subscription message on the events queue", extra={"type": control.kind, "topic": control.topic}
+            )
             result.set(record.record_id, Outcome(None, "ignored", str(control)))
         except Exception as error:  # noqa: BLE001 - retrying cannot make it readable: to the DLQ with why
             logger.warning("unreadable SES event", extra={"reason": loggable(describe_error(error))})
-            result.set(record.record_id, Outcome(None, "dead-lettered", f"malformed SES event: "
-                                                 f"{describe_error(error)}", dead_letter=True))
+            result.set(
+                record.record_id,
+                Outcome(None, "dead-lettered", f"malformed SES event: {describe_error(error)}", dead_letter=True),
+            )
         else:
             if event.sns_topic is not None and event.sns_topic != settings.ses_events_topic_arn:
                 _refuse_foreign(result, record, "Notification", event.sns_topic)
@@ -259,8 +289,14 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
             furthest[key] = (status, event)
         if recorded_type:
             sort_key = f"{event.at:.3f}#{recorded_type}"
-            row = EmailEvent(event.message_id, sort_key, type=recorded_type, at=event.at,
-                             detail=_summary(event), expires_at=int(now + settings.event_ttl_days * 86400))
+            row = EmailEvent(
+                event.message_id,
+                sort_key,
+                type=recorded_type,
+                at=event.at,
+                detail=_summary(event),
+                expires_at=int(now + settings.event_ttl_days * 86400),
+            )
             if event.type == "Delivery":  # kept on the record by the status move, a row only if that cannot
                 deliveries[event.message_id] = row
             else:
@@ -274,12 +310,18 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         for address, reason, event in to_suppress:
             name = erased.get(address, address)  # an erased address stays suppressed, and stays erased
             puts[(settings.suppressions_table, name, SUPPRESSION_SCOPE_ALL)] = Suppression(
-                name, SUPPRESSION_SCOPE_ALL, reason=reason, suppressed_at=event.at, source=f"ses:{event.type}",
-                detail=None if address in erased else _diagnostic(event, address))
+                name,
+                SUPPRESSION_SCOPE_ALL,
+                reason=reason,
+                suppressed_at=event.at,
+                source=f"ses:{event.type}",
+                detail=None if address in erased else _diagnostic(event, address),
+            )
         moves = list(furthest.values())
         settled = _past_sent(ctx, moves)
-        applied, on_record, recorded = _advance_all(ctx, [(s, e) for s, e in moves
-                                                          if not (s == SENT and e.message_id in settled)], now)
+        applied, on_record, recorded = _advance_all(
+            ctx, [(s, e) for s, e in moves if not (s == SENT and e.message_id in settled)], now
+        )
         recorded.update(settled)
         for message_id, row in deliveries.items():
             if message_id not in on_record:
@@ -289,22 +331,41 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
         for rid in parsed:
             result.set(rid, Outcome(None, "retry", str(error), retry=True))
         return result
-    announced = [_as_given(app_event, recorded.get(event.message_id)) for event, app_event in feed.values()
-                 if _announces(event, applied)]
+    announced = [
+        _as_given(app_event, recorded.get(event.message_id))
+        for event, app_event in feed.values()
+        if _announces(event, applied)
+    ]
     publish(ctx.events, settings.event_bus, announced, settings.app_events)
     if settings.mirror_ses_suppressions:
-        _mirror_to_ses([s for (table, name, _), s in puts.items()
-                        if table == settings.suppressions_table and name not in erased.values()], ctx)
+        _mirror_to_ses(
+            [
+                s
+                for (table, name, _), s in puts.items()
+                if table == settings.suppressions_table and name not in erased.values()
+            ],
+            ctx,
+        )
     _reset_soft_bounce_history(delivered, ctx)
     for rid, event in soft_bounces.values():
         try:
             _soft_bounce(event, ctx, erased)
         except Exception as error:  # noqa: BLE001 - this event's retry alone is tried again (or dead-lettered)
             transient = is_transient(error)
-            logger.warning("soft bounce not handled", extra={"message_id": event.message_id,
-                                                              "error": loggable(describe_error(error))})
-            result.set(rid, Outcome(event.message_id, "retry" if transient else "error", describe_error(error),
-                                    retry=transient, dead_letter=not transient))
+            logger.warning(
+                "soft bounce not handled",
+                extra={"message_id": event.message_id, "error": loggable(describe_error(error))},
+            )
+            result.set(
+                rid,
+                Outcome(
+                    event.message_id,
+                    "retry" if transient else "error",
+                    describe_error(error),
+                    retry=transient,
+                    dead_letter=not transient,
+                ),
+            )
     marked: dict[str, set[str]] = {}  # message id -> what its applied move marked counted
     for key in applied:
         if marker := _marker(furthest[key][1]):
@@ -314,8 +375,13 @@ def _apply(batch: list[QueueRecord], ctx: EventsContext) -> BatchResult:
 
 
 # SES event type -> the counter it adds to (postline.analytics); a Bounce counts by its type.
-_COUNTED = {"Delivery": "delivered", "Complaint": "complained", "Reject": "rejected", "Rendering Failure": "failed",
-            "RenderingFailure": "failed"}
+_COUNTED = {
+    "Delivery": "delivered",
+    "Complaint": "complained",
+    "Reject": "rejected",
+    "Rendering Failure": "failed",
+    "RenderingFailure": "failed",
+}
 
 
 def _counted_as(event: SesEvent) -> str | None:
@@ -333,8 +399,9 @@ def _marker(event: SesEvent) -> str | None:
     return kind
 
 
-def _count(ctx: EventsContext, events: Iterable[SesEvent], marked: dict[str, set[str]],
-           recorded: dict[str, dict[str, Any]]) -> None:
+def _count(
+    ctx: EventsContext, events: Iterable[SesEvent], marked: dict[str, set[str]], recorded: dict[str, dict[str, Any]]
+) -> None:
     """Count each event once (postline.analytics), for the campaign, template and stream of its message.
 
     An event is new when its mark joins the record's ``counted`` set: the status move writes it (``_advance``,
@@ -351,17 +418,26 @@ def _count(ctx: EventsContext, events: Iterable[SesEvent], marked: dict[str, set
             seen.add((event.message_id, marker))
             if marker in marked.get(event.message_id, ()):
                 record = recorded.get(event.message_id) or {}
-            elif (record := records.mark_counted(ctx.dynamodb, ctx.settings.messages_table, event.message_id,
-                                                  marker)) is None:
+            elif (
+                record := records.mark_counted(ctx.dynamodb, ctx.settings.messages_table, event.message_id, marker)
+            ) is None:
                 continue  # counted before (a repeat), or no record to count it against
 
             def named(attribute: str, record: dict[str, Any] = record, event: SesEvent = event) -> str | None:
                 return record.get(attribute, {}).get("S") or event.tags.get(f"postline_{attribute}")
 
             if named("stream"):
-                facts.append(Fact(_counted_as(event), event.message_id, event.at, named("stream"), named("template"),
-                                  named("campaign"), reason=event.detail.get("bounceSubType")
-                                  or event.detail.get("complaintFeedbackType")))
+                facts.append(
+                    Fact(
+                        _counted_as(event),
+                        event.message_id,
+                        event.at,
+                        named("stream"),
+                        named("template"),
+                        named("campaign"),
+                        reason=event.detail.get("bounceSubType") or event.detail.get("complaintFeedbackType"),
+                    )
+                )
         ctx.analytics.record(facts)
     except Exception:  # noqa: BLE001 - the statuses, suppressions and announcements are written: only counts lost
         logger.exception("SES events not counted", extra={"counted": len(facts)})
@@ -387,8 +463,11 @@ def _erased_names(ctx: EventsContext, addresses: set[str]) -> dict[str, str]:
         return {}
     table = ctx.settings.suppressions_table
     names = {erased_address(address, erasure_key): address for address in addresses}
-    found = batch_get(ctx.dynamodb, {table: [{"email": {"S": name}, "scope": {"S": SUPPRESSION_SCOPE_ALL}}
-                                             for name in names]}, consistent=True)[table]
+    found = batch_get(
+        ctx.dynamodb,
+        {table: [{"email": {"S": name}, "scope": {"S": SUPPRESSION_SCOPE_ALL}} for name in names]},
+        consistent=True,
+    )[table]
     return {names[item["email"]["S"]]: item["email"]["S"] for item in found}
 
 
@@ -398,7 +477,8 @@ def _mirror_to_ses(suppressions: list[Suppression], ctx: EventsContext) -> None:
     for item in suppressions:
         try:
             ctx.sesv2.put_suppressed_destination(
-                EmailAddress=item.email, Reason="COMPLAINT" if item.reason == "complaint" else "BOUNCE")
+                EmailAddress=item.email, Reason="COMPLAINT" if item.reason == "complaint" else "BOUNCE"
+            )
         except Exception as error:  # noqa: BLE001
             logger.warning("could not mirror a suppression to SES", extra={"error": loggable(str(error))})
 
@@ -412,9 +492,11 @@ def _reset_soft_bounce_history(addresses: set[str], ctx: EventsContext) -> None:
     for item in open_runs:
         if "suppressed_at" in item:
             ctx.dynamodb.update_item(
-                TableName=table, Key={"email": item["email"], "scope": item["scope"]},
+                TableName=table,
+                Key={"email": item["email"], "scope": item["scope"]},
                 UpdateExpression="SET bounces = :zero, reset_at = :now REMOVE suppressed_at",
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": repr(round(ctx.clock(), 3))}})
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": repr(round(ctx.clock(), 3))}},
+            )
 
 
 def _soft_bounce(event: SesEvent, ctx: EventsContext, erased: dict[str, str]) -> None:
@@ -454,10 +536,19 @@ def _soft_bounce(event: SesEvent, ctx: EventsContext, erased: dict[str, str]) ->
         if not _request_retry(ctx, event.message_id, current, attempt, due_at):
             return  # this attempt's retry was asked for already (the event came twice)
         try:
-            how = schedule_retry(ctx.sqs, ctx.scheduler, queue_url=settings.inbound_queue_urls[message.stream],
-                                 group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
-                                 message_id=event.message_id, body=json.dumps(request.detail), attempt=attempt,
-                                 due_at=due_at, now=now, dead_letter_arn=settings.schedule_dlq_arn)
+            how = schedule_retry(
+                ctx.sqs,
+                ctx.scheduler,
+                queue_url=settings.inbound_queue_urls[message.stream],
+                group=settings.schedule_group,
+                role_arn=settings.scheduler_role_arn,
+                message_id=event.message_id,
+                body=json.dumps(request.detail),
+                attempt=attempt,
+                due_at=due_at,
+                now=now,
+                dead_letter_arn=settings.schedule_dlq_arn,
+            )
         except Exception:
             _withdraw_retry_request(ctx, event.message_id, attempt)  # so the event's redelivery asks again
             raise
@@ -465,10 +556,17 @@ def _soft_bounce(event: SesEvent, ctx: EventsContext, erased: dict[str, str]) ->
     elif bounces >= 2 and (request is not None or now >= window_ends):
         since = datetime.fromtimestamp(first_at, timezone.utc).isoformat()
         for address in addresses:
-            Suppression(address, SUPPRESSION_SCOPE_ALL, reason="soft_bounce_exhausted", suppressed_at=now,
-                        source="ses:Bounce", detail=f"{bounces} soft bounces since {since}").save()
-        _note(ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at,
-                                                              "soft_bounces": bounces})
+            Suppression(
+                address,
+                SUPPRESSION_SCOPE_ALL,
+                reason="soft_bounce_exhausted",
+                suppressed_at=now,
+                source="ses:Bounce",
+                detail=f"{bounces} soft bounces since {since}",
+            ).save()
+        _note(
+            ctx, event.message_id, "soft_bounce_exhausted", {"first_soft_bounce_at": first_at, "soft_bounces": bounces}
+        )
 
 
 def _count_soft_bounce(ctx: EventsContext, address: str, event: SesEvent, now: float) -> dict[str, Any]:
@@ -477,16 +575,24 @@ def _count_soft_bounce(ctx: EventsContext, address: str, event: SesEvent, now: f
     feedback = event.detail.get("feedbackId") or f"{event.ses_message_id}@{event.at:.3f}"
     try:
         return ctx.dynamodb.update_item(
-            TableName=ctx.settings.suppressions_table, Key={"email": {"S": address}, "scope": {"S": SOFT_BOUNCES}},
+            TableName=ctx.settings.suppressions_table,
+            Key={"email": {"S": address}, "scope": {"S": SOFT_BOUNCES}},
             UpdateExpression="SET reason = :reason, suppressed_at = if_not_exists(suppressed_at, :now), "
-                             "last_at = :now, last_event_at = :at, last_feedback = :feedback, #source = :source "
-                             "ADD bounces :one",
+            "last_at = :now, last_event_at = :at, last_feedback = :feedback, #source = :source "
+            "ADD bounces :one",
             ConditionExpression="attribute_not_exists(last_feedback) OR last_feedback <> :feedback",
             ExpressionAttributeNames={"#source": "source"},
-            ExpressionAttributeValues={":reason": {"S": SOFT_BOUNCES}, ":now": {"N": repr(round(now, 3))},
-                                       ":at": {"N": repr(round(event.at, 3))}, ":feedback": {"S": feedback},
-                                       ":source": {"S": "ses:Bounce"}, ":one": {"N": "1"}},
-            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")["Attributes"]
+            ExpressionAttributeValues={
+                ":reason": {"S": SOFT_BOUNCES},
+                ":now": {"N": repr(round(now, 3))},
+                ":at": {"N": repr(round(event.at, 3))},
+                ":feedback": {"S": feedback},
+                ":source": {"S": "ses:Bounce"},
+                ":one": {"N": "1"},
+            },
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )["Attributes"]
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
@@ -496,16 +602,21 @@ def _count_soft_bounce(ctx: EventsContext, address: str, event: SesEvent, now: f
 def _request_retry(ctx: EventsContext, message_id: str, current: int, attempt: int, due_at: float) -> bool:
     """Mark on the record that retry ``attempt`` is asked for, unless it was already (a conditional write before
     queuing: the retry is queued once, however often the soft bounce is applied)."""
-    condition = ("(attribute_not_exists(retry_requested) OR retry_requested < :attempt) AND "
-                 + ("#retry = :current" if current else "attribute_not_exists(#retry)"))
+    condition = "(attribute_not_exists(retry_requested) OR retry_requested < :attempt) AND " + (
+        "#retry = :current" if current else "attribute_not_exists(#retry)"
+    )
     values = {":attempt": {"N": str(attempt)}, ":due": {"N": repr(round(due_at, 3))}}
     if current:
         values[":current"] = {"N": str(current)}
     try:
-        ctx.dynamodb.update_item(TableName=ctx.settings.messages_table, Key={"message_id": {"S": message_id}},
-                                 UpdateExpression="SET retry_requested = :attempt, retry_due_at = :due",
-                                 ConditionExpression=condition, ExpressionAttributeNames={"#retry": "retry"},
-                                 ExpressionAttributeValues=values)
+        ctx.dynamodb.update_item(
+            TableName=ctx.settings.messages_table,
+            Key={"message_id": {"S": message_id}},
+            UpdateExpression="SET retry_requested = :attempt, retry_due_at = :due",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#retry": "retry"},
+            ExpressionAttributeValues=values,
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
@@ -515,19 +626,30 @@ def _request_retry(ctx: EventsContext, message_id: str, current: int, attempt: i
 
 def _withdraw_retry_request(ctx: EventsContext, message_id: str, attempt: int) -> None:
     try:
-        ctx.dynamodb.update_item(TableName=ctx.settings.messages_table, Key={"message_id": {"S": message_id}},
-                                 UpdateExpression="REMOVE retry_requested, retry_due_at",
-                                 ConditionExpression="retry_requested = :attempt",
-                                 ExpressionAttributeValues={":attempt": {"N": str(attempt)}})
+        ctx.dynamodb.update_item(
+            TableName=ctx.settings.messages_table,
+            Key={"message_id": {"S": message_id}},
+            UpdateExpression="REMOVE retry_requested, retry_due_at",
+            ConditionExpression="retry_requested = :attempt",
+            ExpressionAttributeValues={":attempt": {"N": str(attempt)}},
+        )
     except Exception as error:  # noqa: BLE001 - the retry is then lost, and said so
-        logger.error("a soft-bounce retry could not be queued nor its request withdrawn: it will not be sent",
-                     extra={"message_id": message_id, "attempt": attempt, "error": loggable(describe_error(error))})
+        logger.error(
+            "a soft-bounce retry could not be queued nor its request withdrawn: it will not be sent",
+            extra={"message_id": message_id, "attempt": attempt, "error": loggable(describe_error(error))},
+        )
 
 
 def _note(ctx: EventsContext, message_id: str, event_type: str, detail: dict[str, Any]) -> None:
     now = ctx.clock()
-    EmailEvent(message_id, f"{now:.3f}#{event_type}", type=event_type, at=now, detail=detail,
-               expires_at=int(now + ctx.settings.event_ttl_days * 86400)).save()
+    EmailEvent(
+        message_id,
+        f"{now:.3f}#{event_type}",
+        type=event_type,
+        at=now,
+        detail=detail,
+        expires_at=int(now + ctx.settings.event_ttl_days * 86400),
+    ).save()
 
 
 # The statuses a message passes through once SES has it, in order. A status is only ever replaced by one
@@ -543,8 +665,9 @@ _REPLACES = {
 }
 
 
-def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float
-                 ) -> tuple[dict[tuple[str, int | None], str | None], set[str], dict[str, dict[str, Any]]]:
+def _advance_all(
+    ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: float
+) -> tuple[dict[tuple[str, int | None], str | None], set[str], dict[str, dict[str, Any]]]:
     """Move each message forward with its own conditional UpdateItem (1 write unit; a transaction would cost two
     and buys nothing here, each move stands alone). A condition that fails means "already further along", or
     "another attempt's".
@@ -558,8 +681,12 @@ def _advance_all(ctx: EventsContext, moves: list[tuple[str, SesEvent]], now: flo
     applied, on_record, recorded = {}, set(), {}
     for status, event in moves:
         try:
-            old = ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"],
-                                           ReturnValues="ALL_OLD").get("Attributes") or {}
+            old = (
+                ctx.dynamodb.update_item(**_advance(table, event, status, now)["Update"], ReturnValues="ALL_OLD").get(
+                    "Attributes"
+                )
+                or {}
+            )
             applied[(event.message_id, event.retry)] = records.old_status(old)
             delivered_now = status == DELIVERED
         except ClientError as error:
@@ -588,8 +715,11 @@ def _past_sent(ctx: EventsContext, moves: list[tuple[str, SesEvent]]) -> dict[st
         found = batch_get(ctx.dynamodb, {table: [{"message_id": {"S": message_id}} for message_id in sends]})[table]
     except ClientError as error:
         raise RetryLater(f"could not read the records of Send events: {error}") from error
-    return {item["message_id"]["S"]: item for item in found
-            if records.old_status(item) is not None and records.old_status(item) not in _REPLACES[SENT]}
+    return {
+        item["message_id"]["S"]: item
+        for item in found
+        if records.old_status(item) is not None and records.old_status(item) not in _REPLACES[SENT]
+    }
 
 
 def _as_given(event: AppEvent, record: dict[str, Any] | None) -> AppEvent:
@@ -598,8 +728,7 @@ def _as_given(event: AppEvent, record: dict[str, Any] | None) -> AppEvent:
     if not record or "template" not in record:
         return event  # no record (expired, or never written): SES's copies are all there is
     tags = {name: value["S"] for name, value in record.get("tags", {}).get("M", {}).items() if "S" in value}
-    return replace(event, template=record["template"].get("S"), campaign=record.get("campaign", {}).get("S"),
-                   tags=tags)
+    return replace(event, template=record["template"].get("S"), campaign=record.get("campaign", {}).get("S"), tags=tags)
 
 
 def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, Any]:
@@ -620,10 +749,16 @@ def _advance(table: str, event: SesEvent, status: str, now: float) -> dict[str, 
         if event.retry:
             condition_values[":c_retry"] = event.retry
     marker = _marker(event)  # counted with the move (``_count``)
-    entry = records.update(table, event.message_id, set_values=values,
-                           set_once={"sent_at": event.sent_at or event.at}, remove=("claim",),
-                           add={"counted": {marker}} if marker else None,
-                           condition=condition, condition_values=condition_values)
+    entry = records.update(
+        table,
+        event.message_id,
+        set_values=values,
+        set_once={"sent_at": event.sent_at or event.at},
+        remove=("claim",),
+        add={"counted": {marker}} if marker else None,
+        condition=condition,
+        condition_values=condition_values,
+    )
     if event.retry is not None:
         entry["Update"]["ExpressionAttributeNames"]["#c_retry"] = "retry"
     return entry
@@ -639,11 +774,15 @@ def _normalised(address: str) -> str:
 def _suppressions(event: SesEvent) -> list[tuple[str, str]]:
     """The (suppression key, reason) pairs a hard bounce or complaint asks for."""
     if event.type == "Bounce" and event.detail.get("bounceType") == "Permanent":
-        return [(suppression_key(_normalised(r["emailAddress"])), "hard_bounce")
-                for r in event.detail.get("bouncedRecipients", [])]
+        return [
+            (suppression_key(_normalised(r["emailAddress"])), "hard_bounce")
+            for r in event.detail.get("bouncedRecipients", [])
+        ]
     if event.type == "Complaint":
-        return [(suppression_key(_normalised(r["emailAddress"])), "complaint")
-                for r in event.detail.get("complainedRecipients", [])]
+        return [
+            (suppression_key(_normalised(r["emailAddress"])), "complaint")
+            for r in event.detail.get("complainedRecipients", [])
+        ]
     return []
 
 
@@ -655,8 +794,21 @@ def _diagnostic(event: SesEvent, address: str) -> str | None:
 
 
 def _summary(event: SesEvent) -> dict[str, Any]:
-    keep = ("bounceType", "bounceSubType", "complaintFeedbackType", "reason", "delayType", "expirationTime", "link",
-            "userAgent", "smtpResponse", "processingTimeMillis", "errorMessage", "templateName", "source")
+    keep = (
+        "bounceType",
+        "bounceSubType",
+        "complaintFeedbackType",
+        "reason",
+        "delayType",
+        "expirationTime",
+        "link",
+        "userAgent",
+        "smtpResponse",
+        "processingTimeMillis",
+        "errorMessage",
+        "templateName",
+        "source",
+    )
     return {k: event.detail[k] for k in keep if k in event.detail}
 
 
@@ -664,7 +816,7 @@ def _batch_put(dynamodb, puts: dict[tuple[str, str, str], Any]) -> None:
     pending = list(puts.items())
     for start in range(0, len(pending), 25):
         request: dict[str, list] = {}
-        for (table, _, _), model in pending[start:start + 25]:
+        for (table, _, _), model in pending[start : start + 25]:
             request.setdefault(table, []).append({"PutRequest": {"Item": model.serialize()}})
         for attempt in range(5):
             response = dynamodb.batch_write_item(RequestItems=request)

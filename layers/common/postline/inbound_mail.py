@@ -15,6 +15,7 @@ reaches the function's queue. For each notification:
 
 Logs name SES's message id and the outcome, never an address or a subject.
 """
+
 from __future__ import annotations
 
 import email
@@ -101,10 +102,14 @@ def receipt_of(body: str) -> Receipt | None:
         if action.get("type") != "S3":
             raise UnreadableNotification(f"the receipt rule's action is {action.get('type')}, not S3")
         return Receipt(
-            mail_id=mail["messageId"], received_at=_epoch(mail.get("timestamp") or receipt["timestamp"]),
-            bucket=action["bucketName"], key=action["objectKey"], envelope_sender=mail.get("source") or "",
+            mail_id=mail["messageId"],
+            received_at=_epoch(mail.get("timestamp") or receipt["timestamp"]),
+            bucket=action["bucketName"],
+            key=action["objectKey"],
+            envelope_sender=mail.get("source") or "",
             spam=(receipt.get("spamVerdict") or {}).get("status", ""),
-            virus=(receipt.get("virusVerdict") or {}).get("status", ""))
+            virus=(receipt.get("virusVerdict") or {}).get("status", ""),
+        )
     except UnreadableNotification:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as error:
@@ -146,8 +151,10 @@ def automatic_reason(message: EmailMessage, envelope_sender: str) -> str | None:
         return f"a bounce (from {sender.split('@', 1)[0]})"
     if message.get_content_type() == "multipart/report":
         kind = (cast(str, message.get_param("report-type")) or "").lower()  # a str: the default policy decodes RFC 2231
-        return {"delivery-status": "a delivery status notification (bounce)",
-                "disposition-notification": "a read receipt"}.get(kind, f"an automatic report ({kind or 'unknown'})")
+        return {
+            "delivery-status": "a delivery status notification (bounce)",
+            "disposition-notification": "a read receipt",
+        }.get(kind, f"an automatic report ({kind or 'unknown'})")
     submitted = _header(message, "Auto-Submitted").lower()
     if submitted and submitted != "no":
         return f"an automatic reply (Auto-Submitted: {submitted[:40]})"
@@ -235,8 +242,10 @@ def list_kept(s3, bucket: str, limit: int = 50) -> list[KeptMail]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=KEPT_PREFIX):
         keys += [item["Key"] for item in page.get("Contents", [])]
-    return [KeptMail.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
-            for key in sorted(keys, reverse=True)[:limit]]
+    return [
+        KeptMail.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        for key in sorted(keys, reverse=True)[:limit]
+    ]
 
 
 def find_kept(s3, bucket: str, mail_id: str) -> KeptMail | None:
@@ -294,9 +303,18 @@ def handle_mail(ctx: UnsubscribeMailContext, receipt: Receipt) -> Handled:
         break
     else:
         why = "its unsubscribe token is not valid" if candidates else "it carries no unsubscribe token"
-    keep(ctx.s3, receipt.bucket, KeptMail(
-        receipt.mail_id, receipt.received_at, sender_of(message, receipt.envelope_sender),
-        safe_text(subject_of(message), MAX_KEPT_SUBJECT), why, receipt.key))
+    keep(
+        ctx.s3,
+        receipt.bucket,
+        KeptMail(
+            receipt.mail_id,
+            receipt.received_at,
+            sender_of(message, receipt.envelope_sender),
+            safe_text(subject_of(message), MAX_KEPT_SUBJECT),
+            why,
+            receipt.key,
+        ),
+    )
     return Handled(KEPT, why)
 
 
@@ -328,8 +346,13 @@ def _count(counts: dict[str, int]) -> None:
         if outcome == NOT_MAIL:
             continue
         try:
-            with single_metric(name=METRIC_NAME, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE,
-                               default_dimensions={"service": "postline"}) as metric:
+            with single_metric(
+                name=METRIC_NAME,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=METRICS_NAMESPACE,
+                default_dimensions={"service": "postline"},
+            ) as metric:
                 metric.add_dimension(name="outcome", value=outcome)
         except Exception as error:  # noqa: BLE001
             logger.warning("metric not written", extra={"metric": METRIC_NAME, "error": str(error)})

@@ -11,6 +11,7 @@ garbage stay allocated: a fraction of a megabyte, once per container.
         from postline.render import RenderContext
         render_context = RenderContext(settings)
 """
+
 from __future__ import annotations
 
 import gc

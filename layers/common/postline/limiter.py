@@ -39,6 +39,7 @@ rate for every function (a factor kept in the table, read every few seconds) and
 Nothing here drops, fails or sends an email: a batch gets slots for some of its emails, and the caller keeps the
 rest waiting on its queue for ``Grant.retry_after`` seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,16 @@ WINDOW_TTL_SECONDS = 3600  # counter items outlive their window by this (``postl
 # between the points, uncapped after the last. Modelled on SES's own automatic warm-up of standard dedicated IPs
 # (about 45 days, docs.aws.amazon.com/ses/latest/dg/dedicated-ip-warming.html) and the common guidance of starting
 # with a few hundred emails a day and about doubling each few days (docs/deploy.md).
-DEFAULT_WARMUP_CURVE = ((1, 500), (3, 1_000), (7, 5_000), (14, 20_000), (21, 50_000), (28, 100_000),
-                        (35, 200_000), (42, 400_000))
+DEFAULT_WARMUP_CURVE = (
+    (1, 500),
+    (3, 1_000),
+    (7, 5_000),
+    (14, 20_000),
+    (21, 50_000),
+    (28, 100_000),
+    (35, 200_000),
+    (42, 400_000),
+)
 
 RATE, QUOTA, WARMUP = "the sending rate", "the 24-hour quota", "the warm-up cap"
 
@@ -115,8 +124,12 @@ class WarmupPlan:
     def from_json(cls, text: str) -> WarmupPlan:
         raw = json.loads(text)
         curve = tuple((int(day), int(cap)) for day, cap in raw.get("curve") or DEFAULT_WARMUP_CURVE)
-        if not curve or any(b[0] <= a[0] or b[1] < a[1] for a, b in pairwise(curve)) or curve[0][0] < 1 \
-                or curve[0][1] < 1:
+        if (
+            not curve
+            or any(b[0] <= a[0] or b[1] < a[1] for a, b in pairwise(curve))
+            or curve[0][0] < 1
+            or curve[0][1] < 1
+        ):
             raise ValueError("the curve's days must start at 1 or later and rise, its emails be positive and not fall")
         pools = {str(pool): tuple(streams) for pool, streams in raw["pools"].items()}
         if not pools or any(not streams or set(streams) - set(STREAM_ORDER) for streams in pools.values()):
@@ -194,10 +207,20 @@ class Grant:
 
 
 class Limiter:
-    def __init__(self, dynamodb, sesv2, table: str, *, marketing_share: float = 0.7,
-                 max_send_rate: float | None = None, max_24_hour_send: int | None = None,
-                 quota_refresh_seconds: int = 300, warmup: WarmupPlan | None = None,
-                 clock: Callable[[], float] = time.time, on_quota_low: Callable[[int, Quota], None] | None = None):
+    def __init__(
+        self,
+        dynamodb,
+        sesv2,
+        table: str,
+        *,
+        marketing_share: float = 0.7,
+        max_send_rate: float | None = None,
+        max_24_hour_send: int | None = None,
+        quota_refresh_seconds: int = 300,
+        warmup: WarmupPlan | None = None,
+        clock: Callable[[], float] = time.time,
+        on_quota_low: Callable[[int, Quota], None] | None = None,
+    ):
         self.dynamodb, self.sesv2, self.table = dynamodb, sesv2, table
         self.marketing_share = marketing_share
         self.max_send_rate, self.max_24_hour_send = max_send_rate, max_24_hour_send
@@ -226,8 +249,11 @@ class Limiter:
             with self._lock:
                 self._quota, self._sent_since_read = current, 0
             if current.max_24_hour_send > 0:  # the alarm's metric (infra/stacks/monitoring.py)
-                _metric("SesQuotaUsedPercent", 100 * current.sent_last_24_hours / current.max_24_hour_send,
-                        MetricUnit.Percent)
+                _metric(
+                    "SesQuotaUsedPercent",
+                    100 * current.sent_last_24_hours / current.max_24_hour_send,
+                    MetricUnit.Percent,
+                )
         return current
 
     def _refresh_interval(self, quota: Quota) -> float:
@@ -246,12 +272,19 @@ class Limiter:
             if self._quota is None:
                 raise
             logger.warning("could not read the SES quota: the last one stands", extra={"error": str(error)})
-            return replace(self._quota, read_at=now - self.quota_refresh_seconds + QUOTA_NEAR_REFRESH_SECONDS,
-                           sent_last_24_hours=self._quota.sent_last_24_hours + self._sent_since_read)
+            return replace(
+                self._quota,
+                read_at=now - self.quota_refresh_seconds + QUOTA_NEAR_REFRESH_SECONDS,
+                sent_last_24_hours=self._quota.sent_last_24_hours + self._sent_since_read,
+            )
         overridden = self.max_send_rate is not None or self.max_24_hour_send is not None
-        return Quota(self.max_send_rate or float(answer["MaxSendRate"]),
-                     self.max_24_hour_send or float(answer["Max24HourSend"]),
-                     float(answer.get("SentLast24Hours", 0)), now, "config" if overridden else "ses")
+        return Quota(
+            self.max_send_rate or float(answer["MaxSendRate"]),
+            self.max_24_hour_send or float(answer["Max24HourSend"]),
+            float(answer.get("SentLast24Hours", 0)),
+            now,
+            "config" if overridden else "ses",
+        )
 
     def factor(self) -> float:
         """The shared slow-down in force (1: none), read from the table every few seconds."""
@@ -281,12 +314,17 @@ class Limiter:
         try:
             self.writes += 1
             self.dynamodb.update_item(
-                TableName=self.table, Key=_key("rate#adaptive", "state"),
+                TableName=self.table,
+                Key=_key("rate#adaptive", "state"),
                 UpdateExpression="SET factor = :f, #at = :now",
                 ConditionExpression="attribute_not_exists(#at) OR #at < :recent",
                 ExpressionAttributeNames={"#at": "at"},
-                ExpressionAttributeValues={":f": _n(lowered), ":now": _n(now),
-                                           ":recent": _n(now - THROTTLE_HOLD_SECONDS)})
+                ExpressionAttributeValues={
+                    ":f": _n(lowered),
+                    ":now": _n(now),
+                    ":recent": _n(now - THROTTLE_HOLD_SECONDS),
+                },
+            )
             logger.warning("SES throttled a send: the sending rate is lowered for a while", extra={"factor": lowered})
         except (ClientError, BotoCoreError) as error:  # the sends are done: never fail them for this
             if not _condition_failed(error):  # (when it failed, another function lowered it a moment ago)
@@ -364,8 +402,11 @@ class Limiter:
     def _quota_low(self, quota: Quota, used: float) -> None:
         """Raise the level of the quota alert (1: marketing stopped, 2: transactional too, 3: all mail), once per
         level and day for the whole deployment."""
-        level = sum(1 for stream in reversed(STREAM_ORDER)  # (a stream stops with less than one email left)
-                    if used >= math.floor(quota.max_24_hour_send * budget_share(stream)))
+        level = sum(
+            1
+            for stream in reversed(STREAM_ORDER)  # (a stream stops with less than one email left)
+            if used >= math.floor(quota.max_24_hour_send * budget_share(stream))
+        )
         now = self.clock()
         if level == 0 or (level <= self._alert_level and now - self._alert_at < 86_400):
             return  # (level 0: no stream stopped yet)
@@ -373,16 +414,21 @@ class Limiter:
         try:
             self.writes += 1
             self.dynamodb.update_item(
-                TableName=self.table, Key=_key("quota#alert", "level"), UpdateExpression="SET #level = :l, #at = :now",
+                TableName=self.table,
+                Key=_key("quota#alert", "level"),
+                UpdateExpression="SET #level = :l, #at = :now",
                 ConditionExpression="attribute_not_exists(#level) OR #level < :l OR #at < :day_ago",
                 ExpressionAttributeNames={"#level": "level", "#at": "at"},
-                ExpressionAttributeValues={":l": _n(level), ":now": _n(now), ":day_ago": _n(now - 86_400)})
+                ExpressionAttributeValues={":l": _n(level), ":now": _n(now), ":day_ago": _n(now - 86_400)},
+            )
         except (ClientError, BotoCoreError) as error:  # best effort: the mail waits whether or not it is said
             if not _condition_failed(error):
                 logger.warning("the quota alert was not recorded", extra={"error": str(error)})
             return  # (when the condition failed, this level was announced already)
-        logger.warning("the 24-hour sending quota is running low", extra={"level": level, "used": used,
-                                                                           "quota": quota.max_24_hour_send})
+        logger.warning(
+            "the 24-hour sending quota is running low",
+            extra={"level": level, "used": used, "quota": quota.max_24_hour_send},
+        )
         if self.on_quota_low:
             self.on_quota_low(level, quota)
 
@@ -416,10 +462,13 @@ class Limiter:
             take = min(want, hi - start)
             if take <= 0:
                 return range(0)
-            request: dict[str, Any] = {"TableName": self.table, "Key": _key(f"rate#{shard}", str(window)),
-                       "ReturnValuesOnConditionCheckFailure": "ALL_OLD", "ExpressionAttributeNames": {"#s": stream},
-                       "ExpressionAttributeValues": {":n": _n(take), ":lo": _n(lo),
-                                                     ":exp": _n(window + WINDOW_TTL_SECONDS)}}
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "Key": _key(f"rate#{shard}", str(window)),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "ExpressionAttributeNames": {"#s": stream},
+                "ExpressionAttributeValues": {":n": _n(take), ":lo": _n(lo), ":exp": _n(window + WINDOW_TTL_SECONDS)},
+            }
             if ahead:  # (the counter may have moved on since: the answer says where it stands now)
                 request["UpdateExpression"] = "ADD used :n, #s :n SET expires_at = :exp"
                 request["ConditionExpression"] = "used BETWEEN :lo AND :top"
@@ -478,12 +527,19 @@ class Limiter:
             try:
                 self.writes += 1
                 self.dynamodb.update_item(
-                    TableName=self.table, Key=_key(f"warmup#{pool}", today.isoformat()),
+                    TableName=self.table,
+                    Key=_key(f"warmup#{pool}", today.isoformat()),
                     UpdateExpression="ADD used :n, #stream :n SET cap = :cap, expires_at = :exp",
                     ConditionExpression="attribute_not_exists(used) OR used <= :top",
-                    ExpressionAttributeNames={"#stream": stream}, ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    ExpressionAttributeValues={":n": _n(take), ":top": _n(limit - take), ":cap": _n(cap),
-                                               ":exp": _n(tomorrow + 7 * 86_400)})
+                    ExpressionAttributeNames={"#stream": stream},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    ExpressionAttributeValues={
+                        ":n": _n(take),
+                        ":top": _n(limit - take),
+                        ":cap": _n(cap),
+                        ":exp": _n(tomorrow + 7 * 86_400),
+                    },
+                )
                 return take, (tomorrow - now if take < count else 0.0)
             except ClientError as error:
                 if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
@@ -520,4 +576,3 @@ def _metric(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> Non
             pass  # Powertools adds the ``service`` dimension (POWERTOOLS_SERVICE_NAME)
     except Exception as error:  # noqa: BLE001 - a metric never stops a send (a missing namespace, say)
         logger.debug("metric not written", extra={"metric": name, "error": str(error)})
-

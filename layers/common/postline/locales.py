@@ -8,6 +8,7 @@ Austrians write it), otherwise in the variant's locale: English text never gets 
 
 Babel is imported on first use, not at import: a cold start that renders no formatted value never pays for it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,8 +35,13 @@ def canonical(tag: str) -> str:
     language, *rest = normalise(tag).split("-")
     shown = [language]
     for part in rest:
-        shown.append(part.title() if len(part) == 4 and part.isalpha() else
-                     part.upper() if len(part) == 2 or (len(part) == 3 and part.isdigit()) else part)
+        shown.append(
+            part.title()
+            if len(part) == 4 and part.isalpha()
+            else part.upper()
+            if len(part) == 2 or (len(part) == 3 and part.isdigit())
+            else part
+        )
     return "-".join(shown)
 
 
@@ -104,8 +110,9 @@ def _datetime(value: Any, filter_name: str) -> dt.date | dt.datetime:
             return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
             pass
-    raise FormatError(f"{filter_name}: {value!r} is not a date (ISO 8601 like 2026-12-04 or 2026-12-04T09:30:00Z, "
-                      "or epoch seconds)")
+    raise FormatError(
+        f"{filter_name}: {value!r} is not a date (ISO 8601 like 2026-12-04 or 2026-12-04T09:30:00Z, or epoch seconds)"
+    )
 
 
 def _zone(tz: str | None, filter_name: str):
@@ -165,8 +172,12 @@ def datetime(context, value: Any, format: str = "medium", tz: str | None = None)
     when = _datetime(value, "datetime")
     if not isinstance(when, dt.datetime):
         when = dt.datetime.combine(when, dt.time())
-    return format_datetime(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc), format=format,
-                           tzinfo=_zone(tz, "datetime"), locale=_locale_of(context))
+    return format_datetime(
+        when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc),
+        format=format,
+        tzinfo=_zone(tz, "datetime"),
+        locale=_locale_of(context),
+    )
 
 
 FILTERS = {"money": money, "number": number, "percent": percent, "date": date, "datetime": datetime}

@@ -12,6 +12,7 @@ HTML part, each UTF-8 and quoted-printable (base64 where that is shorter, as for
 line ending in CRLF. Building the parts with ``EmailMessage`` cost more than rendering the template, because its
 quoted-printable encoder is pure Python; ``binascii`` encodes in C.
 """
+
 from __future__ import annotations
 
 import base64
@@ -142,8 +143,11 @@ def _encoded_word(text: str, q_encoding: bool) -> str:
     data = text.encode("utf-8")
     if not q_encoding:
         return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
-    return "=?utf-8?q?" + "".join(chr(byte) if byte in _Q_LITERAL else "_" if byte == 0x20 else f"={byte:02X}"
-                                  for byte in data) + "?="
+    return (
+        "=?utf-8?q?"
+        + "".join(chr(byte) if byte in _Q_LITERAL else "_" if byte == 0x20 else f"={byte:02X}" for byte in data)
+        + "?="
+    )
 
 
 def _list_header(name: str, values: list[str]) -> bytes:
@@ -158,10 +162,21 @@ def _part(subtype: str, content: str) -> bytes:
     data = b"\r\n".join(content.encode("utf-8").splitlines()) + b"\r\n"
     body, encoding = binascii.b2a_qp(data, istext=True), b"quoted-printable"
     if len(body) > len(data) * 4 // 3 + len(data) // 28:  # base64: 4 per 3 bytes, in lines of 76
-        body, encoding = b"".join(binascii.b2a_base64(data[i:i + 57], newline=False) + b"\r\n"
-                                  for i in range(0, len(data), 57)), b"base64"
-    return b"".join([b"Content-Type: text/", subtype.encode("ascii"), b'; charset="utf-8"\r\n',
-                     b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", body])
+        body, encoding = (
+            b"".join(binascii.b2a_base64(data[i : i + 57], newline=False) + b"\r\n" for i in range(0, len(data), 57)),
+            b"base64",
+        )
+    return b"".join(
+        [
+            b"Content-Type: text/",
+            subtype.encode("ascii"),
+            b'; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: ",
+            encoding,
+            b"\r\n\r\n",
+            body,
+        ]
+    )
 
 
 def build_mime(
@@ -186,10 +201,21 @@ def build_mime(
         head.append(_header("Reply-To", reply_to))
     head.extend(_list_header(name, values) for name, values in (list_headers or {}).items())
     delimiter = b"--" + boundary
-    return b"".join([
-        *head,
-        b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
-        delimiter, b"\r\n", _part("plain", text),
-        b"\r\n", delimiter, b"\r\n", _part("html", html),
-        b"\r\n", delimiter, b"--\r\n",
-    ])
+    return b"".join(
+        [
+            *head,
+            b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="',
+            boundary,
+            b'"\r\n\r\n',
+            delimiter,
+            b"\r\n",
+            _part("plain", text),
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            _part("html", html),
+            b"\r\n",
+            delimiter,
+            b"--\r\n",
+        ]
+    )

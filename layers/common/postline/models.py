@@ -4,6 +4,7 @@ Table names are bound once from the settings (``bind_tables``); the hot paths se
 them with batched low-level calls, the operator tools use the models directly. Times are epoch seconds (numbers
 are smaller than ISO strings and write units are per KB).
 """
+
 from __future__ import annotations
 
 from pynamodb.attributes import (
@@ -146,5 +147,6 @@ def bind_table_names(messages: str, events: str, suppressions: str, templates: s
 
 def bind_tables(settings: Settings) -> None:
     """Point the models at the tables named in the settings (once per container)."""
-    bind_table_names(settings.messages_table, settings.events_table, settings.suppressions_table,
-                     settings.templates_table)
+    bind_table_names(
+        settings.messages_table, settings.events_table, settings.suppressions_table, settings.templates_table
+    )

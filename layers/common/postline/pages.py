@@ -1,6 +1,7 @@
 """The small HTML pages people see (the unsubscribe confirmation, its results, the not-found page) and the headers
 every public response of the HTTP API sends: the URL holds a signed token, so nothing may pass it on (no referrer),
 frame the one-click page (frame-ancestors), or run in it (no script is allowed: the pages have none)."""
+
 from __future__ import annotations
 
 import base64
@@ -54,10 +55,12 @@ _METHOD_NOT_ALLOWED = """<h1>Not allowed</h1><p>This link is opened, not changed
 _TOO_LARGE = """<h1>Request too large</h1><p>An unsubscribe request is a few words; this one was refused unread.</p>"""
 
 # The pages' one stylesheet, allowed by its hash: no other style, no script, no image, no plugin, no frame.
-_STYLE_HASH = base64.b64encode(hashlib.sha256(
-    re.search(r"<style>(.*?)</style>", _LAYOUT, re.DOTALL).group(1).encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
-                           "frame-ancestors 'none'; base-uri 'none'")
+_STYLE_HASH = base64.b64encode(
+    hashlib.sha256(re.search(r"<style>(.*?)</style>", _LAYOUT, re.DOTALL).group(1).encode()).digest()
+).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 # Every public response: never cached (a link's state changes), never sniffed, never a Referer with the token.
 PUBLIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 # And every HTML page: the policy above, and X-Frame-Options for browsers that predate frame-ancestors.

@@ -1,6 +1,7 @@
 """What each route of the public HTTP API answers besides its own methods: HEAD like GET without its effect,
 OPTIONS with the methods allowed, any other method 405 with ``Allow``; and a POST body past MAX_POST_BYTES refused
 from its Content-Length. Every answer carries the public headers (postline.pages)."""
+
 from __future__ import annotations
 
 import base64

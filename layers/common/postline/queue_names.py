@@ -8,6 +8,7 @@ carrying a dozen URLs in an environment Lambda limits to 4 KB (docs/decisions.md
 
 Nothing but the standard library here: the CDK app imports this module without the rest of the layer.
 """
+
 from __future__ import annotations
 
 DLQ = "-dlq"

@@ -1,4 +1,5 @@
 """The send queues: what the render stage hands the send stage, with large bodies parked in S3 (claim check)."""
+
 from __future__ import annotations
 
 import base64
@@ -48,8 +49,14 @@ class SendJob:
 
     def to_entry(self, entry_id: str, s3, bucket: str, threshold: int) -> dict[str, Any]:
         document = {
-            "v": FORMAT_VERSION, "message_id": self.message_id, "stream": self.stream, "from": self.sender,
-            "to": self.recipient, "template": self.template, "campaign": self.campaign, "tags": self.tags,
+            "v": FORMAT_VERSION,
+            "message_id": self.message_id,
+            "stream": self.stream,
+            "from": self.sender,
+            "to": self.recipient,
+            "template": self.template,
+            "campaign": self.campaign,
+            "tags": self.tags,
         }
         if self.record is not None:
             document["record"] = self.record
@@ -91,11 +98,19 @@ class SendJob:
         else:
             raise ValueError("send job without a body: needs mime_z, mime or mime_key")
         return cls(
-            message_id=document["message_id"], stream=document["stream"], sender=document["from"],
-            recipient=document["to"], template=document["template"], campaign=document.get("campaign"),
-            tags=document.get("tags") or {}, mime=mime, mime_key=document.get("mime_key"),
-            record=document.get("record"), erased_recipients=_names(document.get("erased_to")),
-            rendered_by=document.get("by"), retry=int(document.get("retry", 0)),
+            message_id=document["message_id"],
+            stream=document["stream"],
+            sender=document["from"],
+            recipient=document["to"],
+            template=document["template"],
+            campaign=document.get("campaign"),
+            tags=document.get("tags") or {},
+            mime=mime,
+            mime_key=document.get("mime_key"),
+            record=document.get("record"),
+            erased_recipients=_names(document.get("erased_to")),
+            rendered_by=document.get("by"),
+            retry=int(document.get("retry", 0)),
             queued_at=document.get("queued_at"),
         )
 
@@ -131,8 +146,9 @@ def enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, str
         except Exception as error:  # the whole call failed: every entry in it is retried
             failed.update({e["Id"]: f"could not enqueue: {error}" for e in chunk})
         else:
-            failed.update({f["Id"]: f"could not enqueue: {f.get('Message', f.get('Code'))}"
-                           for f in response.get("Failed", [])})
+            failed.update(
+                {f["Id"]: f"could not enqueue: {f.get('Message', f.get('Code'))}" for f in response.get("Failed", [])}
+            )
         chunk.clear()
 
     for entry in entries:

@@ -4,6 +4,7 @@ Every write here is a TransactWriteItems entry, so a whole SQS batch is recorded
 entry's body is also a valid UpdateItem request, for writes that stand alone), and every write is conditional
 on the status it expects, which is what makes redelivered and repeated messages harmless.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -34,18 +35,22 @@ def mark_counted(dynamodb, table: str, message_id: str, marker: str) -> dict[str
     there: the record as it is now, or None when the mark was there already, or there is no record."""
     try:
         return dynamodb.update_item(
-            TableName=table, Key={"message_id": {"S": message_id}},
-            UpdateExpression="ADD counted :marks", ReturnValues="ALL_NEW",
+            TableName=table,
+            Key={"message_id": {"S": message_id}},
+            UpdateExpression="ADD counted :marks",
+            ReturnValues="ALL_NEW",
             ConditionExpression="attribute_exists(message_id) AND NOT contains(counted, :mark)",
-            ExpressionAttributeValues={":marks": {"SS": [marker]}, ":mark": {"S": marker}})["Attributes"]
+            ExpressionAttributeValues={":marks": {"SS": [marker]}, ":mark": {"S": marker}},
+        )["Attributes"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
 
 
-def put_new(table: str, record: Message, redelivery_replaces: tuple[str, ...] = (),
-            retry: int | None = None) -> dict[str, Any]:
+def put_new(
+    table: str, record: Message, redelivery_replaces: tuple[str, ...] = (), retry: int | None = None
+) -> dict[str, Any]:
     """Create the record unless it exists. A redelivery of the SQS message that wrote it (same ``rendered_by``)
     may replace it while its status is one of ``redelivery_replaces``; a repeat of the message (another SQS
     message with the same id) may not, so it is reported as a duplicate however the two were batched. Soft-bounce
@@ -139,10 +144,14 @@ def note_dead_lettered(dynamodb, table: str, outcomes: list[Any], now: float) ->
     cannot be written now (the usual cause of such a failure) keeps its status and older reason."""
     for outcome in outcomes:
         try:
-            dynamodb.update_item(**update(
-                table, outcome.message_id, set_values={"reason": f"in the DLQ after its last receive: {outcome.reason}",
-                                                       "updated_at": now},
-                condition="attribute_exists(message_id)")["Update"])
+            dynamodb.update_item(
+                **update(
+                    table,
+                    outcome.message_id,
+                    set_values={"reason": f"in the DLQ after its last receive: {outcome.reason}", "updated_at": now},
+                    condition="attribute_exists(message_id)",
+                )["Update"]
+            )
         except Exception:  # noqa: BLE001, S110 - the DLQ message has the reason either way
             pass
 
@@ -152,8 +161,13 @@ def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dic
     message, as a transaction may touch an item only once."""
     counts = Counter(message_ids)
     return [
-        update(table, message_id, set_values={"last_duplicate_at": now}, add={"duplicates": count},
-               condition="attribute_exists(message_id)")
+        update(
+            table,
+            message_id,
+            set_values={"last_duplicate_at": now},
+            add={"duplicates": count},
+            condition="attribute_exists(message_id)",
+        )
         for message_id, count in counts.items()
     ]
 
@@ -223,8 +237,9 @@ class SuppressionChecks:
             for name in names:
                 if (name, scope) not in self._index:
                     self._index[(name, scope)] = self.first_index + len(self.entries)
-                    self.entries.append(not_suppressed(self.table, {"email": {"S": name}, "scope": {"S": scope}},
-                                                       queued))
+                    self.entries.append(
+                        not_suppressed(self.table, {"email": {"S": name}, "scope": {"S": scope}}, queued)
+                    )
                 index = self._index[(name, scope)]
                 values = self.entries[index - self.first_index]["ConditionCheck"]["ExpressionAttributeValues"]
                 if queued < float(values[":queued"]["N"]):

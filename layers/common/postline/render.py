@@ -7,6 +7,7 @@ are never retried forever and never block their neighbours: whatever a message's
 (parsing, rendering, tracking, MIME, its queue entry) rejects that message alone. Suppressions are the send
 stage's to check, before its claim, for every stream.
 """
+
 from __future__ import annotations
 
 import time
@@ -79,8 +80,13 @@ class RenderContext:
         from .domains import DomainCheck, make_resolver
 
         settings = self.settings
-        return DomainCheck(make_resolver(settings.dns_nameserver, settings.dns_timeout_seconds), self.dynamodb,
-                           settings.events_table, settings.domain_check_ttl_seconds, self.clock)
+        return DomainCheck(
+            make_resolver(settings.dns_nameserver, settings.dns_timeout_seconds),
+            self.dynamodb,
+            settings.events_table,
+            settings.domain_check_ttl_seconds,
+            self.clock,
+        )
 
     @cached_property
     def analytics(self):
@@ -90,9 +96,14 @@ class RenderContext:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.sqs, self.settings.inbound_dlq_urls, max_receives=self.settings.max_receive_count,
-                           note_given_up=lambda outcomes: records.note_dead_lettered(
-                               self.dynamodb, self.settings.messages_table, outcomes, self.clock()))
+        return DeadLetters(
+            self.sqs,
+            self.settings.inbound_dlq_urls,
+            max_receives=self.settings.max_receive_count,
+            note_given_up=lambda outcomes: records.note_dead_lettered(
+                self.dynamodb, self.settings.messages_table, outcomes, self.clock()
+            ),
+        )
 
 
 @dataclass
@@ -182,14 +193,19 @@ def _check_domains(items: list[_Item], ctx: RenderContext) -> None:
     """Recipient-domain hygiene for the streams that ask for it (``settings.domain_check_streams``): a message to a
     domain that cannot receive mail is rejected as ``undeliverable_domain`` before SES is asked and a bounce counts
     against the sender. A DNS that does not answer in time lets the message go (counted as a metric)."""
-    checked = [i for i in items if i.template is not None and i.status is None
-               and i.template.stream in ctx.settings.domain_check_streams]
+    checked = [
+        i
+        for i in items
+        if i.template is not None and i.status is None and i.template.stream in ctx.settings.domain_check_streams
+    ]
     if not checked:
         return
     answers = ctx.domain_check.check(
         {_domain_of(item) for item in checked},
-        on_shared_error=lambda error: logger.warning("the shared domain cache failed", extra={
-            "error": describe_error(error)}))
+        on_shared_error=lambda error: logger.warning(
+            "the shared domain cache failed", extra={"error": describe_error(error)}
+        ),
+    )
     unanswered: dict[str, int] = defaultdict(int)
     for item in checked:
         answer = answers[_domain_of(item)]
@@ -201,8 +217,10 @@ def _check_domains(items: list[_Item], ctx: RenderContext) -> None:
     if unanswered:
         from .analytics import emit_metric
 
-        logger.warning("recipient domains not checked: the DNS did not answer in time", extra={
-            "messages": sum(unanswered.values())})
+        logger.warning(
+            "recipient domains not checked: the DNS did not answer in time",
+            extra={"messages": sum(unanswered.values())},
+        )
         for stream, count in unanswered.items():
             emit_metric("DomainCheckTimeouts", stream, count)
 
@@ -216,14 +234,25 @@ def _count_undeliverable(items: list[_Item], ctx: RenderContext) -> None:
     finds the record and counts nothing). A count DynamoDB refuses is lost, never doubled: logged."""
     from .analytics import Fact
 
-    facts = [Fact("undeliverable_domain", item.message_id, ctx.clock(), item.template.stream, item.template.name,
-                  item.message.campaign) for item in items if item.undeliverable and item.recorded]
+    facts = [
+        Fact(
+            "undeliverable_domain",
+            item.message_id,
+            ctx.clock(),
+            item.template.stream,
+            item.template.name,
+            item.message.campaign,
+        )
+        for item in items
+        if item.undeliverable and item.recorded
+    ]
     if facts:
         try:
             ctx.analytics.record(facts)
         except Exception as error:  # noqa: BLE001 - the rejections are recorded; only their count is lost
-            logger.warning("undeliverable domains not counted", extra={"error": describe_error(error),
-                                                                       "messages": len(facts)})
+            logger.warning(
+                "undeliverable domains not counted", extra={"error": describe_error(error), "messages": len(facts)}
+            )
 
 
 def _parse(record: QueueRecord, max_bytes: int) -> _Item:
@@ -245,8 +274,10 @@ def _render(item: _Item, ctx: RenderContext) -> None:
     erased_recipients = tuple(n for n in suppression_names(message.to, erasure_key) if is_erased_name(n))
     erased_recipient = erased_recipients[0] if erased_recipients else None  # its key's erased form
     provided: dict[str, Any] = {}
-    list_headers: dict[str, list[str]] = {MESSAGE_ID_HEADER: [item.message_id],
-                                          RETRY_HEADER: [str(_retry_number(item.record) or 0)]}
+    list_headers: dict[str, list[str]] = {
+        MESSAGE_ID_HEADER: [item.message_id],
+        RETRY_HEADER: [str(_retry_number(item.record) or 0)],
+    }
     if template.stream == "marketing":
         # The recipient's erased name in the link lets it unsubscribe after the message's record has expired.
         unsubscribe_token = ctx.keys.sign(UNSUBSCRIBE, item.message_id, erased_recipient)
@@ -268,14 +299,29 @@ def _render(item: _Item, ctx: RenderContext) -> None:
         untracked = frozenset(provided.values())
         html = add_tracking(html, item.message_id, ctx.keys, settings.tracking_base_url, untracked)
     sender = template.from_address or settings.default_from
-    mime = build_mime(sender=sender, recipient=message.to, subject=rendered.subject, text=rendered.text,
-                      html=html, reply_to=message.reply_to, list_headers=list_headers)
+    mime = build_mime(
+        sender=sender,
+        recipient=message.to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=html,
+        reply_to=message.reply_to,
+        list_headers=list_headers,
+    )
     item.status = RENDERED
     item.job = SendJob(
-        message_id=item.message_id, stream=template.stream, sender=sender, recipient=message.to,
-        template=template.name, campaign=message.campaign, tags=dict(message.tags or {}), mime=mime,
-        erased_recipients=erased_recipients, rendered_by=item.record.record_id,
-        retry=_retry_number(item.record) or 0, queued_at=_queued_at(item.record, ctx.clock()),
+        message_id=item.message_id,
+        stream=template.stream,
+        sender=sender,
+        recipient=message.to,
+        template=template.name,
+        campaign=message.campaign,
+        tags=dict(message.tags or {}),
+        mime=mime,
+        erased_recipients=erased_recipients,
+        rendered_by=item.record.record_id,
+        retry=_retry_number(item.record) or 0,
+        queued_at=_queued_at(item.record, ctx.clock()),
     )
 
 
@@ -290,8 +336,13 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
         if item.status == DUPLICATE:
             continue
         message, template = item.message, item.template
-        if item.status == RENDERED and not item.checked and records.recorded_at_claim(
-                template.stream, ctx.settings.soft_bounce_retry_streams, _retry_number(item.record)):
+        if (
+            item.status == RENDERED
+            and not item.checked
+            and records.recorded_at_claim(
+                template.stream, ctx.settings.soft_bounce_retry_streams, _retry_number(item.record)
+            )
+        ):
             item.job.record = _record_fields(item, now, ctx.settings)
             left_to_claim.append(item)
             continue
@@ -322,9 +373,16 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
         written.append(item)
     checks = records.SuppressionChecks(ctx.settings.suppressions_table, first_index=len(entries))
     erasure_key = ctx.keys.current.erasure_key if any(item.checked for item in written) else None
-    checks_of = {item.message_id: checks.require(position, suppression_names(item.message.to, erasure_key),
-                                                 item.template.stream, _queued_at(item.record, now))
-                 for position, item in enumerate(written) if item.checked}
+    checks_of = {
+        item.message_id: checks.require(
+            position,
+            suppression_names(item.message.to, erasure_key),
+            item.template.stream,
+            _queued_at(item.record, now),
+        )
+        for position, item in enumerate(written)
+        if item.checked
+    }
     kept = _kept_in_transaction(written, ctx, len(entries) + len(checks.entries), checks.dependents)
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries + kept, checks.dependents)
     withdrawn, redelivered = [], set()
@@ -374,10 +432,18 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
 def _record_fields(item: _Item, now: float, settings: Settings) -> dict[str, Any]:
     """What the claim writes into the record it creates (as ``Message`` names them)."""
     message, template = item.message, item.template
-    fields = {"recipient": message.to, "template": template.name, "template_version": template.version,
-              "stream": template.stream, "campaign": message.campaign, "tags": dict(message.tags or {}) or None,
-              "queued_at": _queued_at(item.record, now), "rendered_at": now,
-              "expires_at": int(now + settings.message_ttl_days * 86400), "rendered_by": item.record.record_id}
+    fields = {
+        "recipient": message.to,
+        "template": template.name,
+        "template_version": template.version,
+        "stream": template.stream,
+        "campaign": message.campaign,
+        "tags": dict(message.tags or {}) or None,
+        "queued_at": _queued_at(item.record, now),
+        "rendered_at": now,
+        "expires_at": int(now + settings.message_ttl_days * 86400),
+        "rendered_by": item.record.record_id,
+    }
     return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -395,10 +461,13 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
     """Keep what the application sent for the streams whose soft bounces are retried (see ``retries``); best
     effort: without it a soft bounce is counted but not retried."""
     settings, now = ctx.settings, ctx.clock()
-    kept = [_request_to_keep(i, settings, now) for i in items
-            if i.status == RENDERED and _keeps_request(i, settings) and not i.kept]
+    kept = [
+        _request_to_keep(i, settings, now)
+        for i in items
+        if i.status == RENDERED and _keeps_request(i, settings) and not i.kept
+    ]
     for start in range(0, len(kept), 25):
-        request = {settings.events_table: [{"PutRequest": {"Item": k.serialize()}} for k in kept[start:start + 25]]}
+        request = {settings.events_table: [{"PutRequest": {"Item": k.serialize()}} for k in kept[start : start + 25]]}
         try:
             unprocessed = ctx.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems")
             if unprocessed:
@@ -407,8 +476,9 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
             logger.warning("could not keep send messages for soft-bounce retries", extra={"error": str(error)})
 
 
-def _kept_in_transaction(written: list[_Item], ctx: RenderContext, offset: int,
-                         dependents: dict[int, list[int]]) -> list[dict[str, Any]]:
+def _kept_in_transaction(
+    written: list[_Item], ctx: RenderContext, offset: int, dependents: dict[int, list[int]]
+) -> list[dict[str, Any]]:
     """For the messages recorded with their suppression checks, the request a soft-bounce retry needs (see
     ``_keep_requests``) rides in the same transaction, written only if the record is: no call of its own."""
     settings, now = ctx.settings, ctx.clock()
@@ -416,8 +486,9 @@ def _kept_in_transaction(written: list[_Item], ctx: RenderContext, offset: int,
     for position, item in enumerate(written):
         if item.checked and _keeps_request(item, settings):
             dependents.setdefault(position, []).append(offset + len(entries))
-            entries.append({"Put": {"TableName": settings.events_table,
-                                    "Item": _request_to_keep(item, settings, now).serialize()}})
+            entries.append(
+                {"Put": {"TableName": settings.events_table, "Item": _request_to_keep(item, settings, now).serialize()}}
+            )
             item.kept = True
     return entries
 
@@ -428,8 +499,9 @@ def _keeps_request(item: _Item, settings: Settings) -> bool:
 
 
 def _request_to_keep(item: _Item, settings: Settings, now: float):
-    return retries.request_item(item.message_id, item.record.body, now,
-                                settings.soft_bounce_window_seconds + 86_400)  # the window, and a day's margin
+    return retries.request_item(
+        item.message_id, item.record.body, now, settings.soft_bounce_window_seconds + 86_400
+    )  # the window, and a day's margin
 
 
 def _render_checked(items: list[_Item], ctx: RenderContext) -> None:
@@ -450,11 +522,21 @@ def _record_rejected(rejected: list[tuple[_Item, dict[str, Any] | None]], ctx: R
     """Record as rejected messages found unsendable after their record said rendered (or, with the fields of the
     record their claim would have created, where there is none yet)."""
     now = ctx.clock()
-    transact_write(ctx.dynamodb, [records.update(
-        ctx.settings.messages_table, item.message_id, initial=fields,
-        set_values={"status": REJECTED, "reason": item.reason, "finished_at": now, "updated_at": now},
-        remove=("rendered_at",), condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED},
-    ) for item, fields in rejected])
+    transact_write(
+        ctx.dynamodb,
+        [
+            records.update(
+                ctx.settings.messages_table,
+                item.message_id,
+                initial=fields,
+                set_values={"status": REJECTED, "reason": item.reason, "finished_at": now, "updated_at": now},
+                remove=("rendered_at",),
+                condition="#status = :c_rendered",
+                condition_values={":c_rendered": RENDERED},
+            )
+            for item, fields in rejected
+        ],
+    )
 
 
 def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None:
@@ -468,8 +550,9 @@ def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> Non
         if item.status == RENDERED:
             fields = item.job.record
             try:
-                entry = item.job.to_entry(rid, ctx.s3, settings.claim_check_bucket,
-                                          settings.claim_check_threshold_bytes)
+                entry = item.job.to_entry(
+                    rid, ctx.s3, settings.claim_check_bucket, settings.claim_check_threshold_bytes
+                )
             except Exception as error:  # noqa: BLE001 - this message's trouble, or S3's (then it is retried)
                 if is_transient(error):
                     result.set(rid, Outcome(item.message_id, "retry", describe_error(error), retry=True))
@@ -480,8 +563,15 @@ def _forward(items: list[_Item], ctx: RenderContext, result: BatchResult) -> Non
             by_queue[settings.send_queue_urls[item.job.stream]].append((item, entry))
         else:
             # An undeliverable domain is the address's, not the message's: nothing to redrive (docs/decisions.md).
-            result.set(rid, Outcome(item.message_id, item.status, item.reason,
-                                    dead_letter=item.status == REJECTED and not item.undeliverable))
+            result.set(
+                rid,
+                Outcome(
+                    item.message_id,
+                    item.status,
+                    item.reason,
+                    dead_letter=item.status == REJECTED and not item.undeliverable,
+                ),
+            )
     if late:
         try:
             _record_rejected(late, ctx)

@@ -10,6 +10,7 @@ longer ones an EventBridge Scheduler one-time schedule (a durable timer, not a s
 The address's soft-bounce history is an item beside its suppressions (scope ``soft_bounces``): when the run of
 soft bounces started and how many; a delivery to the address resets it.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ SQS_SEND_MESSAGE_TARGET = "arn:aws:scheduler:::aws-sdk:sqs:sendMessage"
 
 
 def request_item(message_id: str, body: str, now: float, keep_seconds: float) -> EmailEvent:
-    return EmailEvent(message_id, REQUEST, type=REQUEST, at=now, detail=json.loads(body),
-                      expires_at=int(now + keep_seconds))
+    return EmailEvent(
+        message_id, REQUEST, type=REQUEST, at=now, detail=json.loads(body), expires_at=int(now + keep_seconds)
+    )
 
 
 def retry_delay(attempt: int, first_seconds: int) -> int:
@@ -46,8 +48,20 @@ def schedule_target(*, role_arn: str, dead_letter_arn: str | None, send_message:
     return target
 
 
-def schedule_retry(sqs, scheduler, *, queue_url: str, group: str, role_arn: str, message_id: str, body: str,
-                   attempt: int, due_at: float, now: float, dead_letter_arn: str | None = None) -> str:
+def schedule_retry(
+    sqs,
+    scheduler,
+    *,
+    queue_url: str,
+    group: str,
+    role_arn: str,
+    message_id: str,
+    body: str,
+    attempt: int,
+    due_at: float,
+    now: float,
+    dead_letter_arn: str | None = None,
+) -> str:
     """Put ``body`` back on ``queue_url`` at ``due_at``; returns how ("sqs-delay" or "schedule"). Any error but a
     schedule that exists already (the same soft bounce applied twice) is raised: the caller tries that event again."""
     attributes = {RETRY_ATTRIBUTE: {"DataType": "Number", "StringValue": str(attempt)}}
@@ -58,11 +72,17 @@ def schedule_retry(sqs, scheduler, *, queue_url: str, group: str, role_arn: str,
     when = datetime.fromtimestamp(due_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     try:
         scheduler.create_schedule(
-            Name=f"postline-retry-{message_id}-{attempt}", GroupName=group,
-            ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
-            FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-            Target=schedule_target(role_arn=role_arn, dead_letter_arn=dead_letter_arn, send_message={
-                "QueueUrl": queue_url, "MessageBody": body, "MessageAttributes": attributes}),
+            Name=f"postline-retry-{message_id}-{attempt}",
+            GroupName=group,
+            ScheduleExpression=f"at({when})",
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            Target=schedule_target(
+                role_arn=role_arn,
+                dead_letter_arn=dead_letter_arn,
+                send_message={"QueueUrl": queue_url, "MessageBody": body, "MessageAttributes": attributes},
+            ),
         )
     except scheduler.exceptions.ConflictException:
         pass  # the same soft bounce delivered twice: the retry is already scheduled

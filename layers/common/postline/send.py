@@ -25,6 +25,7 @@ so a message that exists in any state other than ``rendered`` is never claimed.
 A campaign's emails first pass its gate (``campaigns.gate``): while the campaign is paused, waiting or outside
 its window they wait on their queue, unclaimed; once it is cancelled they end as ``cancelled``, never claimed.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,6 +92,7 @@ class SendContext:
             self.relays = {}
             if self.settings.smtp_relays:
                 from .smtp import SmtpTransport, parse_relays  # only a deployment with a relay imports smtplib
+
                 relays = parse_relays(self.settings.smtp_relays, STREAMS)
                 if any(relay.secret for relay in relays.values()) and self.secrets is None:
                     self.secrets = client("secretsmanager")
@@ -102,17 +104,30 @@ class SendContext:
         if self.limiter is None:
             settings = self.settings
             self.limiter = Limiter(
-                self.dynamodb, self.sesv2, settings.rate_limits_table, marketing_share=settings.marketing_rate_share,
-                max_send_rate=settings.max_send_rate, max_24_hour_send=settings.max_24_hour_send,
+                self.dynamodb,
+                self.sesv2,
+                settings.rate_limits_table,
+                marketing_share=settings.marketing_rate_share,
+                max_send_rate=settings.max_send_rate,
+                max_24_hour_send=settings.max_24_hour_send,
                 quota_refresh_seconds=settings.quota_refresh_seconds,
                 warmup=WarmupPlan.from_json(settings.warmup_plan) if settings.warmup_plan else None,
-                clock=self.clock, on_quota_low=self._announce_quota_low)
+                clock=self.clock,
+                on_quota_low=self._announce_quota_low,
+            )
 
     def _announce_quota_low(self, level: int, quota: Quota) -> None:
         stopped = ("marketing", "transactional", "critical")[:level]
-        event = AccountEvent("sending.quota_low", self.clock(), {
-            "level": level, "stopped_streams": list(stopped), "max_24_hour_send": quota.max_24_hour_send,
-            "sent_last_24_hours": quota.sent_last_24_hours})
+        event = AccountEvent(
+            "sending.quota_low",
+            self.clock(),
+            {
+                "level": level,
+                "stopped_streams": list(stopped),
+                "max_24_hour_send": quota.max_24_hour_send,
+                "sent_last_24_hours": quota.sent_last_24_hours,
+            },
+        )
         publish(self.events, self.settings.event_bus, [event], (event.name,))
 
     def queue_url(self, queue_name: str) -> str | None:
@@ -120,13 +135,19 @@ class SendContext:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.sqs, self.settings.send_dlq_urls, max_receives=self.settings.max_receive_count,
-                           note_given_up=lambda outcomes: records.note_dead_lettered(
-                               self.dynamodb, self.settings.messages_table, outcomes, self.clock()))
+        return DeadLetters(
+            self.sqs,
+            self.settings.send_dlq_urls,
+            max_receives=self.settings.max_receive_count,
+            note_given_up=lambda outcomes: records.note_dead_lettered(
+                self.dynamodb, self.settings.messages_table, outcomes, self.clock()
+            ),
+        )
 
 
-def claim_wait_seconds(claimed_at: float, now: float, *, stale_claim_seconds: int,
-                       send_event_delay_seconds: int) -> int:
+def claim_wait_seconds(
+    claimed_at: float, now: float, *, stale_claim_seconds: int, send_event_delay_seconds: int
+) -> int:
     """How long a copy of a job that finds its own claim open waits before it looks again. An attempt SES accepted
     is settled at once by the attempt itself, or else by SES's Send event once its queue has held it back
     (``send_event_delay_seconds``) and it is applied, or by the email's Delivery: a young claim is looked at again
@@ -171,8 +192,10 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
         try:
             job = SendJob.from_body(record.body)
         except Exception as error:  # noqa: BLE001 - no copy of it could ever be read: to the DLQ with why
-            work.result.set(record.record_id, Outcome(None, "unreadable", f"unreadable send job: "
-                                                      f"{describe_error(error)}", dead_letter=True))
+            work.result.set(
+                record.record_id,
+                Outcome(None, "unreadable", f"unreadable send job: {describe_error(error)}", dead_letter=True),
+            )
             continue
         if any(other.message_id == job.message_id for other in work.jobs.values()):
             work.result.set(record.record_id, Outcome(job.message_id, "duplicate", "repeated in the same batch"))
@@ -208,9 +231,11 @@ def _count(result: BatchResult, jobs: dict[str, SendJob], ctx: SendContext) -> N
     """Count the batch's sent, suppressed and failed emails (postline.analytics). Best effort: the emails' fates
     are recorded already, and a send is never retried for its counters; a failure here costs their counts alone."""
     now = ctx.clock()
-    facts = [Fact(_COUNTED[outcome.result], job.message_id, now, job.stream, job.template, job.campaign)
-             for rid, job in jobs.items()
-             if (outcome := result.outcomes.get(rid)) is not None and outcome.result in _COUNTED]
+    facts = [
+        Fact(_COUNTED[outcome.result], job.message_id, now, job.stream, job.template, job.campaign)
+        for rid, job in jobs.items()
+        if (outcome := result.outcomes.get(rid)) is not None and outcome.result in _COUNTED
+    ]
     try:
         ctx.analytics.record(facts)
     except Exception as error:  # noqa: BLE001
@@ -248,10 +273,17 @@ def _cancel(dropped: list[tuple[str, SendJob]], work: _Batch, ctx: SendContext) 
     """Record the emails of a cancelled campaign as ``cancelled`` (their records did not exist or were rendered),
     and count them in their campaigns, once per batch each. A copy of one already recorded is not counted again."""
     settings, now, reason = ctx.settings, ctx.clock(), "its campaign was cancelled"
-    entries = [records.update(settings.messages_table, job.message_id, initial=job.record,
-                              set_values={"status": CANCELLED, "reason": reason, "finished_at": now, "updated_at": now},
-                              condition="#status = :c_rendered", condition_values={":c_rendered": RENDERED})
-               for _, job in dropped]
+    entries = [
+        records.update(
+            settings.messages_table,
+            job.message_id,
+            initial=job.record,
+            set_values={"status": CANCELLED, "reason": reason, "finished_at": now, "updated_at": now},
+            condition="#status = :c_rendered",
+            condition_values={":c_rendered": RENDERED},
+        )
+        for _, job in dropped
+    ]
     try:
         outcomes = transact_write(ctx.dynamodb, entries)
     except (RetryLater, ClientError, BotoCoreError) as error:  # not recorded: the redelivery drops it again
@@ -265,14 +297,20 @@ def _cancel(dropped: list[tuple[str, SendJob]], work: _Batch, ctx: SendContext) 
         previous = records.old_status(cast(ConditionFailed, failed).old) if failed is not None else None
         if failed is None:
             cancelled[job.campaign] = cancelled.get(job.campaign, 0) + 1
-        work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}") if previous
-                        else Outcome(job.message_id, CANCELLED, reason))
+        work.result.set(
+            rid,
+            Outcome(job.message_id, "duplicate", f"already {previous}")
+            if previous
+            else Outcome(job.message_id, CANCELLED, reason),
+        )
     for campaign, count in cancelled.items():
         try:
             campaigns.add_counts(ctx.dynamodb, settings.campaigns_table, campaign, {CANCELLED: count})
         except (ClientError, BotoCoreError) as error:  # the emails are cancelled all the same: only the count lags
-            logger.warning("cancelled emails not counted", extra={"campaign": campaign, "cancelled": count,
-                                                                  "error": describe_error(error)})
+            logger.warning(
+                "cancelled emails not counted",
+                extra={"campaign": campaign, "cancelled": count, "error": describe_error(error)},
+            )
 
 
 def _hold_back(work: _Batch, ctx: SendContext) -> None:
@@ -298,10 +336,11 @@ def _take_slots(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> 
     slots: dict[str, float] = {}
     for stream in {job.stream for job in claimed.values()}:
         rids = [rid for rid, job in claimed.items() if job.stream == stream]
-        grant = ctx.limiter.acquire(stream, len(rids), wait_until=ctx.clock() + ctx.settings.max_token_wait_seconds,
-                                    sleep=ctx.sleep)
+        grant = ctx.limiter.acquire(
+            stream, len(rids), wait_until=ctx.clock() + ctx.settings.max_token_wait_seconds, sleep=ctx.sleep
+        )
         slots.update(zip(rids, sorted(grant.slots), strict=False))  # a partial grant: the rest wait
-        waiting = rids[len(grant.slots):]
+        waiting = rids[len(grant.slots) :]
         if waiting:
             _release(work, ctx, waiting)
             for rid in waiting:
@@ -317,14 +356,21 @@ def _release(work: _Batch, ctx: SendContext, rids: Collection[str] | None = None
     for rid in list(work.claimed if rids is None else rids):
         work.claimed.discard(rid)
         try:
-            ctx.dynamodb.update_item(**records.update(
-                ctx.settings.messages_table, work.jobs[rid].message_id,
-                set_values={"status": RENDERED, "updated_at": now}, remove=("claimed_at", "claim"),
-                condition="#status = :c_sending AND claim = :c_claim",
-                condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]})["Update"])
+            ctx.dynamodb.update_item(
+                **records.update(
+                    ctx.settings.messages_table,
+                    work.jobs[rid].message_id,
+                    set_values={"status": RENDERED, "updated_at": now},
+                    remove=("claimed_at", "claim"),
+                    condition="#status = :c_sending AND claim = :c_claim",
+                    condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]},
+                )["Update"]
+            )
         except Exception as error:  # noqa: BLE001
-            logger.warning("a claim was not given back: it will be parked", extra={
-                "message_id": work.jobs[rid].message_id, "error": describe_error(error)})
+            logger.warning(
+                "a claim was not given back: it will be parked",
+                extra={"message_id": work.jobs[rid].message_id, "error": describe_error(error)},
+            )
 
 
 def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
@@ -340,12 +386,17 @@ def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
     read their suppressions first, in one batched, strongly consistent read for the batch.
     """
     settings, now, jobs = ctx.settings, ctx.clock(), work.jobs
-    found = find_suppressions(ctx.dynamodb, settings.suppressions_table,
-                              {(job.recipient, job.stream) for job in jobs.values()
-                               if job.stream not in records.CHECKED_IN_TRANSACTION},
-                              {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__)
-    blocked = {rid: suppression for rid, job in jobs.items()
-               if (suppression := first_blocking(found.get((job.recipient, job.stream), ()), job.queued_at))}
+    found = find_suppressions(
+        ctx.dynamodb,
+        settings.suppressions_table,
+        {(job.recipient, job.stream) for job in jobs.values() if job.stream not in records.CHECKED_IN_TRANSACTION},
+        {job.recipient: job.suppression_names for job in jobs.values()}.__getitem__,
+    )
+    blocked = {
+        rid: suppression
+        for rid, job in jobs.items()
+        if (suppression := first_blocking(found.get((job.recipient, job.stream), ()), job.queued_at))
+    }
     inserted = _insert_first_claims(work, blocked, ctx, now)
     work.claimed.update(inserted)
     entries: list[dict[str, Any]] = []
@@ -355,17 +406,25 @@ def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
             continue
         suppression = blocked.get(rid)
         if suppression is not None:
-            entries.append(_suppressed(settings.messages_table, job, describe(suppression), now,
-                                       erased=is_erased_name(suppression.email)))
+            entries.append(
+                _suppressed(
+                    settings.messages_table, job, describe(suppression), now, erased=is_erased_name(suppression.email)
+                )
+            )
         else:
             entries.append(_claim_entry(settings.messages_table, job, work.tokens[rid], now))
         order.append((rid, job, suppression, len(entries) - 1))
     checks = records.SuppressionChecks(settings.suppressions_table, first_index=len(entries))
-    checks_of = {index: checks.require(index, job.suppression_names, job.stream, job.queued_at)
-                 for _, job, suppression, index in order
-                 if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION}
-    forgotten = [_forget_request(settings.events_table, job.message_id) for _, job, suppression, _ in order
-                 if suppression is not None and is_erased_name(suppression.email)]
+    checks_of = {
+        index: checks.require(index, job.suppression_names, job.stream, job.queued_at)
+        for _, job, suppression, index in order
+        if suppression is None and job.stream in records.CHECKED_IN_TRANSACTION
+    }
+    forgotten = [
+        _forget_request(settings.events_table, job.message_id)
+        for _, job, suppression, _ in order
+        if suppression is not None and is_erased_name(suppression.email)
+    ]
     outcomes = transact_write(ctx.dynamodb, entries + checks.entries + forgotten, checks.dependents)
 
     claimed: dict[str, SendJob] = {rid: jobs[rid] for rid in inserted}
@@ -404,8 +463,9 @@ def _claim(work: _Batch, ctx: SendContext) -> dict[str, SendJob]:
     return claimed
 
 
-def _not_claimed(rid: str, job: SendJob, failed: ConditionFailed, suppressing: bool, work: _Batch,
-                 ctx: SendContext, now: float) -> None:
+def _not_claimed(
+    rid: str, job: SendJob, failed: ConditionFailed, suppressing: bool, work: _Batch, ctx: SendContext, now: float
+) -> None:
     """What a job whose write did not happen becomes, from the record as it stood."""
     settings, record = ctx.settings, work.records[rid]
     previous = records.old_status(failed.old)
@@ -421,9 +481,16 @@ def _not_claimed(rid: str, job: SendJob, failed: ConditionFailed, suppressing: b
     elif previous == SENDING:
         claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
         if now < claimed_at + settings.stale_claim_seconds and record.receive_count < settings.max_receive_count:
-            work.retry(rid, "claimed by an earlier attempt", claim_wait_seconds(
-                claimed_at, now, stale_claim_seconds=settings.stale_claim_seconds,
-                send_event_delay_seconds=settings.send_event_delay_seconds))
+            work.retry(
+                rid,
+                "claimed by an earlier attempt",
+                claim_wait_seconds(
+                    claimed_at,
+                    now,
+                    stale_claim_seconds=settings.stale_claim_seconds,
+                    send_event_delay_seconds=settings.send_event_delay_seconds,
+                ),
+            )
         else:
             _park(rid, job, claimed_at, work, ctx, now)
     elif job.rendered_by is not None and _same_job(job, failed.old):  # SQS's redelivery: not a repeat to count
@@ -442,15 +509,25 @@ def _park(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendCont
         what = "no answer from the SMTP relay; the relay may"
     else:
         what = "no SES answer and no SES event settled it; SES may"
-    reason = (f"outcome unknown: the attempt of {when} left {what} or may not have sent it. Check, then "
-              f"`postline resolve {job.message_id} --sent` or `--not-sent`")
+    reason = (
+        f"outcome unknown: the attempt of {when} left {what} or may not have sent it. Check, then "
+        f"`postline resolve {job.message_id} --sent` or `--not-sent`"
+    )
     condition = "#status = :c_sending AND claimed_at = :c_at"
     values = {":c_sending": SENDING, ":c_at": claimed_at}
     try:
-        parked = transact_write(ctx.dynamodb, [records.update(
-            ctx.settings.messages_table, job.message_id, set_values={"status": UNKNOWN, "reason": reason,
-                                                                     "updated_at": now},
-            condition=condition, condition_values=values)])
+        parked = transact_write(
+            ctx.dynamodb,
+            [
+                records.update(
+                    ctx.settings.messages_table,
+                    job.message_id,
+                    set_values={"status": UNKNOWN, "reason": reason, "updated_at": now},
+                    condition=condition,
+                    condition_values=values,
+                )
+            ],
+        )
     except RetryLater as error:
         work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
         return
@@ -475,12 +552,16 @@ def _insert_first_claims(work: _Batch, blocked: dict, ctx: SendContext, now: flo
     attempt did write leaves that email to the transaction too, which finds the claim held by an earlier
     attempt: parked if nothing settles it, never sent twice.
     """
-    first = [(rid, job) for rid, job in work.jobs.items()
-             if job.record is not None and job.stream not in records.CHECKED_IN_TRANSACTION and rid not in blocked]
+    first = [
+        (rid, job)
+        for rid, job in work.jobs.items()
+        if job.record is not None and job.stream not in records.CHECKED_IN_TRANSACTION and rid not in blocked
+    ]
     if not first:
         return set()
-    codes = insert_new(ctx.dynamodb, ctx.settings.messages_table,
-                       [_first_claim(job, work.tokens[rid], now) for rid, job in first])
+    codes = insert_new(
+        ctx.dynamodb, ctx.settings.messages_table, [_first_claim(job, work.tokens[rid], now) for rid, job in first]
+    )
     unexpected = sorted({code for code in codes if code not in (None, DUPLICATE_ITEM)})
     if unexpected:  # an operator should see it: each such claim costs a transaction instead
         logger.warning("claims left to the transaction", extra={"codes": unexpected})
@@ -495,8 +576,10 @@ def _claimed(now: float, token: str) -> dict[str, Any]:
 def _first_claim(job: SendJob, token: str, now: float) -> dict[str, Any]:
     """The record a first claim creates: ``_claim_entry``'s write where no record exists."""
     fields = {**job.record, **_claimed(now, token), "attempts": 1}
-    return {"message_id": {"S": job.message_id}, **{name: records.attribute_value(value)
-                                                   for name, value in fields.items()}}
+    return {
+        "message_id": {"S": job.message_id},
+        **{name: records.attribute_value(value) for name, value in fields.items()},
+    }
 
 
 def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
@@ -507,13 +590,19 @@ def _same_job(job: SendJob, record: dict[str, Any]) -> bool:
 def _claim_entry(table: str, job: SendJob, token: str, now: float) -> dict[str, Any]:
     """Claim a message that render recorded for this attempt, or one whose record the claim creates
     (``job.record``). Any other state (claimed, sent, parked, another attempt's) is left as it is."""
-    condition = "#status = :c_rendered AND " + (
-        "#retry = :c_retry" if job.retry else "attribute_not_exists(#retry)")
+    condition = "#status = :c_rendered AND " + ("#retry = :c_retry" if job.retry else "attribute_not_exists(#retry)")
     values: dict[str, Any] = {":c_rendered": RENDERED}
     if job.retry:
         values[":c_retry"] = job.retry
-    entry = records.update(table, job.message_id, set_values=_claimed(now, token), initial=job.record,
-                           add={"attempts": 1}, condition=condition, condition_values=values)
+    entry = records.update(
+        table,
+        job.message_id,
+        set_values=_claimed(now, token),
+        initial=job.record,
+        add={"attempts": 1},
+        condition=condition,
+        condition_values=values,
+    )
     entry["Update"]["ExpressionAttributeNames"]["#retry"] = "retry"
     return entry
 
@@ -523,19 +612,27 @@ def _suppressed(table: str, job: SendJob, reason: str, now: float, erased: bool 
     initial = job.record  # set when render did not record it: this write creates the record
     if initial is not None and erased:
         initial = {name: value for name, value in initial.items() if name != "recipient"}
-    return records.update(table, job.message_id, initial=initial, condition="#status = :c_rendered",
-                          set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
-                          remove=("recipient",) if erased else (), condition_values={":c_rendered": RENDERED})
+    return records.update(
+        table,
+        job.message_id,
+        initial=initial,
+        condition="#status = :c_rendered",
+        set_values={"status": SUPPRESSED, "reason": reason, "finished_at": now, "updated_at": now},
+        remove=("recipient",) if erased else (),
+        condition_values={":c_rendered": RENDERED},
+    )
 
 
 def _forget_request(events_table: str, message_id: str) -> dict[str, Any]:
     """Delete the send message render kept for soft-bounce retries: it holds the address of an erased recipient."""
-    return {"Delete": {"TableName": events_table,
-                       "Key": {"message_id": {"S": message_id}, "time_type": {"S": REQUEST}}}}
+    return {
+        "Delete": {"TableName": events_table, "Key": {"message_id": {"S": message_id}, "time_type": {"S": REQUEST}}}
+    }
 
 
-def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
-             ctx: SendContext) -> dict[str, tuple[SendResult, bool]]:
+def _deliver(
+    claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch, ctx: SendContext
+) -> dict[str, tuple[SendResult, bool]]:
     """Send the claimed messages, each at its slot from the limiter. Bodies are read concurrently first; then this
     thread hands each email to the pool when its slot comes, so a pool thread is busy only while it talks to AWS
     (one pool then serves several batches at once, as the local stack's pollers share one process, and an email
@@ -557,10 +654,20 @@ def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
 
     def send(rid: str, job: SendJob, mime: bytes) -> tuple[SendResult, bool]:
         transport = ctx.relays.get(job.stream, ses_api)
-        answer = transport.send(Email(
-            message_id=job.message_id, sender=job.sender, recipient=job.recipient, mime=mime, stream=job.stream,
-            configuration_set=settings.configuration_sets[job.stream], template=job.template, campaign=job.campaign,
-            tags=job.tags, retry=job.retry))
+        answer = transport.send(
+            Email(
+                message_id=job.message_id,
+                sender=job.sender,
+                recipient=job.recipient,
+                mime=mime,
+                stream=job.stream,
+                configuration_set=settings.configuration_sets[job.stream],
+                template=job.template,
+                campaign=job.campaign,
+                tags=job.tags,
+                retry=job.retry,
+            )
+        )
         return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer, transport.name)
 
     bodies = {rid: ctx.pool.submit(load, job) for rid, job in claimed.items()}
@@ -578,8 +685,9 @@ def _deliver(claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch,
     results.update((rid, future.result()) for rid, future in sending.items())
     throttles = [answer.throttle for answer, _ in results.values() if answer.throttle]
     if throttles:
-        ctx.limiter.throttled(len(throttles), for_the_quota=QUOTA_THROTTLE in throttles,
-                              for_the_rate=RATE_THROTTLE in throttles)
+        ctx.limiter.throttled(
+            len(throttles), for_the_quota=QUOTA_THROTTLE in throttles, for_the_rate=RATE_THROTTLE in throttles
+        )
     return results
 
 
@@ -591,22 +699,31 @@ def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult,
     values = {"status": SENT, "ses_message_id": answer.ses_message_id, "sent_at": now, "updated_at": now}
     if transport != SES_API:
         values["transport"] = transport
-    entry = records.update(ctx.settings.messages_table, job.message_id, set_values=values,
-                           remove=("claim",), condition="#status = :c_sending AND claim = :c_claim",
-                           condition_values={":c_sending": SENDING, ":c_claim": token})["Update"]
+    entry = records.update(
+        ctx.settings.messages_table,
+        job.message_id,
+        set_values=values,
+        remove=("claim",),
+        condition="#status = :c_sending AND claim = :c_claim",
+        condition_values={":c_sending": SENDING, ":c_claim": token},
+    )["Update"]
     try:
         ctx.dynamodb.update_item(**entry)
         return True
     except Exception as error:  # noqa: BLE001 - SES took it: whatever this write does, the email is sent
-        if not (isinstance(error, ClientError) and
-                error.response["Error"].get("Code") == "ConditionalCheckFailedException"):
-            logger.warning("sent not recorded: SES's Send event will settle it",
-                           extra={"message_id": job.message_id, "error": describe_error(error)})
+        if not (
+            isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException"
+        ):
+            logger.warning(
+                "sent not recorded: SES's Send event will settle it",
+                extra={"message_id": job.message_id, "error": describe_error(error)},
+            )
         return False
 
 
-def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bool]], work: _Batch,
-            ctx: SendContext) -> None:
+def _settle(
+    claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bool]], work: _Batch, ctx: SendContext
+) -> None:
     """Record the SES answers the sending threads did not: refusals and passing errors, in one transaction, each
     expecting its own claim still in place. An outcome is reported only once its write took: a message SES
     refused for good is announced (``email.failed``) and acknowledged then, not before."""
@@ -615,29 +732,53 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
     announced: list[AppEvent | AccountEvent] = []
     for rid, job in claimed.items():
         answer, recorded = answers[rid]
-        own_claim: dict[str, Any] = {"condition": "#status = :c_sending AND claim = :c_claim",
-                     "condition_values": {":c_sending": SENDING, ":c_claim": work.tokens[rid]}}
+        own_claim: dict[str, Any] = {
+            "condition": "#status = :c_sending AND claim = :c_claim",
+            "condition_values": {":c_sending": SENDING, ":c_claim": work.tokens[rid]},
+        }
         if answer.kind == SES_SENT:
             work.result.set(rid, Outcome(job.message_id, SENT))
             if recorded:
                 announced.append(_announcement("email.sent", job, now, {"ses_message_id": answer.ses_message_id}))
         elif answer.kind == SES_UNKNOWN:  # keep the claim: SES's Send event, or in the end an operator, decides
-            work.retry(rid, answer.reason, claim_wait_seconds(
-                now, now, stale_claim_seconds=settings.stale_claim_seconds,
-                send_event_delay_seconds=settings.send_event_delay_seconds))
+            work.retry(
+                rid,
+                answer.reason,
+                claim_wait_seconds(
+                    now,
+                    now,
+                    stale_claim_seconds=settings.stale_claim_seconds,
+                    send_event_delay_seconds=settings.send_event_delay_seconds,
+                ),
+            )
         elif answer.kind == TRANSIENT and not _waited_too_long(work.records[rid], now, settings):
             if answer.unverified:  # said plainly in `postline status`: the email waits, it has not failed
                 answer = replace(answer, reason=f"waiting: {answer.reason}")
-            entries.append(records.update(table, job.message_id, set_values={
-                "status": RENDERED, "reason": answer.reason, "updated_at": now}, remove=("claimed_at", "claim"),
-                **own_claim))
+            entries.append(
+                records.update(
+                    table,
+                    job.message_id,
+                    set_values={"status": RENDERED, "reason": answer.reason, "updated_at": now},
+                    remove=("claimed_at", "claim"),
+                    **own_claim,
+                )
+            )
             pending.append((rid, job, answer))
         else:  # refused for good, or refused for longer than a message waits
-            reason = answer.reason if answer.kind == PERMANENT else (
-                f"{answer.reason} (gave up after waiting {settings.max_send_wait_seconds // 3600} h for SES)")
-            entries.append(records.update(table, job.message_id, set_values={
-                "status": FAILED, "reason": reason, "finished_at": now, "updated_at": now},
-                remove=("claim",), **own_claim))
+            reason = (
+                answer.reason
+                if answer.kind == PERMANENT
+                else (f"{answer.reason} (gave up after waiting {settings.max_send_wait_seconds // 3600} h for SES)")
+            )
+            entries.append(
+                records.update(
+                    table,
+                    job.message_id,
+                    set_values={"status": FAILED, "reason": reason, "finished_at": now, "updated_at": now},
+                    remove=("claim",),
+                    **own_claim,
+                )
+            )
             pending.append((rid, job, SendResult(PERMANENT, reason=reason)))
     outcomes: Sequence[ConditionFailed | Withdrawn | RetryLater | None]
     try:
@@ -647,8 +788,9 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
     held_unverified: Counter[str] = Counter()
     for (rid, job, answer), outcome in zip(pending, outcomes, strict=True):
         if isinstance(outcome, RetryLater):
-            work.retry(rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(
-                work.records[rid].receive_count))
+            work.retry(
+                rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(work.records[rid].receive_count)
+            )
         elif outcome is not None:  # the claim moved on (an SES event settled it): look again
             work.retry(rid, "the claim moved on before the SES answer was recorded", 1)
         elif answer.kind == TRANSIENT:
@@ -664,8 +806,9 @@ def _settle(claimed: dict[str, SendJob], answers: dict[str, tuple[SendResult, bo
             work.result.set(rid, Outcome(job.message_id, FAILED, answer.reason))
             announced.append(_announcement("email.failed", job, now, {"reason": answer.reason}))
     _emit_held_unverified(held_unverified)
-    _suppress_unknown_addresses([(job, answers[rid][0]) for rid, job in claimed.items() if answers[rid][0].hard_bounce],
-                                ctx)
+    _suppress_unknown_addresses(
+        [(job, answers[rid][0]) for rid, job in claimed.items() if answers[rid][0].hard_bounce], ctx
+    )
     if announced:
         publish(ctx.events, settings.event_bus, announced, settings.app_events)
 
@@ -676,18 +819,27 @@ def _suppress_unknown_addresses(refused: list[tuple[SendJob, SendResult]], ctx: 
     are recorded already, and a next email to the address would be refused and suppressed the same way."""
     now = ctx.clock()
     for job, answer in refused:
-        item = Suppression(suppression_key(job.recipient), SUPPRESSION_SCOPE_ALL, reason="hard_bounce",
-                           suppressed_at=now, source="smtp", detail=answer.reason).serialize()
+        item = Suppression(
+            suppression_key(job.recipient),
+            SUPPRESSION_SCOPE_ALL,
+            reason="hard_bounce",
+            suppressed_at=now,
+            source="smtp",
+            detail=answer.reason,
+        ).serialize()
         try:
-            ctx.dynamodb.put_item(TableName=ctx.settings.suppressions_table, Item=item,
-                                  ConditionExpression="attribute_not_exists(email)")
+            ctx.dynamodb.put_item(
+                TableName=ctx.settings.suppressions_table, Item=item, ConditionExpression="attribute_not_exists(email)"
+            )
         except ClientError as error:
             if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
-                logger.warning("address not suppressed", extra={"message_id": job.message_id,
-                                                                "error": describe_error(error)})
+                logger.warning(
+                    "address not suppressed", extra={"message_id": job.message_id, "error": describe_error(error)}
+                )
         except BotoCoreError as error:
-            logger.warning("address not suppressed", extra={"message_id": job.message_id,
-                                                            "error": describe_error(error)})
+            logger.warning(
+                "address not suppressed", extra={"message_id": job.message_id, "error": describe_error(error)}
+            )
 
 
 def _emit_held_unverified(held: Counter[str]) -> None:
@@ -701,8 +853,16 @@ def _emit_held_unverified(held: Counter[str]) -> None:
 
 
 def _announcement(name: str, job: SendJob, now: float, detail: dict[str, Any]) -> AppEvent:
-    return AppEvent(name, job.message_id, now, to=job.recipient, template=job.template, campaign=job.campaign,
-                    tags=job.tags, detail=detail)
+    return AppEvent(
+        name,
+        job.message_id,
+        now,
+        to=job.recipient,
+        template=job.template,
+        campaign=job.campaign,
+        tags=job.tags,
+        detail=detail,
+    )
 
 
 def _waiting_since(record: QueueRecord, now: float) -> float:
@@ -728,14 +888,20 @@ def _requeue(work: _Batch, ctx: SendContext) -> None:
         if rid in work.held:
             attributes.pop(WAITING_SINCE_ATTRIBUTE, None)
         elif rid not in work.paced:
-            attributes[WAITING_SINCE_ATTRIBUTE] = {"DataType": "Number",
-                                                   "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3))}
+            attributes[WAITING_SINCE_ATTRIBUTE] = {
+                "DataType": "Number",
+                "StringValue": repr(round(_waiting_since(record, ctx.clock()), 3)),
+            }
         try:
-            ctx.sqs.send_message(QueueUrl=url, MessageBody=record.body, MessageAttributes=attributes,
-                                 DelaySeconds=seconds)
+            ctx.sqs.send_message(
+                QueueUrl=url, MessageBody=record.body, MessageAttributes=attributes, DelaySeconds=seconds
+            )
         except Exception as error:  # noqa: BLE001 - the received copy stays on the queue instead
-            work.retry(rid, f"could not put it back on its queue: {describe_error(error)}",
-                       backoff_seconds(record.receive_count))
+            work.retry(
+                rid,
+                f"could not put it back on its queue: {describe_error(error)}",
+                backoff_seconds(record.receive_count),
+            )
 
 
 def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendContext) -> None:
@@ -746,13 +912,16 @@ def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendConte
         record = by_id[rid]
         url = ctx.queue_url(record.queue_name)
         if url and record.receipt_handle:
-            by_queue.setdefault(url, []).append({
-                "Id": rid, "ReceiptHandle": record.receipt_handle,
-                "VisibilityTimeout": min(SQS_MAX_VISIBILITY_SECONDS, seconds),
-            })
+            by_queue.setdefault(url, []).append(
+                {
+                    "Id": rid,
+                    "ReceiptHandle": record.receipt_handle,
+                    "VisibilityTimeout": min(SQS_MAX_VISIBILITY_SECONDS, seconds),
+                }
+            )
     for url, entries in by_queue.items():
         for start in range(0, len(entries), 10):
             try:
-                ctx.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[start:start + 10])
+                ctx.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[start : start + 10])
             except Exception as error:  # noqa: BLE001 - the retry still happens, only sooner
                 logger.warning("could not delay retries", extra={"error": str(error)})

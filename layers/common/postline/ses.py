@@ -1,5 +1,6 @@
 """SES transport: one SESv2 SendEmail per message with raw MIME, the stream's configuration set and
 postline's message id as a message tag (so SES events can be matched back to the message)."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,13 @@ _TAG_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 # Refusals that say SES did not take the message and may take it later: it waits, holding no claim.
 TRANSIENT_CODES = {
-    "TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException",
-    "SendingPausedException", "MailFromDomainNotVerifiedException", "AccountSuspendedException",
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "LimitExceededException",
+    "SendingPausedException",
+    "MailFromDomainNotVerifiedException",
+    "AccountSuspendedException",
     "NotFoundException",  # a configuration set that is being created: fix the setup, the message waits
 }
 # A server error (5xx) does not say whether SES took the email before it failed (AWS documents no such
@@ -39,11 +45,14 @@ SENT, TRANSIENT, PERMANENT, UNKNOWN = "sent", "transient", "permanent", "unknown
 # region US-EAST-1: Lumen <hello@mail.example.com>, hello@mail.example.com", the list cut with an ellipsis when long.
 # Such an email waits for the identity instead of failing; any other MessageRejected is for good.
 _NOT_VERIFIED = re.compile(r"\bemail\s+address\s+is\s+not\s+verified\b", re.IGNORECASE)
-_FAILED_IDENTITIES = re.compile(r"failed\s+the\s+check\s+in\s+region\s+[^:]*:(?P<identities>.*)",
-                                re.IGNORECASE | re.DOTALL)
+_FAILED_IDENTITIES = re.compile(
+    r"failed\s+the\s+check\s+in\s+region\s+[^:]*:(?P<identities>.*)", re.IGNORECASE | re.DOTALL
+)
 UNVERIFIED_SENDER, UNVERIFIED_RECIPIENT, UNVERIFIED_IDENTITY = "sender", "recipient", "identity"
-_SANDBOX_RECIPIENT = ("the recipient is not verified and the account is in the SES sandbox (verify the recipient, "
-                      "or request production access)")
+_SANDBOX_RECIPIENT = (
+    "the recipient is not verified and the account is in the SES sandbox (verify the recipient, "
+    "or request production access)"
+)
 
 
 # SES's refusals for its sending limits (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html):
@@ -63,22 +72,40 @@ class SendResult:
     hard_bounce: bool = False
 
 
-def message_tags(*, message_id: str, retry: int, stream: str, template: str, campaign: str | None,
-                 tags: dict[str, str]) -> list[dict[str, str]]:
+def message_tags(
+    *, message_id: str, retry: int, stream: str, template: str, campaign: str | None, tags: dict[str, str]
+) -> list[dict[str, str]]:
     """The SES message tags of an email (as SendEmail's EmailTags; SES's SMTP interface takes the same in a
     header): postline's own, by which its events find the message, then the application's."""
-    named = [(MESSAGE_ID_TAG, message_id), (RETRY_TAG, str(retry)), ("postline_stream", stream),
-             ("postline_template", template)]
+    named = [
+        (MESSAGE_ID_TAG, message_id),
+        (RETRY_TAG, str(retry)),
+        ("postline_stream", stream),
+        ("postline_template", template),
+    ]
     if campaign:
         named.append(("postline_campaign", campaign))
     named += tags.items()
     return [{"Name": name, "Value": _TAG_VALUE_UNSAFE.sub("_", value)[:256] or "_"} for name, value in named]
 
 
-def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes, configuration_set: str,
-             stream: str, template: str, campaign: str | None, tags: dict[str, str], retry: int = 0) -> SendResult:
-    email_tags = message_tags(message_id=message_id, retry=retry, stream=stream, template=template,
-                              campaign=campaign, tags=tags)
+def send_raw(
+    sesv2,
+    *,
+    message_id: str,
+    sender: str,
+    recipient: str,
+    mime: bytes,
+    configuration_set: str,
+    stream: str,
+    template: str,
+    campaign: str | None,
+    tags: dict[str, str],
+    retry: int = 0,
+) -> SendResult:
+    email_tags = message_tags(
+        message_id=message_id, retry=retry, stream=stream, template=template, campaign=campaign, tags=tags
+    )
     try:
         response = sesv2.send_email(
             FromEmailAddress=sender,
@@ -96,8 +123,9 @@ def send_raw(sesv2, *, message_id: str, sender: str, recipient: str, mime: bytes
         if code in THROTTLE_CODES:
             quota = "quota" in error.response["Error"].get("Message", "").lower()
             return SendResult(TRANSIENT, reason=reason, throttle=QUOTA_THROTTLE if quota else RATE_THROTTLE)
-        if code == "MessageRejected" and (waiting := unverified(error.response["Error"].get("Message", ""),
-                                                                 sender, recipient)):
+        if code == "MessageRejected" and (
+            waiting := unverified(error.response["Error"].get("Message", ""), sender, recipient)
+        ):
             return waiting
         return SendResult(TRANSIENT if code in TRANSIENT_CODES else PERMANENT, reason=reason)
     except (EndpointConnectionError, ConnectTimeoutError) as error:  # the request never reached SES
@@ -117,16 +145,27 @@ def unverified(message: str, sender: str, recipient: str) -> SendResult | None:
     if not _NOT_VERIFIED.search(message):
         return None
     listed = _FAILED_IDENTITIES.search(message)
-    named = {address.lower() for _, address in getaddresses([listed.group("identities").strip().rstrip(".…")])
-             } if listed else set()
+    named = (
+        {address.lower() for _, address in getaddresses([listed.group("identities").strip().rstrip(".…")])}
+        if listed
+        else set()
+    )
     sender_address = parseaddr(sender)[1].lower()
     domain = sender_address.rpartition("@")[2]
     if sender_address in named or domain in named:
         also = f"; and {_SANDBOX_RECIPIENT}" if recipient.lower() in named else ""
-        return SendResult(TRANSIENT, reason=f"SES has not verified the sending identity {domain} yet{also}",
-                          unverified=UNVERIFIED_SENDER)
+        return SendResult(
+            TRANSIENT,
+            reason=f"SES has not verified the sending identity {domain} yet{also}",
+            unverified=UNVERIFIED_SENDER,
+        )
     if recipient.lower() in named:
         return SendResult(TRANSIENT, reason=_SANDBOX_RECIPIENT, unverified=UNVERIFIED_RECIPIENT)
-    return SendResult(TRANSIENT, unverified=UNVERIFIED_IDENTITY, reason=(
-        "SES has not verified an identity this email uses yet (its From, Sender or Return-Path address, or in the "
-        "SES sandbox its recipient)"))
+    return SendResult(
+        TRANSIENT,
+        unverified=UNVERIFIED_IDENTITY,
+        reason=(
+            "SES has not verified an identity this email uses yet (its From, Sender or Return-Path address, or in the "
+            "SES sandbox its recipient)"
+        ),
+    )

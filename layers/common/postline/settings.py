@@ -3,6 +3,7 @@
 Resource names are never defaulted: a function started without them fails at cold start with the
 list of what is missing. Tunables (intervals, sizes) have documented defaults.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,16 @@ from . import queue_names
 from .validated import Field, Validated, ValidationError, field_validator
 
 STREAMS = ("critical", "transactional", "marketing")
-APP_EVENT_NAMES = ("email.sent", "email.delivered", "email.bounced", "email.complained", "email.opened",
-                   "email.clicked", "email.unsubscribed", "email.failed")
+APP_EVENT_NAMES = (
+    "email.sent",
+    "email.delivered",
+    "email.bounced",
+    "email.complained",
+    "email.opened",
+    "email.clicked",
+    "email.unsubscribed",
+    "email.failed",
+)
 # What needs the application to act: the address is bad, the person objected, or the email did not go.
 DEFAULT_APP_EVENTS = ("email.bounced", "email.complained", "email.unsubscribed", "email.failed")
 
@@ -173,11 +182,14 @@ class Settings(Validated):
     def _readable_plan(cls, value: str) -> str:
         if value:
             from .limiter import WarmupPlan  # only a deployment with a warm-up pays for the import
+
             try:
                 WarmupPlan.from_json(value)
             except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"not a warm-up plan ({error!r}): expected JSON {{\"start\": \"YYYY-MM-DD\", "
-                                 f"\"pools\": {{pool: [streams]}}, \"curve\": [[day, emails], ...]}}") from None
+                raise ValueError(
+                    f'not a warm-up plan ({error!r}): expected JSON {{"start": "YYYY-MM-DD", '
+                    f'"pools": {{pool: [streams]}}, "curve": [[day, emails], ...]}}'
+                ) from None
         return value
 
     @field_validator("smtp_relays")
@@ -185,6 +197,7 @@ class Settings(Validated):
     def _readable_relays(cls, value: str) -> str:
         if value:
             from .smtp import parse_relays  # only a deployment with a relay pays for the import
+
             parse_relays(value, STREAMS)
         return value
 
@@ -192,8 +205,13 @@ class Settings(Validated):
         # A claim younger than this may have an email SES accepted whose Send event is not applied yet.
         settled_by = self.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
         if self.stale_claim_seconds <= settled_by:
-            return [("stale_claim_seconds", f"must be more than send_event_delay_seconds + {SEND_EVENT_MARGIN_SECONDS}"
-                     f" ({settled_by}): a claim must not go stale before its Send event is applied")]
+            return [
+                (
+                    "stale_claim_seconds",
+                    f"must be more than send_event_delay_seconds + {SEND_EVENT_MARGIN_SECONDS}"
+                    f" ({settled_by}): a claim must not go stale before its Send event is applied",
+                )
+            ]
         return []
 
     @field_validator("tracking_base_url")
@@ -209,8 +227,10 @@ class Settings(Validated):
     @classmethod
     def _queue_url_prefix(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")) or "/" not in value.split("://", 1)[1].rstrip("/"):
-            raise ValueError("must be an http(s) URL ending in the start of a queue's name, like "
-                             "https://sqs.<region>.amazonaws.com/<account>/<stack name>-")
+            raise ValueError(
+                "must be an http(s) URL ending in the start of a queue's name, like "
+                "https://sqs.<region>.amazonaws.com/<account>/<stack name>-"
+            )
         return value
 
 
@@ -226,8 +246,15 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "claim_check_bucket": ("render", "send", "campaign"),
     # tokens: render signs them, the HTTP functions and unsubscribe_mail check them, ses_events and campaign hash
     # erased addresses
-    "signing_keys_secret": ("render", "ses_events", "track_open", "track_click", "unsubscribe", "campaign",
-                            "unsubscribe_mail"),
+    "signing_keys_secret": (
+        "render",
+        "ses_events",
+        "track_open",
+        "track_click",
+        "unsubscribe",
+        "campaign",
+        "unsubscribe_mail",
+    ),
     "event_bus": ("send", "ses_events", "track_open", "track_click", "unsubscribe", "campaign", "unsubscribe_mail"),
     "schedule_group": ("ses_events", "campaign"),
     "scheduler_role_arn": ("ses_events", "campaign"),
@@ -297,8 +324,14 @@ PER_STREAM = {
 }
 QUEUE_URL_PREFIX = "POSTLINE_QUEUE_URL_PREFIX"
 # The fields derived from the queue URL prefix (queue_urls), reported under its variable when it is missing.
-QUEUE_FIELDS = ("inbound_queue_urls", "send_queue_urls", "inbound_dlq_urls", "send_dlq_urls", "ses_events_dlq_url",
-                "campaign_queue_url")
+QUEUE_FIELDS = (
+    "inbound_queue_urls",
+    "send_queue_urls",
+    "inbound_dlq_urls",
+    "send_dlq_urls",
+    "ses_events_dlq_url",
+    "campaign_queue_url",
+)
 
 
 def queue_urls(prefix: str) -> dict[str, object]:
@@ -335,8 +368,11 @@ def settings_from_environ(environ: Mapping[str, str], function: str | None = Non
         given = {s: environ[prefix + s.upper()] for s in STREAMS if environ.get(prefix + s.upper())}
         if given:
             raw[field] = given
-    missing = [(field, "Field required") for field, readers in USED_BY.items()
-               if (function is None or function in readers) and not raw.get(field)]
+    missing = [
+        (field, "Field required")
+        for field, readers in USED_BY.items()
+        if (function is None or function in readers) and not raw.get(field)
+    ]
     try:
         settings = Settings(**raw)
     except ValidationError as error:
@@ -345,8 +381,11 @@ def settings_from_environ(environ: Mapping[str, str], function: str | None = Non
         if not missing:
             return settings
         problems = missing
-    reverse = ({f: v for v, f in ENVIRONMENT.items()} | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
-               | dict.fromkeys(QUEUE_FIELDS, QUEUE_URL_PREFIX))
+    reverse = (
+        {f: v for v, f in ENVIRONMENT.items()}
+        | {f: p + "<STREAM>" for p, f in PER_STREAM.items()}
+        | dict.fromkeys(QUEUE_FIELDS, QUEUE_URL_PREFIX)
+    )
     named = [f"{reverse.get(field, field)}: {message}" for field, message in problems]
     raise ConfigurationError("postline is misconfigured: " + "; ".join(dict.fromkeys(named))) from None
 

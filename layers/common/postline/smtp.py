@@ -14,6 +14,7 @@ but one on this machine (the local stack's). Credentials come from a Secrets Man
 them (rotation). Connections are kept open across a batch and across warm invocations: one idle for a while is
 checked with NOOP before it is used, and replaced if it does not answer.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,11 @@ HEALTH_CHECK_IDLE_SECONDS = 1.0  # a connection idle this long is checked with N
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 # Enhanced status codes that say the address cannot receive mail: bad mailbox, bad domain, domain accepts no mail.
 _NO_SUCH_ADDRESS = {"5.1.1", "5.1.2", "5.1.10"}
-_USER_UNKNOWN_WORDS = re.compile(r"user unknown|unknown user|no such user|recipient unknown|mailbox not found|"
-                                 r"does not exist", re.IGNORECASE)
+_USER_UNKNOWN_WORDS = re.compile(
+    r"user unknown|unknown user|no such user|recipient unknown|mailbox not found|"
+    r"does not exist",
+    re.IGNORECASE,
+)
 _AUTH_CODES = {530, 534, 535, 538}  # the relay wants (other) credentials: the relay's setup, not the email, is wrong
 _QUEUED_AS = re.compile(r"queued as\s+<?([^\s>]+)", re.IGNORECASE)
 _SES_OK = re.compile(r"^(?:2\.0\.0\s+)?ok\s+(\S+)", re.IGNORECASE)  # SES: "250 Ok <SES message id>"
@@ -99,8 +103,9 @@ def parse_relays(text: str, streams: Collection[str]) -> dict[str, SmtpRelay]:
             problems.append(f"{stream}: must be an object with host, port, tls and secret")
             continue
         before = len(problems)
-        problems += [f"{stream}.{key}: unknown key (known: {', '.join(RELAY_KEYS)})" for key in raw
-                     if key not in RELAY_KEYS]
+        problems += [
+            f"{stream}.{key}: unknown key (known: {', '.join(RELAY_KEYS)})" for key in raw if key not in RELAY_KEYS
+        ]
         host, port, tls, secret = (raw.get(key) for key in RELAY_KEYS)
         if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
             problems.append(f"{stream}.host: must be the relay's host name")
@@ -109,8 +114,10 @@ def parse_relays(text: str, streams: Collection[str]) -> dict[str, SmtpRelay]:
         if tls not in TLS_MODES:
             problems.append(f"{stream}.tls: must be one of {', '.join(TLS_MODES)}, got {tls!r}")
         elif tls == PLAINTEXT and host not in LOOPBACK_HOSTS:
-            problems.append(f"{stream}.tls: \"none\" (plaintext) is allowed only for a relay on this machine "
-                            f"({', '.join(LOOPBACK_HOSTS)}); use implicit or starttls")
+            problems.append(
+                f'{stream}.tls: "none" (plaintext) is allowed only for a relay on this machine '
+                f"({', '.join(LOOPBACK_HOSTS)}); use implicit or starttls"
+            )
         if secret is not None and (not isinstance(secret, str) or not secret.strip()):
             problems.append(f"{stream}.secret: must be a Secrets Manager secret's name or ARN")
         if len(problems) == before:
@@ -120,8 +127,7 @@ def parse_relays(text: str, streams: Collection[str]) -> dict[str, SmtpRelay]:
     return relays
 
 
-def classify(code: int, text: str, stage: str, *, sender: str, recipient: str, ses_relay: bool = False
-             ) -> SendResult:
+def classify(code: int, text: str, stage: str, *, sender: str, recipient: str, ses_relay: bool = False) -> SendResult:
     """What an SMTP reply other than success means for the email. The reason quotes the reply without any
     address in it (reasons are logged)."""
     reply = _ADDRESS.sub("<address>", f"{code} {text}".strip())[:300]
@@ -140,8 +146,10 @@ def classify(code: int, text: str, stage: str, *, sender: str, recipient: str, s
     if 500 <= code < 600:
         enhanced = _ENHANCED.match(text)
         no_such_address = stage != MAIL and (
-            enhanced.group(0) in _NO_SUCH_ADDRESS if enhanced
-            else code in (550, 551, 553) and bool(_USER_UNKNOWN_WORDS.search(text)))
+            enhanced.group(0) in _NO_SUCH_ADDRESS
+            if enhanced
+            else code in (550, 551, 553) and bool(_USER_UNKNOWN_WORDS.search(text))
+        )
         return SendResult(PERMANENT, reason=reason, hard_bounce=no_such_address)
     # Not a reply SMTP defines here: nothing says the relay kept the email, nor that it will.
     return SendResult(TRANSIENT, reason=reason)
@@ -158,15 +166,22 @@ def provider_message_id(text: str) -> str | None:
 
 def ses_headers(email: Email) -> bytes:
     """The headers by which SES's SMTP interface applies the stream's configuration set and the message tags."""
-    tags = message_tags(message_id=email.message_id, retry=email.retry, stream=email.stream,
-                        template=email.template, campaign=email.campaign, tags=email.tags)
+    tags = message_tags(
+        message_id=email.message_id,
+        retry=email.retry,
+        stream=email.stream,
+        template=email.template,
+        campaign=email.campaign,
+        tags=email.tags,
+    )
     # Names are the application's: in a header, anything but SES's tag characters could end it.
     pairs = [f"{re.sub(r'[^A-Za-z0-9_-]', '_', tag['Name'])}={tag['Value']}" for tag in tags]
     joined = ", ".join(pairs)
     if len(joined) > 900:  # within SMTP's 998 characters a line: folded
         joined = ",\r\n ".join(pairs)
-    return (f"{CONFIGURATION_SET_HEADER}: {email.configuration_set}\r\n"
-            f"{MESSAGE_TAGS_HEADER}: {joined}\r\n").encode("ascii")
+    return (f"{CONFIGURATION_SET_HEADER}: {email.configuration_set}\r\n{MESSAGE_TAGS_HEADER}: {joined}\r\n").encode(
+        "ascii"
+    )
 
 
 def _crlf(data: bytes) -> bytes:
@@ -215,8 +230,15 @@ class SmtpTransport:
 
     name = SMTP
 
-    def __init__(self, relay: SmtpRelay, *, secrets: Any = None, ssl_context: ssl.SSLContext | None = None,
-                 timeout: float = TIMEOUT_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        relay: SmtpRelay,
+        *,
+        secrets: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.relay = relay
         self.credentials = Credentials(secrets, relay.secret) if relay.secret else None
         self.ssl_context = ssl_context or ssl.create_default_context()  # verifies the certificate and host name
@@ -238,8 +260,9 @@ class SmtpTransport:
             answer = self._transaction(connection, email, mime, fresh)
             if answer is not None:
                 return answer
-        return SendResult(TRANSIENT, reason=f"the SMTP relay {self.relay.host} closed the connection before the "
-                                            "email was sent")
+        return SendResult(
+            TRANSIENT, reason=f"the SMTP relay {self.relay.host} closed the connection before the email was sent"
+        )
 
     def close(self) -> None:
         """Quit every idle connection (tests; a Lambda container just ends)."""
@@ -257,12 +280,14 @@ class SmtpTransport:
         try:
             if international and not connection.has_extn("smtputf8"):
                 self._give_back(connection)
-                return SendResult(PERMANENT, reason="the SMTP relay does not accept internationalised addresses "
-                                                    "(no SMTPUTF8)")
-            for stage, command, expected in ((MAIL, lambda: connection.mail(sender, ["SMTPUTF8"] if international
-                                                                             else ()), (250,)),
-                                             (RCPT, lambda: connection.rcpt(recipient), (250, 251)),
-                                             (DATA, lambda: connection.docmd("data"), (354,))):
+                return SendResult(
+                    PERMANENT, reason="the SMTP relay does not accept internationalised addresses (no SMTPUTF8)"
+                )
+            for stage, command, expected in (
+                (MAIL, lambda: connection.mail(sender, ["SMTPUTF8"] if international else ()), (250,)),
+                (RCPT, lambda: connection.rcpt(recipient), (250, 251)),
+                (DATA, lambda: connection.docmd("data"), (354,)),
+            ):
                 code, text = command()
                 if code not in expected:
                     if code == 421 and not fresh:  # a reused connection the relay was closing: try a new one
@@ -276,18 +301,21 @@ class SmtpTransport:
             _quit(connection)
             if not content_sent:
                 return None
-            return SendResult(UNKNOWN, reason=f"the SMTP relay {self.relay.host} did not answer once the email was "
-                                              f"sent ({type(error).__name__}): it may have taken it")
+            return SendResult(
+                UNKNOWN,
+                reason=f"the SMTP relay {self.relay.host} did not answer once the email was "
+                f"sent ({type(error).__name__}): it may have taken it",
+            )
         if 200 <= code < 300:
             self._give_back(connection)
             return SendResult(SENT, ses_message_id=provider_message_id(_text(text)))
         return self._refused(connection, code, text, DATA, email)
 
-    def _refused(self, connection: smtplib.SMTP, code: int, text: bytes | str, stage: str,
-                 email: Email) -> SendResult:
+    def _refused(self, connection: smtplib.SMTP, code: int, text: bytes | str, stage: str, email: Email) -> SendResult:
         """Classify a refusal, and keep the connection for the next email if the relay still talks on it."""
-        answer = classify(code, _text(text), stage, sender=email.sender, recipient=email.recipient,
-                          ses_relay=self.relay.is_ses)
+        answer = classify(
+            code, _text(text), stage, sender=email.sender, recipient=email.recipient, ses_relay=self.relay.is_ses
+        )
         if code == 421:
             _quit(connection)
         else:
@@ -328,8 +356,9 @@ class SmtpTransport:
         connection: smtplib.SMTP
         try:
             if relay.tls == IMPLICIT_TLS:
-                connection = smtplib.SMTP_SSL(relay.host, relay.port, local_hostname=helo, timeout=self.timeout,
-                                              context=self.ssl_context)
+                connection = smtplib.SMTP_SSL(
+                    relay.host, relay.port, local_hostname=helo, timeout=self.timeout, context=self.ssl_context
+                )
             else:
                 connection = smtplib.SMTP(relay.host, relay.port, local_hostname=helo, timeout=self.timeout)
         except (smtplib.SMTPException, OSError) as error:

@@ -9,6 +9,7 @@ Addresses are matched without regard to case (``suppression_key``): a complaint 
 as a keyed hash (``erased_address``); erasure also leaves a mark (reason ``erased``, scope ``all``) that blocks
 only the messages queued before it (``blocks``), so nothing already on its way brings the address back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,9 +61,12 @@ def blocks(suppression: Suppression, queued_at: float | None) -> bool:
     return queued_at is None or queued_at < suppression.suppressed_at
 
 
-def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]],
-                      names_of: Callable[[str], Sequence[str]] = lambda address: [suppression_key(address)],
-                      ) -> dict[tuple[str, str], list[Suppression]]:
+def find_suppressions(
+    dynamodb,
+    table: str,
+    wanted: Iterable[tuple[str, str]],
+    names_of: Callable[[str], Sequence[str]] = lambda address: [suppression_key(address)],
+) -> dict[tuple[str, str], list[Suppression]]:
     """For each (address, stream) pair, the suppressions that may block it, strongest first: one batched,
     strongly consistent read for all (a suppression written a moment ago is seen). ``names_of`` gives the
     names each address may be suppressed under (``suppression_names``). ``first_blocking`` picks the one that
@@ -72,13 +76,15 @@ def find_suppressions(dynamodb, table: str, wanted: Iterable[tuple[str, str]],
     keys = {(name, scope) for address, stream in wanted for name in names[address] for scope in scopes_for(stream)}
     if not keys:
         return {}
-    raw = batch_get(dynamodb, {table: [{"email": {"S": a}, "scope": {"S": s}} for a, s in keys]},
-                    consistent=True)[table]
+    raw = batch_get(dynamodb, {table: [{"email": {"S": a}, "scope": {"S": s}} for a, s in keys]}, consistent=True)[
+        table
+    ]
     by_key = {(item.email, item.scope): item for item in map(Suppression.from_raw_data, raw)}
     found = {}
     for address, stream in wanted:
-        matches = [by_key[(name, scope)] for scope in scopes_for(stream) for name in names[address]
-                   if (name, scope) in by_key]
+        matches = [
+            by_key[(name, scope)] for scope in scopes_for(stream) for name in names[address] if (name, scope) in by_key
+        ]
         if matches:  # "all" first: it is the stronger reason to report
             found[(address, stream)] = matches
     return found

@@ -4,6 +4,7 @@ A template version is immutable; the ``active`` pointer (version 0) names the ve
 pins one (``welcome@3``). Pointers are cached for a few seconds so a push takes effect quickly, compiled versions
 for the life of the container.
 """
+
 from __future__ import annotations
 
 import operator
@@ -24,7 +25,6 @@ from .settings import STREAMS
 
 # Variables postline supplies itself when rendering.
 PROVIDED_VARIABLES = frozenset({"unsubscribe_url"})
-
 
 
 class _TestableUndefined(StrictUndefined):
@@ -143,8 +143,14 @@ class TemplateProblem(ValueError):
     """A template that cannot be published or a message that cannot be rendered with it. ``part`` (subject, html
     or text) and ``line`` say where, when known."""
 
-    def __init__(self, message: str, part: str | None = None, line: int | None = None, detail: str = "",
-                 locale: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        part: str | None = None,
+        line: int | None = None,
+        detail: str = "",
+        locale: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.part, self.line, self.detail, self.locale = part, line, detail or message, locale
 
@@ -164,18 +170,23 @@ def referenced_variables(source: str, html: bool = True, part: str | None = None
     except TemplateError as error:
         # The bare message: str() of an error Jinja has already reported once adds a traceback line to it.
         message = getattr(error, "message", None) or str(error)
-        raise TemplateProblem(f"template syntax error: {message}", part, getattr(error, "lineno", None),
-                              message) from None
+        raise TemplateProblem(
+            f"template syntax error: {message}", part, getattr(error, "lineno", None), message
+        ) from None
 
 
-def required_variables(subject: str, html: str, text: str, optional: Iterable[str] = (),
-                       variants: Iterable[dict[str, str]] = ()) -> list[str]:
+def required_variables(
+    subject: str, html: str, text: str, optional: Iterable[str] = (), variants: Iterable[dict[str, str]] = ()
+) -> list[str]:
     """Top-level data variables the template needs that are neither optional nor supplied by postline: in any of
     its locale variants, so what a message must carry never depends on its locale."""
     names: set[str] = set()
     for part in ({"subject": subject, "html": html, "text": text}, *variants):
-        names |= (referenced_variables(part["subject"], html=False) | referenced_variables(part["html"])
-                  | referenced_variables(part["text"], False))
+        names |= (
+            referenced_variables(part["subject"], html=False)
+            | referenced_variables(part["html"])
+            | referenced_variables(part["text"], False)
+        )
     return sorted(names - PROVIDED_VARIABLES - set(optional))
 
 
@@ -219,7 +230,6 @@ def error_line(error: BaseException, part: str) -> int | None:
     return line
 
 
-
 @dataclass(frozen=True)
 class _Variant:
     """One locale's compiled subject, HTML and text."""
@@ -232,8 +242,12 @@ class _Variant:
     @classmethod
     def compile(cls, locale: str, subject: str, html: str, text: str) -> _Variant:
         try:
-            return cls(locale, _compile(_TEXT_ENV, subject, "subject"), _compile(_HTML_ENV, html, "html"),
-                       _compile(_TEXT_ENV, text, "text"))
+            return cls(
+                locale,
+                _compile(_TEXT_ENV, subject, "subject"),
+                _compile(_HTML_ENV, html, "html"),
+                _compile(_TEXT_ENV, text, "text"),
+            )
         except TemplateError as error:
             error.locale = locale  # type: ignore[attr-defined]  # for the problem compile() raises
             raise
@@ -259,12 +273,22 @@ class CompiledTemplate:
             for tag, parts in (item.locales or {}).items():
                 variants[locales.normalise(tag)] = _Variant.compile(tag, parts["subject"], parts["html"], parts["text"])
         except TemplateError as error:
-            raise TemplateProblem(f"template {item.name}@{item.version} does not compile: {error}",
-                                  getattr(error, "filename", None), getattr(error, "lineno", None),
-                                  locale=getattr(error, "locale", None)) from None
+            raise TemplateProblem(
+                f"template {item.name}@{item.version} does not compile: {error}",
+                getattr(error, "filename", None),
+                getattr(error, "lineno", None),
+                locale=getattr(error, "locale", None),
+            ) from None
         required = tuple(cast(list[str], item.required) or ())  # a ListAttribute: strings, once read
-        return cls(name=item.name, version=int(item.version), stream=item.stream, required=required,
-                   from_address=item.from_address, locale=default, _variants=variants)
+        return cls(
+            name=item.name,
+            version=int(item.version),
+            stream=item.stream,
+            required=required,
+            from_address=item.from_address,
+            locale=default,
+            _variants=variants,
+        )
 
     @property
     def locales(self) -> list[str]:
@@ -300,8 +324,9 @@ class CompiledTemplate:
             other = None if variant.locale == self.locale else variant.locale  # a locale's variant, named
             named = f"{other} {part}" if other else part
             where = f" ({named} line {line})" if line and part != "subject" else f" ({named})"
-            raise TemplateProblem(f"cannot render {self.ref} with this data: {error}{where}", part, line,
-                                  str(error), locale=other) from None
+            raise TemplateProblem(
+                f"cannot render {self.ref} with this data: {error}{where}", part, line, str(error), locale=other
+            ) from None
         return Rendered(subject=subject, html=html, text=text, locale=variant.locale)
 
 
@@ -324,7 +349,8 @@ class TemplateStore:
         refs = set(refs)
         now = self._clock()
         stale_pointers = {
-            name for name, version in refs
+            name
+            for name, version in refs
             if version is None and (name not in self._pointers or now - self._pointers[name][1] > self._pointer_ttl)
         }
         for item in self._batch_get({(name, ACTIVE_POINTER_VERSION) for name in stale_pointers}):
@@ -334,8 +360,9 @@ class TemplateStore:
             self._pointers.pop(name, None)
 
         wanted = {ref: self._version_of(ref) for ref in refs}
-        uncompiled = {(ref[0], version) for ref, version in wanted.items()
-                      if version and (ref[0], version) not in self._compiled}
+        uncompiled = {
+            (ref[0], version) for ref, version in wanted.items() if version and (ref[0], version) not in self._compiled
+        }
         for item in self._batch_get(uncompiled):
             key = (item.name, int(item.version))
             try:

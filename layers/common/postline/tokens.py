@@ -6,6 +6,7 @@ unsubscribes the recipient's keyed hash (``suppression.erased_address``), so the
 message's record has expired. It never carries an email address. The MAC is HMAC-SHA256 truncated to 128 bits
 and compared in constant time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -112,8 +113,13 @@ class RefreshingKeyRing:
     and reloaded early (at most once per ``min_interval``) when a token names a key this container has not
     seen, so a rotation reaches warm containers without a restart and a flood of bad tokens costs nothing."""
 
-    def __init__(self, load: Callable[[], KeyRing], max_age: float = 600, min_interval: float = 60,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        load: Callable[[], KeyRing],
+        max_age: float = 600,
+        min_interval: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._load, self._max_age, self._min_interval, self._clock = load, max_age, min_interval, clock
         self._ring: KeyRing | None = None
         self._loaded_at = 0.0

@@ -6,6 +6,7 @@ Powertools does (``POWERTOOLS_TRACE_DISABLED``, or not running in Lambda): where
 Powertools' ``Tracer``; where it is off, a stand-in whose decorators return the function unchanged, which is
 what a disabled ``Tracer`` amounts to.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ or space percent-encoded: a line break in a target could otherwise split the red
 (a browser drops such characters from a link anyway). Links marked
 ``data-postline-notrack``, ``mailto:``/``tel:`` links, in-page anchors and the unsubscribe link stay as they are.
 """
+
 from __future__ import annotations
 
 import html
@@ -33,7 +34,7 @@ def unescape_attribute(value: str) -> str:
             return html.unescape(match.group())
         if reference.endswith(";"):
             return _ENTITIES.get(reference, match.group())
-        following = value[match.end():match.end() + 1]
+        following = value[match.end() : match.end() + 1]
         if reference in _ENTITIES and following != "=":
             return _ENTITIES[reference]
         return match.group()  # a longer name, or one followed by "=": not a reference in an attribute
@@ -46,8 +47,13 @@ def safe_target(url: str) -> str:
     return UNSAFE_IN_URL.sub(lambda match: f"%{ord(match.group()):02X}", url)
 
 
-def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, base_url: str,
-                 untracked: frozenset[str] = frozenset()) -> str:
+def add_tracking(
+    body: str,
+    message_id: str,
+    keys: KeyRing | RefreshingKeyRing,
+    base_url: str,
+    untracked: frozenset[str] = frozenset(),
+) -> str:
     def rewrite(match: re.Match) -> str:
         tag = match.group(0)
         if _NOTRACK.search(tag):
@@ -60,7 +66,7 @@ def add_tracking(body: str, message_id: str, keys: KeyRing | RefreshingKeyRing, 
         if not target.lower().startswith(("http://", "https://")) or target in untracked:
             return tag
         tracked = f"{base_url}/c/{keys.sign(CLICK, message_id, safe_target(target))}"
-        return tag[: href.start()] + f'{href.group(1)}"{tracked}"' + tag[href.end():]
+        return tag[: href.start()] + f'{href.group(1)}"{tracked}"' + tag[href.end() :]
 
     body = _ANCHOR_TAG.sub(rewrite, body)
     pixel = (

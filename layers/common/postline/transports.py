@@ -4,6 +4,7 @@ A transport sends one email and answers with a ``SendResult`` (postline.ses): se
 id, or a classified refusal (transient, permanent, unknown). Everything around it is the send stage's and the same
 for every transport: the suppression check, the claim, the limiter's slots, and recording the answer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,6 +47,16 @@ class SesApiTransport:
         self.sesv2 = sesv2
 
     def send(self, email: Email) -> SendResult:
-        return send_raw(self.sesv2, message_id=email.message_id, sender=email.sender, recipient=email.recipient,
-                        mime=email.mime, configuration_set=email.configuration_set, stream=email.stream,
-                        template=email.template, campaign=email.campaign, tags=email.tags, retry=email.retry)
+        return send_raw(
+            self.sesv2,
+            message_id=email.message_id,
+            sender=email.sender,
+            recipient=email.recipient,
+            mime=email.mime,
+            configuration_set=email.configuration_set,
+            stream=email.stream,
+            template=email.template,
+            campaign=email.campaign,
+            tags=email.tags,
+            retry=email.retry,
+        )

@@ -21,6 +21,7 @@ Supported types: ``str``, ``int``, ``float``, ``bool``, ``dict[str, str]``, ``tu
 ``| None``, optionally ``Annotated`` with a ``Field``; anything else is a ``TypeError`` when the class is first
 used, i.e. at cold start.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,10 @@ class ValidationError(ValueError):
 
     def __init__(self, title: str, problems: list[tuple[str, str]]):
         self.problems = problems
-        super().__init__(f"{len(problems)} validation error(s) for {title}: "
-                         + "; ".join(f"{field}: {message}" for field, message in problems))
+        super().__init__(
+            f"{len(problems)} validation error(s) for {title}: "
+            + "; ".join(f"{field}: {message}" for field, message in problems)
+        )
 
     def errors(self) -> list[dict[str, Any]]:
         return [{"loc": (field,), "msg": message} for field, message in self.problems]
@@ -49,11 +52,16 @@ class _Invalid(Exception):
     pass
 
 
-def Field(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: float | None = None,  # noqa: N802
-          le: float | None = None, min_length: int | None = None) -> Any:
+def Field(
+    default: Any = dataclasses.MISSING,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,  # noqa: N802
+    le: float | None = None,
+    min_length: int | None = None,
+) -> Any:
     """A field's default and constraints (as a dataclass field, so it works as the default of an attribute)."""
-    constraints = {k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("min_length", min_length))
-                   if v is not None}
+    constraints = {k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("min_length", min_length)) if v is not None}
     return dataclasses.field(default=default, metadata={_CONSTRAINTS: constraints})
 
 
@@ -144,7 +152,11 @@ def _string_tuple(value: Any) -> tuple[str, ...]:
 
 
 _CONVERTERS: dict[Any, Callable[[Any], Any]] = {
-    str: _string, int: _integer, float: _float, bool: _boolean, dict[str, str]: _string_map,
+    str: _string,
+    int: _integer,
+    float: _float,
+    bool: _boolean,
+    dict[str, str]: _string_map,
     tuple[str, ...]: _string_tuple,
 }
 

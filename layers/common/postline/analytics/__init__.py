@@ -5,6 +5,7 @@ and pauses a campaign that passes them. ``Analytics.record`` is what the functio
 emit them as CloudWatch metrics per stream (EMF, through Powertools), and, where SES events moved a campaign's or
 stream's counts, check its alerts.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,11 +27,22 @@ logger = Logger(child=True)
 
 METRICS_NAMESPACE = "postline"
 # Counted kind -> its CloudWatch metric (dimensions service=postline, stream): the dashboard's per-stream flows.
-METRIC_NAMES = {"sent": "Sent", "delivered": "Delivered", "hard_bounced": "HardBounced", "soft_bounced": "SoftBounced",
-                "complained": "Complained", "opened": "Opened", "machine_opened": "MachineOpened",
-                "clicked": "Clicked", "machine_clicked": "MachineClicked", "unsubscribed": "Unsubscribed",
-                "rejected": "Rejected", "failed": "Failed", "suppressed": "Suppressed",
-                "undeliverable_domain": "UndeliverableDomain"}
+METRIC_NAMES = {
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "hard_bounced": "HardBounced",
+    "soft_bounced": "SoftBounced",
+    "complained": "Complained",
+    "opened": "Opened",
+    "machine_opened": "MachineOpened",
+    "clicked": "Clicked",
+    "machine_clicked": "MachineClicked",
+    "unsubscribed": "Unsubscribed",
+    "rejected": "Rejected",
+    "failed": "Failed",
+    "suppressed": "Suppressed",
+    "undeliverable_domain": "UndeliverableDomain",
+}
 # Facts after which a campaign's or stream's rates are looked at: what moves the bounce and complaint rates, and
 # deliveries, which follow nearly every send (so a sample that grows past the minimum is seen too).
 ALERTING_KINDS = ("delivered", "hard_bounced", "complained")
@@ -51,9 +63,17 @@ class Analytics:
     @cached_property
     def alert_context(self) -> AlertContext:
         settings = self.settings
-        return AlertContext(self.dynamodb, self.sns or client("sns"), self.events, settings.stats_table,
-                            settings.campaigns_table, settings.alarm_topic_arn, settings.event_bus,
-                            Thresholds.from_settings(settings), self.clock)
+        return AlertContext(
+            self.dynamodb,
+            self.sns or client("sns"),
+            self.events,
+            settings.stats_table,
+            settings.campaigns_table,
+            settings.alarm_topic_arn,
+            settings.event_bus,
+            Thresholds.from_settings(settings),
+            self.clock,
+        )
 
     def record(self, facts: Iterable[Fact]) -> None:
         """Count ``facts`` (new ones: see ``counters``), emit them as metrics, and check the alerts of the campaigns
@@ -66,8 +86,13 @@ class Analytics:
         now = self.clock()
         count(self.dynamodb, self.settings.stats_table, facts, now)
         _emit(facts)
-        moved = {f"{kind}#{name}" for fact in facts if fact.kind in ALERTING_KINDS
-                 for kind, name in fact.names().items() if kind in ("campaign", "stream")}
+        moved = {
+            f"{kind}#{name}"
+            for fact in facts
+            if fact.kind in ALERTING_KINDS
+            for kind, name in fact.names().items()
+            if kind in ("campaign", "stream")
+        }
         due = {scope for scope in moved if now - self._checked.get(scope, float("-inf")) >= ALERT_CHECK_SECONDS}
         if due:
             self._checked.update(dict.fromkeys(due, now))
@@ -84,6 +109,11 @@ def _emit(facts: list[Fact]) -> None:
 
 def emit_metric(name: str, stream: str, value: float) -> None:
     """One CloudWatch metric per stream, in EMF (a log line CloudWatch turns into the metric)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE,
-                       default_dimensions={"service": "postline"}) as metric:
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": "postline"},
+    ) as metric:
         metric.add_dimension(name="stream", value=stream)

@@ -11,6 +11,7 @@ campaign record, gets a record of its own, paused, for the same hold). Critical 
 held by a campaign, and a stream's alert pauses nothing. A person resumes with ``postline campaigns resume``; the
 alert stays firing while the rate stays over, so a resumed campaign is not paused again by the same crossing.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,12 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings) -> Thresholds:
-        return cls(settings.alert_bounce_rate, settings.alert_complaint_rate, settings.alert_min_sample,
-                   settings.alert_window_hours)
+        return cls(
+            settings.alert_bounce_rate,
+            settings.alert_complaint_rate,
+            settings.alert_min_sample,
+            settings.alert_window_hours,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,15 @@ class Alert:
         return f"{self.kind}.alert"
 
     def summary(self) -> str:
-        action = "it is paused: `postline campaigns resume " + self.name + "` goes on" if self.paused else (
-            "nothing was paused" if self.kind == "stream" else "it could not be paused: see the logs")
-        return (f"postline {self.kind} {self.name}: {self.metric} rate {self.rate:.2%} over the last "
-                f"{self.window_hours} h ({self.count} of {self.sent} sent) reached {self.threshold:.2%}; {action}")
+        action = (
+            "it is paused: `postline campaigns resume " + self.name + "` goes on"
+            if self.paused
+            else ("nothing was paused" if self.kind == "stream" else "it could not be paused: see the logs")
+        )
+        return (
+            f"postline {self.kind} {self.name}: {self.metric} rate {self.rate:.2%} over the last "
+            f"{self.window_hours} h ({self.count} of {self.sent} sent) reached {self.threshold:.2%}; {action}"
+        )
 
 
 @dataclass
@@ -107,8 +117,9 @@ def check(ctx: AlertContext, scopes: Iterable[str]) -> list[Alert]:
             threshold = getattr(ctx.thresholds, metric)
             over = totals["sent"] >= ctx.thresholds.min_sample and (figures[metric] or 0) >= threshold
             if over and metric not in firing and _turn(ctx, row, metric, FIRING, now):
-                alert = Alert(kind, name, metric, figures[metric] or 0.0, threshold, totals["sent"], totals[counter],
-                              window)
+                alert = Alert(
+                    kind, name, metric, figures[metric] or 0.0, threshold, totals["sent"], totals[counter], window
+                )
                 raised.append(_act(ctx, alert, now))
             elif not over and metric in firing:
                 _turn(ctx, row, metric, CLEAR, now)
@@ -117,10 +128,11 @@ def check(ctx: AlertContext, scopes: Iterable[str]) -> list[Alert]:
 
 def _firing(ctx: AlertContext, row: str) -> set[str]:
     found = ctx.dynamodb.query(
-        TableName=ctx.stats_table, KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
+        TableName=ctx.stats_table,
+        KeyConditionExpression="#scope = :scope AND begins_with(#key, :alert)",
         ExpressionAttributeNames={"#scope": "scope", "#key": "key"},
-        ExpressionAttributeValues={":scope": {"S": alert_partition(*row.split("#", 1))},
-                                   ":alert": {"S": "alert#"}})["Items"]
+        ExpressionAttributeValues={":scope": {"S": alert_partition(*row.split("#", 1))}, ":alert": {"S": "alert#"}},
+    )["Items"]
     return {item["key"]["S"].split("#", 1)[1] for item in found if item.get("state", {}).get("S") == FIRING}
 
 
@@ -128,12 +140,13 @@ def _turn(ctx: AlertContext, row: str, metric: str, state: str, now: float) -> b
     """Move the alert to ``state`` unless it is there already; whether this call moved it."""
     try:
         ctx.dynamodb.update_item(
-            TableName=ctx.stats_table, Key={"scope": {"S": alert_partition(*row.split("#", 1))},
-                                            "key": {"S": f"alert#{metric}"}},
+            TableName=ctx.stats_table,
+            Key={"scope": {"S": alert_partition(*row.split("#", 1))}, "key": {"S": f"alert#{metric}"}},
             UpdateExpression="SET #state = :state, changed_at = :now",
             ConditionExpression="attribute_not_exists(#state) OR #state <> :state",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": {"S": state}, ":now": {"N": str(round(now, 3))}})
+            ExpressionAttributeValues={":state": {"S": state}, ":now": {"N": str(round(now, 3))}},
+        )
         return True
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -149,11 +162,23 @@ def _act(ctx: AlertContext, alert: Alert, now: float) -> Alert:
             logger.exception("campaign not paused", extra={"error": str(error)})
             paused = False
         alert = Alert(**{**asdict(alert), "paused": paused})
-    logger.warning("alert", extra={"scope": alert.kind, "scope_name": alert.name, "metric": alert.metric,
-                                   "rate": alert.rate, "sent": alert.sent, "paused": alert.paused})
+    logger.warning(
+        "alert",
+        extra={
+            "scope": alert.kind,
+            "scope_name": alert.name,
+            "metric": alert.metric,
+            "rate": alert.rate,
+            "sent": alert.sent,
+            "paused": alert.paused,
+        },
+    )
     try:
-        ctx.sns.publish(TopicArn=ctx.alarm_topic_arn, Subject=alert.summary()[:99],
-                        Message=json.dumps({"summary": alert.summary(), **asdict(alert)}, indent=2))
+        ctx.sns.publish(
+            TopicArn=ctx.alarm_topic_arn,
+            Subject=alert.summary()[:99],
+            Message=json.dumps({"summary": alert.summary(), **asdict(alert)}, indent=2),
+        )
     except Exception as error:  # noqa: BLE001 - the pause and the application's event still happen
         logger.warning("could not publish the alert to the alarm topic", extra={"error": str(error)})
     publish(ctx.events, ctx.event_bus, [AccountEvent(alert.event_name, now, asdict(alert))], (alert.event_name,))

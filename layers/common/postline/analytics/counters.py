@@ -15,6 +15,7 @@ written before the counts: should DynamoDB fail between the two, a count is lost
 Clicks on a marketing email's links are also counted per link (``links#campaign#NAME`` / ``links#template#NAME``),
 by scheme, host and path only: the query string may carry a person's data or a token.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 # What a fact can be; each is a counter of the same name. A first open or click (``Fact.first``) also adds to
 # ``<kind>_unique``.
-KINDS = ("sent", "delivered", "hard_bounced", "soft_bounced", "complained", "unsubscribed", "rejected", "failed",
-         "suppressed", "opened", "machine_opened", "clicked", "machine_clicked",
-         "undeliverable_domain")  # rejected by render: the recipient's domain receives no mail (postline.domains)
+KINDS = (
+    "sent",
+    "delivered",
+    "hard_bounced",
+    "soft_bounced",
+    "complained",
+    "unsubscribed",
+    "rejected",
+    "failed",
+    "suppressed",
+    "opened",
+    "machine_opened",
+    "clicked",
+    "machine_clicked",
+    "undeliverable_domain",
+)  # rejected by render: the recipient's domain receives no mail (postline.domains)
 ENGAGEMENT = ("opened", "machine_opened", "clicked", "machine_clicked")
 COUNTERS = (*KINDS, *(f"{kind}_unique" for kind in ENGAGEMENT))
 SCOPES = ("stream", "template", "campaign")
@@ -57,8 +71,11 @@ class Fact:
 
     def names(self) -> dict[str, str]:
         """The scopes it counts in: its stream, template and (when it has one) campaign."""
-        return {kind: name for kind, name in (("stream", self.stream), ("template", self.template),
-                                              ("campaign", self.campaign)) if name}
+        return {
+            kind: name
+            for kind, name in (("stream", self.stream), ("template", self.template), ("campaign", self.campaign))
+            if name
+        }
 
 
 def day_partition(day: str) -> str:
@@ -124,8 +141,9 @@ def count(dynamodb, table: str, facts: Iterable[Fact], now: float | None = None)
         _add(dynamodb, table, partition, link_digest(url), counters, expires, url=url)
 
 
-def _add(dynamodb, table: str, partition: str, key: str, counters: dict[str, int], expires: str,
-         url: str | None = None) -> None:
+def _add(
+    dynamodb, table: str, partition: str, key: str, counters: dict[str, int], expires: str, url: str | None = None
+) -> None:
     names = {f"#c{i}": name for i, name in enumerate(sorted(counters))}
     values: dict[str, Any] = {f":c{i}": {"N": str(counters[name])} for i, name in enumerate(sorted(counters))}
     sets = ["expires_at = :expires"]
@@ -134,6 +152,10 @@ def _add(dynamodb, table: str, partition: str, key: str, counters: dict[str, int
         names["#url"], values[":url"] = "url", {"S": url}
         sets.append("#url = :url")
     additions = ", ".join(f"{name} :{name[1:]}" for name in names if name != "#url")
-    dynamodb.update_item(TableName=table, Key={"scope": {"S": partition}, "key": {"S": key}},
-                         UpdateExpression=f"ADD {additions} SET {', '.join(sets)}",
-                         ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    dynamodb.update_item(
+        TableName=table,
+        Key={"scope": {"S": partition}, "key": {"S": key}},
+        UpdateExpression=f"ADD {additions} SET {', '.join(sets)}",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )

@@ -3,6 +3,7 @@
 What ``postline stats``, the HTML report, the dashboard and the alerts read: one ``Query`` per day of the period
 (its cells, summed for the stream, template or campaign asked for), one for a template's or campaign's links.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -64,14 +65,21 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         """The shape ``--json`` prints, and the report and dashboard draw."""
         totals = self.totals
-        return {"kind": self.kind, "name": self.name, "since": hour(self.since), "until": hour(self.until),
-                "totals": totals, "rates": rates(totals), "days": self.days(),
-                "hours": dict(sorted(self.hours.items())),
-                "reasons": self.reasons, "links": self.links}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "since": hour(self.since),
+            "until": hour(self.until),
+            "totals": totals,
+            "rates": rates(totals),
+            "days": self.days(),
+            "hours": dict(sorted(self.hours.items())),
+            "reasons": self.reasons,
+            "links": self.links,
+        }
 
 
-def read(dynamodb, table: str, kind: str, name: str, *, since: float, until: float,
-         with_links: bool = True) -> Stats:
+def read(dynamodb, table: str, kind: str, name: str, *, since: float, until: float, with_links: bool = True) -> Stats:
     """``kind`` NAME's counts in the hours from ``since`` to ``until`` (epoch seconds, inclusive)."""
     stats = read_all(dynamodb, table, kind, since=since, until=until).get(name) or Stats(kind, name, since, until)
     if with_links and kind != "stream":
@@ -97,37 +105,50 @@ def read_many(dynamodb, table: str, periods: dict[str, tuple[float, float]]) -> 
     first = min(since for since, _ in periods.values())
     last = max(until for _, until in periods.values())
     for at_hour, names_, item in _cells(dynamodb, table, first, last):
-        scopes = [(kind, names_[kind]) for kind, (low, high) in bounds.items()
-                  if kind in names_ and low <= at_hour <= high]
+        scopes = [
+            (kind, names_[kind]) for kind, (low, high) in bounds.items() if kind in names_ and low <= at_hour <= high
+        ]
         for attribute, value in item.items():
             if "N" not in value or attribute == "expires_at":
                 continue
             for scope_ in scopes:
                 if attribute.startswith(REASON_PREFIX):
-                    counted, reason = attribute[len(REASON_PREFIX):].split(":", 1)
+                    counted, reason = attribute[len(REASON_PREFIX) :].split(":", 1)
                     reasons[scope_][counted][reason] += int(value["N"])
                 elif attribute in COUNTERS:
                     hours[scope_][at_hour][attribute] += int(value["N"])
     found = {}
     for scope_ in hours.keys() | reasons.keys():
         since, until = periods[scope_[0]]
-        found[scope_] = Stats(*scope_, since, until, hours={
-            at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
-            for at_hour, counts in sorted(hours[scope_].items())},
-            reasons={counted: dict(counts.most_common()) for counted, counts in reasons[scope_].items()})
+        found[scope_] = Stats(
+            *scope_,
+            since,
+            until,
+            hours={
+                at_hour: {counter: counts.get(counter, 0) for counter in COUNTERS}
+                for at_hour, counts in sorted(hours[scope_].items())
+            },
+            reasons={counted: dict(counts.most_common()) for counted, counts in reasons[scope_].items()},
+        )
     return found
 
 
 def _links(dynamodb, table: str, partition: str) -> list[dict[str, Any]]:
     """A marketing template's or campaign's links and their clicks, over its whole life (not kept per hour)."""
-    found = [{"url": item.get("url", {}).get("S", ""), "clicked": int(item.get("clicked", {}).get("N", "0")),
-              "clicked_unique": int(item.get("clicked_unique", {}).get("N", "0"))}
-             for item in _query(dynamodb, table, partition)]
+    found = [
+        {
+            "url": item.get("url", {}).get("S", ""),
+            "clicked": int(item.get("clicked", {}).get("N", "0")),
+            "clicked_unique": int(item.get("clicked_unique", {}).get("N", "0")),
+        }
+        for item in _query(dynamodb, table, partition)
+    ]
     return sorted(found, key=lambda link: (-link["clicked_unique"], -link["clicked"], link["url"]))
 
 
-def names(dynamodb, table: str, kind: str, *, since: float | None = None,
-          until: float | None = None) -> list[tuple[str, float]]:
+def names(
+    dynamodb, table: str, kind: str, *, since: float | None = None, until: float | None = None
+) -> list[tuple[str, float]]:
     """Every campaign or template with counts between ``since`` and ``until`` (by default the last 30 days), with
     the start of the last hour it had any (epoch seconds), latest first."""
     until = time.time() if until is None else until
@@ -139,8 +160,11 @@ def names(dynamodb, table: str, kind: str, *, since: float | None = None,
 
 def latest_first(found: dict[str, Stats]) -> list[tuple[str, float]]:
     """Names of ``read_all``'s answer, with the start of the last hour each had counts, latest first."""
-    last = [(name, calendar.timegm(time.strptime(max(stats.hours), "%Y-%m-%dT%H")))
-            for name, stats in found.items() if stats.hours]
+    last = [
+        (name, calendar.timegm(time.strptime(max(stats.hours), "%Y-%m-%dT%H")))
+        for name, stats in found.items()
+        if stats.hours
+    ]
     return sorted(last, key=lambda entry: (-entry[1], entry[0]))
 
 
@@ -151,19 +175,27 @@ def _cells(dynamodb, table: str, since: float, until: float):
     while day <= last[:10]:
         low = first[11:13] if day == first[:10] else "00"
         high = last[11:13] if day == last[:10] else "23"
-        for item in _query(dynamodb, table, day_partition(day), ("#key BETWEEN :low AND :high",
-                                                                 {":low": {"S": low}, ":high": {"S": f"{high}#~"}})):
+        for item in _query(
+            dynamodb,
+            table,
+            day_partition(day),
+            ("#key BETWEEN :low AND :high", {":low": {"S": low}, ":high": {"S": f"{high}#~"}}),
+        ):
             at_hour, names_ = parse_cell_key(day, item["key"]["S"])
             yield at_hour, names_, item
         day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
-def _query(dynamodb, table: str, partition: str,
-           key_condition: tuple[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def _query(
+    dynamodb, table: str, partition: str, key_condition: tuple[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "#scope = :scope",
-                               "ExpressionAttributeNames": {"#scope": "scope"},
-                               "ExpressionAttributeValues": {":scope": {"S": partition}}}
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "#scope = :scope",
+        "ExpressionAttributeNames": {"#scope": "scope"},
+        "ExpressionAttributeValues": {":scope": {"S": partition}},
+    }
     if key_condition:
         request["KeyConditionExpression"] += f" AND {key_condition[0]}"
         request["ExpressionAttributeNames"]["#key"] = "key"

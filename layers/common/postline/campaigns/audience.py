@@ -7,6 +7,7 @@ The normalised form is UTF-8 JSON lines ``{"email": "<normalised address>", "dat
 Both directions stream: memory stays flat whatever the file's size, but for the set of addresses seen (a 64-bit
 hash of each, to drop repeats). Problems name the row by its line in the user's file and never hold an address.
 """
+
 from __future__ import annotations
 
 import csv
@@ -71,8 +72,15 @@ def recipient_id(campaign_id: str, email: str) -> str:
     return f"campaign:{campaign_id}:{hashlib.sha256(email.encode()).hexdigest()[:24]}"
 
 
-def normalise(source: BinaryIO, *, kind: Kind, required: Iterable[str], base_data: dict[str, Any], out: BinaryIO,
-              progress: Callable[[int], None] | None = None) -> AudienceReport:
+def normalise(
+    source: BinaryIO,
+    *,
+    kind: Kind,
+    required: Iterable[str],
+    base_data: dict[str, Any],
+    out: BinaryIO,
+    progress: Callable[[int], None] | None = None,
+) -> AudienceReport:
     """Check each row of ``source`` and write the valid, first-seen ones to ``out`` in the normalised form.
 
     A row is invalid when its address is not one the send message contract accepts, or when a ``required`` key is
@@ -103,8 +111,9 @@ def normalise(source: BinaryIO, *, kind: Kind, required: Iterable[str], base_dat
             report.duplicates += 1
             continue
         try:
-            encoded = (json.dumps({"email": address, "data": data}, ensure_ascii=False, separators=(",", ":"))
-                       + "\n").encode()
+            encoded = (
+                json.dumps({"email": address, "data": data}, ensure_ascii=False, separators=(",", ":")) + "\n"
+            ).encode()
         except UnicodeEncodeError:  # JSON may escape half a surrogate pair, which no email can carry
             report.refuse(line, "holds a lone UTF-16 surrogate (not valid Unicode text)")
             continue
@@ -190,15 +199,24 @@ def _csv_rows(lines: _Lines) -> Iterator[tuple[int, Row]]:
                 header = _header(fields)
                 email_column = header.index("email")
                 continue
-            if len(fields) > len(header) and any(value.strip() for value in fields[len(header):]):
+            if len(fields) > len(header) and any(value.strip() for value in fields[len(header) :]):
                 yield line, f"has {len(fields)} fields, the header names {len(header)}"
                 continue
             email = fields[email_column] if email_column < len(fields) else ""
-            yield line, (email, {name: value for column, (name, value) in enumerate(zip(header, fields, strict=False))
-                                 if name and column != email_column and value != ""})
+            yield (
+                line,
+                (
+                    email,
+                    {
+                        name: value
+                        for column, (name, value) in enumerate(zip(header, fields, strict=False))
+                        if name and column != email_column and value != ""
+                    },
+                ),
+            )
     except csv.Error as error:
         if str(error) == "unexpected end of data":
-            raise AudienceError(f"line {first_line}: a quoted field is never closed (a \" missing?)") from None
+            raise AudienceError(f'line {first_line}: a quoted field is never closed (a " missing?)') from None
         raise AudienceError(f"line {reader.line_num} is not CSV: {error}") from None
 
 
@@ -206,8 +224,10 @@ def _header(fields: list[str]) -> list[str]:
     names = [name.strip() for name in fields]
     names = ["email" if name.lower() == "email" else name for name in names]
     if "email" not in names:
-        raise AudienceError("the first row has no email column: a CSV audience starts with a header row naming its "
-                            "columns, one of them email")
+        raise AudienceError(
+            "the first row has no email column: a CSV audience starts with a header row naming its "
+            "columns, one of them email"
+        )
     if repeated := sorted({name for name in names if name and names.count(name) > 1}):
         raise AudienceError(f"the header row names {', '.join(repr(name) for name in repeated)} more than once")
     return names

@@ -15,6 +15,7 @@ marketing rate, at least 1,000), or when it has used its time budget; in the las
 control message (delayed 30 s for a full backlog). A control message whose version is behind the checkpoint's is
 stale and does nothing, unless it is the one whose run wrote that checkpoint, delivered again after its run died.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,11 @@ SAFETY_MS = 15_000  # left of the invocation when a run stops at the latest: a p
 BACKLOG_FULL_DELAY_SECONDS = 30  # a run that found the backlog full hands on this much later
 MIN_BACKLOG = 1_000
 STREAM = "marketing"
-DEPTH_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed")
+DEPTH_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 _BATCH_ENTRIES = 10
 _BATCH_BYTES = 250_000  # within SendMessageBatch's payload limit, attributes and all
 _ENQUEUE_ATTEMPTS = 3
@@ -74,10 +78,16 @@ class CampaignContext:
     def __post_init__(self) -> None:
         if self.limiter is None:
             settings = self.settings
-            self.limiter = Limiter(self.dynamodb, self.sesv2, settings.rate_limits_table,
-                                   marketing_share=settings.marketing_rate_share,
-                                   max_send_rate=settings.max_send_rate, max_24_hour_send=settings.max_24_hour_send,
-                                   quota_refresh_seconds=settings.quota_refresh_seconds, clock=self.clock)
+            self.limiter = Limiter(
+                self.dynamodb,
+                self.sesv2,
+                settings.rate_limits_table,
+                marketing_share=settings.marketing_rate_share,
+                max_send_rate=settings.max_send_rate,
+                max_24_hour_send=settings.max_24_hour_send,
+                quota_refresh_seconds=settings.quota_refresh_seconds,
+                clock=self.clock,
+            )
 
     @cached_property
     def keys(self) -> RefreshingKeyRing:
@@ -118,8 +128,9 @@ class Outcome:
 def run_batch(batch: list[QueueRecord], ctx: CampaignContext, remaining_ms: Callable[[], int]) -> BatchResult:
     """The campaign function's batch (one control message, as its event source mapping delivers them)."""
     url = ctx.settings.campaign_queue_url
-    dead_letters = DeadLetters(ctx.sqs, {url.rsplit("/", 1)[-1]: url + "-dlq"},
-                               max_receives=ctx.settings.max_receive_count)
+    dead_letters = DeadLetters(
+        ctx.sqs, {url.rsplit("/", 1)[-1]: url + "-dlq"}, max_receives=ctx.settings.max_receive_count
+    )
     return run_isolated(batch, lambda records: _run_records(records, ctx, remaining_ms), dead_letters)
 
 
@@ -129,12 +140,24 @@ def _run_records(records: list[QueueRecord], ctx: CampaignContext, remaining_ms:
         try:
             message = ControlMessage.from_body(record.body, record.record_id)
         except (ValueError, KeyError, TypeError) as error:
-            result.set(record.record_id, RecordOutcome(None, "unreadable", f"unreadable control message: "
-                                                       f"{describe_error(error)}", dead_letter=True))
+            result.set(
+                record.record_id,
+                RecordOutcome(
+                    None, "unreadable", f"unreadable control message: {describe_error(error)}", dead_letter=True
+                ),
+            )
             continue
         outcome = run(message, ctx, remaining_ms)
-        logger.info("campaign run", extra={"campaign": outcome.campaign_id, "result": outcome.result,
-                                           "state": outcome.state, "counts": outcome.counts, "pages": outcome.pages})
+        logger.info(
+            "campaign run",
+            extra={
+                "campaign": outcome.campaign_id,
+                "result": outcome.result,
+                "state": outcome.state,
+                "counts": outcome.counts,
+                "pages": outcome.pages,
+            },
+        )
         result.set(record.record_id, RecordOutcome(None, outcome.result))
     return result
 
@@ -163,11 +186,11 @@ def run(message: ControlMessage, ctx: CampaignContext, remaining_ms: Callable[[]
         return Outcome("stopped", campaign.campaign_id, error.state)
 
 
-def _hand_on(message: ControlMessage, ctx: CampaignContext, campaign: Campaign,
-             remaining_ms: Callable[[], int]) -> Outcome:
+def _hand_on(
+    message: ControlMessage, ctx: CampaignContext, campaign: Campaign, remaining_ms: Callable[[], int]
+) -> Outcome:
     settings, started = ctx.settings, ctx.clock()
-    outcome = Outcome("handed-on", campaign.campaign_id, RUNNING, counts={"queued": 0, "suppressed": 0,
-                                                                           "rejected": 0})
+    outcome = Outcome("handed-on", campaign.campaign_id, RUNNING, counts={"queued": 0, "suppressed": 0, "rejected": 0})
     bound = ctx.backlog_bound()
     room = 0  # how many more the queues take, as last read
     with _audience(ctx, campaign) as recipients:
@@ -190,9 +213,17 @@ def _hand_on(message: ControlMessage, ctx: CampaignContext, campaign: Campaign,
                 break
             counts = _hand_on_page(page, ctx, campaign)
             offset, position = page[-1][1], campaign.position + len(page)
-            if not store.checkpoint(ctx.dynamodb, settings.campaigns_table, campaign.campaign_id,
-                                    seen_version=campaign.version, offset=offset, position=position, counts=counts,
-                                    now=ctx.clock(), run_by=message.delivery_id):
+            if not store.checkpoint(
+                ctx.dynamodb,
+                settings.campaigns_table,
+                campaign.campaign_id,
+                seen_version=campaign.version,
+                offset=offset,
+                position=position,
+                counts=counts,
+                now=ctx.clock(),
+                run_by=message.delivery_id,
+            ):
                 outcome.result = "superseded"  # paused, cancelled, or another run moved on: this one stops
                 return outcome
             campaign.version, campaign.offset, campaign.position = campaign.version + 1, offset, position
@@ -204,8 +235,12 @@ def _hand_on(message: ControlMessage, ctx: CampaignContext, campaign: Campaign,
     if outcome.result == DONE:
         outcome.state = _move(ctx, campaign, DONE).state
     else:
-        control.start_now(ctx.sqs, settings.campaign_queue_url, campaign,
-                          delay_seconds=BACKLOG_FULL_DELAY_SECONDS if outcome.result == "backlog-full" else 0)
+        control.start_now(
+            ctx.sqs,
+            settings.campaign_queue_url,
+            campaign,
+            delay_seconds=BACKLOG_FULL_DELAY_SECONDS if outcome.result == "backlog-full" else 0,
+        )
     return outcome
 
 
@@ -215,8 +250,9 @@ def _audience(ctx: CampaignContext, campaign: Campaign) -> Iterator[Iterator[tup
     if campaign.offset >= campaign.audience_bytes:
         yield iter(())
         return
-    body = ctx.s3.get_object(Bucket=ctx.settings.claim_check_bucket, Key=campaign.audience_key,
-                             Range=f"bytes={campaign.offset}-")["Body"]
+    body = ctx.s3.get_object(
+        Bucket=ctx.settings.claim_check_bucket, Key=campaign.audience_key, Range=f"bytes={campaign.offset}-"
+    )["Body"]
     try:
         yield read_recipients(body.iter_lines(), campaign.offset)
     finally:
@@ -227,21 +263,33 @@ def _hand_on_page(page: list[tuple[Recipient, int]], ctx: CampaignContext, campa
     """Put the page's recipients that are not suppressed on the marketing queue; returns the counts."""
     settings = ctx.settings
     erasure_key = ctx.keys.current.erasure_key
-    found = find_suppressions(ctx.dynamodb, settings.suppressions_table,
-                              {(recipient.email, STREAM) for recipient, _ in page},
-                              lambda address: suppression_names(address, erasure_key))
+    found = find_suppressions(
+        ctx.dynamodb,
+        settings.suppressions_table,
+        {(recipient.email, STREAM) for recipient, _ in page},
+        lambda address: suppression_names(address, erasure_key),
+    )
     # An erasure blocks what was on its way before it: the audience, uploaded when the campaign was created.
-    blocked = {address for (address, _), suppressions in found.items()
-               if first_blocking(suppressions, campaign.created_at)}
-    entries = [{"Id": str(index), "MessageBody": json.dumps(_send_message(campaign, recipient), separators=(",", ":"))}
-               for index, (recipient, _) in enumerate(page) if recipient.email not in blocked]
+    blocked = {
+        address for (address, _), suppressions in found.items() if first_blocking(suppressions, campaign.created_at)
+    }
+    entries = [
+        {"Id": str(index), "MessageBody": json.dumps(_send_message(campaign, recipient), separators=(",", ":"))}
+        for index, (recipient, _) in enumerate(page)
+        if recipient.email not in blocked
+    ]
     rejected = _enqueue(ctx.sqs, settings.inbound_queue_urls[STREAM], entries)
     return {"queued": len(entries) - rejected, "suppressed": len(page) - len(entries), "rejected": rejected}
 
 
 def _send_message(campaign: Campaign, recipient: Recipient) -> dict[str, Any]:
-    return {"template": campaign.template, "to": recipient.email, "data": {**campaign.data, **recipient.data},
-            "id": recipient_id(campaign.campaign_id, recipient.email), "campaign": campaign.campaign_id}
+    return {
+        "template": campaign.template,
+        "to": recipient.email,
+        "data": {**campaign.data, **recipient.data},
+        "id": recipient_id(campaign.campaign_id, recipient.email),
+        "campaign": campaign.campaign_id,
+    }
 
 
 def _enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> int:
@@ -255,8 +303,10 @@ def _enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> int:
             for failure in sqs.send_message_batch(QueueUrl=queue_url, Entries=chunk).get("Failed", []):
                 if failure.get("SenderFault"):
                     rejected += 1
-                    logger.warning("a campaign message was refused by the queue", extra={
-                        "code": failure.get("Code"), "reason": failure.get("Message")})
+                    logger.warning(
+                        "a campaign message was refused by the queue",
+                        extra={"code": failure.get("Code"), "reason": failure.get("Message")},
+                    )
                 else:
                     again.append(by_id[failure["Id"]])
         if not again:
@@ -289,9 +339,17 @@ def _wait_for_window(ctx: CampaignContext, campaign: Campaign) -> Outcome:
 
 def _wake_at(ctx: CampaignContext, campaign: Campaign, at: float) -> None:
     settings = ctx.settings
-    control.wake_at(ctx.sqs, ctx.scheduler, group=settings.schedule_group, role_arn=settings.scheduler_role_arn,
-                    queue_url=settings.campaign_queue_url, campaign=campaign, at=at, now=ctx.clock(),
-                    dead_letter_arn=settings.schedule_dlq_arn)
+    control.wake_at(
+        ctx.sqs,
+        ctx.scheduler,
+        group=settings.schedule_group,
+        role_arn=settings.scheduler_role_arn,
+        queue_url=settings.campaign_queue_url,
+        campaign=campaign,
+        at=at,
+        now=ctx.clock(),
+        dead_letter_arn=settings.schedule_dlq_arn,
+    )
 
 
 def _move(ctx: CampaignContext, campaign: Campaign, to: str) -> Campaign:

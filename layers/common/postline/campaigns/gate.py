@@ -5,6 +5,7 @@ its emails are on the queues by then; the send stage asks the gate for each and 
 queue, unclaimed) or drops them (cancelled). Campaigns are read with one BatchGetItem for a batch's campaigns
 and kept ``cache_seconds`` per container, so a pause reaches the send stage within about a minute.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,5 +68,6 @@ class CampaignGate:
         found = {campaign.campaign_id: campaign for campaign in map(Campaign.from_item, items)}
         for campaign_id in due:
             campaign = found.get(campaign_id)
-            self._seen[campaign_id] = _Seen(now, campaign.state if campaign else None,
-                                            campaign.window if campaign else None)
+            self._seen[campaign_id] = _Seen(
+                now, campaign.state if campaign else None, campaign.window if campaign else None
+            )

@@ -6,6 +6,7 @@ marketing_share``; marketing stops at its share of the 24-hour quota (as the lim
 the last 24 hours counts against the first day only: the quota frees fully 24 hours after the campaign could first
 send, and every 24 hours after that; a warm-up cap holds for each UTC day (as the limiter counts it).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,9 +50,18 @@ class Plan:
         return f"{count}finishes {_day_name(finish.date(), today)} {finish:%H:%M} {timezone} ({self.binding})"
 
 
-def plan(recipients: int, *, rate: float, marketing_share: float, max_24_hour_send: float,
-         sent_last_24_hours: float, start_at: float, window: Window | None, warmup: list[int] | None,
-         already_sent: int = 0) -> Plan:
+def plan(
+    recipients: int,
+    *,
+    rate: float,
+    marketing_share: float,
+    max_24_hour_send: float,
+    sent_last_24_hours: float,
+    start_at: float,
+    window: Window | None,
+    warmup: list[int] | None,
+    already_sent: int = 0,
+) -> Plan:
     """The plan for ``recipients`` from ``start_at`` (now, for a campaign under way, with ``already_sent`` of them
     handed on).
 
@@ -73,15 +83,25 @@ def plan(recipients: int, *, rate: float, marketing_share: float, max_24_hour_se
     spans = _walk(left, speed, start_at, **limits)
     finish_at = _finish(spans, start_at)
     # What held it back most: the limit without which it would have finished soonest ("rate" when none would).
-    sooner = {name: finish_at - _finish(_walk(left, speed, start_at, **{**limits, name: None}), start_at)
-              for name, limit in limits.items() if limit is not None}
+    sooner = {
+        name: finish_at - _finish(_walk(left, speed, start_at, **{**limits, name: None}), start_at)
+        for name, limit in limits.items()
+        if limit is not None
+    }
     held_most = max(sooner, key=sooner.get, default=None)
     binding = _LIMIT_NAMES[held_most] if held_most and sooner[held_most] > 0 else RATE
     return Plan(start_at, finish_at, spans, _windows(spans, window), binding, window)
 
 
-def _walk(left: int, speed: float, start_at: float, *, quota: tuple[int, int] | None, warmup: list[int] | None,
-          window: Window | None) -> list[Span]:
+def _walk(
+    left: int,
+    speed: float,
+    start_at: float,
+    *,
+    quota: tuple[int, int] | None,
+    warmup: list[int] | None,
+    window: Window | None,
+) -> list[Span]:
     """The spans in which ``left`` emails are sent from ``start_at``. ``quota``: marketing's budget on the first
     24-hour day and on each one after (None: no quota)."""
     spans: list[Span] = []
@@ -92,8 +112,10 @@ def _walk(left: int, speed: float, start_at: float, *, quota: tuple[int, int] | 
     t = start_at
     while left > 0:
         if t - start_at > LONGEST_PLAN_SECONDS:
-            raise ValueError(f"the campaign would not finish within {LONGEST_PLAN_SECONDS // (365 * DAY_SECONDS)} "
-                             "years at these limits")
+            raise ValueError(
+                f"the campaign would not finish within {LONGEST_PLAN_SECONDS // (365 * DAY_SECONDS)} "
+                "years at these limits"
+            )
         if window and not window.contains(t):
             t = window.next_start(t)
             continue
@@ -110,8 +132,9 @@ def _walk(left: int, speed: float, start_at: float, *, quota: tuple[int, int] | 
             until, budget = min(until, day_ends), min(budget, quota_left)
         utc_day = (_utc_date(t) - first_utc_day).days
         if warmup and utc_day < len(warmup):
-            midnight = datetime.combine(_utc_date(t) + timedelta(days=1), datetime.min.time(),
-                                        dt_timezone.utc).timestamp()
+            midnight = datetime.combine(
+                _utc_date(t) + timedelta(days=1), datetime.min.time(), dt_timezone.utc
+            ).timestamp()
             cap_left = warmup[utc_day] - sent_on_utc_day[utc_day]
             if cap_left <= 0:
                 t = midnight

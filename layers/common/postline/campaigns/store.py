@@ -3,6 +3,7 @@ fan-out's checkpoint (a byte offset in the audience, with a version every checkp
 
 Low-level DynamoDB calls on a client the caller passes (docs/campaigns-design.md gives the item's attributes).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,14 @@ from ..records import attribute_value
 from .windows import Window
 
 DRAFT, SCHEDULED, RUNNING, WAITING, PAUSED, DONE, CANCELLED = (
-    "draft", "scheduled", "running", "waiting", "paused", "done", "cancelled")
+    "draft",
+    "scheduled",
+    "running",
+    "waiting",
+    "paused",
+    "done",
+    "cancelled",
+)
 STATES = (DRAFT, SCHEDULED, RUNNING, WAITING, PAUSED, DONE, CANCELLED)
 # state -> the states it may move to; anything else is refused.
 MOVES: dict[str, tuple[str, ...]] = {
@@ -84,18 +92,26 @@ class Campaign:
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "campaign_id": attribute_value(self.campaign_id), "template": attribute_value(self.template),
+            "campaign_id": attribute_value(self.campaign_id),
+            "template": attribute_value(self.template),
             "data": attribute_value(json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)),
-            "audience_key": attribute_value(self.audience_key), "audience_bytes": attribute_value(self.audience_bytes),
-            "audience_rows": attribute_value(self.audience_rows), "start_at": attribute_value(self.start_at),
+            "audience_key": attribute_value(self.audience_key),
+            "audience_bytes": attribute_value(self.audience_bytes),
+            "audience_rows": attribute_value(self.audience_rows),
+            "start_at": attribute_value(self.start_at),
             "state": attribute_value(self.state),
             "state_at": attribute_value(self.state_at),
             "history": {"L": [_history_entry(entry["state"], entry["at"]) for entry in self.history]},
-            "offset": attribute_value(self.offset), "position": attribute_value(self.position),
+            "offset": attribute_value(self.offset),
+            "position": attribute_value(self.position),
             "version": attribute_value(self.version),
-            "counts": {"M": {name: attribute_value(value)
-                             for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()}},
-            "created_at": attribute_value(self.created_at), "updated_at": attribute_value(self.updated_at),
+            "counts": {
+                "M": {
+                    name: attribute_value(value) for name, value in {**dict.fromkeys(COUNTS, 0), **self.counts}.items()
+                }
+            },
+            "created_at": attribute_value(self.created_at),
+            "updated_at": attribute_value(self.updated_at),
         }
         if self.window is not None:
             item["window"] = {"M": {name: attribute_value(value) for name, value in self.window.as_dict().items()}}
@@ -110,18 +126,30 @@ class Campaign:
 
         window = item.get("window", {}).get("M")
         return cls(
-            campaign_id=item["campaign_id"]["S"], template=item["template"]["S"],
-            audience_key=item["audience_key"]["S"], start_at=number("start_at"), state=item["state"]["S"],
+            campaign_id=item["campaign_id"]["S"],
+            template=item["template"]["S"],
+            audience_key=item["audience_key"]["S"],
+            start_at=number("start_at"),
+            state=item["state"]["S"],
             data=json.loads(item["data"]["S"]) if "data" in item else {},
-            audience_bytes=int(number("audience_bytes")), audience_rows=int(number("audience_rows")),
+            audience_bytes=int(number("audience_bytes")),
+            audience_rows=int(number("audience_rows")),
             window=Window.from_dict({name: value["S"] for name, value in window.items()}) if window else None,
             state_at=number("state_at"),
-            history=[{"state": e["M"]["state"]["S"], "at": float(e["M"]["at"]["N"])}
-                     for e in item.get("history", {}).get("L", [])],
-            offset=int(number("offset")), position=int(number("position")), version=int(number("version")),
-            counts={**dict.fromkeys(COUNTS, 0),
-                    **{name: int(value["N"]) for name, value in item.get("counts", {}).get("M", {}).items()}},
-            created_at=number("created_at"), updated_at=number("updated_at"), run_by=item.get("run_by", {}).get("S"),
+            history=[
+                {"state": e["M"]["state"]["S"], "at": float(e["M"]["at"]["N"])}
+                for e in item.get("history", {}).get("L", [])
+            ],
+            offset=int(number("offset")),
+            position=int(number("position")),
+            version=int(number("version")),
+            counts={
+                **dict.fromkeys(COUNTS, 0),
+                **{name: int(value["N"]) for name, value in item.get("counts", {}).get("M", {}).items()},
+            },
+            created_at=number("created_at"),
+            updated_at=number("updated_at"),
+            run_by=item.get("run_by", {}).get("S"),
         )
 
 
@@ -140,8 +168,16 @@ def create(client, table: str, campaign: Campaign) -> None:
 
 def external(campaign_id: str, now: float, state: str) -> Campaign:
     """The record of a campaign an application runs itself (``Campaign.external``), in ``state``."""
-    return Campaign(campaign_id, template="", audience_key="", start_at=now, state=state, state_at=now,
-                    created_at=now, updated_at=now)
+    return Campaign(
+        campaign_id,
+        template="",
+        audience_key="",
+        start_at=now,
+        state=state,
+        state_at=now,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def get(client, table: str, campaign_id: str) -> Campaign | None:
@@ -165,14 +201,21 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
     values = {f":from{i}": attribute_value(state) for i, state in enumerate(sources)}
     try:
         answer = client.update_item(
-            TableName=table, Key=_key(campaign_id),
+            TableName=table,
+            Key=_key(campaign_id),
             UpdateExpression="SET #state = :to, state_at = :now, updated_at = :now, "
-                             "history = list_append(history, :entry)",
+            "history = list_append(history, :entry)",
             ConditionExpression=f"attribute_exists(campaign_id) AND #state IN ({', '.join(values)})",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":to": attribute_value(to), ":now": attribute_value(now),
-                                       ":entry": {"L": [_history_entry(to, now)]}, **values},
-            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            ExpressionAttributeValues={
+                ":to": attribute_value(to),
+                ":now": attribute_value(now),
+                ":entry": {"L": [_history_entry(to, now)]},
+                **values,
+            },
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
     except ClientError as error:
         if not _condition_failed(error):
             raise
@@ -184,24 +227,44 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
     return Campaign.from_item(answer["Attributes"])
 
 
-def checkpoint(client, table: str, campaign_id: str, *, seen_version: int, offset: int, position: int,
-               counts: dict[str, int], now: float, run_by: str | None = None) -> bool:
+def checkpoint(
+    client,
+    table: str,
+    campaign_id: str,
+    *,
+    seen_version: int,
+    offset: int,
+    position: int,
+    counts: dict[str, int],
+    now: float,
+    run_by: str | None = None,
+) -> bool:
     """Record the fan-out's progress and add ``counts``, if the checkpoint is still at ``seen_version`` and the
     campaign still running; False otherwise (another run moved on, or it was paused, cancelled, ...), and nothing
     is written."""
     names = {"#offset": "offset", "#position": "position", "#version": "version", "#state": "state"}
-    values: dict[str, Any] = {":offset": attribute_value(offset), ":position": attribute_value(position),
-                              ":now": attribute_value(now), ":one": attribute_value(1),
-                              ":seen": attribute_value(seen_version), ":running": attribute_value(RUNNING)}
+    values: dict[str, Any] = {
+        ":offset": attribute_value(offset),
+        ":position": attribute_value(position),
+        ":now": attribute_value(now),
+        ":one": attribute_value(1),
+        ":seen": attribute_value(seen_version),
+        ":running": attribute_value(RUNNING),
+    }
     assignments = ["#offset = :offset", "#position = :position", "updated_at = :now"]
     if run_by is not None:
         assignments.append("run_by = :run_by")
         values[":run_by"] = attribute_value(run_by)
     additions = ["#version :one", *_count_additions(counts, names, values)]
-    return _update_if(client, TableName=table, Key=_key(campaign_id),
-                      UpdateExpression=f"SET {', '.join(assignments)} ADD {', '.join(additions)}",
-                      ConditionExpression="#version = :seen AND #state = :running",
-                      ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    return _update_if(
+        client,
+        TableName=table,
+        Key=_key(campaign_id),
+        UpdateExpression=f"SET {', '.join(assignments)} ADD {', '.join(additions)}",
+        ConditionExpression="#version = :seen AND #state = :running",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
 
 
 def add_counts(client, table: str, campaign_id: str, counts: dict[str, int]) -> bool:
@@ -211,9 +274,15 @@ def add_counts(client, table: str, campaign_id: str, counts: dict[str, int]) -> 
     additions = _count_additions(counts, names, values)
     if not additions:
         return True
-    return _update_if(client, TableName=table, Key=_key(campaign_id), UpdateExpression="ADD " + ", ".join(additions),
-                      ConditionExpression="attribute_exists(campaign_id)",
-                      ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    return _update_if(
+        client,
+        TableName=table,
+        Key=_key(campaign_id),
+        UpdateExpression="ADD " + ", ".join(additions),
+        ConditionExpression="attribute_exists(campaign_id)",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
 
 
 def _count_additions(counts: dict[str, int], names: dict[str, str], values: dict[str, Any]) -> list[str]:
@@ -243,8 +312,6 @@ def _key(campaign_id: str) -> dict[str, Any]:
 
 def _history_entry(state: str, at: float) -> dict[str, Any]:
     return {"M": {"state": attribute_value(state), "at": attribute_value(at)}}
-
-
 
 
 def _condition_failed(error: ClientError) -> bool:

@@ -4,6 +4,7 @@ Times are epoch seconds in and out. A window may cross midnight (``22:00-04:00``
 closes on the next). Across DST: a start or end the clocks skip moves to the first minute that exists after it,
 and in the hour the clocks repeat, a time means its first occurrence, so the repeated hour is in a window once.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,9 @@ class Window:
             raise ValueError(f"the window {spec!r} is not HH:MM-HH:MM (like 02:00-06:00 or 22:00-04:00)")
         start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
         if max(start_hour, end_hour) > 23 or max(start_minute, end_minute) > 59:
-            raise ValueError(f"the window {spec!r} is not HH:MM-HH:MM with hours 00-23 and minutes 00-59 "
-                             "(write midnight as 00:00)")
+            raise ValueError(
+                f"the window {spec!r} is not HH:MM-HH:MM with hours 00-23 and minutes 00-59 (write midnight as 00:00)"
+            )
         return cls(time(start_hour, start_minute), time(end_hour, end_minute), timezone)
 
     @classmethod
@@ -84,8 +86,9 @@ def time_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name like Europe/Berlin, America/New_York "
-                         "or UTC") from None
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name like Europe/Berlin, America/New_York or UTC"
+        ) from None
 
 
 def _instant(day: date, wall: time, zone: ZoneInfo) -> float:
