@@ -1,7 +1,7 @@
 """The shared sending-rate limiter on the whole local stack, against a local SES that refuses what SES refuses
 (``postline_cli.local.aws_endpoint``: a sliding one-second window at ``--ses-rate``, ThrottlingException
 "Maximum sending rate exceeded."). The real handlers and the real limiter (``postline.limiter``) run in the
-stack's process, as ``postline local up`` runs them; every figure is computed from what the endpoint logged: its
+stack's worker processes, as ``postline local up`` runs them; every figure is computed from what the endpoint logged: its
 send log (each accepted send with its acceptance time and tags) and ``ses-refusals.jsonl`` (each refusal).
 
 Scenario A, postline the only sender: a marketing backlog (``--rate-backlog``, 10,000 by default) put on the
@@ -10,12 +10,12 @@ another sender on the same SES account taking 30 % of the rate (``OUTSIDE_RATE``
 SESv2 SendEmail, no configuration set, never retried) while a smaller backlog drains. Before both, the critical
 latency on the idle stack (20 emails, one a second) as the floor of the critical figure.
 
-The stack runs in a child process of its own (``LocalStack.run`` as ``postline local up`` calls it, its output in
-``stack.log`` of the run's folder) so that this process's enqueuing and outside sender do not compete with the
-functions for the interpreter lock; the child answers over a pipe the send function's
-``send_context.limiter.writes`` (its DynamoDB writes) and its adaptive slow-down, sampled every 0.1 s (so that the
-utilisation can be told apart: slots the limiter held back after SES's throttles, and slots it offered that the
-send pollers did not take in time).
+The stack runs in a child process of its own (``LocalStack.run`` as ``postline local up`` calls it, each function
+in its worker process, its output in ``stack.log`` of the run's folder) so that this process's enqueuing and outside
+sender do not compete with the stack for the interpreter lock; the child answers over a pipe the send function's
+limiter writes (its DynamoDB writes, from the send worker's figures file) and the shared adaptive slow-down, read
+from the rate table every 0.1 s (so that the utilisation can be told apart: slots the limiter held back after
+SES's throttles, and slots it offered that the send pollers did not take in time).
 """
 from __future__ import annotations
 
@@ -60,29 +60,42 @@ WATCHED_QUEUES = ("postline-marketing", "postline-critical", "postline-send-mark
 
 def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int, rate: float, quota: int,
                  send_pollers: int, log_path: str) -> None:
-    """The child: the local stack as ``postline local up`` runs it, answering "writes" (the send function's
-    limiter writes so far) and "factors" (its adaptive slow-down, sampled every 0.1 s) until told "stop"."""
+    """The child: the local stack as ``postline local up`` runs it (each function in its worker process),
+    answering "writes" (the send function's limiter writes so far, from its worker's figures) and "factors" (the
+    shared adaptive slow-down, read from the rate table every 0.1 s, as every sending function reads it) until
+    told "stop"."""
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)  # the functions' logs (and the endpoint's, which inherits them) to stack.log
     os.dup2(log, 2)
+    from postline_cli.local.resources import TABLES
     from postline_cli.local.stack import LocalPaths, LocalStack
+    from postline_cli.local.worker import stats_file
 
-    # The send function in this process (threads, as before the worker processes): its limiter's write count and
-    # slow-down are read here directly.
-    stack = LocalStack(LocalPaths(Path(state_dir), Path(outbox)), aws_port, api_port, send_pollers=send_pollers,
-                       log_batches=False, ses_rate=rate, ses_quota=quota, function_processes=False)
+    paths = LocalPaths(Path(state_dir), Path(outbox))
+    stack = LocalStack(paths, aws_port, api_port, send_pollers=send_pollers, log_batches=False, ses_rate=rate,
+                       ses_quota=quota)
 
     def on_ready(_queues) -> None:
         from postline.limiter import recovered
 
-        limiter = sys.modules["postline_function_send"].send_context.limiter  # functions/send/app.py's
+        dynamodb = boto3.session.Session().client("dynamodb")  # the stack's environment: its endpoint
+        table, send_stats = TABLES["POSTLINE_RATE_LIMITS_TABLE"], stats_file(str(paths.clock_file), "send")
         factors: list[tuple[float, float]] = []  # (when, the adaptive slow-down in force), every 0.1 s
 
         def watch_factor() -> None:
             while True:
+                item = dynamodb.get_item(TableName=table, Key={"bucket": {"S": "rate#adaptive"},
+                                                               "window": {"S": "state"}}).get("Item")
                 now = time.time()
-                factors.append((now, recovered(limiter._factor, limiter._factor_at, now)))
+                factors.append((now, recovered(float(item["factor"]["N"]), float(item["at"]["N"]), now)
+                                if item else 1.0))
                 time.sleep(0.1)
+
+        def writes() -> int:
+            try:
+                return json.loads(send_stats.read_text())["limiter_writes"]
+            except FileNotFoundError:  # the send worker has not written its figures yet: no writes
+                return 0
 
         def serve() -> None:
             while True:
@@ -91,7 +104,8 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
                 except EOFError:
                     request = "stop"
                 if request == "writes":
-                    conn.send(limiter.writes)
+                    time.sleep(0.6)  # the worker writes its figures every 0.5 s
+                    conn.send(writes())
                 elif request == "factors":
                     conn.send(list(factors))
                 else:

@@ -108,7 +108,7 @@ def message_view(reference: str) -> dict[str, Any]:
         # which way it went: SES's API, or an SMTP relay (docs/smtp.md), whose queue id is then ses_message_id
         "transport": record.transport or ("ses_api" if record.ses_message_id else None),
         "attempts": int(record.attempts or 0),
-        "duplicates_ignored": int(record.duplicates or 0),
+        "duplicates_ignored": record.repeats_ignored,
         "events": events,
     }
 

@@ -129,7 +129,7 @@ def test_a_redelivered_critical_message_is_a_duplicate_and_not_rendered_again(pi
     pipeline.enqueue("critical", reset("again@example.com", "c-again"))
     pipeline.drain()
     assert pipeline.ses.count(message_id_for("c-again")) == 1
-    assert record("c-again").duplicates == 1
+    assert record("c-again").repeats_ignored == 1
 
 
 def test_an_erased_address_stays_suppressed_for_critical_mail_through_its_hash(pipeline):

@@ -132,6 +132,25 @@ def test_a_bad_message_is_rejected_with_its_reason_and_its_neighbours_go_through
     assert reason in record(rejected_id).reason
 
 
+@pytest.mark.parametrize("stream", ["transactional", "marketing"])
+def test_a_repeat_that_sqs_delivers_twice_is_one_repeat(pipeline, stream):
+    """The application sends an id again, and SQS hands that repeat out twice (it delivers at least once): one
+    email, and the status says one repeat was ignored (render knows a transactional repeat by its record, the send
+    stage's claim a marketing one: each counts it by the SQS message it came in)."""
+    from postline.render import render_batch
+
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "twice@example.com", "repeated"))
+    pipeline.drain()
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "twice@example.com", "repeated"))
+    repeat = pipeline.receive(f"postline-{stream}", visibility=0)
+    for _ in range(2):
+        render_batch(repeat, pipeline.render_context())
+    pipeline.drain()
+    message_id = message_id_for("repeated")
+    assert pipeline.ses.count(message_id) == 1
+    assert record(message_id).repeats_ignored == 1
+
+
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
 def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline, stream):
     for _ in range(2):
@@ -141,7 +160,7 @@ def test_the_same_id_is_sent_once_in_one_batch_and_across_batches(pipeline, stre
     pipeline.drain()
     message_id = message_id_for("same-id")
     assert pipeline.ses.count(message_id) == 1
-    assert record(message_id).duplicates == 2
+    assert record(message_id).repeats_ignored == 2
 
 
 def test_a_repeat_in_another_render_batch_is_a_duplicate_at_once(pipeline):
@@ -155,7 +174,7 @@ def test_a_repeat_in_another_render_batch_is_a_duplicate_at_once(pipeline):
     assert render_batch([first], pipeline.render_context()).outcomes[first.record_id].result == "rendered"
     repeat = render_batch([second], pipeline.render_context()).outcomes[second.record_id]
     assert repeat.result == "duplicate" and "already rendered" in repeat.reason
-    assert record(message_id_for("apart")).duplicates == 1
+    assert record(message_id_for("apart")).repeats_ignored == 1
     assert len(pipeline.receive("postline-send-transactional", visibility=0)) == 1
 
 
@@ -190,7 +209,7 @@ def test_a_redelivered_send_record_is_a_duplicate_at_once(pipeline, stream):
     assert pipeline.ses.count(message_id_for("redeliver")) == 1
     assert [(o.result, o.reason) for o in again.outcomes.values()] == [("duplicate", "delivered again; already sent")]
     assert not again.failed
-    assert not record(message_id_for("redeliver")).duplicates
+    assert not record(message_id_for("redeliver")).repeats_ignored
 
 
 def test_a_render_redelivered_after_the_email_went_is_not_counted_as_a_repeat(pipeline):
@@ -206,7 +225,7 @@ def test_a_render_redelivered_after_the_email_went_is_not_counted_as_a_repeat(pi
     pipeline.run_send()
     assert again.result == "duplicate" and "SQS delivered this message again" in again.reason
     assert pipeline.ses.count(message_id_for("slow-render")) == 1
-    assert not record(message_id_for("slow-render")).duplicates
+    assert not record(message_id_for("slow-render")).repeats_ignored
 
 
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
@@ -227,7 +246,7 @@ def test_a_repeat_long_after_the_first_copy_is_a_duplicate_even_while_ses_events
     # Render knows a transactional repeat by its record; a marketing one is known by the send stage's claim.
     assert [o.result for o in results[-1].outcomes.values()] == ["duplicate"]
     assert not any(r.failed for r in results)  # nothing left waiting to be retried
-    assert record(message_id).duplicates == 1
+    assert record(message_id).repeats_ignored == 1
 
 
 def test_a_newsletter_is_recorded_when_the_send_stage_takes_it(pipeline):

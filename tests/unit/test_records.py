@@ -28,7 +28,7 @@ def check_placeholders(entry: dict[str, Any]) -> None:
     assert set(NAME.findall(expressions)) == set(names or {}), f"{kind}: names used vs defined"
     assert set(VALUE.findall(expressions)) == set(values or {}), f"{kind}: values used vs defined"
     for value in (values or {}).values():
-        assert len(value) == 1 and next(iter(value)) in ("S", "N", "BOOL", "M")
+        assert len(value) == 1 and next(iter(value)) in ("S", "N", "BOOL", "M", "SS")
     assert body["TableName"] == TABLE
 
 
@@ -134,19 +134,21 @@ def test_attribute_value_refuses_what_dynamodb_cannot_store():
         attribute_value(None)
 
 
-def test_count_duplicates_gives_one_entry_per_message_with_the_summed_count():
-    entries = count_duplicates(TABLE, ["m1", "m2", "m1", "m3", "m1", "m2"], now=42)
+def test_count_duplicates_gives_one_entry_per_message_adding_each_repeats_sqs_message_once():
+    repeats = [("m1", "q1"), ("m2", "q2"), ("m1", "q3"), ("m3", "q4"), ("m1", "q1"), ("m2", "q5")]
+    entries = count_duplicates(TABLE, repeats, now=42)
     assert len(entries) == 3  # a transaction may touch an item only once
-    counts = {}
+    added_by_message = {}
     for entry in entries:
         check_placeholders(entry)
         body = entry["Update"]
         names, values = body["ExpressionAttributeNames"], body["ExpressionAttributeValues"]
         added = {names[n]: values[v] for n, v in re.findall(r"(#a\d+) (:a\d+)", body["UpdateExpression"])}
-        counts[body["Key"]["message_id"]["S"]] = int(added["duplicates"]["N"])
+        added_by_message[body["Key"]["message_id"]["S"]] = added["repeats"]["SS"]
         assert {"N": "42"} in values.values()  # last_duplicate_at
         assert body["ConditionExpression"] == "attribute_exists(message_id)"
-    assert counts == {"m1": 3, "m2": 2, "m3": 1}
+    # A set: SQS delivering the repeat q1 twice adds it once.
+    assert added_by_message == {"m1": ["q1", "q3"], "m2": ["q2", "q5"], "m3": ["q4"]}
 
 
 def test_count_duplicates_of_nothing_is_nothing():

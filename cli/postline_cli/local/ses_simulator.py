@@ -67,6 +67,20 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
     }
     events = [{"eventType": "Send", "mail": mail, "send": {}}]
     later = _iso(sent_at + 0.5)
+
+    def delivery(recipient: str) -> dict:
+        return {
+            "eventType": "Delivery",
+            "mail": mail,
+            "delivery": {
+                "timestamp": later,
+                "recipients": [recipient],
+                "processingTimeMillis": 500,
+                "smtpResponse": "250 2.6.0 Message received",
+                "reportingMTA": "local",
+            },
+        }
+
     for recipient in entry["destination"]:
         kind = simulated_outcome(recipient)
         if kind in ("bounce", "suppressionlist"):
@@ -92,19 +106,7 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
         elif kind == "complaint":
-            events.append(
-                {
-                    "eventType": "Delivery",
-                    "mail": mail,
-                    "delivery": {
-                        "timestamp": later,
-                        "recipients": [recipient],
-                        "processingTimeMillis": 500,
-                        "smtpResponse": "250 2.6.0 Message received",
-                        "reportingMTA": "local",
-                    },
-                }
-            )
+            events.append(delivery(recipient))
             events.append(
                 {
                     "eventType": "Complaint",
@@ -119,19 +121,7 @@ def events_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
         else:
-            events.append(
-                {
-                    "eventType": "Delivery",
-                    "mail": mail,
-                    "delivery": {
-                        "timestamp": later,
-                        "recipients": [recipient],
-                        "processingTimeMillis": 500,
-                        "smtpResponse": "250 2.6.0 Message received",
-                        "reportingMTA": "local",
-                    },
-                }
-            )
+            events.append(delivery(recipient))
     return events
 
 

@@ -11,16 +11,18 @@ stack (``resources.function_environment``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import resources
 from .clock import LocalClock
-from .runner import QueuePoller, apply_faults, load_handler_module, use_clock
+from .runner import CONTEXTS, QueuePoller, apply_faults, load_handler_module, use_clock
 
 # The functions that consume the stack's queues in workers of their own (unsubscribe_mail stays in the stack's
 # process, beside its SMTP server).
@@ -103,6 +105,23 @@ def load_function(name: str, clock, faults: str = ""):
     return modules[name]
 
 
+def stats_file(clock_file: str, name: str) -> Path:
+    """Where a worker keeps its figures: ``workers/NAME.json`` in the stack's state folder (beside its clock)."""
+    return Path(clock_file).parent / "workers" / f"{name}.json"
+
+
+def write_stats(path: Path, name: str, module) -> None:
+    """The figures only the function's process knows, for the benchmarks (bench/rate.py): its sending-rate
+    limiter's DynamoDB writes so far. A function without a limiter writes none."""
+    limiter = getattr(getattr(module, CONTEXTS[name], None), "limiter", None)
+    if limiter is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"pid": os.getpid(), "limiter_writes": limiter.writes}))
+    partial.replace(path)
+
+
 def log_batch(function: str, received: int, failed: int) -> None:
     note = f", {failed} left for retry" if failed else ""
     print(f"[{function}] batch of {received}{note}", file=sys.stderr, flush=True)
@@ -137,9 +156,11 @@ def run(
             os.close(ready_fd)
         except OSError:  # a restarted worker's stack does not wait for it
             pass
+    stats = stats_file(clock_file, name)
     while not stop.wait(0.5):
         if os.getppid() != parent:  # the stack is gone (killed outright): so is its worker
             stop.set()
+        write_stats(stats, name, module)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))

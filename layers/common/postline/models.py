@@ -66,7 +66,10 @@ class Message(Model):
     updated_at = NumberAttribute(null=True)
     attempts = NumberAttribute(null=True)
     retry = NumberAttribute(null=True)  # which soft-bounce retry this attempt is (none for the first)
-    duplicates = NumberAttribute(null=True)  # repeats of this message that were ignored
+    # The repeats of this message the application sent that were ignored: the SQS message ids they came in (a set,
+    # so that SQS delivering one repeat twice counts it once). Records written before it hold a count instead.
+    repeats = UnicodeSetAttribute(null=True)
+    duplicates = NumberAttribute(null=True)  # (the count of repeats, as records kept it before ``repeats``)
     last_duplicate_at = NumberAttribute(null=True)
     rendered_by = UnicodeAttribute(null=True)  # the SQS message render recorded it from: only its redelivery may again
     claim = UnicodeAttribute(null=True)  # the open claim's token: only the attempt holding it records its outcome
@@ -74,6 +77,11 @@ class Message(Model):
     # What of it the counters have counted (postline.analytics): "delivered", "opened", "clicked#<link>", ...
     counted = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (settings.message_ttl_days after queueing)
+
+    @property
+    def repeats_ignored(self) -> int:
+        """How many times the application sent this message again and postline ignored it."""
+        return len(self.repeats) if self.repeats else int(self.duplicates or 0)
 
 
 class EmailEvent(Model):

@@ -58,8 +58,8 @@ class SendJob:
             "campaign": self.campaign,
             "tags": self.tags,
         }
-        if self.record is not None:
-            document["record"] = self.record
+        if self.record is not None:  # (JSON has no sets: a set of the record's, such as ``repeats``, as a list)
+            document["record"] = {name: sorted(v) if isinstance(v, set) else v for name, v in self.record.items()}
         if self.erased_recipients:
             document["erased_to"] = list(self.erased_recipients)
         if self.rendered_by is not None:
@@ -107,7 +107,7 @@ class SendJob:
             tags=document.get("tags") or {},
             mime=mime,
             mime_key=document.get("mime_key"),
-            record=document.get("record"),
+            record=_record_fields(document.get("record")),
             erased_recipients=_names(document.get("erased_to")),
             rendered_by=document.get("by"),
             retry=int(document.get("retry", 0)),
@@ -160,3 +160,10 @@ def enqueue(sqs, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, str
         size += entry_size
     flush()
     return failed
+
+
+def _record_fields(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's record fields as the claim writes them: ``repeats`` (the repeats' SQS message ids) a set again."""
+    if fields and "repeats" in fields:
+        return {**fields, "repeats": set(fields["repeats"])}
+    return fields

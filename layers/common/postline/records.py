@@ -7,7 +7,6 @@ on the status it expects, which is what makes redelivered and repeated messages 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -156,19 +155,22 @@ def note_dead_lettered(dynamodb, table: str, outcomes: list[Any], now: float) ->
             pass
 
 
-def count_duplicates(table: str, message_ids: list[str], now: float) -> list[dict[str, Any]]:
-    """Note on each record how many repeats of it were ignored (shown by ``postline status``): one entry per
-    message, as a transaction may touch an item only once."""
-    counts = Counter(message_ids)
+def count_duplicates(table: str, repeats: list[tuple[str, str]], now: float) -> list[dict[str, Any]]:
+    """Note on each record the repeats of it that were ignored (shown by ``postline status``), each repeat a
+    ``(message id, the SQS message id the application sent it in)``: kept as a set, so a repeat SQS delivers
+    twice, or that two stages see, counts once. One entry per message, as a transaction may touch an item once."""
+    by_message: dict[str, set[str]] = {}
+    for message_id, sqs_message_id in repeats:
+        by_message.setdefault(message_id, set()).add(sqs_message_id)
     return [
         update(
             table,
             message_id,
             set_values={"last_duplicate_at": now},
-            add={"duplicates": count},
+            add={"repeats": sqs_message_ids},
             condition="attribute_exists(message_id)",
         )
-        for message_id, count in counts.items()
+        for message_id, sqs_message_ids in by_message.items()
     ]
 
 

@@ -420,9 +420,10 @@ def _record(items: list[_Item], ctx: RenderContext, result: BatchResult) -> None
     for item in items:
         if item.status == DUPLICATE and item.message_id in at_claim:
             claim_record = at_claim[item.message_id]
-            claim_record["duplicates"], claim_record["last_duplicate_at"] = claim_record.get("duplicates", 0) + 1, now
+            claim_record["repeats"] = claim_record.get("repeats", set()) | {item.record.record_id}
+            claim_record["last_duplicate_at"] = now
         elif item.status == DUPLICATE and item.record.record_id not in redelivered:
-            duplicates.append(item.message_id)
+            duplicates.append((item.message_id, item.record.record_id))
     if withdrawn:
         _record(withdrawn, ctx, result)
     if duplicates:

@@ -176,7 +176,7 @@ class _Batch:
     result: BatchResult = field(default_factory=BatchResult)
     delays: dict[str, int] = field(default_factory=dict)  # record id -> seconds until it is received again
     requeue: dict[str, int] = field(default_factory=dict)  # record id -> seconds its job waits on its queue
-    duplicates: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (message id, the repeat's SQS message id)
     claimed: set[str] = field(default_factory=set)  # record ids whose claim this invocation holds
     held: set[str] = field(default_factory=set)  # record ids held for their campaign (not waiting for SES)
     paced: set[str] = field(default_factory=set)  # record ids waiting for a sending slot: pacing, not a refusal
@@ -199,7 +199,7 @@ def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
             continue
         if any(other.message_id == job.message_id for other in work.jobs.values()):
             work.result.set(record.record_id, Outcome(job.message_id, "duplicate", "repeated in the same batch"))
-            work.duplicates.append(job.message_id)
+            work.duplicates.append(_repeat(job, record))
         else:
             work.jobs[record.record_id] = job
             work.tokens[record.record_id] = secrets.token_hex(8)
@@ -477,7 +477,7 @@ def _not_claimed(
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"superseded by attempt {_retry_of(failed.old)}"))
     elif previous == SENDING and not _same_job(job, failed.old):
         work.result.set(rid, Outcome(job.message_id, "duplicate", "already claimed by another copy of the message"))
-        work.duplicates.append(job.message_id)
+        work.duplicates.append(_repeat(job, record))
     elif previous == SENDING:
         claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
         if now < claimed_at + settings.stale_claim_seconds and record.receive_count < settings.max_receive_count:
@@ -497,7 +497,13 @@ def _not_claimed(
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"delivered again; already {previous}"))
     else:
         work.result.set(rid, Outcome(job.message_id, "duplicate", f"already {previous}"))
-        work.duplicates.append(job.message_id)
+        work.duplicates.append(_repeat(job, record))
+
+
+def _repeat(job: SendJob, record: QueueRecord) -> tuple[str, str]:
+    """A repeat as ``records.count_duplicates`` counts it: by the SQS message the application sent it in (the one
+    the job was rendered from; a job that does not say, by its own)."""
+    return job.message_id, job.rendered_by or record.record_id
 
 
 def _park(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendContext, now: float) -> None:
