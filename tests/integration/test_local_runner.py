@@ -69,14 +69,15 @@ def test_a_crashed_invocation_deletes_nothing(sqs):
 
 
 def test_a_batch_is_not_handed_to_another_invocation_while_its_handler_still_runs(sqs):
-    """The queue's visibility (1 s) is shorter than the invocation (2.5 s): as in AWS, where visibility outlasts a
+    """The queue's visibility (3 s) is shorter than the invocation (5 s): as in AWS, where visibility outlasts a
     function's timeout, no other poller gets a copy of the batch meanwhile; once it fails, it comes back."""
-    queue, _ = make_queue(sqs, max_receive_count=5, visibility=1)
+    queue, _ = make_queue(sqs, max_receive_count=5, visibility=3)
     sqs.send_message(QueueUrl=queue, MessageBody="slow")
-    stop, copies = threading.Event(), []
+    stop, running, copies = threading.Event(), threading.Event(), []
 
     def slow(event, context):
-        stop.wait(2.5)
+        running.set()
+        stop.wait(5)
         return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
 
     def other(event, context):
@@ -84,6 +85,7 @@ def test_a_batch_is_not_handed_to_another_invocation_while_its_handler_still_run
 
     first = threading.Thread(target=QueuePoller(sqs, queue, "work", "fn", slow, stop).poll_once)
     first.start()
+    assert running.wait(10)  # the first poller has the batch
     rival = QueuePoller(sqs, queue, "work", "fn", other, stop)
     while first.is_alive():
         rival.poll_once(wait_seconds=1)

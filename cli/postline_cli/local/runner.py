@@ -151,7 +151,7 @@ class QueuePoller(threading.Thread):
 
     @contextlib.contextmanager
     def _kept_hidden(self, messages: list[dict[str, Any]]):
-        """Renew the batch's visibility every half timeout while the handler runs (best effort: a renewal the
+        """Renew the batch's visibility every third of its timeout while the handler runs (best effort: a renewal the
         endpoint misses lets SQS redeliver, which postline must survive anyway)."""
         if self.visibility_seconds <= 0:
             yield
@@ -163,7 +163,7 @@ class QueuePoller(threading.Thread):
         ]
 
         def renew() -> None:
-            while not finished.wait(self.visibility_seconds / 2):
+            while not finished.wait(self.visibility_seconds / 3):
                 try:
                     self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
                 except Exception:  # noqa: BLE001, S110 - best effort, as the docstring says
