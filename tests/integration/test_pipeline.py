@@ -212,6 +212,21 @@ def test_a_redelivered_send_record_is_a_duplicate_at_once(pipeline, stream):
     assert not record(message_id_for("redeliver")).repeats_ignored
 
 
+def test_a_send_job_sqs_hands_out_twice_in_one_batch_is_not_a_repeat(pipeline):
+    """Both copies of one job in the same batch: one email, and no repeat counted, as the application sent it once."""
+    from postline.send import send_batch
+
+    pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "twice-in-batch"))
+    pipeline.run_render()
+    (job,) = pipeline.receive("postline-send-marketing", visibility=0)
+    copy = QueueRecord(f"{job.record_id}-copy", job.body, job.queue_name, job.sent_at, 1, job.receipt_handle,
+                       job.attributes, job.message_attributes)
+    outcomes = send_batch([job, copy], pipeline.send_context()).outcomes
+    assert outcomes[copy.record_id].result == "duplicate"
+    assert pipeline.ses.count(message_id_for("twice-in-batch")) == 1
+    assert record(message_id_for("twice-in-batch")).repeats_ignored == 0
+
+
 def test_a_render_redelivered_after_the_email_went_is_not_counted_as_a_repeat(pipeline):
     """The render of a message outlives its SQS visibility and SQS hands the same message to another render after
     the email went: a duplicate, and not one the application sent (its status says no repeat was ignored)."""

@@ -110,16 +110,18 @@ def stats_file(clock_file: str, name: str) -> Path:
     return Path(clock_file).parent / "workers" / f"{name}.json"
 
 
-def write_stats(path: Path, name: str, module) -> None:
+def write_stats(path: Path, name: str, module, written: int | None) -> int | None:
     """The figures only the function's process knows, for the benchmarks (bench/rate.py): its sending-rate
-    limiter's DynamoDB writes so far. A function without a limiter writes none."""
+    limiter's DynamoDB writes so far, written when they changed since ``written``; returns what the file holds. A
+    function without a limiter writes none."""
     limiter = getattr(getattr(module, CONTEXTS[name], None), "limiter", None)
-    if limiter is None:
-        return
+    if limiter is None or limiter.writes == written:
+        return written
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps({"pid": os.getpid(), "limiter_writes": limiter.writes}))
     partial.replace(path)
+    return limiter.writes
 
 
 def log_batch(function: str, received: int, failed: int) -> None:
@@ -156,11 +158,11 @@ def run(
             os.close(ready_fd)
         except OSError:  # a restarted worker's stack does not wait for it
             pass
-    stats = stats_file(clock_file, name)
+    stats, written = stats_file(clock_file, name), None
     while not stop.wait(0.5):
         if os.getppid() != parent:  # the stack is gone (killed outright): so is its worker
             stop.set()
-        write_stats(stats, name, module)
+        written = write_stats(stats, name, module, written)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))

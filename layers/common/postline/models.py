@@ -80,8 +80,10 @@ class Message(Model):
 
     @property
     def repeats_ignored(self) -> int:
-        """How many times the application sent this message again and postline ignored it."""
-        return len(self.repeats) if self.repeats else int(self.duplicates or 0)
+        """How many times the application sent this message again and postline ignored it. The SQS message the
+        record was rendered from is the message itself, never a repeat of it (SQS can hand one message out twice in
+        one batch)."""
+        return len(self.repeats - {self.rendered_by}) if self.repeats else int(self.duplicates or 0)
 
 
 class EmailEvent(Model):
