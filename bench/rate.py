@@ -6,7 +6,7 @@ send log (each accepted send with its acceptance time and tags) and ``ses-refusa
 
 Scenario A, postline the only sender: a marketing backlog (``--rate-backlog``, 10,000 by default) put on the
 inbound marketing queue at once, and one critical email (password-reset) every 2 s while it drains. Scenario B,
-another sender on the same SES account taking 30 % of the rate (``OUTSIDE_RATE``, from this process, straight to
+another sender on the same SES account taking 30 % of the rate (``OUTSIDE_SHARE``, from this process, straight to
 SESv2 SendEmail, no configuration set, never retried) while a smaller backlog drains. Before both, the critical
 latency on the idle stack (20 emails, one a second) as the floor of the critical figure.
 
@@ -42,10 +42,10 @@ from botocore.exceptions import ClientError
 from .pipeline import enqueue_newsletter
 from .support import example, free_port
 
-SES_RATE = 50.0  # the local SES's maximum sending rate in this section
+SES_RATE = 50.0  # the local SES's maximum sending rate in this section (the issue's; --rate-ses-rate changes it)
 # The 24-hour quota is set far above what the section sends, so that only the rate holds mail back.
 SES_QUOTA = 1_000_000
-OUTSIDE_RATE = 15.0  # scenario B: another application on the account, 30 % of the rate
+OUTSIDE_SHARE = 0.3  # scenario B: another application on the account takes 30 % of the rate
 # Left out of the utilisation: the ramp-up, until this long after the backlog is all on its queue and SES has
 # accepted its first email (the enqueuing, 1,000 SendMessageBatch calls for 10,000 emails, takes the endpoint's
 # CPU for several seconds, and the first batches are rendered and claimed).
@@ -448,7 +448,7 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     enqueue_seconds = enqueue_newsletter(stack, emails, tag)
     enqueued = time.time()
     marketing = _marketing_ids(tag, emails)
-    _wait_for_sends(stack, set(marketing), timeout=emails / SES_RATE * 4 + 300)
+    _wait_for_sends(stack, set(marketing), timeout=emails / stack.rate * 4 + 300)
     criticals.done.set()
     criticals.join()
     _wait_for_sends(stack, set(criticals.enqueued), 120)
@@ -467,14 +467,14 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     render = _render_kept_up(watch.samples, *span, started)
     # Once render had emptied the inbound queue, send no longer shared the machine with it.
     alone_from = max(span[0], render["rendered_by"] or span[1])
-    after_render = {**utilisation(times, alone_from, span[1], SES_RATE),
+    after_render = {**utilisation(times, alone_from, span[1], stack.rate),
                     "cpu_busy": machine_busy(watch.samples, alone_from, span[1])}
     return {"emails": emails, "criticals": len(criticals.enqueued), "criticals_during_backlog": len(during),
             "enqueue_seconds": enqueue_seconds, "drain_seconds": last - first,
-            "utilisation": utilisation(times, *span, SES_RATE),
-            "whole_drain": utilisation(times, first, last, SES_RATE),
-            "limiter_pace": slowdown(factors, *span, SES_RATE, started),
-            "windows": windows_over(times, SES_RATE), "throttles": len(refusals),
+            "utilisation": utilisation(times, *span, stack.rate),
+            "whole_drain": utilisation(times, first, last, stack.rate),
+            "limiter_pace": slowdown(factors, *span, stack.rate, started),
+            "windows": windows_over(times, stack.rate), "throttles": len(refusals),
             "critical_backlog": _percentiles(list(latencies.values())),
             "limiter_writes": writes, "postline_sends": postline_sends, "writes_per_email": writes / postline_sends,
             "render": render, "cpu_busy": machine_busy(watch.samples, *span),
@@ -524,13 +524,13 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     """Scenario B: another sender takes 30 % of the rate while a marketing backlog drains."""
     tag = f"rateB{int(time.time())}"
     writes_before, started = stack.limiter_writes(), time.time()
-    outside = OutsideSender(stack, OUTSIDE_RATE)
+    outside = OutsideSender(stack, stack.rate * OUTSIDE_SHARE)
     outside.start()
     time.sleep(3)  # the other application is sending already when the newsletter comes
     enqueue_seconds = enqueue_newsletter(stack, emails, tag)
     enqueued = time.time()
     marketing = _marketing_ids(tag, emails)
-    _wait_for_sends(stack, set(marketing), timeout=emails / SES_RATE * 6 + 300)
+    _wait_for_sends(stack, set(marketing), timeout=emails / stack.rate * 6 + 300)
     outside.done.set()
     outside.join()
     stack.wait_idle()
@@ -543,28 +543,29 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     outside_times = [e["timestamp"] for e in sends if not _tag(e, "postline_message_id")]
     span = (max(first, enqueued) + RAMP_UP_SECONDS, last)
     postline_sends = len(postline_times)
-    return {"emails": emails, "outside_rate": OUTSIDE_RATE, "enqueue_seconds": enqueue_seconds,
+    return {"emails": emails, "outside_rate": stack.rate * OUTSIDE_SHARE, "enqueue_seconds": enqueue_seconds,
             "drain_seconds": last - first,
-            "postline": utilisation(postline_times, *span, SES_RATE),
-            "outside": utilisation(outside_times, *span, SES_RATE),
-            "total": utilisation(postline_times + outside_times, *span, SES_RATE),
-            "total_whole_drain": utilisation(postline_times + outside_times, first, last, SES_RATE),
-            "windows": windows_over(postline_times + outside_times, SES_RATE),
+            "postline": utilisation(postline_times, *span, stack.rate),
+            "outside": utilisation(outside_times, *span, stack.rate),
+            "total": utilisation(postline_times + outside_times, *span, stack.rate),
+            "total_whole_drain": utilisation(postline_times + outside_times, first, last, stack.rate),
+            "windows": windows_over(postline_times + outside_times, stack.rate),
             "throttles_postline": sum(1 for r in refusals if _tag(r, "postline_message_id")),
             "throttles_outside": sum(1 for r in refusals if not _tag(r, "postline_message_id")),
             "outside_counted": {"accepted": outside.accepted, "throttled": outside.throttled,
                                 "other_errors": outside.other_errors},
-            "limiter_pace": slowdown(factors, *span, SES_RATE, started),
+            "limiter_pace": slowdown(factors, *span, stack.rate, started),
             "limiter_writes": writes, "postline_sends": postline_sends,
             "writes_per_email": writes / postline_sends,
             "once": once_check(stack, marketing, sends)}
 
 
-def measure(backlog: int = 10_000, outside_backlog: int = 5_000, send_pollers: int = 2) -> dict:
-    out: dict[str, Any] = {"ses_rate": SES_RATE, "ses_quota": SES_QUOTA, "send_pollers": send_pollers,
+def measure(backlog: int = 10_000, outside_backlog: int = 5_000, send_pollers: int = 2,
+            ses_rate: float = SES_RATE) -> dict:
+    out: dict[str, Any] = {"ses_rate": ses_rate, "ses_quota": SES_QUOTA, "send_pollers": send_pollers,
                            "ramp_up_excluded_s": RAMP_UP_SECONDS}
-    _progress(f"rate: local stack, local SES at {SES_RATE:g}/s, {send_pollers} send pollers per send queue")
-    with RateStack(SES_RATE, SES_QUOTA, send_pollers) as stack:
+    _progress(f"rate: local stack, local SES at {ses_rate:g}/s, {send_pollers} send pollers per send queue")
+    with RateStack(ses_rate, SES_QUOTA, send_pollers) as stack:
         out["folder"] = str(stack.dir)
         warm = Criticals(stack, f"warm{int(time.time())}", every=0.5, count=2)  # first-call paths, not counted
         warm.start()
@@ -576,7 +577,7 @@ def measure(backlog: int = 10_000, outside_backlog: int = 5_000, send_pollers: i
         stack.wait_idle()
         _progress(f"rate: A, {backlog:,} marketing emails and a critical one every {CRITICAL_EVERY_SECONDS:g} s")
         out["alone"] = backlog_alone(stack, backlog)
-        _progress(f"rate: B, {outside_backlog:,} marketing emails beside another sender at {OUTSIDE_RATE:g}/s")
+        _progress(f"rate: B, {outside_backlog:,} marketing emails beside another sender at {ses_rate * OUTSIDE_SHARE:g}/s")
         out["outside"] = backlog_beside_outside_sender(stack, outside_backlog)
     return out
 

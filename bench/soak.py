@@ -4,8 +4,10 @@
 
 Starts a local stack (``postline local up --detach``) on free ports with its own state folder, the local SES at
 200 emails/s, and the fault spec in ``POSTLINE_LOCAL_ENDPOINT_FAULTS`` (postline_cli.local.faults: SES throttles,
-5xx and lost replies, DynamoDB throttles and 5xx, S3 5xx, SQS duplicate deliveries, duplicate and out-of-order SES
-events). It suppresses a few addresses (``postline suppressions add``), then puts the messages on the three inbound
+5xx, lost replies, read timeouts and permanent rejections, DynamoDB throttles, 5xx (some applied before they fail)
+and unavailability, S3 5xx, SQS duplicate deliveries and visibility timeouts that run out, duplicate and
+out-of-order SES events, and the send worker SIGKILLed before SES, after SES accepted and after the ``sent``
+write). It suppresses a few addresses (``postline suppressions add``), then puts the messages on the three inbound
 queues: the sample templates of every stream, with ids sent twice, suppressed recipients, SES simulator bounce and
 complaint addresses, large newsletters (their rendered body goes through the S3 claim check) and malformed
 messages. ``--kill-every`` SIGKILLs a random function's worker that often (``postline local workers kill``).
@@ -13,7 +15,8 @@ messages. ``--kill-every`` SIGKILLs a random function's worker that often (``pos
 It waits (until ``--deadline``) for every message to reach a final state or a dead-letter queue with its reason,
 then prints, from the endpoint's own logs (SES send log, fault log) and the tables: messages, faults injected by
 kind, emails SES accepted per message id, messages without a final state or DLQ reason (lost), sends to
-suppressed addresses, wall time. Exit 1 when duplicates, lost or suppressed sends is not 0.
+suppressed addresses, the parked messages by cause, wall time. Exit 1 when duplicates, lost or suppressed sends
+is not 0.
 """
 from __future__ import annotations
 
@@ -36,8 +39,19 @@ from botocore.config import Config
 from .support import ROOT, example, free_port
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
-DEFAULT_FAULTS = ("ses_throttle=0.03,ses_5xx=0.005,ses_lost_reply=0.01,dynamodb_throttle=0.02,dynamodb_5xx=0.01,"
-                  "s3_5xx=0.05,sqs_duplicate=0.02,ses_event_duplicate=0.02,ses_event_swap=0.02,seed=7")
+# A read timeout holds a sending thread 16 s (the SES client's 15 s read timeout and a second): 0.2 % of sends each
+# way costs about a minute of one thread per thousand emails. A kill is at most one every 20 s (faults.py).
+DEFAULT_FAULTS = ("ses_throttle=0.03,ses_5xx=0.005,ses_lost_reply=0.01,ses_timeout_before=0.002,"
+                  "ses_timeout_after=0.002,ses_rejected=0.02,dynamodb_throttle=0.02,dynamodb_5xx=0.01,"
+                  "dynamodb_5xx_applied=0.01,dynamodb_unavailable=0.005,s3_5xx=0.05,sqs_duplicate=0.02,"
+                  "sqs_visibility_lapse=0.01,kill_before_ses=0.002,kill_after_ses=0.002,kill_after_sent=0.002,"
+                  "ses_event_duplicate=0.02,ses_event_swap=0.02,seed=7")
+KILL_KINDS = ("kill_before_ses", "kill_after_ses", "kill_after_sent")
+# The faults that may leave a claim open on the message they hit (logged with its id): a parked message is put down
+# to the last of these on its id, else to a kill of the send worker while it held the claim (collateral).
+CLAIM_FAULTS = ("ses_5xx", "ses_timeout_before", "ses_timeout_after", "ses_lost_reply", *KILL_KINDS)
+# A kill leaves open the claims its worker took in the batch it was on: claimed at most this long before it.
+KILL_REACH_SECONDS = 90
 # A parked claim (an SES 5xx: did SES take it?) is decided after this long instead of the default 15 minutes,
 # so that a run sees it parked (status unknown, the job in the send DLQ with the reason) before its deadline.
 STALE_CLAIM_SECONDS = 90
@@ -173,16 +187,19 @@ def enqueue(stack: Stack, bodies: list[tuple[str, str]]) -> None:
                 raise RuntimeError(f"the inbound queue refused {len(entries)} messages")
 
 
-def statuses(stack: Stack, caller_ids: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """The caller's id -> (status, reason) from the messages table (keyed by postline's id, derived from it)."""
+def statuses(stack: Stack, caller_ids: dict[str, str]) -> dict[str, tuple[str, str, float | None]]:
+    """The caller's id -> (status, reason, claimed at) from the messages table (keyed by postline's id, derived
+    from it)."""
     found = {}
     pages = stack.dynamodb.get_paginator("scan").paginate(
-        TableName="postline-messages", ProjectionExpression="message_id, #s, reason",
+        TableName="postline-messages", ProjectionExpression="message_id, #s, reason, claimed_at",
         ExpressionAttributeNames={"#s": "status"})
     for page in pages:
         for item in page["Items"]:
             key = item["message_id"]["S"]
-            found[caller_ids.get(key, key)] = (item.get("status", {}).get("S", ""), item.get("reason", {}).get("S", ""))
+            claimed_at = item.get("claimed_at", {}).get("N")
+            found[caller_ids.get(key, key)] = (item.get("status", {}).get("S", ""), item.get("reason", {}).get("S", ""),
+                                               float(claimed_at) if claimed_at else None)
     return found
 
 
@@ -218,6 +235,7 @@ class Killer(threading.Thread):
     def __init__(self, stack: Stack, seconds: float, stop: threading.Event, seed: int):
         super().__init__(daemon=True)
         self.stack, self.seconds, self.stop, self.kills, self.failed = stack, seconds, stop, Counter(), 0
+        self.send_kill_times: list[float] = []
         self.draw = random.Random(seed)
 
     def run(self) -> None:
@@ -225,6 +243,8 @@ class Killer(threading.Thread):
             function = self.draw.choice(FUNCTIONS)
             if self.stack.cli("local", "workers", "kill", function, check=False, attempts=1).returncode == 0:
                 self.kills[function] += 1
+                if function == "send":
+                    self.send_kill_times.append(time.time())
             else:
                 self.failed += 1
 
@@ -272,6 +292,12 @@ def soak(messages: int, faults: str, kill_every: float | None, deadline: float, 
         for entry in send_log:
             tagged = entry["tags"].get("postline_message_id")
             entry["tags"]["postline_message_id"] = caller_ids.get(tagged, tagged)
+        for entry in fault_log:
+            if entry.get("message_id"):
+                entry["message_id"] = caller_ids.get(entry["message_id"], entry["message_id"])
+        if killer:  # the random kills of the send worker, in the fault log's terms
+            fault_log += [{"kind": "kill_every", "service": "workers", "action": "kill send", "time": at}
+                          for at in killer.send_kill_times]
         result = account(kinds, found, dlq, send_log, fault_log)
         result.update(messages=len(bodies), ids=len(kinds), faults_spec=faults, state_dir=str(stack.dir),
                       wall_seconds=round(time.time() - started, 1), drain_seconds=round(drained_at - sent_at, 1),
@@ -280,8 +306,27 @@ def soak(messages: int, faults: str, kill_every: float | None, deadline: float, 
     return result
 
 
-def account(kinds: dict[str, str], found: dict[str, tuple[str, str]], dlq: list[dict], send_log: list[dict],
-            fault_log: list[dict]) -> dict:
+def parked_causes(parked: list[str], found: dict[str, tuple[str, str, float | None]],
+                  fault_log: list[dict]) -> dict[str, str]:
+    """Each parked message's cause: the last fault on its own id that may leave a claim open, else the first kill
+    of the send worker (at a chosen moment, or ``--kill-every``'s) within reach after it was claimed, else "other"
+    (the record keeps only its last claim's time, so a message parked on a later attempt is not put down to the
+    kill that started its troubles)."""
+    own: dict[str, str] = {}
+    for entry in fault_log:
+        if entry["kind"] in CLAIM_FAULTS and entry.get("message_id"):
+            own[entry["message_id"]] = entry["kind"]
+    kills = sorted((e["time"], e["kind"]) for e in fault_log if e["kind"] in (*KILL_KINDS, "kill_every"))
+    causes = {}
+    for message_id in parked:
+        claimed_at = found[message_id][2]
+        after = [kind for at, kind in kills if claimed_at is not None and 0 <= at - claimed_at <= KILL_REACH_SECONDS]
+        causes[message_id] = own.get(message_id) or (f"collateral of {after[0]}" if after else "other")
+    return causes
+
+
+def account(kinds: dict[str, str], found: dict[str, tuple[str, str, float | None]], dlq: list[dict],
+            send_log: list[dict], fault_log: list[dict]) -> dict:
     """The figures: statuses, faults, SES's acceptances per message, the lost and the suppressed sends."""
     in_dlq: dict[str, dict] = {}
     without_reason = [entry for entry in dlq if not entry["reason"]]
@@ -304,8 +349,11 @@ def account(kinds: dict[str, str], found: dict[str, tuple[str, str]], dlq: list[
     for i, kind in kinds.items():
         status = found.get(i, ("",))[0] or ("dlq" if i in in_dlq else "(none)")
         by_kind.setdefault(kind, Counter())[status] += 1
-    parked = sorted(i for i, (status, _) in found.items() if status == "unknown")
-    pipeline_faults = Counter(e["kind"] for e in fault_log if e.get("action") != "Scan")
+    parked = sorted(i for i, (status, _, _) in found.items() if status == "unknown")
+    causes = parked_causes(parked, found, fault_log)
+    pipeline_faults = Counter(e["kind"] for e in fault_log if e.get("action") != "Scan" and e["kind"] != "kill_every")
+    rejected_by_ses = sum(1 for status, reason, _ in found.values()
+                          if status == "failed" and reason.startswith("SES MessageRejected"))
     return {
         "statuses": dict(outcome.most_common()),
         "by_kind": {kind: dict(counts.most_common()) for kind, counts in sorted(by_kind.items())},
@@ -317,9 +365,23 @@ def account(kinds: dict[str, str], found: dict[str, tuple[str, str]], dlq: list[
         "lost": len(lost), "lost_ids": lost[:20],
         "dlq": dict(Counter(entry["queue"] for entry in dlq)), "dlq_without_reason": len(without_reason),
         "parked": len(parked), "parked_ids": parked[:20],
+        "parked_by_cause": dict(Counter(causes.values()).most_common()),
+        "parked_other_ids": [i for i, cause in causes.items() if cause == "other"][:20],
+        "failed_rejected_by_ses": rejected_by_ses,
         "send_dlq_parked": sum(1 for i in parked if i in in_dlq and "-send-" in in_dlq[i]["queue"]),
+        # Jobs in a send DLQ whose email has another state (an operator would see them in the DLQ alarm): why.
+        "send_dlq_settled": dict(Counter(
+            f"{found.get(key, ('(none)',))[0]}: {_reason_kind(entry['reason'])}"
+            for entry in dlq if "-send-" in entry["queue"] and entry["reason"]
+            and (key := entry["message_id"] if entry["message_id"] in kinds else None)
+            and found.get(key, ("",))[0] != "unknown").most_common()),
         "suppressed_sends": len(suppressed_sends), "suppressed_send_ids": suppressed_sends[:20],
     }
+
+
+def _reason_kind(reason: str) -> str:
+    """A DLQ reason without what varies per message (times, ids, quoted values), to count alike ones together."""
+    return re.sub(r"\d[\d:.\-T+]*|'[^']*'|\"[^\"]*\"", "#", reason)[:90]
 
 
 def report(figures: dict) -> list[str]:
@@ -335,6 +397,11 @@ def report(figures: dict) -> list[str]:
                                         for kind, counts in figures["by_kind"].items()),
               f"  in dead-letter queues: {figures['dlq'] or 'none'}; parked (unknown): {figures['parked']} "
               f"{figures['parked_ids'] or ''}",
+              "  parked by cause: " + (", ".join(f"{k} {v}" for k, v in figures["parked_by_cause"].items()) or "none")
+              + (f" (other: {figures['parked_other_ids']})" if figures["parked_other_ids"] else ""),
+              f"  failed, SES rejected them (MessageRejected): {figures['failed_rejected_by_ses']}",
+              "  in a send DLQ, not parked (final state: reason): "
+              + (", ".join(f"{k} x{v}" for k, v in figures["send_dlq_settled"].items()) or "none"),
               f"  emails SES accepted: {figures['ses_accepted']:,} for {figures['ses_accepted_ids']:,} message ids",
               f"  duplicates (ids SES accepted more than once): {figures['duplicates']} {figures['duplicated'] or ''}",
               f"  lost (no final state, no DLQ reason): {figures['lost']} {figures['lost_ids'] or ''}",

@@ -118,15 +118,40 @@ def local() -> None:
     hidden=True,
     help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.",
 )
+@click.option(
+    "--config",
+    "config_file",
+    metavar="PATH",
+    help="The deploy config whose render_concurrency and send_concurrency the queues' pollers follow "
+    "(default: postline.config.json, else infra/config/example.json).",
+)
+@click.option("--queue-pollers", hidden=True, help="The pollers --config gave, for the detached stack (JSON).")
 def local_up(
-    detach: bool, aws_port: int, api_port: int, smtp_port: int, smtp_relay_port: int, ses_route: str, faults: str
+    detach: bool,
+    aws_port: int,
+    api_port: int,
+    smtp_port: int,
+    smtp_relay_port: int,
+    ses_route: str,
+    faults: str,
+    config_file: str | None,
+    queue_pollers: str | None,
 ) -> None:
     """Start the local stack (in the foreground until Ctrl-C unless --detach)."""
-    from .local.stack import LocalPaths, LocalStack, LocalStackError, running_state, start_detached
+    from .local.stack import LocalPaths, LocalStack, LocalStackError, deploy_pollers, running_state, start_detached
 
     paths = LocalPaths.default()
     if running_state(paths):
         fail("the local stack is already up (postline local down stops it)")
+    if queue_pollers:
+        pollers = json.loads(queue_pollers)
+    else:
+        try:
+            pollers, note = deploy_pollers(config_file)
+        except LocalStackError as error:
+            fail(f"--config: {error}" if config_file else str(error), 2)
+        if note:
+            click.echo(f"note: {note}", err=True)
     try:
         if detach:
             args = [
@@ -142,11 +167,19 @@ def local_up(
                 ses_route,
             ]
             args += ["--fault", faults] if faults else []
+            args += ["--queue-pollers", json.dumps(pollers)]
             state = start_detached(paths, args)
             _print_state(state, detached=True)
             return
         LocalStack(
-            paths, aws_port, api_port, faults, ses_route, smtp_port=smtp_port, smtp_relay_port=smtp_relay_port
+            paths,
+            aws_port,
+            api_port,
+            faults,
+            ses_route,
+            queue_pollers=pollers,
+            smtp_port=smtp_port,
+            smtp_relay_port=smtp_relay_port,
         ).run(
             on_ready=lambda _: _print_state(
                 {
@@ -256,7 +289,8 @@ def local_clock(advance: str | None, set_to: str | None, reset: bool, as_json: b
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def local_workers(ctx: click.Context, as_json: bool) -> None:
-    """The functions' worker processes (one per function, as Lambda's containers): name, pid, alive, restarts."""
+    """The functions' worker processes (one per function, as Lambda's containers): name, pid, alive, restarts, and
+    the concurrent batches each runs per queue (the deploy config's, see local up --config)."""
     from .local.stack import LocalPaths, running_state, workers
 
     if ctx.invoked_subcommand:
@@ -268,9 +302,10 @@ def local_workers(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("worker", "pid", "alive", "restarts")
+    table = Table("worker", "pid", "alive", "restarts", "pollers per queue")
     for row in rows:
-        table.add_row(row["name"], str(row["pid"]), "yes" if row["alive"] else "no", str(row["restarts"]))
+        pollers = ", ".join(f"{queue} {number}" for queue, number in row["pollers"].items())
+        table.add_row(row["name"], str(row["pid"]), "yes" if row["alive"] else "no", str(row["restarts"]), pollers)
     console.print(table)
 
 
@@ -378,7 +413,9 @@ def templates_push(directory: Path, dry_run: bool, force: bool, as_json: bool) -
             console.print(table)
         for text in problems:
             errors.print(f"[red]not published:[/red] {escape(text)}", highlight=False, soft_wrap=True)
-    sys.exit(1 if problems else 0)
+    # As for every other input the CLI refuses (docs/cli.md, "Exit codes"): 2 when every folder was refused, so
+    # nothing was published; 1 when only some were. A dry run exits as the push it checks would.
+    sys.exit(0 if not problems else 1 if results else 2)
 
 
 def template_folders(directory: Path) -> list[Path]:

@@ -95,6 +95,7 @@ def handler(event: dict, context) -> None:
 
 
 def _answer(event: dict, status: str, physical_id: str, data: dict | None = None, reason: str = "") -> None:
+    # Twin of infra/receipt_rule_set's: each asset is app.py alone (no bundling, no layer), so they share no module.
     body = json.dumps(
         {
             "Status": status,

@@ -74,6 +74,7 @@ def handler(event: dict, context) -> None:
 
 
 def _answer(event: dict, status: str, physical_id: str, reason: str = "") -> None:
+    # Twin of infra/layer_compiler's: each asset is app.py alone (no bundling, no layer), so they share no module.
     body = json.dumps(
         {
             "Status": status,

@@ -97,6 +97,7 @@ class Monitoring(Construct):
         functions: dict[str, lambda_.Function],
         api: apigw.HttpApi,
         schedules_dlq: sqs.IQueue,
+        app_events_dlq: sqs.IQueue | None = None,
     ) -> None:
         """The alarms and the dashboard, once everything they watch exists."""
         for name, _, dlq in queues.all_with_dlq:
@@ -113,6 +114,14 @@ class Monitoring(Construct):
             schedules_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
             1,
         )
+        if app_events_dlq is not None:  # the config's app_events_queue
+            self._alarm(
+                "AppEventsDlqNotEmpty",
+                "app-events: postline events EventBridge could not deliver to the app-events queue, or that its "
+                "reader received too often without deleting (`postline events` and your application miss them)",
+                app_events_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                1,
+            )
         for stream in STREAMS:
             # Not the age of any message: postline delays an email it makes wait (up to 15 minutes at a time, as a
             # new message), so only a message older than that and a visibility timeout is one nobody is handling.

@@ -86,6 +86,7 @@ class PostlineStack(Stack):
             functions=self.functions.functions,
             api=self.api.api,
             schedules_dlq=self.scheduling.dead_letters,
+            app_events_dlq=self.app_events.dead_letters,
         )
 
 

@@ -66,6 +66,8 @@ from .outputs import stack_output
 
 FUNCTION = "unsubscribe_mail"
 QUEUE_SUFFIX = "unsubscribe-mail"  # postline.inbound_mail.QUEUE_SUFFIX
+# The one topic whose messages the function reads (postline.settings: unsubscribe_mail_topic_arn).
+TOPIC_VARIABLE = "POSTLINE_UNSUBSCRIBE_MAIL_TOPIC_ARN"
 INCOMING_PREFIX = "incoming/"  # postline.inbound_mail: SES writes here, the function reads
 KEPT_PREFIX = "kept/"  # postline.inbound_mail: the records of the emails kept for an operator
 # A kept email waits this long for an operator (`postline suppressions inbox`); CAN-SPAM gives ten business days.
@@ -337,6 +339,8 @@ class UnsubscribeMailReceiving(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         """The queue feeds the function, whose role may do what it does (postline.inbound_mail) and no more."""
+        # An SNS message on the queue from any other topic is refused (postline.inbound_mail).
+        function.add_environment(TOPIC_VARIABLE, self.topic.topic_arn)
         function.add_event_source(
             sources.SqsEventSource(
                 self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=UNSUBSCRIBE_MAIL_CONCURRENCY

@@ -95,6 +95,16 @@ def screenshot():
     return take
 
 
+@pytest.fixture(scope="package")
+def browser_stack(tmp_path_factory):
+    """One local stack (``postline local up --detach``) for the browser tests that need one; each sends to addresses
+    of its own. Down once tests/browser is done."""
+    from tests.e2e.conftest import started_stack
+
+    with started_stack(tmp_path_factory.mktemp("browser-stack")) as stack:
+        yield stack
+
+
 @pytest.fixture
 def web_server():
     from postline_cli.web.server import make_server

@@ -28,6 +28,19 @@ def test_local_up_detach_on_a_port_in_use_says_so_on_the_terminal(tmp_path):
     assert not (tmp_path / "state" / "local.json").exists()
 
 
+def test_local_up_with_a_missing_deploy_config_refuses_before_starting_anything(tmp_path):
+    env = dict(os.environ, POSTLINE_LOCAL_DIR=str(tmp_path / "state"), POSTLINE_OUTBOX=str(tmp_path / "outbox"))
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "outbox" / "kept.eml").write_text("an earlier run's email")
+    result = subprocess.run([POSTLINE, "local", "up", "--detach", "--config", "nope.json", "--aws-port",
+                             str(free_port())], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == (f"error: --config: postline config {tmp_path / 'nope.json'} does not exist (start from "
+                             f"{ROOT / 'infra/config/example.json'})\n")
+    assert not (tmp_path / "state" / "local.json").exists()
+    assert (tmp_path / "outbox" / "kept.eml").read_text() == "an earlier run's email"
+
+
 def test_a_stack_that_dies_while_a_command_waits_is_one_line(tmp_path):
     with started_stack(tmp_path) as stack:
         waiting = subprocess.Popen([POSTLINE, "status", "never-sent", "--wait", "600"], stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import POSTLINE, ROOT, started_stack
+from tests.e2e.conftest import POSTLINE, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -72,9 +72,9 @@ def application_venv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with started_stack(tmp_path_factory.mktemp("client")) as running:
-        yield running
+def stack(local_stack):
+    """The e2e package's stack: the application's idempotency key is its own."""
+    return local_stack
 
 
 def test_the_client_installs_without_the_cli_and_its_dependencies(application_venv):

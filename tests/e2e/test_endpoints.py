@@ -7,11 +7,13 @@ import json
 import re
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from postline.engagement import MACHINE_OPEN_SECONDS
 from postline.tokens import CLICK, KeyRing
 from postline_cli.local import resources
 from tests.e2e.conftest import ROOT, only_marketing_is_suppressed
@@ -59,7 +61,9 @@ def test_the_pixel_is_always_a_gif_and_records_opens_by_who_fetched_it(local_sta
     assert status == 200 and headers["Content-Type"] == "image/gif" and body.startswith(b"GIF89a")
     assert "no-store" in headers["Cache-Control"]
     assert event_types(local_stack, message_id).count("machine_opened") == 1
-    time.sleep(10)  # past the prefetch window after sending: now a person reads it
+    events = local_stack.cli_json("status", message_id)["events"]
+    went = max(datetime.fromisoformat(e["time"]).timestamp() for e in events if e["type"] in ("send_attempt", "sent"))
+    time.sleep(max(0.0, went + MACHINE_OPEN_SECONDS + 0.5 - time.time()))  # past the prefetch window: a person reads it
     request(links["pixel"])
     assert event_types(local_stack, message_id).count("opened") == 1
     for bogus in (links["pixel"][:-3], links["pixel"].rsplit("/", 1)[0] + "/garbage"):

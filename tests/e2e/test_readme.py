@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, started_stack
+from tests.e2e.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 VENV_BIN = str(Path(sys.executable).parent)
@@ -24,9 +24,9 @@ def blocks(section: str, language: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with started_stack(tmp_path_factory.mktemp("readme")) as running:
-        yield running
+def stack(local_stack):
+    """The e2e package's stack: the walkthrough's names (shipping-update, ship-A-1042, welcome-ada) are its own."""
+    return local_stack
 
 
 def shell(stack, script: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -18,6 +18,12 @@ MESSAGES = 40
 STALE_CLAIM_SECONDS = "70"
 
 
+# A deploy config whose critical send concurrency (3) differs from the defaults (4), and whose critical render
+# concurrency (50) is above the local stack's ceiling (4).
+CONCURRENCY = {"render_concurrency": {"critical": 50, "transactional": 3, "marketing": 2},
+               "send_concurrency": {"critical": 3, "transactional": 2, "marketing": 2}}
+
+
 def workers(stack) -> dict[str, dict]:
     return {row["name"]: row for row in stack.cli_json("local", "workers")}
 
@@ -40,9 +46,21 @@ def test_killed_workers_come_back_and_no_email_is_lost_or_sent_twice(tmp_path):
     seed = random.randrange(1_000_000)  # noqa: S311 - the moment of a kill, not a secret
     print(f"random seed {seed}")
     chance = random.Random(seed)  # noqa: S311
-    with started_stack(tmp_path, POSTLINE_STALE_CLAIM_SECONDS=STALE_CLAIM_SECONDS) as stack:
+    config = tmp_path / "deploy.json"
+    config.write_text(json.dumps({**json.loads((ROOT / "infra/config/example.json").read_text()), **CONCURRENCY}))
+    with started_stack(tmp_path, "--config", str(config), POSTLINE_STALE_CLAIM_SECONDS=STALE_CLAIM_SECONDS) as stack:
         assert sorted(workers(stack)) == ["campaign", "render", "send", "ses_events"]
         assert all(row["alive"] and row["restarts"] == 0 for row in workers(stack).values())
+        assert stack.up_stderr == (
+            "note: the local stack runs at most 4 batches at once per queue: render_concurrency.critical 50 "
+            f"(in {config}) is lowered to 4 here; a deployment gets the config's\n")
+        assert {name: row["pollers"] for name, row in workers(stack).items()} == {
+            "render": {"postline-critical": 4, "postline-transactional": 3, "postline-marketing": 2},
+            "send": {"postline-send-critical": 3, "postline-send-transactional": 2, "postline-send-marketing": 2},
+            "ses_events": {"postline-ses-events": 3, "postline-ses-send-events": 3},
+            "campaign": {"postline-campaigns": 2},
+        }
+        critical = critical_batch_delivered_once(stack)
         data = json.loads((ROOT / "templates" / "welcome" / "example.json").read_text())
         run = uuid.uuid4().hex[:8]
         began = time.monotonic()
@@ -66,8 +84,8 @@ def test_killed_workers_come_back_and_no_email_is_lost_or_sent_twice(tmp_path):
             kill_and_see_it_back(stack, name)
 
         table = stack.cli("local", "workers").stdout
-        assert re.search(r"│ send\s+│ \d+\s+│ yes\s+│ 1\s+│", table), table
-        assert re.search(r"│ render\s+│ \d+\s+│ yes\s+│ 1\s+│", table), table
+        assert re.search(r"│ send\s+│ \d+\s+│ yes\s+│ 1\s+│ postline-send-critical 3,", table), table
+        assert re.search(r"│ render\s+│ \d+\s+│ yes\s+│ 1\s+│ postline-critical 4,", table), table
 
         print(f"workers back at {time.monotonic() - began:.0f} s")
         views = {mid: stack.wait_for(mid, statuses={"delivered", "unknown"}, seconds=240) for mid in ids}
@@ -89,6 +107,7 @@ def test_killed_workers_come_back_and_no_email_is_lost_or_sent_twice(tmp_path):
         print(f"{len(ids) - len(parked)} delivered once, {len(parked)} parked as unknown, "
               f"at {time.monotonic() - began:.0f} s")
 
+        assert all(len(stack.outbox_for(address)) == 1 for address in critical)  # the kills resent none of them
         unknown = stack.cli("local", "workers", "kill", "nope", check=False)
         assert unknown.returncode == 2
         assert unknown.stderr.strip() == ("error: no worker named 'nope': "
@@ -97,6 +116,22 @@ def test_killed_workers_come_back_and_no_email_is_lost_or_sent_twice(tmp_path):
         pids = [row["pid"] for row in workers(stack).values()]
         stack.cli("local", "down")
         wait_until(lambda: not any(_running(pid) for pid in pids), 30, "every worker gone after local down")
+
+
+def critical_batch_delivered_once(stack) -> list[str]:
+    """A batch of ten password resets on the critical queue, consumed with the config's concurrency: each delivered,
+    once; their addresses."""
+    data = json.loads((ROOT / "templates" / "password-reset" / "example.json").read_text())
+    run = uuid.uuid4().hex[:8]
+    people = {f"{run}-c{i}": f"critical-{run}-{i}@example.org" for i in range(10)}
+    answer = stack.client("sqs").send_message_batch(QueueUrl=stack.queue_url("postline-critical"), Entries=[
+        {"Id": str(n), "MessageBody": json.dumps({"id": mid, "template": "password-reset", "to": to, "data": data})}
+        for n, (mid, to) in enumerate(people.items())])
+    assert not answer.get("Failed"), answer
+    for mid, to in people.items():
+        assert stack.wait_for(mid, statuses={"delivered"})["status"] == "delivered", mid
+        assert len(stack.outbox_for(to)) == 1
+    return list(people.values())
 
 
 def _running(pid: int) -> bool:

@@ -75,6 +75,24 @@ def test_the_reader_policy_reads_and_deletes_on_that_queue_only(with_queue):
     assert QUEUE_OUTPUT == Outputs.APP_EVENTS_QUEUE_URL  # the output `postline events` reads
 
 
+def test_its_dlq_alarms_to_the_alarm_topic_as_every_other_dlq_does(with_queue):
+    dlq = with_queue.logical_id(with_queue.stack.app_events.dead_letters)
+    topic = {"Ref": with_queue.logical_id(with_queue.stack.monitoring.topic)}
+    [alarm] = [a["Properties"] for a in with_queue.resources("AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("Dimensions") == [{"Name": "QueueName",
+                                                         "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == (
+        "ApproximateNumberOfMessagesVisible", "Maximum", 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [topic]
+    assert alarm["AlarmDescription"].startswith("app-events: ")
+
+
+def test_without_the_queue_there_is_no_app_events_alarm(synth):
+    assert not [a for a in synth.resources("AWS::CloudWatch::Alarm").values()
+                if a["Properties"]["AlarmDescription"].startswith("app-events")]
+
+
 def test_the_config_key_must_be_a_boolean():
     with pytest.raises(ValueError, match="app_events_queue"):
         parse_config({**CONFIG, "app_events_queue": "yes"}, "bad")

@@ -202,7 +202,7 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
 
 def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> None:
     """Emails to the mailto address, as SES stores and announces them: one with the token (unsubscribes), one
-    without (kept for an operator), and a notification that cannot be read (to the DLQ)."""
+    without (kept for an operator), and a record not from its topic (refused, to the DLQ)."""
     from postline.inbound_mail import UnsubscribeMailContext, handle_batch
     from postline_cli.local.smtp_receiver import store_and_notify
 
@@ -217,7 +217,7 @@ def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> No
                                      clock=pipeline.clock)
     with needs.acting_as("unsubscribe_mail"):
         outcomes = handle_batch(records, context).outcomes
-    assert sorted(o.result for o in outcomes.values()) == ["kept", "rejected", "unsubscribed"]
+    assert sorted(o.result for o in outcomes.values()) == ["kept", "refused", "unsubscribed"]
 
 
 def _walk_campaigns(pipeline, needs: Needs) -> None:
@@ -307,7 +307,7 @@ def test_every_path_was_walked_by_every_function(synth, needs):
     assert ("scheduler:CreateSchedule", None) in needs["campaign"]  # tomorrow's window
     assert ("dynamodb:UpdateItem", "postline-campaigns") in needs["send"]  # a cancelled campaign's email counted
     assert ("s3:PutObject", resources.UNSUBSCRIBE_MAIL_BUCKET) in needs["unsubscribe_mail"]  # an email kept
-    assert ("sqs:SendMessage", "postline-unsubscribe-mail-dlq") in needs["unsubscribe_mail"]  # an unreadable one
+    assert ("sqs:SendMessage", "postline-unsubscribe-mail-dlq") in needs["unsubscribe_mail"]  # a refused one
 
 
 def test_each_function_role_allows_every_call_it_makes(synth, needs):

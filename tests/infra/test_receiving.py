@@ -116,6 +116,17 @@ def test_the_topic_is_encrypted_and_delivers_to_the_queue_with_a_dlq(synth):
         "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}})
 
 
+def test_the_function_knows_its_topic_and_no_other_function_is_given_it(synth):
+    """So it can refuse an SNS message from any other topic (postline.inbound_mail)."""
+    variable = "POSTLINE_UNSUBSCRIBE_MAIL_TOPIC_ARN"
+    given = {name: function["Properties"]["Environment"]["Variables"].get(variable)
+             for name, function in synth.postline_functions().items()}
+    topic = {"Ref": _ref_of(synth, "AWS::SNS::Topic", "UnsubscribeMailTopic")}
+    assert [value for value in given.values() if value is not None] == [topic]
+    unsubscribe_mail = synth.resource(synth.stack.functions.functions["unsubscribe_mail"])
+    assert unsubscribe_mail["Properties"]["Environment"]["Variables"][variable] == topic
+
+
 def test_the_mx_record_is_an_output_without_a_hosted_zone(synth):
     output = synth.template["Outputs"]["DnsUnsubscribeMxRecord"]["Value"]
     assert output == {"Fn::Join": ["", [f"{DOMAIN} MX 10 inbound-smtp.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}

@@ -1,7 +1,7 @@
 """The CLI's bad-input corpus: files an operator hands to `campaigns create --audience`, `send --data` and `templates
 push` that cannot be used. Each gets one line naming the file (and the line, where there is one) and exit 2 (a template
-folder: `not published: ...` and exit 1, as for every other reason push refuses one), never a traceback, and nothing
-is created, queued or published."""
+folder: `not published: ...`, as for every other reason push refuses one), never a traceback, and nothing is created,
+queued or published."""
 from __future__ import annotations
 
 import json
@@ -98,7 +98,7 @@ def test_the_same_data_in_utf8_is_queued(send_operator):
 ], ids=["html.j2", "text.j2", "template.json", "example.json", "a locale's subject.j2"])
 def test_a_template_file_that_is_not_utf8_is_refused_and_nothing_is_published(send_operator, tmp_path, file_name,
                                                                              content, line):
-    """As every other reason `templates push` refuses a folder for: one line, "not published: ...", exit 1."""
+    """As every other reason `templates push` refuses a folder for: one line, "not published: ...", exit 2."""
     folder = tmp_path / "greeting"
     (folder / "locales" / "pt").mkdir(parents=True)
     files = {"template.json": b'{"stream": "transactional", "subject": "Hello"}', "html.j2": b"<p>Hi {{ name }}</p>",
@@ -107,6 +107,20 @@ def test_a_template_file_that_is_not_utf8_is_refused_and_nothing_is_published(se
     for name, data in files.items():
         (folder / name).write_bytes(data)
     result = postline("templates", "push", str(folder))
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr == f"not published: {line.format(folder=folder)} is not UTF-8 text: save the file as UTF-8\n"
     assert [t for t in Template.scan() if t.name == "greeting"] == []
+
+
+def test_a_push_that_publishes_some_folders_and_refuses_others_exits_1(send_operator, tmp_path):
+    """Only part done (docs/cli.md, "Exit codes"): the good folder is published, the bad one named, exit 1."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for folder, html in ((good, b"<p>Hi {{ name }}</p>"), (bad, "<p>Até {{ name }}</p>".encode("latin-1"))):
+        folder.mkdir()
+        for name, data in {"template.json": b'{"stream": "transactional", "subject": "Hello"}', "html.j2": html,
+                           "text.j2": b"Hi {{ name }}", "example.json": b'{"name": "Ada"}'}.items():
+            (folder / name).write_bytes(data)
+    result = postline("templates", "push", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == f"not published: {bad}/html.j2: line 1 is not UTF-8 text: save the file as UTF-8\n"
+    assert [t.name for t in Template.scan() if t.name in ("good", "bad") and t.version != 0] == ["good"]

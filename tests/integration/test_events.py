@@ -36,7 +36,9 @@ def send_before_any_event(pipeline, address: str, key: str, crash_before_sent: b
             def __getattr__(self, name):
                 if name == "update_item":
                     def lost(**kwargs):
-                        raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "simulated"}}, name)
+                        if {"S": "sent"} in kwargs.get("ExpressionAttributeValues", {}).values():
+                            raise ClientError({"Error": {"Code": "RequestTimeout", "Message": "simulated"}}, name)
+                        return real.update_item(**kwargs)
                     return lost
                 return getattr(real, name)
 

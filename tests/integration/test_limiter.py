@@ -10,7 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from postline.limiter import QUOTA, QUOTA_SHARE, RATE, WARMUP, Limiter, WarmupPlan, Windows
+from postline.limiter import (QUOTA, QUOTA_SHARE, RATE, RECOVERY_PER_SECOND, THROTTLE_FACTOR, WARMUP, Limiter,
+                              WarmupPlan, Windows)
 from postline_cli.local.resources import TABLES, create_rate_limits_table
 from tests.integration.conftest import Clock, SesAccount as Ses
 
@@ -171,9 +172,9 @@ def test_a_throttle_slows_every_container_down_and_the_rate_recovers(dynamodb):
     assert other.factor() == 1.0
     throttled.throttled(3, for_the_rate=True, for_the_quota=False)
     throttled.throttled(2, for_the_rate=True, for_the_quota=False)  # the same moment: lowered once
-    assert throttled.factor() == pytest.approx(0.8)
+    assert throttled.factor() == pytest.approx(THROTTLE_FACTOR)
     clock.at += 2  # the other container reads the shared slow-down every few seconds
-    assert other.factor() == pytest.approx(0.8 + 2 * 0.005)
+    assert other.factor() == pytest.approx(THROTTLE_FACTOR + 2 * RECOVERY_PER_SECOND)
     slots = other.take("critical", 100).slots
     assert len([s for s in slots if int(s) == int(clock.at)]) <= Windows.for_rate(50, other.factor()).capacity
     clock.at += 60

@@ -3,6 +3,8 @@ and on the patched one with the same expectations."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import boto3
 import pytest
@@ -38,7 +40,7 @@ def aws(request, monkeypatch):
     saved = [(owner, dict(vars(owner))) for owner in PATCHED]
     if request.param == "patched":
         for patch in (aws_endpoint.serialise_dynamodb, aws_endpoint.lighten_dynamodb_expressions,
-                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs,
+                      aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs, aws_endpoint.receive_each_message_once,
                       aws_endpoint.read_raw_email_headers_only, aws_endpoint.insert_as_dynamodb_does):
             patch()
     try:
@@ -97,6 +99,49 @@ def test_counts_follow_sends_receives_deletes_and_visibility(sqs):
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         bodies += [m["Body"] for m in batch]
     assert sorted(bodies) == sorted(f"m{i}" for i in range(2, 10))
+
+
+def test_a_long_poll_gets_a_message_sent_while_it_waits(sqs):
+    url = sqs.create_queue(QueueName="long-poll")["QueueUrl"]
+    timer = threading.Timer(0.5, lambda: sqs.send_message(QueueUrl=url, MessageBody="late"))
+    timer.start()
+    received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
+    timer.join()
+    assert [m["Body"] for m in received] == ["late"]
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []  # waits, then nothing
+
+
+def test_concurrent_receives_hand_each_message_to_one_of_them(aws, monkeypatch):
+    """Plain moto hands a message to two receives that race between its visibility check and its mark (the
+    endpoint's request threads do; here a short sleep in the mark makes the race happen every time): the patch
+    hands each to one."""
+    mark = sqs_models.Message.mark_received
+
+    def slow_mark(self, *args, **kwargs):
+        time.sleep(0.002)  # lets the other receives' threads run between the check and the mark
+        return mark(self, *args, **kwargs)
+
+    monkeypatch.setattr(sqs_models.Message, "mark_received", slow_mark)
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="raced", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for start in range(0, 200, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": str(i)}
+                                                      for i in range(start, start + 10)])
+    received: list[str] = []
+
+    def drain() -> None:
+        client = aws.client("sqs")
+        while batch := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            received.extend(m["Body"] for m in batch)
+
+    threads = [threading.Thread(target=drain) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(received) == {str(i) for i in range(200)}
+    patched = sqs_models.SQSBackend.receive_message.__module__ == aws_endpoint.__name__
+    assert (len(received) == 200) is patched  # plain moto handed some out twice
 
 
 def test_redrive_to_the_dead_letter_queue(sqs):

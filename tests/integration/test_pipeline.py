@@ -680,10 +680,11 @@ def test_a_marketing_batch_is_claimed_with_one_insert_call_and_counted_in_one_wr
     result = send_batch(records, pipeline.send_context(dynamodb=dynamodb))
     # Its campaign's state (read once per 30 s per container: "june" is no campaign postline runs) and the
     # suppressions; the claims in one call; the batch's sending slots in one write (after reading the limiter's
-    # shared slow-down); then each email's own `sent`, written as soon as SES took it; then the batch's count
-    # (postline.analytics: the three emails share one campaign, template and hour, so one counter item).
+    # shared slow-down); then per email the mark that it goes to SES now and its own `sent`, written as soon as SES
+    # took it; then the batch's count (postline.analytics: the three emails share one campaign, template and hour,
+    # so one counter item).
     assert not result.failed and dynamodb.calls == ["batch_get_item", "batch_get_item", "batch_execute_statement",
-                                                    "get_item", "update_item"] + ["update_item"] * 3 + ["update_item"]
+                                                    "get_item", "update_item"] + ["update_item"] * 6 + ["update_item"]
     for i in range(3):
         stored = record(message_id_for(f"n-insert-{i}"))  # the record a first claim has always created
         assert (stored.status, stored.attempts, stored.recipient, stored.template, stored.campaign) == (
@@ -704,10 +705,10 @@ def test_first_claims_that_dynamodb_does_not_take_go_to_the_transaction(pipeline
     assert record(message_id_for("n-fallback")).attempts == 1
 
 
-def test_an_insert_retried_after_it_wrote_is_parked_never_sent_twice(pipeline):
-    """PartiQL has no idempotency token: a call that times out after DynamoDB wrote, retried, finds its own claim,
-    and cannot tell it from an attempt that sent the email and died. Nothing settles it, so once stale it is
-    parked for an operator, never sent on a timer."""
+def test_an_insert_retried_after_it_wrote_is_sent_once(pipeline):
+    """PartiQL has no idempotency token: a call that times out after DynamoDB wrote, retried, finds its own claim.
+    The claim still awaits its handoff to SES (the attempt never called SES), so a later look takes it back and
+    sends the email, once."""
     from postline.send import send_batch
 
     pipeline.enqueue("marketing", message("newsletter", "ada@example.com", "n-timeout"))
@@ -727,9 +728,13 @@ def test_an_insert_retried_after_it_wrote_is_parked_never_sent_twice(pipeline):
     waiting = send_batch(records, pipeline.send_context(dynamodb=WritesThenTimesOut()))
     assert waiting.failed and pipeline.ses.count(message_id_for("n-timeout")) == 0
     pipeline.now[0] += pipeline.settings.stale_claim_seconds + 1
+    taken_back = send_batch(records, pipeline.send_context())
+    assert taken_back.failed and pipeline.ses.count(message_id_for("n-timeout")) == 0
+    assert record(message_id_for("n-timeout")).status == "rendered"
     assert not send_batch(records, pipeline.send_context()).failed
-    assert pipeline.ses.count(message_id_for("n-timeout")) == 0
-    assert record(message_id_for("n-timeout")).status == "unknown"
+    assert not send_batch(records, pipeline.send_context()).failed  # SQS delivers it again: a duplicate
+    assert pipeline.ses.count(message_id_for("n-timeout")) == 1
+    assert record(message_id_for("n-timeout")).status == "sent"
 
 
 def test_a_large_rendered_body_travels_through_s3(pipeline):

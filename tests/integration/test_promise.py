@@ -492,10 +492,105 @@ def test_a_hard_bounce_arriving_after_erasure_keeps_the_address_erased(pipeline)
     assert record("after-bounce").status == "suppressed"  # the bounce holds, under the erased name
 
 
+# --- an attempt that dies before SES: its email goes out once, without an operator ------------------------------
+
+class DiesWaitingForSlots:
+    """The limiter of a send attempt that dies (killed, timed out) after its claims, while it waits for its
+    sending slots: before any email is handed to SES."""
+
+    def __init__(self, limiter):
+        self.limiter = limiter
+
+    def __getattr__(self, name):
+        return getattr(self.limiter, name)
+
+    def acquire(self, *args, **kwargs):
+        raise SystemExit("killed before the handoff")
+
+
+def settled_window(pipeline) -> float:
+    from postline.settings import SEND_EVENT_MARGIN_SECONDS
+
+    return pipeline.settings.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("stream", ["critical", "marketing"])  # an updated record; one the claim created
+def test_an_email_whose_attempt_died_before_handing_it_to_ses_is_sent_once_not_parked(pipeline, stream):
+    key = f"died-before-handoff-{stream}"
+    pipeline.enqueue(stream, message(TEMPLATE_OF[stream], "ada@example.com", key))
+    pipeline.run_render()
+    jobs = pipeline.receive(resources.SEND_QUEUES[stream], visibility=0)
+    with pytest.raises(SystemExit):
+        send_batch(jobs, pipeline.send_context(limiter=DiesWaitingForSlots(pipeline.send_context().limiter)))
+    assert record(key).status == "sending" and pipeline.ses.sends == []
+    # SQS hands the job out again: while the dead attempt could still be alive, its copy waits ...
+    waiting = send_batch(jobs, pipeline.send_context())
+    assert waiting.outcomes[jobs[0].record_id].reason == "claimed by an earlier attempt"
+    # ... and once it had time to settle, the claim SES never saw is taken back and the email sent, once.
+    pipeline.now[0] += settled_window(pipeline)
+    taken = send_batch(jobs, pipeline.send_context())
+    assert taken.outcomes[jobs[0].record_id].retry and record(key).status == "rendered"
+    assert send_batch(jobs, pipeline.send_context()).outcomes[jobs[0].record_id].result == "sent"  # a second on
+    assert send_batch(jobs, pipeline.send_context()).outcomes[jobs[0].record_id].result == "duplicate"
+    assert pipeline.ses.count(message_id_for(key)) == 1 and record(key).status == "sent"
+    assert record(key).attempts == 2 and dlq(pipeline, resources.SEND_QUEUES[stream]) == []
+
+
+def test_a_job_on_its_last_receive_waits_for_a_young_claim_as_a_new_message_not_parked(pipeline):
+    """SQS handed the job out as often as the queue allows (a duplicate delivery, a kill, a take-back) while an
+    attempt holds a young claim: the job goes back on its queue as a new message rather than park an email SES
+    may never have seen; once the dead attempt's claim had time to settle, it is taken back and sent once."""
+    pipeline.enqueue("transactional", message("welcome", "ada@example.com", "last-receive"))
+    pipeline.run_render()
+    (job,) = pipeline.receive("postline-send-transactional", visibility=0)
+    with pytest.raises(SystemExit):
+        send_batch([job], pipeline.send_context(limiter=DiesWaitingForSlots(pipeline.send_context().limiter)))
+    last = QueueRecord(job.record_id, job.body, job.queue_name, job.sent_at, pipeline.settings.max_receive_count,
+                       job.receipt_handle)
+    waiting = send_batch([last], pipeline.send_context())
+    assert waiting.outcomes[job.record_id].result == "waiting" and not waiting.failed
+    assert record("last-receive").status == "sending" and dlq(pipeline, "postline-send-transactional") == []
+    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url("postline-send-transactional"),
+                                                   AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # the job, as a new message
+    pipeline.now[0] += settled_window(pipeline)
+    again = QueueRecord("the-new-message", job.body, job.queue_name, pipeline.clock(), 1)
+    assert send_batch([again], pipeline.send_context()).failed  # taken back: it looks again in a second
+    assert send_batch([again], pipeline.send_context()).outcomes[again.record_id].result == "sent"
+    assert pipeline.ses.count(message_id_for("last-receive")) == 1
+
+
+def test_an_attempt_whose_claim_was_taken_back_does_not_send(pipeline):
+    """The attempt was only slow: a copy took its claim back while it read the bodies. Its handoff mark then finds
+    the claim gone, so it does not call SES and keeps its SQS message for a later look; the email goes out once."""
+    pipeline.enqueue("transactional", message("welcome", "ada@example.com", "slow-attempt"))
+    pipeline.run_render()
+    jobs = pipeline.receive("postline-send-transactional", visibility=0)
+    limiter = pipeline.send_context().limiter
+
+    class CopyTakesItBack:
+        def __getattr__(self, name):
+            return getattr(limiter, name)
+
+        def acquire(self, *args, **kwargs):
+            pipeline.now[0] += settled_window(pipeline)
+            send_batch(jobs, pipeline.send_context())  # the copy: finds the claim unmarked and old
+            assert record("slow-attempt").status == "rendered"
+            return limiter.acquire(*args, **kwargs)
+
+    slow = send_batch(jobs, pipeline.send_context(limiter=CopyTakesItBack()))
+    outcome = slow.outcomes[jobs[0].record_id]
+    assert outcome.retry and outcome.reason == "the claim moved on before the SES answer was recorded"
+    assert pipeline.ses.sends == []
+    assert send_batch(jobs, pipeline.send_context()).outcomes[jobs[0].record_id].result == "sent"  # its next look
+    assert pipeline.ses.count(message_id_for("slow-attempt")) == 1 and record("slow-attempt").status == "sent"
+
+
 # --- an operator settles what nobody knows ------------------------------------------------------------------------
 
 def parked(pipeline, key: str) -> str:
-    """A marketing email whose attempt died before any SES answer, parked once stale."""
+    """A marketing email whose attempt died after it handed the email to SES and before any SES answer, parked
+    once stale (SES may have sent it)."""
     pipeline.enqueue("marketing", message("newsletter", "lost@example.com", key))
     pipeline.run_render()
     records = pipeline.receive("postline-send-marketing", visibility=0)

@@ -159,11 +159,96 @@ def test_ses_spam_verdict_drops_the_email(pipeline, mailbox):
 
 
 def test_an_unreadable_record_goes_to_the_dlq_with_its_reason(pipeline, mailbox):
-    mailbox.sqs.send_message(QueueUrl=pipeline.queue_url(resources.UNSUBSCRIBE_MAIL_QUEUE), MessageBody="{}")
+    mailbox.sns.publish(TopicArn=mailbox.topic_arn, Message="{}")
     mailbox.receive(raw_mail("hello"))
     outcomes = sorted(mailbox.run().values())
     assert outcomes == [(KEPT, "it carries no unsubscribe token"),
                         ("rejected", "not an SES receipt notification (KeyError: 'notificationType')")]
+    [(_, reason)] = dead_letters(pipeline, mailbox)
+    assert reason == "not an SES receipt notification (KeyError: 'notificationType')"
+
+
+def dead_letters(pipeline, mailbox) -> list[tuple[str, str]]:
     dlq = pipeline.queue_url(resources.UNSUBSCRIBE_MAIL_QUEUE + "-dlq")
-    [moved] = mailbox.sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"])["Messages"]
-    assert moved["MessageAttributes"]["postline_reason"]["StringValue"].startswith("not an SES receipt notification")
+    moved = mailbox.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    return [(m["Body"], m["MessageAttributes"]["postline_reason"]["StringValue"]) for m in moved.get("Messages", [])]
+
+
+# --- the bad-input corpus: SNS messages that are not from the stack's unsubscribe mail topic ------------------------
+
+FOREIGN_TOPIC = "arn:aws:sns:us-east-1:444455556666:" + resources.UNSUBSCRIBE_MAIL_TOPIC  # same name, other account
+NOT_OURS = "not postline's unsubscribe mail topic"
+
+
+def envelope(document: dict, topic: str | None, kind: str = "Notification") -> str:
+    wrapped = {"Type": kind, "MessageId": "11111111-2222-3333-4444-555555555555", "Timestamp": "2027-01-15T08:00:02Z",
+               "Message": json.dumps(document)}
+    return json.dumps(wrapped if topic is None else {**wrapped, "TopicArn": topic})
+
+
+FOREIGN = [
+    ("another account's topic of the same name", FOREIGN_TOPIC, "Notification",
+     f"refused: SNS Notification from the topic {FOREIGN_TOPIC}, {NOT_OURS}"),
+    ("an envelope without a topic", None, "Notification",
+     f"refused: SNS Notification from the topic (none), {NOT_OURS}"),
+    ("another topic's subscription confirmation", FOREIGN_TOPIC, "SubscriptionConfirmation",
+     f"refused: SNS SubscriptionConfirmation from the topic {FOREIGN_TOPIC}, {NOT_OURS}"),
+    ("SES's notification without SNS's envelope", "bare", None,
+     "refused: not an SNS message (no envelope), not from postline's unsubscribe mail topic"),
+]
+
+
+@pytest.mark.parametrize("topic, kind, reason", [case[1:] for case in FOREIGN], ids=[case[0] for case in FOREIGN])
+def test_a_valid_unsubscribe_from_anywhere_but_the_stack_s_topic_is_refused_and_changes_nothing(pipeline, mailbox,
+                                                                                              topic, kind, reason):
+    """The forged message carries a real, valid token and names a real stored email: only where it came from is
+    wrong. It unsubscribes nobody, keeps nothing, announces nothing, and waits in the DLQ with its reason; the good
+    email beside it is applied."""
+    newsletter(pipeline, SENDER, "n1")
+    newsletter(pipeline, "other@example.com", "n2")
+    pipeline.app_events()
+    forged_raw = raw_mail(f"unsubscribe {unsubscribe_token(pipeline, message_id_for('n1'))}")
+    mailbox.s3.put_object(Bucket=resources.UNSUBSCRIBE_MAIL_BUCKET, Key="incoming/forged-1", Body=forged_raw)
+    forged = receipt_notification("forged-1", forged_raw, SENDER, ["u@x"], resources.UNSUBSCRIBE_MAIL_BUCKET,
+                                  "incoming/forged-1", mailbox.topic_arn, pipeline.clock())
+    body = json.dumps(forged) if topic == "bare" else envelope(forged, topic, kind)
+    mailbox.sqs.send_message(QueueUrl=pipeline.queue_url(resources.UNSUBSCRIBE_MAIL_QUEUE), MessageBody=body)
+    mailbox.receive(raw_mail(f"unsubscribe {unsubscribe_token(pipeline, message_id_for('n2'))}",
+                             sender="other@example.com"), envelope_sender="other@example.com")
+
+    assert sorted(mailbox.run().values()) == [("refused", reason), (UNSUBSCRIBED, None)]
+    assert dead_letters(pipeline, mailbox) == [(body, reason)]
+    assert [(s.email, s.scope) for s in Suppression.scan()] == [("other@example.com", "marketing")]
+    assert unsubscribes(message_id_for("n1")) == [] and mailbox.kept() == []
+    assert [e["detail"]["to"] for e in pipeline.app_events()] == ["other@example.com"]
+
+
+def test_a_message_another_topic_delivers_to_the_queue_is_refused(pipeline, mailbox):
+    """SNS itself delivering another topic's message (a subscription someone added to the queue)."""
+    other = mailbox.sns.create_topic(Name="someone-elses-topic")["TopicArn"]
+    mailbox.sns.subscribe(TopicArn=other, Protocol="sqs", Attributes={"RawMessageDelivery": "false"},
+                          Endpoint=resources.queue_arn(resources.UNSUBSCRIBE_MAIL_QUEUE))
+    newsletter(pipeline, SENDER, "n1")
+    raw = raw_mail(f"unsubscribe {unsubscribe_token(pipeline, message_id_for('n1'))}")
+    mailbox.s3.put_object(Bucket=resources.UNSUBSCRIBE_MAIL_BUCKET, Key="incoming/other-1", Body=raw)
+    notification = receipt_notification("other-1", raw, SENDER, ["u@x"], resources.UNSUBSCRIBE_MAIL_BUCKET,
+                                        "incoming/other-1", other, pipeline.clock())
+    mailbox.sns.publish(TopicArn=other, Message=json.dumps(notification))
+    reason = f"refused: SNS Notification from the topic {other}, {NOT_OURS}"
+    assert list(mailbox.run().values()) == [("refused", reason)]
+    assert [why for _, why in dead_letters(pipeline, mailbox)] == [reason]
+    assert list(Suppression.scan()) == []
+
+
+def test_the_refusal_is_logged_without_the_message_it_carries(pipeline, mailbox, caplog):
+    newsletter(pipeline, SENDER, "n1")
+    bucket = resources.UNSUBSCRIBE_MAIL_BUCKET
+    forged = receipt_notification("forged-2", raw_mail("unsubscribe"), SENDER, ["u@x"], bucket, "incoming/forged-2",
+                                  FOREIGN_TOPIC, pipeline.clock())
+    mailbox.sqs.send_message(QueueUrl=pipeline.queue_url(resources.UNSUBSCRIBE_MAIL_QUEUE),
+                             MessageBody=envelope(forged, FOREIGN_TOPIC))
+    with caplog.at_level("INFO"):
+        mailbox.run()
+    [refusal] = [r for r in caplog.records if r.getMessage() == "SNS message from another topic refused"]
+    assert (refusal.type, refusal.topic) == ("Notification", FOREIGN_TOPIC)
+    assert SENDER not in caplog.text and "reader" not in caplog.text.lower()

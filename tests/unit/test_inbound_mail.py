@@ -3,6 +3,7 @@ automatic mail and SES's verdicts recognised."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from postline.contract import message_id_for
 from postline.inbound_mail import (
     KeptMail,
+    RefusedNotification,
     UnreadableNotification,
     automatic_reason,
     parse_mail,
@@ -22,6 +24,7 @@ from postline.suppression import erased_address
 from postline.tokens import UNSUBSCRIBE
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ses" / "receipt-s3.json"
+TOPIC = "arn:aws:sns:eu-west-1:111122223333:postline-unsubscribe-mail"  # the stack's own
 
 
 def notification(**receipt_changes) -> dict:
@@ -30,10 +33,15 @@ def notification(**receipt_changes) -> dict:
     return document
 
 
-def sns_envelope(message: dict) -> str:
+def sns_envelope(message: dict, topic: str | None = TOPIC, kind: str = "Notification") -> str:
     """What the function's queue holds: SNS's envelope (raw message delivery off), SES's notification inside."""
-    return json.dumps({"Type": "Notification", "MessageId": "5c6f", "TopicArn": "arn:aws:sns:eu-west-1:1:t",
-                       "Subject": "Amazon SES Email Receipt Notification", "Message": json.dumps(message)})
+    envelope = {"Type": kind, "MessageId": "5c6f", "Subject": "Amazon SES Email Receipt Notification",
+                "Message": json.dumps(message)}
+    return json.dumps(envelope if topic is None else {**envelope, "TopicArn": topic})
+
+
+def read(body: str):
+    return receipt_of(body, TOPIC)
 
 
 def mail(subject: str = "unsubscribe", body: str = "", headers: str = "", content_type: str = "text/plain") -> bytes:
@@ -49,7 +57,7 @@ def token(keyring) -> str:
 # --- SES's notification ------------------------------------------------------------------------------------------
 
 def test_a_receipt_is_read_from_sns_envelope():
-    receipt = receipt_of(sns_envelope(notification()))
+    receipt = read(sns_envelope(notification()))
     assert (receipt.mail_id, receipt.bucket, receipt.key) == (
         "o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1", "postline-unsubscribe-mail",
         "incoming/o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1")
@@ -58,23 +66,53 @@ def test_a_receipt_is_read_from_sns_envelope():
     assert receipt.received_at == pytest.approx(1796033702.123)
 
 
-def test_a_raw_notification_without_envelope_is_read_too():
-    assert receipt_of(json.dumps(notification())).mail_id == "o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1"
+@pytest.mark.parametrize("body, reason", [
+    (sns_envelope(notification(), "arn:aws:sns:eu-west-1:444455556666:postline-unsubscribe-mail"),
+     "refused: SNS Notification from the topic arn:aws:sns:eu-west-1:444455556666:postline-unsubscribe-mail, not "
+     "postline's unsubscribe mail topic"),
+    (sns_envelope(notification(), "arn:aws:sns:eu-west-1:111122223333:another-topic"),
+     "refused: SNS Notification from the topic arn:aws:sns:eu-west-1:111122223333:another-topic, not postline's "
+     "unsubscribe mail topic"),
+    (sns_envelope(notification(), None),
+     "refused: SNS Notification from the topic (none), not postline's unsubscribe mail topic"),
+    (sns_envelope({}, "arn:aws:sns:eu-west-1:444455556666:x", kind="SubscriptionConfirmation"),
+     "refused: SNS SubscriptionConfirmation from the topic arn:aws:sns:eu-west-1:444455556666:x, not postline's "
+     "unsubscribe mail topic"),
+    (json.dumps(notification()),
+     "refused: not an SNS message (no envelope), not from postline's unsubscribe mail topic"),
+], ids=["same name, another account", "another topic", "no topic", "foreign subscription", "no envelope"])
+def test_a_notification_from_anywhere_but_the_stack_s_topic_is_refused(body, reason):
+    with pytest.raises(RefusedNotification) as refused:
+        read(body)
+    assert str(refused.value) == reason
+
+
+def test_without_a_topic_to_trust_every_message_is_refused():
+    with pytest.raises(RefusedNotification):
+        receipt_of(sns_envelope(notification()), None)
+
+
+def test_the_stack_s_own_subscription_messages_carry_no_mail():
+    assert read(sns_envelope({}, kind="SubscriptionConfirmation")) is None
 
 
 def test_ses_setup_notification_carries_no_mail():
     setup = {"notificationType": "AMAZON_SES_SETUP_NOTIFICATION", "receipt": {}}
-    assert receipt_of(sns_envelope(setup)) is None
+    assert read(sns_envelope(setup)) is None
 
 
 @pytest.mark.parametrize("body, why", [
     ("not json", "not an SES receipt notification"),
-    (json.dumps({"notificationType": "Received", "mail": {}}), "not an SES receipt notification (KeyError"),
+    ("[1]", "not an SES receipt notification (TypeError: a JSON list, not an object)"),
+    (sns_envelope({"notificationType": "Received", "mail": {}}), "not an SES receipt notification (KeyError"),
+    (json.dumps({"Type": "Notification", "TopicArn": TOPIC}), "not an SES receipt notification (KeyError: 'Message')"),
+    (json.dumps({"Type": "Notification", "TopicArn": TOPIC, "Message": "{"}), "not an SES receipt notification ("),
+    (sns_envelope(notification(), kind="Weird"), "not an SES receipt notification (ValueError: an SNS Weird, not a"),
     (sns_envelope(notification(action={"type": "Lambda"})), "the receipt rule's action is Lambda, not S3"),
 ])
 def test_an_unreadable_notification_says_why(body, why):
-    with pytest.raises(UnreadableNotification, match=why.replace("(", r"\(")):
-        receipt_of(body)
+    with pytest.raises(UnreadableNotification, match=re.escape(why)):
+        read(body)
 
 
 @pytest.mark.parametrize("spam, virus, why", [
@@ -85,7 +123,7 @@ def test_an_unreadable_notification_says_why(body, why):
     ("PROCESSING_FAILED", "PROCESSING_FAILED", None),
 ])
 def test_ses_verdicts(spam, virus, why):
-    receipt = receipt_of(sns_envelope(notification(spamVerdict={"status": spam}, virusVerdict={"status": virus})))
+    receipt = read(sns_envelope(notification(spamVerdict={"status": spam}, virusVerdict={"status": virus})))
     assert verdict_reason(receipt) == why
 
 
@@ -189,7 +227,6 @@ def test_a_kept_record_is_named_by_time_then_mail_id_and_reads_back():
 def test_the_pages_policy_allows_their_one_stylesheet_by_hash_and_nothing_else():
     import base64
     import hashlib
-    import re
 
     from postline.pages import (CONTENT_SECURITY_POLICY, confirm_page, method_not_allowed_page, not_found_page,
                                 too_large_page, unsubscribed_page)

@@ -25,6 +25,7 @@ def environment(**overrides: str | None) -> dict[str, str]:
         "POSTLINE_CAMPAIGNS_TABLE": "pl-campaigns",
         "POSTLINE_STATS_TABLE": "pl-stats",
         "POSTLINE_ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:1:pl-alarms",
+        "POSTLINE_UNSUBSCRIBE_MAIL_TOPIC_ARN": "arn:aws:sns:us-east-1:1:pl-unsubscribe-mail",
         **{f"POSTLINE_CONFIGURATION_SET_{s.upper()}": f"postline-{s}" for s in STREAMS},
     }
     for name, value in overrides.items():

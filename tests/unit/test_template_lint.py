@@ -101,7 +101,7 @@ def test_a_locale_variant_is_linted_like_the_default_and_named_by_its_own_file(t
 def test_a_variant_with_an_empty_subject_refuses_the_push_naming_its_subject_file(tmp_path):
     path = variant(folder(tmp_path, "hi"), "de-AT", subject="{{ name|replace('Ada', '') }}")
     code, output = run("templates", "push", str(path), "--dry-run")
-    assert code == 1
+    assert code == 2
     assert f"error: {path}/locales/de-AT/subject.j2: the subject is empty with the example data (subject)" in output
     assert "not published: hi: 1 lint error(s) (--force publishes anyway)" in output
 
@@ -132,7 +132,7 @@ def test_push_names_the_file_and_line_of_a_syntax_error(tmp_path):
     path = folder(tmp_path, "shipping-update", html="<ul>\n{% for p in parcels %}\n<li>{{ p }}</li>\n{% endfo %}\n</ul>",
                   example={"name": "A", "parcels": []})
     code, output = run("templates", "push", str(path), "--dry-run")
-    assert code == 1
+    assert code == 2
     assert (f"not published: {path}/html.j2:4: Encountered unknown tag 'endfo'. Jinja was looking for the following "
             "tags: 'endfor' or 'else'. The innermost block that needs to be closed is 'for'.") in output
 
@@ -171,7 +171,7 @@ def test_push_dry_run_checks_without_publishing_or_needing_a_stack(tmp_path):
 def test_push_refuses_lint_errors_and_says_force_publishes(tmp_path):
     path = folder(tmp_path, "hi", subject="{{ name }}", example={"name": ""})
     code, output = run("templates", "push", str(path), "--dry-run")
-    assert code == 1
+    assert code == 2
     assert "error: " + f"{path}/template.json: the subject is empty with the example data (subject)" in output
     assert "not published: hi: 1 lint error(s) (--force publishes anyway)" in output
     code, output = run("templates", "push", str(path), "--dry-run", "--force")
@@ -181,7 +181,7 @@ def test_push_refuses_lint_errors_and_says_force_publishes(tmp_path):
 def test_push_with_nothing_published_prints_no_empty_table(tmp_path):
     path = folder(tmp_path, "broken", html="<p>{{ name }}{% if %}</p>")
     code, output = run("templates", "push", str(path), "--dry-run")
-    assert code == 1 and "┃" not in output and "template" not in output.split("not published")[0]
+    assert code == 2 and "┃" not in output and "template" not in output.split("not published")[0]
 
 
 def test_render_a_folder_with_its_example_or_data(tmp_path):

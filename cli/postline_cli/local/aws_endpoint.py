@@ -21,9 +21,10 @@ Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the en
 not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
 (DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
 server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers
-(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto). One patch corrects
-moto where postline depends on DynamoDB's answer: a PartiQL ``INSERT`` of a key that exists is refused
-(``insert_as_dynamodb_does``).
+(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto). Two patches correct
+moto where postline depends on AWS's answer: a PartiQL ``INSERT`` of a key that exists is refused
+(``insert_as_dynamodb_does``), and a message is handed to one of two concurrent receives, not both
+(``receive_each_message_once``).
 """
 
 from __future__ import annotations
@@ -888,6 +889,31 @@ def speed_up_sqs() -> None:
     queue_class.delete_message = delete_message
 
 
+def receive_each_message_once() -> None:
+    """moto's ReceiveMessage checks that a message is visible and marks it received without a lock, so two
+    pollers receiving from one queue at the same moment are both handed the same message (the local stack saw
+    one rendered twice 8 ms apart): SQS hides a message from other receives once one has it. Here each pass over
+    the queue runs under the queue's own lock (the one its sends append under), and a long poll waits outside it,
+    for a message or its deadline, as moto's own loop does."""
+    from moto.sqs import models
+
+    receive = models.SQSBackend.receive_message
+
+    def receive_message(
+        self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names=None
+    ):
+        queue = self.get_queue(queue_name)
+        polling_end = models.unix_time() + wait_seconds_timeout
+        while True:
+            with queue._messages_lock:  # noqa: SLF001 - moto's lock over the queue's messages
+                result = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            if result or not wait_seconds_timeout or models.unix_time() > polling_end:
+                return result
+            queue.wait_for_messages(1)
+
+    models.SQSBackend.receive_message = receive_message
+
+
 def sqs_on_clock(clock: Callable[[], float]) -> None:
     """moto's SQS tells the time (a message's delay, its visibility, a queue's retention) with two functions of
     its own: here they read ``clock``, so moving the local clock moves them too."""
@@ -1049,6 +1075,7 @@ def main() -> None:
     lighten_dynamodb_expressions()
     lighten_dispatch()
     speed_up_sqs()
+    receive_each_message_once()
     read_raw_email_headers_only()
     remember_backends()
     remember_event_paths()

@@ -138,6 +138,7 @@ def function_environment(endpoint: str, api_url: str) -> dict[str, str]:
         "POSTLINE_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/postline-scheduler",
         "POSTLINE_ALARM_TOPIC_ARN": topic_arn(ALARM_TOPIC),
         "POSTLINE_SES_EVENTS_TOPIC_ARN": topic_arn(SES_EVENTS_TOPIC),
+        "POSTLINE_UNSUBSCRIBE_MAIL_TOPIC_ARN": topic_arn(UNSUBSCRIBE_MAIL_TOPIC),
         "POWERTOOLS_SERVICE_NAME": "postline",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "postline",

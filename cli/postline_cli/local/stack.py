@@ -25,7 +25,7 @@ from .scheduler import LocalScheduler
 from .ses_simulator import SesEventPublisher
 from .smtp_receiver import DEFAULT_SMTP_PORT, start_unsubscribe_mail
 from .smtp_relay import DEFAULT_SMTP_RELAY_PORT, RelaySetupError, relays_setting, smtp_streams, start_smtp_relay
-from .worker import STOP_GRACE_SECONDS, WORKER_FUNCTIONS, load_function, log_batch, start_pollers
+from .worker import STOP_GRACE_SECONDS, WORKER_FUNCTIONS, load_function, log_batch, queues_of, start_pollers
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
@@ -33,6 +33,28 @@ HOST = "127.0.0.1"
 WORKER_READY_SECONDS = 60  # a worker's cold start, on a slow machine starting four at once
 RESTART_AT_MOST_EVERY_SECONDS = 1.0  # a worker that dies at once is not started anew in a tight loop
 SAMPLE_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
+# The most batches at once the local stack runs on one queue, whatever the deploy config asks: a function's pollers
+# are threads of one worker process, and every queue is served by one AWS endpoint process, so on a small machine more
+# only contend. 4 is the default config's highest, so the defaults run as configured (docs/decisions.md).
+LOCAL_MAX_POLLERS = 4
+# Reads the deploy config with the CDK app's own loader (infra/stacks/config.py), in a process of its own: the loader
+# imports aws_cdk, which starts a Node.js runtime that would otherwise live (and warn) as long as the stack.
+_READ_DEPLOY_CONCURRENCY = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from stacks.config import ConfigError, config_path, load_config
+from stacks.constants import CAMPAIGN_CONCURRENCY, SES_EVENTS_CONCURRENCY
+file = config_path(sys.argv[2] or None)
+try:
+    config = load_config(file)
+except ConfigError as error:
+    print(json.dumps({"error": str(error)}))
+    sys.exit(0)
+print(json.dumps({"file": str(file), "render_concurrency": config.render_concurrency,
+                  "send_concurrency": config.send_concurrency, "ses_events": SES_EVENTS_CONCURRENCY,
+                  "campaign": CAMPAIGN_CONCURRENCY}))
+"""
 
 
 class LocalStackError(RuntimeError):
@@ -110,6 +132,45 @@ def ses_limits(rate: float | None = None, quota: int | None = None) -> tuple[flo
         raise LocalStackError(str(error)) from None
 
 
+def deploy_pollers(config_file: str | None = None) -> tuple[dict[str, dict[str, int]], str]:
+    """Each worker function's concurrent batches per queue (by function, then queue name), as the deploy config gives
+    its event source mappings in AWS, at most LOCAL_MAX_POLLERS; and a note naming what that ceiling lowered ("" if
+    nothing). Without ``config_file``, the file ``cdk deploy`` reads: postline.config.json, else the example. A
+    LocalStackError, on one line, for a file that is missing or invalid."""
+    chosen = str(Path(config_file).resolve()) if config_file else ""
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_DEPLOY_CONCURRENCY, str(INFRA_DIR), chosen], capture_output=True, text=True
+    )
+    last_words = (result.stderr.strip().splitlines() or ["it printed nothing"])[-1]
+    if result.returncode != 0:
+        raise LocalStackError(f"cannot read the deploy config (infra/stacks/config.py): {last_words}")
+    read = json.loads(result.stdout)
+    if "error" in read:
+        heading, *problems = read["error"].split("\n  - ")
+        raise LocalStackError(" ".join([heading, "; ".join(problems)]).strip())
+    asked = [
+        ("render", resources.INBOUND_QUEUES[s], f"render_concurrency.{s}", n)
+        for s, n in read["render_concurrency"].items()
+    ]
+    asked += [
+        ("send", resources.SEND_QUEUES[s], f"send_concurrency.{s}", n) for s, n in read["send_concurrency"].items()
+    ]
+    asked += [("ses_events", queue, "ses_events", read["ses_events"]) for queue in queues_of("ses_events")]
+    asked += [("campaign", queue, "campaign", read["campaign"]) for queue in queues_of("campaign")]
+    pollers: dict[str, dict[str, int]] = {}
+    for function, queue, _, number in asked:
+        pollers.setdefault(function, {})[queue] = min(number, LOCAL_MAX_POLLERS)
+    lowered = [f"{key} {number}" for _, _, key, number in asked if number > LOCAL_MAX_POLLERS]
+    note = ""
+    if lowered:
+        note = (
+            f"the local stack runs at most {LOCAL_MAX_POLLERS} batches at once per queue: "
+            f"{' and '.join(lowered)} (in {read['file']}) {'is' if len(lowered) == 1 else 'are'} lowered to "
+            f"{LOCAL_MAX_POLLERS} here; a deployment gets the config's"
+        )
+    return pollers, note
+
+
 def local_smtp_streams() -> tuple[str, ...]:
     """The streams ``POSTLINE_LOCAL_SMTP_STREAMS`` sends through the local relay; a LocalStackError if it names
     something else."""
@@ -184,11 +245,13 @@ class LocalStack:
     api_port: int = DEFAULT_API_PORT
     faults: str = ""
     ses_route: str = "sns"  # how SES's events reach the events queue (resources.SES_EVENT_ROUTES)
-    # Concurrent batches per inbound / send queue (Lambda scales a mapping's concurrency with the backlog); with
-    # one render poller per queue, render alone bounded a newsletter to about 45 emails/s locally.
-    render_pollers: int = 2
-    send_pollers: int = 2
-    campaign_pollers: int = 2  # the stack's ceiling on the control queue's mapping: two campaign runs at once
+    # Concurrent batches per queue, by function then queue (Lambda scales a mapping's concurrency with the backlog, up
+    # to its ceiling): None takes the deploy config's (deploy_pollers). render_pollers, send_pollers and
+    # campaign_pollers, when given, set every queue of their function, above the config (bench/).
+    queue_pollers: dict[str, dict[str, int]] | None = None
+    render_pollers: int | None = None
+    send_pollers: int | None = None
+    campaign_pollers: int | None = None
     log_batches: bool = True
     ses_rate: float | None = None  # the local SES's limits; None: from the environment (``ses_limits``)
     ses_quota: int | None = None
@@ -336,13 +399,17 @@ class LocalStack:
                 self.paths.state_file.unlink(missing_ok=True)
                 self.paths.clock_file.unlink(missing_ok=True)
 
-    def _pollers(self) -> dict[str, int]:
-        """Concurrent batches per queue, by function."""
+    def _pollers(self) -> dict[str, dict[str, int]]:
+        """Concurrent batches per queue, by function: the deploy config's unless given (``queue_pollers``), with the
+        overrides given for a whole function."""
+        if self.queue_pollers is None:
+            self.queue_pollers, note = deploy_pollers()
+            if note:
+                print(f"note: {note}", file=sys.stderr, flush=True)
+        overrides = {"render": self.render_pollers, "send": self.send_pollers, "campaign": self.campaign_pollers}
         return {
-            "render": self.render_pollers,
-            "send": self.send_pollers,
-            "ses_events": 1,
-            "campaign": self.campaign_pollers,
+            function: dict.fromkeys(queues, overrides[function]) if overrides.get(function) else dict(queues)
+            for function, queues in self.queue_pollers.items()
         }
 
     def _start_pollers(self, session, modules) -> None:
@@ -367,7 +434,7 @@ class LocalStack:
                 "--clock-file",
                 str(self.paths.clock_file),
                 "--pollers",
-                str(pollers),
+                json.dumps(pollers),
             ]
             command += ["--faults", self.faults] if self.faults else []
             command += [] if self.log_batches else ["--quiet"]
@@ -413,8 +480,9 @@ class LocalStack:
     def _write_state(self) -> None:
         with self._state_lock:
             if self._state:  # written once the stack is ready
+                pollers = self._pollers()
                 workers = {
-                    name: {"pid": worker.process.pid, "restarts": worker.restarts}
+                    name: {"pid": worker.process.pid, "restarts": worker.restarts, "pollers": pollers[name]}
                     for name, worker in self._workers.items()
                 }
                 write_state(self.paths, {**self._state, "workers": workers})
@@ -540,13 +608,15 @@ def worker_running(pid: int, name: str) -> bool:
 
 
 def workers(state: dict) -> list[dict]:
-    """The stack's worker processes: name, pid, alive, and how often the stack started each anew."""
+    """The stack's worker processes: name, pid, alive, how often the stack started each anew, and its concurrent
+    batches per queue."""
     return [
         {
             "name": name,
             "pid": worker["pid"],
             "alive": worker_running(worker["pid"], name),
             "restarts": worker["restarts"],
+            "pollers": worker.get("pollers", {}),
         }
         for name, worker in state.get("workers", {}).items()
     ]

@@ -42,28 +42,36 @@ class Consumer:
     timeout_seconds: int = 60
 
 
-def consumers(function: str, pollers: int) -> list[Consumer]:
-    """The queues ``function`` consumes on the local stack, each with ``pollers`` concurrent batches (the campaign
-    function one control message per invocation: each is a whole run of a fan-out, up to its timeout)."""
+def queues_of(function: str) -> list[str]:
+    """The queues ``function`` consumes on the local stack."""
     if function == "render":
-        return [Consumer(name, pollers) for name in resources.INBOUND_QUEUES.values()]
+        return list(resources.INBOUND_QUEUES.values())
     if function == "send":
-        return [Consumer(name, pollers) for name in resources.SEND_QUEUES.values()]
+        return list(resources.SEND_QUEUES.values())
     if function == "ses_events":
-        return [Consumer(resources.EVENTS_QUEUE, pollers), Consumer(resources.SEND_EVENTS_QUEUE, pollers)]
+        return [resources.EVENTS_QUEUE, resources.SEND_EVENTS_QUEUE]
     if function == "campaign":
-        return [
-            Consumer(
-                resources.CAMPAIGN_QUEUE, pollers, batch_size=1, timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS
-            )
-        ]
+        return [resources.CAMPAIGN_QUEUE]
     raise ValueError(f"no worker runs {function!r}: the workers are {', '.join(WORKER_FUNCTIONS)}")
 
 
+def consumers(function: str, pollers: dict[str, int]) -> list[Consumer]:
+    """The queues ``function`` consumes, each with its concurrent batches from ``pollers`` (by queue name; the
+    campaign function takes one control message per invocation: each is a whole run of a fan-out, up to its
+    timeout)."""
+    if function == "campaign":
+        return [
+            Consumer(queue, pollers[queue], batch_size=1, timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS)
+            for queue in queues_of(function)
+        ]
+    return [Consumer(queue, pollers[queue]) for queue in queues_of(function)]
+
+
 def start_pollers(
-    sqs, endpoint: str, function: str, handler, pollers: int, stop: threading.Event, on_batch=None
+    sqs, endpoint: str, function: str, handler, pollers: dict[str, int], stop: threading.Event, on_batch=None
 ) -> list[QueuePoller]:
-    """Start ``function``'s pollers (threads) on its queues; they run until ``stop`` is set."""
+    """Start ``function``'s pollers (threads) on its queues, ``pollers[queue]`` on each; they run until ``stop`` is
+    set."""
     started = []
     for consumer in consumers(function, pollers):
         for _ in range(consumer.pollers):
@@ -88,10 +96,10 @@ def wait_for_queues(sqs, endpoint: str, function: str, stop: threading.Event) ->
     them."""
     from botocore.exceptions import ClientError
 
-    for consumer in consumers(function, 1):
+    for queue in queues_of(function):
         while not stop.is_set():
             try:
-                sqs.get_queue_url(QueueName=consumer.queue_name)
+                sqs.get_queue_url(QueueName=queue)
                 break
             except ClientError:
                 time.sleep(0.2)
@@ -133,7 +141,7 @@ def run(
     name: str,
     endpoint: str,
     clock_file: str,
-    pollers: int,
+    pollers: dict[str, int],
     faults: str = "",
     log_batches: bool = True,
     ready_fd: int | None = None,
@@ -173,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=WORKER_FUNCTIONS)
     parser.add_argument("--endpoint", required=True, help="The local AWS endpoint (its queues).")
     parser.add_argument("--clock-file", required=True, help="The stack's clock (postline local clock).")
-    parser.add_argument("--pollers", type=int, default=1, help="Concurrent batches per queue.")
+    parser.add_argument(
+        "--pollers", type=json.loads, required=True, help='Concurrent batches per queue: {"QUEUE": N, ...}.'
+    )
     parser.add_argument("--faults", default="", help="Fault injection for tests, e.g. crash_after_ses:ADDRESS.")
     parser.add_argument("--quiet", action="store_true", help="No [NAME] batch of N lines.")
     parser.add_argument("--ready-fd", type=int, help="A pipe to write 'ready' to once the pollers run.")

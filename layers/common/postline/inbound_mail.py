@@ -13,6 +13,10 @@ reaches the function's queue. For each notification:
 - anything else is kept for an operator (``postline suppressions inbox``): a small JSON record beside the raw
   message, with the sender, the subject and why it was not applied.
 
+Only SNS messages from the stack's own topic (``unsubscribe_mail_topic_arn``) are read: anything else on the queue
+(another topic's message, a notification without SNS's envelope) is refused to the DLQ with its reason, as
+ses_events refuses other topics (postline.events).
+
 Logs name SES's message id and the outcome, never an address or a subject.
 """
 
@@ -37,7 +41,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from . import queue_names
 from .analytics import METRICS_NAMESPACE
-from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, run_isolated, safe_text
+from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, loggable, run_isolated, safe_text
 from .clients import client
 from .engagement import EngagementContext, unsubscribe
 from .settings import Settings
@@ -56,11 +60,13 @@ KEPT_PREFIX = "kept/"
 MAX_READ_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 20_000
 MAX_KEPT_SUBJECT = 300
+MAX_TOPIC_CHARS = 256  # an SNS topic's ARN is shorter: a longer one is no topic's, and is cut in the reason
 # base64url(payload) "." base64url(16-byte MAC): the shape of postline's tokens (postline.tokens).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
 _AUTOMATIC_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
 _NULL_SENDERS = ("", "<>")
 _DAEMONS = ("mailer-daemon", "postmaster")
+SNS_SUBSCRIPTION_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")  # postline.events.SNS_CONTROL_TYPES
 
 # Outcomes, also the metric's ``outcome`` dimension.
 UNSUBSCRIBED = "unsubscribed"
@@ -73,6 +79,19 @@ METRIC_NAME = "UnsubscribeMail"
 
 class UnreadableNotification(ValueError):
     """A record that is not an SES receipt notification postline can read (it goes to the DLQ with the reason)."""
+
+
+class RefusedNotification(ValueError):
+    """A record that did not come from the stack's unsubscribe mail topic: whoever sent it is not SES receiving the
+    unsubscribe address's mail, so what it names is never read (it goes to the DLQ with the reason)."""
+
+    def __init__(self, kind: str | None, topic: str | None) -> None:
+        if kind is None:
+            reason = "refused: not an SNS message (no envelope), not from postline's unsubscribe mail topic"
+        else:
+            reason = f"refused: SNS {kind} from the topic {topic or '(none)'}, not postline's unsubscribe mail topic"
+        super().__init__(reason)
+        self.kind, self.topic = kind, topic
 
 
 @dataclass(frozen=True)
@@ -88,12 +107,27 @@ class Receipt:
     virus: str
 
 
-def receipt_of(body: str) -> Receipt | None:
-    """The receipt in an SQS record's body (SNS's envelope around SES's notification), or None for a notification
-    that carries no email (SES's setup notification when the rule is created)."""
+def receipt_of(body: str, topic_arn: str | None) -> Receipt | None:
+    """The receipt in an SQS record's body (SNS's envelope from ``topic_arn`` around SES's notification), or None
+    for a notification that carries no email (SES's setup notification when the rule is created, SNS's own
+    subscription messages). Raises RefusedNotification for a body from anywhere else."""
     try:
         envelope = json.loads(body)
-        notification = json.loads(envelope["Message"]) if envelope.get("Type") == "Notification" else envelope
+        if not isinstance(envelope, dict):
+            raise TypeError(f"a JSON {type(envelope).__name__}, not an object")
+    except (ValueError, TypeError) as error:
+        raise UnreadableNotification(f"not an SES receipt notification ({type(error).__name__}: {error})") from None
+    if "Type" not in envelope:
+        raise RefusedNotification(None, None)
+    sns_kind, sns_topic = safe_text(str(envelope["Type"]), 40), envelope.get("TopicArn")
+    if topic_arn is None or sns_topic != topic_arn:
+        raise RefusedNotification(sns_kind, None if sns_topic is None else safe_text(str(sns_topic), MAX_TOPIC_CHARS))
+    if sns_kind in SNS_SUBSCRIPTION_TYPES:  # the queue's own subscription, confirmed by the stack
+        return None
+    try:
+        if sns_kind != "Notification":
+            raise ValueError(f"an SNS {sns_kind}, not a Notification")
+        notification = json.loads(envelope["Message"])
         kind = notification["notificationType"]
         if kind != "Received":  # SES's setup notification, sent when the rule is created
             return None
@@ -329,7 +363,15 @@ def _handle(records: list[QueueRecord], ctx: UnsubscribeMailContext) -> BatchRes
     counts: dict[str, int] = {}
     for record in records:
         try:
-            receipt = receipt_of(record.body)
+            receipt = receipt_of(record.body, ctx.settings.unsubscribe_mail_topic_arn)
+        except RefusedNotification as refused:
+            # The message it carries is not read, let alone logged; its type and topic are the sender's, so redacted.
+            logger.warning(
+                "SNS message from another topic refused",
+                extra={"type": loggable(refused.kind), "topic": loggable(refused.topic)},
+            )
+            result.set(record.record_id, Outcome(None, "refused", str(refused), dead_letter=True))
+            continue
         except UnreadableNotification as error:
             result.set(record.record_id, Outcome(None, "rejected", str(error), dead_letter=True))
             continue

@@ -8,6 +8,7 @@ are smaller than ISO strings and write units are per KB).
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     MapAttribute,
@@ -73,6 +74,7 @@ class Message(Model):
     last_duplicate_at = NumberAttribute(null=True)
     rendered_by = UnicodeAttribute(null=True)  # the SQS message render recorded it from: only its redelivery may again
     claim = UnicodeAttribute(null=True)  # the open claim's token: only the attempt holding it records its outcome
+    awaiting_handoff = BooleanAttribute(null=True)  # set by a claim until its email goes to SES (postline.send)
     retry_requested = NumberAttribute(null=True)  # the soft-bounce retry queued for it: each is queued once
     # What of it the counters have counted (postline.analytics): "delivered", "opened", "clicked#<link>", ...
     counted = UnicodeSetAttribute(null=True)

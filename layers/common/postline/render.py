@@ -27,6 +27,7 @@ from .batch import (
     Outcome,
     QueueRecord,
     describe_error,
+    describe_for_log,
     is_transient,
     log_outcomes,
     run_isolated,
@@ -203,7 +204,7 @@ def _check_domains(items: list[_Item], ctx: RenderContext) -> None:
     answers = ctx.domain_check.check(
         {_domain_of(item) for item in checked},
         on_shared_error=lambda error: logger.warning(
-            "the shared domain cache failed", extra={"error": describe_error(error)}
+            "the shared domain cache failed", extra={"error": describe_for_log(error)}
         ),
     )
     unanswered: dict[str, int] = defaultdict(int)
@@ -251,7 +252,7 @@ def _count_undeliverable(items: list[_Item], ctx: RenderContext) -> None:
             ctx.analytics.record(facts)
         except Exception as error:  # noqa: BLE001 - the rejections are recorded; only their count is lost
             logger.warning(
-                "undeliverable domains not counted", extra={"error": describe_error(error), "messages": len(facts)}
+                "undeliverable domains not counted", extra={"error": describe_for_log(error), "messages": len(facts)}
             )
 
 
@@ -474,7 +475,10 @@ def _keep_requests(items: list[_Item], ctx: RenderContext) -> None:
             if unprocessed:
                 ctx.dynamodb.batch_write_item(RequestItems=unprocessed)
         except Exception as error:  # noqa: BLE001 - the email goes out either way
-            logger.warning("could not keep send messages for soft-bounce retries", extra={"error": str(error)})
+            # (these items hold addresses and data, which a DynamoDB error message may quote)
+            logger.warning(
+                "could not keep send messages for soft-bounce retries", extra={"error": describe_for_log(error)}
+            )
 
 
 def _kept_in_transaction(

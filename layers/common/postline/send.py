@@ -9,9 +9,13 @@ its own) before SES is called. A redelivered or repeated message finds the claim
 soon as SES accepts an email, the thread that sent it records ``sent`` with SES's message id (a conditional write
 on its own claim), so a copy of the job arriving any time later is a duplicate. The crash window (SES accepted,
 ``sent`` not written) is settled by SES's Send event, tagged with postline's message id and attempt (see
-``events``). A claim that neither settles is never taken over on a timer: a copy of the job that finds it still
-open once ``stale_claim_seconds`` have passed parks it (status ``unknown``, the job in the send DLQ with the
-reason, an alarm), for a later SES event or an operator (``postline resolve``) to decide.
+``events``). Just before its SES call, the attempt marks its claim as handed to SES (it removes the claim's
+``awaiting_handoff``, a conditional write on its own claim; SES is not called if the write fails). A claim still
+awaiting its handoff is one SES never saw: a copy of the job that finds it open once the attempt had time to settle
+(``claim_wait_seconds``) takes it back and sends the email (an attempt that died between its claim and SES, as a
+killed or timed-out function does). A handed-over claim that neither settles is never taken over on a timer: a copy
+of the job that finds it still open once ``stale_claim_seconds`` have passed parks it (status ``unknown``, the job
+in the send DLQ with the reason, an alarm), for a later SES event or an operator (``postline resolve``) to decide.
 
 SES refusals: a permanent one ends the message as ``failed``, announced once its record says so; a passing one
 (throttling, the daily quota, sending paused, an identity SES has not verified yet) releases the claim and puts the
@@ -45,7 +49,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import records
 from .analytics import Analytics, Fact, emit_metric
 from .app_events import AccountEvent, AppEvent, publish
-from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_error, log_outcomes, run_isolated
+from .batch import (
+    BatchResult,
+    DeadLetters,
+    Outcome,
+    QueueRecord,
+    describe_error,
+    describe_for_log,
+    log_outcomes,
+    run_isolated,
+)
 from .campaigns import store as campaigns
 from .campaigns.gate import DROP, HOLD, CampaignGate
 from .clients import client
@@ -69,6 +82,8 @@ WAITING_SINCE_ATTRIBUTE = "postline_waiting_since"  # on a job put back on its q
 RATE_THROTTLE_WAIT_SECONDS = 2  # a job SES throttled for the rate is back this soon (the limiter slows down)
 # Emails held because SES has not verified an identity they use (per stream): the HeldUnverified alarms watch it.
 HELD_UNVERIFIED_METRIC = "HeldUnverified"
+# Set by a claim, removed just before the email goes to SES: a claim that still has it was never sent.
+HANDOFF_PENDING = "awaiting_handoff"
 
 
 @dataclass
@@ -179,7 +194,9 @@ class _Batch:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (message id, the repeat's SQS message id)
     claimed: set[str] = field(default_factory=set)  # record ids whose claim this invocation holds
     held: set[str] = field(default_factory=set)  # record ids held for their campaign (not waiting for SES)
-    paced: set[str] = field(default_factory=set)  # record ids waiting for a sending slot: pacing, not a refusal
+    # record ids waiting for a sending slot or an earlier attempt's claim: not a refusal, so not waiting for SES
+    paced: set[str] = field(default_factory=set)
+    unhanded: set[str] = field(default_factory=set)  # record ids whose claim could not be marked: SES not called
 
     def retry(self, rid: str, reason: str, seconds: int) -> None:
         self.result.set(rid, Outcome(self.jobs[rid].message_id, "retry", reason, retry=True))
@@ -239,7 +256,7 @@ def _count(result: BatchResult, jobs: dict[str, SendJob], ctx: SendContext) -> N
     try:
         ctx.analytics.record(facts)
     except Exception as error:  # noqa: BLE001
-        logger.warning("sends not counted", extra={"error": describe_error(error), "emails": len(facts)})
+        logger.warning("sends not counted", extra={"error": describe_for_log(error), "emails": len(facts)})
 
 
 def _retry_the_rest(work: _Batch, error: Exception) -> None:
@@ -309,7 +326,7 @@ def _cancel(dropped: list[tuple[str, SendJob]], work: _Batch, ctx: SendContext) 
         except (ClientError, BotoCoreError) as error:  # the emails are cancelled all the same: only the count lags
             logger.warning(
                 "cancelled emails not counted",
-                extra={"campaign": campaign, "cancelled": count, "error": describe_error(error)},
+                extra={"campaign": campaign, "cancelled": count, "error": describe_for_log(error)},
             )
 
 
@@ -349,9 +366,9 @@ def _take_slots(claimed: dict[str, SendJob], work: _Batch, ctx: SendContext) -> 
 
 
 def _release(work: _Batch, ctx: SendContext, rids: Collection[str] | None = None) -> None:
-    """Give back claims this invocation made (all of them by default), SES not called for them: a copy of the job
-    would otherwise find its own claim open and, unable to tell it from a sent email, park it. Best effort: a claim
-    not given back is parked, never sent twice."""
+    """Give back claims this invocation made (all of them by default), SES not called for them, so that a copy of
+    the job claims them at once. Best effort: a claim not given back still awaits its handoff, and a copy of the
+    job takes it back once it is old enough (``_take_back``)."""
     now = ctx.clock()
     for rid in list(work.claimed if rids is None else rids):
         work.claimed.discard(rid)
@@ -361,15 +378,15 @@ def _release(work: _Batch, ctx: SendContext, rids: Collection[str] | None = None
                     ctx.settings.messages_table,
                     work.jobs[rid].message_id,
                     set_values={"status": RENDERED, "updated_at": now},
-                    remove=("claimed_at", "claim"),
+                    remove=("claimed_at", "claim", HANDOFF_PENDING),
                     condition="#status = :c_sending AND claim = :c_claim",
                     condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]},
                 )["Update"]
             )
         except Exception as error:  # noqa: BLE001
             logger.warning(
-                "a claim was not given back: it will be parked",
-                extra={"message_id": work.jobs[rid].message_id, "error": describe_error(error)},
+                "a claim was not given back: a later copy of its job takes it back",
+                extra={"message_id": work.jobs[rid].message_id, "error": describe_for_log(error)},
             )
 
 
@@ -480,17 +497,22 @@ def _not_claimed(
         work.duplicates.append(_repeat(job, record))
     elif previous == SENDING:
         claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
-        if now < claimed_at + settings.stale_claim_seconds and record.receive_count < settings.max_receive_count:
-            work.retry(
-                rid,
-                "claimed by an earlier attempt",
-                claim_wait_seconds(
-                    claimed_at,
-                    now,
-                    stale_claim_seconds=settings.stale_claim_seconds,
-                    send_event_delay_seconds=settings.send_event_delay_seconds,
-                ),
+        settled_by = claimed_at + settings.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+        if failed.old.get(HANDOFF_PENDING, {}).get("BOOL") and now >= settled_by:
+            _take_back(rid, job, claimed_at, work, ctx, now)
+        elif now < claimed_at + settings.stale_claim_seconds:
+            wait = claim_wait_seconds(
+                claimed_at,
+                now,
+                stale_claim_seconds=settings.stale_claim_seconds,
+                send_event_delay_seconds=settings.send_event_delay_seconds,
             )
+            if record.receive_count < settings.max_receive_count:
+                work.retry(rid, "claimed by an earlier attempt", wait)
+            else:  # its last receive: it waits as a new message, for a claim that may yet settle or be taken back
+                work.result.set(rid, Outcome(job.message_id, "waiting", "claimed by an earlier attempt"))
+                work.requeue[rid] = min(SQS_MAX_DELAY_SECONDS, wait)
+                work.paced.add(rid)
         else:
             _park(rid, job, claimed_at, work, ctx, now)
     elif job.rendered_by is not None and _same_job(job, failed.old):  # SQS's redelivery: not a repeat to count
@@ -504,6 +526,34 @@ def _repeat(job: SendJob, record: QueueRecord) -> tuple[str, str]:
     """A repeat as ``records.count_duplicates`` counts it: by the SQS message the application sent it in (the one
     the job was rendered from; a job that does not say, by its own)."""
     return job.message_id, job.rendered_by or record.record_id
+
+
+def _take_back(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendContext, now: float) -> None:
+    """An attempt claimed the message and stopped before it handed the email to SES (its claim still awaits the
+    handoff): give the claim back, so that this job claims and sends it when it is received again in a second.
+    The write expects the claim exactly as found, still awaiting its handoff: an attempt still alive that marks it
+    meanwhile keeps it (and sends), and one that tries to mark it after this write finds it gone and does not."""
+    try:
+        taken = transact_write(
+            ctx.dynamodb,
+            [
+                records.update(
+                    ctx.settings.messages_table,
+                    job.message_id,
+                    set_values={"status": RENDERED, "updated_at": now},
+                    remove=("claimed_at", "claim", HANDOFF_PENDING),
+                    condition=f"#status = :c_sending AND claimed_at = :c_at AND {HANDOFF_PENDING} = :c_pending",
+                    condition_values={":c_sending": SENDING, ":c_at": claimed_at, ":c_pending": True},
+                )
+            ],
+        )
+    except RetryLater as error:
+        work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
+        return
+    if taken[0] is None:
+        work.retry(rid, "an earlier attempt claimed it and stopped before handing it to SES: given back, to be sent", 1)
+    else:  # marked or settled meanwhile: the next look finds how
+        work.retry(rid, "the claim moved on while it was taken back", 1)
 
 
 def _park(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendContext, now: float) -> None:
@@ -576,7 +626,28 @@ def _insert_first_claims(work: _Batch, blocked: dict, ctx: SendContext, now: flo
 
 def _claimed(now: float, token: str) -> dict[str, Any]:
     """What a claim sets on the record, whether it updates the record or creates it."""
-    return {"status": SENDING, "claimed_at": now, "claim": token, "updated_at": now}
+    return {"status": SENDING, "claimed_at": now, "claim": token, HANDOFF_PENDING: True, "updated_at": now}
+
+
+def _hand_over(ctx: SendContext, job: SendJob, token: str) -> str | None:
+    """Mark the claim as handed to SES, just before SES is called: None when marked, else why SES must not be
+    called (the claim moved on: a copy took it back; or DynamoDB did not answer). The write is idempotent, so
+    botocore retrying one DynamoDB applied before it failed finds its own claim and passes."""
+    entry = records.update(
+        ctx.settings.messages_table,
+        job.message_id,
+        set_values={"updated_at": ctx.clock()},
+        remove=(HANDOFF_PENDING,),
+        condition="#status = :c_sending AND claim = :c_claim",
+        condition_values={":c_sending": SENDING, ":c_claim": token},
+    )["Update"]
+    try:
+        ctx.dynamodb.update_item(**entry)
+        return None
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException":
+            return "not sent: its claim moved on before it was handed to SES"
+        return f"not sent: its claim could not be marked as handed to SES: {describe_error(error)}"
 
 
 def _first_claim(job: SendJob, token: str, now: float) -> dict[str, Any]:
@@ -640,7 +711,8 @@ def _deliver(
     claimed: dict[str, SendJob], slots: dict[str, float], work: _Batch, ctx: SendContext
 ) -> dict[str, tuple[SendResult, bool]]:
     """Send the claimed messages, each at its slot from the limiter. Bodies are read concurrently first; then this
-    thread hands each email to the pool when its slot comes, so a pool thread is busy only while it talks to AWS
+    thread hands each email to the pool when its slot comes (the pool thread marks its claim as handed to SES,
+    then calls SES), so a pool thread is busy only while it talks to AWS
     (one pool then serves several batches at once, as the local stack's pollers share one process, and an email
     is never late because a thread was asleep for another's slot). Each thread records ``sent`` the moment SES
     accepts, so the window in which only SES knows is one write long. Returns each answer, and whether its
@@ -659,6 +731,10 @@ def _deliver(
     ses_api = SesApiTransport(ctx.sesv2)
 
     def send(rid: str, job: SendJob, mime: bytes) -> tuple[SendResult, bool]:
+        not_handed = _hand_over(ctx, job, work.tokens[rid])
+        if not_handed is not None:
+            work.unhanded.add(rid)
+            return SendResult(TRANSIENT, reason=not_handed), False
         transport = ctx.relays.get(job.stream, ses_api)
         answer = transport.send(
             Email(
@@ -722,7 +798,7 @@ def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult,
         ):
             logger.warning(
                 "sent not recorded: SES's Send event will settle it",
-                extra={"message_id": job.message_id, "error": describe_error(error)},
+                extra={"message_id": job.message_id, "error": describe_for_log(error)},
             )
         return False
 
@@ -746,6 +822,17 @@ def _settle(
             work.result.set(rid, Outcome(job.message_id, SENT))
             if recorded:
                 announced.append(_announcement("email.sent", job, now, {"ses_message_id": answer.ses_message_id}))
+        elif rid in work.unhanded:  # SES was not called: give the claim back, if it is still this attempt's
+            entries.append(
+                records.update(
+                    table,
+                    job.message_id,
+                    set_values={"status": RENDERED, "updated_at": now},
+                    remove=("claimed_at", "claim", HANDOFF_PENDING),
+                    **own_claim,
+                )
+            )
+            pending.append((rid, job, answer))
         elif answer.kind == SES_UNKNOWN:  # keep the claim: SES's Send event, or in the end an operator, decides
             work.retry(
                 rid,
@@ -797,8 +884,10 @@ def _settle(
             work.retry(
                 rid, f"{answer.reason}; not recorded: {outcome}", backoff_seconds(work.records[rid].receive_count)
             )
-        elif outcome is not None:  # the claim moved on (an SES event settled it): look again
+        elif outcome is not None:  # the claim moved on (an SES event settled it, a copy took it back): look again
             work.retry(rid, "the claim moved on before the SES answer was recorded", 1)
+        elif rid in work.unhanded:  # its SQS message stays, seen again after the backoff
+            work.retry(rid, answer.reason, backoff_seconds(work.records[rid].receive_count))
         elif answer.kind == TRANSIENT:
             work.result.set(rid, Outcome(job.message_id, "waiting", answer.reason))
             # As long again as it has waited so far (30 s at first; a few seconds for the rate, which the limiter
@@ -840,11 +929,11 @@ def _suppress_unknown_addresses(refused: list[tuple[SendJob, SendResult]], ctx: 
         except ClientError as error:
             if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
                 logger.warning(
-                    "address not suppressed", extra={"message_id": job.message_id, "error": describe_error(error)}
+                    "address not suppressed", extra={"message_id": job.message_id, "error": describe_for_log(error)}
                 )
         except BotoCoreError as error:
             logger.warning(
-                "address not suppressed", extra={"message_id": job.message_id, "error": describe_error(error)}
+                "address not suppressed", extra={"message_id": job.message_id, "error": describe_for_log(error)}
             )
 
 
@@ -855,7 +944,9 @@ def _emit_held_unverified(held: Counter[str]) -> None:
         try:
             emit_metric(HELD_UNVERIFIED_METRIC, stream, count)
         except Exception as error:  # noqa: BLE001
-            logger.warning("metric not written", extra={"metric": HELD_UNVERIFIED_METRIC, "error": str(error)})
+            logger.warning(
+                "metric not written", extra={"metric": HELD_UNVERIFIED_METRIC, "error": describe_for_log(error)}
+            )
 
 
 def _announcement(name: str, job: SendJob, now: float, detail: dict[str, Any]) -> AppEvent:
@@ -930,4 +1021,4 @@ def _delay(delays: dict[str, int], by_id: dict[str, QueueRecord], ctx: SendConte
             try:
                 ctx.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[start : start + 10])
             except Exception as error:  # noqa: BLE001 - the retry still happens, only sooner
-                logger.warning("could not delay retries", extra={"error": str(error)})
+                logger.warning("could not delay retries", extra={"error": describe_for_log(error)})

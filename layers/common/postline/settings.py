@@ -84,6 +84,9 @@ class Settings(Validated):
     # The SNS topic SES publishes the stack's events to (the SNS route); an SNS message from any other topic is refused
     # (postline.events). None on the EventBridge route, which has no topic: every SNS message is then refused.
     ses_events_topic_arn: str | None = None
+    # The SNS topic SES's receipt rule notifies of each email to the unsubscribe address; unsubscribe_mail refuses an
+    # SNS message from any other topic (postline.inbound_mail).
+    unsubscribe_mail_topic_arn: str | None = None
     # Where campaign control messages go (postline.campaigns.control): derived from the queue URL prefix.
     campaign_queue_url: Name  # type: ignore[misc]  # no default after defaults: Validated's __init__ takes keywords
     # Where EventBridge Scheduler puts a schedule's call it could not make (the stack gives it to the functions that
@@ -262,6 +265,7 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "campaigns_table": ("send", "ses_events", "campaign"),  # ses_events: an alert pauses a campaign
     "stats_table": ("render", "send", "ses_events", "track_open", "track_click", "unsubscribe", "unsubscribe_mail"),
     "alarm_topic_arn": ("ses_events",),  # the alerts are checked where bounces and complaints arrive
+    "unsubscribe_mail_topic_arn": ("unsubscribe_mail",),  # the one topic whose messages it reads
 }
 
 
@@ -303,6 +307,7 @@ ENVIRONMENT = {
     "POSTLINE_STATS_TABLE": "stats_table",
     "POSTLINE_ALARM_TOPIC_ARN": "alarm_topic_arn",
     "POSTLINE_SES_EVENTS_TOPIC_ARN": "ses_events_topic_arn",
+    "POSTLINE_UNSUBSCRIBE_MAIL_TOPIC_ARN": "unsubscribe_mail_topic_arn",
     "POSTLINE_ALERT_BOUNCE_RATE": "alert_bounce_rate",
     "POSTLINE_ALERT_COMPLAINT_RATE": "alert_complaint_rate",
     "POSTLINE_ALERT_MIN_SAMPLE": "alert_min_sample",
