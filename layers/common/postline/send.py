@@ -160,6 +160,12 @@ class SendContext:
         )
 
 
+def claim_settled_by(claimed_at: float, send_event_delay_seconds: int) -> float:
+    """When an attempt that claimed at ``claimed_at`` has been settled, if anything settles it: by itself, or by
+    SES's Send event once its queue held it back (``send_event_delay_seconds``) and it was applied."""
+    return claimed_at + send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+
+
 def claim_wait_seconds(
     claimed_at: float, now: float, *, stale_claim_seconds: int, send_event_delay_seconds: int
 ) -> int:
@@ -167,7 +173,7 @@ def claim_wait_seconds(
     is settled at once by the attempt itself, or else by SES's Send event once its queue has held it back
     (``send_event_delay_seconds``) and it is applied, or by the email's Delivery: a young claim is looked at again
     once that has had time; an older one when it is stale, when the look parks it if it is still open."""
-    settled_by = claimed_at + send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+    settled_by = claim_settled_by(claimed_at, send_event_delay_seconds)
     next_look = settled_by if now < settled_by else claimed_at + stale_claim_seconds
     return int(max(1, next_look - now)) + 1
 
@@ -374,13 +380,8 @@ def _release(work: _Batch, ctx: SendContext, rids: Collection[str] | None = None
         work.claimed.discard(rid)
         try:
             ctx.dynamodb.update_item(
-                **records.update(
-                    ctx.settings.messages_table,
-                    work.jobs[rid].message_id,
-                    set_values={"status": RENDERED, "updated_at": now},
-                    remove=("claimed_at", "claim", HANDOFF_PENDING),
-                    condition="#status = :c_sending AND claim = :c_claim",
-                    condition_values={":c_sending": SENDING, ":c_claim": work.tokens[rid]},
+                **_give_back(
+                    ctx.settings.messages_table, work.jobs[rid].message_id, now, **_own_claim(work.tokens[rid])
                 )["Update"]
             )
         except Exception as error:  # noqa: BLE001
@@ -497,7 +498,7 @@ def _not_claimed(
         work.duplicates.append(_repeat(job, record))
     elif previous == SENDING:
         claimed_at = float(failed.old.get("claimed_at", {}).get("N", now))
-        settled_by = claimed_at + settings.send_event_delay_seconds + SEND_EVENT_MARGIN_SECONDS
+        settled_by = claim_settled_by(claimed_at, settings.send_event_delay_seconds)
         if failed.old.get(HANDOFF_PENDING, {}).get("BOOL") and now >= settled_by:
             _take_back(rid, job, claimed_at, work, ctx, now)
         elif now < claimed_at + settings.stale_claim_seconds:
@@ -537,11 +538,10 @@ def _take_back(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: Sen
         taken = transact_write(
             ctx.dynamodb,
             [
-                records.update(
+                _give_back(
                     ctx.settings.messages_table,
                     job.message_id,
-                    set_values={"status": RENDERED, "updated_at": now},
-                    remove=("claimed_at", "claim", HANDOFF_PENDING),
+                    now,
                     condition=f"#status = :c_sending AND claimed_at = :c_at AND {HANDOFF_PENDING} = :c_pending",
                     condition_values={":c_sending": SENDING, ":c_at": claimed_at, ":c_pending": True},
                 )
@@ -629,6 +629,32 @@ def _claimed(now: float, token: str) -> dict[str, Any]:
     return {"status": SENDING, "claimed_at": now, "claim": token, HANDOFF_PENDING: True, "updated_at": now}
 
 
+def _own_claim(token: str) -> dict[str, Any]:
+    """The condition of a write only the attempt holding the claim (its ``token``) may make."""
+    return {
+        "condition": "#status = :c_sending AND claim = :c_claim",
+        "condition_values": {":c_sending": SENDING, ":c_claim": token},
+    }
+
+
+def _give_back(
+    table: str, message_id: str, now: float, *, condition: str, condition_values: dict[str, Any], reason: str = ""
+) -> dict[str, Any]:
+    """The write that gives a claim back (the message ``rendered`` again, without the claim's attributes), so that
+    the next copy of its job claims it; ``condition`` says which claim, ``reason`` why, if the record should say."""
+    values: dict[str, Any] = {"status": RENDERED, "updated_at": now}
+    if reason:
+        values["reason"] = reason
+    return records.update(
+        table,
+        message_id,
+        set_values=values,
+        remove=("claimed_at", "claim", HANDOFF_PENDING),
+        condition=condition,
+        condition_values=condition_values,
+    )
+
+
 def _hand_over(ctx: SendContext, job: SendJob, token: str) -> str | None:
     """Mark the claim as handed to SES, just before SES is called: None when marked, else why SES must not be
     called (the claim moved on: a copy took it back; or DynamoDB did not answer). The write is idempotent, so
@@ -638,8 +664,7 @@ def _hand_over(ctx: SendContext, job: SendJob, token: str) -> str | None:
         job.message_id,
         set_values={"updated_at": ctx.clock()},
         remove=(HANDOFF_PENDING,),
-        condition="#status = :c_sending AND claim = :c_claim",
-        condition_values={":c_sending": SENDING, ":c_claim": token},
+        **_own_claim(token),
     )["Update"]
     try:
         ctx.dynamodb.update_item(**entry)
@@ -786,8 +811,7 @@ def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult,
         job.message_id,
         set_values=values,
         remove=("claim",),
-        condition="#status = :c_sending AND claim = :c_claim",
-        condition_values={":c_sending": SENDING, ":c_claim": token},
+        **_own_claim(token),
     )["Update"]
     try:
         ctx.dynamodb.update_item(**entry)
@@ -814,24 +838,13 @@ def _settle(
     announced: list[AppEvent | AccountEvent] = []
     for rid, job in claimed.items():
         answer, recorded = answers[rid]
-        own_claim: dict[str, Any] = {
-            "condition": "#status = :c_sending AND claim = :c_claim",
-            "condition_values": {":c_sending": SENDING, ":c_claim": work.tokens[rid]},
-        }
+        own_claim = _own_claim(work.tokens[rid])
         if answer.kind == SES_SENT:
             work.result.set(rid, Outcome(job.message_id, SENT))
             if recorded:
                 announced.append(_announcement("email.sent", job, now, {"ses_message_id": answer.ses_message_id}))
         elif rid in work.unhanded:  # SES was not called: give the claim back, if it is still this attempt's
-            entries.append(
-                records.update(
-                    table,
-                    job.message_id,
-                    set_values={"status": RENDERED, "updated_at": now},
-                    remove=("claimed_at", "claim", HANDOFF_PENDING),
-                    **own_claim,
-                )
-            )
+            entries.append(_give_back(table, job.message_id, now, **own_claim))
             pending.append((rid, job, answer))
         elif answer.kind == SES_UNKNOWN:  # keep the claim: SES's Send event, or in the end an operator, decides
             work.retry(
@@ -847,15 +860,7 @@ def _settle(
         elif answer.kind == TRANSIENT and not _waited_too_long(work.records[rid], now, settings):
             if answer.unverified:  # said plainly in `postline status`: the email waits, it has not failed
                 answer = replace(answer, reason=f"waiting: {answer.reason}")
-            entries.append(
-                records.update(
-                    table,
-                    job.message_id,
-                    set_values={"status": RENDERED, "reason": answer.reason, "updated_at": now},
-                    remove=("claimed_at", "claim"),
-                    **own_claim,
-                )
-            )
+            entries.append(_give_back(table, job.message_id, now, reason=answer.reason, **own_claim))
             pending.append((rid, job, answer))
         else:  # refused for good, or refused for longer than a message waits
             reason = (
