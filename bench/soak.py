@@ -364,6 +364,9 @@ def account(kinds: dict[str, str], found: dict[str, tuple[str, str, float | None
         "duplicates": len(twice), "duplicated": dict(list(twice.items())[:20]),
         "lost": len(lost), "lost_ids": lost[:20],
         "dlq": dict(Counter(entry["queue"] for entry in dlq)), "dlq_without_reason": len(without_reason),
+        # The lost whose job SQS moved itself (a worker died on the job's last receive): where to look first.
+        "lost_in_dlq_without_reason": sorted(set(lost) & {
+            e["message_id"] or (_MARKER.search(e["body"]) or [None])[0] for e in without_reason})[:20],
         "parked": len(parked), "parked_ids": parked[:20],
         "parked_by_cause": dict(Counter(causes.values()).most_common()),
         "parked_other_ids": [i for i, cause in causes.items() if cause == "other"][:20],
@@ -404,7 +407,9 @@ def report(figures: dict) -> list[str]:
               + (", ".join(f"{k} x{v}" for k, v in figures["send_dlq_settled"].items()) or "none"),
               f"  emails SES accepted: {figures['ses_accepted']:,} for {figures['ses_accepted_ids']:,} message ids",
               f"  duplicates (ids SES accepted more than once): {figures['duplicates']} {figures['duplicated'] or ''}",
-              f"  lost (no final state, no DLQ reason): {figures['lost']} {figures['lost_ids'] or ''}",
+              f"  lost (no final state, no DLQ reason): {figures['lost']} {figures['lost_ids'] or ''}"
+              + (f" (in a DLQ without postline's reason: {figures['lost_in_dlq_without_reason']})"
+                 if figures["lost_in_dlq_without_reason"] else ""),
               f"  sends to suppressed addresses: {figures['suppressed_sends']} {figures['suppressed_send_ids'] or ''}"]
     return lines
 

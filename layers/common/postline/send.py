@@ -208,6 +208,13 @@ class _Batch:
         self.result.set(rid, Outcome(self.jobs[rid].message_id, "retry", reason, retry=True))
         self.delays[rid] = seconds
 
+    def wait_as_new_message(self, rid: str, reason: str, seconds: int) -> None:
+        """Put the job back on its queue as a new message, seen again in ``seconds``: unlike ``retry`` it spends
+        none of the job's receives (a claim's waits and take-backs must not carry a job to SQS's DLQ unexplained)."""
+        self.result.set(rid, Outcome(self.jobs[rid].message_id, "waiting", reason))
+        self.requeue[rid] = min(SQS_MAX_DELAY_SECONDS, seconds)
+        self.paced.add(rid)
+
 
 def _send(batch: list[QueueRecord], ctx: SendContext) -> BatchResult:
     work = _Batch({record.record_id: record for record in batch})
@@ -511,9 +518,7 @@ def _not_claimed(
             if record.receive_count < settings.max_receive_count:
                 work.retry(rid, "claimed by an earlier attempt", wait)
             else:  # its last receive: it waits as a new message, for a claim that may yet settle or be taken back
-                work.result.set(rid, Outcome(job.message_id, "waiting", "claimed by an earlier attempt"))
-                work.requeue[rid] = min(SQS_MAX_DELAY_SECONDS, wait)
-                work.paced.add(rid)
+                work.wait_as_new_message(rid, "claimed by an earlier attempt", wait)
         else:
             _park(rid, job, claimed_at, work, ctx, now)
     elif job.rendered_by is not None and _same_job(job, failed.old):  # SQS's redelivery: not a repeat to count
@@ -531,7 +536,8 @@ def _repeat(job: SendJob, record: QueueRecord) -> tuple[str, str]:
 
 def _take_back(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: SendContext, now: float) -> None:
     """An attempt claimed the message and stopped before it handed the email to SES (its claim still awaits the
-    handoff): give the claim back, so that this job claims and sends it when it is received again in a second.
+    handoff): give the claim back, and put this job back on its queue as a new message, which claims and sends the
+    email in a second.
     The write expects the claim exactly as found, still awaiting its handoff: an attempt still alive that marks it
     meanwhile keeps it (and sends), and one that tries to mark it after this write finds it gone and does not."""
     try:
@@ -550,8 +556,10 @@ def _take_back(rid: str, job: SendJob, claimed_at: float, work: _Batch, ctx: Sen
     except RetryLater as error:
         work.retry(rid, str(error), backoff_seconds(work.records[rid].receive_count))
         return
-    if taken[0] is None:
-        work.retry(rid, "an earlier attempt claimed it and stopped before handing it to SES: given back, to be sent", 1)
+    if taken[0] is None:  # the job has spent receives on the dead attempt's claim: it starts afresh
+        work.wait_as_new_message(
+            rid, "an earlier attempt claimed it and stopped before handing it to SES: given back, to be sent", 1
+        )
     else:  # marked or settled meanwhile: the next look finds how
         work.retry(rid, "the claim moved on while it was taken back", 1)
 
