@@ -91,11 +91,11 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
                                 if item else 1.0))
                 time.sleep(0.1)
 
-        def writes() -> int:
+        def figures() -> dict:
             try:
-                return json.loads(send_stats.read_text())["limiter_writes"]
-            except FileNotFoundError:  # the send worker has not written its figures yet: no writes
-                return 0
+                return json.loads(send_stats.read_text())
+            except FileNotFoundError:  # the send worker has not written its figures yet: nothing done
+                return {"limiter_writes": 0, "held_for_lateness": 0}
 
         def serve() -> None:
             while True:
@@ -103,9 +103,9 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
                     request = conn.recv()
                 except EOFError:
                     request = "stop"
-                if request == "writes":
+                if request == "figures":
                     time.sleep(0.6)  # the worker writes its figures every 0.5 s
-                    conn.send(writes())
+                    conn.send(figures())
                 elif request == "factors":
                     conn.send(list(factors))
                 else:
@@ -166,8 +166,9 @@ class RateStack:
             self.process.terminate()  # SIGTERM to the child we started: LocalStack stops its endpoint
             self.process.join(15)
 
-    def limiter_writes(self) -> int:
-        self.conn.send("writes")
+    def limiter_figures(self) -> dict:
+        """The send worker's limiter: its DynamoDB writes and the sends it held back for lateness, so far."""
+        self.conn.send("figures")
         return self.conn.recv()
 
     def factors(self) -> list[tuple[float, float]]:
@@ -441,7 +442,7 @@ def idle_critical(stack: RateStack, samples: int = IDLE_CRITICAL) -> dict:
 def backlog_alone(stack: RateStack, emails: int) -> dict:
     """Scenario A: a marketing backlog and a critical email every 2 s, postline the only sender."""
     tag = f"rateA{int(time.time())}"
-    writes_before, started = stack.limiter_writes(), time.time()
+    before, started = stack.limiter_figures(), time.time()
     watch, criticals = QueueWatch(stack), Criticals(stack, tag, every=CRITICAL_EVERY_SECONDS)
     watch.start()
     criticals.start()
@@ -454,7 +455,9 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     _wait_for_sends(stack, set(criticals.enqueued), 120)
     stack.wait_idle()
     watch.done.set()
-    writes = stack.limiter_writes() - writes_before
+    after = stack.limiter_figures()
+    writes = after["limiter_writes"] - before["limiter_writes"]
+    held = after["held_for_lateness"] - before["held_for_lateness"]
     ended = time.time()
 
     factors = stack.factors()
@@ -476,7 +479,8 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
             "limiter_pace": slowdown(factors, *span, stack.rate, started),
             "windows": windows_over(times, stack.rate), "throttles": len(refusals),
             "critical_backlog": _percentiles(list(latencies.values())),
-            "limiter_writes": writes, "postline_sends": postline_sends, "writes_per_email": writes / postline_sends,
+            "limiter_writes": writes, "held_for_lateness": held, "postline_sends": postline_sends,
+            "writes_per_email": writes / postline_sends,
             "render": render, "cpu_busy": machine_busy(watch.samples, *span),
             "after_render": after_render,
             "once": once_check(stack, marketing + list(criticals.enqueued), sends)}
@@ -523,7 +527,7 @@ def machine_busy(samples: list[tuple], start: float, end: float) -> float | None
 def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     """Scenario B: another sender takes 30 % of the rate while a marketing backlog drains."""
     tag = f"rateB{int(time.time())}"
-    writes_before, started = stack.limiter_writes(), time.time()
+    before, started = stack.limiter_figures(), time.time()
     outside = OutsideSender(stack, stack.rate * OUTSIDE_SHARE)
     outside.start()
     time.sleep(3)  # the other application is sending already when the newsletter comes
@@ -534,7 +538,9 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     outside.done.set()
     outside.join()
     stack.wait_idle()
-    writes = stack.limiter_writes() - writes_before
+    after = stack.limiter_figures()
+    writes = after["limiter_writes"] - before["limiter_writes"]
+    held = after["held_for_lateness"] - before["held_for_lateness"]
     factors = stack.factors()
     ended = time.time()
 
@@ -555,7 +561,7 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
             "outside_counted": {"accepted": outside.accepted, "throttled": outside.throttled,
                                 "other_errors": outside.other_errors},
             "limiter_pace": slowdown(factors, *span, stack.rate, started),
-            "limiter_writes": writes, "postline_sends": postline_sends,
+            "limiter_writes": writes, "held_for_lateness": held, "postline_sends": postline_sends,
             "writes_per_email": writes / postline_sends,
             "once": once_check(stack, marketing, sends)}
 
@@ -608,7 +614,8 @@ def report(figures: dict) -> list[str]:
          f"second): p50 {_ms(idle, 'p50_s')}, p99 {_ms(idle, 'p99_s')}"),
         f"  {_pace(a['limiter_pace'], u['per_second'])}",
         (f"  limiter DynamoDB writes: {a['limiter_writes']} for {a['postline_sends']:,} emails = "
-         f"{a['writes_per_email']:.3f} per email"),
+         f"{a['writes_per_email']:.3f} per email; sends held back a moment for lateness (so many of the "
+         f"worker's own sends may have been at SES in the second before): {a['held_for_lateness']}"),
         (f"  render ahead of send: send queue empty while inbound mail waited in "
          f"{render['send_queue_empty_with_inbound_waiting']} of {render['samples']} half-second samples; inbound "
          f"queue empty {_s(render['inbound_empty_after_s'])} after the start"),
@@ -630,7 +637,8 @@ def report(figures: dict) -> list[str]:
          f"{b['outside_counted']['accepted']} accepted)"),
         f"  {_pace(b['limiter_pace'], b['postline']['per_second'])}",
         (f"  limiter DynamoDB writes: {b['limiter_writes']} for {b['postline_sends']:,} emails = "
-         f"{b['writes_per_email']:.3f} per email"),
+         f"{b['writes_per_email']:.3f} per email; sends held back a moment for lateness (so many of the "
+         f"worker's own sends may have been at SES in the second before): {b['held_for_lateness']}"),
         f"  {_once(b['once'])}",
     ]
     return out

@@ -153,7 +153,7 @@ def test_a_slow_down_after_ses_throttled_is_shown_while_it_recovers(account):
     view = account.postline("rate", "status", "--json")
     assert view["slowdown"] == {"factor": 0.85, "lowered_to": 0.8, "throttled_at": "2027-01-15T08:00:00.250Z",
                                 "full_rate_at": "2027-01-15T08:00:40.250Z"}
-    assert view["usable_rate"] == round(14 * 0.85 * 0.97, 3)
+    assert view["usable_rate"] == round(14 * 0.85 * 0.98, 3)
     assert line(account.postline("rate", "status"), "slow-down") == (
         "rate lowered to 85 % after SES throttled at 2027-01-15T08:00:00.250Z, recovering "
         "(full rate by 2027-01-15T08:00:40.250Z)")

@@ -1,13 +1,16 @@
 """The limiter's arithmetic: slots, horizons, shards, warm-up curves, budget shares, recovery."""
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from postline.limiter import (DEFAULT_WARMUP_CURVE, HEADROOM, RECOVERY_PER_SECOND, SHARD_RATE, WarmupPlan, Windows,
-                              budget_share, recovered)
+from postline.limiter import (DEFAULT_WARMUP_CURVE, HEADROOM, RECOVERY_PER_SECOND, SHARD_RATE, Limiter,
+                              RecentSends, WarmupPlan, Windows, budget_share, recovered)
 
 
 def most_in_any_second(times: list[float]) -> int:
@@ -31,10 +34,10 @@ def test_every_slot_taken_never_puts_more_than_the_rate_in_any_second(rate):
     assert len(slots) / (30 * windows.length) >= rate * (1 - HEADROOM) - windows.shards - 1
 
 
-def test_a_new_accounts_rate_leaves_three_percent_headroom():
+def test_a_rate_of_50_leaves_one_slot_a_second_unused():
     windows = Windows.for_rate(50)
-    assert (windows.length, windows.capacity, windows.shards) == (1, 48, 1)
-    assert windows.slot(100, 24) == 100.5
+    assert (windows.length, windows.capacity, windows.shards) == (1, 49, 1)
+    assert windows.slot(100, 49) == 101.0  # the next window's first slot
 
 
 def test_low_rates_get_windows_long_enough_for_a_batch():
@@ -54,9 +57,9 @@ def test_a_slowdown_lowers_the_slots():
 
 
 def test_the_open_range_starts_at_now_and_ends_at_the_horizon():
-    windows = Windows.for_rate(50)  # 48 slots a second
-    assert windows.open_range(100, 100.0, 0.7) == (0, 34)  # slots 0.0 .. 0.6875 s
-    assert windows.open_range(100, 100.5, 0.7) == (24, 48)  # the past half is gone, the rest of the window open
+    windows = Windows.for_rate(50)  # 49 slots a second
+    assert windows.open_range(100, 100.0, 0.7) == (0, 35)  # slots 0.0 .. 0.694 s
+    assert windows.open_range(100, 100.5, 0.7) == (25, 49)  # the past half is gone, the rest of the window open
     assert windows.open_range(101, 100.5, 0.7) == (0, 10)  # and the next window's first 0.2 s
     lo, hi = windows.open_range(102, 100.5, 0.7)
     assert lo >= hi  # beyond the horizon: nothing
@@ -96,3 +99,75 @@ def test_a_slowdown_recovers_gradually():
     assert recovered(0.8, 100.0, 100.0) == 0.8
     assert recovered(0.8, 100.0, 110.0) == pytest.approx(0.8 + 10 * RECOVERY_PER_SECOND)
     assert recovered(0.8, 100.0, 10_000.0) == 1.0
+
+
+class SendingSimulation:
+    """Sends taken in slot order on a controllable clock: each reaches SES ``late`` seconds after it is let go
+    and is answered 5 ms after that. Answers due while a send is held back come in the order of their time."""
+
+    def __init__(self, guard: RecentSends | None):
+        self.now, self.guard, self.answers, self.arrivals, self.let_go = 0.0, guard, [], [], []
+
+    def advance(self, to: float) -> None:
+        while self.answers and self.answers[0][0] <= to:
+            self.now, _, answered = heapq.heappop(self.answers)
+            answered.__exit__(None, None, None)
+        self.now = max(self.now, to)
+
+    def send(self, slot: float, late: float) -> None:
+        self.advance(slot)
+        admitted = self.guard.admitted(50, lambda seconds: self.advance(self.now + seconds)) if self.guard else None
+        if admitted:
+            admitted.__enter__()
+        self.let_go.append(self.now)
+        self.arrivals.append(self.now + late)
+        if admitted:
+            heapq.heappush(self.answers, (self.now + late + 0.005, len(self.arrivals), admitted))
+
+
+def late_burst(slot: float) -> float:
+    """Sends around the first second's end reach SES 80 ms late (a busy moment); every other one at once."""
+    return 0.08 if 0.8 <= slot < 1.1 else 0.0
+
+
+def simulate(guard: RecentSends | None) -> SendingSimulation:
+    windows = Windows.for_rate(50)
+    simulation = SendingSimulation(guard)
+    if guard is not None:
+        guard.clock = lambda: simulation.now
+    for slot in (windows.slot(window, position) for window in range(4) for position in range(windows.capacity)):
+        simulation.send(slot, late_burst(slot))
+    simulation.advance(math.inf)
+    return simulation
+
+
+def test_sends_that_reach_ses_late_then_on_time_would_put_a_second_over_the_rate():
+    assert most_in_any_second(simulate(None).arrivals) > 50  # what SES would throttle
+
+
+def test_a_container_holds_a_send_back_while_the_second_before_it_holds_the_rate_at_ses():
+    guard = RecentSends(clock=lambda: 0.0)
+    simulation = simulate(guard)
+    assert most_in_any_second(simulation.arrivals) <= 50
+    assert guard.held > 0
+    # held a moment, not a slot's worth of time: the pace is kept
+    slots = sorted(simulate(None).let_go)
+    assert max(b - a for a, b in zip(slots, sorted(simulation.let_go), strict=True)) < 0.1
+
+
+def test_unanswered_sends_count_and_the_limit_is_the_accounts_rate():
+    now = [0.0]
+    ses = SimpleNamespace(get_account=lambda: {"SendQuota": {"MaxSendRate": 3.0, "Max24HourSend": 100.0,
+                                                             "SentLast24Hours": 0.0}})
+    limiter = Limiter(None, ses, "rate-limits", clock=lambda: now[0])
+    open_sends = [limiter.sending(sleep=lambda seconds: None) for _ in range(3)]
+    for send in open_sends:
+        send.__enter__()
+
+    def answer_one(seconds: float) -> None:  # while the fourth waits, the first is answered, and a second passes
+        open_sends.pop(0).__exit__(None, None, None)
+        now[0] += 1.0
+
+    with limiter.sending(sleep=answer_one):
+        assert now[0] == 1.0 and len(open_sends) == 2
+    assert limiter.recent.held == 1

@@ -118,18 +118,21 @@ def stats_file(clock_file: str, name: str) -> Path:
     return Path(clock_file).parent / "workers" / f"{name}.json"
 
 
-def write_stats(path: Path, name: str, module, written: int | None) -> int | None:
+def write_stats(path: Path, name: str, module, written: dict | None) -> dict | None:
     """The figures only the function's process knows, for the benchmarks (bench/rate.py): its sending-rate
-    limiter's DynamoDB writes so far, written when they changed since ``written``; returns what the file holds. A
-    function without a limiter writes none."""
+    limiter's DynamoDB writes so far and the sends it held back for lateness, written when they changed since
+    ``written``; returns what the file holds. A function without a limiter writes none."""
     limiter = getattr(getattr(module, CONTEXTS[name], None), "limiter", None)
-    if limiter is None or limiter.writes == written:
+    if limiter is None:
+        return written
+    figures = {"pid": os.getpid(), "limiter_writes": limiter.writes, "held_for_lateness": limiter.recent.held}
+    if figures == written:
         return written
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps({"pid": os.getpid(), "limiter_writes": limiter.writes}))
+    partial.write_text(json.dumps(figures))
     partial.replace(path)
-    return limiter.writes
+    return figures
 
 
 def log_batch(function: str, received: int, failed: int) -> None:

@@ -6,8 +6,8 @@ instants at which one email may reach SES. Time is counted in windows (one secon
 item per window in the ``rate_limits`` table (``used``: how many of its slots are taken) is advanced with one
 conditional ``UpdateItem`` for a whole batch, and the sending threads each wait for their slot. Because every
 slot belongs to one sender and slots are evenly spaced, no one-second span ever holds more than ``capacity``
-sends, whichever second SES counts in, and however many functions send at once. ``HEADROOM`` keeps a few slots
-per second unused so that a send that reaches SES a few milliseconds late never puts SES's count over.
+sends, whichever second SES counts in, and however many functions send at once. ``HEADROOM`` keeps a slot or so
+per second unused, for sends of other functions that reach SES late (each holds back its own: "Lateness").
 
 A slot is never taken in the past (the condition starts at the slot for *now*), so capacity unused a moment ago
 is gone, as it is at SES: a quiet spell never turns into a burst.
@@ -33,6 +33,12 @@ it, transactional 97 %, critical all of it; a stream past its share waits, with 
 curve; a counter item per pool and UTC day holds what was sent, and the lowest-priority stream of the pool stops
 first. Mail over the day's cap waits for the next day.
 
+**Lateness.** A send reaches SES some milliseconds after its slot (the handoff write, the request itself), and
+not always the same number: a few late sends followed a second later by sends on time would put one second of
+SES's count over the rate. So each container also counts what it may have had at SES in the last second (sends
+answered within it and sends still unanswered) and holds a send back, a few milliseconds, while that count is at
+SES's rate (``Limiter.sending``). It counts only its own sends: across containers the headroom keeps the margin.
+
 **Adaptive.** When SES throttles anyway (another sender on the account, a lowered quota), ``throttled`` lowers the
 rate for every function (a factor kept in the table, read every few seconds) and it recovers gradually.
 
@@ -47,7 +53,9 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from itertools import pairwise
@@ -64,9 +72,10 @@ logger = Logger(child=True)
 STREAM_ORDER = ("critical", "transactional", "marketing")  # highest priority first
 # How far ahead each stream may hold slots, in windows (marketing: its share of the rate, from the settings).
 HORIZON_WINDOWS = {"critical": 3.0, "transactional": 1.0}
-# Slots left unused so that sends reaching SES a little late (network, scheduling) never exceed its one-second
-# count: 3 % is 30 ms of lateness per second.
-HEADROOM = 0.03
+# Slots left unused for what one container cannot see: sends of other containers reaching SES late (each
+# container holds back its own, ``RecentSends``). 2 % is one slot a second at 50 emails a second; it was 3 % before
+# that guard (decisions.md, "Each send function holds a send back while its own last second is at SES's rate").
+HEADROOM = 0.02
 # Emails per second one counter item serves: a batch of 10 per write makes it 25 writes a second, far from
 # DynamoDB's 1,000 per partition, and few enough that concurrent writers seldom collide.
 SHARD_RATE = 250.0
@@ -86,6 +95,7 @@ THROTTLE_FACTOR = 0.8
 THROTTLE_HOLD_SECONDS = 2.0
 MIN_FACTOR = 0.2
 RECOVERY_PER_SECOND = 0.005
+SES_WINDOW_SECONDS = 1.0  # SES counts sends per second: the span a container's own sends are counted over
 SLOWDOWN_READ_SECONDS = 2.0  # how often a container reads the shared slow-down
 MAX_WAITS = 100  # a batch's waits for slots, at most (the deadline ends them first, short of a stopped clock)
 WINDOW_TTL_SECONDS = 3600  # counter items outlive their window by this (``postline rate status`` reads them)
@@ -241,6 +251,7 @@ class Limiter:
         self._pool_full_until: dict[str, float] = {}  # stream -> when its pool's warm-up cap opens again
         self._alert_level, self._alert_at = 0, -math.inf  # the quota alert this container knows was raised
         self.writes = 0  # DynamoDB writes made (the benchmark's writes per email)
+        self.recent = RecentSends(clock)
 
     # -- what holds: the quota, the slow-down --------------------------------------------------------------------
 
@@ -335,6 +346,13 @@ class Limiter:
         except (ClientError, BotoCoreError) as error:  # the sends are done: never fail them for this
             if not _condition_failed(error):  # (when it failed, another function lowered it a moment ago)
                 logger.warning("the slow-down was not shared", extra={"error": loggable(describe_error(error))})
+
+    @contextmanager
+    def sending(self, sleep: Callable[[float], None]) -> Iterator[None]:
+        """Around one call to SES, at its slot: holds the call back while this container may have had SES's
+        rate of sends at SES in the last second (see "Lateness" above)."""
+        with self.recent.admitted(max(1, math.floor(self.quota().max_send_rate)), sleep):
+            yield
 
     # -- taking slots --------------------------------------------------------------------------------------------
 
@@ -556,6 +574,43 @@ class Limiter:
                     break
         self._pool_full_until[stream] = tomorrow
         return 0, tomorrow - now
+
+
+class RecentSends:
+    """One container's sends that may have reached SES within the last second: those answered within it (a send
+    reaches SES before its answer comes back) and those not answered yet. A send is admitted while they are fewer
+    than the limit, so no one second of SES's count, as SES timestamps arrivals, holds more of this container's
+    sends than the limit, however late some of them arrived."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._answered: deque[float] = deque()  # answer times, oldest first
+        self._unanswered = 0
+        self.held = 0  # sends held back (the benchmark's figure)
+
+    @contextmanager
+    def admitted(self, limit: int, sleep: Callable[[float], None]) -> Iterator[None]:
+        held = False
+        while True:
+            with self._lock:
+                now = self.clock()
+                while self._answered and self._answered[0] <= now - SES_WINDOW_SECONDS:
+                    self._answered.popleft()
+                if len(self._answered) + self._unanswered < limit:
+                    self._unanswered += 1
+                    break
+                # Until the oldest answer leaves the second (all unanswered: until one is answered).
+                wait = self._answered[0] + SES_WINDOW_SECONDS - now if self._answered else 0.005
+                if not held:
+                    self.held, held = self.held + 1, True
+            sleep(max(0.001, wait))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._unanswered -= 1
+                self._answered.append(self.clock())
 
 
 def recovered(factor: float, since: float, now: float) -> float:

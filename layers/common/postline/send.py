@@ -769,20 +769,21 @@ def _deliver(
             work.unhanded.add(rid)
             return SendResult(TRANSIENT, reason=not_handed), False
         transport = ctx.relays.get(job.stream, ses_api)
-        answer = transport.send(
-            Email(
-                message_id=job.message_id,
-                sender=job.sender,
-                recipient=job.recipient,
-                mime=mime,
-                stream=job.stream,
-                configuration_set=settings.configuration_sets[job.stream],
-                template=job.template,
-                campaign=job.campaign,
-                tags=job.tags,
-                retry=job.retry,
+        with ctx.limiter.sending(ctx.sleep):
+            answer = transport.send(
+                Email(
+                    message_id=job.message_id,
+                    sender=job.sender,
+                    recipient=job.recipient,
+                    mime=mime,
+                    stream=job.stream,
+                    configuration_set=settings.configuration_sets[job.stream],
+                    template=job.template,
+                    campaign=job.campaign,
+                    tags=job.tags,
+                    retry=job.retry,
+                )
             )
-        )
         return answer, answer.kind == SES_SENT and _record_sent(ctx, job, work.tokens[rid], answer, transport.name)
 
     bodies = {rid: ctx.pool.submit(load, job) for rid, job in claimed.items()}
