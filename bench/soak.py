@@ -328,14 +328,15 @@ def parked_causes(parked: list[str], found: dict[str, tuple[str, str, float | No
 def account(kinds: dict[str, str], found: dict[str, tuple[str, str, float | None]], dlq: list[dict],
             send_log: list[dict], fault_log: list[dict]) -> dict:
     """The figures: statuses, faults, SES's acceptances per message, the lost and the suppressed sends."""
+    def id_of(entry: dict) -> str | None:
+        marked = _MARKER.search(entry["body"])  # a body without a valid id: found by the id it holds
+        return entry["message_id"] if entry["message_id"] in kinds else marked and marked.group(0)
+
     in_dlq: dict[str, dict] = {}
     without_reason = [entry for entry in dlq if not entry["reason"]]
     for entry in dlq:
-        if entry["reason"]:
-            marked = _MARKER.search(entry["body"])  # a body without a valid id: found by the id it holds
-            key = entry["message_id"] if entry["message_id"] in kinds else marked and marked.group(0)
-            if key:
-                in_dlq.setdefault(key, entry)
+        if entry["reason"] and (key := id_of(entry)):
+            in_dlq.setdefault(key, entry)
     lost = sorted(i for i in kinds if found.get(i, ("",))[0] not in FINAL and i not in in_dlq)
     accepted = Counter((e["tags"].get("postline_message_id"), e["tags"].get("postline_retry", "0")) for e in send_log)
     twice = {f"{mid} (attempt {retry})": n for (mid, retry), n in accepted.items() if n > 1}
@@ -365,8 +366,7 @@ def account(kinds: dict[str, str], found: dict[str, tuple[str, str, float | None
         "lost": len(lost), "lost_ids": lost[:20],
         "dlq": dict(Counter(entry["queue"] for entry in dlq)), "dlq_without_reason": len(without_reason),
         # The lost whose job SQS moved itself (a worker died on the job's last receive): where to look first.
-        "lost_in_dlq_without_reason": sorted(set(lost) & {
-            e["message_id"] or (_MARKER.search(e["body"]) or [None])[0] for e in without_reason})[:20],
+        "lost_in_dlq_without_reason": sorted(set(lost) & {id_of(entry) for entry in without_reason})[:20],
         "parked": len(parked), "parked_ids": parked[:20],
         "parked_by_cause": dict(Counter(causes.values()).most_common()),
         "parked_other_ids": [i for i, cause in causes.items() if cause == "other"][:20],

@@ -27,6 +27,11 @@ class ConditionFailed:
     old: dict[str, Any] | None
 
 
+def condition_failed(error: BaseException) -> bool:
+    """Whether a DynamoDB write failed only its condition (the item is not as the write expected)."""
+    return isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException"
+
+
 def _pause(attempt: int) -> None:
     time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not a secret
 

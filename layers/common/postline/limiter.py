@@ -66,6 +66,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .batch import describe_error, describe_for_log, loggable
+from .dynamo import condition_failed
 
 logger = Logger(child=True)
 
@@ -344,7 +345,7 @@ class Limiter:
             )
             logger.warning("SES throttled a send: the sending rate is lowered for a while", extra={"factor": lowered})
         except (ClientError, BotoCoreError) as error:  # the sends are done: never fail them for this
-            if not _condition_failed(error):  # (when it failed, another function lowered it a moment ago)
+            if not condition_failed(error):  # (when it failed, another function lowered it a moment ago)
                 logger.warning("the slow-down was not shared", extra={"error": loggable(describe_error(error))})
 
     @contextmanager
@@ -446,7 +447,7 @@ class Limiter:
                 ExpressionAttributeValues={":l": _n(level), ":now": _n(now), ":day_ago": _n(now - 86_400)},
             )
         except (ClientError, BotoCoreError) as error:  # best effort: the mail waits whether or not it is said
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 logger.warning("the quota alert was not recorded", extra={"error": loggable(describe_error(error))})
             return  # (when the condition failed, this level was announced already)
         logger.warning(
@@ -616,10 +617,6 @@ class RecentSends:
 def recovered(factor: float, since: float, now: float) -> float:
     """A slow-down ``factor`` set at ``since``, recovered towards 1 by ``now``."""
     return min(1.0, factor + RECOVERY_PER_SECOND * max(0.0, now - since))
-
-
-def _condition_failed(error: Exception) -> bool:
-    return isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException"
 
 
 def _key(bucket: str, window: str) -> dict[str, Any]:

@@ -62,7 +62,7 @@ from .batch import (
 from .campaigns import store as campaigns
 from .campaigns.gate import DROP, HOLD, CampaignGate
 from .clients import client
-from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, insert_new, transact_write
+from .dynamo import DUPLICATE_ITEM, ConditionFailed, RetryLater, Withdrawn, condition_failed, insert_new, transact_write
 from .limiter import RATE, Limiter, Quota, WarmupPlan
 from .models import CANCELLED, FAILED, RENDERED, SENDING, SENT, SUPPRESSED, SUPPRESSION_SCOPE_ALL, UNKNOWN, Suppression
 from .queues import SendJob
@@ -678,7 +678,7 @@ def _hand_over(ctx: SendContext, job: SendJob, token: str) -> str | None:
         ctx.dynamodb.update_item(**entry)
         return None
     except (ClientError, BotoCoreError) as error:
-        if isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return "not sent: its claim moved on before it was handed to SES"
         return f"not sent: its claim could not be marked as handed to SES: {describe_error(error)}"
 
@@ -826,9 +826,7 @@ def _record_sent(ctx: SendContext, job: SendJob, token: str, answer: SendResult,
         ctx.dynamodb.update_item(**entry)
         return True
     except Exception as error:  # noqa: BLE001 - SES took it: whatever this write does, the email is sent
-        if not (
-            isinstance(error, ClientError) and error.response["Error"].get("Code") == "ConditionalCheckFailedException"
-        ):
+        if not condition_failed(error):
             logger.warning(
                 "sent not recorded: SES's Send event will settle it",
                 extra={"message_id": job.message_id, "error": describe_for_log(error)},
