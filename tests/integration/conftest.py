@@ -3,6 +3,8 @@ stack. Each test gets fresh resources, the sample templates published, and helpe
 through the pipeline the way the Lambda event source mappings do."""
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +227,13 @@ class Pipeline:
         self.apply_send_events()
 
 
+@functools.cache
+def _prepared_samples() -> tuple:
+    """The sample templates as publishing stores them: prepared once per test process (rendering every locale with
+    its example data is a third of a test's setup), published afresh in each test's tables."""
+    return tuple(prepare(load_template_dir(folder), "tests") for folder in sorted((ROOT / "templates").iterdir()))
+
+
 @pytest.fixture
 def pipeline(monkeypatch, tmp_path):
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -243,8 +252,8 @@ def pipeline(monkeypatch, tmp_path):
         environment.pop("AWS_ENDPOINT_URL")
         resources.create_resources(session, MOTO_SQS, TRACKING, str(tmp_path))
         settings = settings_from_environ(environment)
-        for folder in sorted((ROOT / "templates").iterdir()):
-            publish(prepare(load_template_dir(folder), "tests"))
+        for template in _prepared_samples():
+            publish(copy.deepcopy(template))  # publish numbers the copy it stores
         yield Pipeline(session, settings, CountingSes(session.client("sesv2")))
         for model in ALL_MODELS:
             model._connection = None
