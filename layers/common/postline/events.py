@@ -40,7 +40,7 @@ from .batch import (
     run_isolated,
 )
 from .clients import client
-from .dynamo import RetryLater, batch_get
+from .dynamo import RetryLater, batch_get, condition_failed
 from .models import (
     BOUNCED,
     COMPLAINED,
@@ -594,7 +594,7 @@ def _count_soft_bounce(ctx: EventsContext, address: str, event: SesEvent, now: f
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )["Attributes"]
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not condition_failed(error):
             raise
         return error.response["Item"]  # counted already
 
@@ -618,7 +618,7 @@ def _request_retry(ctx: EventsContext, message_id: str, current: int, attempt: i
             ExpressionAttributeValues=values,
         )
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return False
         raise
     return True
@@ -690,7 +690,7 @@ def _advance_all(
             applied[(event.message_id, event.retry)] = records.old_status(old)
             delivered_now = status == DELIVERED
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(error):
                 raise RetryLater(f"could not record {event.type} for {event.message_id}: {error}") from error
             old, delivered_now = error.response.get("Item") or {}, False
         if delivered_now or "delivered_at" in old:

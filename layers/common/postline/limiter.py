@@ -507,7 +507,7 @@ class Limiter:
             try:
                 answer = self.dynamodb.update_item(**request)
             except ClientError as error:
-                if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(error):
                     raise
                 old = error.response.get("Item", {}).get("used")
                 seen = int(old["N"]) if old else None
@@ -567,7 +567,7 @@ class Limiter:
                 )
                 return take, (tomorrow - now if take < count else 0.0)
             except ClientError as error:
-                if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(error):
                     raise
                 used = int(error.response.get("Item", {}).get("used", {}).get("N", 0))
                 take = min(count, limit - used)

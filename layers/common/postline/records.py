@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .dynamo import condition_failed
 from .models import Message, Suppression
 from .suppression import ERASED, describe, is_erased_name, scopes_for
 
@@ -42,7 +43,7 @@ def mark_counted(dynamodb, table: str, message_id: str, marker: str) -> dict[str
             ExpressionAttributeValues={":marks": {"SS": [marker]}, ":mark": {"S": marker}},
         )["Attributes"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return None
         raise
 

@@ -939,7 +939,7 @@ def _suppress_unknown_addresses(refused: list[tuple[SendJob, SendResult]], ctx: 
                 TableName=ctx.settings.suppressions_table, Item=item, ConditionExpression="attribute_not_exists(email)"
             )
         except ClientError as error:
-            if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
+            if not condition_failed(error):
                 logger.warning(
                     "address not suppressed", extra={"message_id": job.message_id, "error": describe_for_log(error)}
                 )
