@@ -426,7 +426,7 @@ def template_folders(directory: Path) -> list[Path]:
         else sorted(p for p in directory.iterdir() if (p / "template.json").exists())
     )
     if not folders:
-        fail(f"no template folders (with template.json) in {directory}")
+        fail(f"no template folders (with template.json) in {directory}", code=2)  # input refused, nothing done
     return folders
 
 

@@ -124,3 +124,13 @@ def test_a_push_that_publishes_some_folders_and_refuses_others_exits_1(send_oper
     assert result.exit_code == 1
     assert result.stderr == f"not published: {bad}/html.j2: line 1 is not UTF-8 text: save the file as UTF-8\n"
     assert [t.name for t in Template.scan() if t.name in ("good", "bad") and t.version != 0] == ["good"]
+
+
+@pytest.mark.parametrize("command", [("templates", "push"), ("templates", "lint")])
+def test_a_folder_without_template_folders_is_refused_with_exit_2(send_operator, tmp_path, command):
+    """Input refused, nothing done (docs/cli.md, "Exit codes"): not the 1 of a push that did part of its work, or
+    of a lint that found errors."""
+    (tmp_path / "notes").mkdir()
+    result = postline(*command, str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no template folders (with template.json) in {tmp_path}\n"
