@@ -237,6 +237,12 @@ def table(figures: dict) -> list[dict]:
         row(f"  the same once render had emptied the inbound queue ({alone['seconds']:.0f} s; machine CPU busy "
             f"{busy} of {os.cpu_count()} cores)", round(alone["per_second"], 1), limit,
             round(alone["utilisation"], 3), ">= 0.95", "emails/s")
+        for label, figure in (("the backlog", a["utilisation"]), ("after render", alone)):
+            stops = figure.get("endpoint_pauses")
+            if stops and figure["utilisation_while_answering"] is not None:
+                row(f"  {label}, the local endpoint's own garbage-collection stops ({stops['seconds']:.1f} s) left out",
+                    round(figure["utilisation_while_answering"] * limit, 1), limit,
+                    round(figure["utilisation_while_answering"], 3), "(reading aid)", "emails/s")
         row("busiest one-second window of accepted sends, sliding (floor: the rate)", a["windows"]["sliding_max"],
             limit, round(a["windows"]["sliding_max"] / limit, 2), "<= 1.0")
         row("calendar seconds with more accepted sends than the rate", a["windows"]["calendar_over"], 0, "-", "0")

@@ -14,11 +14,12 @@ The stack runs in a child process of its own (``LocalStack.run`` as ``postline l
 in its worker process, its output in ``stack.log`` of the run's folder) so that this process's enqueuing and outside
 sender do not compete with the stack for the interpreter lock; the child answers over a pipe the send function's
 limiter writes (its DynamoDB writes, from the send worker's figures file) and the shared adaptive slow-down, read
-from the rate table every 0.1 s (so that the utilisation can be told apart: slots the limiter held back after
+from the rate table every half second (so that the utilisation can be told apart: slots the limiter held back after
 SES's throttles, and slots it offered that the send pollers did not take in time).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -39,6 +40,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from postline_cli.local.aws_endpoint import PAUSE_LOG
+
 from .pipeline import enqueue_newsletter
 from .support import example, free_port
 
@@ -50,6 +53,9 @@ OUTSIDE_SHARE = 0.3  # scenario B: another application on the account takes 30 %
 # accepted its first email (the enqueuing, 1,000 SendMessageBatch calls for 10,000 emails, takes the endpoint's
 # CPU for several seconds, and the first batches are rendered and claimed).
 RAMP_UP_SECONDS = 5.0
+# The harness's own reads go to the endpoint that serves postline (one process): sampled no more often than the
+# figures need (a throttle's slow-down recovers over tens of seconds), so they take little of its time.
+FACTOR_SAMPLE_SECONDS = 0.5
 CRITICAL_EVERY_SECONDS = 2.0
 IDLE_CRITICAL = 20
 WATCHED_QUEUES = ("postline-marketing", "postline-critical", "postline-send-marketing", "postline-send-critical",
@@ -62,8 +68,8 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
                  send_pollers: int, log_path: str) -> None:
     """The child: the local stack as ``postline local up`` runs it (each function in its worker process),
     answering "writes" (the send function's limiter writes so far, from its worker's figures) and "factors" (the
-    shared adaptive slow-down, read from the rate table every 0.1 s, as every sending function reads it) until
-    told "stop"."""
+    shared adaptive slow-down, read from the rate table every FACTOR_SAMPLE_SECONDS, as every sending function reads
+    it) until told "stop"."""
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)  # the functions' logs (and the endpoint's, which inherits them) to stack.log
     os.dup2(log, 2)
@@ -80,7 +86,7 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
 
         dynamodb = boto3.session.Session().client("dynamodb")  # the stack's environment: its endpoint
         table, send_stats = TABLES["POSTLINE_RATE_LIMITS_TABLE"], stats_file(str(paths.clock_file), "send")
-        factors: list[tuple[float, float]] = []  # (when, the adaptive slow-down in force), every 0.1 s
+        factors: list[tuple[float, float]] = []  # (when, the adaptive slow-down in force)
 
         def watch_factor() -> None:
             while True:
@@ -89,7 +95,7 @@ def _serve_stack(conn, state_dir: str, outbox: str, aws_port: int, api_port: int
                 now = time.time()
                 factors.append((now, recovered(float(item["factor"]["N"]), float(item["at"]["N"]), now)
                                 if item else 1.0))
-                time.sleep(0.1)
+                time.sleep(FACTOR_SAMPLE_SECONDS)
 
         def figures() -> dict:
             try:
@@ -151,6 +157,7 @@ class RateStack:
             max_pool_connections=8, retries={"mode": "standard", "total_max_attempts": 1}))
         self.sends = LogTail(self.send_log)
         self.refusals = LogTail(self.refusal_log)
+        self.pauses = LogTail(self.state_dir / PAUSE_LOG)
         return self
 
     def __exit__(self, *_) -> None:
@@ -172,10 +179,11 @@ class RateStack:
         return self.conn.recv()
 
     def factors(self) -> list[tuple[float, float]]:
-        """The send function's adaptive slow-down (1: none) as sampled every 0.1 s: (when, factor)."""
+        """The send function's adaptive slow-down (1: none) as sampled: (when, factor)."""
         self.conn.send("factors")
         return self.conn.recv()
 
+    @functools.cache  # noqa: B019 - one stack per run: a URL asked for once, not with every sample
     def queue(self, name: str) -> str:
         return self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
@@ -386,6 +394,17 @@ def utilisation(times: list[float], start: float, end: float, rate: float) -> di
                                  "max": max(whole, default=0)}}
 
 
+def while_answering(figure: dict, pauses: LogTail, rate: float) -> dict:
+    """``utilisation``'s figure with the endpoint's own garbage-collection stops in its span added, and the rate used
+    over the time left: moto holds every item, object and message in the endpoint's one process, so after thousands
+    of emails a full collection stops it (and SES with it) for most of a second, which AWS never does."""
+    inside = [e["seconds"] for e in pauses.between(figure["from"], figure["to"])]
+    answering = figure["seconds"] - sum(inside)
+    stops = {"count": len(inside), "seconds": sum(inside), "longest": max(inside, default=0.0)}
+    return {**figure, "endpoint_pauses": stops,
+            "utilisation_while_answering": figure["sends"] / answering / rate if answering > 0 else None}
+
+
 def slowdown(samples: list[tuple[float, float]], start: float, end: float, rate: float, since: float) -> dict:
     """The limiter's own pace over [start, end]: its slots per second (``Windows`` at the adaptive slow-down in
     force, headroom taken off); and how often SES's throttles lowered it from ``since`` (the scenario's start)."""
@@ -470,11 +489,11 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     render = _render_kept_up(watch.samples, *span, started)
     # Once render had emptied the inbound queue, send no longer shared the machine with it.
     alone_from = max(span[0], render["rendered_by"] or span[1])
-    after_render = {**utilisation(times, alone_from, span[1], stack.rate),
+    after_render = {**while_answering(utilisation(times, alone_from, span[1], stack.rate), stack.pauses, stack.rate),
                     "cpu_busy": machine_busy(watch.samples, alone_from, span[1])}
     return {"emails": emails, "criticals": len(criticals.enqueued), "criticals_during_backlog": len(during),
             "enqueue_seconds": enqueue_seconds, "drain_seconds": last - first,
-            "utilisation": utilisation(times, *span, stack.rate),
+            "utilisation": while_answering(utilisation(times, *span, stack.rate), stack.pauses, stack.rate),
             "whole_drain": utilisation(times, first, last, stack.rate),
             "limiter_pace": slowdown(factors, *span, stack.rate, started),
             "windows": windows_over(times, stack.rate), "throttles": len(refusals),
@@ -608,6 +627,9 @@ def report(figures: dict) -> list[str]:
         (f"  seconds over {rate:g} sends: calendar seconds {w['calendar_over']} (busiest {w['calendar_max']}); "
          f"sliding one-second window: busiest {w['sliding_max']}, sends finding more than {rate:g} in the second "
          f"before them {w['sliding_over']}"),
+        (f"  the local endpoint stopped for its own garbage collection {_stops(u)} of that span; rate utilisation "
+         f"over the rest: {_share(u['utilisation_while_answering'], 1)} (once render had finished: "
+         f"{_share(a['after_render']['utilisation_while_answering'], 1)})"),
         f"  throttling errors SES returned: {a['throttles']}",
         (f"  critical, enqueue -> SES accepts, during the backlog ({busy['samples']} emails): "
          f"p50 {_ms(busy, 'p50_s')}, p99 {_ms(busy, 'p99_s')}; idle stack ({idle['samples']} emails, one a "
@@ -660,8 +682,14 @@ def _pace(pace: dict, sent_per_second: float) -> str:
             f"{sent_per_second / pace['slots_per_second']:.1%}")
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+def _share(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
+
+
+def _stops(figure: dict) -> str:
+    stops = figure["endpoint_pauses"]
+    return (f"{stops['count']} times, {stops['seconds']:.1f} s in all (longest {stops['longest'] * 1000:.0f} ms), "
+            f"{stops['seconds'] / figure['seconds']:.1%}")
 
 
 def _ms(figure: dict, key: str) -> str:

@@ -33,6 +33,7 @@ import argparse
 import base64
 import copy
 import functools
+import gc
 import json
 import math
 import os
@@ -57,6 +58,8 @@ SES_RATE_VARIABLE, SES_QUOTA_VARIABLE = "POSTLINE_LOCAL_SES_RATE", "POSTLINE_LOC
 # A new production SES account's limits (docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas.html).
 DEFAULT_SES_RATE, DEFAULT_SES_QUOTA = 14.0, 50_000
 REFUSAL_LOG = "ses-refusals.jsonl"
+PAUSE_LOG = "endpoint-pauses.jsonl"
+PAUSE_LOGGED_FROM_SECONDS = 0.05
 RATE_EXCEEDED, QUOTA_EXCEEDED = "Maximum sending rate exceeded.", "Daily message quota exceeded."
 _DAY = 86_400.0
 _LOGGED_TIME = re.compile(r'"timestamp": ([-+.0-9eE]+)')
@@ -112,6 +115,31 @@ def ses_limits_from_environment(environ=None) -> tuple[float, int]:
 def refusal_log_beside(send_log: str) -> str:
     """Where the sends SES refused are logged: ``ses-refusals.jsonl`` in the send log's folder."""
     return os.path.join(os.path.dirname(os.path.abspath(send_log)), REFUSAL_LOG)
+
+
+def log_own_pauses(
+    send_log: str, clock: Callable[[], float], at_least: float = PAUSE_LOGGED_FROM_SECONDS
+) -> Callable[[str, dict], None]:
+    """Append each of this process's garbage collections that held it ``at_least`` seconds to ``endpoint-pauses.jsonl``
+    beside the send log (when it ended, on the stack's clock, and how long): the endpoint answers nothing meanwhile,
+    and moto keeps every item, object and message in this process, so its full collections grow with the state.
+    The rate benchmark reads them to tell the emulator's stops from postline's pace; nothing is changed by it.
+    Returns the callback installed (a test removes it)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(send_log)), PAUSE_LOG)
+    started = [0.0]
+
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        held = time.perf_counter() - started[0]
+        if held >= at_least:
+            entry = {"timestamp": clock(), "seconds": round(held, 4), "generation": info["generation"]}
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(entry) + "\n")
+
+    gc.callbacks.append(on_collection)
+    return on_collection
 
 
 def accepted_times(send_log: str) -> Iterable[float]:
@@ -1067,6 +1095,7 @@ def main() -> None:
 
     clock = LocalClock(args.clock_file) if args.clock_file else time.time
     install_ses_recorder(args.outbox, args.send_log, rate, quota, clock)
+    log_own_pauses(args.send_log, clock)
     refuse_unverified_as_ses_does()
     answer_ses_setup_as_ses_does()
     sqs_on_clock(clock)

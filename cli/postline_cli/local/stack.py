@@ -82,6 +82,10 @@ class LocalPaths:
         return self.state_dir / aws_endpoint.REFUSAL_LOG
 
     @property
+    def pause_log(self) -> Path:  # the endpoint's own garbage-collection stops (the rate benchmark reads them)
+        return self.state_dir / aws_endpoint.PAUSE_LOG
+
+    @property
     def clock_file(self) -> Path:  # the offset of the stack's clock from real time (``postline local clock``)
         return self.state_dir / CLOCK_FILE
 
@@ -294,6 +298,7 @@ class LocalStack:
             old.unlink()
         self.paths.send_log.unlink(missing_ok=True)
         self.paths.refusal_log.unlink(missing_ok=True)
+        self.paths.pause_log.unlink(missing_ok=True)
         self.paths.clock_file.unlink(missing_ok=True)  # each run starts at real time
         clock = LocalClock(self.paths.clock_file)
         endpoint_process = subprocess.Popen(
