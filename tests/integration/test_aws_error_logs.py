@@ -1,5 +1,5 @@
 """An AWS error's message may quote what its request carried (an address, a value of the message's data): the
-render and limiter log lines that name such an error redact it (postline.batch.loggable), and the work goes on."""
+render, limiter and application-event log lines that name such an error redact it (postline.batch.loggable), and the work goes on."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from postline.app_events import AppEvent, publish
 from postline.limiter import Limiter
 from postline_cli.local import resources
 from postline_cli.local.resources import TABLES
@@ -81,3 +82,20 @@ def test_a_failed_quota_read_is_logged_without_what_the_error_quotes(dynamodb, c
     assert "priya" not in caplog.text.lower()
 
 
+
+
+class QuotingEventBridge:
+    """The application events' client, whose PutEvents fails quoting what an entry carried."""
+
+    def put_events(self, **kwargs):
+        raise quoting("PutEvents")
+
+
+def test_a_failed_application_event_is_logged_without_what_the_error_quotes(caplog):
+    event = AppEvent("email.bounced", "m-quoted", 1_800_000_000.0, to=ADDRESS)
+    with caplog.at_level("INFO"):
+        assert publish(QuotingEventBridge(), "postline-events", [event], ("email.bounced",)) == 1
+    record = logged(caplog, "could not publish application events")
+    assert record.error.startswith("ClientError: An error occurred (ValidationException) when calling the PutEvents "
+                                   "operation: One or more parameter values were invalid: <redacted> in <redacted> at ")
+    assert "priya" not in caplog.text.lower() and "Secret-Plan" not in caplog.text

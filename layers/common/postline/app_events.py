@@ -24,6 +24,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from .batch import describe_for_log
+
 logger = Logger(child=True)
 
 SOURCE = "postline"
@@ -101,7 +103,7 @@ def publish(events_client, bus: str, events: Sequence[AppEvent | AccountEvent], 
             failed += response.get("FailedEntryCount", 0)
         except Exception as error:  # noqa: BLE001 - the user's feed must never undo or repeat postline's work
             failed += len(chunk)
-            logger.warning("could not publish application events", extra={"error": str(error)})
+            logger.warning("could not publish application events", extra={"error": describe_for_log(error)})
     if failed:
         logger.warning("application events not published", extra={"failed": failed})
     return failed

@@ -22,6 +22,7 @@ from . import records
 from .analytics import Analytics, Fact
 from .analytics.counters import link_digest, public_link
 from .app_events import AppEvent, publish
+from .batch import describe_for_log
 from .clients import client
 from .models import EmailEvent, Message, Suppression
 from .settings import Settings
@@ -118,8 +119,11 @@ def _record(ctx: EngagementContext, message: Message, event_type: str, detail: d
     if event_type in _COUNTED and message.stream:  # (a record that expired before an unsubscribe has no stream)
         try:
             _count(ctx, message, event_type, now, detail.get("url"))
-        except Exception:  # noqa: BLE001 - the event is recorded and announced; only its count is lost
-            logger.exception("could not count an engagement", extra={"message_id": message.message_id})
+        except Exception as error:  # noqa: BLE001 - the event is recorded and announced; only its count is lost
+            logger.error(
+                "could not count an engagement",
+                extra={"message_id": message.message_id, "error": describe_for_log(error)},
+            )
     if event_type in _ANNOUNCED:
         publish(
             ctx.events,
@@ -188,8 +192,10 @@ def record_open(ctx: EngagementContext, token: str, user_agent: str | None) -> N
         prefetch = sent_at is not None and ctx.clock() - float(sent_at) < MACHINE_OPEN_SECONDS
         machine = is_machine(user_agent) or prefetch
         _record(ctx, message, "machine_opened" if machine else "opened", {"machine": machine})
-    except Exception:  # noqa: BLE001 - the pixel is served whatever happens to the tracking write
-        logger.exception("could not record an open", extra={"message_id": claims.message_id})
+    except Exception as error:  # noqa: BLE001 - the pixel is served whatever happens to the tracking write
+        logger.error(
+            "could not record an open", extra={"message_id": claims.message_id, "error": describe_for_log(error)}
+        )
 
 
 def is_safe_target(target: str | None) -> bool:
@@ -213,8 +219,10 @@ def follow_click(ctx: EngagementContext, token: str, user_agent: str | None) -> 
                 "machine_clicked" if machine else "clicked",
                 {"url": claims.target[:1000], "machine": machine},
             )
-    except Exception:  # noqa: BLE001 - the redirect works even when the click cannot be recorded
-        logger.exception("could not record a click", extra={"message_id": claims.message_id})
+    except Exception as error:  # noqa: BLE001 - the redirect works even when the click cannot be recorded
+        logger.error(
+            "could not record a click", extra={"message_id": claims.message_id, "error": describe_for_log(error)}
+        )
     return claims.target
 
 

@@ -35,6 +35,7 @@ from .batch import (
     Outcome,
     QueueRecord,
     describe_error,
+    describe_for_log,
     is_transient,
     loggable,
     run_isolated,
@@ -439,8 +440,8 @@ def _count(
                     )
                 )
         ctx.analytics.record(facts)
-    except Exception:  # noqa: BLE001 - the statuses, suppressions and announcements are written: only counts lost
-        logger.exception("SES events not counted", extra={"counted": len(facts)})
+    except Exception as error:  # noqa: BLE001 - the statuses, suppressions and announcements are written: only counts lost
+        logger.error("SES events not counted", extra={"counted": len(facts), "error": describe_for_log(error)})
 
 
 def _announces(event: SesEvent, applied: dict[tuple[str, int | None], str | None]) -> bool:

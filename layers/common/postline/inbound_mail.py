@@ -41,7 +41,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from . import queue_names
 from .analytics import METRICS_NAMESPACE
-from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, loggable, run_isolated, safe_text
+from .batch import BatchResult, DeadLetters, Outcome, QueueRecord, describe_for_log, loggable, run_isolated, safe_text
 from .clients import client
 from .engagement import EngagementContext, unsubscribe
 from .settings import Settings
@@ -397,4 +397,4 @@ def _count(counts: dict[str, int]) -> None:
             ) as metric:
                 metric.add_dimension(name="outcome", value=outcome)
         except Exception as error:  # noqa: BLE001
-            logger.warning("metric not written", extra={"metric": METRIC_NAME, "error": str(error)})
+            logger.warning("metric not written", extra={"metric": METRIC_NAME, "error": describe_for_log(error)})

@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from ..batch import describe_for_log
 from ..clients import client
 from ..settings import Settings
 from .alerts import AlertContext, Thresholds, check
@@ -99,7 +100,7 @@ class Analytics:
             try:
                 check(self.alert_context, due)
             except Exception as error:  # noqa: BLE001 - checked again with a later batch's events
-                logger.warning("alerts not checked", extra={"error": str(error)})
+                logger.warning("alerts not checked", extra={"error": describe_for_log(error)})
 
 
 def _emit(facts: list[Fact]) -> None:

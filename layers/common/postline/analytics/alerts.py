@@ -23,7 +23,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from ..app_events import AccountEvent, publish
+from ..batch import describe_for_log
 from ..campaigns import control, store
+from ..dynamo import condition_failed
 from .counters import COUNTERS
 from .stats import rates, read_many
 
@@ -149,7 +151,7 @@ def _turn(ctx: AlertContext, row: str, metric: str, state: str, now: float) -> b
         )
         return True
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return False
         raise
 
@@ -159,7 +161,7 @@ def _act(ctx: AlertContext, alert: Alert, now: float) -> Alert:
         try:
             paused = _pause(ctx, alert.name, now)
         except Exception as error:  # noqa: BLE001 - the alert is raised once: it must still go out, saying so
-            logger.exception("campaign not paused", extra={"error": str(error)})
+            logger.error("campaign not paused", extra={"error": describe_for_log(error)})
             paused = False
         alert = Alert(**{**asdict(alert), "paused": paused})
     logger.warning(
@@ -180,7 +182,7 @@ def _act(ctx: AlertContext, alert: Alert, now: float) -> Alert:
             Message=json.dumps({"summary": alert.summary(), **asdict(alert)}, indent=2),
         )
     except Exception as error:  # noqa: BLE001 - the pause and the application's event still happen
-        logger.warning("could not publish the alert to the alarm topic", extra={"error": str(error)})
+        logger.warning("could not publish the alert to the alarm topic", extra={"error": describe_for_log(error)})
     publish(ctx.events, ctx.event_bus, [AccountEvent(alert.event_name, now, asdict(alert))], (alert.event_name,))
     return alert
 

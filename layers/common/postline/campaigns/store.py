@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..dynamo import condition_failed
 from ..records import attribute_value
 from .windows import Window
 
@@ -161,7 +162,7 @@ def create(client, table: str, campaign: Campaign) -> None:
     try:
         client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(campaign_id)")
     except ClientError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             raise CampaignExists(campaign.campaign_id) from None
         raise
 
@@ -217,7 +218,7 @@ def move(client, table: str, campaign_id: str, to: str, *, now: float) -> Campai
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         old = error.response.get("Item")
         current = Campaign.from_item(old) if old else get(client, table, campaign_id)
@@ -300,7 +301,7 @@ def _update_if(client, **request: Any) -> bool:
     try:
         client.update_item(**request)
     except ClientError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -312,7 +313,3 @@ def _key(campaign_id: str) -> dict[str, Any]:
 
 def _history_entry(state: str, at: float) -> dict[str, Any]:
     return {"M": {"state": attribute_value(state), "at": attribute_value(at)}}
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response["Error"].get("Code") == "ConditionalCheckFailedException"
