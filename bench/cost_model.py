@@ -148,7 +148,8 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
             if op == "dynamodb.TransactWriteItems":
                 units = 0
                 for item in request["items"]:
-                    size = record_bytes if item["table"].endswith("messages") and item["kind"] == "Update" else item["bytes"]
+                    size = (record_bytes if item["table"].endswith("messages") and item["kind"] == "Update"
+                            else item["bytes"])
                     units += 2 * _kb_units(size)
                 wru += units * weight
                 wru_by[name] = wru_by.get(name, 0) + units * weight
@@ -167,9 +168,11 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
             elif op in ("dynamodb.GetItem", "dynamodb.Query"):
                 rru += 0.5 * weight
             elif op == "sqs.SendMessageBatch":
-                sqs_requests["render -> send queue"] = sqs_requests.get("render -> send queue", 0) + _chunks(request["bytes"]) * weight
+                sqs_requests["render -> send queue"] = (sqs_requests.get("render -> send queue", 0)
+                                                        + _chunks(request["bytes"]) * weight)
             elif op == "sqs.SendMessage":
-                sqs_requests[f"{name} SendMessage"] = sqs_requests.get(f"{name} SendMessage", 0) + _chunks(request["bytes"]) * weight
+                sqs_requests[f"{name} SendMessage"] = (sqs_requests.get(f"{name} SendMessage", 0)
+                                                       + _chunks(request["bytes"]) * weight)
             elif op == "events.PutEvents":
                 eventbridge_events += request["entries"] * weight
         duration_s = (cpu_ms + wait_ms) / 1000
@@ -201,7 +204,7 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     # X-Ray: traces per function per month under the default rule.
     seconds_per_month = DAYS_PER_MONTH * 86_400
     traces = 0.0
-    for function, per in invocations.items():
+    for _function, per in invocations.items():
         monthly = per * assume.monthly_emails
         reservoir = assume.xray_reservoir_per_second * seconds_per_month
         traces += min(monthly, reservoir) + assume.xray_fixed_rate * max(0.0, monthly - reservoir)
@@ -228,7 +231,8 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
     million = 1_000_000
     items = [
         ("DynamoDB writes", wru * prices.dynamodb_per_million_wru,
-         f"{wru:.1f} WRU/email: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(wru_by.items(), key=lambda kv: -kv[1]))),
+         f"{wru:.1f} WRU/email: " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                              sorted(wru_by.items(), key=lambda kv: -kv[1]))),
         ("DynamoDB reads", rru * prices.dynamodb_per_million_rru, f"{rru:.2f} RRU/email"),
         ("DynamoDB storage", storage_gb_months * million * prices.dynamodb_storage_per_gb_month,
          f"{storage_gb_months * 1e9 / 1024:.2f} KB-months/email (events "
@@ -242,8 +246,8 @@ def model(scenario: dict[str, Any], prices: Prices = Prices(), assume: Assumptio
         ("EventBridge (application events)", eventbridge_events * prices.eventbridge_per_million_events,
          f"{eventbridge_events:.2f} events/email"),
         ("SQS", sum(sqs_requests.values()) * prices.sqs_per_million_requests,
-         f"{sum(sqs_requests.values()):.2f} requests/email: " + ", ".join(f"{k} {v:.2f}" for k, v in
-                                                                         sorted(sqs_requests.items(), key=lambda kv: -kv[1]))),
+         f"{sum(sqs_requests.values()):.2f} requests/email: " + ", ".join(
+             f"{k} {v:.2f}" for k, v in sorted(sqs_requests.items(), key=lambda kv: -kv[1]))),
         ("Lambda duration", sum(gb_seconds.values()) * prices.lambda_per_gb_second_arm * million,
          f"{sum(gb_seconds.values()) * 1000:.2f} GB-ms/email: " + ", ".join(
              f"{k} {v * 1000:.2f}" for k, v in sorted(gb_seconds.items(), key=lambda kv: -kv[1]))),

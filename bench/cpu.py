@@ -196,7 +196,8 @@ def _measure_template(folder: Path, settings, keys, iterations: int | None, roun
             token = keys.sign(UNSUBSCRIBE, message_id)
             url = f"{BASE_URL}/u/{token}"
             provided["unsubscribe_url"] = url
-            list_headers = {"List-Unsubscribe": [f"<{url}>", f"<mailto:unsubscribe@mail.example.com?subject=unsubscribe%20{token}>"],
+            list_headers = {"List-Unsubscribe": [f"<{url}>", f"<mailto:unsubscribe@mail.example.com?subject="
+                                                             f"unsubscribe%20{token}>"],
                             "List-Unsubscribe-Post": ["List-Unsubscribe=One-Click"]}
         rendered = template.render(message.data, provided)
         html = rendered.html
@@ -272,4 +273,5 @@ def _cpu_per_call(function, n: int) -> float:
 if __name__ == "__main__":
     for name, row in measure().items():
         print(f"{name:<20} {row['postline_ms']:7.3f} ms  floor {row['floor_ms']:7.3f} ms  x{row['ratio']:.2f}   "
-              f"render_batch {row['render_batch_ms']:7.3f} ms x{row['render_batch_ratio']:.2f}  ({row['mime_bytes']} B MIME)")
+              f"render_batch {row['render_batch_ms']:7.3f} ms x{row['render_batch_ratio']:.2f}  "
+              f"({row['mime_bytes']} B MIME)")

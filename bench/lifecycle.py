@@ -28,7 +28,8 @@ from typing import Any
 from .support import example, free_port
 
 TRACKING_HITS = 5  # opens and clicks measured per scenario
-HUMAN_AGENT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+HUMAN_AGENT = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+               "Version/17.5 Safari/605.1.15")
 
 
 class Recorder:
@@ -148,7 +149,8 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route:
     resources.create_resources(session, endpoint, api_url, workdir)
     publish_samples()
     sqs, events, sns = session.client("sqs"), session.client("events"), session.client("sns")
-    modules = {name: load_handler_module(name) for name in ("render", "send", "ses_events", "track_open", "track_click")}
+    modules = {name: load_handler_module(name)
+               for name in ("render", "send", "ses_events", "track_open", "track_click")}
     log_bytes = LogBytes()
     for handler in logging.getLogger(environment.get("POWERTOOLS_SERVICE_NAME", "postline")).handlers:
         if isinstance(handler, logging.StreamHandler):
@@ -220,9 +222,11 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route:
             sqs.send_message(QueueUrl=resources.queue_url(endpoint, inbound), MessageBody=json.dumps(body))
         phases: dict[str, dict] = {}
         inbound_messages = receive(inbound, count)
-        phases["render"] = phase(label, "render", lambda: invoke_sqs("render", inbound, inbound_messages))
+        phases["render"] = phase(label, "render", lambda inbound=inbound, inbound_messages=inbound_messages:
+                                 invoke_sqs("render", inbound, inbound_messages))
         send_messages = receive(send_queue, count)
-        phases["send"] = phase(label, "send", lambda: invoke_sqs("send", send_queue, send_messages))
+        phases["send"] = phase(label, "send", lambda send_queue=send_queue, send_messages=send_messages:
+                               invoke_sqs("send", send_queue, send_messages))
         phases["send"]["sqs_bytes_in"] = sum(len(m["Body"].encode()) for m in send_messages)
 
         # What SES publishes for these sends. On the SNS route: every event but Send (the Deliveries here) to the
@@ -248,8 +252,9 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route:
             if len(event_messages) != published:
                 raise RuntimeError(f"{kind} events: {len(event_messages)} of {published} reached {queue_name}")
             batches = [event_messages[i:i + 10] for i in range(0, len(event_messages), 10)]
-            phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}", lambda: [
-                invoke_sqs("ses_events", queue_name, batch) for batch in batches])
+            phases[f"ses_events {kind}"] = phase(label, f"ses_events {kind}",
+                                                 lambda queue_name=queue_name, batches=batches: [
+                                                     invoke_sqs("ses_events", queue_name, batch) for batch in batches])
             phases[f"ses_events {kind}"]["events"] = published
             phases[f"ses_events {kind}"]["sns_publishes"] = published if route == "sns" else 0
             phases[f"ses_events {kind}"]["batches"] = len(batches)
@@ -270,8 +275,10 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route:
             event = api_event("GET", f"/{prefix}/{token}", {"user-agent": HUMAN_AGENT}, b"", f"/{prefix}/{{token}}",
                               {"token": token}, "127.0.0.1")
             # Several hits, so one slow moment of the machine does not decide the CPU per hit.
-            phases[function] = phase(label, function, lambda: [module.handler(event, LambdaContext(function))["statusCode"]
-                                                               for _ in range(TRACKING_HITS)][-1])
+            phases[function] = phase(label, function,
+                                     lambda module=module, event=event, function=function: [
+                                         module.handler(event, LambdaContext(function))["statusCode"]
+                                         for _ in range(TRACKING_HITS)][-1])
             phases[function]["hits"] = TRACKING_HITS
 
         pipeline_calls = Counter()
@@ -282,7 +289,8 @@ def _run(recorder: Recorder, endpoint: str, workdir: str, send_log: Path, route:
             "emails": count, "stream": stream, "template": template, "inbound_bytes_per_email": inbound_bytes / count,
             "ses_event_route": route,
             "calls": dict(sorted(pipeline_calls.items())), "total": total, "per_email": total / count,
-            "phases": {name: {k: v for k, v in row.items() if k != "requests"} | {"requests": _summarise(row["requests"])}
+            "phases": {name: {k: v for k, v in row.items() if k != "requests"}
+                             | {"requests": _summarise(row["requests"])}
                        for name, row in phases.items()},
             "message_item_bytes": _message_item_bytes(session, environment["POSTLINE_MESSAGES_TABLE"],
                                                       [message_id_for(k) for k in keys_of]),

@@ -23,6 +23,7 @@ from pathlib import Path
 import boto3
 
 from .support import ROOT, example, free_port
+
 POSTLINE = str(Path(sys.executable).parent / "postline")
 
 
@@ -87,7 +88,8 @@ class RunningStack:
             for url in urls:
                 attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
                     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-                busy += int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+                busy += (int(attributes["ApproximateNumberOfMessages"])
+                         + int(attributes["ApproximateNumberOfMessagesNotVisible"]))
             quiet = quiet + 1 if busy == 0 else 0
             time.sleep(0.5)
 

@@ -1,8 +1,9 @@
 """The shared sending-rate limiter on the whole local stack, against a local SES that refuses what SES refuses
 (``postline_cli.local.aws_endpoint``: a sliding one-second window at ``--ses-rate``, ThrottlingException
 "Maximum sending rate exceeded."). The real handlers and the real limiter (``postline.limiter``) run in the
-stack's worker processes, as ``postline local up`` runs them; every figure is computed from what the endpoint logged: its
-send log (each accepted send with its acceptance time and tags) and ``ses-refusals.jsonl`` (each refusal).
+stack's worker processes, as ``postline local up`` runs them; every figure is computed from what the endpoint
+logged: its send log (each accepted send with its acceptance time and tags), ``ses-refusals.jsonl`` (each refusal)
+and ``endpoint-pauses.jsonl`` (its own garbage-collection stops).
 
 Scenario A, postline the only sender: a marketing backlog (``--rate-backlog``, 10,000 by default) put on the
 inbound marketing queue at once, and one critical email (password-reset) every 2 s while it drains. Scenario B,
@@ -602,7 +603,8 @@ def measure(backlog: int = 10_000, outside_backlog: int = 5_000, send_pollers: i
         stack.wait_idle()
         _progress(f"rate: A, {backlog:,} marketing emails and a critical one every {CRITICAL_EVERY_SECONDS:g} s")
         out["alone"] = backlog_alone(stack, backlog)
-        _progress(f"rate: B, {outside_backlog:,} marketing emails beside another sender at {ses_rate * OUTSIDE_SHARE:g}/s")
+        _progress(f"rate: B, {outside_backlog:,} marketing emails beside another sender at "
+                  f"{ses_rate * OUTSIDE_SHARE:g}/s")
         out["outside"] = backlog_beside_outside_sender(stack, outside_backlog)
     return out
 

@@ -1,7 +1,8 @@
 """The SMTP transport on the local stack's relay: emails per second through postline.smtp.SmtpTransport against a
 bare smtplib loop (one connection, AUTH once, then MAIL/RCPT/DATA per email) on the same relay, and connections
 opened per 1,000 emails. The relay (cli/postline_cli/local/smtp_relay.py) runs in a process of its own and writes
-each email to a scratch outbox, as it does in the stack, so both sides pay for the same relay. Figures only: nothing passes or fails on time.
+each email to a scratch outbox, as it does in the stack, so both sides pay for the same relay. Figures only:
+nothing passes or fails on time.
 
     python -m bench.smtp [--emails 2000] [--threads 10]
 

@@ -80,7 +80,7 @@ def test_an_email_is_shown_as_sent_with_its_text_part_and_headers_and_the_pixel_
     assert page.locator("h1").first.inner_text() == "The December issue"
     assert "three things we shipped this month." in page.inner_text("pre.text-part")
     headers = dict(zip(page.locator("table.headers th").all_inner_texts(),
-                       page.locator("table.headers td").all_inner_texts()))
+                       page.locator("table.headers td").all_inner_texts(), strict=True))
     assert headers["X-Postline-Message-Id"] == "mnewsletter1"
     assert headers["Message-ID"] == "<0100-mnewsletter1@email.amazonses.com>"
     email_frame = page.frame_locator("iframe.email")

@@ -58,7 +58,8 @@ def test_the_report_opens_offline_and_shows_what_stats_json_prints(page, browser
     figures = {element.get_attribute("data-figure"): element.inner_text()
                for element in page.locator("[data-figure]").all()}
     assert {"totals.sent", "totals.delivered", "totals.hard_bounced", "totals.complained", "totals.opened_unique",
-            "totals.clicked_unique", "totals.unsubscribed", *(f"rates.{rate}" for rate in stats["rates"])} <= set(figures)
+            "totals.clicked_unique", "totals.unsubscribed",
+            *(f"rates.{rate}" for rate in stats["rates"])} <= set(figures)
     assert figures == {path: shown(at(stats, path)) for path in figures}
     assert page.locator(".card.warn .label").first.inner_text() == "bounced"  # 7.5 %: past SES's 5 %
 

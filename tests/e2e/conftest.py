@@ -124,5 +124,6 @@ def started_stack(state: Path, *up_args: str, **environment: str):
 
 @pytest.fixture(scope="package")  # down once tests/e2e is done: its pollers would slow the rest of the suite
 def local_stack(tmp_path_factory):
-    with started_stack(tmp_path_factory.mktemp("postline-local"), "--fault", f"crash_after_ses:{CRASH_ADDRESS}") as stack:
+    with started_stack(tmp_path_factory.mktemp("postline-local"), "--fault",
+                       f"crash_after_ses:{CRASH_ADDRESS}") as stack:
         yield stack

@@ -48,4 +48,5 @@ def test_a_stack_that_dies_while_a_command_waits_is_one_line(tmp_path):
         stack.cli("local", "down")
         _, stderr = waiting.communicate(timeout=120)
     assert waiting.returncode == 1
-    assert stderr == f"error: cannot reach the AWS endpoint {stack.endpoint}: is the local stack up? `postline local up`\n"
+    assert stderr == (f"error: cannot reach the AWS endpoint {stack.endpoint}: is the local stack up? "
+                      "`postline local up`\n")

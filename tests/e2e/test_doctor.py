@@ -35,7 +35,8 @@ def test_the_printed_records_served_back_pass_the_doctor(local_stack, dns_with_t
     report = json.loads(result.stdout)
     assert [(c["area"], c["name"], c["status"], c["found"]) for c in report["checks"] if c["status"] != "pass"] == []
     assert result.returncode == 0
-    assert {c["area"] for c in report["checks"]} == {"ses", "spf", "dkim", "dmarc", "mail_from", "unsubscribe", "wiring"}
+    assert {c["area"] for c in report["checks"]} == {"ses", "spf", "dkim", "dmarc", "mail_from", "unsubscribe",
+                                                     "wiring"}
     assert sum(1 for c in report["checks"] if c["name"].startswith("DKIM CNAME")) == 3
     round_trip = next(c for c in report["checks"] if c["name"] == "round trip")
     assert "its Delivery event reached postline" in round_trip["found"]

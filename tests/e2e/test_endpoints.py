@@ -18,7 +18,8 @@ from postline.tokens import CLICK, KeyRing
 from postline_cli.local import resources
 from tests.e2e.conftest import ROOT, only_marketing_is_suppressed
 
-BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+           "Version/17.5 Safari/605.1.15")
 
 
 def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
@@ -57,7 +58,8 @@ def mail(local_stack):
 
 def test_the_pixel_is_always_a_gif_and_records_opens_by_who_fetched_it(local_stack, mail):
     _, message_id, links = mail
-    status, headers, body = request(links["pixel"], headers={"User-Agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"})
+    status, headers, body = request(links["pixel"],
+                                    headers={"User-Agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"})
     assert status == 200 and headers["Content-Type"] == "image/gif" and body.startswith(b"GIF89a")
     assert "no-store" in headers["Cache-Control"]
     assert event_types(local_stack, message_id).count("machine_opened") == 1

@@ -54,7 +54,8 @@ def test_an_application_batch_with_a_malformed_a_duplicate_and_a_suppressed_mess
     local_stack.cli("suppressions", "add", suppressed, "--reason", "manual")
     good = [unique(f"good{i}") for i in range(6)]
     run = uuid.uuid4().hex[:8]
-    bodies = [{"id": f"{run}-{i}", "template": "welcome", "to": a, "data": example("welcome")} for i, a in enumerate(good)]
+    bodies = [{"id": f"{run}-{i}", "template": "welcome", "to": a, "data": example("welcome")}
+              for i, a in enumerate(good)]
     bodies.append({"id": f"{run}-0", "template": "welcome", "to": good[0], "data": example("welcome")})  # duplicate
     bodies.append({"id": f"{run}-supp", "template": "welcome", "to": suppressed, "data": example("welcome")})
     malformed = {"id": f"{run}-bad", "template": "welcome", "to": "bad\r\nBcc: x@example.org", "data": {}}

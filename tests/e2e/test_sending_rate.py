@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 import time
 import uuid
+from collections import Counter
 
 import pytest
 

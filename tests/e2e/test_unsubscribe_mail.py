@@ -3,7 +3,6 @@ client writes from the List-Unsubscribe mailto unsubscribes; one without a token
 is applied by hand; transactional mail still arrives after."""
 from __future__ import annotations
 
-import json
 import smtplib
 import uuid
 from email.message import EmailMessage

@@ -28,6 +28,7 @@ for path in (ROOT / "infra", ROOT / "layers" / "common"):
 
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
+
 from stacks.app_builder import build  # noqa: E402
 from stacks.config import (  # noqa: E402
     EXAMPLE_CONFIG,

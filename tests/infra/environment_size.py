@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import conftest  # puts infra/ and the layer on the path, as for the tests
 from stacks.environment_size import ENVIRONMENT_BUDGET, LAMBDA_ENVIRONMENT_LIMIT, Resolver, environment_size
+
+from . import conftest  # puts infra/ and the layer on the path, as for the tests
 
 __all__ = ["ENVIRONMENT_BUDGET", "LAMBDA_ENVIRONMENT_LIMIT", "environment_sizes", "largest_values"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from postline_cli.events import QUEUE_OUTPUT
 
+from postline_cli.events import QUEUE_OUTPUT
 from stacks.config import parse_config
 from stacks.constants import MAX_RECEIVE_COUNT, Outputs
 
@@ -51,7 +51,8 @@ def test_a_rule_on_the_bus_sends_every_postline_event_to_it_and_failures_to_the_
 def test_only_the_rule_may_send_to_it_and_only_over_tls(with_queue):
     queue = with_queue.logical_id(with_queue.stack.app_events.queue)
     statements = [s for p in with_queue.resources("AWS::SQS::QueuePolicy").values()
-                  if {"Ref": queue} in p["Properties"]["Queues"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+                  if {"Ref": queue} in p["Properties"]["Queues"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
     allowed = [s for s in statements if s["Effect"] == "Allow"]
     [allow] = allowed
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}

@@ -229,7 +229,8 @@ def test_a_missing_or_broken_file_says_which(tmp_path):
 def test_alert_thresholds_are_taken_as_given_and_left_to_the_functions_otherwise():
     assert parse_config(MINIMAL).alerts is None  # the functions' defaults: 5 %, 0.1 %, 100 emails, 24 hours
     alerts = parse_config({**MINIMAL, "alerts": {"bounce_rate": 0.03, "min_sample": 500}}).alerts
-    assert (alerts.bounce_rate, alerts.complaint_rate, alerts.min_sample, alerts.window_hours) == (0.03, None, 500, None)
+    assert (alerts.bounce_rate, alerts.complaint_rate, alerts.min_sample,
+            alerts.window_hours) == (0.03, None, 500, None)
     assert load_config(EXAMPLE_CONFIG).alerts == config_module.Alerts(0.05, 0.001, 100, 24)
 
 
@@ -276,4 +277,5 @@ def test_an_existing_identity_and_a_bootstrap_key_are_taken():
                            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"})
     assert config.adopt_existing_identity is True
     assert config.bootstrap_kms_key_arn.endswith(":key/1234abcd-12ab-34cd-56ef-1234567890ab")
-    assert parse_config(MINIMAL).adopt_existing_identity is False and parse_config(MINIMAL).bootstrap_kms_key_arn is None
+    assert (parse_config(MINIMAL).adopt_existing_identity is False
+            and parse_config(MINIMAL).bootstrap_kms_key_arn is None)

@@ -52,8 +52,8 @@ def test_tracing_and_every_application_event_when_the_config_asks(variant):
     for name in ANNOUNCERS:
         # "all", which the library reads as every event (their names would take a hundred bytes more).
         assert _variables(variant, name)["POSTLINE_APP_EVENTS"] == "all"
-        assert settings_from_environ({**_placeholders(variant, name), "POSTLINE_APP_EVENTS": "all"}, name).app_events == (
-            APP_EVENT_NAMES)
+        assert settings_from_environ({**_placeholders(variant, name), "POSTLINE_APP_EVENTS": "all"},
+                                     name).app_events == APP_EVENT_NAMES
     assert _variables(variant, "render")["POSTLINE_MESSAGE_TTL_DAYS"] == "90"
     assert _variables(variant, "ses_events")["POSTLINE_EVENT_TTL_DAYS"] == "90"
 

@@ -137,13 +137,13 @@ def _allowed(synth, function: str, action: str, resource: str | None) -> bool:
     return False
 
 
-def _queued(pipeline, queues):
+def _queued(pipeline, queues):  # noqa: F811 - the imported pytest fixture
     for name in queues:
         while records := pipeline.receive(name, visibility=0):
             yield name, records
 
 
-def _walk_every_path(pipeline, needs: Needs) -> None:
+def _walk_every_path(pipeline, needs: Needs) -> None:  # noqa: F811 - the imported pytest fixture
     Suppression("blocked@example.com", SUPPRESSION_SCOPE_ALL, reason="manual", suppressed_at=1.0,
                 source="test").save()
     # An address erased while its email waits: the send stage also forgets the request kept for its retries.
@@ -200,7 +200,8 @@ def _walk_every_path(pipeline, needs: Needs) -> None:
     _walk_unsubscribe_mail(pipeline, needs, engagement, token)
 
 
-def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> None:
+def _walk_unsubscribe_mail(pipeline, needs: Needs,  # noqa: F811 - the imported pytest fixture
+                           engagement, token: str) -> None:
     """Emails to the mailto address, as SES stores and announces them: one with the token (unsubscribes), one
     without (kept for an operator), and a record not from its topic (refused, to the DLQ)."""
     from postline.inbound_mail import UnsubscribeMailContext, handle_batch
@@ -209,8 +210,9 @@ def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> No
     s3, sns = pipeline.session.client("s3"), pipeline.session.client("sns")
     for subject in (f"unsubscribe {token}", "please remove me"):
         raw = f"From: reader@example.com\r\nSubject: {subject}\r\n\r\nthanks\r\n".encode()
-        store_and_notify(s3, sns, resources.UNSUBSCRIBE_MAIL_BUCKET, resources.topic_arn(resources.UNSUBSCRIBE_MAIL_TOPIC),
-                         raw, "reader@example.com", ["unsubscribe@" + resources.UNSUBSCRIBE_DOMAIN], pipeline.clock())
+        store_and_notify(s3, sns, resources.UNSUBSCRIBE_MAIL_BUCKET,
+                         resources.topic_arn(resources.UNSUBSCRIBE_MAIL_TOPIC), raw, "reader@example.com",
+                         ["unsubscribe@" + resources.UNSUBSCRIBE_DOMAIN], pipeline.clock())
     records = pipeline.receive(resources.UNSUBSCRIBE_MAIL_QUEUE)
     records.append(QueueRecord("not-ses", "{}", resources.UNSUBSCRIBE_MAIL_QUEUE, pipeline.clock(), 1))
     context = UnsubscribeMailContext(pipeline.settings, s3=s3, sqs=pipeline.sqs, engagement=engagement,
@@ -220,7 +222,7 @@ def _walk_unsubscribe_mail(pipeline, needs: Needs, engagement, token: str) -> No
     assert sorted(o.result for o in outcomes.values()) == ["kept", "refused", "unsubscribed"]
 
 
-def _walk_campaigns(pipeline, needs: Needs) -> None:
+def _walk_campaigns(pipeline, needs: Needs) -> None:  # noqa: F811 - the imported pytest fixture
     dynamodb, s3 = pipeline.session.client("dynamodb"), pipeline.session.client("s3")
     table = pipeline.settings.campaigns_table
     night = Window.parse("02:00-03:00", "UTC")  # the pipeline's clock says 08:00 UTC: it waits for tomorrow's
@@ -258,14 +260,14 @@ def _walk_campaigns(pipeline, needs: Needs) -> None:
     assert ["spring@example.com"] in recipients and ["autumn@example.com"] not in recipients
 
 
-def _erasure_key(pipeline) -> bytes:
+def _erasure_key(pipeline) -> bytes:  # noqa: F811 - the imported pytest fixture
     from postline.tokens import KeyRing
 
     secret = pipeline.session.client("secretsmanager").get_secret_value(SecretId=resources.SIGNING_SECRET)
     return KeyRing.from_secret(secret["SecretString"]).erasure_key
 
 
-def _render_and_send(pipeline, needs: Needs) -> None:
+def _render_and_send(pipeline, needs: Needs) -> None:  # noqa: F811 - the imported pytest fixture
     render, send = pipeline.render_context(), pipeline.send_context()
     for name, records in _queued(pipeline, resources.INBOUND_QUEUES.values()):
         with needs.acting_as("render"):

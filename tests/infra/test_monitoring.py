@@ -97,7 +97,8 @@ def test_mail_held_for_an_unverified_identity_alarms_per_stream_on_the_send_func
     assert sorted(tuple(sorted((d["Name"], d["Value"]) for d in a["Dimensions"])) for a in held) == sorted(
         (("service", env["POWERTOOLS_SERVICE_NAME"]), ("stream", stream)) for stream in STREAMS)
     for alarm in held:  # the first email held in a 5-minute period is enough
-        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == ("Sum", 300, 1, 1)
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"],
+                alarm["Threshold"]) == ("Sum", 300, 1, 1)
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["TreatMissingData"] == "notBreaching"
         assert "SES has not verified" in alarm["AlarmDescription"] and "sandbox" in alarm["AlarmDescription"]
@@ -113,7 +114,8 @@ def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_its_key(synth):
 
 def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(synth):
     topic = synth.logical_id(synth.stack.monitoring.topic)
-    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::SNS::TopicPolicy").values()
+    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"]
+                 for p in synth.resources("AWS::SNS::TopicPolicy").values()
                  if p["Properties"]["Topics"] == [{"Ref": topic}]]
     # The topic's policy replaces SNS's default one: without an Allow, no alarm action could publish.
     (deny,) = [s for s in policy if s["Effect"] == "Deny"]

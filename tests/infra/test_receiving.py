@@ -32,7 +32,8 @@ def test_a_receipt_rule_for_the_subdomain_stores_in_s3_and_notifies_the_topic(sy
     assert rule["Rule"]["ScanEnabled"] is True  # SES's spam and virus verdicts, which the function honours
     assert rule["Rule"]["Actions"] == [{"S3Action": {
         "BucketName": {"Ref": _ref_of(synth, "AWS::S3::Bucket", "UnsubscribeMailBucket")},
-        "ObjectKeyPrefix": "incoming/", "TopicArn": {"Ref": _ref_of(synth, "AWS::SNS::Topic", "UnsubscribeMailTopic")}}}]
+        "ObjectKeyPrefix": "incoming/",
+        "TopicArn": {"Ref": _ref_of(synth, "AWS::SNS::Topic", "UnsubscribeMailTopic")}}}]
     assert _one(synth, "AWS::SES::ReceiptRuleSet") == {"RuleSetName": "postline-unsubscribe-mail"}
 
 
@@ -213,8 +214,8 @@ def test_receiving_can_be_turned_off(tmp_path):
 @pytest.mark.parametrize("mailto", ["unsubscribe@mail.example.com", "unsubscribe@bounce.mail.example.com",
                                     "unsubscribe@elsewhere.example.net"])
 def test_a_mailto_postline_cannot_receive_for_is_refused(mailto):
-    with pytest.raises(ConfigError, match="unsubscribe_mailto: postline receives the mail of .* must be on a subdomain of "
-                                          "mail.example.com of its own"):
+    with pytest.raises(ConfigError, match="unsubscribe_mailto: postline receives the mail of .* must be on a "
+                                          "subdomain of mail.example.com of its own"):
         parse_config({"domain": "mail.example.com", "from_address": "hi@mail.example.com",
                       "unsubscribe_mailto": mailto})
 

@@ -64,7 +64,8 @@ def test_the_topic_is_encrypted_tls_only_and_only_ses_of_this_account_publishes(
     (for_ses,) = [s for s in key_statements if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
     assert set(for_ses["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
     assert for_ses["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"] for p in synth.resources("AWS::SNS::TopicPolicy").values()
+    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"]
+                 for p in synth.resources("AWS::SNS::TopicPolicy").values()
                  if p["Properties"]["Topics"] == [{"Ref": synth.logical_id(ses.topic)}]]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                for s in policy)
@@ -103,7 +104,8 @@ def test_the_identity_sends_its_feedback_notifications_to_the_topic_with_the_ori
                for c in calls)
     assert any("setIdentityHeadersInNotificationsEnabled" in c and f'\\"NotificationType\\":\\"{kind}\\"' in c
                and '\\"Enabled\\":true' in c for c in calls)
-    assert not any('\\"NotificationType\\":\\"Delivery\\"' in c for c in calls)  # on request only: it doubles every delivery
+    # on request only: it doubles every delivery
+    assert not any('\\"NotificationType\\":\\"Delivery\\"' in c for c in calls)
 
 
 def test_the_eventbridge_route_publishes_every_event_type_to_the_default_bus(variant):

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from postline.models import EmailEvent, Message, Suppression, Template
 
+from postline.models import EmailEvent, Message, Suppression, Template
 from stacks.constants import TABLES
 
 

@@ -1,5 +1,6 @@
 """An AWS error's message may quote what its request carried (an address, a value of the message's data): the
-render, limiter and application-event log lines that name such an error redact it (postline.batch.loggable), and the work goes on."""
+render, limiter and application-event log lines that name such an error redact it
+(postline.batch.loggable), and the work goes on."""
 from __future__ import annotations
 
 import json

@@ -101,44 +101,60 @@ GOOD_HTML = "<p>Hi {{ name }}</p>"
 TEMPLATES = [
     # (name, subject, html, the error after the folder's path)
     ("unclosed expression", "Hi", "<p>{{ name </p>", "/html.j2:1: unexpected '/'"),
-    ("for without a target", "Hi", "<p>{% for x in %}</p>", "/html.j2:1: Expected an expression, got 'end of statement block'"),
-    ("if without a condition", "Hi", "<p>{% if %}{% endif %}</p>", "/html.j2:1: Expected an expression, got 'end of statement block'"),
+    ("for without a target", "Hi", "<p>{% for x in %}</p>",
+     "/html.j2:1: Expected an expression, got 'end of statement block'"),
+    ("if without a condition", "Hi", "<p>{% if %}{% endif %}</p>",
+     "/html.j2:1: Expected an expression, got 'end of statement block'"),
     ("endfor without for", "Hi", "<p>{% endfor %}</p>", "/html.j2:1: Encountered unknown tag 'endfor'."),
     ("unknown filter", "Hi", "<p>{{ name|nosuchfilter }}</p>", "/html.j2:1: No filter named 'nosuchfilter'."),
-    ("syntax error in the subject", "Hi {{ name", GOOD_HTML, "/template.json (subject): unexpected end of template, expected 'end of print statement'."),
+    ("syntax error in the subject", "Hi {{ name", GOOD_HTML,
+     "/template.json (subject): unexpected end of template, expected 'end of print statement'."),
     ("class and mro", "Hi", "<p>{{ ''.__class__.__mro__ }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., in: <p>{{ ''.__class__.__mro__ }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., "
+     "in: <p>{{ ''.__class__.__mro__ }}</p>"),
     ("subclasses", "Hi", "<p>{{ ''.__class__.__mro__[1].__subclasses__() }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., in: <p>{{ ''.__class__.__mro__[1].__subclasses__() }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., "
+     "in: <p>{{ ''.__class__.__mro__[1].__subclasses__() }}</p>"),
     ("data's class", "Hi", "<p>{{ name.__class__ }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., in: <p>{{ name.__class__ }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., "
+     "in: <p>{{ name.__class__ }}</p>"),
     ("attr filter", "Hi", "<p>{{ name|attr('__class__') }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., in: <p>{{ name|attr('__class__') }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__class__' of 'str' object is unsafe., "
+     "in: <p>{{ name|attr('__class__') }}</p>"),
     ("cycler globals", "Hi", "<p>{{ cycler.__init__.__globals__ }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__init__' of 'type' object is unsafe., in: <p>{{ cycler.__init__.__globals__ }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__init__' of 'type' object is unsafe., "
+     "in: <p>{{ cycler.__init__.__globals__ }}</p>"),
     ("lipsum globals", "Hi", "<p>{{ lipsum.__globals__ }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '__globals__' of 'function' object is unsafe., in: <p>{{ lipsum.__globals__ }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '__globals__' of 'function' object is unsafe., "
+     "in: <p>{{ lipsum.__globals__ }}</p>"),
     ("template context", "Hi", "<p>{{ self._TemplateReference__context }}</p>",
-     "/html.j2:1: cannot render with example.json: access to attribute '_TemplateReference__context' of 'TemplateReference' object is unsafe., in: <p>{{ self._TemplateReference__context }}</p>"),
+     "/html.j2:1: cannot render with example.json: access to attribute '_TemplateReference__context' of "
+     "'TemplateReference' object is unsafe., in: <p>{{ self._TemplateReference__context }}</p>"),
     ("include", "Hi", "<p>{% include '/etc/passwd' %}</p>",
-     "/html.j2:1: cannot render with example.json: no loader for this environment specified, in: <p>{% include '/etc/passwd' %}</p>"),
+     "/html.j2:1: cannot render with example.json: no loader for this environment specified, "
+     "in: <p>{% include '/etc/passwd' %}</p>"),
     ("import", "Hi", "<p>{% import 'os' as os %}</p>",
-     "/html.j2:1: cannot render with example.json: no loader for this environment specified, in: <p>{% import 'os' as os %}</p>"),
+     "/html.j2:1: cannot render with example.json: no loader for this environment specified, "
+     "in: <p>{% import 'os' as os %}</p>"),
     ("a range past the sandbox's", "Hi", "<p>{% for i in range(1000000) %}x{% endfor %}</p>",
-     "/html.j2:1: cannot render with example.json: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)., in: <p>{% for i in range(1000000) %}x{% endfor %}</p>"),
+     "/html.j2:1: cannot render with example.json: Range too big. The sandbox blocks ranges larger than "
+     "MAX_RANGE (100000)., in: <p>{% for i in range(1000000) %}x{% endfor %}</p>"),
     # Unbounded renders, bounded by postline.templates (MAX_RENDER_SECONDS, MAX_RENDERED_CHARACTERS)
     ("a huge repetition", "Hi", "<p>{{ 'x' * 200000000 }}</p>",
-     "/html.j2:1: cannot render with example.json: rendering makes over 4,000,000 characters, in: <p>{{ 'x' * 200000000 }}</p>"),
+     "/html.j2:1: cannot render with example.json: rendering makes over 4,000,000 characters, "
+     "in: <p>{{ 'x' * 200000000 }}</p>"),
     # (a thousand characters a step: the size bound comes in a few thousand steps, long before the time bound)
     ("nested range loops", "Hi",
      "<p>{% for i in range(100000) %}{% for j in range(100000) %}{{ 'x' * 1000 }}{% endfor %}{% endfor %}</p>",
      "/html.j2: cannot render with example.json: rendering makes over 4,000,000 characters"),
     ("silent nested loops over data", "Hi",
      "<p>{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}</p>",
-     "/html.j2:1: cannot render with example.json: rendering took over 2 s (a loop or recursion without bound?), in: <p>{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}</p>"),
+     "/html.j2:1: cannot render with example.json: rendering took over 2 s (a loop or recursion without bound?), "
+     "in: <p>{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}</p>"),
     ("a macro calling itself twice", "Hi",
      "<p>{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}</p>",
-     "/html.j2:1: cannot render with example.json: rendering took over 2 s (a loop or recursion without bound?), in: <p>{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}</p>"),
+     "/html.j2:1: cannot render with example.json: rendering took over 2 s (a loop or recursion without bound?), "
+     "in: <p>{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}</p>"),
     ("a huge subject", "{{ 'x' * 5000000 }}", GOOD_HTML,
      "/template.json (subject): cannot render with example.json: rendering makes over 4,000,000 characters"),
 ]
@@ -204,7 +220,8 @@ SES_RECORDS = [
      "malformed SES event: ValueError: not an SES event: needs eventType or notificationType, and mail.messageId"),
     ("SNS envelope around garbage", json.dumps({"Type": "Notification", "Message": "{not json",
                                                 "TopicArn": "arn:aws:sns:us-east-1:123456789012:postline-ses-events"}),
-     "malformed SES event: JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+     "malformed SES event: JSONDecodeError: Expecting property name enclosed in double quotes: "
+     "line 1 column 2 (char 1)"),
 ]
 
 
@@ -232,8 +249,9 @@ def test_an_unknown_notification_type_changes_nothing(pipeline):
     pipeline.drain()
     [send] = pipeline.ses.sends
     before = Message.get(message_id_for(f"good-{n}")).status
-    odd = {**SES_EVENT, "eventType": "Teleported", "mail": {**SES_EVENT["mail"], "messageId": send["MessageId"],
-                                                          "tags": {"postline_message_id": [message_id_for(f"good-{n}")]}}}
+    odd = {**SES_EVENT, "eventType": "Teleported",
+           "mail": {**SES_EVENT["mail"], "messageId": send["MessageId"],
+                    "tags": {"postline_message_id": [message_id_for(f"good-{n}")]}}}
     from postline.events import apply_events
 
     result = apply_events([QueueRecord("odd", json.dumps(odd), resources.EVENTS_QUEUE, pipeline.clock(), 1)],

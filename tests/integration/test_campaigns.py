@@ -271,7 +271,7 @@ def test_the_backlog_bound_comes_from_the_marketing_rate(world):
 def test_at_the_backlog_bound_the_run_stops_and_hands_on_later(world, pipeline):
     world.account.answer["MaxSendRate"] = 1  # the bound: 1,000 messages
     sqs, url = pipeline.sqs, pipeline.queue_url(MARKETING_SEND)
-    for start in range(0, 700, 10):  # already waiting to be sent
+    for _ in range(0, 700, 10):  # already waiting to be sent
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "{}"} for i in range(10)])
     world.create("paced", 1_000)
     world.start("paced")

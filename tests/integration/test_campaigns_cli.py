@@ -217,7 +217,7 @@ def test_a_dry_run_reports_and_plans_but_creates_nothing(operator):
 ])
 def test_bad_options_are_refused_in_one_line_and_create_nothing(operator, args, says):
     options = {"--template": "newsletter", "--data": json.dumps(ISSUE)}
-    options.update(dict(zip(args[::2], args[1::2])))
+    options.update(dict(zip(args[::2], args[1::2], strict=True)))
     line = operator.refused("campaigns", "create", "june-news", "--audience", operator.file(AUDIENCE),
                             *[part for pair in options.items() for part in pair], code=2)
     assert line.startswith("error: " + says), line

@@ -11,7 +11,13 @@ from moto.sns.models import sns_backends
 
 from postline_cli.doctor.report import FAIL, PASS, WARN
 from postline_cli.doctor.ses_checks import (
-    Wiring, account_checks, configuration_set_checks, dead_letter_checks, identity_checks, identity_of, round_trip,
+    Wiring,
+    account_checks,
+    configuration_set_checks,
+    dead_letter_checks,
+    identity_checks,
+    identity_of,
+    round_trip,
     subscription_check,
 )
 from postline_cli.local import resources
@@ -47,7 +53,8 @@ def test_the_account_checks_say_sandbox_paused_sending_and_the_limits():
     assert not warmed_up
     assert by_name(checks)["production access"].status == WARN
     assert by_name(checks)["sending enabled"].status == FAIL
-    assert by_name(checks)["sending enabled"].fix.startswith("aws sesv2 put-account-sending-attributes --sending-enabled")
+    assert by_name(checks)["sending enabled"].fix.startswith("aws sesv2 put-account-sending-attributes "
+                                                             "--sending-enabled")
 
 
 def test_the_identity_as_the_local_endpoint_answers_it(pipeline):

@@ -10,7 +10,14 @@ import pytest
 
 from postline.contract import message_id_for
 from postline.engagement import (
-    EngagementContext, follow_click, is_machine, record_open, requested_action, resubscribe, subscription, unsubscribe,
+    EngagementContext,
+    follow_click,
+    is_machine,
+    record_open,
+    requested_action,
+    resubscribe,
+    subscription,
+    unsubscribe,
 )
 from postline.models import EmailEvent, Message, Suppression
 from postline.tokens import CLICK, OPEN, UNSUBSCRIBE

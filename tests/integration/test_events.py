@@ -54,7 +54,8 @@ def test_a_delivery_after_a_bounce_never_unbounces(pipeline):
     send = pipeline.ses.sends[0]
     late = {"eventType": "Delivery", "mail": {"messageId": send["MessageId"], "timestamp": "2026-01-01T00:00:00Z",
                                               "tags": {"postline_message_id": [message_id]}},
-            "delivery": {"timestamp": "2026-01-01T00:00:09.000Z", "recipients": [send["Destination"]["ToAddresses"][0]]}}
+            "delivery": {"timestamp": "2026-01-01T00:00:09.000Z",
+                         "recipients": [send["Destination"]["ToAddresses"][0]]}}
     for event in ({"eventType": "Send", "mail": late["mail"], "send": {}}, late):
         apply_events([QueueRecord("late", json.dumps(event), "postline-ses-events", 0, 1)],
                      pipeline.events_context())

@@ -110,7 +110,8 @@ def aws(monkeypatch, tmp_path):
 
 def _event(url: str, request: str, source_key: str = "layer.zip", physical_id: str | None = None) -> dict:
     event = {
-        "RequestType": request, "ResponseURL": url, "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/p/1",
+        "RequestType": request, "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/p/1",
         "RequestId": "r-1", "LogicalResourceId": "Published", "ResourceType": "AWS::CloudFormation::CustomResource",
         "ResourceProperties": {"SourceBucket": "cdk-assets", "SourceKey": source_key, "LayerName": "postline-common",
                                "Description": "test", "Runtime": RUNTIME, "Architecture": "arm64"},

@@ -10,10 +10,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from postline.limiter import (QUOTA, QUOTA_SHARE, RATE, RECOVERY_PER_SECOND, THROTTLE_FACTOR, WARMUP, Limiter,
-                              WarmupPlan, Windows)
+from postline.limiter import (
+    QUOTA,
+    QUOTA_SHARE,
+    RATE,
+    RECOVERY_PER_SECOND,
+    THROTTLE_FACTOR,
+    WARMUP,
+    Limiter,
+    WarmupPlan,
+    Windows,
+)
 from postline_cli.local.resources import TABLES, create_rate_limits_table
-from tests.integration.conftest import Clock, SesAccount as Ses
+from tests.integration.conftest import Clock
+from tests.integration.conftest import SesAccount as Ses
 
 TABLE = TABLES["POSTLINE_RATE_LIMITS_TABLE"]
 T0 = 1_800_000_000.0  # a window's start
@@ -118,11 +128,13 @@ def test_as_the_quota_runs_low_marketing_stops_first_then_transactional(dynamodb
     marketing = container.take("marketing", 10)
     assert len(marketing.slots) == 5 and marketing.waiting_for == QUOTA  # 90 % of 1,000, 895 used
     assert container.held_back("marketing").waiting_for == QUOTA
-    assert len(container.take("transactional", 10).slots) == 10 and container.held_back("transactional").waiting_for is None
+    assert (len(container.take("transactional", 10).slots) == 10
+            and container.held_back("transactional").waiting_for is None)
     assert len(container.take("critical", 10).slots) == 10
     # Another container, later, sees the same: the alert for this level was raised once for the deployment.
     clock.at += 1
-    other = limiter(dynamodb, clock, Ses(quota=1000, sent=975), on_quota_low=lambda level, quota: announced.append(level))
+    other = limiter(dynamodb, clock, Ses(quota=1000, sent=975),
+                    on_quota_low=lambda level, quota: announced.append(level))
     assert other.held_back("transactional").waiting_for == QUOTA  # 97 %
     assert len(other.take("critical", 10).slots) == 10
     assert announced == [1, 2]

@@ -46,7 +46,8 @@ def test_only_reported_failures_stay_and_they_reach_the_dlq_after_the_redrive_co
         seen.append([r["body"] for r in event["Records"]])
         assert context.get_remaining_time_in_millis() > 0
         assert all(r["eventSource"] == "aws:sqs" and r["eventSourceARN"].endswith(":work") for r in event["Records"])
-        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]}
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]}
+                                      for r in event["Records"] if r["body"] == "bad"]}
 
     poller = QueuePoller(sqs, queue, "work", "fn", handler, threading.Event())
     assert poller.poll_once() == 3

@@ -10,8 +10,14 @@ import pytest
 from postline.settings import STREAMS
 from postline.smtp import PLAINTEXT, SmtpRelay, SmtpTransport, parse_relays
 from postline.transports import Email
-from postline_cli.local.smtp_relay import (RELAY_SECRET, LocalSmtpRelay, RelaySetupError, relay_fault, relays_setting,
-                                           smtp_streams)
+from postline_cli.local.smtp_relay import (
+    RELAY_SECRET,
+    LocalSmtpRelay,
+    RelaySetupError,
+    relay_fault,
+    relays_setting,
+    smtp_streams,
+)
 from tests.integration.smtp_relay import free_port
 
 CREDENTIALS = ("postline-local", "s3cret")

@@ -10,7 +10,7 @@ import pytest
 
 from postline.batch import QueueRecord
 from postline.contract import message_id_for
-from postline.limiter import Grant, RATE
+from postline.limiter import RATE, Grant
 from postline.models import Message, Suppression
 from postline.send import send_batch
 from postline.smtp import SmtpRelay, SmtpTransport

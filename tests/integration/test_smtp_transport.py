@@ -82,8 +82,8 @@ def test_a_certificate_no_trusted_ca_signed_is_refused_and_nothing_is_sent(relay
                            secrets=Secrets(CREDENTIALS), timeout=5)  # the system's CAs only
     answer = sender.send(email())
     assert answer.kind == TRANSIENT and relay.received == []
-    assert answer.reason.startswith(f"the SMTP relay 127.0.0.1: could not connect (its TLS certificate did not "
-                                    f"verify: unable to get local issuer certificate)")
+    assert answer.reason.startswith("the SMTP relay 127.0.0.1: could not connect (its TLS certificate did not "
+                                    "verify: unable to get local issuer certificate)")
 
 
 def test_a_relay_without_starttls_is_never_sent_to_in_clear(relays, ca):

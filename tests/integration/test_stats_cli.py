@@ -12,8 +12,21 @@ from click.testing import CliRunner
 from postline.analytics.stats import read
 from postline_cli.analytics.reading import period
 from postline_cli.main import cli
-from tests.stats_counts import (AUTUMN, CAMPAIGN, DAY_TWO, JUNE, JUNE_LINKS, JUNE_REASONS, NOW, SPRING, TABLE,
-                                TEMPLATE, counted_deployment, june_facts, other_facts)
+from tests.stats_counts import (
+    AUTUMN,
+    CAMPAIGN,
+    DAY_TWO,
+    JUNE,
+    JUNE_LINKS,
+    JUNE_REASONS,
+    NOW,
+    SPRING,
+    TABLE,
+    TEMPLATE,
+    counted_deployment,
+    june_facts,
+    other_facts,
+)
 
 
 @pytest.fixture

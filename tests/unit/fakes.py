@@ -78,5 +78,5 @@ class FakeTransactions:
         if cancelled:
             raise client_error("TransactionCanceledException", "Transaction cancelled", "TransactWriteItems",
                                CancellationReasons=reasons)
-        self.written.extend(k for e, k in zip(TransactItems, keys) if "ConditionCheck" not in e)
+        self.written.extend(k for e, k in zip(TransactItems, keys, strict=True) if "ConditionCheck" not in e)
         return {}

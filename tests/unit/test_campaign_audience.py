@@ -8,8 +8,15 @@ import tracemalloc
 
 import pytest
 
-from postline.campaigns.audience import (MAX_PROBLEMS, AudienceError, Recipient, kind_of, normalise, read_recipients,
-                                         recipient_id)
+from postline.campaigns.audience import (
+    MAX_PROBLEMS,
+    AudienceError,
+    Recipient,
+    kind_of,
+    normalise,
+    read_recipients,
+    recipient_id,
+)
 from postline.contract import validate_send_message
 
 

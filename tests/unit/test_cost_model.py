@@ -20,7 +20,8 @@ def _scenario():
                        "requests": [{"op": "sqs.SendMessageBatch", "bytes": 90_000}]},
             "send": {"cpu_s": 0.05, "log_bytes": 600, "log_lines": 1, "sqs_bytes_in": 90_000, "requests": [
                 {"op": "dynamodb.BatchGetItem", "keys": {"postline-email-suppressions": 4 * EMAILS}},
-                {"op": "dynamodb.BatchExecuteStatement", "items": [{"table": "postline-messages", "bytes": 300}] * EMAILS},
+                {"op": "dynamodb.BatchExecuteStatement",
+                 "items": [{"table": "postline-messages", "bytes": 300}] * EMAILS},
                 *[{"op": "sesv2.SendEmail", "bytes": 31_000}] * EMAILS]},
             "ses_events Delivery": {"cpu_s": 0.04, "events": EMAILS, "batches": 1, "sqs_bytes_in": 11_000, "requests": [
                 *[{"op": "dynamodb.UpdateItem", "table": "postline-messages"}] * EMAILS,

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 from moto import mock_aws
+
 from postline.analytics import alerts as alerting
 from postline.analytics.counters import Fact, count
 from postline.campaigns import store

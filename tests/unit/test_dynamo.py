@@ -19,7 +19,8 @@ def no_sleeping(monkeypatch):
 
 def item(message_id: str) -> dict:
     return {"Update": {"TableName": "t", "Key": {"message_id": {"S": message_id}}, "UpdateExpression": "SET a = :a",
-                       "ConditionExpression": "attribute_exists(message_id)", "ExpressionAttributeValues": {":a": {"N": "1"}}}}
+                       "ConditionExpression": "attribute_exists(message_id)",
+                       "ExpressionAttributeValues": {":a": {"N": "1"}}}}
 
 
 def test_all_items_written_in_one_call():
@@ -61,7 +62,8 @@ def test_other_cancellation_codes_are_retried_until_written(code, no_sleeping):
 
 
 def test_conflict_and_failed_condition_in_the_same_call():
-    fake = FakeTransactions(condition_fails={"m0": {"status": {"S": "sent"}}}, transient={"m2": ["TransactionConflict"]})
+    fake = FakeTransactions(condition_fails={"m0": {"status": {"S": "sent"}}},
+                            transient={"m2": ["TransactionConflict"]})
     outcome = transact_write(fake, [item("m0"), item("m1"), item("m2")])
     assert outcome == [ConditionFailed({"status": {"S": "sent"}}), None, None]
     assert sorted(fake.written) == ["m1", "m2"]

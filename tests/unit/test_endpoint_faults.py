@@ -119,7 +119,8 @@ def test_a_spec_names_kinds_with_rates_a_seed_and_each_once():
     ("ses_slow=0.1", "unknown fault 'ses_slow' (known: ses_throttle, ses_5xx, ses_lost_reply, ses_timeout_before, "
                      "ses_timeout_after, ses_rejected, dynamodb_throttle, dynamodb_5xx, dynamodb_5xx_applied, "
                      "dynamodb_unavailable, s3_5xx, sqs_duplicate, sqs_visibility_lapse, kill_before_ses, "
-                     "kill_after_ses, kill_after_sent, ses_event_duplicate, ses_event_swap, seed, each_once, kill_gap)"),
+                     "kill_after_ses, kill_after_sent, ses_event_duplicate, ses_event_swap, seed, each_once, "
+                     "kill_gap)"),
     ("ses_5xx=2", "the rate of ses_5xx must be a number from 0 to 1, not '2'"),
     ("ses_5xx=lots", "the rate of ses_5xx must be a number from 0 to 1, not 'lots'"),
     ("ses_5xx", "'ses_5xx' is not kind=rate"),

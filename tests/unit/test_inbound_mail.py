@@ -228,8 +228,14 @@ def test_the_pages_policy_allows_their_one_stylesheet_by_hash_and_nothing_else()
     import base64
     import hashlib
 
-    from postline.pages import (CONTENT_SECURITY_POLICY, confirm_page, method_not_allowed_page, not_found_page,
-                                too_large_page, unsubscribed_page)
+    from postline.pages import (
+        CONTENT_SECURITY_POLICY,
+        confirm_page,
+        method_not_allowed_page,
+        not_found_page,
+        too_large_page,
+        unsubscribed_page,
+    )
 
     for page in (confirm_page("ada@example.com", "june"), unsubscribed_page(None, None), not_found_page(),
                  method_not_allowed_page(), too_large_page()):

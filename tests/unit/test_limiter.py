@@ -9,8 +9,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from postline.limiter import (DEFAULT_WARMUP_CURVE, HEADROOM, RECOVERY_PER_SECOND, SHARD_RATE, Limiter,
-                              RecentSends, WarmupPlan, Windows, budget_share, recovered)
+from postline.limiter import (
+    DEFAULT_WARMUP_CURVE,
+    HEADROOM,
+    RECOVERY_PER_SECOND,
+    SHARD_RATE,
+    Limiter,
+    RecentSends,
+    WarmupPlan,
+    Windows,
+    budget_share,
+    recovered,
+)
 
 
 def most_in_any_second(times: list[float]) -> int:

@@ -17,7 +17,8 @@ MAILTO = "<mailto:unsubscribe@mail.example.com?subject=unsubscribe%20azIfdR9tYWJ
 
 def build(**overrides) -> bytes:
     arguments = dict(sender=SENDER, recipient="ada@example.com", subject="Your order has shipped",
-                     text="Hello Ada,\nyour order is on its way.\n", html="<p>Hello Ada,</p><p>your order is on its way.</p>")
+                     text="Hello Ada,\nyour order is on its way.\n",
+                     html="<p>Hello Ada,</p><p>your order is on its way.</p>")
     arguments.update(overrides)
     return build_mime(**arguments)
 

@@ -63,7 +63,8 @@ def test_large_body_goes_to_s3_and_is_read_back():
     back = SendJob.from_body(entry["MessageBody"])
     assert back.mime is None and back.mime_key == document["mime_key"]
     assert back.load_mime(s3, BUCKET) == big
-    assert (back.message_id, back.recipient, back.tags) == ("mabc123", "ada@example.com", {"plan": "pro", "cohort": "b"})
+    assert (back.message_id, back.recipient, back.tags) == ("mabc123", "ada@example.com",
+                                                            {"plan": "pro", "cohort": "b"})
 
 
 def test_a_body_deflated_to_exactly_the_threshold_stays_inline():

@@ -159,7 +159,8 @@ def test_event_without_postlines_tag_has_no_message_id():
 
 
 def test_identity_notification_format_is_understood():
-    notification = {"notificationType": "Bounce", "mail": {"messageId": SES_ID, "timestamp": "2024-06-10T06:13:20.250Z"},
+    notification = {"notificationType": "Bounce",
+                    "mail": {"messageId": SES_ID, "timestamp": "2024-06-10T06:13:20.250Z"},
                     "bounce": {"bounceType": "Transient", "bouncedRecipients": [{"emailAddress": "ada@example.com"}],
                                "timestamp": "2024-06-10T06:13:22.000Z"}}
     parsed = SesEvent.from_body(sns_envelope(notification))

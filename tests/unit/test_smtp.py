@@ -6,8 +6,17 @@ import pytest
 
 from postline.ses import PERMANENT, QUOTA_THROTTLE, RATE_THROTTLE, TRANSIENT, UNVERIFIED_SENDER
 from postline.settings import ConfigurationError, settings_from_environ
-from postline.smtp import (DATA, MAIL, RCPT, SmtpRelay, _dot_stuffed, classify, parse_relays, provider_message_id,
-                           ses_headers)
+from postline.smtp import (
+    DATA,
+    MAIL,
+    RCPT,
+    SmtpRelay,
+    _dot_stuffed,
+    classify,
+    parse_relays,
+    provider_message_id,
+    ses_headers,
+)
 from postline.transports import Email
 
 STREAMS = ("critical", "transactional", "marketing")
@@ -89,7 +98,8 @@ def test_the_relays_message_id_is_read_from_its_250_reply(reply, expected):
 
 
 def _email(**overrides) -> Email:
-    fields = dict(message_id="mabcdefghijklmnopqrstuvwx", sender=SENDER, recipient=RECIPIENT, mime=b"Subject: x\r\n\r\nhi",
+    fields = dict(message_id="mabcdefghijklmnopqrstuvwx", sender=SENDER, recipient=RECIPIENT,
+                  mime=b"Subject: x\r\n\r\nhi",
                   stream="critical", configuration_set="postline-critical", template="password-reset",
                   campaign=None, tags={"plan": "pro plus"}, retry=0)
     return Email(**{**fields, **overrides})

@@ -39,11 +39,13 @@ def rules(path: Path) -> list[tuple[str, str, int | None]]:
 CASES = [
     ("unsubscribe-link", "error", dict(stream="marketing", html="<p>Sale, {{ name }}!</p><p>12 Harbour Road</p>"),
      dict(stream="marketing", html="<p>Sale, {{ name }}!</p>" + FOOTER)),
-    ("postal-address", "warning", dict(stream="marketing", html='<p>Sale!</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>'),
+    ("postal-address", "warning", dict(stream="marketing",
+                                       html='<p>Sale!</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>'),
      dict(stream="marketing", html="<p>Sale!</p>" + FOOTER)),
     ("gmail-clipping", "warning", dict(html="<p>{{ name }}</p>" + "<p>" + "x" * 110_000 + "</p>"),
      dict(html="<p>{{ name }}</p>" + "<p>" + "x" * 90_000 + "</p>")),
-    ("text-part", "error", dict(html='<p>{{ name }}</p>'.replace("<p>{{ name }}</p>", '<img src="https://x.example/a.png" alt="">'),
+    ("text-part", "error", dict(html='<p>{{ name }}</p>'.replace("<p>{{ name }}</p>",
+                                                                 '<img src="https://x.example/a.png" alt="">'),
                                 subject="Hi", example={}),
      dict(html='<img src="https://x.example/a.png" alt=""><p>Our spring range</p>', subject="Hi", example={})),
     ("insecure-url", "warning", dict(html='<p>{{ name }}</p>\n<a href="http://x.example/">site</a>'),
@@ -129,7 +131,8 @@ def run(*args):
 
 
 def test_push_names_the_file_and_line_of_a_syntax_error(tmp_path):
-    path = folder(tmp_path, "shipping-update", html="<ul>\n{% for p in parcels %}\n<li>{{ p }}</li>\n{% endfo %}\n</ul>",
+    path = folder(tmp_path, "shipping-update",
+                  html="<ul>\n{% for p in parcels %}\n<li>{{ p }}</li>\n{% endfo %}\n</ul>",
                   example={"name": "A", "parcels": []})
     code, output = run("templates", "push", str(path), "--dry-run")
     assert code == 2
@@ -138,7 +141,8 @@ def test_push_names_the_file_and_line_of_a_syntax_error(tmp_path):
 
 
 def test_a_render_failure_names_the_line_what_it_says_and_the_pitfall(tmp_path):
-    path = folder(tmp_path, "order", html="<p>{{ name }}</p>\n{% for item in order.items %}<p>{{ item }}</p>{% endfor %}",
+    path = folder(tmp_path, "order",
+                  html="<p>{{ name }}</p>\n{% for item in order.items %}<p>{{ item }}</p>{% endfor %}",
                   example={"name": "A", "order": {"items": ["mug"]}})
     with pytest.raises(TemplateProblem) as caught:
         prepare(load_template_dir(path), "t")
@@ -150,10 +154,12 @@ def test_a_render_failure_names_the_line_what_it_says_and_the_pitfall(tmp_path):
 
 def test_if_on_a_value_the_example_leaves_out_publishes(tmp_path):
     path = folder(tmp_path, "shipping", html="<p>{{ name }}</p>{% if note %}<p>{{ note }}</p>{% endif %}"
-                  "{% for p in parcels %}{% if p.tracking_url %}<a href=\"{{ p.tracking_url }}\">t</a>{% endif %}{% endfor %}",
+                  "{% for p in parcels %}{% if p.tracking_url %}<a href=\"{{ p.tracking_url }}\">t</a>{% endif %}"
+                  "{% endfor %}",
                   optional=["note"], example={"name": "A", "parcels": [{"carrier": "Post"}]})
     item = prepare(load_template_dir(path), "t")
-    assert CompiledTemplate.compile(item).render({"name": "A", "parcels": [{}], "note": "door"}, {}).text == "A\n\ndoor\n"
+    assert (CompiledTemplate.compile(item).render({"name": "A", "parcels": [{}], "note": "door"}, {}).text
+            == "A\n\ndoor\n")
 
 
 def test_printing_a_value_the_data_leaves_out_is_still_an_error(tmp_path):
@@ -188,7 +194,8 @@ def test_render_a_folder_with_its_example_or_data(tmp_path):
     path = folder(tmp_path, "hello", subject="Hello {{ name }}", html="<ul><li>{{ name }}</li><li>two</li></ul>")
     code, output = run("templates", "render", str(path))
     assert code == 0
-    assert output == "hello (folder " + str(path) + ", unpublished) (transactional)\nSubject: Hello Ada\n\n- Ada\n- two\n"
+    assert output == ("hello (folder " + str(path) + ", unpublished) (transactional)\n"
+                      "Subject: Hello Ada\n\n- Ada\n- two\n")
     code, output = run("templates", "render", str(path), "--data", '{"name": "Bob"}', "--json")
     assert code == 0 and json.loads(output)["text"] == "- Bob\n- two"
     code, output = run("templates", "render", str(path), "--data", "{}")

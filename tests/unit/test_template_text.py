@@ -43,12 +43,14 @@ def test_hidden_preheader_head_and_outlook_only_blocks_are_left_out():
 
 def test_links_read_text_then_address_and_image_only_links_are_left_out():
     html = ('<p><a href="{{ url }}"><img src="https://x.example/i.png" alt="Logo"></a></p>'
-            '<p>See <a href="{{ url }}?a=1&amp;copy=2">your order</a>, or <a href="mailto:help@x.example">write</a>.</p>')
+            '<p>See <a href="{{ url }}?a=1&amp;copy=2">your order</a>, '
+            'or <a href="mailto:help@x.example">write</a>.</p>')
     assert text_of(html, {"url": "https://x.example/o"}) == "See your order (https://x.example/o?a=1&copy=2), or write."
 
 
 def test_a_condition_inside_a_sentence_keeps_its_spaces():
-    html = "<p>Hello {% if vip %}dear {% endif %}friend, you subscribed to {% if n %}the {{ n }} list{% else %}this list{% endif %}.</p>"
+    html = ("<p>Hello {% if vip %}dear {% endif %}friend, you subscribed to "
+            "{% if n %}the {{ n }} list{% else %}this list{% endif %}.</p>")
     assert text_of(html, {"vip": True, "n": "Lumen"}) == "Hello dear friend, you subscribed to the Lumen list."
     assert text_of(html, {"vip": False, "n": ""}) == "Hello friend, you subscribed to this list."
 

@@ -29,8 +29,8 @@ def compiled(**kwargs) -> CompiledTemplate:
 # --- required_variables --------------------------------------------------------------------------------------------
 
 def test_required_variables_lists_top_level_names_from_all_three_parts():
-    found = required_variables("Order {{ order.number }}", "<p>{{ name }}</p>{% for i in items %}{{ i.sku }}{% endfor %}",
-                               "{{ total }}")
+    found = required_variables("Order {{ order.number }}",
+                               "<p>{{ name }}</p>{% for i in items %}{{ i.sku }}{% endfor %}", "{{ total }}")
     assert found == ["items", "name", "order", "total"]
 
 

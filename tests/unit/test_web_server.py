@@ -5,8 +5,16 @@ import re
 
 import pytest
 
-from postline_cli.web.server import (CONTENT_SECURITY_POLICY, Response, Route, WebApp, csrf_input, escape, page,
-                                     response_headers)
+from postline_cli.web.server import (
+    CONTENT_SECURITY_POLICY,
+    Response,
+    Route,
+    WebApp,
+    csrf_input,
+    escape,
+    page,
+    response_headers,
+)
 
 PORT = 8025
 HOST = {"host": f"127.0.0.1:{PORT}"}
