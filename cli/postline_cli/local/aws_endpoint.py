@@ -112,9 +112,9 @@ def ses_limits_from_environment(environ=None) -> tuple[float, int]:
     )
 
 
-def refusal_log_beside(send_log: str) -> str:
-    """Where the sends SES refused are logged: ``ses-refusals.jsonl`` in the send log's folder."""
-    return os.path.join(os.path.dirname(os.path.abspath(send_log)), REFUSAL_LOG)
+def beside_send_log(send_log: str, name: str) -> str:
+    """The endpoint's other logs (``REFUSAL_LOG``, ``PAUSE_LOG``) are written in the send log's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(send_log)), name)
 
 
 def log_own_pauses(
@@ -125,7 +125,7 @@ def log_own_pauses(
     and moto keeps every item, object and message in this process, so its full collections grow with the state.
     The rate benchmark reads them to tell the emulator's stops from postline's pace; nothing is changed by it.
     Returns the callback installed (a test removes it)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(send_log)), PAUSE_LOG)
+    path = beside_send_log(send_log, PAUSE_LOG)
     started = [0.0]
 
     def on_collection(phase: str, info: dict) -> None:
@@ -237,7 +237,7 @@ def install_ses_recorder(
     original = SESV2Response.send_email
     lock = threading.Lock()  # over the check, the send and its recording: the server answers on many threads
     limits = SesSendingLimits(rate, quota, accepted_times(send_log), clock())
-    refusal_log = refusal_log_beside(send_log)
+    refusal_log = beside_send_log(send_log, REFUSAL_LOG)
     os.makedirs(outbox, exist_ok=True)
 
     def send_email(self) -> str:
