@@ -179,6 +179,12 @@ class RateStack:
         self.conn.send("figures")
         return self.conn.recv()
 
+    def limiter_since(self, before: dict) -> tuple[int, int]:
+        """The limiter's DynamoDB writes and sends held for lateness since ``limiter_figures()`` gave ``before``."""
+        after = self.limiter_figures()
+        return (after["limiter_writes"] - before["limiter_writes"],
+                after["held_for_lateness"] - before["held_for_lateness"])
+
     def factors(self) -> list[tuple[float, float]]:
         """The send function's adaptive slow-down (1: none) as sampled: (when, factor)."""
         self.conn.send("factors")
@@ -475,9 +481,7 @@ def backlog_alone(stack: RateStack, emails: int) -> dict:
     _wait_for_sends(stack, set(criticals.enqueued), 120)
     stack.wait_idle()
     watch.done.set()
-    after = stack.limiter_figures()
-    writes = after["limiter_writes"] - before["limiter_writes"]
-    held = after["held_for_lateness"] - before["held_for_lateness"]
+    writes, held = stack.limiter_since(before)
     ended = time.time()
 
     factors = stack.factors()
@@ -558,9 +562,7 @@ def backlog_beside_outside_sender(stack: RateStack, emails: int) -> dict:
     outside.done.set()
     outside.join()
     stack.wait_idle()
-    after = stack.limiter_figures()
-    writes = after["limiter_writes"] - before["limiter_writes"]
-    held = after["held_for_lateness"] - before["held_for_lateness"]
+    writes, held = stack.limiter_since(before)
     factors = stack.factors()
     ended = time.time()
 
