@@ -503,6 +503,32 @@ def test_time_spent_waiting_for_a_sending_slot_does_not_lengthen_the_wait_after_
     assert pipeline.ses.count(message_id_for("paced")) == 1
 
 
+def test_an_email_throttled_again_after_waiting_behind_a_backlog_is_back_in_seconds(pipeline):
+    """Throttled once, the email goes back on its queue behind a newsletter and comes round minutes later; SES
+    throttles it again (another sender took the second): it is back in seconds, not after as long again as it
+    spent in that queue, and it still counts towards how long an email may wait for SES."""
+    from postline.send import send_batch
+
+    pipeline.enqueue("marketing", message("newsletter", "patient@example.com", "behind"))
+    pipeline.run_render()
+    spy = RequeueSpy(pipeline)
+    throttle = ses_error("ThrottlingException", "Maximum sending rate exceeded.")
+    pipeline.ses.fail_with = [throttle]
+    send_batch(pipeline.receive("postline-send-marketing", visibility=0), pipeline.send_context(sqs=spy))
+    (first,) = spy.sent
+    assert first["DelaySeconds"] == 2
+    refused_at = first["MessageAttributes"]["postline_waiting_since"]["StringValue"]
+    pipeline.now[0] += 150  # behind the backlog
+    pipeline.ses.fail_with = [throttle]
+    send_batch([spy.deliver("postline-send-marketing")], pipeline.send_context(sqs=spy))
+    (again,) = spy.sent
+    assert again["DelaySeconds"] == 2
+    assert again["MessageAttributes"]["postline_waiting_since"]["StringValue"] == refused_at
+    pipeline.ses.fail_with = []
+    send_batch([spy.deliver("postline-send-marketing")], pipeline.send_context())
+    assert pipeline.ses.count(message_id_for("behind")) == 1 and record(message_id_for("behind")).status == "sent"
+
+
 @pytest.mark.parametrize("stream", ['transactional', 'marketing'])
 def test_a_throttled_message_is_sent_once_when_ses_recovers(pipeline, stream):
     from postline.send import send_batch

@@ -902,11 +902,14 @@ def _settle(
             work.retry(rid, answer.reason, backoff_seconds(work.records[rid].receive_count))
         elif answer.kind == TRANSIENT:
             work.result.set(rid, Outcome(job.message_id, "waiting", answer.reason))
-            # As long again as it has waited so far (30 s at first; a few seconds for the rate, which the limiter
-            # now keeps lower), at most SQS's longest delay.
-            waited = now - _waiting_since(work.records[rid], now)
-            first = RATE_THROTTLE_WAIT_SECONDS if answer.throttle == RATE_THROTTLE else 30
-            work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(first, waited)))
+            if answer.throttle == RATE_THROTTLE:
+                # Back in a few seconds however long it has waited: the limiter now keeps the rate lower, and the
+                # time a throttled email spent behind a backlog on its queue says nothing about SES.
+                work.requeue[rid] = RATE_THROTTLE_WAIT_SECONDS
+            else:
+                # As long again as it has waited so far (30 s at first), at most SQS's longest delay.
+                waited = now - _waiting_since(work.records[rid], now)
+                work.requeue[rid] = int(min(SQS_MAX_DELAY_SECONDS, max(30, waited)))
             if answer.unverified:
                 held_unverified[job.stream] += 1
         else:
