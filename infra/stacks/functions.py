@@ -35,6 +35,8 @@ from .constants import (
     SEND_EVENT_DELAY,
     SEND_QUEUES,
     SES_EVENTS,
+    SES_EVENTS_BATCH_SIZE,
+    SES_EVENTS_BATCHING_WINDOW,
     SES_EVENTS_CONCURRENCY,
     STREAMS,
     TABLE_ENV,
@@ -263,18 +265,25 @@ class Functions(Construct):
         return function
 
     def _consume(self, config: Config, queues: Queues) -> None:
-        """Batches of 10 with partial failures; a ceiling per queue so marketing never takes critical's share."""
+        """Batches of 10 with partial failures (SES's events: up to 100 gathered for a second); a ceiling per queue so
+        marketing never takes critical's share."""
         consumers = [("render", queues.inbound[s], config.render_concurrency[s]) for s in STREAMS]
         consumers += [("send", queues.send[s], config.send_concurrency[s]) for s in STREAMS]
-        consumers += [
-            ("ses_events", queue, SES_EVENTS_CONCURRENCY)
-            for queue in (queues.ses_events, queues.ses_send_events)
-            if queue is not None
-        ]
         for name, queue, ceiling in consumers:
             self.functions[name].add_event_source(
                 sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True, max_concurrency=ceiling)
             )
+        for queue in (queues.ses_events, queues.ses_send_events):
+            if queue is not None:  # the Send events' own queue: the EventBridge route only
+                self.functions["ses_events"].add_event_source(
+                    sources.SqsEventSource(
+                        queue,
+                        batch_size=SES_EVENTS_BATCH_SIZE,
+                        max_batching_window=SES_EVENTS_BATCHING_WINDOW,
+                        report_batch_item_failures=True,
+                        max_concurrency=SES_EVENTS_CONCURRENCY,
+                    )
+                )
         # One control message is one run of a campaign's fan-out (up to a minute of work).
         self.functions["campaign"].add_event_source(
             sources.SqsEventSource(

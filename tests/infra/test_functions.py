@@ -17,6 +17,7 @@ from postline.settings import (
     Settings,
     settings_from_environ,
 )
+from postline_cli.local.worker import consumers, queues_of
 from stacks.config import MAX_WARMUP_CURVE_POINTS, parse_config
 from stacks.constants import API_CONCURRENCY_ALLOWANCE, FUNCTIONS, MAX_STACK_NAME_LENGTH
 from stacks.functions import ANNOUNCERS, READ_BY
@@ -316,11 +317,26 @@ def _mappings(synth, function_name):
 
 def test_event_source_mappings_batch_ten_with_partial_failures_but_campaign_runs_one_at_a_time(synth):
     control_queue = synth.logical_id(synth.stack.queues.campaigns)
+    events_queue = synth.logical_id(synth.stack.queues.ses_events)
     for mapping in synth.resources("AWS::Lambda::EventSourceMapping").values():
-        one_run = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == control_queue
-        assert mapping["Properties"]["BatchSize"] == (1 if one_run else 10)
+        queue = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        assert mapping["Properties"]["BatchSize"] == {control_queue: 1, events_queue: 100}.get(queue, 10)
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert 2 <= mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= 1000
+
+
+def test_ses_events_are_gathered_for_a_second_up_to_100_and_the_local_stack_gathers_them_alike(synth, variant):
+    """Fewer, fuller invocations of ses_events: its receives, record reads, counter writes and application events
+    are paid per batch. The local stack's pollers gather with the same numbers, so what it measures is this."""
+    assert set(_mappings(synth, "ses_events")) == {"ses-events"}  # the SNS route
+    mappings = _mappings(variant, "ses_events")  # the EventBridge route: the held-back Send events too
+    assert set(mappings) == {"ses-events", "ses-send-events"}
+    for mapping in [*mappings.values(), *_mappings(synth, "ses_events").values()]:
+        assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 1)
+    for consumer in consumers("ses_events", dict.fromkeys(queues_of("ses_events"), 1)):
+        assert (consumer.batch_size, consumer.batching_window_seconds) == (100, 1.0)
+    for name, mapping in _mappings(synth, "send").items():
+        assert "MaximumBatchingWindowInSeconds" not in mapping, name  # a password reset never waits to be gathered
 
 
 def test_the_campaign_function_consumes_the_control_queue_two_runs_at_most(synth):

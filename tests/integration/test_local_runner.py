@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import boto3
 import pytest
@@ -95,3 +96,37 @@ def test_a_batch_is_not_handed_to_another_invocation_while_its_handler_still_run
     while not copies:  # the failed record is visible again after the visibility timeout
         rival.poll_once(wait_seconds=1)
     assert copies == [["slow"]]
+
+
+def test_a_batching_window_gathers_what_arrives_within_it_into_one_invocation_of_more_than_ten(sqs):
+    """As a Lambda mapping with a batching window: messages arriving after the first, while the window is open,
+    join its batch, past SQS's ten a receive; a batch that fills closes the window at once."""
+    queue, _ = make_queue(sqs, max_receive_count=5, visibility=30)
+    sqs.send_message(QueueUrl=queue, MessageBody="first")
+    seen: list[list[str]] = []
+
+    def handler(event, context):
+        seen.append(sorted(r["body"] for r in event["Records"]))
+
+    def later() -> None:
+        time.sleep(0.3)  # while the window is open
+        for start in range(0, 14, 7):
+            sqs.send_message_batch(QueueUrl=queue, Entries=[
+                {"Id": str(i), "MessageBody": f"late-{i:02d}"} for i in range(start, start + 7)])
+
+    sender = threading.Thread(target=later)
+    sender.start()
+    poller = QueuePoller(sqs, queue, "work", "fn", handler, threading.Event(), batch_size=100,
+                         batching_window_seconds=1.0)
+    assert poller.poll_once() == 15
+    sender.join()
+    assert seen == [sorted(["first", *(f"late-{i:02d}" for i in range(14))])]
+    assert bodies(sqs, queue) == []  # all deleted: the handler reported no failure
+
+    for i in range(12):
+        sqs.send_message(QueueUrl=queue, MessageBody=f"full-{i:02d}")
+    small = QueuePoller(sqs, queue, "work", "fn", handler, threading.Event(), batch_size=12,
+                        batching_window_seconds=600.0)
+    assert small.poll_once() == 12  # full: invoked without waiting out the ten minutes
+    assert seen[-1] == [f"full-{i:02d}" for i in range(12)]
+

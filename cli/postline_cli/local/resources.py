@@ -32,6 +32,10 @@ SES_EVENTS_RULE = "postline-ses-events"  # on the default bus, as SES publishes 
 SEND_EVENTS_QUEUE = queue_names.name(STACK_NAME, queue_names.SES_SEND_EVENTS)
 SES_SEND_EVENTS_RULE = "postline-ses-send-events"
 SEND_EVENT_DELAY_SECONDS = 2
+# ses_events takes SES's events as the stack's mappings give them: up to 100, gathered for up to a second
+# (SES_EVENTS_BATCH_SIZE and SES_EVENTS_BATCHING_WINDOW in infra/stacks/constants.py).
+SES_EVENTS_BATCH_SIZE = 100
+SES_EVENTS_BATCHING_WINDOW_SECONDS = 1.0
 # The campaigns' control queue, consumed by the campaign function. A run lasts up to the function's timeout (120 s,
 # as in the stack), so its message stays invisible that long: shorter, and a second run would start mid-run.
 CAMPAIGN_QUEUE = queue_names.name(STACK_NAME, queue_names.CAMPAIGNS)

@@ -1,7 +1,8 @@
 """Deliver SQS batches to the real function handlers the way the Lambda event source mapping does.
 
-Each poller receives up to 10 messages, builds the exact Lambda SQS event, calls the handler, and deletes only
-the records the handler did not report in ``batchItemFailures``. A handler that raises deletes nothing. Records
+Each poller receives a batch (up to 10 messages, or as many as its mapping gathers in its batching window), builds
+the exact Lambda SQS event, calls the handler, and deletes only the records the handler did not report in
+``batchItemFailures``. A handler that raises deletes nothing. Records
 left on the queue come back after their visibility timeout, and SQS's redrive policy moves them to the DLQ
 after the redrive count, as in AWS.
 
@@ -29,6 +30,10 @@ from typing import Any
 from .resources import ACCOUNT, REGION, queue_arn
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+SQS_RECEIVE_LIMIT = 10  # messages one ReceiveMessage returns at most
+# While a batching window is open, how long a poller waits after a receive that found nothing (AWS's pollers are
+# not billed; here each receive costs the endpoint a little).
+GATHER_PAUSE_SECONDS = 0.2
 
 
 def load_handler_module(name: str):
@@ -87,7 +92,9 @@ def _attribute(value: dict[str, Any]) -> dict[str, Any]:
 
 class QueuePoller(threading.Thread):
     """One event source mapping: a queue feeding a function, batches of up to ``batch_size`` (10 but for the
-    campaigns' control queue), partial batch responses, the function's timeout in its context."""
+    campaigns' control queue and SES's events), each gathered for up to ``batching_window_seconds`` once its first
+    message is in, as Lambda's batching window does; partial batch responses, the function's timeout in its
+    context."""
 
     def __init__(
         self,
@@ -100,12 +107,14 @@ class QueuePoller(threading.Thread):
         on_batch=None,
         batch_size: int = 10,
         timeout_seconds: int = 60,
+        batching_window_seconds: float = 0.0,
     ):
         super().__init__(name=f"poller-{queue_name}", daemon=True)
         self.sqs, self.queue_url, self.queue_name = sqs, queue_url, queue_name
         self.function_name, self.handler, self.stop = function_name, handler, stop
         self.on_batch = on_batch
         self.batch_size, self.timeout_seconds = batch_size, timeout_seconds
+        self.batching_window_seconds = batching_window_seconds
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
         self.visibility_seconds = int(attributes["VisibilityTimeout"])
 
@@ -119,14 +128,7 @@ class QueuePoller(threading.Thread):
                     time.sleep(0.5)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
+        messages = self._gather(wait_seconds)
         if not messages:
             return 0
         event = {"Records": [lambda_sqs_record(m, self.queue_name) for m in messages]}
@@ -148,6 +150,29 @@ class QueuePoller(threading.Thread):
         if self.on_batch:
             self.on_batch(self.function_name, len(messages), len(failed))
         return len(messages)
+
+    def _gather(self, wait_seconds: int) -> list[dict[str, Any]]:
+        """A batch: what the first receive gives (waiting up to ``wait_seconds`` for it), then, with a batching
+        window, more until the batch is full or the window since the first message has passed."""
+        messages = self._receive(self.batch_size, wait_seconds)
+        if not messages or self.batching_window_seconds <= 0:
+            return messages
+        closes = time.monotonic() + self.batching_window_seconds
+        while len(messages) < self.batch_size and (left := closes - time.monotonic()) > 0:
+            more = self._receive(self.batch_size - len(messages), 0)
+            messages += more
+            if not more:
+                self.stop.wait(min(left, GATHER_PAUSE_SECONDS))
+        return messages
+
+    def _receive(self, at_most: int, wait_seconds: int) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(SQS_RECEIVE_LIMIT, at_most),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
 
     @contextlib.contextmanager
     def _kept_hidden(self, messages: list[dict[str, Any]]):

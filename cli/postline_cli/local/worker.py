@@ -34,12 +34,14 @@ STOP_GRACE_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Consumer:
-    """One queue feeding a function: ``pollers`` concurrent batches of up to ``batch_size``."""
+    """One queue feeding a function: ``pollers`` concurrent batches of up to ``batch_size``, each gathered for up to
+    ``batching_window_seconds`` (none: what one receive gives)."""
 
     queue_name: str
     pollers: int
     batch_size: int = 10
     timeout_seconds: int = 60
+    batching_window_seconds: float = 0.0
 
 
 def queues_of(function: str) -> list[str]:
@@ -58,10 +60,20 @@ def queues_of(function: str) -> list[str]:
 def consumers(function: str, pollers: dict[str, int]) -> list[Consumer]:
     """The queues ``function`` consumes, each with its concurrent batches from ``pollers`` (by queue name; the
     campaign function takes one control message per invocation: each is a whole run of a fan-out, up to its
-    timeout)."""
+    timeout; ses_events takes SES's events gathered as the stack's mappings gather them)."""
     if function == "campaign":
         return [
             Consumer(queue, pollers[queue], batch_size=1, timeout_seconds=resources.CAMPAIGN_TIMEOUT_SECONDS)
+            for queue in queues_of(function)
+        ]
+    if function == "ses_events":
+        return [
+            Consumer(
+                queue,
+                pollers[queue],
+                batch_size=resources.SES_EVENTS_BATCH_SIZE,
+                batching_window_seconds=resources.SES_EVENTS_BATCHING_WINDOW_SECONDS,
+            )
             for queue in queues_of(function)
         ]
     return [Consumer(queue, pollers[queue]) for queue in queues_of(function)]
@@ -85,6 +97,7 @@ def start_pollers(
                 on_batch,
                 batch_size=consumer.batch_size,
                 timeout_seconds=consumer.timeout_seconds,
+                batching_window_seconds=consumer.batching_window_seconds,
             )
             poller.start()
             started.append(poller)
