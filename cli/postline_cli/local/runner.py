@@ -2,9 +2,8 @@
 
 Each poller receives a batch (up to 10 messages, or as many as its mapping gathers in its batching window), builds
 the exact Lambda SQS event, calls the handler, and deletes only the records the handler did not report in
-``batchItemFailures``. A handler that raises deletes nothing. Records
-left on the queue come back after their visibility timeout, and SQS's redrive policy moves them to the DLQ
-after the redrive count, as in AWS.
+``batchItemFailures``. A handler that raises deletes nothing. Records left on the queue come back after their
+visibility timeout, and SQS's redrive policy moves them to the DLQ after the redrive count, as in AWS.
 
 In AWS a queue's visibility timeout is six times its function's timeout, so SQS never hands a record to a second
 invocation while the first still runs. The local queues' visibility is short (a failed record comes back in
