@@ -1,7 +1,8 @@
 """The local endpoint's moto patches (``aws_endpoint``) keep moto's answers: every scenario here runs on plain moto
-and on the patched one with the same expectations."""
+and on the patched one with the same expectations, but for what moto keeps in memory after answering."""
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -11,8 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import responses as core_responses
+from moto.core.common_models import BaseModel
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
@@ -27,7 +30,8 @@ COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "
 # Every module and class a patch changes, put back after each test.
 PATCHED = [sqs_models, sqs_models.Queue, sqs_models.SQSBackend, dynamodb_models, dynamodb_models.DynamoDBBackend,
            DynamoHandler, UpdateExpressionParser, ConditionExpressionParser, DepthFirstTraverser, Node,
-           ActionCountValidator, OverlappingPathsValidator, core_responses, MotoRandom, ses_models]
+           ActionCountValidator, OverlappingPathsValidator, core_responses, MotoRandom, ses_models,
+           ses_models.SESBackend, BaseModel]
 
 
 @pytest.fixture(params=["plain moto", "patched"])
@@ -41,7 +45,8 @@ def aws(request, monkeypatch):
     if request.param == "patched":
         for patch in (aws_endpoint.serialise_dynamodb, aws_endpoint.lighten_dynamodb_expressions,
                       aws_endpoint.lighten_dispatch, aws_endpoint.speed_up_sqs, aws_endpoint.receive_each_message_once,
-                      aws_endpoint.read_raw_email_headers_only, aws_endpoint.insert_as_dynamodb_does):
+                      aws_endpoint.read_raw_email_headers_only, aws_endpoint.insert_as_dynamodb_does,
+                      aws_endpoint.keep_no_list_of_every_object, aws_endpoint.keep_no_copy_of_sent_emails):
             patch()
     try:
         with mock_aws():
@@ -198,6 +203,38 @@ def test_request_ids_are_new_for_every_request(sqs):
     assert len(ids) == 20
 
 
+def alive(kind: type) -> int:
+    gc.collect()
+    return sum(type(thing) is kind for thing in gc.get_objects())
+
+
+def test_messages_and_items_let_go_are_freed_where_plain_moto_keeps_them_all(aws, request):
+    """Plain moto lists every object it makes for its dashboard, so a long-running endpoint grows with every
+    request; patched, what the queues and tables no longer hold is freed."""
+    sqs, dynamodb = aws.client("sqs"), aws.client("dynamodb")
+    url = sqs.create_queue(QueueName="work")["QueueUrl"]
+    dynamodb.create_table(TableName="work", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    messages_before, items_before = alive(sqs_models.Message), alive(Item)
+    for i in range(50):
+        sqs.send_message(QueueUrl=url, MessageBody=f"email {i}")
+        key = {"id": {"S": f"email {i}"}}
+        dynamodb.put_item(TableName="work", Item={**key, "status": {"S": "queued"}})
+        dynamodb.update_item(TableName="work", Key=key, UpdateExpression="SET #s = :s",
+                             ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "sent"}})
+        dynamodb.delete_item(TableName="work", Key=key)
+    while received := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(received)])
+    assert counts(sqs, url) == (0, 0, 0) and dynamodb.scan(TableName="work")["Count"] == 0
+    kept_messages, kept_items = alive(sqs_models.Message) - messages_before, alive(Item) - items_before
+    if request.node.callspec.params["aws"] == "plain moto":
+        assert kept_messages >= 50 and kept_items >= 50
+    else:
+        assert (kept_messages, kept_items) == (0, 0)
+
+
 @pytest.fixture
 def dynamodb(aws):
     client = aws.client("dynamodb")
@@ -328,6 +365,17 @@ def test_a_raw_email_is_checked_and_counted_by_its_headers(aws):
     with pytest.raises(sesv2.exceptions.MessageRejected):
         sesv2.send_email(Content={"Raw": {"Data": forged}})
     assert aws.client("ses").get_send_quota()["SentLast24Hours"] == 3
+
+
+def test_accepted_emails_are_counted_and_kept_whole_only_by_plain_moto(aws, request):
+    sesv2 = aws.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    for n in range(3):
+        sesv2.send_email(FromEmailAddress="news@example.com", Destination={"ToAddresses": [f"reader{n}@example.net"]},
+                         Content={"Raw": {"Data": b"Subject: hi\r\n\r\n" + b"hello\r\n" * 2000}})
+    assert aws.client("ses").get_send_quota()["SentLast24Hours"] == 3
+    kept = ses_models.ses_backends["123456789012"]["us-east-1"].sent_messages
+    assert len(kept) == (3 if request.node.callspec.params["aws"] == "plain moto" else 0)
 
 
 def test_the_local_ses_refuses_a_send_whose_tags_ses_would_refuse(tmp_path, monkeypatch):

@@ -17,14 +17,14 @@ Time here is the local stack's clock (``--clock-file``, ``postline local clock``
 SES's windows follow it, so a day moved forward frees what waits for tomorrow on the queues, and SES's 24-hour
 count with it.
 
-Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does
-not compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
-(DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the
-server's connections and dispatch, EventBridge's input paths), each patch keeping moto's answers
-(tests/integration/test_local_endpoint.py runs the same scenarios on plain and patched moto). Two patches correct
-moto where postline depends on AWS's answer: a PartiQL ``INSERT`` of a key that exists is refused
-(``insert_as_dynamodb_does``), and a message is handed to one of two concurrent receives, not both
-(``receive_each_message_once``).
+Run as its own process (``python -m postline_cli.local.aws_endpoint``) so the endpoint's request handling does not
+compete with the functions for the interpreter lock. moto is patched where it is unsafe across request threads
+(DynamoDB) or where its cost grows with the data or with every request (SQS, DynamoDB's expressions, the server's
+connections and dispatch, EventBridge's input paths, the list of every object moto ever made, SES's copy of every
+email), each patch keeping moto's answers (tests/integration/test_local_endpoint.py runs the same scenarios on plain
+and patched moto). Two patches correct moto where postline depends on AWS's answer: a PartiQL ``INSERT`` of a key
+that exists is refused (``insert_as_dynamodb_does``), and a message is handed to one of two concurrent receives, not
+both (``receive_each_message_once``).
 """
 
 from __future__ import annotations
@@ -965,6 +965,44 @@ def read_raw_email_headers_only() -> None:
     models.email = SimpleNamespace(message_from_string=HeaderParser().parsestr)  # type: ignore[assignment]
 
 
+def keep_no_list_of_every_object() -> None:
+    """moto lists every object of its models it ever makes, one list per class (``instances_tracked``), for its
+    server's dashboard (``/moto-api/data.json``, which postline never reads): every DynamoDB item written, read or
+    copied, every SQS message, every SES email. Nothing ever takes them off, so the endpoint's memory grows with
+    every request, deleted messages and replaced items included, and so does each of its full garbage collections,
+    which walk them all and hold every request meanwhile: after 10,000 emails, 1.5 million objects of which two
+    thirds were only listed, and stops of a second every half minute. Here a new object is no longer listed (an S3
+    key closes its temporary file when freed, as moto's reset would have closed it)."""
+    from moto.core.common_models import BaseModel
+
+    def new(cls, *args, **kwargs):
+        return super(BaseModel, cls).__new__(cls)  # as moto's own __new__, less the listing
+
+    BaseModel.__new__ = staticmethod(new)  # a class's __new__ is a static method
+
+
+def keep_no_copy_of_sent_emails() -> None:
+    """moto's SES keeps every email it accepts, whole, in a list that only its internal API reads. The endpoint has
+    each one in the outbox and the send log already (``install_ses_recorder``), so that list, about 27 KB an email
+    of a newsletter and never emptied, half the endpoint's memory after 15,000 emails, gives each one up as soon as
+    SES has taken it; SES's count of sends stays moto's."""
+    from moto.ses import models
+
+    def given_up(send):
+        @functools.wraps(send)
+        def sending(self, *args, **kwargs):
+            message = send(self, *args, **kwargs)
+            # SESv2's sends come one at a time (the recorder's lock); one that another overtook is only kept
+            if self.sent_messages and self.sent_messages[-1] is message:
+                self.sent_messages.pop()
+            return message
+
+        return sending
+
+    for name in ("send_email", "send_raw_email", "send_templated_email"):
+        setattr(models.SESBackend, name, given_up(getattr(models.SESBackend, name)))
+
+
 def remember_event_paths() -> None:
     """moto's EventBridge, for each event it delivers to a target, compiles the target's eight JSONPath
     expressions anew, building a parser (its grammar tables included) for each: milliseconds per event.
@@ -1096,6 +1134,8 @@ def main() -> None:
     clock = LocalClock(args.clock_file) if args.clock_file else time.time
     install_ses_recorder(args.outbox, args.send_log, rate, quota, clock)
     log_own_pauses(args.send_log, clock)
+    keep_no_list_of_every_object()
+    keep_no_copy_of_sent_emails()
     refuse_unverified_as_ses_does()
     answer_ses_setup_as_ses_does()
     sqs_on_clock(clock)
