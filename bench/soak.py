@@ -59,6 +59,11 @@ STALE_CLAIM_SECONDS = 90
 # 200 KB, is more than a message within the 64 KB input limit renders to, so the soak's large newsletters (150
 # articles, about 20 KB) would never meet S3 and its faults.
 CLAIM_CHECK_THRESHOLD_BYTES = 16_000
+# With ``each_once=1`` a fault comes at its first chance; a kill also waits for the gap since the last one and for a
+# send worker running again. A run that has sent everything before every kind came gets more plain messages, this
+# many every few seconds, until every kind has come (or half the deadline has passed): a faster stack drains a short
+# run before its last kill's chance.
+TOP_UP_MESSAGES = 10
 FINAL = {"sent", "delivered", "bounced", "complained", "suppressed", "rejected", "failed", "cancelled", "unknown"}
 SETTLED = FINAL - {"sent"}  # what the run waits for: a sent email's Delivery, Bounce or Complaint comes soon after
 TEMPLATES = {"critical": ["password-reset"], "transactional": ["welcome", "order-confirmation", "invoice"],
@@ -126,6 +131,29 @@ def plan(count: int, run: str, seed: int) -> tuple[list[tuple[str, str]], dict[s
     return bodies, kinds
 
 
+def plain_messages(run: str, first: int, count: int) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """``count`` plain messages numbered from ``first`` (after the planned ones), one template after another."""
+    names = [name for names in TEMPLATES.values() for name in names]
+    bodies, kinds = [], {}
+    for i in range(first, first + count):
+        message_id, template = f"soak-{run}-{i:06d}", names[i % len(names)]
+        message = {"id": message_id, "template": template, "to": f"reader-{i}@example.com", "data": example(template)}
+        bodies.append((stream_of(template), json.dumps(message)))
+        kinds[message_id] = "plain"
+    return bodies, kinds
+
+
+def kinds_still_due(faults: str, fault_log: list[dict]) -> set[str]:
+    """The kinds a spec with ``each_once=1`` gives that the fault log does not show yet (none without it)."""
+    from postline_cli.local.faults import parse_spec
+
+    rates, _, each_once, _ = parse_spec(faults)
+    if not each_once:
+        return set()
+    injected = {entry["kind"] for entry in fault_log if entry.get("action") != "Scan"}  # as ``account`` counts
+    return {kind for kind, rate in rates.items() if rate > 0} - injected
+
+
 class Stack:
     """The local stack on free ports, with its own state folder and the faults."""
 
@@ -185,6 +213,13 @@ def enqueue(stack: Stack, bodies: list[tuple[str, str]]) -> None:
                     break
             if entries:
                 raise RuntimeError(f"the inbound queue refused {len(entries)} messages")
+
+
+def still_queued(stack: Stack) -> int:
+    """Messages waiting on the inbound and send queues (not those in flight): 0 once the run has sent everything."""
+    names = [f"postline-{stream}" for stream in TEMPLATES] + [f"postline-send-{stream}" for stream in TEMPLATES]
+    return sum(int(stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url(name), AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]) for name in names)
 
 
 def statuses(stack: Stack, caller_ids: dict[str, str]) -> dict[str, tuple[str, str, float | None]]:
@@ -273,11 +308,22 @@ def soak(messages: int, faults: str, kill_every: float | None, deadline: float, 
         sent_at = time.time()
         ids = [i for i, kind in kinds.items() if kind != "garbage"]
         caller_ids = {message_id_for(i): i for i in ids}
-        until = sent_at + deadline
+        until, top_up_until, topped_up = sent_at + deadline, sent_at + deadline / 2, 0
         while True:
             found = statuses(stack, caller_ids)
             waiting = [i for i in ids if found.get(i, ("",))[0] not in SETTLED]
             progress(f"{len(ids) - len(waiting):,} of {len(ids):,} ids settled, {time.time() - sent_at:.0f} s")
+            due = kinds_still_due(faults, read_jsonl(stack.state / "endpoint-faults.jsonl"))
+            if due and time.time() < top_up_until and not still_queued(stack):
+                more, more_kinds = plain_messages(run, len(bodies), TOP_UP_MESSAGES)
+                progress(f"{', '.join(sorted(due))} not injected yet: {len(more)} more plain messages")
+                enqueue(stack, more)
+                bodies += more
+                kinds.update(more_kinds)
+                ids += list(more_kinds)
+                caller_ids.update((message_id_for(i), i) for i in more_kinds)
+                topped_up += len(more)
+                waiting += list(more_kinds)
             if not waiting or time.time() > until:
                 break
             # Rejected messages without a record settle in the DLQ: looked for at the end, not waited on here.
@@ -299,7 +345,8 @@ def soak(messages: int, faults: str, kill_every: float | None, deadline: float, 
             fault_log += [{"kind": "kill_every", "service": "workers", "action": "kill send", "time": at}
                           for at in killer.send_kill_times]
         result = account(kinds, found, dlq, send_log, fault_log)
-        result.update(messages=len(bodies), ids=len(kinds), faults_spec=faults, state_dir=str(stack.dir),
+        result.update(messages=len(bodies), ids=len(kinds), topped_up=topped_up, faults_spec=faults,
+                      state_dir=str(stack.dir),
                       wall_seconds=round(time.time() - started, 1), drain_seconds=round(drained_at - sent_at, 1),
                       kills=dict(killer.kills) if killer else None,
                       kills_failed=killer.failed if killer else None)
@@ -388,7 +435,8 @@ def _reason_kind(reason: str) -> str:
 
 
 def report(figures: dict) -> list[str]:
-    lines = [f"soak: {figures['messages']:,} messages put on the queues ({figures['ids']:,} ids), "
+    lines = [f"soak: {figures['messages']:,} messages put on the queues ({figures['ids']:,} ids, "
+             f"{figures['topped_up']:,} of them plain ones added while some fault had not come yet), "
              f"faults {figures['faults_spec']!r}",
              f"  wall time {figures['wall_seconds']:.0f} s (queues drained in {figures['drain_seconds']:.0f} s)",
              "  faults injected: " + (", ".join(f"{k} {v}" for k, v in figures["faults"].items()) or "none")

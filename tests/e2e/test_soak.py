@@ -16,8 +16,8 @@ pytestmark = pytest.mark.e2e
 
 # Every kind at least once (each_once), then at rates high enough for a short run to meet most several times; a
 # read timeout holds a sending thread 16 s and a kill sends a batch back after its visibility timeout, so those
-# come rarely after their first. The three kills come 3 s apart at least (20 s by default), so that all three come
-# while the run still sends: its sends last 15 to 25 s (with 5 s, a run that drained fast missed its third kill).
+# come rarely after their first. The three kills come 3 s apart at least (20 s by default); a run that has sent
+# everything before all three came gets more plain messages until they have (bench/soak.py, TOP_UP_MESSAGES).
 RARE = {"ses_timeout_before", "ses_timeout_after", *KILL_KINDS}
 SPEC = ",".join(f"{kind}={0.005 if kind in RARE else 0.03}" for kind in KINDS) + ",seed=11,each_once=1,kill_gap=3"
 
