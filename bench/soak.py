@@ -133,25 +133,29 @@ def plan(count: int, run: str, seed: int) -> tuple[list[tuple[str, str]], dict[s
 
 def plain_messages(run: str, first: int, count: int) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """``count`` plain messages numbered from ``first`` (after the planned ones), one template after another."""
-    names = [name for names in TEMPLATES.values() for name in names]
+    data = {name: example(name) for names in TEMPLATES.values() for name in names}
+    names = list(data)
     bodies, kinds = [], {}
     for i in range(first, first + count):
         message_id, template = f"soak-{run}-{i:06d}", names[i % len(names)]
-        message = {"id": message_id, "template": template, "to": f"reader-{i}@example.com", "data": example(template)}
+        message = {"id": message_id, "template": template, "to": f"reader-{i}@example.com", "data": data[template]}
         bodies.append((stream_of(template), json.dumps(message)))
         kinds[message_id] = "plain"
     return bodies, kinds
 
 
-def kinds_still_due(faults: str, fault_log: list[dict]) -> set[str]:
-    """The kinds a spec with ``each_once=1`` gives that the fault log does not show yet (none without it)."""
+def given_once(faults: str) -> set[str]:
+    """The kinds a spec gives at their first chance (``each_once=1``); none without it."""
     from postline_cli.local.faults import parse_spec
 
     rates, _, each_once, _ = parse_spec(faults)
-    if not each_once:
-        return set()
-    injected = {entry["kind"] for entry in fault_log if entry.get("action") != "Scan"}  # as ``account`` counts
-    return {kind for kind, rate in rates.items() if rate > 0} - injected
+    return {kind for kind, rate in rates.items() if rate > 0} if each_once else set()
+
+
+def pipeline_faults(fault_log: list[dict]) -> Counter:
+    """The faults injected into the pipeline's calls, by kind: not those on the soak's own table scans, nor its
+    ``--kill-every`` kills."""
+    return Counter(e["kind"] for e in fault_log if e.get("action") != "Scan" and e["kind"] != "kill_every")
 
 
 class Stack:
@@ -309,11 +313,12 @@ def soak(messages: int, faults: str, kill_every: float | None, deadline: float, 
         ids = [i for i, kind in kinds.items() if kind != "garbage"]
         caller_ids = {message_id_for(i): i for i in ids}
         until, top_up_until, topped_up = sent_at + deadline, sent_at + deadline / 2, 0
+        once = given_once(faults)
         while True:
             found = statuses(stack, caller_ids)
             waiting = [i for i in ids if found.get(i, ("",))[0] not in SETTLED]
             progress(f"{len(ids) - len(waiting):,} of {len(ids):,} ids settled, {time.time() - sent_at:.0f} s")
-            due = kinds_still_due(faults, read_jsonl(stack.state / "endpoint-faults.jsonl"))
+            due = once - set(pipeline_faults(read_jsonl(stack.state / "endpoint-faults.jsonl"))) if once else set()
             if due and time.time() < top_up_until and not still_queued(stack):
                 more, more_kinds = plain_messages(run, len(bodies), TOP_UP_MESSAGES)
                 progress(f"{', '.join(sorted(due))} not injected yet: {len(more)} more plain messages")
@@ -399,13 +404,12 @@ def account(kinds: dict[str, str], found: dict[str, tuple[str, str, float | None
         by_kind.setdefault(kind, Counter())[status] += 1
     parked = sorted(i for i, (status, _, _) in found.items() if status == "unknown")
     causes = parked_causes(parked, found, fault_log)
-    pipeline_faults = Counter(e["kind"] for e in fault_log if e.get("action") != "Scan" and e["kind"] != "kill_every")
     rejected_by_ses = sum(1 for status, reason, _ in found.values()
                           if status == "failed" and reason.startswith("SES MessageRejected"))
     return {
         "statuses": dict(outcome.most_common()),
         "by_kind": {kind: dict(counts.most_common()) for kind, counts in sorted(by_kind.items())},
-        "faults": dict(sorted(pipeline_faults.items())),
+        "faults": dict(sorted(pipeline_faults(fault_log).items())),
         "faults_on_the_soaks_own_scans": sum(1 for e in fault_log if e.get("action") == "Scan"),
         "ses_accepted": len(send_log),
         "ses_accepted_ids": len(accepted),
